@@ -1,0 +1,377 @@
+"""The article model: one language version per content file ``content/<slug>.<lang>.md``, grouped into stories."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date as date_type
+from datetime import datetime, time, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from publisher.errors import ContentError, NotFound, PublisherError
+
+if TYPE_CHECKING:
+    from publisher.site import Site
+
+LANGUAGES = ("en", "ko")
+TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
+MANDATORY_PROPERTIES = ("title", "date")
+KNOWN_KEYS = ("title", "date", "updated", "lang", "slug", "summary", "author", "theme", "tags", "image", "url",
+              "translation")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+FILE_RE = re.compile(r"^(?P<slug>.+)\.(?P<lang>[A-Za-z-]+)\.md$")
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class TranslationInfo:
+    """How this version came to be: written (``original``), translated by a person (``human``), by a model
+    (``machine``), or by a model and then checked by an editor (``reviewed``)."""
+
+    status: str = "original"
+    source_lang: str | None = None
+    model: str | None = None
+
+    @property
+    def is_translation(self) -> bool:
+        return self.status != "original"
+
+
+@dataclass
+class Article:
+    """One language version of an article."""
+
+    slug: str
+    lang: str
+    title: str
+    date: datetime
+    body: str = ""
+    summary: str = ""
+    updated: datetime | None = None
+    author: str | None = None
+    theme: str | None = None
+    tags: list[str] = field(default_factory=list)
+    image: Image | None = None
+    url: str = ""
+    translation: TranslationInfo = field(default_factory=TranslationInfo)
+    path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def body_html(self) -> str:
+        from publisher.markup import markdown_to_html
+
+        return markdown_to_html(self.body)
+
+    @property
+    def summary_html(self) -> str:
+        from publisher.markup import markdown_to_html
+
+        return markdown_to_html(self.summary) if self.summary else ""
+
+    @property
+    def is_machine_translation(self) -> bool:
+        return self.translation.status == "machine"
+
+    @property
+    def theme_slug(self) -> str | None:
+        return slugify(self.theme) if self.theme else None
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.updated or self.date
+
+    def with_changes(self, **changes: Any) -> Article:
+        return replace(self, **changes)
+
+
+@dataclass
+class Story:
+    """One article in all its languages, keyed by language."""
+
+    slug: str
+    versions: dict[str, Article] = field(default_factory=dict)
+
+    @property
+    def original(self) -> Article:
+        for article in self.versions.values():
+            if article.translation.status == "original":
+                return article
+        return next(iter(self.versions.values()))
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.versions)
+
+    def get(self, lang: str) -> Article | None:
+        return self.versions.get(lang)
+
+    def only(self, langs: Iterator[str] | list[str] | tuple[str, ...]) -> Story:
+        wanted = set(langs)
+        return Story(self.slug, {lang: a for lang, a in self.versions.items() if lang in wanted})
+
+    def alternates(self, article: Article) -> list[Article]:
+        """The other language versions of ``article``."""
+        return [a for lang, a in self.versions.items() if lang != article.lang]
+
+
+class Library:
+    """Every article of a site, grouped into stories."""
+
+    def __init__(self, stories: Mapping[str, Story]) -> None:
+        self.stories = dict(stories)
+
+    def story(self, slug: str) -> Story:
+        try:
+            return self.stories[slug]
+        except KeyError:
+            raise NotFound(f"no article with slug {slug!r}") from None
+
+    def articles(self, lang: str | None = None) -> list[Article]:
+        """Every version, newest first."""
+        found = [a for s in self.stories.values() for a in s.versions.values() if lang is None or a.lang == lang]
+        return sorted(found, key=lambda a: (a.date, a.slug), reverse=True)
+
+    def __len__(self) -> int:
+        return len(self.stories)
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+def slugify(text: str) -> str:
+    """Lower-case words joined by hyphens; Hangul is kept."""
+    words = re.findall(r"[0-9a-z\uac00-\ud7a3]+", text.lower())
+    return "-".join(words)
+
+
+def split_front_matter(text: str, path: Path | str) -> tuple[dict[str, Any], str]:
+    import yaml
+
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.startswith("---"):
+        raise ContentError(path, None, "no front matter: the file must start with a '---' line")
+    parts = re.split(r"^---[ \t]*$", text, maxsplit=2, flags=re.MULTILINE)
+    if len(parts) < 3:
+        raise ContentError(path, None, "front matter is not closed by a '---' line")
+    try:
+        meta = yaml.safe_load(parts[1]) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 2}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise ContentError(path, None, f"invalid YAML front matter: {where}{problem}") from None
+    if not isinstance(meta, dict):
+        raise ContentError(path, None, "front matter must be a mapping of keys to values")
+    return meta, parts[2].lstrip("\n")
+
+
+def parse_datetime(value: Any, tz: tzinfo, path: Path | str, field_name: str) -> datetime:
+    """A timezone-aware datetime; a date or naive time is taken in the site's time zone."""
+    if isinstance(value, datetime):
+        result = value
+    elif isinstance(value, date_type):
+        result = datetime.combine(value, time(0, 0))
+    elif isinstance(value, str):
+        try:
+            result = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ContentError(path, field_name, f"expected a date like 2024-06-28 or 2024-06-28T09:30:00+09:00, "
+                                                 f"got {value!r}") from None
+    else:
+        raise ContentError(path, field_name, f"expected a date, got {value!r}")
+    if result.tzinfo is None:
+        result = result.replace(tzinfo=tz)
+    return result
+
+
+def _text(meta: Mapping[str, Any], key: str, path: Path | str, *, required: bool = False) -> str:
+    value = meta.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ContentError(path, key, "is required")
+        return ""
+    if not isinstance(value, (str, int, float)):
+        raise ContentError(path, key, "expected text")
+    return str(value).strip()
+
+
+def article_from_text(text: str, path: Path, site: Site) -> Article:
+    """Parse a content file's text; every problem names the file and the field."""
+    match = FILE_RE.match(path.name)
+    if not match:
+        raise ContentError(path, None, "expected a file name like <slug>.<lang>.md, e.g. my-news.en.md")
+    file_slug, file_lang = match["slug"], match["lang"]
+    meta, body = split_front_matter(text, path)
+    for key in MANDATORY_PROPERTIES:
+        if meta.get(key) in (None, ""):
+            raise ContentError(path, key, "is required")
+
+    lang = _text(meta, "lang", path) or file_lang
+    if lang not in LANGUAGES:
+        raise ContentError(path, "lang", f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
+    if lang != file_lang:
+        raise ContentError(path, "lang", f"says {lang!r} but the file name says {file_lang!r}")
+    slug = _text(meta, "slug", path) or file_slug
+    if not SLUG_RE.match(slug):
+        raise ContentError(path, "slug", f"{slug!r} must be lower-case letters, digits and hyphens")
+
+    tz = site.timezone
+    date = parse_datetime(meta["date"], tz, path, "date")
+    updated = parse_datetime(meta["updated"], tz, path, "updated") if meta.get("updated") else None
+    if updated is not None and updated < date:
+        raise ContentError(path, "updated", "is earlier than date")
+
+    tags_value = meta.get("tags") or []
+    if isinstance(tags_value, str):
+        tags = [t.strip() for t in tags_value.split(",") if t.strip()]
+    elif isinstance(tags_value, list) and all(isinstance(t, (str, int)) for t in tags_value):
+        tags = [str(t).strip() for t in tags_value if str(t).strip()]
+    else:
+        raise ContentError(path, "tags", "expected a list of words")
+
+    image = None
+    if meta.get("image"):
+        raw = meta["image"]
+        if isinstance(raw, str):
+            raise ContentError(path, "image", "expected {src: ..., alt: ...}: an image needs alt text")
+        if not isinstance(raw, dict) or not raw.get("src"):
+            raise ContentError(path, "image.src", "is required")
+        if not str(raw.get("alt") or "").strip():
+            raise ContentError(path, "image.alt", "is required (describe the image for readers who cannot see it)")
+        image = Image(str(raw["src"]).strip(), str(raw["alt"]).strip())
+
+    raw_tr = meta.get("translation") or {}
+    if isinstance(raw_tr, str):
+        raw_tr = {"status": raw_tr}
+    if not isinstance(raw_tr, dict):
+        raise ContentError(path, "translation", "expected {status: ..., source: ...}")
+    status = str(raw_tr.get("status") or "original")
+    if status not in TRANSLATION_STATUSES:
+        raise ContentError(path, "translation.status",
+                           f"unknown status {status!r}; expected one of {', '.join(TRANSLATION_STATUSES)}")
+    source = raw_tr.get("source")
+    if source is not None and source not in LANGUAGES:
+        raise ContentError(path, "translation.source", f"unknown language {source!r}")
+    if status != "original" and source is None:
+        source = next((other for other in LANGUAGES if other != lang), None)
+    translation = TranslationInfo(status, source, str(raw_tr["model"]) if raw_tr.get("model") else None)
+
+    url = _text(meta, "url", path) or site.url_for(lang, slug)
+    extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
+    return Article(
+        slug=slug, lang=lang, title=_text(meta, "title", path, required=True), date=date, body=body.rstrip() + "\n",
+        summary=_text(meta, "summary", path), updated=updated, author=_text(meta, "author", path) or None,
+        theme=_text(meta, "theme", path) or None, tags=tags, image=image, url=url, translation=translation,
+        path=path, extra=extra,
+    )
+
+
+def load_article(path: Path | str, site: Site) -> Article:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFound(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ContentError(path, None, "is a folder, not an article file") from None
+    except UnicodeDecodeError:
+        raise ContentError(path, None, "is not UTF-8 text") from None
+    except OSError as exc:
+        raise ContentError(path, None, f"cannot read: {exc.strerror}") from None
+    return article_from_text(text, path, site)
+
+
+def content_files(site: Site) -> list[Path]:
+    if not site.content_dir.is_dir():
+        return []
+    return sorted(p for p in site.content_dir.rglob("*.md") if not p.name.startswith("."))
+
+
+def group_stories(articles: list[Article]) -> dict[str, Story]:
+    """Group versions by slug; two files giving the same slug in one language is an error."""
+    stories: dict[str, Story] = {}
+    for article in articles:
+        story = stories.setdefault(article.slug, Story(article.slug))
+        if article.lang in story.versions:
+            first = story.versions[article.lang].path
+            raise ContentError(article.path, "slug",
+                               f"duplicate slug {article.slug!r} in {article.lang!r}: also used by {first}")
+        story.versions[article.lang] = article
+    return stories
+
+
+def load_library(site: Site) -> Library:
+    return Library(group_stories([load_article(path, site) for path in content_files(site)]))
+
+
+def load_stories(paths: list[Path], site: Site) -> list[Story]:
+    """The stories that the given files or folders belong to, each with every language found in the site."""
+    library = site.articles()
+    chosen: dict[str, Story] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(path.rglob("*.md"))
+        elif path.exists():
+            files = [path]
+        else:
+            raise NotFound(f"{path}: file not found")
+        for file in files:
+            article = load_article(file, site)
+            chosen[article.slug] = library.stories.get(article.slug) or Story(article.slug, {article.lang: article})
+    return list(chosen.values())
+
+
+# --- writing ----------------------------------------------------------------------------------------------
+
+
+def article_front_matter(article: Article) -> dict[str, Any]:
+    meta: dict[str, Any] = {"title": article.title, "date": article.date.isoformat()}
+    if article.updated:
+        meta["updated"] = article.updated.isoformat()
+    if article.summary:
+        meta["summary"] = article.summary
+    if article.author:
+        meta["author"] = article.author
+    if article.theme:
+        meta["theme"] = article.theme
+    if article.tags:
+        meta["tags"] = list(article.tags)
+    if article.image:
+        meta["image"] = {"src": article.image.src, "alt": article.image.alt}
+    if article.translation.status != "original":
+        tr: dict[str, Any] = {"status": article.translation.status, "source": article.translation.source_lang}
+        if article.translation.model:
+            tr["model"] = article.translation.model
+        meta["translation"] = tr
+    meta.update(article.extra)
+    return meta
+
+
+def dump_article(article: Article) -> str:
+    import yaml
+
+    front = yaml.safe_dump(article_front_matter(article), allow_unicode=True, sort_keys=False, width=100)
+    return f"---\n{front}---\n\n{article.body.strip()}\n"
+
+
+def article_path(site: Site, slug: str, lang: str) -> Path:
+    return site.content_dir / f"{slug}.{lang}.md"
+
+
+def write_article(article: Article, path: Path, *, force: bool = False) -> Path:
+    """Write atomically; an existing file is only replaced with ``force``."""
+    from publisher.fsutil import atomic_write_text
+
+    if path.exists() and not force:
+        raise PublisherError(f"{path}: already exists (use --force to overwrite)")
+    return atomic_write_text(path, dump_article(article))

@@ -1,0 +1,1 @@
+"""Channels: each publishes renditions of an article to one place (a mailbox, feed files, a social account)."""

@@ -1,0 +1,32 @@
+"""Local adapters: deliveries written to files under ``outbox/`` when a channel has no remote settings."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from publisher.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from publisher.site import Site
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip("._") or "item"
+
+
+def write_json_outbox(site: Site, channel: str, name: str, payload: dict[str, Any]) -> Path:
+    """Write ``outbox/<channel>/<name>.json`` atomically and return its path."""
+    path = site.outbox_dir / safe_name(channel) / f"{safe_name(name)}.json"
+    atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
+    return path
+
+
+def maildir(site: Site) -> mailbox.Maildir:
+    """The Maildir at ``outbox/mail/`` (messages are written to tmp/ and renamed into new/, so never half-written)."""
+    path = site.outbox_dir / "mail"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(path, create=True)

@@ -1,0 +1,143 @@
+"""The ``publisher`` command line: a root group whose commands are imported only when used.
+
+Every command module imports click and nothing heavy at its top level, so ``publisher --help`` stays fast.
+A ``PublisherError`` becomes one line, ``Error: ...``, on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from publisher.site import Site
+
+# name -> "module:attribute"; each issue adds its commands here.
+COMMANDS: dict[str, str] = {
+    # core (issue 2)
+    "publish": "publisher.cli.core:publish",
+    "preview": "publisher.cli.core:preview",
+    "status": "publisher.cli.core:status",
+    "import": "publisher.cli.core:import_command",
+    "config": "publisher.cli.core:config",
+    # translation (issue 3)
+    "models": "publisher.cli.translate:models",
+    "translate": "publisher.cli.translate:translate",
+    "review": "publisher.cli.translate:review",
+    # email (issue 4)
+    "subscribers": "publisher.cli.email:subscribers",
+    "bulletin": "publisher.cli.email:bulletin",
+    # feeds (issue 5)
+    "feeds": "publisher.cli.feeds:feeds",
+    # web (issue 7)
+    "serve": "publisher.cli.web:serve",
+}
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(click.ClickException):
+    """A ``PublisherError`` shown as one line with exit code 2."""
+
+    exit_code = EXIT_USER_ERROR
+
+
+class InternalError(click.ClickException):
+    """A bug, shown as one line with exit code 1; ``PUBLISHER_DEBUG=1`` shows the traceback."""
+
+    exit_code = 1
+
+
+class PublisherGroup(click.Group):
+    """Loads command modules lazily and turns publisher errors into one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("publisher"):
+                return None  # a command whose module is not part of this build
+            raise
+        command = getattr(module, attribute)
+        self.commands[cmd_name] = command
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from publisher.errors import PublisherError
+
+        try:
+            return super().invoke(ctx)
+        except PublisherError as exc:
+            raise UserError(_one_line(str(exc))) from None
+        except PermissionError as exc:
+            raise UserError(f"{exc.filename}: permission denied") from None
+        except IsADirectoryError as exc:
+            raise UserError(f"{exc.filename}: is a folder") from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            import os
+
+            if os.environ.get("PUBLISHER_DEBUG"):
+                raise
+            raise InternalError(
+                f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (PUBLISHER_DEBUG=1 shows the traceback)"
+            ) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@click.group(cls=PublisherGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--site", "site_dir", type=click.Path(file_okay=False, path_type=str), envvar="PUBLISHER_SITE_DIR",
+              help="Site folder (content/, public/, outbox/, .publisher/). Default: $PUBLISHER_SITE_DIR or the "
+                   "working directory.")
+@click.version_option(package_name="publisher")
+@click.pass_context
+def cli(ctx: click.Context, site_dir: str | None) -> None:
+    """Write an article once in English or Korean; translate it offline and publish it as email bulletins,
+    RSS/Atom/JSON feeds and social posts, each reader in their own language.
+
+    Without settings every channel writes locally (outbox/ and public/), so nothing leaves the machine
+    until you configure it: see `publisher config check`.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["site_dir"] = site_dir
+
+
+def get_site(ctx: click.Context) -> Site:
+    """The site chosen by ``--site`` / ``PUBLISHER_SITE_DIR`` / the working directory, opened once per run."""
+    from publisher.site import Site
+
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    if "site" not in root.obj:
+        root.obj["site"] = Site.discover(root.obj.get("site_dir"))
+    return root.obj["site"]
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def main() -> None:
+    try:
+        cli(prog_name="publisher")
+    except KeyboardInterrupt:  # pragma: no cover - click handles most of these itself
+        click.echo("Aborted.", err=True)
+        sys.exit(130)

@@ -1,0 +1,209 @@
+"""Core commands: publish, preview, status, import and config check."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from publisher.cli import UserError, console, get_site
+
+LANG_CHOICE = click.Choice(["en", "ko"])
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--channel", "channels", multiple=True, metavar="NAME",
+              help="Publish through this channel only (repeatable). Default: every channel.")
+@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Publish this language only (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing, change nothing.")
+@click.option("--force", is_flag=True, help="Send again even what the ledger says was already sent.")
+@click.option("--retry-unconfirmed", is_flag=True,
+              help="Resolve deliveries whose outcome was unknown: look for them remotely, post only if absent.")
+@click.pass_context
+def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
+            dry_run: bool, force: bool, retry_unconfirmed: bool) -> None:
+    """Publish articles (content files or folders) in every language through every channel.
+
+    What was sent is recorded in the ledger and never sent twice, unless --force.
+    Exit code 1 when a delivery failed or its outcome is unknown.
+    """
+    from rich.table import Table
+
+    from publisher.pipeline import channels_for, publish as run_publish
+
+    site = get_site(ctx)
+    out = console()
+    for channel in channels_for(site, channels or None):
+        if not channel.is_configured():
+            out.print(f"[dim]{channel.name}: not configured, writing locally to {channel.fallback_description()}[/]")
+    reports = run_publish(site, list(paths), channels=channels or None, langs=langs or None, force=force,
+                          dry_run=dry_run, retry_unconfirmed=retry_unconfirmed, console=console(stderr=True))
+    table = Table(title="Dry run: nothing was sent" if dry_run else "Published")
+    for column in ("article", "language", "channel", "where", "state", "note"):
+        table.add_column(column, overflow="fold")
+    for r in reports:
+        style = {"failed": "red", "unconfirmed": "yellow", "skipped": "dim"}.get(r.state, "")
+        table.add_row(r.article, r.lang, r.channel, r.where, f"[{style}]{r.state}[/]" if style else r.state, r.note)
+    out.print(table)
+    if any(r.state in ("failed", "unconfirmed") for r in reports):
+        ctx.exit(1)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the renditions into.")
+@click.option("--channel", "channels", multiple=True, metavar="NAME", help="Only this channel (repeatable).")
+@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Only this language (repeatable).")
+@click.pass_context
+def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels: tuple[str, ...],
+            langs: tuple[str, ...]) -> None:
+    """Write every rendition (email, feed entry, posts) of the articles to files; send nothing.
+
+    Social posts are listed with their weighted length against the platform's limit.
+    """
+    from rich.table import Table
+
+    from publisher.pipeline import preview as run_preview
+
+    site = get_site(ctx)
+    written = run_preview(site, list(paths), out_dir, channels=channels or None, langs=langs or None)
+    table = Table(title=f"Preview written to {out_dir}")
+    for column in ("language", "channel", "target", "file", "length"):
+        table.add_column(column, overflow="fold")
+    for rendition, path in written:
+        meta = rendition.meta
+        length = ""
+        if "length" in meta and "limit" in meta:
+            over = meta["length"] > meta["limit"]
+            length = f"{'[red]' if over else ''}{meta['length']}/{meta['limit']}{'[/]' if over else ''}"
+        table.add_row(rendition.lang, rendition.channel, rendition.target, str(path), length)
+    console().print(table)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print every ledger row as JSON.")
+@click.option("--channel", help="Only this channel.")
+@click.pass_context
+def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None) -> None:
+    """Show the delivery ledger: counts per article, language and channel, and what needs attention
+    (unconfirmed, failed or left in flight)."""
+    from rich.table import Table
+
+    from publisher.article import load_stories
+
+    site = get_site(ctx)
+    ledger = site.ledger()
+    slugs: list[str | None] = [s.slug for s in load_stories(list(paths), site)] if paths else [None]
+    if as_json:
+        out = sys.stdout
+        out.write("[")
+        first = True
+        for slug in slugs:
+            for row in ledger.rows(article=slug, channel=channel):
+                out.write(("" if first else ",") + "\n  " + json.dumps(row.as_dict(), ensure_ascii=False))
+                first = False
+        out.write("\n]\n")
+        return
+    query = ("SELECT article, lang, channel, state, COUNT(*) AS n FROM deliveries "
+             "WHERE (? IS NULL OR article = ?) AND (? IS NULL OR channel = ?) GROUP BY article, lang, channel, state "
+             "ORDER BY article, lang, channel")
+    summary: dict[tuple[str, str, str], dict[str, int]] = {}
+    for slug in slugs:
+        for row in site.database().execute(query, (slug, slug, channel, channel)):
+            summary.setdefault((row["article"], row["lang"], row["channel"]), {})[row["state"]] = row["n"]
+    out = console()
+    if not summary:
+        out.print("The ledger is empty: nothing has been published yet.")
+        return
+    table = Table(title="Deliveries")
+    for column in ("article", "language", "channel", "sent", "pending", "in flight", "failed", "unconfirmed",
+                   "skipped"):
+        table.add_column(column)
+    for (article, lang, chan), counts in summary.items():
+        table.add_row(article, lang, chan, *(str(counts.get(s, 0) or "") for s in
+                                             ("sent", "pending", "in_flight", "failed", "unconfirmed", "skipped")))
+    out.print(table)
+    attention = Table(title="Needs attention")
+    for column in ("article", "language", "channel", "target", "state", "attempts", "last error"):
+        attention.add_column(column, overflow="fold")
+    shown = 0
+    for slug in slugs:
+        for row in ledger.rows(article=slug, channel=channel, state=("unconfirmed", "failed", "in_flight")):
+            if shown < 50:
+                attention.add_row(row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                                  str(row.attempts), row.last_error or "")
+            shown += 1
+    if shown:
+        out.print(attention)
+        if shown > 50:
+            out.print(f"... and {shown - 50} more (publisher status --json lists them all)")
+        out.print("Unconfirmed posts are never retried blindly: run `publisher publish PATH --retry-unconfirmed`.")
+
+
+@click.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing content file.")
+@click.option("--slug", help="Slug to use instead of one made from the title.")
+@click.pass_context
+def import_command(ctx: click.Context, source: Path, force: bool, slug: str | None) -> None:
+    """Turn a news page (the UNPOG text format, or an HTML page) into content/<slug>.<lang>.md.
+
+    The language is detected from the text (Hangul or Latin). Prints the path written.
+    """
+    from publisher.importer import import_file
+
+    site = get_site(ctx)
+    path = import_file(site, source, force=force, slug=slug)
+    click.echo(str(path))
+
+
+@click.group()
+def config() -> None:
+    """Inspect the settings."""
+
+
+@config.command("check")
+@click.pass_context
+def config_check(ctx: click.Context) -> None:
+    """Which channels are configured, which fall back to local files, which settings are missing or invalid.
+
+    Secrets are never printed, only whether they are set. Exit code 2 when a value is invalid.
+    """
+    from rich.table import Table
+
+    from publisher.channels.registry import channel_names, get_channel
+    from publisher.errors import ConfigError
+    from publisher.settings import CORE_SETTINGS
+
+    site = get_site(ctx)
+    out = console()
+    problems: list[str] = []
+    table = Table(title=f"Channels of {site.root}")
+    for column in ("channel", "mode", "destination", "missing settings"):
+        table.add_column(column, overflow="fold")
+    for name in channel_names():
+        channel = get_channel(name, site)
+        problems += channel.check()
+        mode = "configured" if channel.is_configured() else "local fallback"
+        table.add_row(name, mode, channel.destination(), ", ".join(channel.missing_settings()))
+    out.print(table)
+    settings = Table(title="Core settings")
+    for column in ("setting", "value", "from"):
+        settings.add_column(column, overflow="fold")
+    for setting in CORE_SETTINGS:
+        try:
+            site.config.get(setting)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
+    out.print(settings)
+    if problems:
+        for problem in problems:
+            click.echo(f"Error: {problem}", err=True)
+        raise UserError(f"{len(problems)} invalid setting(s)")
+    out.print("[green]All settings are valid.[/]")

@@ -1,0 +1,144 @@
+"""Setting values for one site: defaults < ``publisher.toml`` < ``.env`` < the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from publisher.errors import ConfigError
+from publisher.settings import NOT_GIVEN, Setting, find_setting
+
+SOURCES = ("environment", ".env", "publisher.toml", "default")
+
+
+class Config:
+    """Raw setting values and where each came from; ``get()`` parses and validates on use."""
+
+    def __init__(self, values: Mapping[str, str], sources: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self._sources = dict(sources)
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def load(cls, root: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """Read ``publisher.toml`` and ``.env`` from the site folder ``root`` and overlay the environment."""
+        values: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        if root is not None:
+            toml_path = root / "publisher.toml"
+            if toml_path.is_file():
+                for name, value in _read_toml(toml_path).items():
+                    values[name], sources[name] = value, "publisher.toml"
+            env_path = root / ".env"
+            if env_path.is_file():
+                from dotenv import dotenv_values
+
+                for name, value in dotenv_values(env_path).items():
+                    if value is not None:
+                        values[name], sources[name] = value, ".env"
+        for name, value in (os.environ if environ is None else environ).items():
+            values[name], sources[name] = value, "environment"
+        return cls(values, sources)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> Config:
+        """A config from plain values (tests, embedding)."""
+        return cls(values, {name: "environment" for name in values})
+
+    def _setting(self, setting: Setting | str) -> Setting:
+        if isinstance(setting, Setting):
+            return setting
+        found = find_setting(setting)
+        return found if found is not None else Setting(setting, "")
+
+    def raw(self, name: str) -> str | None:
+        value = self._values.get(name)
+        return value if value not in (None, "") else None
+
+    def is_set(self, setting: Setting | str) -> bool:
+        name = setting.name if isinstance(setting, Setting) else setting
+        return self.raw(name) is not None
+
+    def source(self, name: str) -> str:
+        return self._sources.get(name, "default") if self.is_set(name) else "default"
+
+    def get(self, setting: Setting | str, default: Any = NOT_GIVEN) -> Any:
+        """The parsed value, the setting's default, or ``default``; ``ConfigError`` names the field and source."""
+        setting = self._setting(setting)
+        if setting.name in self._cache:
+            return self._cache[setting.name]
+        text = self.raw(setting.name)
+        if text is None:
+            fallback = setting.default if default is NOT_GIVEN else default
+            if isinstance(fallback, str) and fallback and setting.parse is not str:
+                fallback = self._parse(setting, fallback)
+            return None if fallback is NOT_GIVEN else fallback
+        value = self._parse(setting, text)
+        self._cache[setting.name] = value
+        return value
+
+    def require(self, setting: Setting | str) -> Any:
+        setting = self._setting(setting)
+        value = self.get(setting)
+        if value is None or value == "":
+            raise ConfigError(setting.name, f"is required: {setting.help}")
+        return value
+
+    def _parse(self, setting: Setting, text: str) -> Any:
+        if setting.choices is not None and text.strip() not in setting.choices:
+            raise ConfigError(setting.name, f"expected one of {', '.join(setting.choices)}, got {text!r}",
+                              self.source(setting.name))
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise ConfigError(setting.name, str(exc), self.source(setting.name)) from None
+
+    def describe(self, setting: Setting | str) -> str:
+        """A printable value: secrets are never shown, only whether they are set."""
+        setting = self._setting(setting)
+        if not self.is_set(setting.name):
+            return "not set" if setting.default in (NOT_GIVEN, None, "") else f"{setting.default} (default)"
+        if setting.secret:
+            return "set"
+        return str(self.raw(setting.name))
+
+    def with_overrides(self, **values: str) -> Config:
+        merged = dict(self._values)
+        merged.update(values)
+        sources = dict(self._sources)
+        sources.update({name: "environment" for name in values})
+        return Config(merged, sources)
+
+
+def _read_toml(path: Path) -> dict[str, str]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"invalid TOML: {exc}") from None
+    values: dict[str, str] = {}
+    for name, value in data.items():
+        setting = find_setting(name)
+        if setting is not None and setting.secret or _looks_secret(name):
+            raise ConfigError(name, "is a secret: set it in the environment or .env, not in publisher.toml",
+                              "publisher.toml")
+        if isinstance(value, bool):
+            values[name] = "true" if value else "false"
+        elif isinstance(value, (int, float, str)):
+            values[name] = str(value)
+        elif isinstance(value, list):
+            values[name] = ",".join(str(v) for v in value)
+        else:
+            raise ConfigError(name, "expected a string, number, boolean or list", "publisher.toml")
+    return values
+
+
+def _looks_secret(name: str) -> bool:
+    if name.endswith("_FILE"):  # a path to a secret (DKIM_PRIVATE_KEY_FILE) may sit in the site file
+        return False
+    return any(word in name for word in ("PASSWORD", "SECRET", "TOKEN", "PRIVATE_KEY"))

@@ -1,0 +1,66 @@
+"""The exception tree; ``str(error)`` is the one line the command line shows.
+
+    PublisherError                 any error a user can act on (exit code 2, no traceback)
+    ├── ContentError (ValueError)  an article file: "content/x.en.md: title: is required"
+    ├── ConfigError (ValueError)   a setting: "SMTP_PORT (from .env): expected a whole number"
+    ├── InputError (ValueError)    other input, e.g. a CSV row: "subscribers.csv:7: email: not a valid address"
+    ├── NotFound (LookupError)     a file, article or channel that does not exist
+    ├── ChannelError               a channel that cannot be loaded or used
+    ├── TranslationUnavailable     no model for a language pair, with the command that installs one
+    └── BadToken (ValueError)      a forged, altered or expired signed link
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PublisherError(Exception):
+    """An error a user can act on; its message is one line."""
+
+
+class ContentError(PublisherError, ValueError):
+    """An article file is invalid."""
+
+    def __init__(self, path: Path | str | None, field: str | None, message: str) -> None:
+        self.path = path
+        self.field = field
+        self.message = message
+        where = [str(path)] if path is not None else []
+        if field:
+            where.append(field)
+        super().__init__(": ".join([*where, message]))
+
+
+class ConfigError(PublisherError, ValueError):
+    """A setting is missing or invalid."""
+
+    def __init__(self, name: str, message: str, source: str | None = None) -> None:
+        self.name = name
+        self.source = source
+        origin = f" (from {source})" if source and source != "default" else ""
+        super().__init__(f"{name}{origin}: {message}")
+
+
+class InputError(PublisherError, ValueError):
+    """Input other than an article or a setting (a CSV row, a form field) is invalid."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}")
+
+
+class NotFound(PublisherError, LookupError):
+    """A file, article or channel does not exist."""
+
+
+class ChannelError(PublisherError):
+    """A channel cannot be loaded or used."""
+
+
+class TranslationUnavailable(PublisherError):
+    """No translation model is installed for a language pair."""
+
+
+class BadToken(PublisherError, ValueError):
+    """A signed token is forged, altered or expired."""

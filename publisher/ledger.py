@@ -1,0 +1,193 @@
+"""The delivery ledger: one row per (article, language, channel, target), the only place delivery state changes.
+
+States: ``pending`` (known, not tried), ``in_flight`` (the remote call has started), ``sent`` (the remote side
+accepted), ``failed`` (it refused; safe to try again), ``unconfirmed`` (the outcome is unknown: a timeout or a
+5xx after the request left; never retried blindly), ``skipped`` (deliberately not sent, e.g. no version in the
+reader's language; the reason is in ``last_error``).
+
+A channel calls ``begin()`` before the remote call and ``mark(key, "sent")`` only after the remote side
+accepted, so a crash can leave at most the rows that were in flight in doubt, never skip a row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+STATES = ("pending", "in_flight", "sent", "failed", "unconfirmed", "skipped")
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+
+@dataclass(frozen=True)
+class DeliveryKey:
+    article: str
+    lang: str
+    channel: str
+    target: str
+
+    def __str__(self) -> str:
+        return f"{self.article}/{self.lang}/{self.channel}/{self.target}"
+
+
+@dataclass
+class Delivery:
+    key: DeliveryKey
+    state: str = "pending"
+    remote_id: str | None = None
+    remote_url: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Delivery:
+        return cls(
+            key=DeliveryKey(row["article"], row["lang"], row["channel"], row["target"]),
+            state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
+            attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
+            updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "article": self.key.article, "lang": self.key.lang, "channel": self.key.channel,
+            "target": self.key.target, "state": self.state, "remote_id": self.remote_id,
+            "remote_url": self.remote_url, "attempts": self.attempts, "last_error": self.last_error,
+            "created_at": self.created_at, "updated_at": self.updated_at, "detail": self.detail,
+        }
+
+
+class Ledger:
+    """Delivery rows in the site database. Every write is its own committed transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, key: DeliveryKey) -> Delivery | None:
+        row = self.conn.execute(
+            "SELECT * FROM deliveries WHERE article=? AND lang=? AND channel=? AND target=?",
+            (key.article, key.lang, key.channel, key.target),
+        ).fetchone()
+        return Delivery.from_row(row) if row else None
+
+    def begin(self, key: DeliveryKey) -> Delivery:
+        """Mark ``key`` in flight (attempts + 1) and return the row as it was before (state ``pending`` if new)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = self.get(key) or Delivery(key)
+            self.conn.execute(
+                f"INSERT INTO deliveries (article, lang, channel, target, state, attempts) "
+                f"VALUES (?, ?, ?, ?, 'in_flight', 1) "
+                f"ON CONFLICT (article, lang, channel, target) DO UPDATE SET "
+                f"state='in_flight', attempts=attempts+1, updated_at={_NOW}",
+                (key.article, key.lang, key.channel, key.target),
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return before
+
+    def mark(
+        self,
+        key: DeliveryKey,
+        state: str,
+        *,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the outcome; ``remote_id``/``remote_url``/``detail`` are kept when not given."""
+        if state not in STATES:
+            raise ValueError(f"unknown delivery state {state!r}")
+        self.conn.execute(
+            f"INSERT INTO deliveries (article, lang, channel, target, state, remote_id, remote_url, last_error, detail)"
+            f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT (article, lang, channel, target) DO UPDATE SET state=excluded.state, "
+            f"remote_id=COALESCE(excluded.remote_id, remote_id), remote_url=COALESCE(excluded.remote_url, remote_url), "
+            f"last_error=excluded.last_error, "
+            f"detail=CASE WHEN ? THEN excluded.detail ELSE detail END, updated_at={_NOW}",
+            (key.article, key.lang, key.channel, key.target, state, remote_id, remote_url, error,
+             json.dumps(detail or {}, ensure_ascii=False), detail is not None),
+        )
+
+    def ensure_pending(self, keys: Iterable[DeliveryKey], *, batch_size: int = 5000) -> int:
+        """Insert rows for keys not yet in the ledger (state pending), in batches; return how many were new."""
+        added = 0
+        batch: list[tuple[str, str, str, str]] = []
+
+        def flush() -> int:
+            if not batch:
+                return 0
+            before = self.conn.total_changes
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (article, lang, channel, target) VALUES (?, ?, ?, ?)", batch
+            )
+            self.conn.execute("COMMIT")
+            count = self.conn.total_changes - before
+            batch.clear()
+            return count
+
+        for key in keys:
+            batch.append((key.article, key.lang, key.channel, key.target))
+            if len(batch) >= batch_size:
+                added += flush()
+        added += flush()
+        return added
+
+    def rows(
+        self,
+        article: str | None = None,
+        channel: str | None = None,
+        state: str | Iterable[str] | None = None,
+        lang: str | None = None,
+        *,
+        batch_size: int = 1000,
+    ) -> Iterator[Delivery]:
+        """Rows in id order, fetched in batches so a list of a million recipients streams in flat memory."""
+        where, params = self._filter(article, channel, state, lang)
+        last_id = 0
+        while True:
+            cursor = self.conn.execute(
+                f"SELECT * FROM deliveries WHERE id > ?{where} ORDER BY id LIMIT ?",
+                (last_id, *params, batch_size),
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield Delivery.from_row(row)
+            last_id = rows[-1]["id"]
+
+    def counts(
+        self, article: str | None = None, channel: str | None = None, lang: str | None = None
+    ) -> dict[str, int]:
+        where, params = self._filter(article, channel, None, lang)
+        result = {state: 0 for state in STATES}
+        for row in self.conn.execute(
+            f"SELECT state, COUNT(*) AS n FROM deliveries WHERE 1=1{where} GROUP BY state", params
+        ):
+            result[row["state"]] = row["n"]
+        return result
+
+    @staticmethod
+    def _filter(
+        article: str | None, channel: str | None, state: str | Iterable[str] | None, lang: str | None
+    ) -> tuple[str, list[Any]]:
+        clauses, params = [], []
+        for column, value in (("article", article), ("channel", channel), ("lang", lang)):
+            if value is not None:
+                clauses.append(f" AND {column} = ?")
+                params.append(value)
+        if state is not None:
+            states = [state] if isinstance(state, str) else list(state)
+            clauses.append(f" AND state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
+        return "".join(clauses), params

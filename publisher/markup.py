@@ -1,0 +1,69 @@
+"""Markdown to sanitized HTML: markdown-it-py renders, nh3 (Ammonia) removes anything that could run or inject."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "figcaption", "figure", "h1", "h2", "h3", "h4",
+    "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table", "tbody", "td",
+    "th", "thead", "tr", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"align"},
+    "th": {"align"},
+    "ol": {"start"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> Any:
+    from markdown_it import MarkdownIt
+
+    # Raw HTML in an article is passed through markdown-it and then cleaned by nh3, so editors can paste a
+    # <figure> but never a <script>.
+    return MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table").enable("strikethrough")
+
+
+def sanitize_html(html: str) -> str:
+    """Keep structure and links; drop scripts, event handlers, styles and unknown schemes."""
+    import nh3
+
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+@lru_cache(maxsize=4096)
+def markdown_to_html(text: str) -> str:
+    """Render Markdown and sanitize the result (cached: feeds and bulletins render the same body many times)."""
+    return sanitize_html(_markdown().render(text))
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of sanitized HTML, paragraphs separated by blank lines (for plain-text email parts)."""
+    import html as html_lib
+    import re
+
+    text = re.sub(r"(?i)<br\s*/?>", "\n", html)
+    text = re.sub(r"(?i)</(p|h[1-6]|blockquote|pre|figure|ul|ol|table)>", "\n\n", text)
+    text = re.sub(r"(?i)</(li|tr)>", "\n", text)
+    text = re.sub(r"(?i)<li[^>]*>", "- ", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = html_lib.unescape(text)
+    lines = [line.strip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+
+    return "\n".join(out).strip()

@@ -1,0 +1,154 @@
+"""A site: the folder that holds content, outputs, state and settings, like a Pelican or Hugo project."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher.config import Config
+from publisher.errors import NotFound
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from publisher.article import Library
+    from publisher.i18n import UIStrings
+    from publisher.ledger import Ledger
+
+
+class Site:
+    """Paths and services of one site folder.
+
+    ``content/`` articles (``<slug>.<lang>.md``), ``public/`` web output and feeds, ``outbox/`` local
+    deliveries, ``.publisher/`` state (the SQLite database), ``templates/`` and ``locales/`` overrides,
+    ``publisher.toml`` (settings that are not secret) and ``.env`` (secrets).
+    """
+
+    def __init__(self, root: Path | str, config: Config | None = None) -> None:
+        self.root = Path(root).resolve()
+        self._config = config
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def discover(cls, path: Path | str | None = None) -> Site:
+        """``--site DIR``, else ``$PUBLISHER_SITE_DIR``, else the working directory."""
+        chosen = path or os.environ.get("PUBLISHER_SITE_DIR") or os.getcwd()
+        root = Path(chosen)
+        if not root.is_dir():
+            raise NotFound(f"{root}: site folder not found (set --site or PUBLISHER_SITE_DIR)")
+        return cls(root)
+
+    # --- folders --------------------------------------------------------------------------------------
+    @property
+    def content_dir(self) -> Path:
+        return self.root / "content"
+
+    @property
+    def public_dir(self) -> Path:
+        return self.root / "public"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".publisher"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def locales_dir(self) -> Path:
+        return self.root / "locales"
+
+    # --- settings -------------------------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = Config.load(self.root)
+        return self._config
+
+    @property
+    def url(self) -> str:
+        return str(self.config.get("PUBLISHER_SITE_URL"))
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.config.get("PUBLISHER_LANGUAGES"))
+
+    @property
+    def timezone(self):  # noqa: ANN201 - zoneinfo.ZoneInfo
+        return self.config.get("PUBLISHER_TIMEZONE")
+
+    def url_for(self, lang: str, slug: str) -> str:
+        return f"{self.url}/{lang}/{slug}/"
+
+    def title(self, lang: str) -> str:
+        return str(self.config.get(f"SITE_TITLE_{lang.upper()}") or self.config.get("SITE_TITLE_EN"))
+
+    def description(self, lang: str) -> str:
+        return str(self.config.get(f"SITE_DESCRIPTION_{lang.upper()}") or "")
+
+    @property
+    def secret_key(self) -> str:
+        """``PUBLISHER_SECRET_KEY``, else a random key generated once and kept in ``.publisher/secret_key``."""
+        key = self.config.get("PUBLISHER_SECRET_KEY")
+        if key:
+            return str(key)
+        path = self.state_dir / "secret_key"
+        if path.is_file():
+            return path.read_text(encoding="utf-8").strip()
+        from publisher.fsutil import atomic_write_text
+
+        key = secrets.token_urlsafe(48)
+        atomic_write_text(path, key + "\n", mode=0o600)
+        return key
+
+    # --- services -------------------------------------------------------------------------------------
+    @property
+    def database_path(self) -> Path:
+        url = self.config.get("PUBLISHER_DATABASE_URL")
+        if url:
+            return Path(str(url)[len("sqlite:///"):])
+        return self.state_dir / "publisher.db"
+
+    def database(self) -> sqlite3.Connection:
+        """The site database with every migration applied (one connection per Site, this thread)."""
+        if self._connection is None:
+            from publisher.db import connect
+
+            self._connection = connect(self.database_path)
+        return self._connection
+
+    def ledger(self) -> Ledger:
+        from publisher.ledger import Ledger
+
+        return Ledger(self.database())
+
+    def articles(self) -> Library:
+        from publisher.article import load_library
+
+        return load_library(self)
+
+    @cached_property
+    def ui(self) -> UIStrings:
+        from publisher.i18n import UIStrings
+
+        return UIStrings(self)
+
+    @cached_property
+    def templates(self) -> jinja2.Environment:
+        from publisher.templating import make_environment
+
+        return make_environment(self)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

@@ -1,0 +1,46 @@
+"""The jinja2 environment: a site's ``templates/`` first, then the packaged ones, with i18n helpers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from publisher.resources import templates_dir
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from publisher.site import Site
+
+
+def make_environment(site: Site | None) -> jinja2.Environment:
+    """Templates call ``{{ _("Unsubscribe") }}`` (language from the ``lang`` variable) and ``|format_date(lang)``."""
+    import jinja2
+
+    from publisher import i18n
+
+    searchpath = [str(site.templates_dir)] if site is not None and site.templates_dir.is_dir() else []
+    searchpath.append(str(templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(searchpath),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "html.j2", "xml.j2"), default_for_string=True
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    ui = site.ui if site is not None else i18n.UIStrings()
+
+    @jinja2.pass_context
+    def translate(context: Any, msgid: str, **values: Any) -> str:
+        return ui.gettext(context.get("lang", "en"), msgid, **values)
+
+    env.globals["_"] = translate
+    env.globals["site"] = site
+    env.filters["format_date"] = i18n.format_date
+    env.filters["format_datetime"] = i18n.format_datetime
+    env.filters["language_name"] = i18n.language_name
+    env.globals["machine_notice"] = lambda article: i18n.machine_notice(article, site)
+    env.globals["theme_label"] = lambda theme, lang: i18n.theme_label(theme, lang, site)
+    return env

@@ -1,0 +1,45 @@
+"""Signed, optionally expiring tokens for the links in emails and pages (itsdangerous, ``PUBLISHER_SECRET_KEY``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from publisher.errors import BadToken
+
+if TYPE_CHECKING:
+    from publisher.site import Site
+
+PURPOSES = ("confirm", "unsubscribe", "preferences")
+
+
+def _serializer(site: Site, purpose: str) -> Any:
+    from itsdangerous import URLSafeTimedSerializer
+
+    # The purpose is the salt: a token made to unsubscribe cannot be replayed to confirm or change preferences.
+    return URLSafeTimedSerializer(site.secret_key, salt=f"publisher.{purpose}")
+
+
+def sign(purpose: str, data: dict[str, Any], site: Site) -> str:
+    return str(_serializer(site, purpose).dumps(data))
+
+
+def verify(purpose: str, token: str, site: Site, max_age: int | None = None) -> dict[str, Any]:
+    """The signed data, or ``BadToken`` for a forged, altered or expired token."""
+    from itsdangerous import BadSignature, SignatureExpired
+
+    try:
+        data = _serializer(site, purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise BadToken("this link has expired") from None
+    except BadSignature:
+        raise BadToken("this link is not valid") from None
+    if not isinstance(data, dict):
+        raise BadToken("this link is not valid")
+    return data
+
+
+def link(site: Site, purpose: str, data: dict[str, Any]) -> str:
+    """``{PUBLISHER_SITE_URL}/<purpose>/<token>``."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    return f"{site.url}/{purpose}/{sign(purpose, data, site)}"
