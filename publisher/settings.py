@@ -144,7 +144,13 @@ FEED_SETTINGS: tuple[Setting, ...] = (
 
 # --- social (issue 6) -------------------------------------------------------------------------------------
 
-SOCIAL_SETTINGS: tuple[Setting, ...] = ()
+SOCIAL_SETTINGS: tuple[Setting, ...] = (
+    Setting("SOCIAL_RATE_LIMIT_MAX_WAIT", "Longest wait, in seconds, for a social network's rate limit to reset "
+            "before retrying a post (429); a longer reset leaves the post failed for a later run.",
+            default=900.0, parse=parse_float),
+    Setting("SOCIAL_RATE_LIMIT_RETRIES", "How many times one post is retried after a rate limit (429).",
+            default=3, parse=parse_int),
+)
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------
 

@@ -1,0 +1,366 @@
+"""Social post text: per-platform templates, hashtags per language, weighted lengths, shortening and threads.
+
+Every platform counts length its own way, so a post is measured with that platform's ``LengthRule``:
+
+- X: twitter-text v3 weights. Code points in 0-4351, 8192-8205, 8208-8223 and 8242-8247 weigh 1, every other
+  code point 2 (a Hangul syllable weighs 2, so 140 syllables fill a tweet), an emoji sequence weighs 2 and a
+  URL 23, all after NFC normalization; 280 at most.
+- Mastodon: user-perceived characters (grapheme clusters, as Mastodon 4 counts them), a URL 23; 500 or the
+  instance's ``max_characters``.
+- Bluesky: 300 graphemes, URLs at their written length.
+
+A text that is too long is shortened (the summary first, then the hashtags from the last, then the title) at
+whitespace only, so a word, URL, hashtag or Hangul syllable is never cut, or, for X, split into a numbered
+thread. Neither ever yields a post over the limit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from publisher.article import Article
+
+LongTextMode = Literal["shorten", "thread"]
+LONG_TEXT_MODES: tuple[str, ...] = ("shorten", "thread")
+
+ELLIPSIS = "…"
+X_LIMIT = 280
+MASTODON_DEFAULT_LIMIT = 500
+BLUESKY_LIMIT = 300
+URL_WEIGHT = 23  # X's transformedURLLength; Mastodon counts every URL as 23 characters too
+
+# twitter-text v3 (config/v3.json): weights are in hundredths; ranges of weight 100, everything else 200.
+_X_LIGHT_RANGES: tuple[tuple[int, int], ...] = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
+
+# Generic top-level domains that twitter-text links without "http://" ("unpog.org"); country-code domains
+# ("korea.kr") are linked bare only with a path. Counting a bare domain as a URL when X would not only makes
+# the estimate longer, never too short.
+_BARE_LINK_TLDS = (
+    "com|org|net|edu|gov|int|mil|info|biz|io|co|tv|me|app|dev|news|asia|global|online|site|xyz|ai|ly|gl|"
+    "page|blog|link|int|museum|name|pro|aero|coop|jobs|mobi|travel|tel|eu|tech|media|press|social|world"
+)
+_URL_PATTERN = (
+    r"(?:https?://[^\s<>\"']+)"
+    r"|(?:(?<![\w@.#/-])(?:www\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"(?:(?:" + _BARE_LINK_TLDS + r")(?:/[^\s<>\"']*)?|[a-z]{2}/[^\s<>\"']*)(?![\w-]))"
+)
+_TRAILING_PUNCTUATION = ".,;:!?'\")]}…"
+_CUT_PUNCTUATION = ".,;:!?'\"…-–—([{ \n"  # dropped before the ellipsis of a shortened text
+
+
+@lru_cache(maxsize=None)
+def _regex(pattern: str, flags: int = 0) -> Any:
+    import regex  # third-party `regex`: grapheme clusters (\X) and Unicode emoji properties
+
+    return regex.compile(pattern, flags)
+
+
+def find_urls(text: str) -> list[tuple[int, int]]:
+    """Spans ``(start, end)`` of the URLs in ``text``, trailing sentence punctuation left out."""
+    spans = []
+    for match in _regex(_URL_PATTERN, re.IGNORECASE).finditer(text):
+        start, end = match.span()
+        while end > start and text[end - 1] in _TRAILING_PUNCTUATION:
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def _without_urls(text: str) -> tuple[str, int]:
+    """``text`` with its URLs removed, and how many there were."""
+    spans = find_urls(text)
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces.append(text[last:start])
+        pieces.append(" ")
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces), len(spans)
+
+
+def _is_emoji_cluster(cluster: str) -> bool:
+    # Any pictographic cluster (with or without VS16), flags and keycaps: twitter-text counts each as one emoji.
+    return bool(_regex(r"\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3").search(cluster))
+
+
+def _x_code_point_weight(char: str) -> int:
+    point = ord(char)
+    for low, high in _X_LIGHT_RANGES:
+        if low <= point <= high:
+            return 1
+    return 2
+
+
+def x_weighted_length(text: str) -> int:
+    """The length X counts (twitter-text v3): Hangul 2, Latin 1, an emoji 2, a URL 23."""
+    text = unicodedata.normalize("NFC", text)
+    plain, url_count = _without_urls(text)
+    total = url_count * URL_WEIGHT - url_count  # each removed URL left one space behind
+    for cluster in _regex(r"\X").findall(plain):
+        if _is_emoji_cluster(cluster):
+            total += 2
+        else:
+            total += sum(_x_code_point_weight(char) for char in cluster)
+    return total
+
+
+def grapheme_length(text: str) -> int:
+    """User-perceived characters: a Hangul syllable, "é" and a family emoji each count 1."""
+    return len(_regex(r"\X").findall(unicodedata.normalize("NFC", text)))
+
+
+def mastodon_length(text: str) -> int:
+    """The length Mastodon counts: graphemes, with every http(s) URL as 23."""
+    spans = [(s, e) for s, e in find_urls(text) if text[s:e].lower().startswith(("http://", "https://"))]
+    total, last = 0, 0
+    for start, end in spans:
+        total += grapheme_length(text[last:start]) + URL_WEIGHT
+        last = end
+    return total + grapheme_length(text[last:])
+
+
+@dataclass(frozen=True)
+class LengthRule:
+    """How one platform measures a post, and its maximum."""
+
+    platform: str
+    limit: int
+    measure: Callable[[str], int]
+    unit: str = "characters"
+
+    def fits(self, text: str) -> bool:
+        return self.measure(text) <= self.limit
+
+
+X_RULE = LengthRule("x", X_LIMIT, x_weighted_length, "weighted characters")
+BLUESKY_RULE = LengthRule("bluesky", BLUESKY_LIMIT, grapheme_length, "graphemes")
+
+
+def mastodon_rule(limit: int = MASTODON_DEFAULT_LIMIT) -> LengthRule:
+    """Mastodon's rule for an instance whose ``max_characters`` is ``limit``."""
+    return LengthRule("mastodon", limit, mastodon_length, "characters")
+
+
+# --- hashtags and plain text ------------------------------------------------------------------------------
+
+
+def hashtag(tag: str) -> str | None:
+    """``"public administration"`` -> ``"#publicadministration"``, ``"공공 행정"`` -> ``"#공공행정"``.
+
+    Only letters, digits, marks and underscores survive (anything else would end the hashtag early);
+    a tag of digits alone is dropped because no platform links it.
+    """
+    body = "".join(_regex(r"[\p{L}\p{M}\p{N}_]+").findall(unicodedata.normalize("NFC", tag)))
+    if not body or body.isdigit():
+        return None
+    return "#" + body
+
+
+def hashtags(tags: Sequence[str]) -> list[str]:
+    """The article's tags as hashtags, in order, each once (case-insensitively)."""
+    seen: set[str] = set()
+    result = []
+    for tag in tags:
+        tagged = hashtag(tag)
+        if tagged and tagged.casefold() not in seen:
+            seen.add(tagged.casefold())
+            result.append(tagged)
+    return result
+
+
+def plain_text(html_text: str) -> str:
+    """Sanitized HTML (an article's ``summary_html``) as one line of plain text."""
+    import nh3
+
+    text = html.unescape(nh3.clean(html_text, tags=set()))
+    return " ".join(text.split())
+
+
+# --- shortening and threads -------------------------------------------------------------------------------
+
+
+def _words_and_spaces(text: str) -> list[str]:
+    """Alternating runs of non-space and space; a URL or hashtag never holds whitespace, so stays whole."""
+    return [piece for piece in re.split(r"(\s+)", text) if piece]
+
+
+def shorten_to_fit(text: str, fits: Callable[[str], bool], ellipsis: str = ELLIPSIS) -> str:
+    """The longest whole-word prefix of ``text`` (plus an ellipsis) for which ``fits`` holds, or ``""``.
+
+    ``fits`` judges the candidate in place (usually the whole rendered post), so the ellipsis and whatever
+    surrounds the text are counted.
+    """
+    if fits(text):
+        return text
+    pieces = _words_and_spaces(text.strip())
+    word_ends = [index + 1 for index, piece in enumerate(pieces) if not piece.isspace()]
+
+    def prefix(count: int) -> str:
+        if count == 0:
+            return ""
+        kept = "".join(pieces[: word_ends[count - 1]])
+        return kept.rstrip(_CUT_PUNCTUATION) + ellipsis
+
+    # More words never make a post shorter, so the largest count that fits is found by bisection.
+    low, high = 0, len(word_ends) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(prefix(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return prefix(low) if low > 0 and fits(prefix(low)) else ""
+
+
+def _split_long_word(word: str, fits: Callable[[str], bool]) -> list[str]:
+    """A word longer than a whole post, in pieces at grapheme boundaries (a Hangul syllable stays whole)."""
+    pieces, current = [], ""
+    for cluster in _regex(r"\X").findall(word):
+        if current and not fits(current + cluster):
+            pieces.append(current)
+            current = ""
+        current += cluster
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def split_into_thread(text: str, rule: LengthRule, numbering: str = "{part}/{parts}") -> list[str]:
+    """``text`` as one post if it fits, else numbered parts ("… 1/3"), each within ``rule``, cut at whitespace."""
+    if rule.fits(text):
+        return [text]
+    for widest in (9, 99, 999):
+        label = " " + numbering.format(part=widest, parts=widest)
+        room = rule.limit - rule.measure(label)
+
+        def fits(candidate: str, room: int = room) -> bool:
+            return rule.measure(candidate) <= room
+
+        parts: list[str] = []
+        current = ""
+        pending_space = ""
+        for piece in _words_and_spaces(text.strip()):
+            if piece.isspace():
+                pending_space = piece
+                continue
+            candidate = current + pending_space + piece if current else piece
+            pending_space = ""
+            if fits(candidate):
+                current = candidate
+                continue
+            if current:
+                parts.append(current)
+            if fits(piece):
+                current = piece
+            else:
+                *whole, current = _split_long_word(piece, fits)
+                parts.extend(whole)
+        if current:
+            parts.append(current)
+        if len(parts) <= widest:
+            total = len(parts)
+            return [f"{part.rstrip()} {numbering.format(part=index, parts=total)}" for index, part in
+                    enumerate(parts, start=1)]
+    raise ValueError("text too long for a thread of 999 posts")
+
+
+# --- posts ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostText:
+    """One post, or one part of a thread, with its measured length."""
+
+    text: str
+    length: int
+    limit: int
+    part: int = 1
+    parts: int = 1
+
+    @property
+    def is_thread_part(self) -> bool:
+        return self.parts > 1
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in unicodedata.normalize("NFC", text).strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+class SocialFormatter:
+    """Renders ``templates/social/<platform>.txt.j2`` for an article and fits it to a ``LengthRule``.
+
+    The template gets ``article``, ``lang``, ``title``, ``summary`` (plain text), ``url`` (the article in this
+    post's language), ``hashtags`` (a list such as ``["#UNPOG", "#공공행정"]``) and ``_`` for UI strings.
+    """
+
+    def __init__(self, templates: jinja2.Environment, platform: str, rule: LengthRule,
+                 long_text: LongTextMode = "shorten", template_name: str | None = None) -> None:
+        if long_text not in LONG_TEXT_MODES:
+            raise ValueError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")
+        self.templates = templates
+        self.platform = platform
+        self.rule = rule
+        self.long_text = long_text
+        self.template_name = template_name or f"social/{platform}.txt.j2"
+
+    def render_text(self, article: Article, *, title: str | None = None, summary: str | None = None,
+                    tags: Sequence[str] | None = None, **extra: Any) -> str:
+        """The template's text for ``article``, untouched by any length rule."""
+        template = self.templates.get_template(self.template_name)
+        return _tidy(template.render(
+            article=article,
+            lang=article.lang,
+            title=article.title if title is None else title,
+            summary=plain_text(article.summary_html) if summary is None else summary,
+            url=article.url,
+            hashtags=hashtags(article.tags) if tags is None else list(tags),
+            **extra,
+        ))
+
+    def posts(self, article: Article, **extra: Any) -> list[PostText]:
+        """The posts for ``article``: one that fits, or (X with ``thread``) a numbered thread."""
+        full = self.render_text(article, **extra)
+        if self.rule.fits(full):
+            return [self._post(full)]
+        if self.long_text == "thread":
+            parts = split_into_thread(full, self.rule)
+            return [self._post(text, index, len(parts)) for index, text in enumerate(parts, start=1)]
+        return [self._post(self.shortened_text(article, **extra))]
+
+    def shortened_text(self, article: Article, **extra: Any) -> str:
+        """The template's text made to fit: summary shortened, then hashtags dropped, then title shortened."""
+        title = article.title
+        summary = plain_text(article.summary_html)
+        tags = hashtags(article.tags)
+
+        def render(t: str = title, s: str = summary, h: Sequence[str] = tags) -> str:
+            return self.render_text(article, title=t, summary=s, tags=h, **extra)
+
+        summary = shorten_to_fit(summary, lambda s: self.rule.fits(render(s=s)))
+        if self.rule.fits(render(s=summary)):
+            return render(s=summary)
+        while tags and not self.rule.fits(render(s=summary, h=tags)):
+            tags = tags[:-1]
+        if self.rule.fits(render(s=summary, h=tags)):
+            return render(s=summary, h=tags)
+        title = shorten_to_fit(title, lambda t: self.rule.fits(render(t=t, s=summary, h=tags)))
+        text = render(t=title, s=summary, h=tags)
+        if self.rule.fits(text):
+            return text
+        if self.rule.fits(article.url):
+            return article.url
+        raise ValueError(f"{self.platform}: even the article's URL is longer than {self.rule.limit}")
+
+    def _post(self, text: str, part: int = 1, parts: int = 1) -> PostText:
+        return PostText(text=text, length=self.rule.measure(text), limit=self.rule.limit, part=part, parts=parts)
