@@ -89,6 +89,19 @@ class Site:
     def url_for(self, lang: str, slug: str) -> str:
         return f"{self.url}/{lang}/{slug}/"
 
+    def media_path(self, src: str) -> Path | None:
+        """The local file behind an image ``src`` relative to ``content/`` (None for a remote URL)."""
+        if "://" in src or src.startswith("//"):
+            return None
+        path = (self.content_dir / src.lstrip("/")).resolve()
+        return path if path.is_relative_to(self.content_dir.resolve()) else None
+
+    def media_url(self, src: str) -> str:
+        """Public URL of an image: remote URLs as they are, local files under ``{URL}/media/``."""
+        if "://" in src or src.startswith("//"):
+            return src
+        return f"{self.url}/media/{src.lstrip('/')}"
+
     def title(self, lang: str) -> str:
         return str(self.config.get(f"SITE_TITLE_{lang.upper()}") or self.config.get("SITE_TITLE_EN"))
 
