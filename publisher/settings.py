@@ -129,11 +129,51 @@ TRANSLATION_SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISHER_ALLOW_MACHINE_TRANSLATION",
             "Publish machine translations (each rendition then carries a notice). Default: false.",
             default=False, parse=parse_bool),
+    Setting("ARGOS_PACKAGES_DIR",
+            "Folder of installed Argos Translate models (the variable Argos Translate itself reads). "
+            "Default: Argos's own ~/.local/share/argos-translate/packages, so models installed with argospm "
+            "are found too."),
+    Setting("ARGOS_PACKAGE_INDEX",
+            "Address of the Argos package index that `publisher models install FROM TO` downloads from. "
+            "Default: Argos Translate's own index."),
+    Setting("PUBLISHER_TRANSLATION_BEAM_SIZE",
+            "Beam size of the translation search: larger is slower and usually a little better.",
+            default=4, parse=parse_positive_int),
+    Setting("PUBLISHER_TRANSLATION_MAX_TOKENS",
+            "Longest translation of one sentence, in model tokens: bounds the time a runaway sentence takes.",
+            default=256, parse=parse_positive_int),
+    Setting("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT",
+            "Seconds `publisher models install FROM TO` waits for the package index before giving up (offline).",
+            default=20.0, parse=parse_float),
 )
 
 # --- email (issue 4) --------------------------------------------------------------------------------------
 
-EMAIL_SETTINGS: tuple[Setting, ...] = ()
+def parse_mailbox(text: str) -> str:
+    """`Name <addr@example.org>` or `addr@example.org`; the address itself is validated when mail is built."""
+    from email.utils import parseaddr
+
+    value = text.strip()
+    if "@" not in parseaddr(value)[1]:
+        raise ValueError(f"expected an address such as 'News <news@example.org>', got {text!r}")
+    return value
+
+
+EMAIL_SETTINGS: tuple[Setting, ...] = (
+    Setting("BULLETIN_FROM", "Sender of the bulletins, e.g. 'UNPOG News <news@unpog.org>'. "
+            "Default: <site title> <news@<site host>>.", parse=parse_mailbox),
+    Setting("BULLETIN_REPLY_TO", "Where replies to a bulletin go (Reply-To). Default: the sender.",
+            parse=parse_mailbox),
+    Setting("BULLETIN_FALLBACK", "What a subscriber gets when an article has no version in their language: "
+            "'skip' (nothing; the ledger says why) or 'original' (the original language).",
+            default="skip", choices=("skip", "original")),
+    Setting("BULLETIN_POSTAL_ADDRESS", "Postal address shown at the foot of every bulletin (anti-spam laws).",
+            default=""),
+    Setting("DKIM_DOMAIN", "Domain that signs the bulletins with DKIM (d=); set with DKIM_SELECTOR and "
+            "DKIM_PRIVATE_KEY_FILE to sign."),
+    Setting("DKIM_SELECTOR", "DKIM selector (s=): the DNS name <selector>._domainkey.<domain> holds the public key."),
+    Setting("DKIM_PRIVATE_KEY_FILE", "PEM file with the DKIM private key (RSA); keep the file itself private."),
+)
 
 # --- feeds (issue 5) --------------------------------------------------------------------------------------
 
@@ -150,6 +190,8 @@ SOCIAL_SETTINGS: tuple[Setting, ...] = (
             default=900.0, parse=parse_float),
     Setting("SOCIAL_RATE_LIMIT_RETRIES", "How many times one post is retried after a rate limit (429).",
             default=3, parse=parse_int),
+    Setting("SOCIAL_HTTP_TIMEOUT", "Seconds to wait for a social network's answer; a post whose answer does not "
+            "come in time is recorded as unconfirmed, never posted again blindly.", default=30.0, parse=parse_float),
 )
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------

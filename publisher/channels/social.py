@@ -160,6 +160,37 @@ def _comparable_text(text: str) -> str:
     return " ".join(re.sub(r"[…\s]+", " ", text).split()).casefold()
 
 
+def network_failure(exc: BaseException, action: str = "post") -> SocialPostError:
+    """A network error from requests or httpx as ``PostNotSent`` (the request never left: no connection,
+    TLS refused, connect timeout) or ``OutcomeUnknown`` (it may have arrived: read timeout, dropped connection)."""
+    never_left: list[type[BaseException]] = []
+    try:
+        import requests
+        import urllib3.exceptions
+
+        never_left += [requests.exceptions.ConnectTimeout, requests.exceptions.SSLError,
+                       urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError]
+    except ImportError:  # pragma: no cover - requests is a dependency
+        pass
+    try:
+        import httpx
+
+        never_left += [httpx.ConnectError, httpx.ConnectTimeout]
+    except ImportError:  # pragma: no cover - httpx is a dependency
+        pass
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, tuple(never_left)):
+            return PostNotSent(f"could not {action}: no connection ({type(current).__name__})")
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+    return OutcomeUnknown(f"no answer to the {action} ({type(exc).__name__}); it may have been made")
+
+
 @dataclass(frozen=True)
 class LocalImage:
     """An article's image read from disk, for upload."""
@@ -197,7 +228,8 @@ class SocialChannel(Channel):
         return "shorten"
 
     def open_client(self, account: SocialAccount) -> Any:
-        """The platform's client, logged in as ``account``. Called only when a post is to be made."""
+        """The platform's client, logged in as ``account``. Called only when a post is to be made, before the
+        posts are formatted, so it may ask the platform for its limits."""
         raise NotImplementedError
 
     def send(self, client: Any, article: Article, post: PostText, *, reply_to: RemotePost | None,
@@ -330,7 +362,6 @@ class SocialChannel(Channel):
         key = DeliveryKey(article.slug, article.lang, self.name, account.label)
         where = f"{self.name}:{account.label}"
         row = ctx.ledger.get(key)
-        posts = self.format_posts(article, account)
         done: list[RemotePost] = []
         generation = int(row.detail.get("generation", 0)) if row is not None else 0
         if row is not None and row.state != "sent":
@@ -344,10 +375,12 @@ class SocialChannel(Channel):
             return self._report(article, where, "unconfirmed",
                                 "the post may exist: check the account, then run publish --retry-unconfirmed")
         if ctx.dry_run:
+            posts = self.format_posts(article, account)
             return self._report(article, where, "pending",
                                 f"dry run: would post {len(posts) - len(done)} of {len(posts)} post(s)")
 
-        client = self.open_client(account)
+        client = self.open_client(account)  # may learn the platform's limit (Mastodon's max_characters)
+        posts = self.format_posts(article, account)
         note = ""
         if in_doubt and len(done) < len(posts):
             found = self._find_existing(client, account, article, posts[len(done)])
@@ -432,6 +465,11 @@ class SocialChannel(Channel):
         return None
 
     # --- helpers for platforms -----------------------------------------------------------------------
+    @property
+    def http_timeout(self) -> float:
+        """Seconds to wait for an answer (``SOCIAL_HTTP_TIMEOUT``); a later answer leaves the post unconfirmed."""
+        return float(self.config.get("SOCIAL_HTTP_TIMEOUT") or 30.0)
+
     def load_image(self, article: Article) -> LocalImage | None:
         """The article's image from disk (next to the article, in the site, or in public/); None if remote/absent."""
         import mimetypes
@@ -490,5 +528,5 @@ def describe_delivery(row: Delivery) -> str:
 __all__ = [
     "ACCOUNT_LANGUAGES", "CredentialField", "DuplicatePost", "LocalImage", "OutcomeUnknown", "PostNotSent",
     "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPostError", "account_settings",
-    "describe_delivery", "idempotency_key",
+    "describe_delivery", "idempotency_key", "network_failure",
 ]
