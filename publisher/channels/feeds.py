@@ -1,0 +1,200 @@
+"""The feeds channel: publishing an article rebuilds the feeds, index page and article pages it appears in.
+
+Feeds are local by nature: the files under ``public/`` are the delivery, so there is no remote adapter and
+no fallback. The ledger keeps one row per (article, language, "feeds", feed path); the row's detail holds the
+entry id handed out at first publication, so an edited or re-published article keeps its id and feed
+readers never show it twice. Rebuilding a feed is idempotent, so publishing again simply refreshes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, ClassVar
+
+from publisher.channels.base import Channel, DeliveryReport, PublishContext, Rendition
+from publisher.errors import PublisherError
+
+if TYPE_CHECKING:
+    from publisher.article import Article, Story
+    from publisher.formatters.feeds import OutputFile, SiteFeeds
+    from publisher.ledger import DeliveryKey, Ledger
+    from publisher.site import Site
+
+CHANNEL = "feeds"
+
+
+@dataclass
+class BuildResult:
+    """What a build did: files written because their bytes changed, and files left alone."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return self.written + self.unchanged
+
+
+def write_outputs(site: Site, files: Iterable[OutputFile]) -> BuildResult:
+    """Write each file atomically under ``public/``, skipping those whose bytes did not change."""
+    from publisher.fsutil import write_if_changed
+
+    result = BuildResult()
+    for output in files:
+        changed = write_if_changed(site.public_dir / output.path, output.content)
+        (result.written if changed else result.unchanged).append(output.path)
+    return result
+
+
+def feed_targets(article: Article) -> list[str]:
+    """The feed files (paths under ``public/``) an article version appears in: its language's, its theme's."""
+    from publisher.formatters.feeds import FILENAMES
+
+    targets = [f"{article.lang}/{FILENAMES[fmt]}" for fmt in ("rss", "atom", "json")]
+    if article.theme_slug:
+        targets += [f"{article.lang}/themes/{article.theme_slug}/{FILENAMES[fmt]}" for fmt in ("rss", "atom")]
+    return targets
+
+
+class PublishedVersions:
+    """Which article versions are in the feeds, and the entry id each was given, read from the ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ids: dict[tuple[str, str], str] = {}
+        self.published: set[tuple[str, str]] = set()
+        for row in ledger.rows(channel=CHANNEL):
+            key = (row.key.article, row.key.lang)
+            guid = row.detail.get("guid")
+            if guid and key not in self.ids:
+                self.ids[key] = str(guid)
+            if row.state == "sent":
+                self.published.add(key)
+
+
+class FeedsChannel(Channel):
+    """RSS 2.0, Atom and JSON Feed per language and per theme, an OPML list, and the pages they link to."""
+
+    name: ClassVar[str] = CHANNEL
+    title: ClassVar[str] = "RSS, Atom and JSON feeds"
+
+    def is_configured(self) -> bool:
+        # Nothing to configure: the feed files are the delivery.
+        return True
+
+    def fallback_description(self) -> str:
+        return "feed files in public/"
+
+    def destination(self) -> str:
+        return f"{self.title} in public/<lang>/ (rss.xml, atom.xml, feed.json)"
+
+    # --- building ------------------------------------------------------------------------------------------
+
+    def site_feeds(self, ledger: Ledger, including: Iterable[Article] = (), *, everything: bool = False) -> SiteFeeds:
+        """The site's feeds over every published version, plus ``including`` (the versions being published now).
+
+        ``everything`` takes every version in ``content/`` instead of the ledger's published ones. Either way
+        the publishing rule for translations is applied again, so turning machine translations off takes them
+        out of the feeds at the next build.
+        """
+        from publisher.formatters.feeds import SiteFeeds, tag_uri
+        from publisher.translate.policy import select_versions
+
+        state = PublishedVersions(ledger)
+        chosen: dict[tuple[str, str], Article] = {}
+        for story in self.site.articles().stories.values():
+            allowed, _ = select_versions(story, self.site.languages, self.site)
+            for article in allowed.versions.values():
+                if everything or (article.slug, article.lang) in state.published:
+                    chosen[(article.slug, article.lang)] = article
+        for article in including:
+            chosen[(article.slug, article.lang)] = article
+        site_url = self.site.url
+
+        def item_id(article: Article) -> str:
+            return state.ids.get((article.slug, article.lang)) or tag_uri(site_url, article)
+
+        return SiteFeeds(self.site, chosen.values(), item_id=item_id)
+
+    @staticmethod
+    def files_for(feeds: SiteFeeds, versions: Sequence[Article]) -> list[OutputFile]:
+        """The files that publishing ``versions`` rewrites: feeds of their languages and themes, pages, OPML."""
+        return feeds.render(
+            langs={a.lang for a in versions},
+            themes={a.theme_slug for a in versions if a.theme_slug},
+            pages=[(a.slug, a.lang) for a in versions],
+        )
+
+    # --- the Channel interface ---------------------------------------------------------------------------
+
+    def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
+        versions = _versions(story, langs)
+        files = self.files_for(self.site_feeds(self.site.ledger(), versions), versions)
+        return [
+            Rendition(channel=CHANNEL, lang=output.lang or "", target=output.path,
+                      filename=PurePosixPath(output.path).name, content=output.content,
+                      media_type=output.media_type, meta={"items": output.items})
+            for output in files
+        ]
+
+    def publish(self, story: Story, langs: Sequence[str], ctx: PublishContext) -> list[DeliveryReport]:
+        versions = _versions(story, langs)
+        keys = _delivery_keys(versions)
+        if ctx.dry_run:
+            return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "pending", "dry run: not written")
+                    for k in keys]
+        before = {key: ctx.ledger.begin(key) for key in keys}
+        try:
+            feeds = self.site_feeds(ctx.ledger, versions)
+            result = write_outputs(self.site, self.files_for(feeds, versions))
+        except PublisherError as exc:
+            # Nothing was half-written (every file is renamed into place); the rows say why and can be retried.
+            for key in keys:
+                ctx.ledger.mark(key, "failed", error=str(exc))
+            return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "failed", str(exc)) for k in keys]
+        reports = []
+        by_version = {(a.slug, a.lang): a for a in versions}
+        for key in keys:
+            article = by_version[(key.article, key.lang)]
+            guid = feeds.item(article).id
+            ctx.ledger.mark(key, "sent", remote_url=f"{self.site.url}/{key.target}",
+                            detail={"guid": guid, "url": article.url})
+            if before[key].state == "sent":
+                note = "refreshed" if key.target in result.written else "already up to date"
+            else:
+                note = "added"
+            reports.append(DeliveryReport(key.article, key.lang, CHANNEL, key.target, "sent", note))
+        return reports
+
+
+def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
+    """``publisher feeds build``: rebuild every feed and page from the published versions (or all of them).
+
+    With ``include_unpublished`` every version that may be published is added and recorded in the ledger as
+    published to the feeds, so later builds and publishes keep it.
+    """
+    channel = FeedsChannel(site)
+    ledger = site.ledger()
+    feeds = channel.site_feeds(ledger, everything=include_unpublished)
+    result = write_outputs(site, feeds.render())
+    if include_unpublished:
+        state = PublishedVersions(ledger)
+        versions = [a for lang in feeds.languages for a in feeds.by_lang[lang] if (a.slug, a.lang) not in state.published]
+        for key in _delivery_keys(versions):
+            ledger.begin(key)
+        for article in versions:
+            for key in _delivery_keys([article]):
+                ledger.mark(key, "sent", remote_url=f"{site.url}/{key.target}",
+                            detail={"guid": feeds.item_id(article), "url": article.url})
+    return result
+
+
+def _versions(story: Story, langs: Sequence[str]) -> list[Article]:
+    return [story.versions[lang] for lang in langs if lang in story.versions]
+
+
+def _delivery_keys(versions: Sequence[Article]) -> list[DeliveryKey]:
+    from publisher.ledger import DeliveryKey
+
+    return [DeliveryKey(a.slug, a.lang, CHANNEL, target) for a in versions for target in feed_targets(a)]

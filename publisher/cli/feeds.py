@@ -1,0 +1,51 @@
+"""``publisher feeds``: rebuild the RSS, Atom and JSON feeds, the OPML list and the pages under public/."""
+
+from __future__ import annotations
+
+import click
+
+from publisher.cli import console, get_site
+
+
+@click.group()
+def feeds() -> None:
+    """RSS 2.0, Atom and JSON Feed per language and per theme, in public/<lang>/.
+
+    Publishing an article updates the feeds of its languages and theme; `feeds build` rebuilds them all.
+    Feed titles and descriptions come from SITE_TITLE_EN/KO and SITE_DESCRIPTION_EN/KO.
+    """
+
+
+@feeds.command()
+@click.option("--all", "include_all", is_flag=True,
+              help="Also add every article in content/ that may be published (machine translations only with "
+                   "PUBLISHER_ALLOW_MACHINE_TRANSLATION), and record it in the ledger as published to the feeds.")
+@click.pass_context
+def build(ctx: click.Context, include_all: bool) -> None:
+    """Rebuild every feed, index page and article page from the published articles.
+
+    Each file is written to a temporary file and renamed into place, and only when its bytes changed.
+    """
+    from publisher.channels.feeds import build_site
+
+    site = get_site(ctx)
+    result = build_site(site, include_unpublished=include_all)
+    out = console()
+    out.print(f"{len(result.written)} files written, {len(result.unchanged)} unchanged, in {site.public_dir}")
+    for path in result.written:
+        out.print(f"  [green]wrote[/] {path}")
+
+
+@feeds.command("list")
+@click.pass_context
+def list_feeds(ctx: click.Context) -> None:
+    """Print the address of every feed (what readers subscribe to)."""
+    from publisher.channels.feeds import FeedsChannel
+    from publisher.formatters.feeds import OPML_FILENAME
+
+    site = get_site(ctx)
+    site_feeds = FeedsChannel(site).site_feeds(site.ledger())
+    for spec in site_feeds.specs():
+        for fmt in spec.formats:
+            click.echo(f"{spec.lang}\t{fmt}\t{spec.url(fmt)}\t{spec.title}")
+    click.echo(f"-\topml\t{site.url}/{OPML_FILENAME}\tevery feed above, for import into a reader")

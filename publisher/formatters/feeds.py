@@ -1,0 +1,639 @@
+"""RSS 2.0 and Atom (feedgen), JSON Feed 1.1 and OPML documents built from published articles, as bytes."""
+
+from __future__ import annotations
+
+import html
+import json
+import mimetypes
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from publisher.errors import ContentError
+
+if TYPE_CHECKING:
+    from publisher.article import Article
+    from publisher.site import Site
+
+FORMATS = ("rss", "atom", "json")
+FILENAMES = {"rss": "rss.xml", "atom": "atom.xml", "json": "feed.json"}
+MEDIA_TYPES = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+    "opml": "text/x-opml",
+    "html": "text/html",
+}
+OPML_FILENAME = "feeds.opml"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+# An empty feed still needs an "updated" date; a fixed one keeps rebuilds byte-identical (see write_if_changed).
+EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+# --- what a feed is ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One feed: a language, optionally narrowed to one theme, with its title and where it lives."""
+
+    lang: str
+    title: str
+    description: str
+    base_url: str                     # PUBLISHER_SITE_URL, no trailing slash
+    theme: str | None = None          # theme slug; None for the language's main feed
+    theme_label: str | None = None    # the theme as written in the articles ("Digital Government")
+
+    @property
+    def directory(self) -> str:
+        """Folder under ``public/``: ``en`` or ``en/themes/digital-government``."""
+        return f"{self.lang}/themes/{self.theme}" if self.theme else self.lang
+
+    def path(self, fmt: str) -> str:
+        return f"{self.directory}/{FILENAMES[fmt]}"
+
+    def url(self, fmt: str) -> str:
+        return f"{self.base_url}/{self.path(fmt)}"
+
+    @property
+    def home_url(self) -> str:
+        """The HTML page the feed describes: the language's index page."""
+        return f"{self.base_url}/{self.lang}/"
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        # Theme feeds are RSS and Atom only (issue 5); JSON Feed is per language.
+        return ("rss", "atom") if self.theme else FORMATS
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    """The article image as a feed enclosure; ``length`` is 0 when the size cannot be known (remote image)."""
+
+    url: str
+    length: int
+    media_type: str
+    copy_from: Path | None = None     # a local image kept outside public/: copied to ``public/<public_path>``
+    public_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Category:
+    term: str
+    label: str
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """Everything a feed says about one article version, computed once and shared by every format and feed."""
+
+    id: str                           # stable: never changes when the article is edited or re-published
+    lang: str
+    slug: str
+    url: str
+    title: str
+    summary_text: str
+    summary_html: str
+    content_html: str                 # sanitized body, preceded by the machine-translation notice if any
+    author: str | None
+    categories: tuple[Category, ...]
+    published: datetime
+    updated: datetime
+    theme: str | None                 # theme slug
+    enclosure: Enclosure | None = None
+    image_alt: str = ""
+    translations: tuple[tuple[str, str], ...] = ()   # (lang, url) of the other versions of the same story
+    machine_translated: bool = False
+    notice: str | None = None
+
+
+# --- items from articles -----------------------------------------------------------------------------------
+
+
+def tag_uri(base_url: str, article: Article) -> str:
+    """A tag: URI (RFC 4151) for an article version: the site's host, its first publication date, lang/slug.
+
+    The caller keeps the first one it hands out (see ``FeedsChannel``), so a later edit of the date or a move
+    of the site to another host does not make readers see the article as new.
+    """
+    host = urlsplit(base_url).hostname or "localhost"
+    day = article.date.date().isoformat()   # the day as written in the article, in its own time zone
+    return f"tag:{host},{day}:{article.lang}/{article.slug}"
+
+
+def image_enclosure(article: Article, site: Site) -> Enclosure | None:
+    """The article's image as an enclosure with its real byte length and media type.
+
+    A local image is looked up under ``public/``, then ``content/``, then the site folder; its URL is the site
+    URL plus the path as written, and an image found outside ``public/`` is copied there by the build so the
+    URL resolves. A remote image (http/https) is not fetched,
+    since builds are offline: its length is written as 0, as the RSS Advisory Board recommends when the
+    size cannot be determined, and its type is guessed from the file name.
+    """
+    image = article.image
+    if image is None or not image.src:
+        return None
+    src = image.src.strip()
+    media_type = mimetypes.guess_type(urlsplit(src).path)[0] or "application/octet-stream"
+    if src.startswith(("http://", "https://")):
+        return Enclosure(url=src, length=0, media_type=media_type)
+    relative = src.lstrip("/")
+    if ".." in Path(relative).parts:
+        raise ContentError(article.path, "image.src", f"must stay inside the site folder: {src}")
+    url = f"{site.url}/{relative}"
+    published = site.public_dir / relative
+    if published.is_file():
+        return Enclosure(url=url, length=published.stat().st_size, media_type=media_type)
+    for candidate in (site.content_dir / relative, site.root / relative):
+        if candidate.is_file():
+            return Enclosure(url=url, length=candidate.stat().st_size, media_type=media_type,
+                             copy_from=candidate, public_path=relative)
+    raise ContentError(article.path, "image", f"file not found: {src} (looked in public/, the site folder and content/)")
+
+
+def make_item(
+    article: Article,
+    *,
+    item_id: str,
+    translations: Sequence[tuple[str, str]] = (),
+    enclosure: Enclosure | None = None,
+    notice: str | None = None,
+    theme_label: str | None = None,
+) -> FeedItem:
+    """Collect what the feeds need from one article version (the body is rendered and sanitized once here)."""
+    categories: list[Category] = []
+    if article.theme:
+        categories.append(Category(term=article.theme_slug or article.theme, label=theme_label or article.theme))
+    categories.extend(Category(term=tag, label=tag) for tag in article.tags)
+    body_html = article.body_html
+    if notice:
+        # The notice leads the content so a reader sees it before the translated text, in every format.
+        body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
+    published = article.date
+    return FeedItem(
+        id=item_id,
+        lang=article.lang,
+        slug=article.slug,
+        url=article.url,
+        title=article.title,
+        summary_text=article.summary or "",
+        summary_html=article.summary_html if article.summary else "",
+        content_html=body_html,
+        author=article.author,
+        categories=tuple(categories),
+        published=published,
+        updated=max(article.updated or published, published),
+        theme=article.theme_slug,
+        enclosure=enclosure,
+        image_alt=article.image.alt if article.image else "",
+        translations=tuple(translations),
+        machine_translated=article.is_machine_translation,
+        notice=notice,
+    )
+
+
+def newest_first(items: Iterable[FeedItem], limit: int | None = None) -> list[FeedItem]:
+    """Newest publication first; ties broken by slug so two builds order the same articles the same way."""
+    ordered = sorted(items, key=lambda item: (item.published, item.slug), reverse=True)
+    return ordered if limit is None else ordered[:limit]
+
+
+def feed_updated(items: Sequence[FeedItem]) -> datetime:
+    """The newest change among the items: derived from content, never the clock, so unchanged feeds stay unchanged."""
+    return max((item.updated for item in items), default=EMPTY_FEED_DATE)
+
+
+# --- RSS 2.0 and Atom (feedgen) ----------------------------------------------------------------------------
+
+
+def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
+    """feedgen extensions (namespace -> feed class, entry class, atom?, rss?) that fill what feedgen lacks."""
+    from feedgen.ext.base import BaseEntryExtension, BaseExtension
+    from feedgen.util import xml_elem
+
+    class RssNamespaces(BaseExtension):  # type: ignore[misc]
+        def extend_ns(self) -> dict[str, str]:
+            return {"dc": DC_NS}
+
+    class RssItemExtras(BaseEntryExtension):  # type: ignore[misc]
+        """dc:creator (RSS has no author name without an email address) and hreflang links to translations."""
+
+        def __init__(self) -> None:
+            self.creator: str | None = None
+            self.translations: tuple[tuple[str, str], ...] = ()
+
+        def extend_rss(self, entry: Any) -> Any:
+            if self.creator:
+                xml_elem(f"{{{DC_NS}}}creator", entry).text = self.creator
+            for lang, url in self.translations:
+                xml_elem(f"{{{ATOM_NS}}}link", entry, rel="alternate", type="text/html", hreflang=lang, href=url)
+            return entry
+
+    class AtomNamespaces(BaseExtension):  # type: ignore[misc]
+        def extend_ns(self) -> dict[str, str]:
+            return {}
+
+    class AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
+        """Puts back the rel, type, hreflang and length of entry links.
+
+        feedgen 1.0's FeedEntry.atom_entry() rebinds its loop variable to the new element before reading the
+        link's attributes, so every entry <link> comes out with an href only (all "alternate", the enclosure
+        included). The links are written in the order they were given, so they pair up with ours.
+        """
+
+        def __init__(self) -> None:
+            self.links: list[dict[str, str]] = []
+
+        def extend_atom(self, entry: Any) -> Any:
+            for element, link in zip(entry.findall("link"), self.links):
+                for name in ("rel", "type", "hreflang", "title", "length"):
+                    if link.get(name):
+                        element.set(name, link[name])
+            return entry
+
+    return {
+        "publisher_rss": (RssNamespaces, RssItemExtras, False, True),
+        "publisher_atom": (AtomNamespaces, AtomEntryLinks, True, False),
+    }
+
+
+def render_rss_and_atom(
+    spec: FeedSpec, items: Sequence[FeedItem], other_languages: Mapping[str, FeedSpec] | None = None
+) -> tuple[bytes, bytes]:
+    """The RSS 2.0 and Atom documents of one feed, from one feedgen generator (entries are built once).
+
+    ``items`` must already be newest first and cut to the maximum; ``other_languages`` maps a language to
+    the same feed in that language, linked with hreflang.
+    """
+    from feedgen.feed import FeedGenerator
+
+    other_languages = other_languages or {}
+
+    fg = FeedGenerator()
+    for namespace, (feed_ext, entry_ext, atom, rss) in _feedgen_extensions().items():
+        fg.register_extension(namespace, feed_ext, entry_ext, atom=atom, rss=rss)
+    fg.id(spec.url("atom"))
+    fg.title(spec.title)
+    fg.subtitle(spec.description or spec.title)   # RSS requires a description
+    fg.language(spec.lang)
+    fg.author({"name": spec.title})               # Atom requires an author; entries without one inherit the site
+    fg.generator("publisher")
+    updated = feed_updated(items)
+    fg.updated(updated)
+    fg.lastBuildDate(updated)
+
+    def set_links(fmt: str) -> None:
+        # Fresh dicts each time (feedgen fills defaults in place). The HTML page comes last because feedgen
+        # takes the RSS channel <link> from the last alternate link.
+        links = [{"href": other.url(fmt), "rel": "alternate", "type": MEDIA_TYPES[fmt], "hreflang": lang}
+                 for lang, other in other_languages.items()]
+        links.append({"href": spec.url(fmt), "rel": "self", "type": MEDIA_TYPES[fmt]})
+        links.append({"href": spec.home_url, "rel": "alternate", "type": "text/html", "hreflang": spec.lang})
+        fg.link(links, replace=True)
+
+    for item in items:
+        entry = fg.add_entry(order="append")
+        entry.id(item.id)
+        entry.title(item.title)
+        # Order matters: summary() first fills RSS <description>; content() then adds <content:encoded>.
+        entry.summary(item.summary_html or item.content_html, type="html")
+        entry.content(item.content_html, type="html")
+        if item.author:
+            entry.author({"name": item.author})
+        links = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
+                 for lang, url in item.translations]
+        # The article's own page last: feedgen's RSS <link> is the last alternate.
+        links.append({"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang})
+        if item.enclosure:
+            links.append({"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
+                          "length": str(item.enclosure.length)})
+        entry.link([dict(link) for link in links])
+        entry.publisher_atom.links = links
+        if item.categories:
+            entry.category([{"term": c.term, "label": c.label} for c in item.categories])
+        entry.published(item.published)
+        entry.updated(item.updated)
+        entry.publisher_rss.creator = item.author
+        entry.publisher_rss.translations = item.translations
+    set_links("rss")
+    rss = fg.rss_str(pretty=True)
+    set_links("atom")
+    atom = fg.atom_str(pretty=True)
+    return rss, atom
+
+
+# --- JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) -------------------------------------------------
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def json_feed_document(spec: FeedSpec, items: Sequence[FeedItem]) -> dict[str, Any]:
+    """The JSON Feed 1.1 object: ``version``, ``title`` and ``items`` are required; each item needs ``id`` and content."""
+    document: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": spec.title,
+        "home_page_url": spec.home_url,
+        "feed_url": spec.url("json"),
+        "language": spec.lang,
+    }
+    if spec.description:
+        document["description"] = spec.description
+    document["authors"] = [{"name": spec.title, "url": spec.home_url}]
+    entries: list[dict[str, Any]] = []
+    for item in items:
+        entry: dict[str, Any] = {
+            "id": item.id,
+            "url": item.url,
+            "title": item.title,
+            "content_html": item.content_html,
+        }
+        if item.summary_text:
+            entry["summary"] = item.summary_text
+        if item.enclosure and item.enclosure.media_type.startswith("image/"):
+            entry["image"] = item.enclosure.url
+        entry["date_published"] = _rfc3339(item.published)
+        entry["date_modified"] = _rfc3339(item.updated)
+        if item.author:
+            entry["authors"] = [{"name": item.author}]
+        if item.categories:
+            entry["tags"] = [c.label for c in item.categories]
+        entry["language"] = item.lang
+        if item.enclosure:
+            attachment: dict[str, Any] = {"url": item.enclosure.url, "mime_type": item.enclosure.media_type}
+            if item.image_alt:
+                attachment["title"] = item.image_alt
+            if item.enclosure.length:
+                attachment["size_in_bytes"] = item.enclosure.length
+            entry["attachments"] = [attachment]
+        # Custom keys start with an underscore (JSON Feed 1.1 "Extensions").
+        extension: dict[str, Any] = {"machine_translation": item.machine_translated}
+        if item.translations:
+            extension["translations"] = [{"language": lang, "url": url} for lang, url in item.translations]
+        entry["_publisher"] = extension
+        entries.append(entry)
+    document["items"] = entries
+    return document
+
+
+def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
+    """The JSON Feed file: UTF-8, Korean kept readable (no \\u escapes), stable key order."""
+    text = json.dumps(json_feed_document(spec, items), ensure_ascii=False, indent=2)
+    return (text + "\n").encode("utf-8")
+
+
+# --- OPML --------------------------------------------------------------------------------------------------
+
+
+def render_opml(title: str, specs: Sequence[FeedSpec], created: datetime | None = None) -> bytes:
+    """An OPML 2.0 subscription list of every feed, grouped by language (readers import it in one step)."""
+    from email.utils import format_datetime
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("opml", version="2.0")
+    head = ET.SubElement(root, "head")
+    ET.SubElement(head, "title").text = title
+    if created is not None:
+        ET.SubElement(head, "dateCreated").text = format_datetime(created.astimezone(timezone.utc))
+    body = ET.SubElement(root, "body")
+    by_lang: dict[str, list[FeedSpec]] = {}
+    for spec in specs:
+        by_lang.setdefault(spec.lang, []).append(spec)
+    for lang, lang_specs in by_lang.items():
+        group = ET.SubElement(body, "outline", text=lang_specs[0].title, language=lang)
+        for spec in lang_specs:
+            for fmt in spec.formats:
+                if fmt == "json":
+                    continue  # OPML's type attribute only knows rss (which readers also use for Atom)
+                name = f"{spec.title} ({fmt.upper()})"
+                ET.SubElement(group, "outline", type="rss", text=name, title=name, xmlUrl=spec.url(fmt),
+                              htmlUrl=spec.home_url, language=lang, version="RSS2" if fmt == "rss" else "ATOM")
+    ET.indent(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+# --- a whole site: every feed, the OPML list and the pages ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file of a build, its path relative to ``public/`` (POSIX)."""
+
+    path: str
+    content: bytes
+    media_type: str
+    lang: str | None = None
+    items: int = 0
+
+
+@dataclass(frozen=True)
+class PageLink:
+    """A link from a page: a feed to subscribe to, or the same page in another language."""
+
+    href: str
+    title: str
+    type: str = "text/html"
+    hreflang: str | None = None
+    relative: str = ""                # the same target relative to the page, for <a href> when served elsewhere
+
+
+class SiteFeeds:
+    """Renders a site's feeds, OPML list, index pages and article pages from its published article versions.
+
+    ``published`` holds every version that may appear (the pipeline's machine-translation rule already
+    applied); ``item_id`` gives each version its stable feed id. Items are made lazily, so a site with
+    10,000 articles renders only the bodies that land in a feed or on a page being rebuilt.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        published: Iterable[Article],
+        *,
+        item_id: Callable[[Article], str] | None = None,
+        max_items: int | None = None,
+    ) -> None:
+        self.site = site
+        self.languages: tuple[str, ...] = tuple(site.languages)
+        self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
+        self.item_id = item_id or (lambda article: tag_uri(site.url, article))
+        self.versions: dict[str, dict[str, Article]] = {}
+        self.by_lang: dict[str, list[Article]] = {lang: [] for lang in self.languages}
+        # theme slug -> theme as written (the English key that the catalogs translate), per language
+        self.themes: dict[str, dict[str, str]] = {lang: {} for lang in self.languages}
+        for article in published:
+            if article.lang not in self.by_lang:
+                continue
+            self.versions.setdefault(article.slug, {})[article.lang] = article
+            self.by_lang[article.lang].append(article)
+            if article.theme and article.theme_slug:
+                self.themes[article.lang].setdefault(article.theme_slug, article.theme)
+        for articles in self.by_lang.values():
+            articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
+        self._items: dict[tuple[str, str], FeedItem] = {}
+
+    # --- feeds ---------------------------------------------------------------------------------------------
+
+    def spec(self, lang: str, theme: str | None = None) -> FeedSpec:
+        from publisher.i18n import theme_label
+
+        title, description = self.site.title(lang), self.site.description(lang)
+        if theme is None:
+            return FeedSpec(lang=lang, title=title, description=description, base_url=self.site.url)
+        label = theme_label(self.themes[lang][theme], lang, self.site)
+        return FeedSpec(lang=lang, title=f"{title}: {label}", description=description or label,
+                        base_url=self.site.url, theme=theme, theme_label=label)
+
+    def specs(self) -> list[FeedSpec]:
+        """Every feed of the site: per language, then per theme of that language (sorted for stable output)."""
+        return [spec for lang in self.languages
+                for spec in [self.spec(lang)] + [self.spec(lang, theme) for theme in sorted(self.themes[lang])]]
+
+    def translations(self, article: Article) -> list[Article]:
+        """The other published versions of the same story, in site language order."""
+        versions = self.versions.get(article.slug, {})
+        return [versions[lang] for lang in self.languages if lang != article.lang and lang in versions]
+
+    def item(self, article: Article) -> FeedItem:
+        key = (article.slug, article.lang)
+        if key not in self._items:
+            from publisher.i18n import machine_notice, theme_label
+
+            self._items[key] = make_item(
+                article,
+                item_id=self.item_id(article),
+                translations=[(other.lang, other.url) for other in self.translations(article)],
+                enclosure=image_enclosure(article, self.site),
+                notice=machine_notice(article, self.site),
+                theme_label=theme_label(article.theme, article.lang, self.site) if article.theme else None,
+            )
+        return self._items[key]
+
+    def entries(self, spec: FeedSpec) -> list[Article]:
+        """The versions in a feed, newest first, at most ``max_items``."""
+        articles = self.by_lang.get(spec.lang, [])
+        if spec.theme:
+            articles = [a for a in articles if a.theme_slug == spec.theme]
+        return articles[: self.max_items]
+
+    def feed_files(self, spec: FeedSpec) -> list[OutputFile]:
+        items = [self.item(article) for article in self.entries(spec)]
+        others = {lang: self.spec(lang, spec.theme) for lang in self.languages
+                  if lang != spec.lang and (spec.theme is None or spec.theme in self.themes[lang])}
+        rss, atom = render_rss_and_atom(spec, items, others)
+        files = [OutputFile(spec.path("rss"), rss, MEDIA_TYPES["rss"], spec.lang, len(items)),
+                 OutputFile(spec.path("atom"), atom, MEDIA_TYPES["atom"], spec.lang, len(items))]
+        if "json" in spec.formats:
+            files.append(OutputFile(spec.path("json"), render_json_feed(spec, items), MEDIA_TYPES["json"],
+                                    spec.lang, len(items)))
+        return files
+
+    def opml_file(self) -> OutputFile:
+        title = " / ".join(dict.fromkeys(self.site.title(lang) for lang in self.languages))
+        return OutputFile(OPML_FILENAME, render_opml(title, self.specs()), MEDIA_TYPES["opml"])
+
+    # --- pages ---------------------------------------------------------------------------------------------
+
+    def feed_links(self, lang: str, depth: int) -> list[PageLink]:
+        """Discovery links of a language's feeds; ``depth`` is how many folders below ``public/<lang>/`` the page is."""
+        from publisher.i18n import gettext
+
+        spec = self.spec(lang)
+        up = "../" * depth
+        names = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
+        return [PageLink(href=spec.url(fmt), title=f"{spec.title} ({gettext(lang, names[fmt], self.site)})",
+                         type=MEDIA_TYPES[fmt], relative=f"{up}{FILENAMES[fmt]}") for fmt in spec.formats]
+
+    def theme_links(self, lang: str) -> list[tuple[FeedSpec, list[PageLink]]]:
+        links = []
+        for theme in sorted(self.themes[lang]):
+            spec = self.spec(lang, theme)
+            links.append((spec, [PageLink(href=spec.url(fmt), title=f"{spec.title} ({fmt.upper()})",
+                                          type=MEDIA_TYPES[fmt], relative=f"themes/{theme}/{FILENAMES[fmt]}")
+                                 for fmt in spec.formats]))
+        return links
+
+    def index_file(self, lang: str) -> OutputFile:
+        from publisher.i18n import language_name
+
+        languages = [PageLink(href=f"{self.site.url}/{other}/", title=language_name(other, other), hreflang=other,
+                              relative=f"../{other}/") for other in self.languages if other != lang]
+        content = render_page(
+            self.site, "feeds/index.html.j2",
+            lang=lang, title=self.site.title(lang), description=self.site.description(lang),
+            canonical=f"{self.site.url}/{lang}/", articles=self.by_lang.get(lang, []),
+            feeds=self.feed_links(lang, 0), theme_feeds=self.theme_links(lang), languages=languages,
+            opml=PageLink(href=f"{self.site.url}/{OPML_FILENAME}", title="OPML", type=MEDIA_TYPES["opml"],
+                          relative=f"../{OPML_FILENAME}"),
+        )
+        return OutputFile(f"{lang}/index.html", content, MEDIA_TYPES["html"], lang, len(self.by_lang.get(lang, [])))
+
+    def article_file(self, article: Article) -> OutputFile:
+        from publisher.i18n import language_name
+
+        item = self.item(article)
+        alternates = [PageLink(href=other.url, title=other.title, hreflang=other.lang,
+                               relative=f"../../{other.lang}/{other.slug}/") for other in self.translations(article)]
+        original = self.versions[article.slug].get(
+            article.translation.source_lang or "", article) if article.translation.is_translation else article
+        image_url = item.enclosure.url if item.enclosure else None
+        content = render_page(
+            self.site, "feeds/article.html.j2",
+            lang=article.lang, article=article, item=item, site_title=self.site.title(article.lang),
+            canonical=article.url, x_default=original.url, alternates=alternates,
+            language_names={link.hreflang: language_name(link.hreflang or "", article.lang) for link in alternates},
+            feeds=self.feed_links(article.lang, 1), image_url=image_url, index_relative="../",
+        )
+        return OutputFile(f"{article.lang}/{article.slug}/index.html", content, MEDIA_TYPES["html"], article.lang)
+
+    # --- everything ----------------------------------------------------------------------------------------
+
+    def render(
+        self,
+        *,
+        langs: Iterable[str] | None = None,
+        themes: Iterable[str] | None = None,
+        pages: Iterable[tuple[str, str]] | None = None,
+    ) -> list[OutputFile]:
+        """The files to write: the feeds and index pages of ``langs`` (default all) and, of their themes, only
+        ``themes`` (default all); article pages for ``pages`` ((slug, lang) pairs; default every version);
+        the OPML list always."""
+        chosen_langs = [lang for lang in self.languages if langs is None or lang in set(langs)]
+        chosen_themes = None if themes is None else set(themes)
+        files: list[OutputFile] = []
+        for lang in chosen_langs:
+            files.extend(self.feed_files(self.spec(lang)))
+            for theme in sorted(self.themes[lang]):
+                if chosen_themes is None or theme in chosen_themes:
+                    files.extend(self.feed_files(self.spec(lang, theme)))
+            files.append(self.index_file(lang))
+        if pages is None:
+            wanted = [article for lang in chosen_langs for article in self.by_lang[lang]]
+        else:
+            wanted = [self.versions[slug][lang] for slug, lang in pages
+                      if lang in self.versions.get(slug, {})]
+        files.extend(self.article_file(article) for article in wanted)
+        files.extend(self.image_files())
+        files.append(self.opml_file())
+        return files
+
+    def image_files(self) -> list[OutputFile]:
+        """Copies under ``public/`` of the local images that the rendered items link to from elsewhere."""
+        copies: dict[str, OutputFile] = {}
+        for item in self._items.values():
+            enclosure = item.enclosure
+            if enclosure and enclosure.copy_from and enclosure.public_path:
+                copies[enclosure.public_path] = OutputFile(
+                    enclosure.public_path, enclosure.copy_from.read_bytes(), enclosure.media_type, item.lang)
+        return [copies[path] for path in sorted(copies)]
+
+
+def render_page(site: Site, template: str, **context: Any) -> bytes:
+    """A page from ``templates/feeds/`` (a site's own templates first), as UTF-8 bytes."""
+    return site.templates.get_template(template).render(**context).encode("utf-8")
