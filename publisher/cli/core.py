@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -149,8 +150,10 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite an existing content file.")
 @click.option("--slug", help="Slug to use instead of one made from the title.")
+@click.option("--date", "when", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Publication date, for a page that does not show one.")
 @click.pass_context
-def import_command(ctx: click.Context, source: Path, force: bool, slug: str | None) -> None:
+def import_command(ctx: click.Context, source: Path, force: bool, slug: str | None, when: datetime | None) -> None:
     """Turn a news page (the UNPOG text format, or an HTML page) into content/<slug>.<lang>.md.
 
     The language is detected from the text (Hangul or Latin). Prints the path written.
@@ -158,7 +161,7 @@ def import_command(ctx: click.Context, source: Path, force: bool, slug: str | No
     from publisher.importer import import_file
 
     site = get_site(ctx)
-    path = import_file(site, source, force=force, slug=slug)
+    path = import_file(site, source, force=force, slug=slug, when=when.date() if when else None)
     click.echo(str(path))
 
 

@@ -1,0 +1,236 @@
+"""``publisher import``: turn a news page (the UNPOG text export, or an HTML page) into a content file."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher.errors import ContentError, NotFound
+
+if TYPE_CHECKING:
+    from publisher.site import Site
+
+MONTHS = {name: number for number, names in enumerate((
+    ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+    ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+    ("december", "dec")), start=1) for name in names}
+_MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+DATE_PATTERNS = (
+    re.compile(_MONTH + r"\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4})", re.I),          # June 28, 2024
+    re.compile(r"(?P<day>\d{1,2})\s+" + _MONTH + r",?\s+(?P<year>\d{4})", re.I),     # 28 June 2024
+    re.compile(r"(?P<year>\d{4})\s*년\s*(?P<month>\d{1,2})\s*월\s*(?P<day>\d{1,2})\s*일"),  # 2024년 6월 28일
+    re.compile(r"(?P<year>\d{4})[-./](?P<month>\d{1,2})[-./](?P<day>\d{1,2})\.?"),    # 2024-06-28, 2024.06.28
+)
+SITE_LINE = re.compile(r"^\s*(?P<site>[^:\n]{2,40}?)\s*:\s*(?:Theme|테마|주제)\s*[-–:]\s*(?P<theme>.+?)\s*$", re.I)
+FOOTER_WORDS = {
+    "facebook", "twitter", "x", "youtube", "blog", "rss", "instagram", "linkedin", "flickr", "share", "print",
+    "list", "top", "back", "페이스북", "트위터", "유튜브", "블로그", "인스타그램", "링크드인", "공유", "인쇄", "목록",
+    "카카오톡", "카카오스토리", "네이버", "밴드",
+}
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+LATIN = re.compile(r"[A-Za-z]")
+
+
+@dataclass
+class ImportedPage:
+    title: str
+    date: date | None
+    paragraphs: list[str]
+    theme: str | None = None
+    summary: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def detect_language(text: str) -> str:
+    """"ko" when Hangul syllables make up a fair share of the letters, else "en"."""
+    hangul = len(HANGUL.findall(text))
+    latin = len(LATIN.findall(text))
+    return "ko" if hangul and hangul * 3 >= latin else "en"
+
+
+def find_date(text: str) -> tuple[date, re.Match[str]] | None:
+    """The first date written in any of the usual English or Korean forms."""
+    best: tuple[date, re.Match[str]] | None = None
+    for pattern in DATE_PATTERNS:
+        for match in pattern.finditer(text):
+            month_text = match["month"]
+            month = int(month_text) if month_text.isdigit() else MONTHS[month_text.lower()]
+            try:
+                found = date(int(match["year"]), month, int(match["day"]))
+            except ValueError:
+                continue
+            if best is None or match.start() < best[1].start():
+                best = (found, match)
+            break
+    return best
+
+
+def _is_footer(line: str) -> bool:
+    words = [w.strip(".,|·•/") for w in line.lower().split()]
+    words = [w for w in words if w]
+    return bool(words) and all(w in FOOTER_WORDS for w in words)
+
+
+def _is_breadcrumb(line: str, title: str, site_name: str | None) -> bool:
+    match = re.match(r"^(?P<site>[^:]{2,40}?)\s*:\s*(?P<rest>.+)$", line)
+    if not match:
+        return False
+    if site_name and match["site"].strip() == site_name.strip():
+        return True
+    squash = lambda text: re.sub(r"\W+", "", text).lower()  # noqa: E731
+    return squash(match["rest"]) == squash(title)
+
+
+def parse_text_page(text: str, source: Path | str) -> ImportedPage:
+    """The text export of a news page: site/theme line, title (with its date), paragraphs, then a footer."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").replace("\ufeff", "").split("\n")]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise ContentError(source, None, "is empty")
+
+    theme = None
+    site_name = None
+    match = SITE_LINE.match(lines[0])
+    if match:
+        theme, site_name = match["theme"], match["site"]
+        lines = lines[1:]
+    while lines and _is_footer(lines[-1]):  # the social-links footer
+        lines.pop()
+    if not lines:
+        raise ContentError(source, "title", "no title found")
+
+    title_line, body = lines[0], lines[1:]
+    found = find_date(title_line)
+    when: date | None = None
+    title = title_line
+    if found and found[1].end() >= len(title_line.rstrip(" .")) - 1 and found[1].start() > 0:
+        when = found[0]
+        title = title_line[: found[1].start()].rstrip(" -–|,")
+    elif body and (found := find_date(body[0])) and found[1].start() == 0 and len(body[0]) <= 40:
+        when = found[0]   # a date on a line of its own under the title
+        body = body[1:]
+    elif body and (found := find_date(body[0][:60])) and found[1].start() == 0:
+        when = found[0]   # the first paragraph opens with its dateline ("28 June 2024 – ..."): keep the text
+    if not title.strip():
+        raise ContentError(source, "title", "no title found before the date")
+    # Drop the trailing breadcrumb "UNPOG : <title>" (and any footer lines around it).
+    while body and (_is_footer(body[-1]) or _is_breadcrumb(body[-1], title, site_name)):
+        body.pop()
+    if not body:
+        raise ContentError(source, "body", "no paragraphs found after the title")
+    return ImportedPage(title=title.strip(), date=when, paragraphs=body, theme=theme)
+
+
+def parse_html_page(html: str, source: Path | str) -> ImportedPage:
+    """A news article page: <h1> (or og:title / <title>), a <time> or published-time meta, <p> paragraphs."""
+    import lxml.html
+
+    try:
+        doc = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError) as exc:  # type: ignore[attr-defined]
+        raise ContentError(source, None, f"cannot parse HTML: {exc}") from None
+    for bad in doc.xpath("//script|//style|//nav|//header|//footer|//aside|//form|//noscript"):
+        bad.drop_tree()
+
+    def text_of(node: object) -> str:
+        return " ".join(node.text_content().split())  # type: ignore[attr-defined]
+
+    title = ""
+    for query in ("//article//h1", "//h1", "//meta[@property='og:title']/@content", "//title"):
+        found = doc.xpath(query)
+        if found:
+            title = found[0] if isinstance(found[0], str) else text_of(found[0])
+            title = " ".join(str(title).split())
+            if title:
+                break
+    if not title:
+        raise ContentError(source, "title", "no <h1>, og:title or <title> found")
+
+    when: date | None = None
+    for query in ("//time/@datetime", "//meta[@property='article:published_time']/@content",
+                  "//meta[@name='date']/@content", "//time"):
+        for value in doc.xpath(query):
+            raw = value if isinstance(value, str) else text_of(value)
+            found = find_date(str(raw))
+            if found:
+                when = found[0]
+                break
+        if when:
+            break
+
+    container = (doc.xpath("//article") or doc.xpath("//main") or doc.xpath("//*[@id='content']")
+                 or doc.xpath("//body") or [doc])[0]
+    paragraphs = [text_of(p) for p in container.xpath(".//p")]
+    paragraphs = [p for p in paragraphs if p and p != title and not _is_footer(p)]
+    if when is None:
+        head = text_of(container)[:400]
+        found = find_date(head)
+        if found:
+            when = found[0]
+    theme = None
+    match = re.search(r"(?:Theme|테마|주제)\s*[-–:]\s*([^\n|>]+)", text_of(doc))
+    if match:
+        theme = " ".join(match[1].split()[:4]).strip()
+    if not paragraphs:
+        raise ContentError(source, "body", "no <p> paragraphs found")
+    summary = ""
+    meta_desc = doc.xpath("//meta[@name='description']/@content")
+    if meta_desc:
+        summary = " ".join(str(meta_desc[0]).split())
+    return ImportedPage(title=title, date=when, paragraphs=paragraphs, theme=theme, summary=summary)
+
+
+def _escape_markdown_line(paragraph: str) -> str:
+    # A paragraph that happens to start like Markdown syntax ("1. ", "# ", "- ") must stay a paragraph.
+    if re.match(r"^(#{1,6}\s|[-+*]\s|\d+[.)]\s|>)", paragraph):
+        return "\\" + paragraph
+    return paragraph
+
+
+def slug_for(title: str, when: date | None) -> str:
+    """Latin words of the title (at most eight); a Korean title gets ``news-<date>``."""
+    from publisher.article import slugify
+
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    if len(words) >= 2:
+        return "-".join(words[:8])
+    stamp = when.strftime("%Y%m%d") if when else "undated"
+    return f"news-{stamp}" if not words else f"{slugify(' '.join(words))}-{stamp}"
+
+
+def import_file(site: Site, source: Path, *, force: bool = False, slug: str | None = None,
+                when: date | None = None) -> Path:
+    """Parse ``source`` and write ``content/<slug>.<lang>.md``; refuse to overwrite without ``force``."""
+    from publisher.article import SLUG_RE, Article, article_path, write_article
+
+    try:
+        raw = source.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise ContentError(source, None, "is a folder, not a page") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ContentError(source, None, "is not UTF-8 text") from None
+    looks_html = source.suffix.lower() in {".html", ".htm"} or re.match(r"\s*(<!doctype|<html)", text, re.I)
+    page = parse_html_page(text, source) if looks_html else parse_text_page(text, source)
+
+    published = when or page.date
+    if published is None:
+        raise ContentError(source, "date", "no date found in the page; give one with --date YYYY-MM-DD")
+    lang = detect_language(page.title + " " + " ".join(page.paragraphs[:3]))
+    slug = slug or slug_for(page.title, published)
+    if not SLUG_RE.match(slug):
+        raise ContentError(source, "slug", f"{slug!r} must be lower-case letters, digits and hyphens")
+    path = article_path(site, slug, lang)
+    article = Article(
+        slug=slug, lang=lang, title=page.title,
+        date=datetime.combine(published, time(0, 0), tzinfo=site.timezone),
+        body="\n\n".join(_escape_markdown_line(p) for p in page.paragraphs) + "\n",
+        summary=page.summary, theme=page.theme, path=path, url=site.url_for(lang, slug),
+    )
+    return write_article(article, path, force=force)
