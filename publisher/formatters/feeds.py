@@ -230,8 +230,13 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
         def extend_rss(self, entry: Any) -> Any:
             if self.creator:
                 xml_elem(f"{{{DC_NS}}}creator", entry).text = self.creator
+            # Before the item's own <link>: feedparser takes the last HTML alternate as the item's link.
+            own_link = entry.find("link")
             for lang, url in self.translations:
-                xml_elem(f"{{{ATOM_NS}}}link", entry, rel="alternate", type="text/html", hreflang=lang, href=url)
+                element = xml_elem(f"{{{ATOM_NS}}}link", entry, rel="alternate", type="text/html", hreflang=lang,
+                                   href=url)
+                if own_link is not None:
+                    own_link.addprevious(element)
             return entry
 
     class AtomNamespaces(BaseExtension):  # type: ignore[misc]
@@ -239,21 +244,22 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
             return {}
 
     class AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
-        """Puts back the rel, type, hreflang and length of entry links.
+        """Writes the entry's <link> elements again, complete and in reading order.
 
         feedgen 1.0's FeedEntry.atom_entry() rebinds its loop variable to the new element before reading the
         link's attributes, so every entry <link> comes out with an href only (all "alternate", the enclosure
-        included). The links are written in the order they were given, so they pair up with ours.
+        included). The order is kept: the article's own page last, since feedparser (like feedgen's RSS)
+        takes the last HTML alternate as the entry's link.
         """
 
         def __init__(self) -> None:
             self.links: list[dict[str, str]] = []
 
         def extend_atom(self, entry: Any) -> Any:
-            for element, link in zip(entry.findall("link"), self.links):
-                for name in ("rel", "type", "hreflang", "title", "length"):
-                    if link.get(name):
-                        element.set(name, link[name])
+            for element in entry.findall("link"):
+                entry.remove(element)
+            for link in self.links:
+                xml_elem("link", entry, **{k: v for k, v in link.items() if v})
             return entry
 
     return {
@@ -305,13 +311,13 @@ def render_rss_and_atom(
         entry.content(item.content_html, type="html")
         if item.author:
             entry.author({"name": item.author})
-        links = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
-                 for lang, url in item.translations]
-        # The article's own page last: feedgen's RSS <link> is the last alternate.
-        links.append({"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang})
-        if item.enclosure:
-            links.append({"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
-                          "length": str(item.enclosure.length)})
+        own = {"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang}
+        others = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
+                  for lang, url in item.translations]
+        enclosure = [{"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
+                      "length": str(item.enclosure.length)}] if item.enclosure else []
+        # The article's own page last: feedgen's RSS <link> and feedparser's entry link are the last alternate.
+        links = [*others, own, *enclosure]
         entry.link([dict(link) for link in links])
         entry.publisher_atom.links = links
         if item.categories:
