@@ -235,42 +235,66 @@ def _split_long_word(word: str, fits: Callable[[str], bool]) -> list[str]:
     return pieces
 
 
+def _sentence_break(pieces: list[str], measure: Callable[[str], int], room: int) -> int | None:
+    """Where to end a thread part early so it ends with a sentence or paragraph, if that keeps it half full."""
+    for index in range(len(pieces) - 1, 0, -1):
+        piece = pieces[index]
+        ends_sentence = not piece.isspace() and piece[-1] in ".!?。！？"
+        ends_paragraph = piece.isspace() and "\n" in piece
+        if (ends_sentence or ends_paragraph) and measure("".join(pieces[: index + 1]).rstrip()) * 2 >= room:
+            return index + 1
+    return None
+
+
+def _fill_parts(text: str, measure: Callable[[str], int], room: int) -> list[str]:
+    """``text`` in parts of at most ``room``, filled word by word, ending at a sentence where that is cheap."""
+
+    def fits(candidate: str) -> bool:
+        return measure(candidate) <= room
+
+    parts: list[str] = []
+    current: list[str] = []
+    for piece in _words_and_spaces(text):
+        if piece.isspace():
+            if current:
+                current.append(piece)
+            continue
+        if fits("".join([*current, piece]).rstrip()):
+            current.append(piece)
+            continue
+        if current:
+            cut = _sentence_break(current, measure, room)
+            tail = current[cut:] if cut is not None else []
+            while tail and tail[0].isspace():
+                tail.pop(0)
+            if cut is not None and fits("".join([*tail, piece]).rstrip()):
+                parts.append("".join(current[:cut]).rstrip())
+                current = [*tail, piece]
+                continue
+            parts.append("".join(current).rstrip())
+            current = []
+        if fits(piece):
+            current = [piece]
+        else:
+            *whole, last = _split_long_word(piece, fits)
+            parts.extend(whole)
+            current = [last]
+    if current:
+        parts.append("".join(current).rstrip())
+    return [part for part in parts if part]
+
+
 def split_into_thread(text: str, rule: LengthRule, numbering: str = "{part}/{parts}") -> list[str]:
     """``text`` as one post if it fits, else numbered parts ("… 1/3"), each within ``rule``, cut at whitespace."""
+    text = text.strip()
     if rule.fits(text):
         return [text]
     for widest in (9, 99, 999):
-        label = " " + numbering.format(part=widest, parts=widest)
-        room = rule.limit - rule.measure(label)
-
-        def fits(candidate: str, room: int = room) -> bool:
-            return rule.measure(candidate) <= room
-
-        parts: list[str] = []
-        current = ""
-        pending_space = ""
-        for piece in _words_and_spaces(text.strip()):
-            if piece.isspace():
-                pending_space = piece
-                continue
-            candidate = current + pending_space + piece if current else piece
-            pending_space = ""
-            if fits(candidate):
-                current = candidate
-                continue
-            if current:
-                parts.append(current)
-            if fits(piece):
-                current = piece
-            else:
-                *whole, current = _split_long_word(piece, fits)
-                parts.extend(whole)
-        if current:
-            parts.append(current)
+        room = rule.limit - rule.measure(" " + numbering.format(part=widest, parts=widest))
+        parts = _fill_parts(text, rule.measure, room)
         if len(parts) <= widest:
-            total = len(parts)
-            return [f"{part.rstrip()} {numbering.format(part=index, parts=total)}" for index, part in
-                    enumerate(parts, start=1)]
+            return [f"{part} {numbering.format(part=index, parts=len(parts))}"
+                    for index, part in enumerate(parts, start=1)]
     raise ValueError("text too long for a thread of 999 posts")
 
 
@@ -334,6 +358,13 @@ class SocialFormatter:
         if self.rule.fits(full):
             return [self._post(full)]
         if self.long_text == "thread":
+            # A single post with fewer hashtags reads better than a last thread part made of hashtags.
+            tags = hashtags(article.tags)
+            while tags:
+                tags = tags[:-1]
+                fewer = self.render_text(article, tags=tags, **extra)
+                if self.rule.fits(fewer):
+                    return [self._post(fewer)]
             parts = split_into_thread(full, self.rule)
             return [self._post(text, index, len(parts)) for index, text in enumerate(parts, start=1)]
         return [self._post(self.shortened_text(article, **extra))]

@@ -1,0 +1,207 @@
+"""X (Twitter) through tweepy: posts and numbered threads with OAuth 1.0a user context, the image by media upload.
+
+tweepy's ``Client.create_tweet`` posts to ``POST https://api.twitter.com/2/tweets``; a thread part replies to the
+one before through ``in_reply_to_tweet_id``. Images go through v1.1 ``media/upload`` (``tweepy.API``), the only
+upload tweepy has. X answers a text it has already seen from this account with a 403 "duplicate content", which
+is recorded as posted. Everything else about never posting twice lives in ``SocialChannel``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from publisher.channels.social import (
+    CredentialField,
+    DuplicatePost,
+    OutcomeUnknown,
+    PostNotSent,
+    RateLimited,
+    RemotePost,
+    SocialAccount,
+    SocialChannel,
+    account_settings,
+    network_failure,
+)
+from publisher.settings import Setting
+
+if TYPE_CHECKING:  # tweepy and requests are imported only when a post is made
+    import requests
+
+    from publisher.article import Article
+    from publisher.formatters.social import LengthRule, LongTextMode, PostText
+
+X_CREDENTIALS = (
+    CredentialField("API_KEY", "X API key (OAuth 1.0a consumer key) of the app"),
+    CredentialField("API_SECRET", "X API key secret (OAuth 1.0a consumer secret) of the app"),
+    CredentialField("ACCESS_TOKEN", "X access token of the account (OAuth 1.0a user context, read and write)"),
+    CredentialField("ACCESS_TOKEN_SECRET", "X access token secret of the account"),
+)
+X_IMAGE_MAX_BYTES = 5 * 1024 * 1024  # X refuses larger images in a simple upload
+RECENT_POSTS_LOOKED_AT = 20
+
+
+class XClient:
+    """tweepy's v2 client (posts) and, only when an image is sent, its v1.1 API (media upload)."""
+
+    def __init__(self, account: SocialAccount, timeout: float) -> None:
+        import tweepy
+
+        self.account = account
+        self.timeout = timeout
+        self.v2 = tweepy.Client(
+            consumer_key=account["API_KEY"], consumer_secret=account["API_SECRET"],
+            access_token=account["ACCESS_TOKEN"], access_token_secret=account["ACCESS_TOKEN_SECRET"],
+            wait_on_rate_limit=False,  # SocialChannel waits, within a bound, with a clock the tests control
+        )
+        # tweepy's Client sets no timeout at all: without one a stalled connection would hang the run.
+        self.v2.session = _session_with_timeout(timeout)
+        self._v1: Any = None
+        self._user_id: str | None = None
+
+    @property
+    def v1(self) -> Any:
+        if self._v1 is None:
+            import tweepy
+
+            handler = tweepy.OAuth1UserHandler(
+                self.account["API_KEY"], self.account["API_SECRET"],
+                self.account["ACCESS_TOKEN"], self.account["ACCESS_TOKEN_SECRET"],
+            )
+            self._v1 = tweepy.API(handler, timeout=self.timeout, retry_count=0)
+        return self._v1
+
+    def user_id(self) -> str:
+        if self._user_id is None:
+            me = self.v2.get_me(user_auth=True)
+            self._user_id = str(me.data["id"])
+        return self._user_id
+
+
+def _session_with_timeout(timeout: float) -> requests.Session:
+    import requests
+
+    class TimeoutSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            kwargs.setdefault("timeout", timeout)
+            return super().request(*args, **kwargs)
+
+    return TimeoutSession()
+
+
+def tweet_url(tweet_id: str) -> str:
+    # x.com/i/web/status/<id> opens any tweet without knowing the account's handle (one API call saved).
+    return f"https://x.com/i/web/status/{tweet_id}"
+
+
+class XChannel(SocialChannel):
+    """Posts each language version to the X account of that language."""
+
+    name: ClassVar[str] = "x"
+    title: ClassVar[str] = "X (Twitter)"
+    setting_prefix: ClassVar[str] = "X"
+    credential_fields: ClassVar[tuple[CredentialField, ...]] = X_CREDENTIALS
+    settings: ClassVar[tuple[Setting, ...]] = account_settings("X", X_CREDENTIALS, "X") + (
+        Setting("X_LONG_TEXT", "What to do with a post over 280 weighted characters (Hangul counts 2): "
+                "'shorten' it at a word boundary, or post it as a numbered 'thread' (1/3, 2/3, ...).",
+                default="shorten", choices=("shorten", "thread")),
+    )
+
+    def length_rule(self, account: SocialAccount | None) -> LengthRule:
+        from publisher.formatters.social import X_RULE
+
+        return X_RULE
+
+    def long_text_mode(self) -> LongTextMode:
+        return "thread" if self.config.get("X_LONG_TEXT") == "thread" else "shorten"
+
+    def fallback_description(self) -> str:
+        return "JSON files in outbox/x/ (set X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET to post)"
+
+    def open_client(self, account: SocialAccount) -> XClient:
+        return XClient(account, self.http_timeout)
+
+    def send(self, client: XClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str) -> RemotePost:
+        # X has no idempotency key; the ledger row and the duplicate-content rule stand in for it.
+        import tweepy
+
+        media_ids = self._upload_image(client, article) if post.part == 1 else None
+        try:
+            response = client.v2.create_tweet(
+                text=post.text,
+                in_reply_to_tweet_id=reply_to.id if reply_to is not None and reply_to.id else None,
+                media_ids=media_ids,
+                user_auth=True,
+            )
+        except tweepy.TooManyRequests as exc:
+            raise RateLimited(_reason(exc), reset_at=float(exc.reset_time) if exc.reset_time else None) from None
+        except tweepy.Forbidden as exc:
+            if any("duplicate" in message.lower() for message in exc.api_messages):
+                raise DuplicatePost("X refused the text as a duplicate of an earlier post") from None
+            raise PostNotSent(_reason(exc)) from None
+        except tweepy.TwitterServerError as exc:
+            raise OutcomeUnknown(f"X answered {_reason(exc)}") from None
+        except tweepy.HTTPException as exc:
+            raise PostNotSent(_reason(exc)) from None
+        except Exception as exc:  # requests' network errors: timeout, dropped connection
+            if _is_network_error(exc):
+                raise network_failure(exc, "post to X") from None
+            raise
+        tweet_id = str(response.data["id"])
+        return RemotePost(tweet_id, tweet_url(tweet_id), text=str(response.data.get("text", post.text)))
+
+    def _upload_image(self, client: XClient, article: Article) -> list[str] | None:
+        import io
+
+        import tweepy
+
+        image = self.load_image(article)
+        if image is None:
+            return None
+        if len(image.data) > X_IMAGE_MAX_BYTES:
+            raise PostNotSent(f"image {image.filename} is over 5 MB, the most X takes")
+        try:
+            media = client.v1.media_upload(image.filename, file=io.BytesIO(image.data))
+            if image.alt:
+                client.v1.create_media_metadata(media.media_id, image.alt[:1000])
+        except tweepy.TooManyRequests as exc:
+            raise RateLimited(_reason(exc)) from None
+        except tweepy.TweepyException as exc:  # an upload is not a post: nothing was published, try later
+            raise PostNotSent(f"image upload failed: {_reason(exc)}") from None
+        return [str(media.media_id)]
+
+    def recent_posts(self, client: XClient, account: SocialAccount) -> list[RemotePost] | None:
+        import tweepy
+
+        try:
+            response = client.v2.get_users_tweets(
+                client.user_id(), max_results=RECENT_POSTS_LOOKED_AT, tweet_fields=["entities"], user_auth=True,
+            )
+        except tweepy.Forbidden:  # the free API tier cannot read timelines
+            return None
+        except tweepy.TwitterServerError as exc:
+            raise OutcomeUnknown(f"could not list recent posts to check: {_reason(exc)}") from None
+        except tweepy.HTTPException as exc:
+            raise PostNotSent(f"could not list recent posts to check: {_reason(exc)}") from None
+        except Exception as exc:
+            if _is_network_error(exc):
+                raise OutcomeUnknown("could not list recent posts to check: no answer") from None
+            raise
+        found = []
+        for tweet in response.data or []:
+            data = tweet.data if hasattr(tweet, "data") else tweet
+            urls = (data.get("entities") or {}).get("urls") or []
+            links = tuple(str(u.get("unwound_url") or u.get("expanded_url") or "") for u in urls)
+            found.append(RemotePost(str(data["id"]), tweet_url(str(data["id"])), str(data.get("text", "")), links))
+        return found
+
+
+def _reason(exc: Exception) -> str:
+    """tweepy's message on one line ("403 Forbidden - ..."), never with request headers or tokens."""
+    return " - ".join(line for line in str(exc).splitlines() if line.strip())
+
+
+def _is_network_error(exc: Exception) -> bool:
+    import requests
+
+    return isinstance(exc, requests.exceptions.RequestException)

@@ -1,0 +1,1 @@
+"""Tests of the social channels (issue 6)."""
