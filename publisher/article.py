@@ -314,11 +314,16 @@ def load_library(site: Site) -> Library:
 
 
 def load_stories(paths: list[Path], site: Site) -> list[Story]:
-    """The stories that the given files or folders belong to, each with every language found in the site."""
+    """The stories that the given files or folders belong to, each with every language found in the site.
+
+    No paths means every article in ``content/``; a relative path is tried against the site folder too.
+    """
     library = site.articles()
     chosen: dict[str, Story] = {}
-    for raw in paths:
+    for raw in paths or [site.content_dir]:
         path = Path(raw)
+        if not path.exists() and not path.is_absolute() and (site.root / path).exists():
+            path = site.root / path  # "content/x.en.md" relative to the site folder
         if path.is_dir():
             files = sorted(path.rglob("*.md"))
         elif path.exists():

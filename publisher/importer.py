@@ -74,6 +74,12 @@ def _is_footer(line: str) -> bool:
     return bool(words) and all(w in FOOTER_WORDS for w in words)
 
 
+def _is_dateline(text: str) -> bool:
+    """A paragraph that holds nothing but a date ("10 February 2025")."""
+    found = find_date(text)
+    return found is not None and len(text.strip(" .,|-–")) - (found[1].end() - found[1].start()) <= 3
+
+
 def _is_breadcrumb(line: str, title: str, site_name: str | None) -> bool:
     match = re.match(r"^(?P<site>[^:]{2,40}?)\s*:\s*(?P<rest>.+)$", line)
     if not match:
@@ -164,16 +170,18 @@ def parse_html_page(html: str, source: Path | str) -> ImportedPage:
     container = (doc.xpath("//article") or doc.xpath("//main") or doc.xpath("//*[@id='content']")
                  or doc.xpath("//body") or [doc])[0]
     paragraphs = [text_of(p) for p in container.xpath(".//p")]
-    paragraphs = [p for p in paragraphs if p and p != title and not _is_footer(p)]
+    paragraphs = [p for p in paragraphs if p and p != title and not _is_footer(p) and not _is_dateline(p)]
     if when is None:
         head = text_of(container)[:400]
         found = find_date(head)
         if found:
             when = found[0]
     theme = None
-    match = re.search(r"(?:Theme|테마|주제)\s*[-–:]\s*([^\n|>]+)", text_of(doc))
-    if match:
-        theme = " ".join(match[1].split()[:4]).strip()
+    for fragment in doc.xpath("//text()"):
+        match = re.search(r"(?:Theme|테마|주제)\s*[-–:]\s*([^\n|>]+)", str(fragment))
+        if match:
+            theme = " ".join(match[1].split())
+            break
     if not paragraphs:
         raise ContentError(source, "body", "no <p> paragraphs found")
     summary = ""

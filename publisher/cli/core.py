@@ -15,7 +15,7 @@ LANG_CHOICE = click.Choice(["en", "ko"])
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="Publish through this channel only (repeatable). Default: every channel.")
 @click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Publish this language only (repeatable).")
@@ -26,7 +26,8 @@ LANG_CHOICE = click.Choice(["en", "ko"])
 @click.pass_context
 def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
             dry_run: bool, force: bool, retry_unconfirmed: bool) -> None:
-    """Publish articles (content files or folders) in every language through every channel.
+    """Publish articles (content files or folders; default: all of content/) in every language through every
+    channel.
 
     What was sent is recorded in the ledger and never sent twice, unless --force.
     Exit code 1 when a delivery failed or its outcome is unknown.

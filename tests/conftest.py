@@ -1,0 +1,54 @@
+"""Shared fixtures: a temporary copy of the sample site and a CLI runner bound to it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from publisher.site import Site
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_SITE = ROOT / "examples" / "unpog"
+SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
+SETTING_PREFIXES = ("PUBLISHER_", "SMTP_", "BULLETIN_", "DKIM_", "X_", "MASTODON_", "BLUESKY_", "FACEBOOK_",
+                    "LINKEDIN_", "SITE_", "FEED_", "ARGOS_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's own settings."""
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def site_dir(tmp_path: Path) -> Path:
+    """A fresh copy of examples/unpog (content and publisher.toml, no outputs)."""
+    target = tmp_path / "site"
+    shutil.copytree(SAMPLE_SITE, target, ignore=shutil.ignore_patterns("public", "outbox", ".publisher", ".env"))
+    return target
+
+
+@pytest.fixture
+def site(site_dir: Path) -> Site:
+    opened = Site(site_dir)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def cli(site_dir: Path) -> Callable[..., Result]:
+    """Run ``publisher --site <copy> ARGS...`` in-process."""
+    from publisher.cli import cli as root
+
+    def run(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(root, ["--site", str(site_dir), *args], env=env, input=input, catch_exceptions=False)
+
+    return run

@@ -1,0 +1,165 @@
+"""The command line end to end on a temporary copy of the sample site."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from publisher.cli import COMMANDS, cli as root
+from publisher.site import Site
+
+HEAVY = ("argostranslate", "torch", "ctranslate2", "sentencepiece", "stanza", "kiwipiepy", "tweepy", "atproto",
+         "mastodon", "feedgen", "jinja2", "babel", "markdown_it", "nh3", "css_inline", "lxml", "requests",
+         "httpx", "starlette", "uvicorn", "rich", "yaml", "email_validator", "dkim")
+
+
+def all_commands() -> list[tuple[str, click.Command]]:
+    found = []
+    ctx = click.Context(root)
+    for name in root.list_commands(ctx):
+        command = root.get_command(ctx, name)
+        assert command is not None, f"{name}: listed in COMMANDS but cannot be imported"
+        found.append((name, command))
+        if isinstance(command, click.Group):
+            found += [(f"{name} {sub}", command.commands[sub]) for sub in command.commands]
+    return found
+
+
+def test_every_command_has_help_text() -> None:
+    names = [name for name, _ in all_commands()]
+    assert set(COMMANDS) <= {name.split()[0] for name in names}
+    for name, command in all_commands():
+        assert (command.help or "").strip(), f"`publisher {name}` has no help text"
+        result = CliRunner().invoke(root, [*name.split(), "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and param.name not in ("help",):
+                assert param.help, f"`publisher {name}` option {param.opts[0]} has no help text"
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = ("import sys\nfrom publisher.cli import main\nsys.argv=['publisher','--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "LOADED="
+
+
+def test_publish_sample_site_in_both_languages_then_never_twice(cli: Callable[..., Result], site: Site) -> None:
+    first = cli("publish", "content")
+    assert first.exit_code == 0, first.output
+    for lang in ("en", "ko"):
+        assert (site.public_dir / lang / "rss.xml").is_file()
+        assert (site.public_dir / lang / "atom.xml").is_file()
+        assert (site.public_dir / lang / "feed.json").is_file()
+    for channel in ("x", "mastodon", "bluesky", "facebook", "linkedin"):
+        posts = sorted((site.outbox_dir / channel).glob("*.json"))
+        langs = {json.loads(p.read_text(encoding="utf-8")).get("lang") for p in posts}
+        assert {"en", "ko"} <= langs, (channel, posts)
+    assert "not configured, writing locally" in first.output
+    ledger = site.ledger()
+    sent_before = ledger.counts()["sent"]
+    assert sent_before > 0
+    snapshot = {p: p.stat().st_mtime_ns for p in site.outbox_dir.rglob("*.json")}
+    attempts = {str(r.key): r.attempts for r in ledger.rows()}
+
+    second = cli("publish", "content")
+    assert second.exit_code == 0, second.output
+    assert {p: p.stat().st_mtime_ns for p in site.outbox_dir.rglob("*.json")} == snapshot
+    assert {str(r.key): r.attempts for r in ledger.rows()} == attempts
+    assert ledger.counts()["sent"] == sent_before
+
+    status = cli("status", "--json")
+    rows = json.loads(status.stdout)
+    assert {r["channel"] for r in rows} >= {"feeds", "x", "mastodon", "bluesky", "facebook", "linkedin"}
+    assert all(r["state"] in ("sent", "skipped") for r in rows), [r for r in rows if r["state"] != "sent"]
+
+
+def test_dry_run_sends_nothing(cli: Callable[..., Result], site: Site) -> None:
+    result = cli("publish", "content/2024-unpsf-incheon.en.md", "--dry-run", "--channel", "x")
+    assert result.exit_code == 0, result.output
+    assert "dry-run" in result.output
+    assert not site.outbox_dir.exists()
+    assert sum(site.ledger().counts().values()) == 0
+
+
+def test_preview_writes_every_rendition(cli: Callable[..., Result], site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "preview"
+    result = cli("preview", "content/2024-unpsf-incheon.en.md", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    for lang in ("en", "ko"):
+        assert (out / "2024-unpsf-incheon" / lang / "x").is_dir()
+    assert "/280" in result.output  # weighted length against X's limit
+    assert not site.outbox_dir.exists()
+
+
+def test_config_check_never_prints_a_secret(cli: Callable[..., Result]) -> None:
+    secret = "do-not-print-me-0123456789"
+    result = cli("config", "check", env={"X_API_SECRET": secret, "PUBLISHER_SECRET_KEY": secret,
+                                         "SMTP_PASSWORD": secret})
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    assert "local fallback" in result.output
+
+
+def test_config_check_reports_an_invalid_value(cli: Callable[..., Result]) -> None:
+    result = cli("config", "check", env={"PUBLISHER_TIMEZONE": "Nowhere/Town"})
+    assert result.exit_code == 2
+    assert "PUBLISHER_TIMEZONE (from environment): expected an IANA time zone" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "expected"),
+    [
+        (None, ("publish", "content/nope.en.md"), "content/nope.en.md: file not found"),
+        ("---\ntitle: [x\ndate: 2024-01-01\n---\n", ("publish", "content/broken.en.md"),
+         "content/broken.en.md: invalid YAML front matter"),
+        ("---\ntitle: x\n---\nbody", ("publish", "content/broken.en.md"), "content/broken.en.md: date: is required"),
+        (None, ("publish", "content", "--channel", "pigeon"), "unknown channel 'pigeon'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli: Callable[..., Result], site: Site, site_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch, setup: str | None,
+                                         args: tuple[str, ...], expected: str) -> None:
+    monkeypatch.chdir(site_dir)
+    if setup is not None:
+        (site.content_dir / "broken.en.md").write_text(setup, encoding="utf-8")
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not site.public_dir.exists() and not site.outbox_dir.exists()
+
+
+def test_unwritable_output_is_one_line(cli: Callable[..., Result], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    result = cli("preview", "content/2024-unpsf-incheon.en.md", "--out", str(blocker / "sub"), "--channel", "x")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and "cannot write" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_site_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(root, ["--site", str(tmp_path / "nowhere"), "status"])
+    assert result.exit_code == 2
+    assert "site folder not found" in result.stderr
+
+
+def test_env_example_documents_every_setting() -> None:
+    from publisher.settings import all_settings
+
+    text = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    names = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}
+    missing = [s.name for s in all_settings() if s.name not in names]
+    assert not missing, f".env.example lacks: {', '.join(missing)}"
+    for setting in all_settings():
+        assert setting.help, f"{setting.name} has no help text"

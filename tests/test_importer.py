@@ -1,0 +1,146 @@
+"""``publisher import`` on the shared sample page and on variants of its format."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from publisher.article import load_article
+from publisher.importer import detect_language, find_date
+from publisher.site import Site
+from tests.conftest import SHARED_SAMPLES
+
+SAMPLES = Path(__file__).parent / "samples"
+UNPOG_PAGE = SHARED_SAMPLES / "unpog-2024-unpsf-incheon.txt"
+
+
+def run_import(cli: Callable[..., Result], source: Path, *args: str) -> tuple[Result, Path | None]:
+    result = cli("import", str(source), *args)
+    path = Path(result.stdout.strip()) if result.exit_code == 0 else None
+    return result, path
+
+
+def test_imports_the_shared_unpog_sample(cli: Callable[..., Result], site: Site) -> None:
+    result, path = run_import(cli, UNPOG_PAGE, "--slug", "unpsf-imported")
+    assert result.exit_code == 0, result.output
+    assert path == site.content_dir / "unpsf-imported.en.md"
+    article = load_article(path, site)
+    assert article.title == ("Empowering Global Public Administration: Insights from the 2024 UN Public "
+                             "Service Forum in Incheon")
+    assert article.date.date().isoformat() == "2024-06-28"
+    assert article.theme == "Capacity Development"
+    assert article.lang == "en"
+    paragraphs = article.body.strip().split("\n\n")
+    assert len(paragraphs) == 5
+    # the page's own typography (a no-break space after the dateline) is kept as it is
+    assert paragraphs[0].startswith("28 June 2024\xa0– On 24 – 26 June 2024")
+    assert paragraphs[-1].endswith("AI technology and digital innovations.")
+    assert "페이스북" not in article.body and "UNPOG : Empowering" not in article.body
+
+
+def test_refuses_to_overwrite_without_force(cli: Callable[..., Result], site: Site) -> None:
+    first, path = run_import(cli, UNPOG_PAGE)
+    assert first.exit_code == 0
+    path.write_text(path.read_text(encoding="utf-8").replace("Empowering", "Edited"), encoding="utf-8")
+    again = cli("import", str(UNPOG_PAGE))
+    assert again.exit_code == 2
+    assert "already exists (use --force to overwrite)" in again.stderr
+    assert "Edited" in path.read_text(encoding="utf-8")
+    forced = cli("import", str(UNPOG_PAGE), "--force")
+    assert forced.exit_code == 0 and "Edited" not in path.read_text(encoding="utf-8")
+
+
+def test_korean_page(cli: Callable[..., Result], site: Site) -> None:
+    result, path = run_import(cli, SAMPLES / "unpog_korean_page.txt", "--slug", "mongolia-egov-training")
+    assert result.exit_code == 0, result.output
+    article = load_article(path, site)
+    assert path.name == "mongolia-egov-training.ko.md"
+    assert article.lang == "ko" and article.theme == "디지털정부"
+    assert article.title == "유엔거버넌스센터, 몽골 공무원 대상 전자정부 연수 실시"
+    assert article.date.date().isoformat() == "2024-10-15"
+    assert len(article.body.strip().split("\n\n")) == 2
+
+
+def test_korean_page_without_slug_gets_a_dated_slug(cli: Callable[..., Result], site: Site) -> None:
+    result, path = run_import(cli, SAMPLES / "unpog_korean_page.txt")
+    assert result.exit_code == 0, result.output
+    assert path.name == "news-20241015.ko.md"
+
+
+def test_missing_date_is_a_clear_error_unless_given(cli: Callable[..., Result], site: Site) -> None:
+    result = cli("import", str(SAMPLES / "unpog_missing_date.txt"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"Error: {SAMPLES / 'unpog_missing_date.txt'}: date: no date found in the "
+                                     "page; give one with --date YYYY-MM-DD")
+    assert not list(site.content_dir.glob("unpog-welcomes*"))
+    result, path = run_import(cli, SAMPLES / "unpog_missing_date.txt", "--date", "2024-12-01")
+    assert result.exit_code == 0
+    article = load_article(path, site)
+    assert article.title == "UNPOG Welcomes New Interns" and article.theme == "Governance"
+    assert article.body.count("\n\n") == 1
+
+
+def test_extra_footer_lines_and_markdown_like_paragraphs(cli: Callable[..., Result], site: Site) -> None:
+    result, path = run_import(cli, SAMPLES / "unpog_extra_footer.txt")
+    assert result.exit_code == 0, result.output
+    article = load_article(path, site)
+    assert article.date.date().isoformat() == "2025-03-03"
+    assert "Share" not in article.body and "Top" not in article.body and "UNPOG :" not in article.body
+    # paragraphs that look like list syntax stay paragraphs
+    assert "<ul>" not in article.body_html and "<ol>" not in article.body_html
+    assert "- Participants from 15 countries joined." in article.body_html
+
+
+def test_html_news_page(cli: Callable[..., Result], site: Site) -> None:
+    result, path = run_import(cli, SAMPLES / "unpog_news_page.html")
+    assert result.exit_code == 0, result.output
+    article = load_article(path, site)
+    assert article.title == "UNPOG Launches Online Course on Public Sector Innovation"
+    assert article.date.date().isoformat() == "2025-02-10"
+    assert article.theme == "Public Service Innovation"
+    assert article.summary == "UNPOG launched an online course on public sector innovation."
+    assert article.body.strip().split("\n\n") == [
+        "The United Nations Project Office on Governance launched a free online course.",
+        "The course has six modules & a final assessment.",
+    ]
+
+
+def test_bad_sources(cli: Callable[..., Result], tmp_path: Path) -> None:
+    missing = cli("import", str(tmp_path / "nope.txt"))
+    assert missing.exit_code == 2 and missing.stderr.strip() == f"Error: {tmp_path / 'nope.txt'}: file not found"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    result = cli("import", str(empty))
+    assert result.exit_code == 2 and "empty.txt: is empty" in result.stderr
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    result = cli("import", str(binary))
+    assert result.exit_code == 2 and "binary.txt: is not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("June 28, 2024", "2024-06-28"), ("28 June 2024", "2024-06-28"), ("2024년 6월 28일", "2024-06-28"),
+    ("2024.06.28", "2024-06-28"), ("Sept. 3, 2025", "2025-09-03"), ("no date here", None),
+])
+def test_find_date(text: str, expected: str | None) -> None:
+    found = find_date(text)
+    assert (found[0].isoformat() if found else None) == expected
+
+
+def test_detect_language() -> None:
+    assert detect_language("유엔거버넌스센터(UNPOG)는 인천에 있습니다") == "ko"
+    assert detect_language("UNPOG is in Incheon (인천)") == "en"
+
+
+def test_windows_line_endings_and_bom(cli: Callable[..., Result], site: Site, tmp_path: Path) -> None:
+    source = tmp_path / "crlf.txt"
+    source.write_bytes(b"\xef\xbb\xbf" + UNPOG_PAGE.read_text(encoding="utf-8").replace("\n", "\r\n").encode())
+    result, path = run_import(cli, source)
+    assert result.exit_code == 0, result.output
+    assert load_article(path, site).theme == "Capacity Development"
+    shutil.rmtree(site.content_dir / "images")
