@@ -1,0 +1,126 @@
+"""Translation commands: ``models list|install``, ``translate PATH --to LANG`` and ``review PATH``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from publisher.cli import console, get_site
+
+LANG_CHOICE = click.Choice(["en", "ko"])
+
+
+@click.group()
+def models() -> None:
+    """Offline translation models (Argos Translate packages): list and install them.
+
+    Models are kept in ARGOS_PACKAGES_DIR (default: ~/.local/share/argos-translate/packages, where
+    Argos Translate's own tools put them).
+    """
+
+
+@models.command("list")
+@click.pass_context
+def list_models(ctx: click.Context) -> None:
+    """Show the installed language pairs, their versions and folders."""
+    from rich.table import Table
+
+    from publisher.translate.packages import installed_packages, packages_dir
+
+    site = get_site(ctx)
+    directory = packages_dir(site.config)
+    found = installed_packages(directory)
+    out = console()
+    if not found:
+        out.print(f"No translation model installed in {directory}.")
+        out.print("Install one: publisher models install en ko (online) or "
+                  "publisher models install --file PATH.argosmodel (offline).")
+        return
+    table = Table(title=f"Translation models in {directory}")
+    for column in ("from", "to", "version", "model id", "folder"):
+        table.add_column(column, overflow="fold")
+    for package in found:
+        table.add_row(package.from_code, package.to_code, package.version, package.model_id, str(package.path))
+    out.print(table)
+
+
+@models.command("install")
+@click.argument("pair", nargs=-1, metavar="[FROM TO]")
+@click.option("--file", "archive", type=click.Path(dir_okay=False, path_type=Path),
+              help="Install this .argosmodel file (works offline).")
+@click.pass_context
+def install_model(ctx: click.Context, pair: tuple[str, ...], archive: Path | None) -> None:
+    """Install a model: FROM TO from the Argos package index (online), or --file PATH.argosmodel (offline).
+
+    Example: publisher models install en ko
+    """
+    from publisher.translate.packages import install_from_file, install_from_index, packages_dir
+
+    site = get_site(ctx)
+    directory = packages_dir(site.config)
+    if archive is not None:
+        if pair:
+            raise click.UsageError("give either FROM TO or --file PATH, not both")
+        package = install_from_file(archive, directory)
+    else:
+        if len(pair) != 2:
+            raise click.UsageError("give the language pair, e.g. 'publisher models install en ko', or --file PATH")
+        from_code, to_code = pair
+        package = install_from_index(
+            from_code, to_code, directory,
+            index_url=site.config.get("ARGOS_PACKAGE_INDEX") or None,
+            timeout=float(site.config.get("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT")),
+        )
+    console().print(f"Installed {package.from_code}->{package.to_code} {package.version} in {package.path}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--to", "target_lang", type=LANG_CHOICE, required=True, help="Language to translate into.")
+@click.option("--force", is_flag=True, help="Replace an existing original, human or reviewed version too.")
+@click.pass_context
+def translate(ctx: click.Context, paths: tuple[Path, ...], target_lang: str, force: bool) -> None:
+    """Translate articles offline into their sibling file content/<slug>.<lang>.md (translation: machine).
+
+    Glossary terms (locales/glossary.tsv) are kept as the glossary writes them; sentences translated
+    before come from the translation memory. A machine translation is published only after
+    `publisher review` or when PUBLISHER_ALLOW_MACHINE_TRANSLATION=true.
+    """
+    from publisher.translate.workflow import translate_file
+
+    site = get_site(ctx)
+    out = console()
+    for path in paths:
+        report = translate_file(site, path, target_lang, force=force)
+        out.print(
+            f"Wrote {report.path} (machine translation, {report.model}): {report.sentences} sentences, "
+            f"{report.from_memory} from memory, {report.sent_to_model} translated by the model."
+        )
+        for sentence in report.repaired:
+            out.print(f"[yellow]check:[/] the model dropped a name, code or number in: {sentence}")
+        for term in report.missing_terms:
+            out.print(f"[yellow]check:[/] glossary term {term.source!r} should read {term.expected!r}")
+        out.print(f"After checking it, run: publisher review {report.path}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def review(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Mark machine translations as reviewed by an editor, so they are published without the machine rule.
+
+    Glossary terms of the original missing from the translation are listed first.
+    """
+    from publisher.translate.workflow import mark_reviewed
+
+    site = get_site(ctx)
+    out = console()
+    for path in paths:
+        article, misses = mark_reviewed(site, path)
+        for term in misses:
+            out.print(f"[yellow]check:[/] glossary term {term.source!r} should read {term.expected!r}")
+        out.print(f"{path}: reviewed ({article.lang}, translated from {article.translation.source_lang}).")
+
+
+__all__ = ["models", "review", "translate"]

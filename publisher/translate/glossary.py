@@ -1,0 +1,142 @@
+"""The bilingual glossary (``locales/glossary.tsv``, en/ko/note): names and institutional terms the model must not guess."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher.errors import InputError
+from publisher.resources import locales_dir
+
+if TYPE_CHECKING:
+    from publisher.site import Site
+
+GLOSSARY_FILE = "glossary.tsv"
+COLUMNS = ("en", "ko", "note")
+
+
+@dataclass(frozen=True)
+class GlossaryEntry:
+    en: str
+    ko: str
+    note: str = ""
+    where: str = ""  # "locales/glossary.tsv:4", for messages
+
+    def term(self, lang: str) -> str:
+        return self.en if lang == "en" else self.ko
+
+
+@dataclass(frozen=True)
+class MissingTerm:
+    """A glossary term of the source whose rendering is absent from the translation."""
+
+    source: str
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.expected}"
+
+
+def read_glossary(path: Path) -> list[GlossaryEntry]:
+    """Read one TSV file (header en, ko, note); a bad row is an InputError naming the file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(str(path), "is not UTF-8 text") from None
+    rows = list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["en", "ko"]:
+        raise InputError(f"{path}:1", "expected a header line: en<TAB>ko<TAB>note")
+    entries = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row) or row[0].startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        if len(row) < 2:
+            raise InputError(where, "ko: is missing (columns are separated by a TAB)")
+        if len(row) > 3:
+            raise InputError(where, f"expected 3 columns (en, ko, note), found {len(row)}")
+        en, ko = row[0].strip(), row[1].strip()
+        for name, value in (("en", en), ("ko", ko)):
+            if not value:
+                raise InputError(where, f"{name}: is empty")
+        entries.append(GlossaryEntry(en, ko, row[2].strip() if len(row) > 2 else "", where))
+    return entries
+
+
+def _pattern(term: str, lang: str) -> str:
+    # Korean writers vary the spacing of compound names (유엔 경제사회국 / 유엔경제사회국); English ones wrap lines.
+    words = [re.escape(word) for word in term.split()]
+    return (r"\s*" if lang == "ko" else r"\s+").join(words)
+
+
+class Glossary:
+    """Terms in both languages; a site's ``locales/glossary.tsv`` overrides the packaged rows with the same term."""
+
+    def __init__(self, entries: list[GlossaryEntry]) -> None:
+        self.entries = entries
+
+    @classmethod
+    def load(cls, site: Site | None = None) -> Glossary:
+        entries = read_glossary(locales_dir() / GLOSSARY_FILE) if (locales_dir() / GLOSSARY_FILE).is_file() else []
+        if site is not None and (site.locales_dir / GLOSSARY_FILE).is_file():
+            own = read_glossary(site.locales_dir / GLOSSARY_FILE)
+            replaced = {e.en for e in own} | {e.ko for e in own}
+            entries = own + [e for e in entries if e.en not in replaced and e.ko not in replaced]
+        return cls(entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def targets(self, source_lang: str, target_lang: str) -> dict[str, str]:
+        """Source term -> target term; when several rows share a source term, the first row wins."""
+        mapping: dict[str, str] = {}
+        for entry in self.entries:
+            mapping.setdefault(entry.term(source_lang), entry.term(target_lang))
+        return mapping
+
+    @functools.cache  # noqa: B019 - a Glossary lives as long as one translation run
+    def _regex(self, source_lang: str, target_lang: str) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+        targets = self.targets(source_lang, target_lang)
+        if not targets:
+            return None, {}
+        terms = sorted(targets, key=len, reverse=True)  # "UN DESA" before "UN"
+        alternation = "|".join(_pattern(t, source_lang) for t in terms)
+        if source_lang == "ko":
+            # Korean particles attach to the noun (유엔거버넌스센터는), so only the start is a boundary.
+            regex = re.compile(rf"(?<!\w)(?:{alternation})")
+        else:
+            regex = re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])")
+        by_normal_form = {" ".join(t.split()).replace(" ", "") if source_lang == "ko" else " ".join(t.split()): v
+                          for t, v in targets.items()}
+        return regex, by_normal_form
+
+    def find(self, text: str, source_lang: str, target_lang: str) -> list[tuple[int, int, str]]:
+        """Every glossary term in text: (start, end, how the target language writes it)."""
+        regex, by_normal_form = self._regex(source_lang, target_lang)
+        if regex is None:
+            return []
+        found = []
+        for match in regex.finditer(text):
+            key = " ".join(match.group().split())
+            if source_lang == "ko":
+                key = key.replace(" ", "")
+            found.append((match.start(), match.end(), by_normal_form[key]))
+        return found
+
+    def missing(self, source: str, translation: str, source_lang: str, target_lang: str) -> list[MissingTerm]:
+        """Glossary terms of the source whose target form does not appear in the translation (each once)."""
+        misses: dict[str, MissingTerm] = {}
+        for start, end, expected in self.find(source, source_lang, target_lang):
+            if not re.search(_pattern(expected, target_lang), translation):
+                misses.setdefault(expected, MissingTerm(source[start:end], expected))
+        return list(misses.values())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other

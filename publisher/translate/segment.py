@@ -1,0 +1,357 @@
+"""Cut Markdown into sentences to translate while every piece of markup, code, URL and glossary term stays in place."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+# A text run with no letter in any script (only digits, punctuation, symbols) is copied, not translated.
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+NUMBER = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)*(?!\d)")
+_URL_OR_EMAIL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Characters that would turn translated prose back into markup; a backslash makes them literal in CommonMark.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_BLOCK_START_MARKUP = re.compile(r"^(#{1,6}(?=\s|$)|[-+=](?=\s|$)|\d+(?=[.)](\s|$)))")
+
+
+def escape_markdown(text: str, *, at_block_start: bool = False) -> str:
+    """Make plain text safe to place inside Markdown: it renders as exactly these characters."""
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    if at_block_start:
+        escaped = _BLOCK_START_MARKUP.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped, count=1)
+    return escaped
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A span the model must not translate: it is replaced by a placeholder and put back afterwards."""
+
+    source: str  # as it appears in the source text
+    target: str  # what the translation shows in its place (differs from source only for glossary terms)
+    kind: str  # "code", "html", "url", "term"
+    markdown: bool = False  # target is raw Markdown (code span, inline HTML) and must not be escaped
+
+
+@dataclass
+class Segment:
+    """One sentence (or a sentence fragment between two pieces of markup): the unit the model translates."""
+
+    pieces: list[str | Protected]
+    markdown: bool = True  # output goes into Markdown and needs escaping
+    at_block_start: bool = False
+
+    @property
+    def text(self) -> str:
+        """The sentence as the reader sees it in the source."""
+        return "".join(p if isinstance(p, str) else p.source for p in self.pieces)
+
+    @property
+    def protected(self) -> list[Protected]:
+        return [p for p in self.pieces if isinstance(p, Protected)]
+
+
+@dataclass
+class TextTemplate:
+    """A text cut into literal parts (kept) and segments (translated), rendered back in the same order."""
+
+    parts: list[str | Segment] = field(default_factory=list)
+
+    @property
+    def segments(self) -> list[Segment]:
+        return [p for p in self.parts if isinstance(p, Segment)]
+
+    def render(self, translate_segment: Callable[[Segment], str]) -> str:
+        """Join literals and the translation of each segment (already escaped by the caller)."""
+        return "".join(p if isinstance(p, str) else translate_segment(p) for p in self.parts)
+
+
+# ---------------------------------------------------------------- sentence splitting
+
+
+@functools.cache
+def _english_segmenter():
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+@functools.cache
+def _kiwi():
+    from kiwipiepy import Kiwi
+
+    return Kiwi()
+
+
+def sentence_spans(text: str, lang: str) -> list[tuple[int, int]]:
+    """Offsets of each sentence in text, split offline: kiwipiepy for Korean, pysbd's rules for English."""
+    if not text.strip():
+        return []
+    if lang == "ko":
+        spans = [(s.start, s.end) for s in _kiwi().split_into_sents(text)]
+    else:
+        spans = [(s.start, s.end) for s in _english_segmenter().segment(text)]
+    # Trim whitespace into the gaps so that spacing between sentences is copied, not translated.
+    trimmed = []
+    for start, end in spans:
+        chunk = text[start:end]
+        start += len(chunk) - len(chunk.lstrip())
+        end -= len(chunk) - len(chunk.rstrip())
+        if end > start:
+            trimmed.append((start, end))
+    return trimmed
+
+
+# ---------------------------------------------------------------- protecting spans inside text
+
+TermMatcher = Callable[[str], list[tuple[int, int, str]]]  # text -> [(start, end, target term)]
+
+
+def _protect_text(text: str, match_terms: TermMatcher | None) -> list[str | Protected]:
+    """Replace URLs, e-mail addresses and glossary terms in plain text by Protected spans."""
+    found: list[tuple[int, int, Protected]] = []
+    for m in _URL_OR_EMAIL.finditer(text):
+        # written back raw: escaping a URL's underscores would change the Markdown source the author wrote
+        found.append((m.start(), m.end(), Protected(m.group(), m.group(), "url", markdown=True)))
+    taken = [(s, e) for s, e, _ in found]
+    for start, end, target in match_terms(text) if match_terms else []:
+        if not any(s < end and start < e for s, e in taken):
+            found.append((start, end, Protected(text[start:end], target, "term")))
+            taken.append((start, end))
+    found.sort(key=lambda item: item[0])
+    pieces: list[str | Protected] = []
+    position = 0
+    for start, end, protected in found:
+        if start > position:
+            pieces.append(text[position:start])
+        pieces.append(protected)
+        position = end
+    if position < len(text):
+        pieces.append(text[position:])
+    return pieces
+
+
+def _segments_of_run(
+    run: Sequence[str | Protected],
+    lang: str,
+    match_terms: TermMatcher | None,
+    *,
+    markdown: bool,
+    at_block_start: bool,
+) -> list[str | Segment]:
+    """Split one run of inline text into sentences; whitespace between them and letterless runs stay literal."""
+    pieces: list[str | Protected] = []
+    for piece in run:
+        pieces.extend(_protect_text(piece, match_terms) if isinstance(piece, str) else [piece])
+    # Stand-in characters from the Unicode private use area let the sentence splitter see protected spans
+    # as words without being able to split inside them.
+    stand_ins = {chr(0xE000 + i): p for i, p in enumerate(pieces) if isinstance(p, Protected)}
+    flat = "".join(
+        p if isinstance(p, str) else chr(0xE000 + i) for i, p in enumerate(pieces)
+    )
+
+    def unflatten(chunk: str) -> list[str | Protected]:
+        out: list[str | Protected] = []
+        for part in re.split(r"([\ue000-\uf8ff])", chunk):
+            if part in stand_ins:
+                out.append(stand_ins[part])
+            elif part:
+                out.append(part)
+        return out
+
+    def literal(chunk: str, first: bool) -> str:
+        parts = unflatten(chunk)
+        rendered = []
+        for part in parts:
+            if isinstance(part, str):
+                rendered.append(escape_markdown(part, at_block_start=first and not rendered) if markdown else part)
+            else:
+                rendered.append(part.target if (part.markdown or not markdown) else escape_markdown(part.target))
+        return "".join(rendered)
+
+    result: list[str | Segment] = []
+    position = 0
+    for start, end in sentence_spans(flat, lang):
+        if start > position:
+            result.append(literal(flat[position:start], at_block_start and position == 0))
+        sentence = flat[start:end]
+        plain = re.sub(r"[\ue000-\uf8ff]", "", sentence)
+        if _HAS_LETTER.search(plain):
+            result.append(
+                Segment(unflatten(sentence), markdown=markdown, at_block_start=at_block_start and start == 0)
+            )
+        else:
+            result.append(literal(sentence, at_block_start and start == 0))
+        position = end
+    if position < len(flat):
+        result.append(literal(flat[position:], at_block_start and position == 0))
+    return result
+
+
+# ---------------------------------------------------------------- plain text and Markdown
+
+
+def segment_plain(text: str, lang: str, match_terms: TermMatcher | None = None) -> TextTemplate:
+    """Cut plain text (a title, an image's alt text) into sentences; nothing is escaped."""
+    return TextTemplate(_segments_of_run([text], lang, match_terms, markdown=False, at_block_start=False))
+
+
+@functools.cache
+def _markdown_parser():
+    from markdown_it import MarkdownIt
+
+    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    # Keep link destinations byte for byte: the translation must carry the very URL the author wrote.
+    parser.normalizeLink = lambda url: url
+    parser.normalizeLinkText = lambda url: url
+    parser.validateLink = lambda url: True
+    return parser
+
+
+def _link_destination(href: str, title: str | None) -> str:
+    destination = f"<{href}>" if re.search(r"[\s<>]", href) or href.count("(") != href.count(")") else href
+    if title:
+        destination += ' "' + title.replace('"', '\\"') + '"'
+    return destination
+
+
+def _code_span(content: str, fence: str) -> str:
+    pad = " " if content.startswith(("`", " ")) or content.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{content}{pad}{fence}"
+
+
+class _InlineBuilder:
+    """Walks markdown-it's inline tokens and emits literals and segments in source order."""
+
+    def __init__(self, lang: str, match_terms: TermMatcher | None, continuation_prefix: str) -> None:
+        self.lang = lang
+        self.match_terms = match_terms
+        self.continuation_prefix = continuation_prefix
+        self.parts: list[str | Segment] = []
+        self.run: list[str | Protected] = []
+        self.links: list[tuple[str, str | None]] = []
+
+    def flush(self) -> None:
+        if self.run:
+            at_start = not self.parts
+            self.parts.extend(
+                _segments_of_run(self.run, self.lang, self.match_terms, markdown=True, at_block_start=at_start)
+            )
+            self.run = []
+
+    def literal(self, markup: str) -> None:
+        self.flush()
+        self.parts.append(markup)
+
+    def walk(self, tokens) -> None:
+        inside_autolink = False
+        for token in tokens:
+            kind = token.type
+            if inside_autolink:
+                # The autolink's text is its URL, already protected as a whole.
+                inside_autolink = kind != "link_close"
+            elif kind == "text":
+                self.run.append(token.content)
+            elif kind == "softbreak":
+                # Translation reflows a paragraph: its source line breaks are spaces.
+                self.run.append(" ")
+            elif kind == "hardbreak":
+                self.literal("\\\n" + self.continuation_prefix)
+            elif kind == "code_inline":
+                code = _code_span(token.content, token.markup)
+                self.run.append(Protected(code, code, "code", markdown=True))
+            elif kind == "html_inline":
+                self.run.append(Protected(token.content, token.content, "html", markdown=True))
+            elif kind == "link_open" and token.markup in ("autolink", "linkify"):
+                href = token.attrs.get("href", "")
+                markup = f"<{href}>" if token.markup == "autolink" else href
+                self.run.append(Protected(markup, markup, "url", markdown=True))
+                inside_autolink = True
+            elif kind == "link_open":
+                self.links.append((str(token.attrs.get("href", "")), token.attrs.get("title")))
+                self.literal("[")
+            elif kind == "link_close":
+                href, title = self.links.pop()
+                self.literal("](" + _link_destination(href, title) + ")")
+            elif kind == "image":
+                self.literal("![")
+                self.walk(token.children or [])
+                src, title = str(token.attrs.get("src", "")), token.attrs.get("title")
+                self.literal("](" + _link_destination(src, title) + ")")
+            elif kind.endswith(("_open", "_close")):
+                # emphasis, strong, strikethrough: the markup stays, the text inside is translated on its own
+                self.literal(token.markup)
+
+    def build(self, tokens) -> list[str | Segment]:
+        self.walk(tokens)
+        self.flush()
+        return self.parts
+
+
+def _inline_parts(token, lang: str, match_terms: TermMatcher | None, continuation_prefix: str) -> list[str | Segment]:
+    return _InlineBuilder(lang, match_terms, continuation_prefix).build(token.children or [])
+
+
+def segment_markdown(text: str, lang: str, match_terms: TermMatcher | None = None) -> TextTemplate:
+    """Cut a Markdown document into literals and sentences; block structure, code blocks and URLs are literals.
+
+    Each paragraph, heading, list item and table row keeps its line prefix; a paragraph that spans
+    several source lines becomes one line (line breaks inside a paragraph carry no meaning).
+    """
+    lines = text.splitlines(keepends=True)
+    tokens = _markdown_parser().parse(text)
+    # line index -> (number of lines replaced, template parts for the replacement)
+    replacements: dict[int, tuple[int, list[str | Segment]]] = {}
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.type == "tr_open" and token.map:
+            cells = []
+            index += 1
+            while tokens[index].type != "tr_close":
+                if tokens[index].type == "inline":
+                    cells.append(tokens[index])
+                index += 1
+            row_line = lines[token.map[0]]
+            indent = row_line[: len(row_line) - len(row_line.lstrip())]
+            parts: list[str | Segment] = [indent + "|"]
+            for cell in cells:
+                parts.append(" ")
+                parts.extend(_inline_parts(cell, lang, match_terms, ""))
+                parts.append(" |")
+            parts.append(_line_ending(row_line))
+            replacements[token.map[0]] = (1, parts)
+        elif token.type == "inline" and token.map and tokens[index - 1].type in ("paragraph_open", "heading_open"):
+            start = token.map[0]
+            content_lines = token.content.split("\n")
+            first, last = lines[start], lines[start + len(content_lines) - 1]
+            prefix = first[: first.rfind(content_lines[0])] if content_lines[0] else first.rstrip("\r\n")
+            last_body = last.rstrip("\r\n")
+            suffix = last_body[last_body.rfind(content_lines[-1]) + len(content_lines[-1]) :]
+            if len(content_lines) > 1:
+                second = lines[start + 1]
+                continuation = second[: second.rfind(content_lines[1])] if content_lines[1] else ""
+            else:
+                continuation = ""
+            parts = [prefix]
+            parts.extend(_inline_parts(token, lang, match_terms, continuation))
+            parts.append(suffix.rstrip() + _line_ending(last))
+            replacements[start] = (len(content_lines), parts)
+        index += 1
+
+    template = TextTemplate()
+    line_number = 0
+    while line_number < len(lines):
+        if line_number in replacements:
+            count, parts = replacements[line_number]
+            template.parts.extend(parts)
+            line_number += count
+        else:
+            template.parts.append(lines[line_number])
+            line_number += 1
+    return template
+
+
+def _line_ending(line: str) -> str:
+    return line[len(line.rstrip("\r\n")) :]

@@ -1,0 +1,184 @@
+"""Build a real Argos Translate package with random weights, for tests and benchmarks that must run offline."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# English and Korean text the SentencePiece vocabulary is trained on: enough to cover both scripts.
+TRAINING_SENTENCES = (
+    "The United Nations Project Office on Governance works in Incheon, Republic of Korea.",
+    "UNPOG supports governments in Asia and the Pacific with research and training.",
+    "The workshop on digital government brought together 45 officials from 12 countries.",
+    "Participants discussed data governance, public service delivery and innovation.",
+    "The Sustainable Development Goals guide every programme of the office.",
+    "A new report on the E-Government Survey was published on 3 May 2024.",
+    "Read the full statement and the programme on our website.",
+    "유엔거버넌스센터는 인천 송도에 있는 유엔 기관입니다.",
+    "센터는 아시아 태평양 지역 정부의 역량 강화를 지원합니다.",
+    "디지털 정부에 관한 워크숍에 12개국 공무원 45명이 참석했습니다.",
+    "참가자들은 데이터 거버넌스와 공공 서비스 혁신을 논의했습니다.",
+    "지속가능발전목표는 센터의 모든 사업의 기준입니다.",
+    "보고서 전문은 홈페이지에서 볼 수 있습니다.",
+)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The dimensions of a Transformer translation model."""
+
+    layers: int = 1
+    heads: int = 2
+    d_model: int = 32
+    ffn: int = 64
+    vocab_size: int = 400
+    max_positions: int = 512
+
+
+TINY = ModelShape()
+# Argos Translate's published models are OpenNMT "transformer base" models of this size.
+ARGOS_BASE = ModelShape(layers=6, heads=8, d_model=512, ffn=2048, vocab_size=8000)
+
+
+def train_sentencepiece(vocab_size: int, extra_sentences: tuple[str, ...] = ()) -> bytes:
+    """Train a SentencePiece model in memory on the built-in bilingual sentences and return it serialized."""
+    import sentencepiece
+
+    sentences = list(TRAINING_SENTENCES) + list(extra_sentences)
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=vocab_size,
+        character_coverage=1.0,
+        # a small corpus cannot fill a large vocabulary exactly; let the trainer stop where it can
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def _vocabulary(sentencepiece_model: bytes) -> list[str]:
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_proto=sentencepiece_model)
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    # CTranslate2 expects OpenNMT's special tokens; SentencePiece's own <s></s> play that role.
+    specials = ["<unk>", "<s>", "</s>", "<blank>"]
+    return specials + [p for p in pieces if p not in specials]
+
+
+def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
+    """A CTranslate2 TransformerSpec with every weight filled from a seeded random generator."""
+    import numpy as np
+    from ctranslate2.specs import common_spec, transformer_spec
+
+    rng = np.random.default_rng(seed)
+    d, ffn, vocab = shape.d_model, shape.ffn, len(vocabulary)
+
+    def matrix(rows: int, cols: int):
+        return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+
+    def layer_norm(spec: common_spec.LayerNormSpec) -> None:
+        spec.gamma = np.ones(d, dtype=np.float32)
+        spec.beta = np.zeros(d, dtype=np.float32)
+
+    def linear(spec: common_spec.LinearSpec, rows: int, cols: int) -> None:
+        spec.weight = matrix(rows, cols)
+        spec.bias = np.zeros(rows, dtype=np.float32)
+
+    def position_encodings(spec) -> None:
+        position = np.arange(shape.max_positions)[:, None]
+        frequencies = np.exp(np.arange(0, d, 2) * (-np.log(10000.0) / d))
+        table = np.zeros((shape.max_positions, d), dtype=np.float32)
+        table[:, 0::2] = np.sin(position * frequencies)
+        table[:, 1::2] = np.cos(position * frequencies)
+        spec.encodings = table
+
+    def feed_forward(spec) -> None:
+        layer_norm(spec.layer_norm)
+        linear(spec.linear_0, ffn, d)
+        linear(spec.linear_1, d, ffn)
+
+    spec = transformer_spec.TransformerSpec.from_config(shape.layers, shape.heads)
+    spec.encoder.embeddings[0].weight = matrix(vocab, d)
+    spec.decoder.embeddings.weight = matrix(vocab, d)
+    for stack in (spec.encoder, spec.decoder):
+        position_encodings(stack.position_encodings)
+        layer_norm(stack.layer_norm)
+    for layer in spec.encoder.layer:
+        layer_norm(layer.self_attention.layer_norm)
+        linear(layer.self_attention.linear[0], 3 * d, d)
+        linear(layer.self_attention.linear[1], d, d)
+        feed_forward(layer.ffn)
+    for layer in spec.decoder.layer:
+        layer_norm(layer.self_attention.layer_norm)
+        linear(layer.self_attention.linear[0], 3 * d, d)
+        linear(layer.self_attention.linear[1], d, d)
+        layer_norm(layer.attention.layer_norm)
+        linear(layer.attention.linear[0], d, d)
+        linear(layer.attention.linear[1], 2 * d, d)
+        linear(layer.attention.linear[2], d, d)
+        feed_forward(layer.ffn)
+    linear(spec.decoder.projection, vocab, d)
+    spec.register_source_vocabulary(vocabulary)
+    spec.register_target_vocabulary(vocabulary)
+    return spec
+
+
+def write_ctranslate2_model(output_dir: Path, shape: ModelShape, sentencepiece_model: bytes, seed: int = 7) -> Path:
+    """Write a CTranslate2 model directory with random weights whose vocabulary is the SentencePiece model's."""
+    from ctranslate2.converters.converter import Converter
+
+    vocabulary = _vocabulary(sentencepiece_model)
+
+    class RandomWeightsConverter(Converter):
+        """Feeds CTranslate2's own converter machinery (validation, serialization) a spec we filled."""
+
+        def _load(self):
+            return _random_transformer(shape, vocabulary, seed)
+
+    return Path(RandomWeightsConverter().convert(str(output_dir), force=True))
+
+
+def build_argos_package(
+    destination: Path,
+    from_code: str = "en",
+    to_code: str = "ko",
+    shape: ModelShape = TINY,
+    package_version: str = "0.0.1",
+    seed: int = 7,
+) -> Path:
+    """Zip a complete .argosmodel (metadata.json, model/, sentencepiece.model) at destination and return its path."""
+    names = {"en": "English", "ko": "Korean"}
+    sentencepiece_model = train_sentencepiece(shape.vocab_size)
+    top = f"translate-{from_code}_{to_code}-{package_version.replace('.', '_')}"
+    with tempfile.TemporaryDirectory() as workdir:
+        package_dir = Path(workdir) / top
+        package_dir.mkdir()
+        write_ctranslate2_model(package_dir / "model", shape, sentencepiece_model, seed=seed)
+        (package_dir / "sentencepiece.model").write_bytes(sentencepiece_model)
+        metadata = {
+            "package_version": package_version,
+            "argos_version": "1.9",
+            "from_code": from_code,
+            "from_name": names.get(from_code, from_code),
+            "to_code": to_code,
+            "to_name": names.get(to_code, to_code),
+            "type": "translate",
+            "links": [],
+        }
+        (package_dir / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+        (package_dir / "README.md").write_text("Random weights: output is deterministic gibberish.\n", encoding="utf-8")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".part")
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(package_dir.rglob("*")):
+                archive.write(path, path.relative_to(Path(workdir)))
+        shutil.move(partial, destination)
+    return destination

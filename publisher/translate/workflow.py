@@ -1,0 +1,282 @@
+"""Translate an article into its sibling language file: segment, protect, look up the memory, batch the rest, restore."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher.errors import ContentError, PublisherError
+from publisher.translate.segment import NUMBER, Segment, TextTemplate, escape_markdown
+
+if TYPE_CHECKING:
+    from publisher.article import Article
+    from publisher.site import Site
+    from publisher.translate.base import Translator
+    from publisher.translate.glossary import Glossary, MissingTerm
+    from publisher.translate.memory import TranslationMemory
+
+# How a protected span is written in the model's input. Letters and digits only: SentencePiece models
+# split unknown symbols into <unk>, but copy short Latin codes like this through.
+PLACEHOLDER = "ZQ{}"
+_PLACEHOLDER_IN_OUTPUT = re.compile(r"Z\s*Q\s*(\d+)", re.IGNORECASE)
+PROTECTED_STATUSES = ("original", "human", "reviewed")
+
+
+@dataclass
+class TranslationReport:
+    """What one translation did: how many sentences, how many from memory, and what needs an editor's eye."""
+
+    source: Article
+    article: Article
+    model: str
+    sentences: int = 0
+    from_memory: int = 0
+    sent_to_model: int = 0
+    repaired: list[str] = field(default_factory=list)  # sentences whose protected spans the model dropped
+    missing_terms: list[MissingTerm] = field(default_factory=list)
+    path: Path | None = None
+
+
+def model_input(segment: Segment) -> str:
+    """The sentence as the model sees it: protected spans replaced by numbered placeholders."""
+    numbered = iter(range(len(segment.pieces)))
+    return "".join(p if isinstance(p, str) else PLACEHOLDER.format(next(numbered)) for p in segment.pieces)
+
+
+def _numbers(text: str) -> list[str]:
+    return [m.group().replace(",", "") for m in NUMBER.finditer(text)]
+
+
+def restore(segment: Segment, output: str) -> tuple[str, bool]:
+    """Put the protected spans back into the model's output and escape its text for Markdown.
+
+    Anything the model dropped (a placeholder, a number) is appended at the end of the sentence, so
+    nothing of the source is lost; the second value says whether that happened (the sentence needs review).
+    """
+    protected = segment.protected
+    used: set[int] = set()
+    rendered: list[str] = []
+    position = 0
+
+    def text(chunk: str) -> str:
+        if not segment.markdown:
+            return chunk
+        return escape_markdown(chunk, at_block_start=segment.at_block_start and not rendered)
+
+    def span(index: int) -> str:
+        item = protected[index]
+        return item.target if (item.markdown or not segment.markdown) else escape_markdown(item.target)
+
+    for match in _PLACEHOLDER_IN_OUTPUT.finditer(output):
+        index = int(match.group(1))
+        if index >= len(protected) or index in used:
+            continue  # an invented or repeated placeholder: drop it
+        rendered.append(text(output[position : match.start()]))
+        rendered.append(span(index))
+        used.add(index)
+        position = match.end()
+    tail = output[position:]
+    tail = _PLACEHOLDER_IN_OUTPUT.sub("", tail) if used or protected else tail
+    rendered.append(text(tail))
+    restored = "".join(rendered)
+    dropped = [span(i) for i in range(len(protected)) if i not in used]
+    source_numbers = _numbers("".join(p for p in segment.pieces if isinstance(p, str)))
+    present = _numbers(restored)
+    for number in source_numbers:
+        if number in present:
+            present.remove(number)
+        else:
+            dropped.append(number)
+    if dropped:
+        restored = " ".join([restored.rstrip(), *dropped]) if restored.strip() else " ".join(dropped)
+    return restored, bool(dropped)
+
+
+def translate_templates(
+    templates: Sequence[TextTemplate],
+    translator: Translator,
+    memory: TranslationMemory | None,
+) -> tuple[list[str], TranslationCounts]:
+    """Translate every segment of every template with ONE model call for what the memory does not know."""
+    segments = [segment for template in templates for segment in template.segments]
+    inputs = [model_input(segment) for segment in segments]
+    unique = list(dict.fromkeys(inputs))
+    model, source, target = translator.model_id, translator.source_lang, translator.target_lang
+    known = memory.lookup(model, source, target, unique) if memory is not None else {}
+    missing = [text for text in unique if text not in known]
+    if missing:
+        outputs = translator.translate_batch(missing)
+        fresh = dict(zip(missing, outputs, strict=True))
+        if memory is not None:
+            memory.remember(model, source, target, fresh)
+        known = {**known, **fresh}
+    counts = TranslationCounts(sentences=len(segments), from_memory=len(unique) - len(missing),
+                               sent_to_model=len(missing))
+    restored: dict[int, str] = {}
+    for segment, text in zip(segments, inputs, strict=True):
+        restored_text, repaired = restore(segment, known[text])
+        restored[id(segment)] = restored_text
+        if repaired:
+            counts.repaired.append(segment.text)
+    rendered = [template.render(lambda s: restored[id(s)]) for template in templates]
+    return rendered, counts
+
+
+@dataclass
+class TranslationCounts:
+    sentences: int = 0
+    from_memory: int = 0
+    sent_to_model: int = 0
+    repaired: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- articles
+
+
+def translate_article(
+    article: Article,
+    target_lang: str,
+    site: Site,
+    *,
+    translator: Translator | None = None,
+    glossary: Glossary | None = None,
+    memory: TranslationMemory | None = None,
+) -> TranslationReport:
+    """The ``target_lang`` version of ``article`` (not written): title, summary, body and image alt translated."""
+    from publisher.article import Image, TranslationInfo, article_path
+    from publisher.translate.glossary import Glossary
+    from publisher.translate.memory import TranslationMemory
+    from publisher.translate.segment import segment_markdown, segment_plain
+
+    if target_lang == article.lang:
+        raise PublisherError(f"{article.path}: is already in {target_lang}")
+    if article.is_machine_translation:
+        source = f"content/{article.slug}.{article.translation.source_lang}.md"
+        raise ContentError(article.path, "translation.status",
+                           f"is a machine translation; translate from the original ({source}) instead")
+    translator = translator or get_translator(site, article.lang, target_lang)
+    glossary = glossary if glossary is not None else Glossary.load(site)
+    memory = memory if memory is not None else TranslationMemory(site.database())
+
+    def terms(text: str) -> list[tuple[int, int, str]]:
+        return glossary.find(text, article.lang, target_lang)
+
+    source_lang = article.lang
+    templates = [
+        segment_plain(article.title, source_lang, terms),
+        segment_markdown(article.summary, source_lang, terms) if article.summary else TextTemplate([]),
+        segment_markdown(article.body, source_lang, terms),
+        segment_plain(article.image.alt, source_lang, terms) if article.image else TextTemplate([]),
+    ]
+    (title, summary, body, alt), counts = translate_templates(templates, translator, memory)
+    translated = article.with_changes(
+        lang=target_lang,
+        title=title.strip(),
+        summary=summary.strip(),
+        body=body,
+        image=Image(article.image.src, alt.strip()) if article.image else None,
+        url=site.url_for(target_lang, article.slug),
+        translation=TranslationInfo("machine", source_lang, translator.model_id),
+        path=article_path(site, article.slug, target_lang),
+    )
+    source_text = "\n".join([article.title, article.summary, article.body, article.image.alt if article.image else ""])
+    target_text = "\n".join([translated.title, translated.summary, translated.body, alt])
+    return TranslationReport(
+        source=article, article=translated, model=translator.model_id, sentences=counts.sentences,
+        from_memory=counts.from_memory, sent_to_model=counts.sent_to_model, repaired=counts.repaired,
+        missing_terms=glossary.missing(source_text, _unescape(target_text), source_lang, target_lang),
+    )
+
+
+def _unescape(markdown: str) -> str:
+    return re.sub(r"\\([\\`*_\[\]<>|#+\-.)=!])", r"\1", markdown)
+
+
+def translate_file(
+    site: Site,
+    path: Path,
+    target_lang: str,
+    *,
+    force: bool = False,
+    write: bool = True,
+    translator: Translator | None = None,
+) -> TranslationReport:
+    """``publisher translate PATH --to LANG``: write ``content/<slug>.<lang>.md`` with ``translation: machine``.
+
+    An existing ``original``, ``human`` or ``reviewed`` version is only replaced with ``force``; an older
+    machine translation is replaced (it is the same command run again).
+    """
+    from publisher.article import article_path, load_article, write_article
+
+    article = load_article(path, site)
+    target_path = article_path(site, article.slug, target_lang)
+    check_can_overwrite(site, target_path, force=force)
+    report = translate_article(article, target_lang, site, translator=translator)
+    if write:
+        write_article(report.article, target_path, force=True)
+        report.path = target_path
+    return report
+
+
+def check_can_overwrite(site: Site, target_path: Path, *, force: bool) -> None:
+    """Refuse to replace a version a person wrote or checked, unless forced."""
+    from publisher.article import load_article
+
+    if force or not target_path.exists():
+        return
+    existing = load_article(target_path, site)
+    if existing.translation.status in PROTECTED_STATUSES:
+        raise PublisherError(
+            f"{target_path}: is a {existing.translation.status} version; "
+            f"it is not replaced by a machine translation without --force"
+        )
+
+
+def mark_reviewed(site: Site, path: Path) -> tuple[Article, list[MissingTerm]]:
+    """``publisher review PATH``: an editor has checked a translation; its status becomes ``reviewed``."""
+    from dataclasses import replace
+
+    from publisher.article import article_path, load_article, write_article
+    from publisher.translate.glossary import Glossary
+
+    article = load_article(path, site)
+    status = article.translation.status
+    if status == "original":
+        raise ContentError(path, "translation.status", "is original: only a machine translation is reviewed")
+    if status == "human":
+        raise ContentError(path, "translation.status", "is a human translation: only a machine translation is reviewed")
+    source_lang = article.translation.source_lang
+    misses: list[MissingTerm] = []
+    source_path = article_path(site, article.slug, source_lang) if source_lang else None
+    if source_path is not None and source_path.exists():
+        source = load_article(source_path, site)
+        misses = Glossary.load(site).missing(
+            "\n".join([source.title, source.summary, source.body]),
+            _unescape("\n".join([article.title, article.summary, article.body])),
+            source.lang, article.lang,
+        )
+    if status != "reviewed":
+        reviewed = article.with_changes(translation=replace(article.translation, status="reviewed"))
+        write_article(reviewed, Path(path), force=True)
+        article = reviewed
+    return article, misses
+
+
+# ---------------------------------------------------------------- backends
+
+
+def get_translator(site: Site, source_lang: str, target_lang: str) -> Translator:
+    """The installed backend for a pair; TranslationUnavailable (with the install command) when there is none."""
+    from publisher.translate.argos import ArgosTranslator
+    from publisher.translate.packages import find_package, packages_dir
+
+    config = site.config
+    package = find_package(packages_dir(config), source_lang, target_lang)
+    return ArgosTranslator(
+        package,
+        beam_size=int(config.get("PUBLISHER_TRANSLATION_BEAM_SIZE")),
+        max_tokens=int(config.get("PUBLISHER_TRANSLATION_MAX_TOKENS")),
+    )
