@@ -196,7 +196,17 @@ SOCIAL_SETTINGS: tuple[Setting, ...] = (
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------
 
-WEB_SETTINGS: tuple[Setting, ...] = ()
+WEB_SETTINGS: tuple[Setting, ...] = (
+    Setting("PUBLISHER_ADMIN_TOKEN", "Token that opens the review page (/review) when `publisher serve` listens "
+            "beyond localhost: sent as 'Authorization: Bearer <token>' or typed in at /review/login. Without it "
+            "the review page answers only on 127.0.0.1.", secret=True),
+    Setting("PUBLISHER_SUBSCRIBE_RATE_LIMIT", "Most subscribe requests one client (IP address) may make per hour.",
+            default=10, parse=parse_positive_int),
+    Setting("PUBLISHER_CONFIRM_MAILS_PER_ADDRESS", "Most confirmation mails sent to one address per day, whoever "
+            "asks: the subscribe form cannot be used to flood someone's inbox.", default=3, parse=parse_positive_int),
+    Setting("PUBLISHER_CONFIRM_LINK_HOURS", "Hours a subscription confirmation link stays valid.",
+            default=72, parse=parse_positive_int),
+)
 
 CORE_SETTINGS: tuple[Setting, ...] = (
     SITE_SETTINGS + TRANSLATION_SETTINGS + EMAIL_SETTINGS + FEED_SETTINGS + SOCIAL_SETTINGS + WEB_SETTINGS
