@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from publisher.article import Library
     from publisher.i18n import UIStrings
     from publisher.ledger import Ledger
+    from publisher.subscribers import Subscribers
 
 
 class Site:
@@ -143,6 +144,12 @@ class Site:
         from publisher.ledger import Ledger
 
         return Ledger(self.database())
+
+    def subscribers(self) -> Subscribers:
+        """The bulletin subscriber list in the site database."""
+        from publisher.subscribers import Subscribers
+
+        return Subscribers(self.database())
 
     def articles(self) -> Library:
         from publisher.article import load_library

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from publisher.errors import BadToken
@@ -36,6 +37,14 @@ def verify(purpose: str, token: str, site: Site, max_age: int | None = None) -> 
     if not isinstance(data, dict):
         raise BadToken("this link is not valid")
     return data
+
+
+def link_maker(site: Site, purpose: str) -> Callable[[dict[str, Any]], str]:
+    """``link(site, purpose, ...)`` with the key read once: bulletins sign two links per subscriber."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown link purpose {purpose!r}")
+    serializer, prefix = _serializer(site, purpose), f"{site.url}/{purpose}/"
+    return lambda data: prefix + str(serializer.dumps(data))
 
 
 def link(site: Site, purpose: str, data: dict[str, Any]) -> str:

@@ -1,0 +1,271 @@
+"""A pool of SMTP connections, one worker thread each, that sends one message per recipient and reports each outcome.
+
+The pool never touches the ledger: the caller marks a recipient in flight before `submit()` and records what
+`results()` says afterwards, so every ledger write happens on the caller's thread (one SQLite writer).
+
+Outcome rules, per recipient:
+  * 2xx after DATA: ``sent``.
+  * 4xx (greylisting, rate limits, a busy server): tried again on the same connection after a backoff that
+    doubles each time; still 4xx after the last retry: ``failed`` with ``permanent=False`` (a re-run tries again).
+  * 5xx: ``failed`` with the server's words and ``permanent=True``; a 5xx to RCPT with 550/551/553 also means the
+    address does not exist (``bounced``). The other recipients go on.
+  * A lost connection is reopened and the message sent again. If it was lost after the message's final dot
+    was sent, the server may have accepted it: the outcome says ``possible_duplicate``.
+"""
+
+from __future__ import annotations
+
+import queue
+import smtplib
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# RCPT replies that mean "no such mailbox" rather than "not now" or "not this message".
+BOUNCE_CODES = (550, 551, 553)
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """Where and how to connect: the SMTP_* settings as one value."""
+
+    host: str
+    port: int
+    security: str = "starttls"          # "starttls", "ssl" or "none"
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    local_hostname: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def connect(self) -> smtplib.SMTP:
+        """An open, greeted and (if configured) authenticated connection."""
+        context = ssl.create_default_context()
+        if self.security == "ssl":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, timeout=self.timeout, context=context, local_hostname=self.local_hostname
+            )
+        else:
+            conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
+        try:
+            conn.ehlo()
+            if self.security == "starttls":
+                conn.starttls(context=context)
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self.password or "")
+        except BaseException:
+            _close(conn)
+            raise
+        return conn
+
+
+@dataclass
+class SendJob:
+    """One message to one recipient. `build` makes the bytes in the worker, so rendering runs alongside I/O."""
+
+    key: Any
+    sender: str
+    recipient: str
+    build: Callable[[], tuple[bytes, str]]        # -> (message bytes, Message-ID)
+    context: Any = None                           # whatever the caller wants back with the outcome
+
+
+@dataclass
+class SendOutcome:
+    job: SendJob
+    state: str                                    # "sent" or "failed"
+    message_id: str | None = None
+    error: str | None = None
+    code: int | None = None
+    permanent: bool = False
+    bounced: bool = False
+    possible_duplicate: bool = False
+    attempts: int = 1
+
+
+@dataclass
+class RetryPolicy:
+    retries: int = 3
+    first_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return self.first_delay * (2 ** (attempt - 1))
+
+
+class _Transient(Exception):
+    """A 4xx or a lost connection: worth another try."""
+
+    def __init__(self, code: int | None, message: str, lost_connection: bool = False, after_data: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.lost_connection = lost_connection
+        self.after_data = after_data
+
+
+class _Permanent(Exception):
+    def __init__(self, code: int, message: str, bounced: bool):
+        super().__init__(message)
+        self.code = code
+        self.bounced = bounced
+
+
+@dataclass
+class SmtpPool:
+    """`connections` worker threads, each with its own reused SMTP connection.
+
+    Use as a context manager; `submit()` blocks while every worker is busy, `results()` yields outcomes as
+    they arrive. The caller should not submit more jobs than `connections` without reading outcomes, so that at
+    most `connections` recipients are ever in flight.
+    """
+
+    server: SmtpServer
+    connections: int = 4
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        self._jobs: queue.Queue[SendJob | None] = queue.Queue(maxsize=self.connections)
+        self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    def __enter__(self) -> SmtpPool:
+        # Fail fast, on the caller's thread, when the server cannot be reached or refuses our login.
+        probe = self.server.connect()
+        self._threads = [
+            threading.Thread(target=self._work, args=(probe if i == 0 else None,), name=f"smtp-{i}", daemon=True)
+            for i in range(self.connections)
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout=self.server.timeout + 5)
+
+    def submit(self, job: SendJob) -> None:
+        self._jobs.put(job)
+
+    def next_outcome(self, timeout: float | None = None) -> SendOutcome | None:
+        """The next outcome, or None after `timeout` seconds; re-raises a worker's unexpected error."""
+        try:
+            item = self._outcomes.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    # -- worker ----------------------------------------------------------------------------
+
+    def _work(self, conn: smtplib.SMTP | None) -> None:
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    break
+                conn, outcome = self._deliver(conn, job)
+                self._outcomes.put(outcome)
+        except BaseException as error:  # a bug must surface in the caller, not vanish with the thread
+            self._outcomes.put(error)
+        finally:
+            if conn is not None:
+                try:
+                    conn.quit()
+                except (smtplib.SMTPException, OSError):
+                    _close(conn)
+
+    def _deliver(self, conn: smtplib.SMTP | None, job: SendJob) -> tuple[smtplib.SMTP | None, SendOutcome]:
+        data, message_id = job.build()
+        possible_duplicate = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if conn is None:
+                    conn = _reconnect(self.server)
+                _transaction(conn, job.sender, job.recipient, data)
+                return conn, SendOutcome(job, "sent", message_id=message_id,
+                                         possible_duplicate=possible_duplicate, attempts=attempt)
+            except _Permanent as refusal:
+                return conn, SendOutcome(job, "failed", message_id=message_id, error=str(refusal),
+                                         code=refusal.code, permanent=True, bounced=refusal.bounced,
+                                         possible_duplicate=possible_duplicate, attempts=attempt)
+            except _Transient as problem:
+                if problem.lost_connection:
+                    if conn is not None:
+                        _close(conn)
+                    conn = None
+                    possible_duplicate = possible_duplicate or problem.after_data
+                if attempt > self.retry.retries or self._stopping.is_set():
+                    return conn, SendOutcome(job, "failed", message_id=message_id, error=str(problem),
+                                             code=problem.code, permanent=False,
+                                             possible_duplicate=possible_duplicate, attempts=attempt)
+                time.sleep(self.retry.delay(attempt))
+
+
+def _transaction(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """MAIL, RCPT, DATA for one recipient, by hand so that we know whether the message body left us."""
+    stage = "MAIL FROM"
+    try:
+        options = ["SMTPUTF8"] if not (sender + recipient).isascii() and conn.has_extn("smtputf8") else []
+        if conn.does_esmtp and conn.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        code, reply = conn.mail(sender, options)
+        _check(conn, code, reply, stage, recipient)
+        stage = "RCPT TO"
+        code, reply = conn.rcpt(recipient)
+        _check(conn, code, reply, stage, recipient)
+        stage = "DATA"
+        code, reply = conn.data(data)   # smtplib sends the body, dot-stuffed, and the final "."
+        _check(conn, code, reply, stage, recipient)
+    except smtplib.SMTPDataError as error:
+        # smtplib raises this when DATA itself (not the body) is refused.
+        _check(conn, error.smtp_code, error.smtp_error, stage, recipient)
+    except (smtplib.SMTPServerDisconnected, OSError) as error:
+        # Lost while DATA was under way: the body may have reached the server in full.
+        raise _Transient(None, f"connection lost during {stage}: {error}", lost_connection=True,
+                         after_data=stage == "DATA") from None
+
+
+def _check(conn: smtplib.SMTP, code: int, reply: bytes | str, stage: str, recipient: str) -> None:
+    if 200 <= code < 300 or (stage == "DATA" and code == 354):
+        return
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    message = f"{code} {' '.join(text.split())} (at {stage})"
+    try:
+        conn.rset()     # leave the connection ready for the next recipient
+    except (smtplib.SMTPException, OSError):
+        raise _Transient(code, message, lost_connection=True) from None
+    if code == 421:     # the server is closing the connection
+        raise _Transient(code, message, lost_connection=True)
+    if 400 <= code < 500:
+        raise _Transient(code, message)
+    raise _Permanent(code, message, bounced=stage == "RCPT TO" and code in BOUNCE_CODES)
+
+
+def _reconnect(server: SmtpServer) -> smtplib.SMTP:
+    try:
+        return server.connect()
+    except smtplib.SMTPResponseException as error:
+        text = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
+        raise _Transient(None, f"cannot reconnect to {server.describe()}: {error.smtp_code} {text}",
+                         lost_connection=True) from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise _Transient(None, f"cannot reconnect to {server.describe()}: {error}", lost_connection=True) from None
+
+
+def _close(conn: smtplib.SMTP) -> None:
+    try:
+        conn.close()
+    except OSError:
+        pass

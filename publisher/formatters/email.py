@@ -1,0 +1,319 @@
+"""Email bulletins: render an alert or a digest once per language, then build one personalized MIME message per subscriber.
+
+Rendering (jinja2 + css-inline) is the expensive part, so it happens once per language. The per-subscriber
+parts, the signed unsubscribe and preferences links, are left as markers in the rendered text and filled in by
+`MessageBuilder`, which also sets the headers the Gmail and Yahoo bulk-sender rules ask for (Message-ID, Date,
+List-Unsubscribe with RFC 8058 one-click) and signs with DKIM when it is configured.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from email import policy as email_policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
+
+from publisher.errors import ConfigError
+
+if TYPE_CHECKING:
+    from publisher.article import Article
+    from publisher.config import Config
+    from publisher.site import Site
+    from publisher.subscribers import Subscriber
+
+# Stand-ins for the per-subscriber links; plain ASCII so neither autoescaping nor css-inline changes them.
+UNSUBSCRIBE_MARKER = "PUBLISHER-UNSUBSCRIBE-URL-4e1b"
+PREFERENCES_MARKER = "PUBLISHER-PREFERENCES-URL-4e1b"
+
+# Headers DKIM signs: the ones a forwarder or list manager must not change, RFC 8058 ones included.
+DKIM_SIGNED_HEADERS = (
+    b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-unsubscribe",
+    b"list-unsubscribe-post", b"list-id", b"mime-version", b"content-type",
+)
+
+
+# CRLF line ends; headers folded only past 998 characters (RFC 5322's hard limit) because a folding point
+# inside the List-Unsubscribe URL would make the email package encode it as an unreadable encoded-word.
+WIRE_POLICY = email_policy.SMTP.clone(max_line_length=998)
+
+
+@dataclass
+class Bulletin:
+    """One bulletin rendered in one language, with markers where each subscriber's own links go."""
+
+    kind: str                      # "alert" or "digest"
+    lang: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    articles: list[str] = field(default_factory=list)   # slugs, newest first
+
+    def personalize(self, unsubscribe_url: str, preferences_url: str) -> tuple[str, str]:
+        """The HTML and text bodies with this subscriber's links in place of the markers."""
+        html_body = self.html.replace(UNSUBSCRIBE_MARKER, html_lib.escape(unsubscribe_url)).replace(
+            PREFERENCES_MARKER, html_lib.escape(preferences_url)
+        )
+        text_body = self.text.replace(UNSUBSCRIBE_MARKER, unsubscribe_url).replace(
+            PREFERENCES_MARKER, preferences_url
+        )
+        return html_body, text_body
+
+
+class BulletinFormatter:
+    """Renders alerts (one article) and digests (several) from the `templates/email/` templates."""
+
+    def __init__(self, site: Site, config: Config | None = None) -> None:
+        self.site = site
+        self.config = config if config is not None else site.config
+
+    def alert(self, article: Article, *, original: Article | None = None) -> Bulletin:
+        """A bulletin announcing one article, body included."""
+        from publisher.markup import html_to_text
+
+        item = self._item(article, original)
+        preheader = _shorten(html_to_text(article.summary_html) or item["body_text"], 140)
+        return self._render("alert", article.lang, article.title, preheader, [item], {"intro": ""})
+
+    def digest(
+        self,
+        articles: Sequence[Article],
+        lang: str,
+        *,
+        since: date | datetime,
+        originals: dict[str, Article] | None = None,
+    ) -> Bulletin:
+        """A bulletin listing several articles (newest first) with their summaries."""
+        from publisher.i18n import format_date
+
+        ordered = sorted(articles, key=lambda a: a.date, reverse=True)
+        items = [self._item(a, (originals or {}).get(a.slug)) for a in ordered]
+        ui = self.site.ui
+        since_text = format_date(since, lang)
+        subject = ui.gettext(lang, "{site}: news since {date}", site=self.site.title(lang), date=since_text)
+        intro = ui.gettext(lang, "{count} new articles since {date}.", count=len(items), date=since_text)
+        preheader = _shorten(" · ".join(a.title for a in ordered), 140)
+        return self._render("digest", lang, subject, preheader, items, {"intro": intro})
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _render(
+        self, kind: str, lang: str, subject: str, preheader: str, items: list[dict[str, Any]], extra: dict[str, Any]
+    ) -> Bulletin:
+        import css_inline
+
+        context = {
+            "lang": lang,
+            "subject": subject,
+            "preheader": preheader,
+            "articles": items,
+            "site_name": self.site.title(lang),
+            "site_url": f"{self.site.url}/{lang}/",
+            "unsubscribe_url": UNSUBSCRIBE_MARKER,
+            "preferences_url": PREFERENCES_MARKER,
+            "postal_address": self.config.get("BULLETIN_POSTAL_ADDRESS") or "",
+            **extra,
+        }
+        env = self.site.templates
+        html_page = env.get_template(f"email/{kind}.html.j2").render(context)
+        # keep_style_tags: the @media rules only work from a <style> block; load_remote_stylesheets is off
+        # because the tool is offline and the templates have none.
+        inliner = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
+        html_page = inliner.inline(html_page)
+        text = env.get_template(f"email/{kind}.txt.j2").render(context)
+        return Bulletin(kind, lang, subject, preheader, html_page, _tidy_text(text), [i["slug"] for i in items])
+
+    def _item(self, article: Article, original: Article | None) -> dict[str, Any]:
+        from publisher.i18n import machine_notice
+        from publisher.markup import html_to_text
+
+        body_html = absolute_links(article.body_html, article.url or self.site.url_for(article.lang, article.slug))
+        summary_html = article.summary_html
+        image_src = image_alt = ""
+        if article.image is not None:
+            image_src = urljoin(article.url or f"{self.site.url}/", article.image.src)
+            image_alt = article.image.alt
+        return {
+            "slug": article.slug,
+            "title": article.title,
+            "url": article.url or self.site.url_for(article.lang, article.slug),
+            "date": article.date,
+            "author": article.author,
+            "summary_html": summary_html,
+            "summary_text": html_to_text(summary_html),
+            "body_html": body_html,
+            "body_text": html_to_text(body_html),
+            "image_src": image_src,
+            "image_alt": image_alt,
+            "machine_translated": article.is_machine_translation,
+            "machine_notice": machine_notice(article, self.site) or "",
+            "original_url": original.url if original is not None and original is not article else "",
+        }
+
+
+def absolute_links(html: str, base_url: str) -> str:
+    """Sanitized HTML with relative href/src made absolute: a mail client has no page to resolve them against."""
+    import nh3
+
+    from publisher.markup import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
+
+    def resolve(tag: str, attribute: str, value: str) -> str | None:
+        if attribute in ("href", "src") and not value.startswith(("#", "mailto:")):
+            return urljoin(base_url, value)
+        return value
+
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        attribute_filter=resolve,
+    )
+
+
+class MessageBuilder:
+    """Builds the personalized, optionally DKIM-signed message for one subscriber from a `Bulletin`."""
+
+    def __init__(self, site: Site, config: Config | None = None) -> None:
+        self.site = site
+        self.config = config if config is not None else site.config
+        self.sender = sender_address(self.site, self.config)
+        reply_to = self.config.get("BULLETIN_REPLY_TO")
+        self.reply_to = parse_address_header(str(reply_to), "BULLETIN_REPLY_TO") if reply_to else None
+        self.domain = self.sender.domain
+        self.dkim = DkimSigner.from_config(self.config)
+        self._links: tuple[Any, Any] | None = None
+
+    def links(self, subscriber: Subscriber) -> tuple[str, str]:
+        """This subscriber's signed unsubscribe and preferences links (token data: ``{"email": address}``)."""
+        if self._links is None:
+            from publisher.tokens import link_maker
+
+            self._links = (link_maker(self.site, "unsubscribe"), link_maker(self.site, "preferences"))
+        data = {"email": subscriber.email}
+        return self._links[0](data), self._links[1](data)
+
+    def message(self, bulletin: Bulletin, subscriber: Subscriber) -> EmailMessage:
+        """The multipart/alternative message (text, then HTML) for this subscriber."""
+        unsubscribe_url, preferences_url = self.links(subscriber)
+        html_body, text_body = bulletin.personalize(unsubscribe_url, preferences_url)
+        message = EmailMessage()
+        message["Subject"] = bulletin.subject
+        message["From"] = self.sender
+        message["To"] = Address(display_name=subscriber.name or "", addr_spec=subscriber.email)
+        if self.reply_to is not None:
+            message["Reply-To"] = self.reply_to
+        message["Date"] = format_datetime(datetime.now(timezone.utc))
+        message["Message-ID"] = make_msgid(idstring=bulletin.kind, domain=self.domain)
+        message["List-Id"] = f"{self.site.title('en')} <bulletin.{self.domain}>"
+        # RFC 8058: one-click unsubscribe is an HTTPS POST to this URL; the web app answers it.
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Content-Language"] = bulletin.lang
+        message.set_content(text_body)
+        message.add_alternative(html_body, subtype="html")
+        return message
+
+    def to_bytes(self, message: EmailMessage) -> bytes:
+        """The message as sent on the wire (CRLF line ends), with a DKIM-Signature header when configured."""
+        data = message.as_bytes(policy=WIRE_POLICY)
+        if self.dkim is not None:
+            data = self.dkim.sign(data) + data
+        return data
+
+
+@dataclass
+class DkimSigner:
+    """DKIM signing with dkimpy, from DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE."""
+
+    domain: str
+    selector: str
+    private_key: bytes
+
+    @classmethod
+    def from_config(cls, config: Config) -> DkimSigner | None:
+        names = ("DKIM_DOMAIN", "DKIM_SELECTOR", "DKIM_PRIVATE_KEY_FILE")
+        given = [name for name in names if config.is_set(name)]
+        if not given:
+            return None
+        if len(given) < len(names):
+            missing = [name for name in names if name not in given]
+            raise ConfigError(missing[0], f"DKIM signing needs {', '.join(names)}; set it or unset the others")
+        from pathlib import Path
+
+        key_path = Path(str(config.get("DKIM_PRIVATE_KEY_FILE"))).expanduser()
+        try:
+            key = key_path.read_bytes()
+        except OSError as error:
+            raise ConfigError(
+                "DKIM_PRIVATE_KEY_FILE", f"{key_path}: {error.strerror or error}", config.source("DKIM_PRIVATE_KEY_FILE")
+            ) from None
+        if b"PRIVATE KEY" not in key:
+            raise ConfigError("DKIM_PRIVATE_KEY_FILE", f"{key_path}: not a PEM private key",
+                              config.source("DKIM_PRIVATE_KEY_FILE"))
+        return cls(str(config.get("DKIM_DOMAIN")), str(config.get("DKIM_SELECTOR")), key)
+
+    def sign(self, data: bytes) -> bytes:
+        """The DKIM-Signature header line(s) for `data`, to put in front of it."""
+        import dkim
+
+        wanted = [h for h in DKIM_SIGNED_HEADERS if h + b":" in data.lower().split(b"\r\n\r\n", 1)[0]]
+        return dkim.sign(
+            data,
+            self.selector.encode(),
+            self.domain.encode(),
+            self.private_key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=wanted,
+        )
+
+
+def parse_address_header(text: str, name: str) -> Address:
+    """`Name <addr@example.org>` or a bare address as an `Address`; ConfigError naming the setting if invalid."""
+    from email.utils import parseaddr
+
+    from publisher.subscribers import normalize_email
+
+    display_name, addr_spec = parseaddr(text)
+    if not addr_spec:
+        raise ConfigError(name, f"expected an address such as 'News <news@example.org>', got {text!r}")
+    try:
+        normalized = normalize_email(addr_spec, where=name)
+    except Exception as error:  # InputError: re-raised as the setting's error
+        raise ConfigError(name, str(error).split(": ", 1)[-1]) from None
+    return Address(display_name=display_name, addr_spec=normalized)
+
+
+def sender_address(site: Site, config: Config) -> Address:
+    """BULLETIN_FROM, or `<site title> <news@<site host>>` when it is not set (fine for the Maildir outbox)."""
+    from urllib.parse import urlsplit
+
+    configured = config.get("BULLETIN_FROM")
+    if configured:
+        return parse_address_header(str(configured), "BULLETIN_FROM")
+    host = urlsplit(site.url).hostname or "localhost"
+    if "." not in host:
+        host = f"{host}.localdomain"
+    return Address(display_name=site.title("en"), addr_spec=f"news@{host}")
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _tidy_text(text: str) -> str:
+    """At most one blank line in a row, and a final newline."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if line or (lines and lines[-1]):
+            lines.append(line)
+    return "\n".join(lines).strip() + "\n"

@@ -1,0 +1,382 @@
+"""Bulletin subscribers in the site database: add, import, confirm, unsubscribe and stream them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from publisher.errors import InputError
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SUBSCRIBER_LANGUAGES = ("en", "ko")
+
+_COLUMNS = "email, name, lang, status, themes, created_at, confirmed_at"
+
+
+@dataclass
+class Subscriber:
+    """One address on the bulletin list, with the language it reads and the themes it follows."""
+
+    email: str
+    name: str | None
+    lang: str
+    status: str
+    themes: list[str]
+    created_at: datetime
+    confirmed_at: datetime | None
+
+    def follows(self, theme: str | None) -> bool:
+        """True when a bulletin on `theme` is for this subscriber (no themes chosen = every theme)."""
+        return not self.themes or theme is None or theme in self.themes
+
+
+@dataclass
+class ImportReport:
+    """What `Subscribers.import_csv` did: counts, and one line per rejected row."""
+
+    added: int = 0
+    already_present: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+
+def normalize_email(address: str, where: str = "email") -> str:
+    """The address as email-validator normalizes it (domain lower-cased, IDNA); InputError if invalid."""
+    from email_validator import EmailNotValidError, validate_email
+
+    candidate = (address or "").strip()
+    if not candidate:
+        raise InputError(where, "is empty")
+    try:
+        # Deliverability needs DNS, and the tool works offline.
+        return validate_email(candidate, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise InputError(where, f"{candidate!r} is not a valid address ({error})") from None
+
+
+def normalize_lang(lang: str | None, where: str = "language") -> str:
+    """'en' or 'ko' (case-insensitive; empty means 'en'); InputError otherwise."""
+    value = (lang or "").strip().lower() or "en"
+    if value not in SUBSCRIBER_LANGUAGES:
+        raise InputError(where, f"{lang!r} is not one of {', '.join(SUBSCRIBER_LANGUAGES)}")
+    return value
+
+
+def normalize_themes(themes: Iterable[str] | None, where: str = "themes") -> list[str]:
+    """Theme slugs, lower-cased, de-duplicated, in the order given."""
+    result: list[str] = []
+    for theme in themes or ():
+        slug = theme.strip().lower()
+        if not slug:
+            continue
+        if "," in slug:
+            raise InputError(where, f"{theme!r} must not contain a comma")
+        if slug not in result:
+            result.append(slug)
+    return result
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _row_to_subscriber(row: tuple) -> Subscriber:
+    email, name, lang, status, themes, created_at, confirmed_at = row
+    return Subscriber(
+        email=email,
+        name=name,
+        lang=lang,
+        status=status,
+        themes=[theme for theme in themes.split(",") if theme],
+        created_at=_parse_time(created_at),  # type: ignore[arg-type]
+        confirmed_at=_parse_time(confirmed_at),
+    )
+
+
+class Subscribers:
+    """The subscriber list of one site, on its SQLite connection (`site.subscribers()` or `Subscribers(conn)`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # -- one subscriber ------------------------------------------------------------------
+
+    def add(
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        lang: str = "en",
+        status: str = "active",
+        themes: Iterable[str] = (),
+    ) -> Subscriber:
+        """Add a subscriber, or return the existing one unchanged (same address in any case)."""
+        address = normalize_email(email, where="email")
+        if status not in STATUSES:
+            raise InputError(f"{address}: status", f"{status!r} is not one of {', '.join(STATUSES)}")
+        lang = normalize_lang(lang, where=f"{address}: language")
+        theme_list = normalize_themes(themes, where=f"{address}: themes")
+        now = _now()
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO subscribers"
+                " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    address,
+                    address.lower(),
+                    (name or "").strip() or None,
+                    lang,
+                    status,
+                    ",".join(theme_list),
+                    now,
+                    now if status == "active" else None,
+                    now,
+                ),
+            )
+        subscriber = self.get(address)
+        assert subscriber is not None
+        return subscriber
+
+    def get(self, email: str) -> Subscriber | None:
+        """The subscriber with this address (any case), or None."""
+        key = self._key(email)
+        if key is None:
+            return None
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?", (key,)
+        ).fetchone()
+        return _row_to_subscriber(row) if row else None
+
+    def confirm(self, email: str) -> Subscriber:
+        """The subscriber followed a signed confirmation link: the address becomes active (also after an
+        earlier unsubscribe, because confirming is the subscriber's own act)."""
+        subscriber = self._require(email)
+        if subscriber.status != "active":
+            now = _now()
+            with self.conn:
+                self.conn.execute(
+                    "UPDATE subscribers SET status = 'active', confirmed_at = ?, updated_at = ?"
+                    " WHERE email_key = ?",
+                    (now, now, self._key(email)),
+                )
+        return self._require(email)
+
+    def unsubscribe(self, email: str) -> bool:
+        """Stop sending to this address. True if it changed something; calling it again is harmless."""
+        return self._set_status(email, "unsubscribed")
+
+    def mark_bounced(self, email: str) -> bool:
+        """The address does not exist any more (a permanent 5xx); stop sending to it."""
+        return self._set_status(email, "bounced")
+
+    def set_preferences(
+        self, email: str, *, lang: str | None = None, themes: Iterable[str] | None = None
+    ) -> Subscriber:
+        """Change the language and/or the followed themes (an empty list means every theme)."""
+        subscriber = self._require(email)
+        new_lang = normalize_lang(lang, where="language") if lang is not None else subscriber.lang
+        new_themes = normalize_themes(themes) if themes is not None else subscriber.themes
+        with self.conn:
+            self.conn.execute(
+                "UPDATE subscribers SET lang = ?, themes = ?, updated_at = ? WHERE email_key = ?",
+                (new_lang, ",".join(new_themes), _now(), self._key(email)),
+            )
+        return self._require(email)
+
+    def remove(self, email: str) -> bool:
+        """Delete the address from the list entirely (the right to erasure). True if it was there."""
+        key = self._key(email)
+        if key is None:
+            return False
+        with self.conn:
+            cursor = self.conn.execute("DELETE FROM subscribers WHERE email_key = ?", (key,))
+        return cursor.rowcount > 0
+
+    # -- many subscribers ----------------------------------------------------------------
+
+    def iter_active(
+        self, *, lang: str | None = None, theme: str | None = None, batch_size: int = 1000
+    ) -> Iterator[Subscriber]:
+        """Active subscribers in id order, read `batch_size` at a time so memory stays flat.
+
+        Each batch is its own short query (keyset pagination on id), so no read transaction stays
+        open while the caller sends mail and writes the ledger.
+        """
+        yield from self._iter(status="active", lang=lang, theme=theme, batch_size=batch_size)
+
+    def iter_all(self, *, status: str | None = None, batch_size: int = 1000) -> Iterator[Subscriber]:
+        """Every subscriber (optionally of one status), streamed in id order."""
+        yield from self._iter(status=status, lang=None, theme=None, batch_size=batch_size)
+
+    def count(self, *, status: str | None = None, lang: str | None = None, theme: str | None = None) -> int:
+        """How many subscribers match."""
+        where, params = self._filters(status, lang, theme)
+        return self.conn.execute(f"SELECT count(*) FROM subscribers{where}", params).fetchone()[0]
+
+    def import_csv(self, path: Path, *, status: str = "active") -> ImportReport:
+        """Import `email,name,language` rows (UTF-8, BOM or not, CRLF or LF).
+
+        Bad rows are reported by line number and skipped; good rows are imported in one transaction.
+        Existing addresses (in any case) are left exactly as they are, so re-importing a file changes
+        nothing and never re-subscribes someone who unsubscribed.
+        """
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except OSError as error:
+            raise InputError(str(path), f"cannot read: {error.strerror or error}") from None
+        except UnicodeDecodeError as error:
+            line = text_line_of_offset(path.read_bytes(), error.start)
+            raise InputError(f"{path.name}:{line}", "not UTF-8 text; save the file as UTF-8 CSV") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if header is None:
+            raise InputError(path.name, "the file is empty; expected a header line: email,name,language")
+        columns = [column.strip().lower() for column in header]
+        if "email" not in columns:
+            raise InputError(f"{path.name}:1", "no 'email' column; expected a header line: email,name,language")
+        email_at = columns.index("email")
+        name_at = columns.index("name") if "name" in columns else None
+        lang_at = next((columns.index(c) for c in ("language", "lang") if c in columns), None)
+
+        report = ImportReport()
+        now = _now()
+        seen: set[str] = set()
+        with self.conn:
+            for cells in reader:
+                line = reader.line_num
+                where = f"{path.name}:{line}"
+                if not any(cell.strip() for cell in cells):
+                    continue
+                try:
+                    if len(cells) > len(columns):
+                        raise InputError(where, f"{len(cells)} fields, the header has {len(columns)}")
+                    address = normalize_email(_cell(cells, email_at), where=f"{where}: email")
+                    lang = normalize_lang(_cell(cells, lang_at), where=f"{where}: language")
+                except InputError as error:
+                    report.rejected.append(str(error))
+                    continue
+                key = address.lower()
+                if key in seen:
+                    report.rejected.append(f"{where}: email: {address} appears earlier in the file")
+                    continue
+                seen.add(key)
+                cursor = self.conn.execute(
+                    "INSERT OR IGNORE INTO subscribers"
+                    " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?)",
+                    (
+                        address,
+                        key,
+                        _cell(cells, name_at).strip() or None,
+                        lang,
+                        status,
+                        now,
+                        now if status == "active" else None,
+                        now,
+                    ),
+                )
+                if cursor.rowcount:
+                    report.added += 1
+                else:
+                    report.already_present += 1
+        return report
+
+    def export_csv(self, out: io.TextIOBase, *, status: str | None = None) -> int:
+        """Write every subscriber as CSV (the import columns plus status, themes and times)."""
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["email", "name", "language", "status", "themes", "created_at", "confirmed_at"])
+        written = 0
+        for subscriber in self.iter_all(status=status):
+            writer.writerow(
+                [
+                    subscriber.email,
+                    subscriber.name or "",
+                    subscriber.lang,
+                    subscriber.status,
+                    " ".join(subscriber.themes),
+                    subscriber.created_at.isoformat(),
+                    subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else "",
+                ]
+            )
+            written += 1
+        return written
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _iter(
+        self, *, status: str | None, lang: str | None, theme: str | None, batch_size: int
+    ) -> Iterator[Subscriber]:
+        where, params = self._filters(status, lang, theme)
+        where += " AND id > ?" if where else " WHERE id > ?"
+        query = f"SELECT id, {_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT ?"
+        last_id = 0
+        while True:
+            rows = self.conn.execute(query, (*params, last_id, batch_size)).fetchall()
+            for row in rows:
+                yield _row_to_subscriber(row[1:])
+            if len(rows) < batch_size:
+                return
+            last_id = rows[-1][0]
+
+    @staticmethod
+    def _filters(status: str | None, lang: str | None, theme: str | None) -> tuple[str, tuple]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if lang is not None:
+            clauses.append("lang = ?")
+            params.append(lang)
+        if theme is not None:
+            # No themes chosen means every theme.
+            clauses.append("(themes = '' OR instr(',' || themes || ',', ?) > 0)")
+            params.append(f",{theme.lower()},")
+        return (" WHERE " + " AND ".join(clauses) if clauses else "", tuple(params))
+
+    @staticmethod
+    def _key(email: str) -> str | None:
+        try:
+            return normalize_email(email).lower()
+        except InputError:
+            return None
+
+    def _require(self, email: str) -> Subscriber:
+        from publisher.errors import NotFound
+
+        subscriber = self.get(email)
+        if subscriber is None:
+            raise NotFound(f"{email}: not on the subscriber list")
+        return subscriber
+
+    def _set_status(self, email: str, status: str) -> bool:
+        key = self._key(email)
+        if key is None:
+            return False
+        with self.conn:
+            cursor = self.conn.execute(
+                "UPDATE subscribers SET status = ?, updated_at = ? WHERE email_key = ? AND status != ?",
+                (status, _now(), key, status),
+            )
+        return cursor.rowcount > 0
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    if index is None or index >= len(cells):
+        return ""
+    return cells[index]
+
+
+def text_line_of_offset(data: bytes, offset: int) -> int:
+    """The 1-based line number of byte `offset` in `data`, for error messages."""
+    return data.count(b"\n", 0, offset) + 1
