@@ -117,6 +117,8 @@ SITE_SETTINGS: tuple[Setting, ...] = (
             parse=parse_database_url),
     Setting("PUBLISHER_SECRET_KEY", "Key that signs the tokens in links (unsubscribe, confirm, preferences). "
             "Without it a random key is generated once and kept in .publisher/secret_key.", secret=True),
+    Setting("PUBLISHER_DEBUG", "Show the full traceback of an internal error instead of one line.",
+            default=False, parse=parse_bool),
     Setting("SITE_TITLE_EN", "Site name in English (feeds, emails, pages).", default="News"),
     Setting("SITE_TITLE_KO", "Site name in Korean (feeds, emails, pages).", default="소식"),
     Setting("SITE_DESCRIPTION_EN", "One-line site description in English (feeds, pages).", default=""),
