@@ -57,6 +57,7 @@ class XClient:
         self.v2.session = _session_with_timeout(timeout)
         self._v1: Any = None
         self._user_id: str | None = None
+        self.uploaded_media: dict[str, str] = {}  # image file name -> media id, so a retry does not upload again
 
     @property
     def v1(self) -> Any:
@@ -158,6 +159,8 @@ class XChannel(SocialChannel):
         image = self.load_image(article)
         if image is None:
             return None
+        if image.filename in client.uploaded_media:
+            return [client.uploaded_media[image.filename]]
         if len(image.data) > X_IMAGE_MAX_BYTES:
             raise PostNotSent(f"image {image.filename} is over 5 MB, the most X takes")
         try:
@@ -168,6 +171,7 @@ class XChannel(SocialChannel):
             raise RateLimited(_reason(exc)) from None
         except tweepy.TweepyException as exc:  # an upload is not a post: nothing was published, try later
             raise PostNotSent(f"image upload failed: {_reason(exc)}") from None
+        client.uploaded_media[image.filename] = str(media.media_id)
         return [str(media.media_id)]
 
     def recent_posts(self, client: XClient, account: SocialAccount) -> list[RemotePost] | None:

@@ -1,0 +1,353 @@
+"""X through the real tweepy, with HTTP answered by ``responses`` under it: what is sent, and never twice."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from publisher.channels.social import idempotency_key
+from publisher.channels.x import XChannel
+from publisher.errors import ConfigError
+from publisher.formatters.social import x_weighted_length
+from publisher.ledger import DeliveryKey
+from tests.social.conftest import NOW, X_DEFAULT, X_KOREAN, FakeClock, context, story_of
+
+TWEETS = "https://api.twitter.com/2/tweets"
+ME = "https://api.twitter.com/2/users/me"
+USER_TWEETS = "https://api.twitter.com/2/users/42/tweets"
+UPLOAD = "https://upload.twitter.com/1.1/media/upload.json"
+METADATA = "https://upload.twitter.com/1.1/media/metadata/create.json"
+SLUG = "2024-unpsf-incheon"
+DUPLICATE_BODY = {"detail": "You are not allowed to create a Tweet with duplicate content.", "type": "about:blank",
+                  "title": "Forbidden", "status": 403}
+
+
+@pytest.fixture
+def x_http(http: responses.RequestsMock) -> responses.RequestsMock:
+    """The X API under tweepy: the sample article's image upload is answered; each test adds its tweets."""
+    http.add(responses.POST, UPLOAD, json={"media_id": 8888, "media_id_string": "8888", "size": 10,
+                                           "image": {"image_type": "image/png", "w": 1, "h": 1}})
+    http.add(responses.POST, METADATA, body="", status=200)
+    return http
+
+
+def tweet_calls(http: responses.RequestsMock) -> list[Any]:
+    return [call for call in http.calls if call.request.url == TWEETS]
+
+
+def created(tweet_id: str) -> dict[str, Any]:
+    return {"json": {"data": {"id": tweet_id, "text": "posted", "edit_history_tweet_ids": [tweet_id]}},
+            "status": 201}
+
+
+def posted_bodies(http: responses.RequestsMock) -> list[dict[str, Any]]:
+    return [json.loads(call.request.body) for call in http.calls if call.request.url == TWEETS]
+
+
+def channel_for(site: Any, clock: FakeClock) -> XChannel:
+    channel = XChannel(site)
+    channel.clock = clock.clock
+    channel.sleep = clock.sleep
+    return channel
+
+
+def key(lang: str = "en", account: str = "default") -> DeliveryKey:
+    return DeliveryKey(SLUG, lang, "x", account)
+
+
+def test_posts_with_oauth1_and_records_the_tweet(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, **created("1001"))
+    channel = channel_for(site, fake_clock)
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+
+    [body] = posted_bodies(x_http)
+    article = story_of(site, SLUG).get("en")
+    assert article.url in body["text"] and article.title in body["text"]
+    assert x_weighted_length(body["text"]) <= 280
+    assert "reply" not in body
+    auth = tweet_calls(x_http)[0].request.headers["Authorization"]
+    assert auth.startswith("OAuth ") and 'oauth_consumer_key="ck-default"' in auth
+    assert 'oauth_token="at-default"' in auth and "oauth_signature=" in auth
+    assert "cs-default" not in auth and "ats-default" not in auth  # secrets sign, they are never sent
+    assert (report.state, report.where) == ("sent", "https://x.com/i/web/status/1001")
+    row = site.ledger().get(key())
+    assert (row.state, row.remote_id, row.remote_url) == ("sent", "1001", "https://x.com/i/web/status/1001")
+    assert row.detail["parts"] == [{"id": "1001", "url": "https://x.com/i/web/status/1001"}]
+
+    [again] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert again.state == "sent" and "already posted" in again.note
+    assert len(tweet_calls(x_http)) == 1  # never a second post
+
+
+def test_each_language_goes_to_its_own_account(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT, **X_KOREAN)
+    x_http.add(responses.POST, TWEETS, **created("2001"))
+    x_http.add(responses.POST, TWEETS, **created("2002"))
+
+    reports = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en", "ko"], context(site))
+
+    assert [r.state for r in reports] == ["sent", "sent"]
+    english, korean = tweet_calls(x_http)
+    assert 'oauth_consumer_key="ck-default"' in english.request.headers["Authorization"]
+    assert 'oauth_consumer_key="ck-korean"' in korean.request.headers["Authorization"]
+    korean_text = json.loads(korean.request.body)["text"]
+    assert "/ko/2024-unpsf-incheon/" in korean_text and "#유엔공공행정포럼" in korean_text
+    assert site.ledger().get(key("ko", "ko")).remote_id == "2002"
+    assert site.ledger().get(key("en", "default")).remote_id == "2001"
+
+
+def test_long_korean_text_is_posted_as_a_thread_of_replies(make_site, write_article, x_http, fake_clock) -> None:
+    summary = "유엔거버넌스센터는 공공기관의 역량을 강화하는 여러 방안을 논의했습니다. " * 8
+    write_article("long-korean", "ko", "긴 기사", summary.strip(), ["공공행정"])
+    site = make_site(**X_DEFAULT, X_LONG_TEXT="thread")
+    for tweet_id in ("3001", "3002", "3003", "3004", "3005"):
+        x_http.add(responses.POST, TWEETS, **created(tweet_id))
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, "long-korean"), ["ko"], context(site))
+
+    bodies = posted_bodies(x_http)
+    assert report.state == "sent" and len(bodies) >= 2
+    for index, body in enumerate(bodies, start=1):
+        assert body["text"].endswith(f" {index}/{len(bodies)}")
+        assert x_weighted_length(body["text"]) <= 280
+    assert "reply" not in bodies[0]
+    assert [b["reply"]["in_reply_to_tweet_id"] for b in bodies[1:]] == [str(3000 + i) for i in range(1, len(bodies))]
+    row = site.ledger().get(DeliveryKey("long-korean", "ko", "x", "default"))
+    assert [p["id"] for p in row.detail["parts"]] == [str(3000 + i) for i in range(1, len(bodies) + 1)]
+
+
+def test_a_thread_resumes_after_its_last_posted_part(make_site, write_article, x_http, fake_clock) -> None:
+    summary = "The workshop discussed digital transformation and inclusive governance for climate action. " * 6
+    write_article("long-english", "en", "A long story", summary.strip())
+    site = make_site(**X_DEFAULT, X_LONG_TEXT="thread")
+    x_http.add(responses.POST, TWEETS, **created("4001"))
+    x_http.add(responses.POST, TWEETS, json={"title": "Service Unavailable"}, status=503)
+    channel = channel_for(site, fake_clock)
+    row_key = DeliveryKey("long-english", "en", "x", "default")
+
+    [first] = channel.publish(story_of(site, "long-english"), ["en"], context(site))
+    assert first.state == "unconfirmed"
+    row = site.ledger().get(row_key)
+    assert row.state == "unconfirmed" and row.detail["parts"] == [{"id": "4001", "url": tweet_url("4001")}]
+    total = row.detail["total"]
+    assert total >= 3
+
+    # Without --retry-unconfirmed nothing is posted: the 503 may have hidden a success.
+    calls_before = len(x_http.calls)
+    [second] = channel.publish(story_of(site, "long-english"), ["en"], context(site))
+    assert second.state == "unconfirmed" and len(x_http.calls) == calls_before  # not even a lookup
+
+    # With it, the recent posts are searched first; part 2 is not there, so it is posted as a reply to part 1.
+    x_http.replace(responses.POST, TWEETS, **created("4002"))
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"data": [{"id": "4001", "text": "part one", "entities": {}}]})
+    for tweet_id in range(4003, 4003 + total):
+        x_http.add(responses.POST, TWEETS, **created(str(tweet_id)))
+    [third] = channel.publish(story_of(site, "long-english"), ["en"], context(site, retry_unconfirmed=True))
+
+    assert third.state == "sent"
+    bodies = posted_bodies(x_http)[2:]
+    assert len(bodies) == total - 1  # part 1 was not posted again
+    assert bodies[0]["reply"]["in_reply_to_tweet_id"] == "4001"
+    assert bodies[0]["text"].endswith(f" 2/{total}")
+    row = site.ledger().get(row_key)
+    assert row.state == "sent" and len(row.detail["parts"]) == total and row.remote_id == "4001"
+
+
+def tweet_url(tweet_id: str) -> str:
+    return f"https://x.com/i/web/status/{tweet_id}"
+
+
+def test_429_waits_until_the_reset_then_posts_once(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    reset = int(NOW) + 30
+    x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
+             headers={"x-rate-limit-reset": str(reset), "x-rate-limit-remaining": "0"})
+    x_http.add(responses.POST, TWEETS, **created("5001"))
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent"
+    assert fake_clock.sleeps == [31.0]  # until the reset, plus a second of margin
+    assert len(posted_bodies(x_http)) == 2
+    assert [c.request.url for c in x_http.calls].count(UPLOAD) == 1  # the image is uploaded once, not per try
+    assert site.ledger().get(key()).remote_id == "5001"
+
+
+def test_429_with_a_reset_beyond_the_bound_fails_without_waiting(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT, SOCIAL_RATE_LIMIT_MAX_WAIT="60")
+    x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
+             headers={"x-rate-limit-reset": str(int(NOW) + 3600)})
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed" and "rate limited" in report.note
+    assert fake_clock.sleeps == []
+    assert site.ledger().get(key()).state == "failed"  # nothing was posted, so a later run may post
+
+
+def test_429_retries_are_bounded(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT, SOCIAL_RATE_LIMIT_RETRIES="2")
+    x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
+             headers={"x-rate-limit-reset": str(int(NOW) + 5)})
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed"
+    assert len(fake_clock.sleeps) == 2 and len(posted_bodies(x_http)) == 3
+
+
+@pytest.mark.parametrize("failure", [
+    {"json": {"title": "Service Unavailable", "detail": "Service Unavailable"}, "status": 503},
+    {"body": requests.exceptions.ReadTimeout("read timed out")},
+], ids=["503", "timeout"])
+def test_unknown_outcome_is_unconfirmed_and_not_retried_blindly(make_site, x_http, fake_clock, failure) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, **failure)
+    channel = channel_for(site, fake_clock)
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "unconfirmed" and "--retry-unconfirmed" in report.note
+    row = site.ledger().get(key())
+    assert row.state == "unconfirmed" and row.last_error
+    [again] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert again.state == "unconfirmed"
+    assert len(posted_bodies(x_http)) == 1
+
+
+def test_retry_unconfirmed_finds_the_post_by_its_link_and_does_not_post_again(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, body=requests.exceptions.ReadTimeout("read timed out"))
+    channel = channel_for(site, fake_clock)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    article_url = story_of(site, SLUG).get("en").url
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"data": [
+        {"id": "6000", "text": "Something else https://t.co/zzz", "entities": {"urls": [
+            {"start": 15, "end": 38, "url": "https://t.co/zzz", "expanded_url": "https://example.org/other"}]}},
+        {"id": "6001", "text": "Empowering ... https://t.co/abc", "entities": {"urls": [
+            {"start": 15, "end": 38, "url": "https://t.co/abc", "expanded_url": article_url}]}},
+    ]})
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert report.state == "sent" and "found among recent posts" in report.note
+    assert len(posted_bodies(x_http)) == 1  # only the first, timed-out attempt
+    lookup = [c for c in x_http.calls if c.request.url.startswith(USER_TWEETS)][0]
+    assert "tweet.fields=entities" in lookup.request.url
+    assert lookup.request.headers["Authorization"].startswith("OAuth ")
+    row = site.ledger().get(key())
+    assert (row.state, row.remote_id) == ("sent", "6001")
+
+
+def test_retry_unconfirmed_posts_when_the_post_is_absent(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, json={"title": "Bad Gateway"}, status=502)
+    channel = channel_for(site, fake_clock)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
+    x_http.replace(responses.POST, TWEETS, **created("7001"))
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert report.state == "sent" and "not found" in report.note
+    assert len(posted_bodies(x_http)) == 2
+    assert site.ledger().get(key()).remote_id == "7001"
+
+
+def test_x_403_duplicate_content_is_recorded_as_already_posted(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, json=DUPLICATE_BODY, status=403)
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
+    channel = channel_for(site, fake_clock)
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent" and "duplicate" in report.note
+    assert site.ledger().get(key()).state == "sent"
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert len(posted_bodies(x_http)) == 1
+
+
+def test_other_403_fails_and_may_be_retried(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, json={"detail": "You are not permitted to perform this action.",
+                                           "title": "Forbidden", "status": 403}, status=403)
+    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    assert report.state == "failed" and "not permitted" in report.note
+    assert "ck-default" not in report.note
+
+
+def test_image_is_uploaded_through_v1_media_upload_with_alt_text(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    article = story_of(site, SLUG).get("en")
+    assert article.image is not None  # the sample's images/unpsf-2024.png
+    x_http.add(responses.POST, TWEETS, **created("8001"))
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent"
+    upload, metadata, tweet = x_http.calls
+    assert upload.request.headers["Authorization"].startswith("OAuth ")
+    assert b"image/png" in upload.request.body or b"PNG" in upload.request.body
+    assert json.loads(metadata.request.body) == {"media_id": 8888, "alt_text": {"text": article.image.alt}}
+    assert json.loads(tweet.request.body)["media"] == {"media_ids": ["8888"]}
+
+
+def test_without_settings_posts_go_to_the_json_outbox(make_site, fake_clock) -> None:
+    site = make_site()
+    channel = channel_for(site, fake_clock)
+    assert not channel.is_configured()
+    assert "outbox/x/" in channel.fallback_description()
+
+    reports = channel.publish(story_of(site, SLUG), ["en", "ko"], context(site))
+
+    assert [r.state for r in reports] == ["sent", "sent"]
+    payload = json.loads((site.outbox_dir / "x" / f"{SLUG}.ko.json").read_text(encoding="utf-8"))
+    assert payload["url"].endswith("/ko/2024-unpsf-incheon/")
+    assert all(post["length"] <= post["limit"] == 280 for post in payload["posts"])
+    assert "X_API_KEY" in payload["note"]
+
+
+def test_render_gives_each_post_its_weighted_length_and_limit(make_site, fake_clock) -> None:
+    site = make_site(**X_DEFAULT, **X_KOREAN, X_LONG_TEXT="thread")
+    renditions = channel_for(site, fake_clock).render(story_of(site, SLUG), ["en", "ko"])
+    assert {r.lang for r in renditions} == {"en", "ko"}
+    for rendition in renditions:
+        assert rendition.meta["length"] == x_weighted_length(rendition.content) <= rendition.meta["limit"] == 280
+        assert re.fullmatch(r"post-\d+\.txt", rendition.filename)
+    assert {r.target for r in renditions if r.lang == "ko"} == {"ko"}
+
+
+def test_a_half_configured_account_is_a_one_line_error(make_site, fake_clock) -> None:
+    site = make_site(X_KO_API_KEY="only-this")
+    with pytest.raises(ConfigError, match=r"^X_KO_API_SECRET: is required because X_KO_API_KEY is set"):
+        channel_for(site, fake_clock).account_for("ko")
+
+
+def test_idempotency_keys_are_stable_per_part_and_new_per_forced_repost() -> None:
+    row = DeliveryKey(SLUG, "en", "x", "default")
+    assert idempotency_key(row, 1) == idempotency_key(row, 1)
+    assert len({idempotency_key(row, 1), idempotency_key(row, 2), idempotency_key(row, 1, 1)}) == 3
+
+
+def test_force_posts_again(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, **created("9001"))
+    x_http.add(responses.POST, TWEETS, **created("9002"))
+    channel = channel_for(site, fake_clock)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, force=True))
+    assert report.state == "sent" and len(posted_bodies(x_http)) == 2
+    row = site.ledger().get(key())
+    assert row.remote_id == "9002" and row.detail["generation"] == 1
