@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from publisher.cli import console, get_site
+from publisher.cli import get_site
 
 
 @click.group()
@@ -30,10 +30,9 @@ def build(ctx: click.Context, include_all: bool) -> None:
 
     site = get_site(ctx)
     result = build_site(site, include_unpublished=include_all)
-    out = console()
-    out.print(f"{len(result.written)} files written, {len(result.unchanged)} unchanged, in {site.public_dir}")
+    click.echo(f"{len(result.written)} files written, {len(result.unchanged)} unchanged, in {site.public_dir}")
     for path in result.written:
-        out.print(f"  [green]wrote[/] {path}")
+        click.echo(f"  wrote {path}")
 
 
 @feeds.command("list")

@@ -153,7 +153,7 @@ def image_enclosure(article: Article, site: Site) -> Enclosure | None:
         if candidate.is_file():
             return Enclosure(url=url, length=candidate.stat().st_size, media_type=media_type,
                              copy_from=candidate, public_path=relative)
-    raise ContentError(article.path, "image", f"file not found: {src} (looked in public/, the site folder and content/)")
+    raise ContentError(article.path, "image", f"file not found: {src} (looked in public/, content/ and the site folder)")
 
 
 def make_item(
@@ -589,6 +589,9 @@ class SiteFeeds:
         original = self.versions[article.slug].get(
             article.translation.source_lang or "", article) if article.translation.is_translation else article
         image_url = item.enclosure.url if item.enclosure else None
+        if image_url and image_url.startswith(f"{self.site.url}/"):
+            # Relative, so the page shows its image wherever public/ is served (a preview on localhost too).
+            image_url = "../../" + image_url[len(self.site.url) + 1:]
         content = render_page(
             self.site, "feeds/article.html.j2",
             lang=article.lang, article=article, item=item, site_title=self.site.title(article.lang),

@@ -29,10 +29,12 @@ def feeds_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
 
 
 def set_settings(site: Site, **values: str) -> Site:
-    """Append settings to the site's publisher.toml and return a Site that reads them."""
-    with (site.root / "publisher.toml").open("a", encoding="utf-8") as handle:
-        for name, value in values.items():
-            handle.write(f'{name} = "{value}"\n')
+    """Set values in the site's publisher.toml (replacing earlier ones) and return a Site that reads them."""
+    path = site.root / "publisher.toml"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+             if line.split("=", 1)[0].strip() not in values]
+    lines += [f'{name} = "{value}"' for name, value in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     site.close()
     return Site(site.root)
 
