@@ -21,13 +21,17 @@ def get_channel_classes() -> dict[str, type[Channel]]:
 
     from publisher.channels.base import Channel
 
+    declared: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        # the same distribution can be seen twice on sys.path (an editable install); only a different
+        # target under one name is a conflict
+        if ep.name in declared and declared[ep.name] != ep.value:
+            raise ChannelError(f"channel {ep.name!r} is registered twice: by {declared[ep.name]} and {ep.value}")
+        declared[ep.name] = ep.value
     classes: dict[str, type[Channel]] = {}
-    origins: dict[str, str] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in classes:
-            if origins[ep.name] == ep.value:  # the same distribution seen twice on sys.path
-                continue
-            raise ChannelError(f"channel {ep.name!r} is registered twice: by {origins[ep.name]} and {ep.value}")
+            continue
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plugin must name itself, not crash with a traceback
@@ -37,7 +41,6 @@ def get_channel_classes() -> dict[str, type[Channel]]:
         if cls.name != ep.name:
             raise ChannelError(f"channel {ep.value} is registered as {ep.name!r} but names itself {cls.name!r}")
         classes[ep.name] = cls
-        origins[ep.name] = ep.value
     if not classes:
         raise ChannelError("no channels are registered: is publisher installed (pip install -e .)?")
     return classes
