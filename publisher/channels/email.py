@@ -53,7 +53,8 @@ SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry a
                            default=5.0, parse=parse_float)
 
 SUBSCRIBER_BATCH = 1000
-STATE_ORDER = ("sent", "resent", "already_sent", "failed", "bounced", "skipped", "not_retried")
+STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "skipped",
+               "not_retried")
 
 
 @dataclass
@@ -92,6 +93,7 @@ class RunSummary:
             "sent": "sent", "resent": "re-sent after an interruption (possible duplicates)",
             "already_sent": "already sent", "failed": "failed", "bounced": "bounced (address marked bounced)",
             "skipped": "skipped", "not_retried": "failed before (5xx), not retried",
+            "would_send": "would be sent", "would_resend": "would be sent again (possible duplicates)",
         }
         parts = [f"{counts[k]} {words[k]}" for k in STATE_ORDER if counts.get(k)]
         text = ", ".join(parts) or "no subscribers"
@@ -103,6 +105,8 @@ class RunSummary:
         counts = self.counts.get(lang, Counter())
         if counts.get("failed") or counts.get("bounced"):
             return "failed"
+        if counts.get("would_send") or counts.get("would_resend"):
+            return "dry-run"
         if counts.get("sent") or counts.get("resent") or counts.get("already_sent"):
             return "sent"
         return "skipped"
@@ -209,7 +213,7 @@ class EmailChannel(Channel):
         for subscriber in subscribers.iter_active(theme=run.theme, batch_size=SUBSCRIBER_BATCH):
             key = DeliveryKey(run.delivery_id, subscriber.lang, self.name, subscriber.email)
             decision = _decide(ctx.ledger.get(key), run.bulletin_for(subscriber.lang), ctx.force)
-            summary.add(subscriber.lang, "sent" if decision in ("send", "resend") else decision)
+            summary.add(subscriber.lang, {"send": "would_send", "resend": "would_resend"}.get(decision, decision))
         return summary
 
     def deliver(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:

@@ -275,6 +275,28 @@ class DkimSigner:
         )
 
 
+def confirmation_message(site: Site, subscriber: Subscriber) -> EmailMessage:
+    """The double opt-in request for a pending subscriber, in their language, with a signed confirm link."""
+    from publisher.tokens import link
+
+    lang = subscriber.lang
+    site_name = site.title(lang)
+    subject = site.ui.gettext(lang, "Please confirm your subscription to {site}", site=site_name)
+    context = {"lang": lang, "subject": subject, "site_name": site_name,
+               "confirm_url": link(site, "confirm", {"email": subscriber.email})}
+    env = site.templates
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender_address(site, site.config)
+    message["To"] = Address(display_name=subscriber.name or "", addr_spec=subscriber.email)
+    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    message["Message-ID"] = make_msgid(idstring="confirm", domain=message["From"].addresses[0].domain)
+    message["Content-Language"] = lang
+    message.set_content(env.get_template("email/confirm.txt.j2").render(context))
+    message.add_alternative(env.get_template("email/confirm.html.j2").render(context), subtype="html")
+    return message
+
+
 def parse_address_header(text: str, name: str) -> Address:
     """`Name <addr@example.org>` or a bare address as an `Address`; ConfigError naming the setting if invalid."""
     from email.utils import parseaddr

@@ -1,0 +1,222 @@
+"""Commands for email: `publisher subscribers ...` to manage the list and `publisher bulletin` to send a digest."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from publisher.cli import console, get_site
+
+LANG_CHOICE = click.Choice(["en", "ko"])
+
+
+@click.group()
+def subscribers() -> None:
+    """Manage the bulletin subscribers: add, import, list, remove, export."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--lang", type=LANG_CHOICE, default="en", show_default=True, help="Language of the bulletins.")
+@click.option("--name", help="Display name, used in the To: header.")
+@click.option("--theme", "themes", multiple=True, metavar="THEME", help="Only bulletins on this theme (repeatable).")
+@click.option("--pending", is_flag=True, help="Ask for confirmation by email first (double opt-in).")
+@click.pass_context
+def add(ctx: click.Context, email: str, lang: str, name: str | None, themes: tuple[str, ...], pending: bool) -> None:
+    """Add EMAIL to the list (an address already there, in any case, is left as it is)."""
+    from publisher.article import slugify
+
+    site = get_site(ctx)
+    subscribers_list = site.subscribers()
+    existed = subscribers_list.get(email) is not None
+    subscriber = subscribers_list.add(email, name=name, lang=lang, status="pending" if pending else "active",
+                                      themes=[slugify(t) for t in themes])
+    if existed:
+        click.echo(f"{subscriber.email} is already on the list ({subscriber.status}, {subscriber.lang}); unchanged.")
+        return
+    click.echo(f"Added {subscriber.email} ({subscriber.status}, {subscriber.lang}).")
+    if pending:
+        where = _send_confirmation(site, subscriber)
+        click.echo(f"Confirmation request sent ({where}).")
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pending", is_flag=True,
+              help="Import as pending and send each new address a confirmation request (double opt-in). "
+                   "Default: active, because the site vouches for their consent.")
+@click.pass_context
+def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
+    """Import subscribers from a CSV file with the columns email,name,language (language optional, default en).
+
+    UTF-8 with or without BOM, CRLF or LF. Bad rows are reported with their line number and skipped; the
+    good rows are imported. Addresses already on the list (in any case) are left unchanged, so importing
+    the same file twice changes nothing. Exit code 1 when a row was rejected.
+    """
+    site = get_site(ctx)
+    subscribers_list = site.subscribers()
+    report = subscribers_list.import_csv(csv_file, status="pending" if pending else "active")
+    for line in report.rejected:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"{report.added} added, {report.already_present} already on the list, "
+               f"{len(report.rejected)} rejected.")
+    if pending and report.added:
+        sent = 0
+        for subscriber in subscribers_list.iter_all(status="pending"):
+            _send_confirmation(site, subscriber)
+            sent += 1
+        click.echo(f"{sent} confirmation requests sent.")
+    if report.rejected:
+        ctx.exit(1)
+
+
+@subscribers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines), for scripts.")
+@click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "bounced"]),
+              help="Only subscribers with this status.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool, status: str | None) -> None:
+    """List subscribers, oldest first."""
+    site = get_site(ctx)
+    subscribers_list = site.subscribers()
+    if as_json:
+        for subscriber in subscribers_list.iter_all(status=status):
+            click.echo(json.dumps(_as_dict(subscriber), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Subscribers: {subscribers_list.count(status=status)}")
+    for column in ("email", "name", "language", "status", "themes", "since"):
+        table.add_column(column, overflow="fold")
+    for subscriber in subscribers_list.iter_all(status=status):
+        table.add_row(subscriber.email, subscriber.name or "", subscriber.lang, subscriber.status,
+                      ", ".join(subscriber.themes) or "all", subscriber.created_at.date().isoformat())
+    console().print(table)
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_context
+def remove(ctx: click.Context, email: str) -> None:
+    """Delete EMAIL from the list entirely (to stop bulletins but keep the record, the reader unsubscribes)."""
+    from publisher.errors import NotFound
+
+    if not get_site(ctx).subscribers().remove(email):
+        raise NotFound(f"{email}: not on the subscriber list")
+    click.echo(f"Removed {email}.")
+
+
+@subscribers.command("export")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (atomically). Default: standard output.")
+@click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "bounced"]),
+              help="Only subscribers with this status.")
+@click.pass_context
+def export(ctx: click.Context, out_file: Path | None, status: str | None) -> None:
+    """Export subscribers as CSV (email,name,language,status,themes,created_at,confirmed_at); import reads it back."""
+    import io
+
+    subscribers_list = get_site(ctx).subscribers()
+    if out_file is None:
+        subscribers_list.export_csv(sys.stdout, status=status)
+        return
+    from publisher.fsutil import atomic_write_text
+
+    buffer = io.StringIO()
+    count = subscribers_list.export_csv(buffer, status=status)
+    atomic_write_text(out_file, buffer.getvalue())
+    click.echo(f"{count} subscribers written to {out_file}.", err=True)
+
+
+@click.command()
+@click.option("--since", "since_text", required=True, metavar="DATE",
+              help="Articles dated on or after this day (YYYY-MM-DD, in PUBLISHER_TIMEZONE).")
+@click.option("--theme", help="Only articles on this theme, to the subscribers who follow it (or every theme).")
+@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE,
+              help="Only these language versions (repeatable). Default: the site's languages.")
+@click.option("--dry-run", is_flag=True, help="Count who would get what; send nothing, change nothing.")
+@click.option("--force", is_flag=True, help="Send again to subscribers the ledger says already got this digest.")
+@click.pass_context
+def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tuple[str, ...], dry_run: bool,
+             force: bool) -> None:
+    """Send a digest of the articles published since DATE to every active subscriber, in their language.
+
+    The digest is recorded in the ledger as digest-DATE[-THEME], one row per subscriber: running the same
+    command again after an interruption sends only to those who did not get it (see docs for the rule about
+    the few that were being sent at the moment of a crash). Exit code 1 when a delivery failed.
+    """
+    from rich.table import Table
+
+    from publisher.article import slugify
+    from publisher.channels.base import PublishContext
+    from publisher.channels.email import EmailChannel
+    from publisher.errors import InputError, NotFound
+    from publisher.translate.policy import select_versions
+
+    site = get_site(ctx)
+    try:
+        since = datetime.strptime(since_text.strip(), "%Y-%m-%d").replace(tzinfo=site.timezone)
+    except ValueError:
+        raise InputError("--since", f"expected a date such as 2024-06-01, got {since_text!r}") from None
+    theme_slug = slugify(theme) if theme else None
+    wanted = list(langs) or list(site.languages)
+    channel = EmailChannel(site)
+    ctx_publish = PublishContext(site, site.config, site.ledger(), force=force, dry_run=dry_run,
+                                 console=console(stderr=True))
+    articles, originals, notes = [], {}, []
+    for story in site.articles().stories.values():
+        if theme_slug and story.original.theme_slug != theme_slug:
+            continue
+        if story.original.date < since:
+            continue
+        kept, skipped = select_versions(story, wanted, site, ctx_publish)
+        notes += skipped
+        if kept.versions:
+            articles += kept.versions.values()
+            originals[story.slug] = story.original
+    if not articles:
+        raise NotFound(f"no articles dated {since:%Y-%m-%d} or later" + (f" on the theme {theme!r}" if theme else ""))
+    run = channel.digest_run(articles, since=since, theme=theme_slug, langs=wanted, originals=originals)
+    summary = channel.plan(run, ctx_publish) if dry_run else channel.deliver(run, ctx_publish)
+    reports = channel.reports(run, summary)
+    table = Table(title=("Dry run, nothing sent: " if dry_run else "") + f"{run.delivery_id}, "
+                        f"{len(originals)} articles")
+    for column in ("language", "articles", "subject", "where", "state", "note"):
+        table.add_column(column, overflow="fold")
+    for report in reports:
+        bulletin_in_lang = run.bulletin_for(report.lang)
+        table.add_row(report.lang, str(len(bulletin_in_lang.articles)) if bulletin_in_lang else "0",
+                      bulletin_in_lang.subject if bulletin_in_lang else "", report.where,
+                      report.state, report.note)
+    console().print(table)
+    for note in notes:
+        click.echo(f"{note.article} ({note.lang}): {note.note}", err=True)
+    if summary.possible_duplicates:
+        click.echo(f"{len(summary.possible_duplicates)} subscribers were being sent this digest when an earlier "
+                   f"run stopped; they got it again and may have it twice.", err=True)
+    if not dry_run and any(r.state == "failed" for r in reports):
+        ctx.exit(1)
+
+
+def _send_confirmation(site: Any, subscriber: Any) -> str:
+    from publisher.channels.email import send_transactional
+    from publisher.formatters.email import confirmation_message
+
+    return send_transactional(site, confirmation_message(site, subscriber))
+
+
+def _as_dict(subscriber: Any) -> dict[str, Any]:
+    return {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "lang": subscriber.lang,
+        "status": subscriber.status,
+        "themes": subscriber.themes,
+        "created_at": subscriber.created_at.isoformat() if subscriber.created_at else None,
+        "confirmed_at": subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
+    }
