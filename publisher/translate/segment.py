@@ -13,14 +13,16 @@ NUMBER = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)*(?!\d)")
 _URL_OR_EMAIL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Characters that would turn translated prose back into markup; a backslash makes them literal in CommonMark.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
-_BLOCK_START_MARKUP = re.compile(r"^(#{1,6}(?=\s|$)|[-+=](?=\s|$)|\d+(?=[.)](\s|$)))")
+_BLOCK_START_MARKUP = re.compile(r"^(?:(?P<mark>#{1,6}|[-+=])(?=\s|$)|(?P<number>\d+)(?P<dot>[.)])(?=\s|$))")
 
 
 def escape_markdown(text: str, *, at_block_start: bool = False) -> str:
     """Make plain text safe to place inside Markdown: it renders as exactly these characters."""
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     if at_block_start:
-        escaped = _BLOCK_START_MARKUP.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped, count=1)
+        escaped = _BLOCK_START_MARKUP.sub(
+            lambda m: "\\" + m["mark"] if m["mark"] else m["number"] + "\\" + m["dot"], escaped, count=1
+        )
     return escaped
 
 
