@@ -586,8 +586,9 @@ class SiteFeeds:
         item = self.item(article)
         alternates = [PageLink(href=other.url, title=other.title, hreflang=other.lang,
                                relative=f"../../{other.lang}/{other.slug}/") for other in self.translations(article)]
-        original = self.versions[article.slug].get(
-            article.translation.source_lang or "", article) if article.translation.is_translation else article
+        # x-default: the version the story was written in, the same on every translation's page.
+        versions = self.versions[article.slug]
+        original = next((v for v in versions.values() if not v.translation.is_translation), article)
         image_url = item.enclosure.url if item.enclosure else None
         if image_url and image_url.startswith(f"{self.site.url}/"):
             # Relative, so the page shows its image wherever public/ is served (a preview on localhost too).

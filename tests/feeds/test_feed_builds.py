@@ -28,56 +28,56 @@ def entry_ids(site: Site, lang: str) -> dict[str, dict[str, str]]:
     return ids
 
 
-def test_a_second_build_rewrites_nothing(feeds_site: Site, run_cli) -> None:
-    first = run_cli(feeds_site, "feeds", "build", "--all")
+def test_a_second_build_rewrites_nothing(site: Site, cli) -> None:
+    first = cli("feeds", "build", "--all")
     assert first.exit_code == 0, first.output
-    before = snapshot(feeds_site.public_dir)
+    before = snapshot(site.public_dir)
     assert {"en/rss.xml", "ko/feed.json", "en/index.html", "feeds.opml", "images/unpsf-2024.png"} <= set(before)
-    second = run_cli(feeds_site, "feeds", "build")
+    second = cli("feeds", "build")
     assert second.exit_code == 0, second.output
     assert second.output.startswith("0 files written, ")
-    assert snapshot(feeds_site.public_dir) == before
+    assert snapshot(site.public_dir) == before
     # Atomic writes leave no temporary file behind.
-    assert not [p for p in feeds_site.public_dir.rglob(".*")]
+    assert not [p for p in site.public_dir.rglob(".*")]
 
 
-def test_editing_one_article_rewrites_only_the_files_that_show_it(feeds_site: Site, run_cli) -> None:
-    assert run_cli(feeds_site, "feeds", "build", "--all").exit_code == 0
-    before = snapshot(feeds_site.public_dir)
-    path = feeds_site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+def test_editing_one_article_rewrites_only_the_files_that_show_it(site: Site, cli) -> None:
+    assert cli("feeds", "build", "--all").exit_code == 0
+    before = snapshot(site.public_dir)
+    path = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
     path.write_text(path.read_text(encoding="utf-8").replace("Regional Knowledge Forum", "Regional Forum"),
                     encoding="utf-8")
-    result = run_cli(feeds_site, "feeds", "build")
+    result = cli("feeds", "build")
     assert result.exit_code == 0, result.output
-    after = snapshot(feeds_site.public_dir)
+    after = snapshot(site.public_dir)
     changed = {name for name in after if after[name] != before.get(name)}
     assert changed == {"en/rss.xml", "en/atom.xml", "en/feed.json", "en/index.html",
                        "en/themes/knowledge-management/rss.xml", "en/themes/knowledge-management/atom.xml",
                        "en/2024-sdg16-knowledge-forum/index.html"}
 
 
-def test_entry_ids_never_change_across_edits_rebuilds_and_republishing(feeds_site: Site, run_cli) -> None:
-    assert run_cli(feeds_site, "feeds", "build", "--all").exit_code == 0
-    original = {lang: entry_ids(feeds_site, lang) for lang in ("en", "ko")}
+def test_entry_ids_never_change_across_edits_rebuilds_and_republishing(site: Site, cli) -> None:
+    assert cli("feeds", "build", "--all").exit_code == 0
+    original = {lang: entry_ids(site, lang) for lang in ("en", "ko")}
     for ids in original["en"].values():
         assert len(set(ids.values())) == len(ids) == 4
     # Same id for an entry in RSS, Atom and JSON.
     assert original["en"]["rss.xml"] == original["en"]["atom.xml"] == original["en"]["feed.json"]
 
     # Edit the title, the body, even the publication date, and add an "updated" date.
-    path = feeds_site.content_dir / "2024-digital-government-workshop.en.md"
+    path = site.content_dir / "2024-digital-government-workshop.en.md"
     text = path.read_text(encoding="utf-8")
     text = text.replace("date: 2024-09-12T10:00:00+09:00",
                         "date: 2024-09-13T10:00:00+09:00\nupdated: 2024-10-01T09:00:00+09:00")
     text = text.replace('title: "', 'title: "Corrected: ', 1) + "\nA correction.\n"
     path.write_text(text, encoding="utf-8")
-    rebuilt = run_cli(feeds_site, "feeds", "build")
+    rebuilt = cli("feeds", "build")
     assert rebuilt.exit_code == 0, rebuilt.output
     # Re-publish it through the pipeline, and move the site to another address.
-    site = set_settings(feeds_site, PUBLISHER_SITE_URL="https://www.unpog.org")
-    result = run_cli(site, "publish", str(path), "--channel", "feeds")
+    site = set_settings(site, PUBLISHER_SITE_URL="https://www.unpog.org")
+    result = cli("publish", str(path), "--channel", "feeds")
     assert result.exit_code == 0, result.output
-    assert run_cli(site, "feeds", "build").exit_code == 0
+    assert cli("feeds", "build").exit_code == 0
     for lang in ("en", "ko"):
         now = entry_ids(site, lang)
         for name in ("rss.xml", "atom.xml", "feed.json"):
@@ -88,17 +88,17 @@ def test_entry_ids_never_change_across_edits_rebuilds_and_republishing(feeds_sit
     assert edited.id == original["en"]["atom.xml"]["http://localhost:8000/en/2024-digital-government-workshop/"]
 
 
-def test_publishing_an_article_adds_it_to_its_language_and_theme_feeds(feeds_site: Site, run_cli) -> None:
-    forum = feeds_site.content_dir / "2024-sdg16-knowledge-forum.en.md"   # English only, Knowledge Management
-    result = run_cli(feeds_site, "publish", str(forum), "--channel", "feeds")
+def test_publishing_an_article_adds_it_to_its_language_and_theme_feeds(site: Site, cli) -> None:
+    forum = site.content_dir / "2024-sdg16-knowledge-forum.en.md"   # English only, Knowledge Management
+    result = cli("publish", str(forum), "--channel", "feeds")
     assert result.exit_code == 0, result.output
-    public = feeds_site.public_dir
+    public = site.public_dir
     en = feedparser.parse((public / "en/rss.xml").read_bytes())
     assert [e.link for e in en.entries] == ["http://localhost:8000/en/2024-sdg16-knowledge-forum/"]
     theme = feedparser.parse((public / "en/themes/knowledge-management/atom.xml").read_bytes())
     assert len(theme.entries) == 1
     assert not (public / "ko/rss.xml").exists()   # nothing was published in Korean
-    ledger = feeds_site.ledger()
+    ledger = site.ledger()
     rows = list(ledger.rows(channel="feeds"))
     assert sorted(r.key.target for r in rows) == sorted([
         "en/rss.xml", "en/atom.xml", "en/feed.json",
@@ -107,8 +107,8 @@ def test_publishing_an_article_adds_it_to_its_language_and_theme_feeds(feeds_sit
     assert {r.detail["guid"] for r in rows} == {en.entries[0].id}
 
     # A second story in both languages joins the first; unpublished articles stay out.
-    workshop = feeds_site.content_dir / "2024-digital-government-workshop.en.md"
-    assert run_cli(feeds_site, "publish", str(workshop), "--channel", "feeds").exit_code == 0
+    workshop = site.content_dir / "2024-digital-government-workshop.en.md"
+    assert cli("publish", str(workshop), "--channel", "feeds").exit_code == 0
     en = feedparser.parse((public / "en/rss.xml").read_bytes())
     assert [e.link.rsplit("/", 2)[-2] for e in en.entries] == ["2024-sdg16-knowledge-forum",
                                                                "2024-digital-government-workshop"]
@@ -120,32 +120,32 @@ def test_publishing_an_article_adds_it_to_its_language_and_theme_feeds(feeds_sit
     assert ledger.get(key).state == "sent"
 
     # Publishing again refreshes in place: still one entry per article.
-    again = run_cli(feeds_site, "publish", str(workshop), "--channel", "feeds")
+    again = cli("publish", str(workshop), "--channel", "feeds")
     assert again.exit_code == 0 and "already up to date" in again.output
     assert len(feedparser.parse((public / "en/rss.xml").read_bytes()).entries) == 2
 
 
-def test_dry_run_writes_nothing(feeds_site: Site, run_cli) -> None:
-    forum = feeds_site.content_dir / "2024-sdg16-knowledge-forum.en.md"
-    result = run_cli(feeds_site, "publish", str(forum), "--channel", "feeds", "--dry-run")
+def test_dry_run_writes_nothing(site: Site, cli) -> None:
+    forum = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    result = cli("publish", str(forum), "--channel", "feeds", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "rss.xml" in result.output
-    assert not feeds_site.public_dir.exists()
-    assert not list(feeds_site.ledger().rows(channel="feeds"))
+    assert not site.public_dir.exists()
+    assert not list(site.ledger().rows(channel="feeds"))
 
 
 def test_machine_translations_carry_the_notice_and_follow_the_publishing_rule(
-    feeds_site: Site, run_cli, write_article
+    site: Site, cli, write_article
 ) -> None:
     write_article("2024-sdg16-knowledge-forum", "ko", body="지속가능발전목표 16에 관한 포럼.\n",
                   title="SDG 16 지식 포럼", date="2024-11-05T14:00:00+09:00", theme="Knowledge Management",
                   translation={"status": "machine", "source": "en", "model": "argos en->ko"})
-    assert run_cli(feeds_site, "feeds", "build", "--all").exit_code == 0
-    slugs = [e.link for e in feedparser.parse((feeds_site.public_dir / "ko/rss.xml").read_bytes()).entries]
+    assert cli("feeds", "build", "--all").exit_code == 0
+    slugs = [e.link for e in feedparser.parse((site.public_dir / "ko/rss.xml").read_bytes()).entries]
     assert not [s for s in slugs if "sdg16" in s]   # machine translations are off by default
 
-    site = set_settings(feeds_site, PUBLISHER_ALLOW_MACHINE_TRANSLATION="true")
-    assert run_cli(site, "feeds", "build", "--all").exit_code == 0
+    site = set_settings(site, PUBLISHER_ALLOW_MACHINE_TRANSLATION="true")
+    assert cli("feeds", "build", "--all").exit_code == 0
     from publisher.i18n import machine_notice
 
     article = next(a for a in load_library(site).articles("ko") if a.slug == "2024-sdg16-knowledge-forum")
@@ -161,53 +161,53 @@ def test_machine_translations_carry_the_notice_and_follow_the_publishing_rule(
     assert notice in page
     # Turning the rule off again takes the translation out at the next build.
     site = set_settings(site, PUBLISHER_ALLOW_MACHINE_TRANSLATION="false")
-    result = run_cli(site, "feeds", "build")
+    result = cli("feeds", "build")
     assert result.exit_code == 0, result.output
     assert "sdg16" not in (site.public_dir / "ko/rss.xml").read_text(encoding="utf-8")
 
 
 def test_a_missing_image_is_one_line_naming_file_and_field_and_nothing_is_written(
-    feeds_site: Site, run_cli, write_article
+    site: Site, cli, write_article
 ) -> None:
     path = write_article("broken", "en", title="Broken", date="2030-01-01T09:00:00+09:00",
                          image={"src": "images/missing.png", "alt": "Nothing"})
-    result = run_cli(feeds_site, "feeds", "build", "--all")
+    result = cli("feeds", "build", "--all")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"Error: {path}: image: file not found: images/missing.png (looked in public/, content/ and the site folder)"]
     assert "Traceback" not in result.output
-    assert not feeds_site.public_dir.exists()
+    assert not site.public_dir.exists()
 
     # Through publish: the ledger says why, the run exits 1, the feed files are untouched.
-    result = run_cli(feeds_site, "publish", str(path), "--channel", "feeds")
+    result = cli("publish", str(path), "--channel", "feeds")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    rows = list(feeds_site.ledger().rows(article="broken", channel="feeds"))
+    rows = list(site.ledger().rows(article="broken", channel="feeds"))
     assert rows and {r.state for r in rows} == {"failed"}
     assert "image: file not found" in rows[0].last_error
-    assert not feeds_site.public_dir.exists()
+    assert not site.public_dir.exists()
 
 
-def test_an_image_path_outside_the_site_is_refused(feeds_site: Site, run_cli, write_article) -> None:
+def test_an_image_path_outside_the_site_is_refused(site: Site, cli, write_article) -> None:
     path = write_article("escape", "en", title="Escape", date="2030-01-01T09:00:00+09:00",
                          image={"src": "../../etc/passwd", "alt": "x"})
-    result = run_cli(feeds_site, "feeds", "build", "--all")
+    result = cli("feeds", "build", "--all")
     assert result.exit_code == 2
     assert result.output.strip() == f"Error: {path}: image.src: must stay inside the site folder: ../../etc/passwd"
 
 
-def test_a_bad_feed_setting_is_one_line(feeds_site: Site, run_cli) -> None:
-    site = set_settings(feeds_site, FEED_MAX_ITEMS="zero")
-    result = run_cli(site, "feeds", "build", "--all")
+def test_a_bad_feed_setting_is_one_line(site: Site, cli) -> None:
+    site = set_settings(site, FEED_MAX_ITEMS="zero")
+    result = cli("feeds", "build", "--all")
     assert result.exit_code == 2
     assert result.output.strip() == "Error: FEED_MAX_ITEMS (from publisher.toml): expected a whole number, got 'zero'"
     assert not site.public_dir.exists()
 
 
-def test_feeds_list_prints_every_feed_address(feeds_site: Site, run_cli) -> None:
-    assert run_cli(feeds_site, "feeds", "build", "--all").exit_code == 0
-    result = run_cli(feeds_site, "feeds", "list")
+def test_feeds_list_prints_every_feed_address(site: Site, cli) -> None:
+    assert cli("feeds", "build", "--all").exit_code == 0
+    result = cli("feeds", "list")
     assert result.exit_code == 0, result.output
     urls = {line.split("\t")[2] for line in result.output.splitlines()}
-    built = {f"http://localhost:8000/{p.relative_to(feeds_site.public_dir).as_posix()}"
-             for p in feeds_site.public_dir.rglob("*") if p.name in ("rss.xml", "atom.xml", "feed.json")}
+    built = {f"http://localhost:8000/{p.relative_to(site.public_dir).as_posix()}"
+             for p in site.public_dir.rglob("*") if p.name in ("rss.xml", "atom.xml", "feed.json")}
     assert urls == built | {"http://localhost:8000/feeds.opml"}

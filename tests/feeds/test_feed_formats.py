@@ -17,8 +17,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 FEED_FILES = ("rss.xml", "atom.xml", "feed.json")
 
 
-def build_all(site: Site, run_cli) -> None:
-    result = run_cli(site, "feeds", "build", "--all")
+def build_all(cli) -> None:
+    result = cli("feeds", "build", "--all")
     assert result.exit_code == 0, result.output
 
 
@@ -28,14 +28,14 @@ def every_feed(site: Site) -> list[Path]:
                    *public.glob("*/themes/*/rss.xml"), *public.glob("*/themes/*/atom.xml")])
 
 
-def test_every_feed_parses_cleanly_in_its_language(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    feeds = every_feed(feeds_site)
+def test_every_feed_parses_cleanly_in_its_language(site: Site, cli) -> None:
+    build_all(cli)
+    feeds = every_feed(site)
     # 2 languages x 3 formats, plus RSS and Atom for each theme of each language
     themes = {(p.parent.parent.parent.name, p.parent.name) for p in feeds if "themes" in p.parts}
     assert len(feeds) == 6 + 2 * len(themes) and len(themes) >= 4
     for path in feeds:
-        lang = path.relative_to(feeds_site.public_dir).parts[0]
+        lang = path.relative_to(site.public_dir).parts[0]
         if path.suffix == ".json":
             # feedparser 6 reads no JSON Feed; test_json_feed_has_every_field_the_1_1_spec_requires checks it.
             links = [item["url"] for item in json.loads(path.read_text(encoding="utf-8"))["items"]]
@@ -49,51 +49,51 @@ def test_every_feed_parses_cleanly_in_its_language(feeds_site: Site, run_cli) ->
         assert all(link.startswith(f"http://localhost:8000/{lang}/") for link in links), path
 
 
-def test_entries_are_the_language_versions_newest_first(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    library = load_library(feeds_site)
+def test_entries_are_the_language_versions_newest_first(site: Site, cli) -> None:
+    build_all(cli)
+    library = load_library(site)
     for lang in ("en", "ko"):
         expected = [a.title for a in library.articles(lang)]
         for name in ("rss.xml", "atom.xml"):
-            parsed = feedparser.parse((feeds_site.public_dir / lang / name).read_bytes())
+            parsed = feedparser.parse((site.public_dir / lang / name).read_bytes())
             assert [e.title for e in parsed.entries] == expected
             published = [datetime(*e.published_parsed[:6]) for e in parsed.entries]
             assert published == sorted(published, reverse=True)
-        document = json.loads((feeds_site.public_dir / lang / "feed.json").read_text(encoding="utf-8"))
+        document = json.loads((site.public_dir / lang / "feed.json").read_text(encoding="utf-8"))
         assert [item["title"] for item in document["items"]] == expected
 
 
-def test_korean_text_round_trips_unchanged(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    article = next(a for a in load_library(feeds_site).articles("ko") if a.slug == "2024-digital-government-workshop")
+def test_korean_text_round_trips_unchanged(site: Site, cli) -> None:
+    build_all(cli)
+    article = next(a for a in load_library(site).articles("ko") if a.slug == "2024-digital-government-workshop")
     assert "유엔거버넌스센터" in article.title
     for name in ("rss.xml", "atom.xml"):
-        raw = (feeds_site.public_dir / "ko" / name).read_bytes()
+        raw = (site.public_dir / "ko" / name).read_bytes()
         assert article.title.encode("utf-8") in raw  # real UTF-8, not character references
         entry = next(e for e in feedparser.parse(raw).entries if e.link == article.url)
         assert entry.title == article.title
         assert entry.author == "유엔거버넌스센터"
         assert "공공데이터의 품질 관리와 개방" in entry.content[0].value
         assert {t.term for t in entry.tags} >= {"디지털정부", "역량강화"}
-    document = json.loads((feeds_site.public_dir / "ko" / "feed.json").read_text(encoding="utf-8"))
+    document = json.loads((site.public_dir / "ko" / "feed.json").read_text(encoding="utf-8"))
     assert document["title"] == "유엔거버넌스센터 소식" and document["language"] == "ko"
-    assert "\\u" not in (feeds_site.public_dir / "ko" / "feed.json").read_text(encoding="utf-8")
+    assert "\\u" not in (site.public_dir / "ko" / "feed.json").read_text(encoding="utf-8")
 
 
-def test_feed_titles_and_descriptions_come_from_site_settings(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    en = feedparser.parse((feeds_site.public_dir / "en" / "rss.xml").read_bytes()).feed
-    ko = feedparser.parse((feeds_site.public_dir / "ko" / "atom.xml").read_bytes()).feed
+def test_feed_titles_and_descriptions_come_from_site_settings(site: Site, cli) -> None:
+    build_all(cli)
+    en = feedparser.parse((site.public_dir / "en" / "rss.xml").read_bytes()).feed
+    ko = feedparser.parse((site.public_dir / "ko" / "atom.xml").read_bytes()).feed
     assert (en.title, en.subtitle) == ("UNPOG News",
                                         "News from the United Nations Project Office on Governance (UNPOG), Incheon")
     assert (ko.title, ko.subtitle) == ("유엔거버넌스센터 소식", "인천 유엔거버넌스센터(UNPOG)의 소식")
-    theme = feedparser.parse((feeds_site.public_dir / "ko/themes/digital-government/rss.xml").read_bytes()).feed
+    theme = feedparser.parse((site.public_dir / "ko/themes/digital-government/rss.xml").read_bytes()).feed
     assert theme.title.startswith("유엔거버넌스센터 소식: ") and "Digital Government" not in theme.title
 
 
-def test_self_and_alternate_links_and_hreflang_between_translations(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    public = feeds_site.public_dir
+def test_self_and_alternate_links_and_hreflang_between_translations(site: Site, cli) -> None:
+    build_all(cli)
+    public = site.public_dir
     atom = feedparser.parse((public / "en" / "atom.xml").read_bytes())
     links = {(l.rel, l.get("hreflang"), l.type): l.href for l in atom.feed.links}
     assert links[("self", None, "application/atom+xml")] == "http://localhost:8000/en/atom.xml"
@@ -119,33 +119,33 @@ def test_self_and_alternate_links_and_hreflang_between_translations(feeds_site: 
         assert len(pairs) == len(set(pairs)) and all(p[1] for p in pairs)
 
 
-def test_image_enclosure_has_the_real_length_and_type(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    image = feeds_site.content_dir / "images" / "unpsf-2024.png"
+def test_image_enclosure_has_the_real_length_and_type(site: Site, cli) -> None:
+    build_all(cli)
+    image = site.content_dir / "images" / "unpsf-2024.png"
     url = "http://localhost:8000/images/unpsf-2024.png"
     for lang in ("en", "ko"):
         for name in ("rss.xml", "atom.xml"):
-            parsed = feedparser.parse((feeds_site.public_dir / lang / name).read_bytes())
+            parsed = feedparser.parse((site.public_dir / lang / name).read_bytes())
             entry = next(e for e in parsed.entries if "2024-unpsf-incheon" in e.link)
             assert [(e.href, int(e.length), e.type) for e in entry.enclosures] == [
                 (url, image.stat().st_size, "image/png")]
-        item = next(i for i in json.loads((feeds_site.public_dir / lang / "feed.json").read_text())["items"]
+        item = next(i for i in json.loads((site.public_dir / lang / "feed.json").read_text())["items"]
                     if "2024-unpsf-incheon" in i["url"])
         assert item["image"] == url
         assert item["attachments"][0]["size_in_bytes"] == image.stat().st_size
         assert item["attachments"][0]["mime_type"] == "image/png"
     # The image lives in content/images/; the build copies it so the enclosure URL resolves when served.
-    assert (feeds_site.public_dir / "images" / "unpsf-2024.png").read_bytes() == image.read_bytes()
+    assert (site.public_dir / "images" / "unpsf-2024.png").read_bytes() == image.read_bytes()
 
 
-def test_remote_image_gets_length_zero_and_a_guessed_type(feeds_site: Site, run_cli, write_article) -> None:
+def test_remote_image_gets_length_zero_and_a_guessed_type(site: Site, cli, write_article) -> None:
     write_article("remote-photo", "en", title="Remote photo", date="2030-01-01T09:00:00+09:00",
                   image={"src": "https://example.org/photos/a.jpg", "alt": "A photo"})
-    build_all(feeds_site, run_cli)
-    entry = feedparser.parse((feeds_site.public_dir / "en" / "rss.xml").read_bytes()).entries[0]
+    build_all(cli)
+    entry = feedparser.parse((site.public_dir / "en" / "rss.xml").read_bytes()).entries[0]
     assert [(e.href, e.length, e.type) for e in entry.enclosures] == [
         ("https://example.org/photos/a.jpg", "0", "image/jpeg")]
-    item = json.loads((feeds_site.public_dir / "en" / "feed.json").read_text())["items"][0]
+    item = json.loads((site.public_dir / "en" / "feed.json").read_text())["items"][0]
     assert item["attachments"] == [{"url": "https://example.org/photos/a.jpg", "mime_type": "image/jpeg",
                                     "title": "A photo"}]   # size unknown: size_in_bytes left out
 
@@ -161,11 +161,11 @@ HOSTILE_BODY = """Hello & welcome.
 """
 
 
-def test_hostile_titles_are_escaped_and_hostile_bodies_cleaned(feeds_site: Site, run_cli, write_article) -> None:
+def test_hostile_titles_are_escaped_and_hostile_bodies_cleaned(site: Site, cli, write_article) -> None:
     write_article("hostile", "en", body=HOSTILE_BODY, title=HOSTILE_TITLE, date="2030-01-01T09:00:00+09:00",
                   summary='Summary with <script>x()</script> & "quotes"', author='Eve "<i>" & Co', tags=["a&b", "<c>"])
-    build_all(feeds_site, run_cli)
-    public = feeds_site.public_dir
+    build_all(cli)
+    public = site.public_dir
     for name in ("rss.xml", "atom.xml"):
         raw = (public / "en" / name).read_bytes()
         tree = etree.fromstring(raw)   # well-formed XML
@@ -190,10 +190,10 @@ def test_hostile_titles_are_escaped_and_hostile_bodies_cleaned(feeds_site: Site,
         assert "&lt;script&gt;" in html
 
 
-def test_json_feed_has_every_field_the_1_1_spec_requires(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
+def test_json_feed_has_every_field_the_1_1_spec_requires(site: Site, cli) -> None:
+    build_all(cli)
     for lang in ("en", "ko"):
-        path = feeds_site.public_dir / lang / "feed.json"
+        path = site.public_dir / lang / "feed.json"
         document = json.loads(path.read_text(encoding="utf-8"))
         assert document["version"] == "https://jsonfeed.org/version/1.1"
         assert isinstance(document["title"], str) and document["title"]
@@ -220,21 +220,21 @@ def test_json_feed_has_every_field_the_1_1_spec_requires(feeds_site: Site, run_c
 
 
 @pytest.mark.parametrize("limit", ["1", "3"])
-def test_feeds_keep_the_newest_items_up_to_the_maximum(feeds_site: Site, run_cli, limit: str) -> None:
+def test_feeds_keep_the_newest_items_up_to_the_maximum(site: Site, cli, limit: str) -> None:
     from tests.feeds.conftest import set_settings
 
-    site = set_settings(feeds_site, FEED_MAX_ITEMS=limit)
-    build_all(site, run_cli)
+    site = set_settings(site, FEED_MAX_ITEMS=limit)
+    build_all(cli)
     newest = [a.title for a in load_library(site).articles("en")][: int(limit)]
     for name in ("rss.xml", "atom.xml"):
         assert [e.title for e in feedparser.parse((site.public_dir / "en" / name).read_bytes()).entries] == newest
     assert [i["title"] for i in json.loads((site.public_dir / "en" / "feed.json").read_text())["items"]] == newest
 
 
-def test_theme_feeds_hold_only_their_theme(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    library = load_library(feeds_site)
-    for path in feeds_site.public_dir.glob("*/themes/*/atom.xml"):
+def test_theme_feeds_hold_only_their_theme(site: Site, cli) -> None:
+    build_all(cli)
+    library = load_library(site)
+    for path in site.public_dir.glob("*/themes/*/atom.xml"):
         lang, theme = path.parts[-4], path.parts[-2]
         expected = [a.url for a in library.articles(lang) if a.theme_slug == theme]
         parsed = feedparser.parse(path.read_bytes())
@@ -242,10 +242,10 @@ def test_theme_feeds_hold_only_their_theme(feeds_site: Site, run_cli) -> None:
         assert parsed.feed.language == lang
 
 
-def test_opml_lists_every_feed_that_was_built(feeds_site: Site, run_cli) -> None:
-    build_all(feeds_site, run_cli)
-    tree = etree.parse(str(feeds_site.public_dir / "feeds.opml"))
+def test_opml_lists_every_feed_that_was_built(site: Site, cli) -> None:
+    build_all(cli)
+    tree = etree.parse(str(site.public_dir / "feeds.opml"))
     urls = {o.get("xmlUrl") for o in tree.iter("outline") if o.get("xmlUrl")}
-    built = {f"http://localhost:8000/{p.relative_to(feeds_site.public_dir).as_posix()}" for p in every_feed(feeds_site)
+    built = {f"http://localhost:8000/{p.relative_to(site.public_dir).as_posix()}" for p in every_feed(site)
              if p.suffix == ".xml"}
     assert urls == built
