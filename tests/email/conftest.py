@@ -1,0 +1,147 @@
+"""Fixtures for the email tests: a real aiosmtpd server on 127.0.0.1 that records what it accepted, and sites wired to it."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from publisher.site import Site
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RecordingHandler:
+    """An aiosmtpd handler that keeps every accepted message and can refuse on demand.
+
+    refuse_rcpt: address -> reply for RCPT (e.g. "550 5.1.1 no such user").
+    defer_data: address -> how many times DATA is answered "451 ..." before it is accepted.
+    delay: seconds each DATA takes (to kill a sender part-way).
+    """
+
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    defer_data: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0
+    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
+    deferred: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.lower() in self.refuse_rcpt:
+            return self.refuse_rcpt[address.lower()]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                if self.deferred[rcpt.lower()] < self.defer_data.get(rcpt.lower(), 0):
+                    self.deferred[rcpt.lower()] += 1
+                    return "451 4.7.1 Greylisted, try again later"
+            self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
+        return "250 2.0.0 OK queued"
+
+    def received(self) -> Counter[str]:
+        """Deliveries per recipient address (lower case)."""
+        with self.lock:
+            return Counter(rcpt.lower() for rcpts, _ in self.messages for rcpt in rcpts)
+
+    def parsed(self) -> dict[str, EmailMessage]:
+        """The last message each recipient got, parsed."""
+        with self.lock:
+            found = {}
+            for rcpts, data in self.messages:
+                for rcpt in rcpts:
+                    found[rcpt.lower()] = email.message_from_bytes(data, policy=policy.default)
+            return found
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    handler: RecordingHandler
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd SMTP server on 127.0.0.1 (plain, no auth), recording every accepted message."""
+    from aiosmtpd.controller import Controller
+
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", port, handler)
+    finally:
+        controller.stop()
+
+
+def set_settings(site: Site, **values: Any) -> Site:
+    """Write settings into the site's publisher.toml and return a freshly opened Site that reads them."""
+    path = site.root / "publisher.toml"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+             if line.split("=", 1)[0].strip() not in values]
+    lines += [f'{name} = "{value}"' for name, value in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    site.close()
+    return Site(site.root)
+
+
+@pytest.fixture
+def smtp_site(site: Site, smtp_server: SmtpServer) -> Iterator[Site]:
+    """The sample site sending through the test server, retrying 4xx quickly."""
+    wired = set_settings(site, SMTP_HOST=smtp_server.host, SMTP_PORT=smtp_server.port, SMTP_SECURITY="none",
+                         SMTP_RETRY_DELAY="0.01", SMTP_CONNECTIONS="3",
+                         BULLETIN_FROM="UNPOG News <news@unpog.example>",
+                         PUBLISHER_SITE_URL="https://news.unpog.example")
+    # A secret belongs in .env, never in publisher.toml.
+    (wired.root / ".env").write_text("PUBLISHER_SECRET_KEY=test-secret-key-for-signed-links\n", encoding="utf-8")
+    wired = Site(wired.root)
+    yield wired
+    wired.close()
+
+
+@pytest.fixture
+def write_article(site: Site) -> Callable[..., Path]:
+    """Write content/<slug>.<lang>.md from front-matter keys and a Markdown body."""
+
+    def write(slug: str, lang: str, body: str = "Body text.\n", **front: Any) -> Path:
+        path = site.content_dir / f"{slug}.{lang}.md"
+        meta = yaml.safe_dump(front, allow_unicode=True, sort_keys=False)
+        path.write_text(f"---\n{meta}---\n\n{body}", encoding="utf-8")
+        return path
+
+    return write
+
+
+def story_for(site: Site, slug: str) -> Any:
+    from publisher.article import load_stories
+
+    paths = sorted(site.content_dir.glob(f"{slug}.*.md"))
+    return load_stories(paths, site)[0]
+
+
+def publish_context(site: Site, **options: Any) -> Any:
+    from publisher.channels.base import PublishContext
+
+    return PublishContext(site, site.config, site.ledger(), **options)

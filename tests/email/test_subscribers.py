@@ -1,0 +1,205 @@
+"""The subscriber list: validation, case-insensitive identity, CSV import and the subscribers commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from publisher.errors import InputError
+from publisher.site import Site
+
+
+def test_add_normalizes_and_never_duplicates_an_address_differing_in_case(site: Site) -> None:
+    subscribers = site.subscribers()
+    first = subscribers.add("  Kim.MinSu@Example.KR ", name="김민수", lang="ko")
+    again = subscribers.add("kim.minsu@example.kr", name="Someone else", lang="en")
+
+    assert first.email == "Kim.MinSu@example.kr"          # domain lower-cased by email-validator
+    assert again == first                                  # unchanged: same subscriber
+    assert subscribers.count() == 1
+    assert subscribers.get("KIM.MINSU@EXAMPLE.KR").name == "김민수"
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "a@@b.org", "", "name@", "@example.org"])
+def test_add_refuses_a_bad_address_with_one_line(site: Site, address: str) -> None:
+    with pytest.raises(InputError) as raised:
+        site.subscribers().add(address)
+    assert str(raised.value).startswith("email: ")
+    assert "\n" not in str(raised.value)
+    assert site.subscribers().count() == 0
+
+
+def test_add_refuses_an_unknown_language(site: Site) -> None:
+    with pytest.raises(InputError, match="'fr' is not one of en, ko"):
+        site.subscribers().add("a@example.org", lang="fr")
+
+
+def test_unsubscribe_is_idempotent_and_confirm_activates(site: Site) -> None:
+    subscribers = site.subscribers()
+    subscribers.add("reader@example.org", status="pending")
+    assert subscribers.get("reader@example.org").confirmed_at is None
+
+    confirmed = subscribers.confirm("Reader@Example.org")
+    assert confirmed.status == "active" and confirmed.confirmed_at is not None
+
+    assert subscribers.unsubscribe("reader@example.org") is True
+    assert subscribers.unsubscribe("reader@example.org") is False
+    assert subscribers.unsubscribe("nobody@example.org") is False
+    assert subscribers.get("reader@example.org").status == "unsubscribed"
+
+
+def test_preferences_change_language_and_themes(site: Site) -> None:
+    subscribers = site.subscribers()
+    subscribers.add("reader@example.org")
+    changed = subscribers.set_preferences("reader@example.org", lang="ko", themes=["Digital-Government", "sdgs"])
+    assert (changed.lang, changed.themes) == ("ko", ["digital-government", "sdgs"])
+    unchanged_lang = subscribers.set_preferences("reader@example.org", themes=[])
+    assert (unchanged_lang.lang, unchanged_lang.themes) == ("ko", [])
+
+
+def test_iter_active_streams_in_batches_and_filters(site: Site) -> None:
+    subscribers = site.subscribers()
+    conn = site.database()
+    with conn:  # a quick bulk insert through the API's own validation would take longer than this test should
+        for i in range(2500):
+            subscribers.conn.execute(
+                "INSERT INTO subscribers (email, email_key, lang, status, themes, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'active', ?, '2024-01-01T00:00:00+00:00', '2024-01-01T00:00:00+00:00')",
+                (f"r{i}@example.org", f"r{i}@example.org", "ko" if i % 5 == 0 else "en",
+                 "governance" if i % 2 else ""),
+            )
+    subscribers.add("gone@example.org")
+    subscribers.unsubscribe("gone@example.org")
+    subscribers.add("bounced@example.org")
+    subscribers.mark_bounced("bounced@example.org")
+    subscribers.add("pending@example.org", status="pending")
+
+    everyone = list(subscribers.iter_active(batch_size=1000))
+    assert len(everyone) == 2500
+    assert [s.email for s in everyone[:3]] == ["r0@example.org", "r1@example.org", "r2@example.org"]
+    assert len({s.email for s in everyone}) == 2500
+    assert sum(1 for _ in subscribers.iter_active(lang="ko", batch_size=333)) == 500
+    # Subscribers without themes get every theme; the others only theirs.
+    assert sum(1 for _ in subscribers.iter_active(theme="sdgs")) == 1250
+    assert sum(1 for _ in subscribers.iter_active(theme="governance")) == 2500
+
+
+def write_csv(path: Path, text: str, *, bom: bool = True, crlf: bool = True) -> Path:
+    data = text.replace("\n", "\r\n") if crlf else text
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data.encode("utf-8"))
+    return path
+
+
+CSV_WITH_BAD_ROWS = """email,name,language
+alice@example.org,Alice,en
+not-an-address,Bob,en
+김민수@example.kr,김민수,ko
+Lee@Example.kr,이영희,KO
+carol@example.org,"Carol, Jr.",
+dave@example.org,Dave,fr
+ALICE@example.org,Alice again,en
+"""
+
+
+@pytest.mark.parametrize("bom,crlf", [(True, True), (False, False), (True, False)])
+def test_import_csv_reports_bad_rows_by_line_and_imports_the_rest(site: Site, tmp_path: Path, bom: bool,
+                                                                 crlf: bool) -> None:
+    path = write_csv(tmp_path / "subscribers.csv", CSV_WITH_BAD_ROWS, bom=bom, crlf=crlf)
+    report = site.subscribers().import_csv(path)
+
+    assert report.added == 4
+    assert report.rejected == [
+        "subscribers.csv:3: email: 'not-an-address' is not a valid address (An email address must have an @-sign.)",
+        "subscribers.csv:7: language: 'fr' is not one of en, ko",
+        "subscribers.csv:8: email: ALICE@example.org appears earlier in the file",
+    ]
+    subscribers = site.subscribers()
+    assert subscribers.get("lee@example.kr").lang == "ko"
+    assert subscribers.get("carol@example.org").name == "Carol, Jr."
+    assert subscribers.get("carol@example.org").lang == "en"
+    assert subscribers.get("김민수@example.kr").status == "active"
+
+
+def test_reimport_changes_nothing_and_never_resubscribes(site: Site, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "subscribers.csv", CSV_WITH_BAD_ROWS)
+    subscribers = site.subscribers()
+    subscribers.import_csv(path)
+    subscribers.unsubscribe("alice@example.org")
+    before = [vars(s) for s in subscribers.iter_all()]
+
+    report = subscribers.import_csv(path)
+
+    assert (report.added, report.already_present) == (0, 4)
+    assert [vars(s) for s in subscribers.iter_all()] == before
+    assert subscribers.get("alice@example.org").status == "unsubscribed"
+
+
+def test_import_refuses_a_file_that_is_not_utf8_or_has_no_email_column(site: Site, tmp_path: Path) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("email,name\nok@example.org,Ok\nj@example.org,Jos\xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"^latin.csv:3: not UTF-8 text"):
+        site.subscribers().import_csv(latin)
+    headerless = write_csv(tmp_path / "names.csv", "name,language\nAlice,en\n")
+    with pytest.raises(InputError, match=r"^names.csv:1: no 'email' column"):
+        site.subscribers().import_csv(headerless)
+    assert site.subscribers().count() == 0
+
+
+def test_cli_add_import_list_export_remove(cli, site_dir: Path, tmp_path: Path) -> None:
+    added = cli("subscribers", "add", "Kim@Example.kr", "--lang", "ko", "--name", "김민수")
+    assert added.exit_code == 0, added.output
+    assert "Added Kim@example.kr (active, ko)" in added.output
+
+    bad = cli("subscribers", "add", "nobody@")
+    assert bad.exit_code == 2
+    assert bad.output.strip().startswith("Error: email: 'nobody@' is not a valid address")
+    assert "Traceback" not in bad.output
+
+    csv_path = write_csv(tmp_path / "list.csv", CSV_WITH_BAD_ROWS)
+    imported = cli("subscribers", "import", str(csv_path))
+    assert imported.exit_code == 1          # some rows were rejected
+    assert "4 added, 0 already on the list, 3 rejected." in imported.output
+    assert "skipped list.csv:3: email:" in imported.output
+
+    listed = cli("subscribers", "list", "--json")
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert [r["email"] for r in rows][:2] == ["Kim@example.kr", "alice@example.org"]
+    assert rows[0] == {**rows[0], "name": "김민수", "lang": "ko", "status": "active", "themes": []}
+
+    exported = tmp_path / "export.csv"
+    assert cli("subscribers", "export", "--out", str(exported)).exit_code == 0
+    assert exported.read_text(encoding="utf-8").splitlines()[0] == \
+        "email,name,language,status,themes,created_at,confirmed_at"
+
+    assert cli("subscribers", "remove", "KIM@example.kr").exit_code == 0
+    missing = cli("subscribers", "remove", "kim@example.kr")
+    assert missing.exit_code == 2 and "not on the subscriber list" in missing.output
+
+    # The export imports back into an empty site unchanged (the extra columns are ignored).
+    fresh = Site(tmp_path / "fresh")
+    (tmp_path / "fresh").mkdir()
+    report = fresh.subscribers().import_csv(exported)
+    assert (report.added, report.rejected) == (5, [])
+    fresh.close()
+
+
+def test_cli_import_pending_sends_confirmation_requests_to_the_maildir(cli, site_dir: Path, tmp_path: Path) -> None:
+    csv_path = write_csv(tmp_path / "list.csv", "email,name,language\nnew@example.org,New,ko\n")
+    result = cli("subscribers", "import", "--pending", str(csv_path))
+    assert result.exit_code == 0, result.output
+    assert "1 confirmation requests sent." in result.output
+
+    import email
+    from email import policy
+
+    from publisher import tokens
+
+    [path] = (site_dir / "outbox" / "mail" / "new").iterdir()
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert message["To"].addresses[0].addr_spec == "new@example.org"
+    assert "구독 신청을 확인해 주세요" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    token = text.split("/confirm/")[1].split()[0]
+    assert tokens.verify("confirm", token, Site(site_dir)) == {"email": "new@example.org"}
