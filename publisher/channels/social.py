@@ -122,6 +122,7 @@ class CredentialField:
     name: str
     help: str
     secret: bool = True
+    parse: Callable[[str], Any] = str
 
 
 def account_settings(prefix: str, fields: Sequence[CredentialField], platform: str) -> tuple[Setting, ...]:
@@ -134,7 +135,8 @@ def account_settings(prefix: str, fields: Sequence[CredentialField], platform: s
             else:
                 language = {"en": "English", "ko": "Korean"}[lang]
                 help_text = f"{field.help}, for the {language} {platform} account (posts in {language})."
-            declared.append(Setting(_setting_name(prefix, lang, field.name), help_text, secret=field.secret))
+            declared.append(Setting(_setting_name(prefix, lang, field.name), help_text, secret=field.secret,
+                                    parse=field.parse))
     return tuple(declared)
 
 
@@ -279,8 +281,15 @@ class SocialChannel(Channel):
         if missing:
             first_given = next(iter(given.values()))
             raise ConfigError(missing[0], f"is required because {first_given} is set", None)
-        credentials = {field: str(self.config.get(name)) for field, name in names.items()}
+        credentials = {field: str(self.option(name)) for field, name in names.items()}
         return SocialAccount(self.name, lang or DEFAULT_ACCOUNT, credentials)
+
+    def option(self, name: str) -> Any:
+        """The parsed value of one of this channel's settings (its declared parser and choices applied)."""
+        for setting in self.settings:
+            if setting.name == name:
+                return self.config.get(setting)
+        return self.config.get(name)
 
     def is_configured(self) -> bool:
         return bool(self.accounts())

@@ -113,7 +113,7 @@ class XChannel(SocialChannel):
         return X_RULE
 
     def long_text_mode(self) -> LongTextMode:
-        return "thread" if self.config.get("X_LONG_TEXT") == "thread" else "shorten"
+        return "thread" if self.option("X_LONG_TEXT") == "thread" else "shorten"
 
     def fallback_description(self) -> str:
         return "JSON files in outbox/x/ (set X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET to post)"
