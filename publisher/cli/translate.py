@@ -31,18 +31,17 @@ def list_models(ctx: click.Context) -> None:
     site = get_site(ctx)
     directory = packages_dir(site.config)
     found = installed_packages(directory)
-    out = console()
     if not found:
-        out.print(f"No translation model installed in {directory}.")
-        out.print("Install one: publisher models install en ko (online) or "
-                  "publisher models install --file PATH.argosmodel (offline).")
+        click.echo(f"No translation model installed in {directory}.")
+        click.echo("Install one: publisher models install en ko (online) or "
+                   "publisher models install --file PATH.argosmodel (offline).")
         return
     table = Table(title=f"Translation models in {directory}")
     for column in ("from", "to", "version", "model id", "folder"):
         table.add_column(column, overflow="fold")
     for package in found:
         table.add_row(package.from_code, package.to_code, package.version, package.model_id, str(package.path))
-    out.print(table)
+    console().print(table)
 
 
 @models.command("install")
@@ -72,7 +71,7 @@ def install_model(ctx: click.Context, pair: tuple[str, ...], archive: Path | Non
             index_url=site.config.get("ARGOS_PACKAGE_INDEX") or None,
             timeout=float(site.config.get("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT")),
         )
-    console().print(f"Installed {package.from_code}->{package.to_code} {package.version} in {package.path}")
+    click.echo(f"Installed {package.from_code}->{package.to_code} {package.version} in {package.path}")
 
 
 @click.command()
@@ -90,18 +89,22 @@ def translate(ctx: click.Context, paths: tuple[Path, ...], target_lang: str, for
     from publisher.translate.workflow import translate_file
 
     site = get_site(ctx)
-    out = console()
     for path in paths:
         report = translate_file(site, path, target_lang, force=force)
-        out.print(
+        click.echo(
             f"Wrote {report.path} (machine translation, {report.model}): {report.sentences} sentences, "
             f"{report.from_memory} from memory, {report.sent_to_model} translated by the model."
         )
         for sentence in report.repaired:
-            out.print(f"[yellow]check:[/] the model dropped a name, code or number in: {sentence}")
+            _warn(f"the model dropped a name, code or number (added at the end of the sentence): {sentence}")
         for term in report.missing_terms:
-            out.print(f"[yellow]check:[/] glossary term {term.source!r} should read {term.expected!r}")
-        out.print(f"After checking it, run: publisher review {report.path}")
+            _warn(f"glossary term {term.source!r} should read {term.expected!r}")
+        click.echo(f"After checking it, run: publisher review {report.path}")
+
+
+def _warn(message: str) -> None:
+    # Plain lines, not a rich console: a wrapped path or command could not be copied and pasted.
+    click.echo(click.style("check: ", fg="yellow") + message)
 
 
 @click.command()
@@ -115,12 +118,11 @@ def review(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     from publisher.translate.workflow import mark_reviewed
 
     site = get_site(ctx)
-    out = console()
     for path in paths:
         article, misses = mark_reviewed(site, path)
         for term in misses:
-            out.print(f"[yellow]check:[/] glossary term {term.source!r} should read {term.expected!r}")
-        out.print(f"{path}: reviewed ({article.lang}, translated from {article.translation.source_lang}).")
+            _warn(f"glossary term {term.source!r} should read {term.expected!r}")
+        click.echo(f"{path}: reviewed ({article.lang}, translated from {article.translation.source_lang}).")
 
 
 __all__ = ["models", "review", "translate"]

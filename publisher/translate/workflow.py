@@ -151,12 +151,7 @@ def translate_article(
     from publisher.translate.memory import TranslationMemory
     from publisher.translate.segment import segment_markdown, segment_plain
 
-    if target_lang == article.lang:
-        raise PublisherError(f"{article.path}: is already in {target_lang}")
-    if article.is_machine_translation:
-        source = f"content/{article.slug}.{article.translation.source_lang}.md"
-        raise ContentError(article.path, "translation.status",
-                           f"is a machine translation; translate from the original ({source}) instead")
+    check_source(article, target_lang)
     translator = translator or get_translator(site, article.lang, target_lang)
     glossary = glossary if glossary is not None else Glossary.load(site)
     memory = memory if memory is not None else TranslationMemory(site.database())
@@ -191,6 +186,16 @@ def translate_article(
     )
 
 
+def check_source(article: Article, target_lang: str) -> None:
+    """A translation starts from a version a person wrote or checked, into another language."""
+    if target_lang == article.lang:
+        raise PublisherError(f"{article.path}: is already in {target_lang}")
+    if article.is_machine_translation:
+        source = f"content/{article.slug}.{article.translation.source_lang}.md"
+        raise ContentError(article.path, "translation.status",
+                           f"is a machine translation; translate from the original ({source}) instead")
+
+
 def _unescape(markdown: str) -> str:
     return re.sub(r"\\([\\`*_\[\]<>|#+\-.)=!])", r"\1", markdown)
 
@@ -212,6 +217,7 @@ def translate_file(
     from publisher.article import article_path, load_article, write_article
 
     article = load_article(path, site)
+    check_source(article, target_lang)
     target_path = article_path(site, article.slug, target_lang)
     check_can_overwrite(site, target_path, force=force)
     report = translate_article(article, target_lang, site, translator=translator)
@@ -230,7 +236,8 @@ def check_can_overwrite(site: Site, target_path: Path, *, force: bool) -> None:
     existing = load_article(target_path, site)
     if existing.translation.status in PROTECTED_STATUSES:
         raise PublisherError(
-            f"{target_path}: is a {existing.translation.status} version; "
+            f"{target_path}: is {'an' if existing.translation.status == 'original' else 'a'} "
+            f"{existing.translation.status} version; "
             f"it is not replaced by a machine translation without --force"
         )
 
