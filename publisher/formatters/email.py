@@ -137,7 +137,9 @@ class BulletinFormatter:
         summary_html = article.summary_html
         image_src = image_alt = ""
         if article.image is not None:
-            image_src = urljoin(article.url or f"{self.site.url}/", article.image.src)
+            src = article.image.src.strip()
+            # Same address as the feeds give it: a local image is published at the site root + its path.
+            image_src = src if src.startswith(("http://", "https://")) else f"{self.site.url}/{src.lstrip('/')}"
             image_alt = article.image.alt
         return {
             "slug": article.slug,
@@ -216,9 +218,9 @@ class MessageBuilder:
         # RFC 8058: one-click unsubscribe is an HTTPS POST to this URL; the web app answers it.
         message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message["Content-Language"] = bulletin.lang
         message.set_content(text_body)
         message.add_alternative(html_body, subtype="html")
+        message["Content-Language"] = bulletin.lang     # after set_content, which clears Content-* headers
         return message
 
     def to_bytes(self, message: EmailMessage) -> bytes:
@@ -291,9 +293,9 @@ def confirmation_message(site: Site, subscriber: Subscriber) -> EmailMessage:
     message["To"] = Address(display_name=subscriber.name or "", addr_spec=subscriber.email)
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     message["Message-ID"] = make_msgid(idstring="confirm", domain=message["From"].addresses[0].domain)
-    message["Content-Language"] = lang
     message.set_content(env.get_template("email/confirm.txt.j2").render(context))
     message.add_alternative(env.get_template("email/confirm.html.j2").render(context), subtype="html")
+    message["Content-Language"] = lang
     return message
 
 

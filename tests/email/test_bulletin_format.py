@@ -1,0 +1,183 @@
+"""The bulletin formatter and MIME builder: structure, encodings, headers, sanitizing, DKIM."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from publisher import tokens
+from publisher.site import Site
+from publisher.subscribers import Subscriber
+from tests.email.conftest import set_settings, story_for
+
+
+def subscriber(address: str, lang: str, name: str | None = None) -> Subscriber:
+    return Subscriber(address, name, lang, "active", [], None, None)  # type: ignore[arg-type]
+
+
+def wire(site: Site, lang: str, slug: str = "2024-unpsf-incheon", name: str | None = "김민수",
+         address: str = "kim@example.kr") -> email.message.EmailMessage:
+    """The alert for `slug` in `lang` as it goes on the wire, parsed back by the standard library."""
+    from publisher.formatters.email import BulletinFormatter, MessageBuilder
+
+    article = story_for(site, slug).get(lang)
+    bulletin = BulletinFormatter(site).alert(article)
+    builder = MessageBuilder(site)
+    data = builder.to_bytes(builder.message(bulletin, subscriber(address, lang, name)))
+    assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")    # CRLF only, as SMTP wants
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    return email.message_from_bytes(data, policy=policy.default)
+
+
+@pytest.fixture
+def mail_site(site: Site) -> Site:
+    (site.root / ".env").write_text("PUBLISHER_SECRET_KEY=format-test-key\n", encoding="utf-8")
+    return set_settings(site, PUBLISHER_SITE_URL="https://news.unpog.example",
+                        BULLETIN_FROM="유엔거버넌스센터 <news@unpog.example>", BULLETIN_REPLY_TO="info@unpog.example")
+
+
+def test_korean_alert_is_multipart_alternative_with_encoded_korean_headers(mail_site: Site) -> None:
+    message = wire(mail_site, "ko")
+
+    assert message.get_content_type() == "multipart/alternative"
+    parts = [part.get_content_type() for part in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]          # the richest part last (RFC 2046)
+
+    raw_headers = message.as_bytes().split(b"\n\n")[0]
+    assert raw_headers.isascii()                          # nothing 8-bit in the header block
+    assert b"=?utf-8?" in raw_headers                     # RFC 2047 encoded words for Korean
+    assert message["Subject"] == "세계 공공행정의 역량 강화: 2024 유엔 공공행정포럼(인천)이 남긴 시사점"
+    assert message["To"].addresses[0].display_name == "김민수"
+    assert message["To"].addresses[0].addr_spec == "kim@example.kr"
+    assert message["From"].addresses[0].display_name == "유엔거버넌스센터"
+    assert str(message["Reply-To"]) == "info@unpog.example"
+    assert message["Content-Language"] == "ko"
+
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "2024년 6월 28일" in text and "2024년 6월 28일" in html      # dates as Korean readers write them
+    assert "구독 해지" in text and "구독 해지" in html                  # Korean UI strings
+    assert "word-break: keep-all" in html
+
+
+def test_headers_required_by_bulk_sender_rules(mail_site: Site) -> None:
+    message = wire(mail_site, "en", name=None, address="reader@example.org")
+
+    assert message["Message-ID"].startswith("<") and message["Message-ID"].endswith("@unpog.example>")
+    assert message["Date"].datetime.tzinfo is not None
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = message["List-Unsubscribe"]
+    assert unsubscribe.startswith("<https://news.unpog.example/unsubscribe/") and unsubscribe.endswith(">")
+    token = unsubscribe[1:-1].rsplit("/", 1)[1]
+    assert tokens.verify("unsubscribe", token, mail_site) == {"email": "reader@example.org"}
+    with pytest.raises(Exception):
+        tokens.verify("confirm", token, mail_site)       # a token made for one purpose is no good for another
+
+    # The same signed link is visible in both bodies, and the preferences link too.
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert unsubscribe[1:-1] in text and unsubscribe[1:-1] in html
+    assert "https://news.unpog.example/preferences/" in text
+    assert "PUBLISHER-" not in html + text               # every marker was replaced
+
+
+def test_html_is_responsive_with_inlined_css_and_a_preheader(mail_site: Site) -> None:
+    html = wire(mail_site, "en").get_body(("html",)).get_content()
+    assert '<meta name="viewport"' in html
+    assert 'class="preheader" style="' in html          # css-inline moved the rules onto the elements
+    assert "@media (max-width: 480px)" in html           # and kept the media query for clients that use it
+    assert 'href="https://news.unpog.example/en/2024-unpsf-incheon/"' in html
+    # The article image is made absolute (where the feeds publish it): a mail client has no page to resolve it.
+    assert 'src="https://news.unpog.example/images/unpsf-2024.png"' in html
+
+
+def test_nothing_in_an_article_can_inject_script_or_markup(mail_site: Site, write_article) -> None:
+    write_article(
+        "hostile", "en",
+        body='Hello <script>alert(1)</script><img src="x.png" onerror="alert(2)">\n\n'
+             '<a href="javascript:alert(3)">click</a> <iframe src="https://evil.example"></iframe>\n\n'
+             '[relative](../other/)\n',
+        title='Title </title><script>alert(4)</script>', date="2024-07-01",
+        summary='<b onclick="x()">Bold</b> summary',
+    )
+    html = wire(mail_site, "en", slug="hostile").get_body(("html",)).get_content()
+    lowered = html.lower()
+    for forbidden in ("<script", "onerror", "onclick", "javascript:", "<iframe"):
+        assert forbidden not in lowered
+    assert "&lt;/title&gt;&lt;script&gt;" in html        # the title is text, escaped
+    assert 'href="https://news.unpog.example/en/other/"' in html
+
+
+def test_machine_translation_carries_the_notice_and_a_link_to_the_original(mail_site: Site, write_article) -> None:
+    write_article("forum", "en", title="Forum", date="2024-07-01", summary="A forum.")
+    write_article("forum", "ko", title="포럼", date="2024-07-01", summary="포럼입니다.",
+                  translation={"status": "machine", "source": "en", "model": "argos"})
+    from publisher.formatters.email import BulletinFormatter
+
+    story = story_for(mail_site, "forum")
+    bulletin = BulletinFormatter(mail_site).alert(story.get("ko"), original=story.get("en"))
+    assert "기계" in bulletin.text and "원문 보기: https://news.unpog.example/en/forum/" in bulletin.text
+    assert 'class="notice"' in bulletin.html
+    original = BulletinFormatter(mail_site).alert(story.get("en"), original=story.get("en"))
+    assert 'class="notice"' not in original.html
+
+
+def test_digest_lists_articles_newest_first_with_a_translated_subject(mail_site: Site) -> None:
+    from datetime import datetime, timezone
+
+    from publisher.formatters.email import BulletinFormatter
+
+    library = mail_site.articles()
+    korean = [a for a in library.articles() if a.lang == "ko"]
+    bulletin = BulletinFormatter(mail_site).digest(korean, "ko", since=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert bulletin.subject == "유엔거버넌스센터 소식: 2024년 1월 1일 이후 소식"
+    assert f"이후 새 소식 {len(korean)}건입니다." in bulletin.text
+    positions = [bulletin.text.index(a.title) for a in sorted(korean, key=lambda a: a.date, reverse=True)]
+    assert positions == sorted(positions)
+
+
+def test_dkim_signature_verifies_with_dkimpy(mail_site: Site, tmp_path: Path) -> None:
+    import dkim
+
+    key_file = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key_file), "2048"], check=True, capture_output=True)
+    public_der = subprocess.run(["openssl", "rsa", "-in", str(key_file), "-pubout", "-outform", "DER"],
+                                check=True, capture_output=True).stdout
+    import base64
+
+    dns_record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public_der)
+    signed_site = set_settings(mail_site, DKIM_DOMAIN="unpog.example", DKIM_SELECTOR="news2024",
+                               DKIM_PRIVATE_KEY_FILE=str(key_file))
+
+    from publisher.formatters.email import BulletinFormatter, MessageBuilder
+
+    builder = MessageBuilder(signed_site)
+    bulletin = BulletinFormatter(signed_site).alert(story_for(signed_site, "2024-unpsf-incheon").get("ko"))
+    data = builder.to_bytes(builder.message(bulletin, subscriber("kim@example.kr", "ko", "김민수")))
+
+    assert data.startswith(b"DKIM-Signature:")
+    signature = email.message_from_bytes(data, policy=policy.default)["DKIM-Signature"]
+    signed = {h.strip().lower() for h in signature.split("h=")[1].split(";")[0].replace("\r\n", "").split(":")}
+    assert {"from", "subject", "list-unsubscribe", "list-unsubscribe-post"} <= signed
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"news2024._domainkey.unpog.example."
+        return dns_record
+
+    assert dkim.verify(data, dnsfunc=dns)
+    tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                            b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")
+    assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+def test_incomplete_dkim_settings_name_the_missing_one(mail_site: Site) -> None:
+    from publisher.errors import ConfigError
+    from publisher.formatters.email import MessageBuilder
+
+    half = set_settings(mail_site, DKIM_DOMAIN="unpog.example")
+    with pytest.raises(ConfigError, match="^DKIM_SELECTOR: DKIM signing needs"):
+        MessageBuilder(half)
