@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from publisher.article import Story
+from publisher.article import Article, Story
 from publisher.channels.base import DeliveryReport
 
 if TYPE_CHECKING:
@@ -19,18 +19,19 @@ def select_versions(
     """Keep the versions in ``langs`` that may be published; explain each one left out.
 
     A ``machine`` translation is published only when ``PUBLISHER_ALLOW_MACHINE_TRANSLATION`` is true (its
-    renditions then carry a notice); a missing language says which command makes it.
+    renditions then carry a notice). A missing language is then translated on the spot, written to its
+    sibling file by the same code as ``publisher translate``; otherwise the note says which command makes it.
     """
     allow_machine = bool(site.config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
-    original = story.original
-    kept: dict[str, object] = {}
+    kept: dict[str, Article] = {}
     notes: list[DeliveryReport] = []
     for lang in langs:
         article = story.get(lang)
         if article is None:
-            source = original.path or f"content/{story.slug}.{original.lang}.md"
-            notes.append(DeliveryReport(story.slug, lang, "-", "-", "skipped",
-                                        f"no {lang} version; run: publisher translate {source} --to {lang}"))
+            article, note = _missing_version(story, lang, site, ctx, allow_machine)
+            notes.append(note)
+            if article is not None:
+                kept[lang] = article
         elif article.is_machine_translation and not allow_machine:
             notes.append(DeliveryReport(
                 story.slug, lang, "-", "-", "skipped",
@@ -38,4 +39,33 @@ def select_versions(
                 f"or set PUBLISHER_ALLOW_MACHINE_TRANSLATION=true"))
         else:
             kept[lang] = article
-    return Story(story.slug, dict(kept)), notes  # type: ignore[arg-type]
+    return Story(story.slug, kept), notes
+
+
+def _missing_version(
+    story: Story, lang: str, site: Site, ctx: PublishContext | None, allow_machine: bool
+) -> tuple[Article | None, DeliveryReport]:
+    """Translate the original into ``lang`` when machine translations may be published; else say how to."""
+    from publisher.errors import PublisherError
+    from publisher.translate.workflow import translate_file
+
+    original = story.original
+    source = original.path or f"content/{story.slug}.{original.lang}.md"
+    command = f"publisher translate {source} --to {lang}"
+    if not allow_machine:
+        return None, DeliveryReport(
+            story.slug, lang, "-", "-", "skipped",
+            f"no {lang} version; run: {command}, then publisher review it "
+            f"(or set PUBLISHER_ALLOW_MACHINE_TRANSLATION=true to translate when publishing)")
+    if original.path is None:
+        return None, DeliveryReport(story.slug, lang, "-", "-", "skipped", f"no {lang} version; run: {command}")
+    dry_run = bool(ctx and ctx.dry_run)
+    try:
+        # A dry run translates in memory (to show what would go out) and writes no file.
+        report = translate_file(site, original.path, lang, write=not dry_run)
+    except PublisherError as exc:
+        return None, DeliveryReport(story.slug, lang, "translate", "-", "skipped", f"no {lang} version: {exc}")
+    where = str(report.article.path)
+    note = f"machine translation ({report.model}); review it with: publisher review {where}"
+    return report.article, DeliveryReport(story.slug, lang, "translate", where,
+                                          "dry-run" if dry_run else "translated", note)

@@ -1,0 +1,89 @@
+"""The publishing rule: machine output goes out only when the site allows it; a missing language is made or named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from publisher.article import load_stories
+from publisher.channels.base import PublishContext
+from publisher.site import Site
+from publisher.translate.policy import select_versions
+
+from .conftest import front_matter
+
+
+def allow_machine_translation(site: Site) -> Site:
+    with (site.root / "publisher.toml").open("a", encoding="utf-8") as handle:
+        handle.write("PUBLISHER_ALLOW_MACHINE_TRANSLATION = true\n")
+    site.close()
+    return Site(site.root)
+
+
+def story_of(site: Site, slug: str):
+    return next(s for s in load_stories([site.content_dir / f"{slug}.en.md"], site) if s.slug == slug)
+
+
+def context(site: Site, *, dry_run: bool = False) -> PublishContext:
+    return PublishContext(site, site.config, site.ledger(), dry_run=dry_run)
+
+
+def test_missing_language_names_the_command_when_machine_output_is_not_allowed(site: Site, models_dir: Path) -> None:
+    story = story_of(site, "2024-sdg16-knowledge-forum")
+
+    chosen, notes = select_versions(story, ["en", "ko"], site, context(site))
+
+    assert chosen.languages == ["en"]
+    [note] = notes
+    assert (note.lang, note.state) == ("ko", "skipped")
+    assert note.note.startswith(
+        f"no ko version; run: publisher translate {site.content_dir / '2024-sdg16-knowledge-forum.en.md'} --to ko")
+    assert not (site.content_dir / "2024-sdg16-knowledge-forum.ko.md").exists()
+
+
+def test_missing_language_is_translated_and_written_when_allowed(site: Site, models_dir: Path) -> None:
+    site = allow_machine_translation(site)
+    story = story_of(site, "2024-sdg16-knowledge-forum")
+
+    chosen, notes = select_versions(story, ["en", "ko"], site, context(site))
+
+    target = site.content_dir / "2024-sdg16-knowledge-forum.ko.md"
+    assert chosen.languages == ["en", "ko"]
+    assert chosen.get("ko").is_machine_translation
+    assert [(n.lang, n.channel, n.where, n.state) for n in notes] == [("ko", "translate", str(target), "translated")]
+    assert f"publisher review {target}" in notes[0].note
+    assert front_matter(target)["translation"]["status"] == "machine"
+
+
+def test_a_dry_run_translates_in_memory_and_writes_nothing(site: Site, models_dir: Path) -> None:
+    site = allow_machine_translation(site)
+    story = story_of(site, "2024-sdg16-knowledge-forum")
+
+    chosen, notes = select_versions(story, ["ko"], site, context(site, dry_run=True))
+
+    assert chosen.languages == ["ko"] and notes[0].state == "dry-run"
+    assert not (site.content_dir / "2024-sdg16-knowledge-forum.ko.md").exists()
+
+
+def test_allowed_but_no_model_says_how_to_install_one(site: Site, empty_models_dir: Path) -> None:
+    site = allow_machine_translation(site)
+    story = story_of(site, "2024-sdg16-knowledge-forum")
+
+    chosen, notes = select_versions(story, ["ko"], site, context(site))
+
+    assert chosen.languages == []
+    assert notes[0].state == "skipped"
+    assert "no en->ko model installed" in notes[0].note and "publisher models install en ko" in notes[0].note
+
+
+def test_machine_translation_is_held_back_until_reviewed_or_allowed(cli, site: Site, models_dir: Path) -> None:
+    source = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    assert cli("translate", str(source), "--to", "ko").exit_code == 0
+    target = site.content_dir / "2024-sdg16-knowledge-forum.ko.md"
+
+    held, held_notes = select_versions(story_of(site, "2024-sdg16-knowledge-forum"), ["en", "ko"], site)
+    assert held.languages == ["en"]
+    assert f"review it (publisher review {target})" in held_notes[0].note
+
+    assert cli("review", str(target)).exit_code == 0
+    reviewed, reviewed_notes = select_versions(story_of(site, "2024-sdg16-knowledge-forum"), ["en", "ko"], site)
+    assert reviewed.languages == ["en", "ko"] and reviewed_notes == []
