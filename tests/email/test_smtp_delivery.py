@@ -1,0 +1,227 @@
+"""Delivery through a real aiosmtpd server on 127.0.0.1: routing, exclusions, 4xx/5xx replies, the ledger rule."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+
+from publisher.channels.email import EmailChannel, send_transactional
+from publisher.errors import ChannelError
+from publisher.ledger import DeliveryKey
+from publisher.site import Site
+from tests.email.conftest import SmtpServer, free_port, publish_context, set_settings, story_for
+
+
+def add_readers(site: Site, english: int = 3, korean: int = 2) -> None:
+    subscribers = site.subscribers()
+    for i in range(english):
+        subscribers.add(f"reader{i}@example.org", name=f"Reader {i}", lang="en")
+    for i in range(korean):
+        subscribers.add(f"kim{i}@example.kr", name=f"김독자{i}", lang="ko")
+
+
+def test_each_subscriber_gets_the_bulletin_in_their_language_once(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site)
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+    channel = EmailChannel(smtp_site)
+    assert channel.is_configured()
+
+    reports = channel.publish(story, story.languages, publish_context(smtp_site))
+
+    assert {(r.lang, r.state, r.note) for r in reports} == {("en", "sent", "3 sent"), ("ko", "sent", "2 sent")}
+    assert smtp_server.handler.received() == {
+        "reader0@example.org": 1, "reader1@example.org": 1, "reader2@example.org": 1,
+        "kim0@example.kr": 1, "kim1@example.kr": 1,
+    }
+    messages = smtp_server.handler.parsed()
+    assert messages["kim0@example.kr"]["Content-Language"] == "ko"
+    assert messages["kim0@example.kr"]["Subject"].startswith("세계 공공행정의 역량 강화")
+    assert messages["kim0@example.kr"]["To"].addresses[0].display_name == "김독자0"
+    assert messages["reader0@example.org"]["Subject"].startswith("Empowering Global Public Administration")
+    # Each message carries its own recipient's unsubscribe link.
+    assert messages["reader0@example.org"]["List-Unsubscribe"] != messages["reader1@example.org"]["List-Unsubscribe"]
+
+    ledger = smtp_site.ledger()
+    row = ledger.get(DeliveryKey("2024-unpsf-incheon", "ko", "email", "kim0@example.kr"))
+    assert row.state == "sent" and row.remote_id == messages["kim0@example.kr"]["Message-ID"]
+
+    # Running again sends nothing: every row is sent.
+    again = channel.publish(story, story.languages, publish_context(smtp_site))
+    assert {r.note for r in again} == {"3 already sent", "2 already sent"}
+    assert sum(smtp_server.handler.received().values()) == 5
+
+
+def test_unsubscribed_bounced_and_pending_addresses_get_nothing(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site)
+    subscribers = smtp_site.subscribers()
+    subscribers.unsubscribe("reader0@example.org")
+    subscribers.mark_bounced("kim0@example.kr")
+    subscribers.add("waiting@example.org", status="pending")
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert set(smtp_server.handler.received()) == {"reader1@example.org", "reader2@example.org", "kim1@example.kr"}
+
+
+def test_missing_language_is_skipped_with_the_reason_in_the_ledger(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=1, korean=1)
+    story = story_for(smtp_site, "2024-sdg16-knowledge-forum")      # English only
+    assert story.languages == ["en"]
+
+    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert set(smtp_server.handler.received()) == {"reader0@example.org"}
+    assert {(r.lang, r.state) for r in reports} == {("en", "sent"), ("ko", "skipped")}
+    row = smtp_site.ledger().get(DeliveryKey("2024-sdg16-knowledge-forum", "ko", "email", "kim0@example.kr"))
+    assert row.state == "skipped" and row.last_error == "no ko version (BULLETIN_FALLBACK=skip)"
+
+
+def test_fallback_original_sends_the_original_language(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    site = set_settings(smtp_site, BULLETIN_FALLBACK="original")
+    add_readers(site, english=1, korean=1)
+    story = story_for(site, "2024-sdg16-knowledge-forum")
+
+    reports = EmailChannel(site).publish(story, story.languages, publish_context(site))
+
+    assert smtp_server.handler.received() == {"reader0@example.org": 1, "kim0@example.kr": 1}
+    assert smtp_server.handler.parsed()["kim0@example.kr"]["Content-Language"] == "en"
+    assert {(r.lang, r.state) for r in reports} == {("en", "sent"), ("ko", "sent")}
+    site.close()
+
+
+def test_451_is_retried_and_550_fails_only_that_recipient(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=4, korean=1)
+    handler = smtp_server.handler
+    handler.defer_data = {"reader1@example.org": 2, "kim0@example.kr": 1}   # greylisting: accepted on retry
+    handler.refuse_rcpt = {"reader2@example.org": "550 5.1.1 reader2@example.org: no such user here"}
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert handler.received() == {"reader0@example.org": 1, "reader1@example.org": 1, "reader3@example.org": 1,
+                                  "kim0@example.kr": 1}
+    assert handler.deferred == {"reader1@example.org": 2, "kim0@example.kr": 1}
+    ledger = smtp_site.ledger()
+    failed = ledger.get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader2@example.org"))
+    assert failed.state == "failed"
+    assert failed.last_error == "550 5.1.1 reader2@example.org: no such user here (at RCPT TO)"
+    assert failed.detail["permanent"] is True
+    assert smtp_site.subscribers().get("reader2@example.org").status == "bounced"
+    retried = ledger.get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader1@example.org"))
+    assert retried.state == "sent" and retried.detail["attempts"] == 3
+    english = next(r for r in reports if r.lang == "en")
+    assert english.state == "failed"
+    assert english.note.startswith("3 sent, 1 bounced (address marked bounced); 550 5.1.1")
+
+
+def test_a_4xx_that_never_clears_fails_for_now_and_the_next_run_retries(smtp_site: Site,
+                                                                       smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=2, korean=0)
+    handler = smtp_server.handler
+    handler.defer_data = {"reader0@example.org": 4}     # more than SMTP_RETRIES (3) + 1 tries
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+    channel = EmailChannel(smtp_site)
+
+    first = channel.publish(story, story.languages, publish_context(smtp_site))
+    row = smtp_site.ledger().get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader0@example.org"))
+    assert first[0].state == "failed"
+    assert row.state == "failed" and row.detail["permanent"] is False and row.last_error.startswith("451 4.7.1")
+    assert handler.received() == {"reader1@example.org": 1}
+
+    second = channel.publish(story, story.languages, publish_context(smtp_site))
+    assert second[0].note == "1 sent, 1 already sent"
+    assert handler.received() == {"reader0@example.org": 1, "reader1@example.org": 1}
+
+
+def test_a_row_left_in_flight_is_resent_and_reported_as_a_possible_duplicate(smtp_site: Site,
+                                                                             smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=2, korean=0)
+    ledger = smtp_site.ledger()
+    in_doubt = DeliveryKey("2024-unpsf-incheon", "en", "email", "reader1@example.org")
+    ledger.begin(in_doubt)              # what a crash in the middle of an SMTP transaction leaves behind
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert smtp_server.handler.received() == {"reader0@example.org": 1, "reader1@example.org": 1}
+    assert reports[0].note == "1 sent, 1 re-sent after an interruption (possible duplicates)"
+    row = ledger.get(in_doubt)
+    assert row.state == "sent" and row.detail["possible_duplicate"] is True and row.attempts == 2
+
+
+def test_permanent_failures_are_not_retried_unless_forced(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=1, korean=0)
+    smtp_server.handler.refuse_rcpt = {"reader0@example.org": "554 5.7.1 rejected by policy"}
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+    channel = EmailChannel(smtp_site)
+    channel.publish(story, story.languages, publish_context(smtp_site))
+    smtp_server.handler.refuse_rcpt = {}
+
+    again = channel.publish(story, story.languages, publish_context(smtp_site))
+    assert again[0].note == "1 failed before (5xx), not retried"
+    assert smtp_site.subscribers().get("reader0@example.org").status == "active"   # 554 is not a bounce
+    forced = channel.publish(story, story.languages, publish_context(smtp_site, force=True))
+    assert forced[0].note == "1 sent"
+    assert smtp_server.handler.received() == {"reader0@example.org": 1}
+
+
+def test_theme_followers_only(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    subscribers = smtp_site.subscribers()
+    subscribers.add("all@example.org")
+    subscribers.add("capacity@example.org", themes=["capacity-development"])
+    subscribers.add("other@example.org", themes=["digital-government"])
+    story = story_for(smtp_site, "2024-unpsf-incheon")       # theme: Capacity Development
+
+    EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert set(smtp_server.handler.received()) == {"all@example.org", "capacity@example.org"}
+
+
+def test_without_smtp_host_mail_goes_to_the_maildir(site: Site) -> None:
+    add_readers(site, english=2, korean=1)
+    story = story_for(site, "2024-unpsf-incheon")
+    channel = EmailChannel(site)
+    assert not channel.is_configured()
+
+    reports = channel.publish(story, story.languages, publish_context(site))
+
+    assert all(r.where == "subscribers (local: Maildir at outbox/mail/)" for r in reports)
+    files = sorted((site.outbox_dir / "mail" / "new").iterdir())
+    assert len(files) == 3
+    recipients = {email.message_from_bytes(f.read_bytes(), policy=policy.default)["To"].addresses[0].addr_spec
+                  for f in files}
+    assert recipients == {"reader0@example.org", "reader1@example.org", "kim0@example.kr"}
+    assert not list((site.outbox_dir / "mail" / "tmp").iterdir())      # nothing half-written
+
+
+def test_send_transactional_over_smtp_and_to_the_maildir(smtp_site: Site, smtp_server: SmtpServer, site: Site) -> None:
+    message = EmailMessage()
+    message["To"] = "new@example.org"
+    message["Subject"] = "구독 확인"
+    message.set_content("확인해 주세요.")
+
+    assert send_transactional(smtp_site, message) == f"smtp://127.0.0.1:{smtp_server.port}"
+    received = smtp_server.handler.parsed()["new@example.org"]
+    assert received["Subject"] == "구독 확인" and received["Message-ID"] and received["Date"]
+    assert received["From"].addresses[0].addr_spec == "news@unpog.example"
+
+    local = Site(smtp_site.root.parent / "local")
+    local.root.mkdir()
+    where = send_transactional(local, message)
+    assert where.startswith(str(local.root / "outbox" / "mail" / "new"))
+
+
+def test_unreachable_server_is_one_line_and_sends_nothing(site: Site) -> None:
+    down = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=free_port(), SMTP_SECURITY="none",
+                        SMTP_TIMEOUT="2")
+    add_readers(down, english=1, korean=0)
+    story = story_for(down, "2024-unpsf-incheon")
+    with pytest.raises(ChannelError, match=r"^SMTP 127.0.0.1:\d+: cannot connect: "):
+        EmailChannel(down).publish(story, story.languages, publish_context(down))
+    row = down.ledger().get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader0@example.org"))
+    assert row is None or row.state == "pending"
+    down.close()
