@@ -88,9 +88,10 @@ def _without_urls(text: str) -> tuple[str, int]:
     return "".join(pieces), len(spans)
 
 
-def _is_emoji_cluster(cluster: str) -> bool:
-    # Any pictographic cluster (with or without VS16), flags and keycaps: twitter-text counts each as one emoji.
-    return bool(_regex(r"\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3").search(cluster))
+# Code points outside twitter-text's light ranges: each weighs 2 (Hangul, CJK, most symbols).
+_X_HEAVY_PATTERN = "[^" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in _X_LIGHT_RANGES) + "]"
+# Where an emoji sequence may start: pictographs (with or without VS16), flags, keycaps (#, *, 0-9 + U+20E3).
+_EMOJI_START_PATTERN = r"\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20e3"
 
 
 def _x_code_point_weight(char: str) -> int:
@@ -105,12 +106,13 @@ def x_weighted_length(text: str) -> int:
     """The length X counts (twitter-text v3): Hangul 2, Latin 1, an emoji 2, a URL 23."""
     text = unicodedata.normalize("NFC", text)
     plain, url_count = _without_urls(text)
-    total = url_count * URL_WEIGHT - url_count  # each removed URL left one space behind
-    for cluster in _regex(r"\X").findall(plain):
-        if _is_emoji_cluster(cluster):
-            total += 2
-        else:
-            total += sum(_x_code_point_weight(char) for char in cluster)
+    # Every code point weighs 1, plus 1 more for each heavy one; both counts run in C, not in a Python loop.
+    total = url_count * (URL_WEIGHT - 1) + len(plain) + len(_regex(_X_HEAVY_PATTERN).findall(plain))
+    if _regex(_EMOJI_START_PATTERN).search(plain):
+        # An emoji sequence (ZWJ family, flag, skin tone, keycap) weighs 2 whatever its code points weigh.
+        for cluster in _regex(r"\X").findall(plain):
+            if _regex(_EMOJI_START_PATTERN).search(cluster):
+                total += 2 - sum(_x_code_point_weight(char) for char in cluster)
     return total
 
 
