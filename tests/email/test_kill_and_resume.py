@@ -1,0 +1,82 @@
+"""kill -9 the real `publisher bulletin` part-way through, run it again, count deliveries per recipient at the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from publisher.site import Site
+from tests.email.conftest import SmtpServer
+
+SUBSCRIBERS = 120
+CONNECTIONS = 3   # smtp_site sets SMTP_CONNECTIONS=3
+
+
+def run_bulletin(site: Site) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "publisher", "--site", str(site.root), "bulletin", "--since", "2024-01-01"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.mark.parametrize("kill_after", [5, 50])
+def test_kill_9_then_rerun_reaches_everyone_and_duplicates_at_most_the_in_flight(
+    smtp_site: Site, smtp_server: SmtpServer, kill_after: int
+) -> None:
+    subscribers = smtp_site.subscribers()
+    with smtp_site.database():
+        for i in range(SUBSCRIBERS):
+            subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
+    everyone = {f"reader{i:03d}@example.org" for i in range(SUBSCRIBERS)}
+    handler = smtp_server.handler
+    handler.delay = 0.01          # slow enough to stop the sender in the middle
+
+    first = run_bulletin(smtp_site)
+    deadline = time.monotonic() + 60
+    while sum(handler.received().values()) < kill_after:
+        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert time.monotonic() < deadline, "the sender never got going"
+        time.sleep(0.002)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert first.returncode == -signal.SIGKILL
+
+    delivered_before = handler.received()
+    assert 0 < sum(delivered_before.values()) < SUBSCRIBERS
+    states = dict(smtp_site.database().execute(
+        "SELECT state, count(*) FROM deliveries WHERE channel = 'email' GROUP BY state").fetchall())
+    assert states.get("in_flight", 0) <= CONNECTIONS
+    sent_before = {row[0] for row in smtp_site.database().execute(
+        "SELECT target FROM deliveries WHERE state = 'sent'")}
+    assert sent_before <= set(delivered_before)     # "sent" only after the server accepted
+
+    handler.delay = 0.0
+    second = run_bulletin(smtp_site)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, out + err
+
+    received = handler.received()
+    assert set(received) == everyone                           # nobody skipped
+    assert all(received[a] == 1 for a in sent_before)         # nobody marked sent got it again
+    twice = {address for address, count in received.items() if count > 1}
+    assert max(received.values()) <= 2
+    assert len(twice) <= CONNECTIONS                           # at most the ones in flight at the kill
+    flagged = {row[0] for row in smtp_site.database().execute(
+        "SELECT target FROM deliveries WHERE json_extract(detail, '$.possible_duplicate')")}
+    assert twice <= flagged                                    # every duplicate was reported as possible
+    if flagged:
+        assert f"{len(flagged)} subscribers were being sent this digest when an earlier run stopped" in err
+    states = dict(smtp_site.database().execute(
+        "SELECT state, count(*) FROM deliveries WHERE channel = 'email' GROUP BY state").fetchall())
+    assert states == {"sent": SUBSCRIBERS}
+
+    # A third run has nothing left to do.
+    third = run_bulletin(smtp_site)
+    third.communicate(timeout=120)
+    assert third.returncode == 0
+    assert handler.received() == received
