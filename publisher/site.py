@@ -140,6 +140,18 @@ class Site:
             self._connection = connect(self.database_path)
         return self._connection
 
+    def open_shared_database(self) -> sqlite3.Connection:
+        """Open this Site's connection for a thread pool (the web server): any thread may use it, one at a time.
+
+        Call it before anything else opens the database; the caller serializes access (``publisher.web`` holds
+        a lock), and every later ``database()``, ``ledger()`` or ``subscribers()`` returns this connection.
+        """
+        if self._connection is None:
+            from publisher.db import connect
+
+            self._connection = connect(self.database_path, check_same_thread=False)
+        return self._connection
+
     def ledger(self) -> Ledger:
         from publisher.ledger import Ledger
 

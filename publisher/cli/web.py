@@ -1,0 +1,35 @@
+"""``publisher serve``: the subscription pages, the feeds and the review page under uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from publisher.cli import get_site
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Beyond 127.0.0.1 the review page needs PUBLISHER_ADMIN_TOKEN.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve public/ (feeds, index and article pages), the pages where readers subscribe, confirm, change
+    their preferences and unsubscribe (one click, RFC 8058), and the review page at /review.
+
+    Links in mails point at PUBLISHER_SITE_URL: put this server (behind an HTTPS proxy) at that address.
+    """
+    from publisher.web.guards import admin_token, is_loopback
+
+    site = get_site(ctx)
+    site.config.get("PUBLISHER_SITE_URL")   # a bad setting fails here, as one line, before the server starts
+    local_only = is_loopback(host)
+    if not local_only and not admin_token(site):
+        click.echo(f"Note: listening on {host}; the review page stays closed until PUBLISHER_ADMIN_TOKEN is set.",
+                   err=True)
+    import uvicorn
+
+    from publisher.web import create_app
+
+    click.echo(f"Serving {site.root} on http://{host}:{port}/ (review page: /review)", err=True)
+    uvicorn.run(create_app(site, review_local_only=local_only), host=host, port=port, log_level="info",
+                server_header=False)

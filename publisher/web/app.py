@@ -1,0 +1,116 @@
+"""The Starlette application behind ``publisher serve``: reader pages, the review page, and the public/ folder."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from publisher.web import review, subscription
+from publisher.web.pages import message_page, page_language
+from publisher.web.state import WebState, web_state
+
+if TYPE_CHECKING:
+    import os
+
+    from starlette.requests import Request
+    from starlette.types import Scope
+
+    from publisher.site import Site
+
+# Python's mimetypes calls these application/xml and application/json; feed readers and browsers want the
+# registered types (RFC 4287 for Atom, the RSS Advisory Board for RSS, JSON Feed 1.1).
+FEED_MEDIA_TYPES = {
+    "rss.xml": "application/rss+xml",
+    "atom.xml": "application/atom+xml",
+    "feed.json": "application/feed+json",
+    ".opml": "text/x-opml",
+}
+
+
+def feed_media_type(filename: str) -> str | None:
+    for ending, media_type in FEED_MEDIA_TYPES.items():
+        if filename.endswith(ending):
+            return media_type
+    return None
+
+
+class PublicFiles(StaticFiles):
+    """``public/`` with ETag and Last-Modified (conditional GETs answer 304) and the registered feed types."""
+
+    def file_response(
+        self, full_path: os.PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        media_type = feed_media_type(str(full_path))
+        if media_type is None:
+            return super().file_response(full_path, stat_result, scope, status_code)
+        from starlette.datastructures import Headers
+
+        from starlette.staticfiles import NotModifiedResponse
+
+        response = FileResponse(full_path, status_code=status_code, stat_result=stat_result,
+                                media_type=f"{media_type}; charset=utf-8")
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            return NotModifiedResponse(response.headers)
+        return response
+
+
+def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
+    """The web app for ``site``.
+
+    ``review_local_only`` says the server listens on loopback only, so local visitors may open the review page
+    without ``PUBLISHER_ADMIN_TOKEN``; ``publisher serve --host 0.0.0.0`` passes False.
+    """
+    state = WebState(site, review_local_only=review_local_only)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    routes = [
+        Route("/", home),
+        Route("/subscribe", subscription.subscribe_form, methods=["GET"]),
+        Route("/subscribe", subscription.subscribe, methods=["POST"]),
+        Route("/confirm/{token}", subscription.confirm, methods=["GET"]),
+        Route("/unsubscribe/{token}", subscription.unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe/{token}", subscription.unsubscribe, methods=["POST"]),
+        Route("/preferences/{token}", subscription.preferences_form, methods=["GET"]),
+        Route("/preferences/{token}", subscription.save_preferences, methods=["POST"]),
+        Route("/review", review.review_index, methods=["GET"]),
+        Route("/review/login", review.login_form, methods=["GET"]),
+        Route("/review/login", review.login, methods=["POST"]),
+        Route("/review/{slug}", review.review_story, methods=["GET"]),
+        Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error},
+                    max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
+    app.state.web = state
+    return app
+
+
+async def home(request: Request) -> Response:
+    """``public/index.html`` when the feeds build wrote one, else the index page in the visitor's language."""
+    site = web_state(request).site
+    index = site.public_dir / "index.html"
+    if index.is_file():
+        return FileResponse(index)
+    return RedirectResponse(f"/{page_language(request, site)}/", status_code=302)
+
+
+ERROR_TITLES = {404: "Not found", 405: "Not allowed", 413: "Too large"}
+
+
+async def http_error(request: Request, exc: Any) -> Response:
+    site = web_state(request).site
+    status = int(getattr(exc, "status_code", 500))
+    return message_page(request, site, page_language(request, site), status_code=status,
+                        title=ERROR_TITLES.get(status, "Something went wrong"),
+                        message="There is nothing at this address." if status == 404 else "This request was refused.",
+                        headers=dict(getattr(exc, "headers", None) or {}))

@@ -1,0 +1,270 @@
+"""The editor's review page: every rendition of one article, side by side per language, before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from publisher.errors import NotFound, PublisherError
+from publisher.web.guards import (
+    ADMIN_COOKIE,
+    ADMIN_SESSION_SECONDS,
+    CSRF_FIELD,
+    admin_session_cookie,
+    admin_token,
+    admin_token_matches,
+    csrf_ok,
+    review_allowed,
+)
+from publisher.web.pages import message_page, page_language, render_page
+from publisher.web.state import web_state
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from publisher.article import Article, Story
+    from publisher.channels.base import Rendition
+    from publisher.site import Site
+
+log = logging.getLogger("publisher.web")
+
+EMAIL_WIDTHS = (("Desktop", 600), ("Phone", 375))
+LEDGER_SAMPLE_ROWS = 20   # a bulletin has one row per recipient: the page shows counts and a few rows
+
+
+@dataclass
+class GlossaryCheck:
+    """The glossary terms of the source that a translation does not render as the glossary says."""
+
+    available: bool
+    applies: bool = True          # False for an original: there is nothing to check
+    terms_checked: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LedgerLine:
+    channel: str
+    counts: dict[str, int]
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class LanguageColumn:
+    """Everything the review page shows for one language version of the article."""
+
+    lang: str
+    article: Article | None
+    publishable: bool = False
+    publish_note: str = ""
+    glossary: GlossaryCheck | None = None
+    email: dict[str, Any] | None = None                   # html, text, subject
+    social: list[Rendition] = field(default_factory=list)
+    feed_entry: str | None = None
+    feed_files: list[str] = field(default_factory=list)
+    ledger: list[LedgerLine] = field(default_factory=list)
+
+
+@dataclass
+class Review:
+    story: Story
+    columns: list[LanguageColumn]
+    channel_errors: list[tuple[str, str]]
+    channel_titles: dict[str, str]
+
+
+def build_review(site: Site, story: Story, conn: sqlite3.Connection) -> Review:
+    """Render the story through every registered channel and gather its translation and ledger state."""
+    from publisher.channels.registry import channel_names, get_channel
+    from publisher.ledger import Ledger
+    from publisher.translate.policy import select_versions
+
+    allowed, notes = select_versions(story, site.languages, site)
+    columns = {lang: LanguageColumn(lang, story.get(lang)) for lang in site.languages}
+    for lang, column in columns.items():
+        column.publishable = lang in allowed.versions
+        column.publish_note = next((n.note for n in notes if n.lang == lang), "")
+        if column.article is not None:
+            column.glossary = glossary_check(site, story, column.article)
+
+    errors: list[tuple[str, str]] = []
+    titles: dict[str, str] = {}
+    renditions: list[Rendition] = []
+    try:
+        names = channel_names()
+    except PublisherError as error:  # a broken plugin: say so, and still show the translation state
+        names = []
+        errors.append(("registry", str(error)))
+    for name in names:
+        try:
+            channel = get_channel(name, site)
+            titles[name] = channel.title
+            # Every version, machine translations included (as `publisher preview` does): the editor decides.
+            renditions += channel.render(story, story.languages)
+        except PublisherError as error:
+            errors.append((name, str(error)))
+        except Exception as error:  # one broken channel must not hide the others from the editor
+            log.exception("channel %s could not render %s", name, story.slug)
+            errors.append((name, f"internal error: {type(error).__name__}: {error}"))
+
+    for rendition in renditions:
+        column = columns.get(rendition.lang)
+        if column is None:
+            continue
+        if rendition.channel == "email":
+            email = column.email or {"subject": rendition.meta.get("subject", ""), "html": "", "text": ""}
+            if rendition.media_type == "text/html":
+                email["html"] = _text(rendition.content)
+            elif rendition.media_type == "text/plain":
+                email["text"] = _text(rendition.content)
+            column.email = email
+        elif rendition.channel == "feeds":
+            column.feed_files.append(rendition.target)
+            if rendition.target == f"{rendition.lang}/feed.json" and column.article is not None:
+                column.feed_entry = feed_entry(_text(rendition.content), column.article)
+        elif "length" in rendition.meta:
+            column.social.append(rendition)
+
+    ledger = Ledger(conn)
+    for lang, column in columns.items():
+        for name in names:
+            counts = {state: n for state, n in ledger.counts(article=story.slug, channel=name, lang=lang).items() if n}
+            if not counts:
+                continue
+            rows = [row.as_dict() for _, row in zip(range(LEDGER_SAMPLE_ROWS),
+                                                    ledger.rows(article=story.slug, channel=name, lang=lang))]
+            column.ledger.append(LedgerLine(name, counts, rows))
+    return Review(story, list(columns.values()), errors, titles)
+
+
+def _text(content: str | bytes) -> str:
+    return content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+
+
+def feed_entry(feed_json: str, article: Article) -> str | None:
+    """This article's item in the JSON Feed, pretty-printed (the same data as its RSS and Atom entries)."""
+    try:
+        items = json.loads(feed_json).get("items", [])
+    except (ValueError, AttributeError):
+        return None
+    for item in items:
+        if item.get("url") == article.url:
+            return json.dumps(item, ensure_ascii=False, indent=2)
+    return None
+
+
+def glossary_check(site: Site, story: Story, article: Article) -> GlossaryCheck:
+    """Which glossary terms of the source a translation misses; "not available" without the glossary module."""
+    if not article.translation.is_translation:
+        return GlossaryCheck(available=True, applies=False)
+    try:
+        from publisher.translate.glossary import Glossary
+    except ImportError:
+        return GlossaryCheck(available=False)
+    source = story.get(article.translation.source_lang or "") or story.original
+    if source is article:
+        return GlossaryCheck(available=True, applies=False)
+    glossary = Glossary.load(site)
+    source_text = "\n\n".join((source.title, source.summary, source.body))
+    translated = "\n\n".join((article.title, article.summary, article.body))
+    found = glossary.find(source_text, source.lang, article.lang)
+    missing = glossary.missing(source_text, translated, source.lang, article.lang)
+    return GlossaryCheck(available=True, terms_checked=len({target for _, _, target in found}),
+                         missing=[str(term) for term in missing])
+
+
+# --- routes ---------------------------------------------------------------------------------------------------
+
+
+def _closed(request: Request, site: Site, lang: str) -> Response:
+    from starlette.responses import RedirectResponse
+
+    if admin_token(site):
+        return RedirectResponse(f"/review/login?next={request.url.path}", status_code=303)
+    return message_page(request, site, lang, status_code=403, title="The review page is closed",
+                        message="It opens on 127.0.0.1 only; to open it elsewhere set PUBLISHER_ADMIN_TOKEN.")
+
+
+def review_index(request: Request) -> Response:
+    state = web_state(request)
+    site = state.site
+    lang = page_language(request, site)
+    if not review_allowed(request, site, local_only=state.review_local_only):
+        return _closed(request, site, lang)
+
+    def gather(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        from publisher.ledger import Ledger
+
+        ledger = Ledger(conn)
+        stories = sorted(site.articles().stories.values(), key=lambda s: (s.original.date, s.slug), reverse=True)
+        return [{"story": story, "article": story.get(lang) or story.original,
+                 "sent": Counter(row.key.channel for row in ledger.rows(article=story.slug, state="sent"))}
+                for story in stories]
+
+    return render_page(request, site, "review_index.html.j2", lang, stories=state.with_database(gather),
+                       languages=site.languages)
+
+
+def review_story(request: Request) -> Response:
+    state = web_state(request)
+    site = state.site
+    lang = page_language(request, site)
+    if not review_allowed(request, site, local_only=state.review_local_only):
+        return _closed(request, site, lang)
+    try:
+        story = site.articles().story(request.path_params["slug"])
+    except NotFound:
+        return message_page(request, site, lang, status_code=404, title="Not found",
+                            message="There is no article with this name.")
+    review = state.with_database(lambda conn: build_review(site, story, conn))
+    return render_page(request, site, "review.html.j2", lang, review=review, email_widths=EMAIL_WIDTHS,
+                       headers={"Content-Security-Policy": REVIEW_POLICY})
+
+
+# The email previews are srcdoc iframes, which inherit the page's policy: they may show remote images and
+# inline styles, never run a script (the iframes are sandboxed too).
+REVIEW_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https: http:; "
+                 "frame-src 'self' about:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+async def login_form(request: Request) -> Response:
+    from publisher.web.subscription import form_page
+
+    site = web_state(request).site
+    lang = page_language(request, site)
+    return form_page(request, site, "review_login.html.j2", lang, error=False,
+                     next_path=_safe_next(request.query_params.get("next", "")))
+
+
+async def login(request: Request) -> Response:
+    from starlette.responses import RedirectResponse
+
+    from publisher.web.subscription import csrf_refused, form_page
+
+    site = web_state(request).site
+    lang = page_language(request, site)
+    form = await request.form()
+    if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request, site, lang)
+    next_path = _safe_next(str(form.get("next", "")))
+    token = admin_token(site)
+    if token is None:
+        return message_page(request, site, lang, status_code=403, title="The review page is closed",
+                            message="It opens on 127.0.0.1 only; to open it elsewhere set PUBLISHER_ADMIN_TOKEN.")
+    if not admin_token_matches(site, str(form.get("token", ""))):
+        return form_page(request, site, "review_login.html.j2", lang, status_code=403, error=True,
+                         next_path=next_path)
+    response = RedirectResponse(next_path, status_code=303)
+    response.set_cookie(ADMIN_COOKIE, admin_session_cookie(site, token), max_age=ADMIN_SESSION_SECONDS,
+                        httponly=True, samesite="strict", path="/review", secure=request.url.scheme == "https")
+    return response
+
+
+def _safe_next(path: str) -> str:
+    # Only our own review pages: an open redirect after sign-in would be a phishing tool.
+    return path if path.startswith("/review") and "//" not in path and "\\" not in path else "/review"

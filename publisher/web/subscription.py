@@ -1,0 +1,416 @@
+"""The reader's pages: subscribe (double opt-in), confirm, one-click unsubscribe (RFC 8058) and preferences.
+
+The subscribe form records a *pending* address and mails the same confirmation as ``publisher subscribers add
+--pending``; nothing is sent to it until the signed link is followed. The answer to the form is the same
+whether the address is new, pending, active or unknown, and the mail goes out after the answer has been sent
+(a background task), so its timing tells nothing either.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from publisher.errors import BadToken, InputError, PublisherError
+from publisher.web.guards import (
+    CSRF_FIELD,
+    RateLimiter,
+    client_address,
+    csrf_form_token,
+    csrf_nonce,
+    csrf_ok,
+    set_csrf_cookie,
+)
+from publisher.web.pages import message_page, page_language, render_page
+from publisher.web.state import WebState, web_state
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from publisher.site import Site
+    from publisher.subscribers import Subscriber
+
+log = logging.getLogger("publisher.web")
+
+ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")   # RFC 8058 section 3.1
+HONEYPOT_FIELD = "website"                           # hidden from people; bots fill every field
+SUBSCRIBE_WINDOW = 3600
+CONFIRM_MAIL_WINDOW = 24 * 3600
+
+
+# --- what the forms offer -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Theme:
+    slug: str
+    name: str      # as written in the articles (English); translated with theme_label()
+
+
+def site_themes(site: Site) -> list[Theme]:
+    """Every theme of the site's articles, by name; rebuilt when a content file changes."""
+    signature = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(site.content_dir)
+                             if e.is_file())) if site.content_dir.is_dir() else ()
+    return list(_themes(str(site.root), signature, site))
+
+
+@lru_cache(maxsize=4)
+def _themes(root: str, signature: tuple[Any, ...], site: Site) -> tuple[Theme, ...]:
+    found: dict[str, str] = {}
+    for article in site.articles().articles():
+        if article.theme and article.theme_slug:
+            # The original-language name is the catalog key; an English version is the usual original.
+            if article.lang == "en" or article.theme_slug not in found:
+                found[article.theme_slug] = article.theme
+    return tuple(sorted((Theme(slug, name) for slug, name in found.items()), key=lambda t: t.name))
+
+
+def theme_choices(site: Site, lang: str, chosen: list[str]) -> list[dict[str, Any]]:
+    from publisher.i18n import theme_label
+
+    return [{"slug": t.slug, "label": theme_label(t.name, lang, site), "checked": t.slug in chosen}
+            for t in site_themes(site)]
+
+
+def language_choices(site: Site, chosen: str) -> list[dict[str, Any]]:
+    from publisher.i18n import language_name
+
+    return [{"code": code, "name": language_name(code, code), "checked": code == chosen}
+            for code in site.languages]
+
+
+def form_page(request: Request, site: Site, template: str, lang: str, *, status_code: int = 200,
+              **context: Any) -> Response:
+    """A page with a form: a CSRF token in the form, its nonce in a cookie."""
+    nonce, new_cookie = csrf_nonce(request)
+    response = render_page(request, site, template, lang, status_code=status_code,
+                           csrf_field=CSRF_FIELD, csrf_token=csrf_form_token(site, nonce), **context)
+    if new_cookie:
+        set_csrf_cookie(response, request, nonce)
+    return response
+
+
+def csrf_refused(request: Request, site: Site, lang: str) -> Response:
+    return message_page(request, site, lang, status_code=403, title="This form has expired",
+                        message="Please go back, reload the page and try again.")
+
+
+# --- subscribe ------------------------------------------------------------------------------------------------
+
+
+async def subscribe_form(request: Request) -> Response:
+    site = web_state(request).site
+    lang = page_language(request, site)
+    return form_page(request, site, "subscribe.html.j2", lang, values={"email": "", "name": ""},
+                     languages=language_choices(site, lang), themes=theme_choices(site, lang, []), error=None)
+
+
+async def subscribe(request: Request) -> Response:
+    from starlette.background import BackgroundTask
+    from starlette.concurrency import run_in_threadpool
+
+    state = web_state(request)
+    site = state.site
+    form = await request.form()
+    lang = page_language(request, site, str(form.get("ui_lang", "")))
+    if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request, site, lang)
+
+    limit = int(site.config.get("PUBLISHER_SUBSCRIBE_RATE_LIMIT"))
+    wait = await run_in_threadpool(state.with_database, lambda conn: RateLimiter(conn, site.secret_key).hit(
+        "subscribe-client", client_address(request), limit=limit, window_seconds=SUBSCRIBE_WINDOW))
+    if wait:
+        return message_page(request, site, lang, status_code=429, title="Too many requests",
+                            message="Please wait a while before trying again.",
+                            headers={"Retry-After": str(wait)})
+
+    values = {"email": str(form.get("email", "")).strip()[:320], "name": str(form.get("name", "")).strip()[:200]}
+    known_themes = {t.slug for t in site_themes(site)}
+    themes = [slug for slug in form.getlist("themes") if isinstance(slug, str) and slug in known_themes]
+    reader_lang = str(form.get("lang", ""))
+    try:
+        request_ = SubscribeRequest.validated(values["email"], values["name"], reader_lang, themes, site)
+    except InputError as error:
+        log.info("subscribe form refused: %s", error.where)
+        return form_page(request, site, "subscribe.html.j2", lang, status_code=400, values=values,
+                         languages=language_choices(site, reader_lang if reader_lang in site.languages else lang),
+                         themes=theme_choices(site, lang, themes), error=_field_message(error))
+
+    answer = render_page(request, site, "subscribe_sent.html.j2", lang, email=request_.email)
+    if form.get(HONEYPOT_FIELD):
+        return answer  # a bot: the same answer, and nothing sent
+    answer.background = BackgroundTask(send_subscribe_mail, state, request_)
+    return answer
+
+
+def _field_message(error: InputError) -> str:
+    field = error.where.split(":")[-1].strip()
+    return {"email": "Please enter a valid email address.",
+            "language": "Please choose a language."}.get(field, "Please check the form.")
+
+
+@dataclass(frozen=True)
+class SubscribeRequest:
+    """What the reader asked for, checked; it travels inside the signed confirmation link."""
+
+    email: str
+    name: str | None
+    lang: str
+    themes: tuple[str, ...]
+
+    @classmethod
+    def validated(cls, email: str, name: str, lang: str, themes: list[str], site: Site) -> SubscribeRequest:
+        from publisher.subscribers import normalize_email, normalize_lang, normalize_themes
+
+        address = normalize_email(email, where="email")
+        language = normalize_lang(lang, where="language")
+        if language not in site.languages:
+            raise InputError("language", f"{lang!r} is not a language of this site")
+        return cls(address, name or None, language, tuple(normalize_themes(themes)))
+
+
+def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
+    """Runs after the answer: record the request and mail a confirmation link, or, for an address already on
+    the list, a note with its preferences link (the preferences of an active subscriber are never changed
+    by a form anyone can fill in)."""
+    from publisher.channels.email import send_transactional
+    from publisher.formatters.email import confirmation_message
+    from publisher.tokens import link
+
+    site = state.site
+    per_address = int(site.config.get("PUBLISHER_CONFIRM_MAILS_PER_ADDRESS"))
+
+    def register(conn: sqlite3.Connection) -> Subscriber | None:
+        from publisher.subscribers import Subscribers
+
+        limiter = RateLimiter(conn, site.secret_key)
+        if limiter.hit("confirm-mail", wanted.email.lower(), limit=per_address, window_seconds=CONFIRM_MAIL_WINDOW):
+            return None
+        subscribers = Subscribers(conn)
+        existing = subscribers.get(wanted.email)
+        if existing is None:
+            return subscribers.add(wanted.email, name=wanted.name, lang=wanted.lang, status="pending",
+                                   themes=wanted.themes)
+        if existing.status == "active":
+            return existing
+        # Pending, unsubscribed or bounced: nothing is sent to it until the link is followed.
+        return subscribers.set_preferences(wanted.email, lang=wanted.lang, themes=wanted.themes)
+
+    try:
+        subscriber = state.with_database(register)
+        if subscriber is None:
+            log.info("subscription mail not sent: %d already sent to this address today", per_address)
+            return
+        if subscriber.status == "active":
+            message = reader_mail(site, "already_subscribed", subscriber.lang, subscriber.email, subscriber.name,
+                                  preferences_url=link(site, "preferences", {"email": subscriber.email}),
+                                  unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
+        else:
+            message = confirmation_message(site, subscriber)
+        send_transactional(site, message)
+    except PublisherError as error:
+        # The reader already has their answer; the editor finds the cause in the server log.
+        log.error("subscription mail not sent: %s", error)
+
+
+def reader_mail(site: Site, kind: str, lang: str, email: str, name: str | None, **context: Any) -> EmailMessage:
+    """A short mail to one reader from ``templates/web/mail/<kind>.{txt,html}.j2`` in their language."""
+    env = site.templates
+    values = {"lang": lang, "site_title": site.title(lang), "site_url": site.url, "name": name, **context}
+    subject = env.get_template(f"web/mail/{kind}.subject.j2").render(**values).strip()
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["To"] = Address(display_name=name or "", addr_spec=email)
+    message["Content-Language"] = lang
+    message["Auto-Submitted"] = "auto-generated"   # RFC 3834: no vacation replies to a confirmation mail
+    message.set_content(env.get_template(f"web/mail/{kind}.txt.j2").render(**values))
+    message.add_alternative(env.get_template(f"web/mail/{kind}.html.j2").render(**values), subtype="html")
+    return message
+
+
+# --- confirm --------------------------------------------------------------------------------------------------
+
+
+def bad_link(request: Request, site: Site, error: BadToken) -> Response:
+    lang = page_language(request, site)
+    return message_page(request, site, lang, status_code=400, title="This link does not work",
+                        message=str(error).capitalize() + ".")
+
+
+async def confirm(request: Request) -> Response:
+    """The double opt-in link: the address becomes active (again a harmless no-op on a second click)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from publisher.tokens import link, verify
+
+    state = web_state(request)
+    site = state.site
+    hours = int(site.config.get("PUBLISHER_CONFIRM_LINK_HOURS"))
+    try:
+        address = verify("confirm", request.path_params["token"], site, max_age=hours * 3600).get("email")
+        if not isinstance(address, str) or "@" not in address:
+            raise BadToken("this link is not valid")
+    except BadToken as error:
+        return bad_link(request, site, error)
+
+    def activate(conn: sqlite3.Connection) -> Subscriber | None:
+        from publisher.subscribers import Subscribers
+
+        subscribers = Subscribers(conn)
+        if subscribers.get(address) is None:
+            return None   # erased from the list since the mail was sent
+        return subscribers.confirm(address)
+
+    subscriber = await run_in_threadpool(state.with_database, activate)
+    if subscriber is None:
+        return not_subscribed(request, site, page_language(request, site))
+    lang = page_language(request, site, subscriber.lang)
+    return render_page(request, site, "confirmed.html.j2", lang, email=subscriber.email,
+                       preferences_url=link(site, "preferences", {"email": subscriber.email}),
+                       unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
+
+
+# --- unsubscribe ----------------------------------------------------------------------------------------------
+
+
+def _unsubscribe_address(request: Request, site: Site) -> str:
+    from publisher.tokens import verify
+
+    # No expiry: RFC 8058 links sit in old mails, and leaving a list must always work.
+    data = verify("unsubscribe", request.path_params["token"], site)
+    address = data.get("email")
+    if not isinstance(address, str) or "@" not in address:
+        raise BadToken("this link is not valid")
+    return address
+
+
+async def unsubscribe_page(request: Request) -> Response:
+    """GET only shows a button: mail scanners fetch every link, and must not unsubscribe anyone."""
+    site = web_state(request).site
+    try:
+        address = _unsubscribe_address(request, site)
+    except BadToken as error:
+        return bad_link(request, site, error)
+    lang = page_language(request, site)
+    return render_page(request, site, "unsubscribe.html.j2", lang, email=address, action=request.url.path,
+                       one_click=ONE_CLICK_BODY)
+
+
+async def unsubscribe(request: Request) -> Response:
+    """RFC 8058 one-click: a POST with ``List-Unsubscribe=One-Click``, no cookie, no CSRF token; idempotent."""
+    from starlette.concurrency import run_in_threadpool
+
+    state = web_state(request)
+    site = state.site
+    try:
+        address = _unsubscribe_address(request, site)
+    except BadToken as error:
+        return bad_link(request, site, error)
+    form = await request.form()
+    lang = page_language(request, site)
+    if form.get(ONE_CLICK_BODY[0]) != ONE_CLICK_BODY[1]:
+        return message_page(request, site, lang, status_code=400, title="This link does not work",
+                            message="The request must say List-Unsubscribe=One-Click.")
+
+    def leave(conn: sqlite3.Connection) -> None:
+        from publisher.subscribers import Subscribers
+
+        Subscribers(conn).unsubscribe(address)   # False when already out or unknown: same answer
+
+    await run_in_threadpool(state.with_database, leave)
+    return render_page(request, site, "unsubscribed.html.j2", lang, email=address)
+
+
+# --- preferences ----------------------------------------------------------------------------------------------
+
+
+def _preferences_address(request: Request, site: Site) -> str:
+    from publisher.tokens import verify
+
+    data = verify("preferences", request.path_params["token"], site)
+    address = data.get("email")
+    if not isinstance(address, str) or "@" not in address:
+        raise BadToken("this link is not valid")
+    return address
+
+
+def _load_subscriber(state: WebState, address: str) -> Subscriber | None:
+    def look_up(conn: sqlite3.Connection) -> Subscriber | None:
+        from publisher.subscribers import Subscribers
+
+        return Subscribers(conn).get(address)
+
+    return state.with_database(look_up)
+
+
+def not_subscribed(request: Request, site: Site, lang: str) -> Response:
+    return render_page(request, site, "not_subscribed.html.j2", lang)
+
+
+async def preferences_form(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    from publisher.tokens import link
+
+    state = web_state(request)
+    site = state.site
+    try:
+        address = _preferences_address(request, site)
+    except BadToken as error:
+        return bad_link(request, site, error)
+    subscriber = await run_in_threadpool(_load_subscriber, state, address)
+    lang = page_language(request, site, subscriber.lang if subscriber else None)
+    if subscriber is None or subscriber.status != "active":
+        return not_subscribed(request, site, lang)
+    return form_page(request, site, "preferences.html.j2", lang, email=subscriber.email, saved=False,
+                     action=request.url.path, languages=language_choices(site, subscriber.lang),
+                     themes=theme_choices(site, lang, subscriber.themes),
+                     unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
+
+
+async def save_preferences(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    from publisher.tokens import link
+
+    state = web_state(request)
+    site = state.site
+    try:
+        address = _preferences_address(request, site)
+    except BadToken as error:
+        return bad_link(request, site, error)
+    form = await request.form()
+    lang = page_language(request, site, str(form.get("ui_lang", "")))
+    if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request, site, lang)
+    reader_lang = str(form.get("lang", ""))
+    if reader_lang not in site.languages:
+        return message_page(request, site, lang, status_code=400, title="Please check the form.",
+                            message="Please choose a language.")
+    known_themes = {t.slug for t in site_themes(site)}
+    themes = [slug for slug in form.getlist("themes") if isinstance(slug, str) and slug in known_themes]
+
+    def save(conn: sqlite3.Connection) -> Subscriber | None:
+        from publisher.subscribers import Subscribers
+
+        subscribers = Subscribers(conn)
+        existing = subscribers.get(address)
+        if existing is None or existing.status != "active":
+            return None   # preferences never re-subscribe anyone
+        return subscribers.set_preferences(address, lang=reader_lang, themes=themes)
+
+    subscriber = await run_in_threadpool(state.with_database, save)
+    if subscriber is None:
+        return not_subscribed(request, site, lang)
+    lang = subscriber.lang   # the page answers in the language just chosen
+    return form_page(request, site, "preferences.html.j2", lang, email=subscriber.email, saved=True,
+                     action=request.url.path, languages=language_choices(site, subscriber.lang),
+                     themes=theme_choices(site, lang, subscriber.themes),
+                     unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
