@@ -41,17 +41,20 @@ URL_WEIGHT = 23  # X's transformedURLLength; Mastodon counts every URL as 23 cha
 # twitter-text v3 (config/v3.json): weights are in hundredths; ranges of weight 100, everything else 200.
 _X_LIGHT_RANGES: tuple[tuple[int, int], ...] = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 
-# Generic top-level domains that twitter-text links without "http://" ("unpog.org"); country-code domains
-# ("korea.kr") are linked bare only with a path. Counting a bare domain as a URL when X would not only makes
-# the estimate longer, never too short.
-_BARE_LINK_TLDS = (
-    "com|org|net|edu|gov|int|mil|info|biz|io|co|tv|me|app|dev|news|asia|global|online|site|xyz|ai|ly|gl|"
-    "page|blog|link|int|museum|name|pro|aero|coop|jobs|mobi|travel|tel|eu|tech|media|press|social|world"
-)
+# URLs as twitter-text finds them. With "http(s)://", anything up to whitespace. Without, a domain ending in a
+# generic top-level domain ("unpog.org"), or in a country code when a path follows ("korea.kr/news") or
+# the name has two labels before it ("www.korea.kr", "foo.co.jp"), or in .co/.tv. Any TLD of three letters
+# or more is taken as generic: that may count a file name such as "report.pdf" as a URL (23), which only
+# makes the estimate longer, never too short.
+_LABEL = r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?\."
+_PATH = r"/[^\s<>\"']*"
 _URL_PATTERN = (
     r"(?:https?://[^\s<>\"']+)"
-    r"|(?:(?<![\w@.#/-])(?:www\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-    r"(?:(?:" + _BARE_LINK_TLDS + r")(?:/[^\s<>\"']*)?|[a-z]{2}/[^\s<>\"']*)(?![\w-]))"
+    r"|(?<![\w@.#/:-])(?:"
+    rf"(?:{_LABEL})+(?:[a-z]{{3,63}}|co|tv)(?:{_PATH})?"
+    rf"|(?:{_LABEL}){{2,}}[a-z]{{2}}(?:{_PATH})?"
+    rf"|(?:{_LABEL})+[a-z]{{2}}{_PATH}"
+    r")(?!\.?[a-z0-9_-])"
 )
 _TRAILING_PUNCTUATION = ".,;:!?'\")]}…"
 _CUT_PUNCTUATION = ".,;:!?'\"…-–—([{ \n"  # dropped before the ellipsis of a shortened text

@@ -33,6 +33,38 @@ KOREAN_TEXT = ("유엔거버넌스센터는 2024년 6월 인천에서 열린 유
                "디지털 정부와 포용적 거버넌스의 의의를 논의했습니다. " + LONG_URL + " #유엔공공행정포럼 #디지털정부")
 
 
+# Cases of twitter-text's conformance suite (conformance/validate.yml, WeightedTweetsWithDiscountedEmojiCounterTest
+# and urls_without_protocol), counted with the v3 configuration, plus country-code domains.
+TWITTER_TEXT_V3_CASES = [
+    ("Hi http://test.co", 26),
+    ("http://test.co", 23),
+    ("285 chars-" + "xxxxxxxxxx-" * 25, 285),
+    ("https://www.twitter.com/aloha " * 10, 240),
+    ("H\U0001f431\u263a\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466", 7),
+    ("\U0001f637\U0001f47e\U0001f621\U0001f525\U0001f4a9", 10),
+    ("\U0001f64b\U0001f3fd\U0001f468\u200d\U0001f3a4", 4),
+    ("1\u20e3", 2),
+    ("Unicode 10.0 emoji: \U0001f92a; \U0001f9d5; \U0001f9d5\U0001f3fe; "
+     "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f", 34),
+    ("Unicode 9.0 emoji: \U0001f920; \U0001f483; \U0001f483\U0001f3fe", 29),
+    ("randomurlrandomurlrandomurlrandomurlrandomurlrandomurlrandomurls.com", 68),  # a 64-letter label: no URL
+    ("example.com", 23),
+    ("www.example.com", 23),
+    ("foo.co.jp", 23),
+    ("t.co", 23),
+    ("Test https://test.com test https://test.com test.com test", 86),
+    ("A\u0301B", 2),  # NFC first: one accented letter
+    ("korea.kr", 8),  # a bare country-code domain is not linked
+    ("korea.kr/news", 23),
+    ("www.korea.kr", 23),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TWITTER_TEXT_V3_CASES)
+def test_x_length_matches_twitter_text_v3_conformance(text: str, expected: int) -> None:
+    assert x_weighted_length(text) == expected
+
+
 class TestXWeightedLength:
     def test_latin_weighs_one_and_fills_280(self) -> None:
         assert x_weighted_length("a" * 280) == 280
