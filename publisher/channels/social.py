@@ -392,7 +392,10 @@ class SocialChannel(Channel):
         posts = self.format_posts(article, account)
         note = ""
         if in_doubt and len(done) < len(posts):
-            found = self._find_existing(client, account, article, posts[len(done)])
+            try:
+                found = self._find_existing(client, account, article, posts[len(done)])
+            except SocialPostError as exc:  # could not check, so still in doubt: post nothing
+                return self._report(article, where, "unconfirmed", f"could not check recent posts: {exc}")
             if found is None:
                 note = "not found among recent posts, so posted"
             elif found is _LOOKUP_UNSUPPORTED:
@@ -453,7 +456,10 @@ class SocialChannel(Channel):
 
     def _lookup_or_none(self, client: Any, account: SocialAccount, article: Article,
                         post: PostText) -> RemotePost | None:
-        found = self._find_existing(client, account, article, post)
+        try:
+            found = self._find_existing(client, account, article, post)
+        except SocialPostError:
+            return None
         return found if isinstance(found, RemotePost) else None
 
     def _find_existing(self, client: Any, account: SocialAccount, article: Article,

@@ -351,3 +351,33 @@ def test_force_posts_again(make_site, x_http, fake_clock) -> None:
     assert report.state == "sent" and len(posted_bodies(x_http)) == 2
     row = site.ledger().get(key())
     assert row.remote_id == "9002" and row.detail["generation"] == 1
+
+
+def test_retry_unconfirmed_that_cannot_check_posts_nothing(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, json={"title": "Service Unavailable"}, status=503)
+    channel = channel_for(site, fake_clock)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    x_http.add(responses.GET, ME, json={"title": "Service Unavailable"}, status=503)
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert report.state == "unconfirmed" and "could not check" in report.note
+    assert len(posted_bodies(x_http)) == 1
+    assert site.ledger().get(key()).state == "unconfirmed"
+
+
+def test_retry_unconfirmed_without_timeline_access_posts_at_the_users_request(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, json={"title": "Service Unavailable"}, status=503)
+    channel = channel_for(site, fake_clock)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"title": "Forbidden", "detail": "client-not-enrolled",
+                                                 "status": 403}, status=403)
+    x_http.replace(responses.POST, TWEETS, **created("9101"))
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert report.state == "sent" and "cannot list recent posts" in report.note
+    assert len(posted_bodies(x_http)) == 2
