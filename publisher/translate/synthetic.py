@@ -36,7 +36,7 @@ class ModelShape:
     heads: int = 2
     d_model: int = 32
     ffn: int = 64
-    vocab_size: int = 400
+    vocab_size: int | None = None  # None: exactly the SentencePiece pieces; more: padded with fillers
     max_positions: int = 512
 
 
@@ -63,14 +63,19 @@ def train_sentencepiece(vocab_size: int, extra_sentences: tuple[str, ...] = ()) 
     return model.getvalue()
 
 
-def _vocabulary(sentencepiece_model: bytes) -> list[str]:
+def _vocabulary(sentencepiece_model: bytes, size: int | None) -> list[str]:
+    """The model's vocabulary: OpenNMT's special tokens, the SentencePiece pieces, then fillers up to ``size``."""
     import sentencepiece
 
     processor = sentencepiece.SentencePieceProcessor(model_proto=sentencepiece_model)
     pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
     # CTranslate2 expects OpenNMT's special tokens; SentencePiece's own <s></s> play that role.
     specials = ["<unk>", "<s>", "</s>", "<blank>"]
-    return specials + [p for p in pieces if p not in specials]
+    vocabulary = specials + [p for p in pieces if p not in specials]
+    # A few sentences cannot train a large vocabulary, but the output layer's cost depends on its size:
+    # fillers give a benchmark model the output layer of a real one.
+    vocabulary += [f"▁filler{i}" for i in range((size or 0) - len(vocabulary))]
+    return vocabulary
 
 
 def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
@@ -131,11 +136,13 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
     return spec
 
 
-def write_ctranslate2_model(output_dir: Path, shape: ModelShape, sentencepiece_model: bytes, seed: int = 7) -> Path:
+def write_ctranslate2_model(
+    output_dir: Path, shape: ModelShape, sentencepiece_model: bytes, seed: int = 7, quantization: str | None = None
+) -> Path:
     """Write a CTranslate2 model directory with random weights whose vocabulary is the SentencePiece model's."""
     from ctranslate2.converters.converter import Converter
 
-    vocabulary = _vocabulary(sentencepiece_model)
+    vocabulary = _vocabulary(sentencepiece_model, shape.vocab_size)
 
     class RandomWeightsConverter(Converter):
         """Feeds CTranslate2's own converter machinery (validation, serialization) a spec we filled."""
@@ -143,7 +150,7 @@ def write_ctranslate2_model(output_dir: Path, shape: ModelShape, sentencepiece_m
         def _load(self):
             return _random_transformer(shape, vocabulary, seed)
 
-    return Path(RandomWeightsConverter().convert(str(output_dir), force=True))
+    return Path(RandomWeightsConverter().convert(str(output_dir), quantization=quantization, force=True))
 
 
 def build_argos_package(
@@ -153,15 +160,20 @@ def build_argos_package(
     shape: ModelShape = TINY,
     package_version: str = "0.0.1",
     seed: int = 7,
+    quantization: str | None = None,
 ) -> Path:
-    """Zip a complete .argosmodel (metadata.json, model/, sentencepiece.model) at destination and return its path."""
+    """Zip a complete .argosmodel (metadata.json, model/, sentencepiece.model) at destination and return its path.
+
+    ``quantization="int8"`` stores the weights as Argos's published models do.
+    """
     names = {"en": "English", "ko": "Korean"}
-    sentencepiece_model = train_sentencepiece(shape.vocab_size)
+    sentencepiece_model = train_sentencepiece(400)
     top = f"translate-{from_code}_{to_code}-{package_version.replace('.', '_')}"
     with tempfile.TemporaryDirectory() as workdir:
         package_dir = Path(workdir) / top
         package_dir.mkdir()
-        write_ctranslate2_model(package_dir / "model", shape, sentencepiece_model, seed=seed)
+        write_ctranslate2_model(package_dir / "model", shape, sentencepiece_model, seed=seed,
+                                quantization=quantization)
         (package_dir / "sentencepiece.model").write_bytes(sentencepiece_model)
         metadata = {
             "package_version": package_version,
