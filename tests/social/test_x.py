@@ -381,3 +381,43 @@ def test_retry_unconfirmed_without_timeline_access_posts_at_the_users_request(ma
 
     assert report.state == "sent" and "cannot list recent posts" in report.note
     assert len(posted_bodies(x_http)) == 2
+
+
+def test_retry_unconfirmed_finds_a_thread_part_by_its_text(make_site, write_article, x_http, fake_clock) -> None:
+    summary = "The workshop discussed digital transformation and inclusive governance for climate action. " * 6
+    write_article("long-english", "en", "A long story", summary.strip())
+    site = make_site(**X_DEFAULT, X_LONG_TEXT="thread")
+    x_http.add(responses.POST, TWEETS, **created("4101"))
+    x_http.add(responses.POST, TWEETS, body=requests.exceptions.ReadTimeout("read timed out"))
+    channel = channel_for(site, fake_clock)
+    channel.publish(story_of(site, "long-english"), ["en"], context(site))
+    bodies = posted_bodies(x_http)
+    second_text = bodies[1]["text"]
+    total = int(second_text.rsplit("/", 1)[1])
+    # The timed-out part 2 did land: X gives its text back (spacing may differ, URLs become t.co links).
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"data": [
+        {"id": "4102", "text": "  ".join(second_text.split()), "entities": {}},
+        {"id": "4101", "text": bodies[0]["text"], "entities": {}},
+    ]})
+    x_http.replace(responses.POST, TWEETS, **created("4103"))
+    for tweet_id in range(4104, 4104 + total):
+        x_http.add(responses.POST, TWEETS, **created(str(tweet_id)))
+
+    [report] = channel.publish(story_of(site, "long-english"), ["en"], context(site, retry_unconfirmed=True))
+
+    assert report.state == "sent" and "found among recent posts" in report.note
+    resumed = posted_bodies(x_http)[2:]
+    assert len(resumed) == total - 2
+    assert resumed[0]["reply"]["in_reply_to_tweet_id"] == "4102"
+    assert resumed[0]["text"].endswith(f" 3/{total}")
+
+
+def test_a_row_left_in_flight_by_a_crash_is_treated_as_unconfirmed(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    site.ledger().begin(key())  # the process died after this, during the remote call
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "unconfirmed"
+    assert posted_bodies(x_http) == []
