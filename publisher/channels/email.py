@@ -16,10 +16,12 @@ Crash safety, the rule this module keeps:
 
 from __future__ import annotations
 
+import email
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from email import policy as email_policy
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +144,8 @@ class EmailChannel(Channel):
         renditions = []
         for lang, bulletin in run.bulletins.items():
             sample = Subscriber(f"reader@{builder.domain}", None, lang, "active", [], None, None)  # type: ignore[arg-type]
-            message = builder.message(bulletin, sample)
+            data, _ = builder.wire(bulletin, sample)
+            message = email.message_from_bytes(data, policy=email_policy.default)
             html_part = message.get_body(("html",))
             text_part = message.get_body(("plain",))
             meta = {"subject": bulletin.subject, "preheader": bulletin.preheader, "from": str(message["From"])}
@@ -150,7 +153,7 @@ class EmailChannel(Channel):
             renditions += [
                 Rendition(self.name, lang, target, "alert.html", html_part.get_content(), "text/html", meta),
                 Rendition(self.name, lang, target, "alert.txt", text_part.get_content(), "text/plain", meta),
-                Rendition(self.name, lang, target, "alert.eml", builder.to_bytes(message), "message/rfc822", meta),
+                Rendition(self.name, lang, target, "alert.eml", data, "message/rfc822", meta),
             ]
         return renditions
 
@@ -316,11 +319,8 @@ def _job(builder: MessageBuilder, bulletin: Bulletin, subscriber: Subscriber, ke
          *, resend: bool) -> SendJob:
     from publisher.channels.smtp_pool import SendJob
 
-    def build() -> tuple[bytes, str]:
-        message = builder.message(bulletin, subscriber)
-        return builder.to_bytes(message), str(message["Message-ID"])
-
-    return SendJob(key, builder.sender.addr_spec, subscriber.email, build, context=resend)
+    return SendJob(key, builder.sender.addr_spec, subscriber.email, lambda: builder.wire(bulletin, subscriber),
+                   context=resend)
 
 
 def _batches(subscribers: Iterator[Subscriber]) -> Iterator[list[Subscriber]]:

@@ -27,7 +27,7 @@ def wire(site: Site, lang: str, slug: str = "2024-unpsf-incheon", name: str | No
     article = story_for(site, slug).get(lang)
     bulletin = BulletinFormatter(site).alert(article)
     builder = MessageBuilder(site)
-    data = builder.to_bytes(builder.message(bulletin, subscriber(address, lang, name)))
+    data, _ = builder.wire(bulletin, subscriber(address, lang, name))
     assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")    # CRLF only, as SMTP wants
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     return email.message_from_bytes(data, policy=policy.default)
@@ -157,7 +157,7 @@ def test_dkim_signature_verifies_with_dkimpy(mail_site: Site, tmp_path: Path) ->
 
     builder = MessageBuilder(signed_site)
     bulletin = BulletinFormatter(signed_site).alert(story_for(signed_site, "2024-unpsf-incheon").get("ko"))
-    data = builder.to_bytes(builder.message(bulletin, subscriber("kim@example.kr", "ko", "김민수")))
+    data, _ = builder.wire(bulletin, subscriber("kim@example.kr", "ko", "김민수"))
 
     assert data.startswith(b"DKIM-Signature:")
     signature = email.message_from_bytes(data, policy=policy.default)["DKIM-Signature"]
