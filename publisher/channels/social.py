@@ -373,13 +373,15 @@ class SocialChannel(Channel):
         row = ctx.ledger.get(key)
         done: list[RemotePost] = []
         generation = int(row.detail.get("generation", 0)) if row is not None else 0
-        if row is not None and row.state != "sent":
-            done = [RemotePost(p["id"], p.get("url")) for p in row.detail.get("parts", [])]
-        if row is not None and row.state == "sent":
-            if not ctx.force:
-                return self._report(article, row.remote_url or where, "sent", "already posted")
+        if row is not None and row.state == "sent" and not ctx.force:
+            return self._report(article, row.remote_url or where, "sent", "already posted")
+        # --force posts anew, even over a post in doubt; a new generation of idempotency keys says so.
+        fresh = ctx.force and row is not None and row.state in ("sent", "unconfirmed", "in_flight")
+        if fresh:
             generation += 1
-        in_doubt = row is not None and row.state in ("unconfirmed", "in_flight")
+        elif row is not None:  # a thread resumes after its last posted part
+            done = [RemotePost(p["id"], p.get("url")) for p in row.detail.get("parts", [])]
+        in_doubt = not fresh and row is not None and row.state in ("unconfirmed", "in_flight")
         if in_doubt and not ctx.retry_unconfirmed:
             return self._report(article, where, "unconfirmed",
                                 "the post may exist: check the account, then run publish --retry-unconfirmed")
