@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +66,11 @@ def read_glossary(path: Path) -> list[GlossaryEntry]:
     return entries
 
 
+def _normal_form(term: str, lang: str) -> str:
+    """The key a matched term is looked up by: spacing collapsed (removed altogether in Korean)."""
+    return "".join(term.split()) if lang == "ko" else " ".join(term.split())
+
+
 def _pattern(term: str, lang: str) -> str:
     # Korean writers vary the spacing of compound names (유엔 경제사회국 / 유엔경제사회국); English ones wrap lines.
     words = [re.escape(word) for word in term.split()]
@@ -78,6 +82,7 @@ class Glossary:
 
     def __init__(self, entries: list[GlossaryEntry]) -> None:
         self.entries = entries
+        self._compiled: dict[tuple[str, str], tuple[re.Pattern[str] | None, dict[str, str]]] = {}
 
     @classmethod
     def load(cls, site: Site | None = None) -> Glossary:
@@ -98,8 +103,12 @@ class Glossary:
             mapping.setdefault(entry.term(source_lang), entry.term(target_lang))
         return mapping
 
-    @functools.cache  # noqa: B019 - a Glossary lives as long as one translation run
     def _regex(self, source_lang: str, target_lang: str) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+        if (source_lang, target_lang) not in self._compiled:
+            self._compiled[source_lang, target_lang] = self._compile(source_lang, target_lang)
+        return self._compiled[source_lang, target_lang]
+
+    def _compile(self, source_lang: str, target_lang: str) -> tuple[re.Pattern[str] | None, dict[str, str]]:
         targets = self.targets(source_lang, target_lang)
         if not targets:
             return None, {}
@@ -110,8 +119,7 @@ class Glossary:
             regex = re.compile(rf"(?<!\w)(?:{alternation})")
         else:
             regex = re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])")
-        by_normal_form = {" ".join(t.split()).replace(" ", "") if source_lang == "ko" else " ".join(t.split()): v
-                          for t, v in targets.items()}
+        by_normal_form = {_normal_form(t, source_lang): v for t, v in targets.items()}
         return regex, by_normal_form
 
     def find(self, text: str, source_lang: str, target_lang: str) -> list[tuple[int, int, str]]:
@@ -121,10 +129,7 @@ class Glossary:
             return []
         found = []
         for match in regex.finditer(text):
-            key = " ".join(match.group().split())
-            if source_lang == "ko":
-                key = key.replace(" ", "")
-            found.append((match.start(), match.end(), by_normal_form[key]))
+            found.append((match.start(), match.end(), by_normal_form[_normal_form(match.group(), source_lang)]))
         return found
 
     def missing(self, source: str, translation: str, source_lang: str, target_lang: str) -> list[MissingTerm]:
@@ -134,9 +139,3 @@ class Glossary:
             if not re.search(_pattern(expected, target_lang), translation):
                 misses.setdefault(expected, MissingTerm(source[start:end], expected))
         return list(misses.values())
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: object) -> bool:
-        return self is other
