@@ -43,7 +43,7 @@ from publisher.settings import Setting
 if TYPE_CHECKING:
     from publisher.article import Article, Story
     from publisher.formatters.social import LengthRule, LongTextMode, PostText
-    from publisher.ledger import Delivery, DeliveryKey
+    from publisher.ledger import DeliveryKey
 
 ACCOUNT_LANGUAGES: tuple[str, ...] = ("en", "ko")
 DEFAULT_ACCOUNT = "default"
@@ -535,15 +535,8 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def describe_delivery(row: Delivery) -> str:
-    """One line for a social ledger row: its state and how many thread parts were posted."""
-    parts = row.detail.get("parts", [])
-    total = row.detail.get("total", len(parts))
-    return f"{row.state}: {len(parts)}/{total} part(s) posted" + (f" ({row.remote_url})" if row.remote_url else "")
-
-
 __all__ = [
     "ACCOUNT_LANGUAGES", "CredentialField", "DuplicatePost", "LocalImage", "OutcomeUnknown", "PostNotSent",
     "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPostError", "account_settings",
-    "describe_delivery", "idempotency_key", "network_failure",
+    "idempotency_key", "network_failure",
 ]
