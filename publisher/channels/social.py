@@ -406,7 +406,13 @@ class SocialChannel(Channel):
                 done.append(found)
                 note = "found among recent posts; not posted again"
 
-        ctx.ledger.begin(key)
+        before = ctx.ledger.begin(key)
+        if before.state != (row.state if row is not None else "pending"):
+            # Another publish run got here between our read and begin(): never post in parallel with it.
+            if before.state == "sent":
+                ctx.ledger.mark(key, "sent", error=None)  # undo begin(); id, URL and parts are kept
+                return self._report(article, before.remote_url or where, "sent", "already posted by another run")
+            return self._report(article, where, "unconfirmed", "another publish run is posting this right now")
         progress = _Progress(ctx, key, posts, generation)
         for post in posts[len(done):]:
             reply_to = done[-1] if done else None

@@ -421,3 +421,23 @@ def test_a_row_left_in_flight_by_a_crash_is_treated_as_unconfirmed(make_site, x_
 
     assert report.state == "unconfirmed"
     assert posted_bodies(x_http) == []
+
+
+def test_a_run_that_loses_the_race_to_another_run_does_not_post(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    channel = channel_for(site, fake_clock)
+    ledger = site.ledger()
+    real_open = channel.open_client
+
+    def other_run_finishes_first(account):  # between our ledger read and begin(), another run posts
+        ledger.begin(key())
+        ledger.mark(key(), "sent", remote_id="555", remote_url=tweet_url("555"))
+        return real_open(account)
+
+    channel.open_client = other_run_finishes_first
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent" and "another run" in report.note
+    assert posted_bodies(x_http) == []
+    row = ledger.get(key())
+    assert (row.state, row.remote_id) == ("sent", "555")
