@@ -87,3 +87,30 @@ def test_machine_translation_is_held_back_until_reviewed_or_allowed(cli, site: S
     assert cli("review", str(target)).exit_code == 0
     reviewed, reviewed_notes = select_versions(story_of(site, "2024-sdg16-knowledge-forum"), ["en", "ko"], site)
     assert reviewed.languages == ["en", "ko"] and reviewed_notes == []
+
+
+def test_publish_lang_ko_translates_and_the_feed_carries_the_notice(cli, site_dir: Path, models_dir: Path) -> None:
+    import json
+
+    source = site_dir / "content" / "2024-sdg16-knowledge-forum.en.md"
+    env = {"PUBLISHER_ALLOW_MACHINE_TRANSLATION": "true"}
+
+    result = cli("publish", str(source), "--lang", "ko", "--channel", "feeds", env=env)
+
+    assert result.exit_code == 0, result.output
+    target = site_dir / "content" / "2024-sdg16-knowledge-forum.ko.md"
+    assert front_matter(target)["translation"]["status"] == "machine"
+    assert "translated" in result.output
+    feed = json.loads((site_dir / "public" / "ko" / "feed.json").read_text(encoding="utf-8"))
+    [entry] = [item for item in feed["items"] if "2024-sdg16-knowledge-forum" in item["url"]]
+    assert "기계 번역" in json.dumps(entry, ensure_ascii=False)
+
+
+def test_publish_lang_ko_without_permission_names_the_command(cli, site_dir: Path, models_dir: Path) -> None:
+    source = site_dir / "content" / "2024-sdg16-knowledge-forum.en.md"
+
+    result = cli("publish", str(source), "--lang", "ko", "--channel", "feeds", env={"COLUMNS": "400"})
+
+    assert result.exit_code == 0, result.output
+    assert f"no ko version; run: publisher translate {source} --to ko" in result.output
+    assert not (site_dir / "content" / "2024-sdg16-knowledge-forum.ko.md").exists()
