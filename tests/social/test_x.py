@@ -441,3 +441,19 @@ def test_a_run_that_loses_the_race_to_another_run_does_not_post(make_site, x_htt
     assert posted_bodies(x_http) == []
     row = ledger.get(key())
     assert (row.state, row.remote_id) == ("sent", "555")
+
+
+def test_a_duplicate_thread_part_that_cannot_be_found_leaves_the_thread_unconfirmed(
+        make_site, write_article, x_http, fake_clock) -> None:
+    summary = "The workshop discussed digital transformation and inclusive governance for climate action. " * 6
+    write_article("long-english", "en", "A long story", summary.strip())
+    site = make_site(**X_DEFAULT, X_LONG_TEXT="thread")
+    x_http.add(responses.POST, TWEETS, json=DUPLICATE_BODY, status=403)
+    x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
+    x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, "long-english"), ["en"], context(site))
+
+    # Part 2 would have to reply to part 1, whose id X did not give: stop rather than post a broken thread.
+    assert report.state == "unconfirmed" and "duplicate" in report.note
+    assert len(posted_bodies(x_http)) == 1
