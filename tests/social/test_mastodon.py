@@ -254,3 +254,14 @@ def test_render_shows_length_against_the_configured_limit(make_site, clock) -> N
     [rendition] = channel_for(site, clock).render(story_of(site, SLUG), ["ko"])
     assert rendition.meta["limit"] == 200
     assert rendition.meta["length"] == mastodon_length(rendition.content) <= 200
+
+
+def test_a_bad_instance_address_is_a_one_line_error_naming_the_setting(make_site, clock) -> None:
+    from publisher.errors import ConfigError
+
+    site = make_site(MASTODON_API_BASE_URL="mastodon.example", MASTODON_ACCESS_TOKEN="t")
+    channel = channel_for(site, clock)
+    assert channel.check() == [
+        "MASTODON_API_BASE_URL (from .env): expected an http:// or https:// URL, got 'mastodon.example'"]
+    with pytest.raises(ConfigError, match=r"^MASTODON_API_BASE_URL \(from \.env\): expected an http"):
+        channel.publish(story_of(site, SLUG), ["en"], context(site))
