@@ -1,0 +1,221 @@
+"""End to end in Debian's headless Chromium: subscribe in Korean, confirm from the mail, unsubscribe, review.
+
+The mail goes through a real aiosmtpd server on 127.0.0.1, the pages come from a real uvicorn server, and the
+browser asks for Korean the way a Korean reader's browser does (Accept-Language). Screenshots of every page
+are saved under test-artifacts/web/ for people to look at.
+"""
+
+from __future__ import annotations
+
+import email
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publisher.site import Site
+from tests.web.conftest import subscriber
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class MailCatcher:
+    """aiosmtpd handler keeping every accepted message."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=policy.default))
+        return "250 2.0.0 OK"
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.messages) >= count, f"expected {count} mail(s), the SMTP server got {len(self.messages)}"
+        return self.messages
+
+
+@pytest.fixture
+def mail_server() -> Iterator[tuple[int, MailCatcher]]:
+    from aiosmtpd.controller import Controller
+
+    catcher = MailCatcher()
+    port = free_port()
+    controller = Controller(catcher, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, catcher
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, str]]:
+    """The sample site with its feeds built, served by uvicorn on 127.0.0.1, mailing through aiosmtpd."""
+    import uvicorn
+
+    from publisher.channels.feeds import build_site
+    from publisher.web import create_app
+
+    web_port = free_port()
+    base_url = f"http://127.0.0.1:{web_port}"
+    monkeypatch.setenv("PUBLISHER_SITE_URL", base_url)
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(mail_server[0]))
+    monkeypatch.setenv("SMTP_SECURITY", "none")
+    monkeypatch.setenv("BULLETIN_FROM", "UNPOG News <news@unpog.example>")
+    served = Site(site.root)
+    build_site(served, include_unpublished=True)
+    served.close()
+    server = uvicorn.Server(uvicorn.Config(create_app(Site(site.root)), host="127.0.0.1", port=web_port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield Site(site.root), base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Debian's chromium, headless, asking for Korean pages. Missing chromium is a failure: .ci/run installs it."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: apt-get install chromium chromium-driver fonts-noto-cjk")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--disable-extensions", "--lang=ko-KR", "--window-size=1280,1000",
+                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "ko-KR,ko"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver: Any, name: str, *, full_page: bool = False) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / name
+    if full_page:
+        driver.set_window_size(1600, 1000)   # wide enough for both languages side by side
+        height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 8000)
+        driver.set_window_size(1600, height)
+    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+    return path
+
+
+def heading(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.TAG_NAME, "h1").text)
+
+
+def wait_for_heading(driver: Any, text: str) -> None:
+    """After a click the next page loads asynchronously: wait for its heading (at most 10 s)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: heading(d) == text, message=f"no page with the heading {text!r}")
+
+
+def test_subscribe_confirm_unsubscribe_and_review_in_korean(live_site: tuple[Site, str], mail_server, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    site, base_url = live_site
+    _, mail = mail_server
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+
+    # 1. The form, in Korean because the browser asks for Korean.
+    browser.get(f"{base_url}/subscribe")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
+    assert heading(browser) == "유엔거버넌스센터 소식 구독 신청"
+    browser.find_element(By.ID, "email").send_keys("minji.kim@example.org")
+    browser.find_element(By.ID, "name").send_keys("김민지")
+    browser.find_element(By.CSS_SELECTOR, "input[name=lang][value=ko]").click()
+    browser.find_element(By.CSS_SELECTOR, "input[name=themes][value=digital-government]").click()
+    screenshot(browser, "01-subscribe-ko.png")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for_heading(browser, "받은편지함을 확인해 주세요")
+    screenshot(browser, "02-check-your-inbox-ko.png")
+
+    # 2. The confirmation mail, caught by the SMTP server, in Korean, with a link back to this server.
+    [message] = mail.wait_for(1)
+    assert message["To"].addresses[0].addr_spec == "minji.kim@example.org"
+    assert message["Content-Language"] == "ko"
+    text = message.get_body(("plain",)).get_content()
+    confirm_url = next(word for word in text.split() if word.startswith(f"{base_url}/confirm/"))
+    assert subscriber(site, "minji.kim@example.org").status == "pending"
+
+    browser.get(confirm_url)
+    assert heading(browser) == "구독이 확인되었습니다"
+    screenshot(browser, "03-confirmed-ko.png")
+    stored = subscriber(site, "minji.kim@example.org")
+    assert (stored.status, stored.lang, stored.themes, stored.name) == ("active", "ko", ["digital-government"], "김민지")
+
+    # 3. Unsubscribe: the link shows a button; one click posts List-Unsubscribe=One-Click.
+    browser.find_element(By.LINK_TEXT, "구독 해지").click()
+    wait_for_heading(browser, "구독 해지")
+    assert subscriber(site, "minji.kim@example.org").status == "active"
+    screenshot(browser, "04-unsubscribe-ko.png")
+    browser.find_element(By.ID, "unsubscribe").click()
+    wait_for_heading(browser, "구독이 해지되었습니다")
+    screenshot(browser, "05-unsubscribed-ko.png")
+    assert subscriber(site, "minji.kim@example.org").status == "unsubscribed"
+
+    # 4. The public pages and feeds the server also carries.
+    browser.get(f"{base_url}/ko/")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
+    screenshot(browser, "06-index-ko.png")
+
+    # 5. The review page: both languages side by side, the email rendered inside its sandboxed iframes.
+    story = site.articles().story("2024-unpsf-incheon")
+    browser.get(f"{base_url}/review/2024-unpsf-incheon")
+    assert heading(browser) == story.original.title
+    columns = browser.find_elements(By.CSS_SELECTOR, "section.column")
+    assert [c.get_attribute("lang") for c in columns] == ["en", "ko"]
+    frames = browser.find_elements(By.CSS_SELECTOR, "#lang-ko iframe")
+    assert [f.get_attribute("width") for f in frames] == ["600", "375"]
+    browser.switch_to.frame(frames[0])
+    rendered = browser.find_element(By.TAG_NAME, "body").text
+    browser.switch_to.default_content()
+    assert story.get("ko").title in rendered
+    assert browser.find_elements(By.CSS_SELECTOR, "#lang-ko .post .length")
+    screenshot(browser, "07-review.png", full_page=True)
+    assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
+        "01-subscribe-ko.png", "02-check-your-inbox-ko.png", "03-confirmed-ko.png", "04-unsubscribe-ko.png",
+        "05-unsubscribed-ko.png", "06-index-ko.png", "07-review.png"]
