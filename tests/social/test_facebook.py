@@ -1,0 +1,219 @@
+"""A Facebook Page through the Graph API over the real requests, with HTTP answered by ``responses``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+
+from publisher.channels.facebook import FacebookChannel
+from publisher.errors import ConfigError
+from publisher.ledger import DeliveryKey
+from tests.social.conftest import FakeClock, context, story_of
+
+SLUG = "2024-unpsf-incheon"
+PAGE = {"FACEBOOK_PAGE_ID": "1029384756", "FACEBOOK_PAGE_ACCESS_TOKEN": "page-token-secret"}
+KOREAN_PAGE = {"FACEBOOK_KO_PAGE_ID": "5566778899", "FACEBOOK_KO_PAGE_ACCESS_TOKEN": "korean-page-token"}
+FEED = "https://graph.facebook.com/v24.0/1029384756/feed"
+KOREAN_FEED = "https://graph.facebook.com/v24.0/5566778899/feed"
+
+
+def channel_for(site: Any, clock: FakeClock | None = None) -> FacebookChannel:
+    channel = FacebookChannel(site)
+    clock = clock or FakeClock()
+    channel.clock, channel.sleep = clock.clock, clock.sleep
+    return channel
+
+
+def key(lang: str = "en", account: str = "default") -> DeliveryKey:
+    return DeliveryKey(SLUG, lang, "facebook", account)
+
+
+def form(call: Any) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(call.request.body).items()}
+
+
+def posts(http: responses.RequestsMock, url: str = FEED) -> list[Any]:
+    return [c for c in http.calls if c.request.method == "POST" and c.request.url == url]
+
+
+def graph_error(code: int, message: str, status: int = 400, **extra: Any) -> dict[str, Any]:
+    return {"json": {"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "A1",
+                               **extra}}, "status": status}
+
+
+def page_feed(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"data": list(items), "paging": {}}
+
+
+def test_posts_message_and_link_with_the_token_in_a_header(make_site, http) -> None:
+    site = make_site(**PAGE)
+    article = story_of(site, SLUG).get("en")
+    http.add(responses.POST, FEED, json={"id": "1029384756_111"})
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    [call] = posts(http)
+    sent = form(call)
+    assert set(sent) == {"message", "link"}  # the token is not in the body ...
+    assert sent["link"] == article.url
+    assert sent["message"].startswith(article.title) and "#DigitalGovernment" in sent["message"]
+    assert call.request.headers["Authorization"] == "Bearer page-token-secret"
+    assert "page-token-secret" not in call.request.url  # ... nor in the URL
+    assert (report.state, report.where) == ("sent", "https://www.facebook.com/1029384756_111")
+    row = site.ledger().get(key())
+    assert (row.state, row.remote_id) == ("sent", "1029384756_111")
+
+    [again] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    assert again.state == "sent" and len(posts(http)) == 1
+
+
+def test_korean_post_goes_to_the_korean_page(make_site, http) -> None:
+    site = make_site(**PAGE, **KOREAN_PAGE)
+    http.add(responses.POST, FEED, json={"id": "1029384756_1"})
+    http.add(responses.POST, KOREAN_FEED, json={"id": "5566778899_2"})
+
+    channel_for(site).publish(story_of(site, SLUG), ["en", "ko"], context(site))
+
+    [korean] = posts(http, KOREAN_FEED)
+    assert form(korean)["link"].endswith("/ko/2024-unpsf-incheon/")
+    assert "유엔 공공행정포럼" in form(korean)["message"] and "#기후행동" in form(korean)["message"]
+    assert korean.request.headers["Authorization"] == "Bearer korean-page-token"
+    assert site.ledger().get(key("ko", "ko")).remote_id == "5566778899_2"
+
+
+def test_page_throttling_waits_for_the_time_facebook_gives(make_site, http) -> None:
+    site = make_site(**PAGE)
+    clock = FakeClock()
+    usage = {"1029384756": [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 2}]}
+    http.add(responses.POST, FEED, **graph_error(32, "Page request limit reached"),
+             headers={"X-Business-Use-Case-Usage": json.dumps(usage)})
+    http.add(responses.POST, FEED, json={"id": "1029384756_112"})
+
+    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent" and clock.sleeps == [121.0]  # 2 minutes, and a second to be safe
+    assert len(posts(http)) == 2
+
+
+def test_429_beyond_the_bound_is_failed_and_nothing_is_posted(make_site, http) -> None:
+    site = make_site(**PAGE, SOCIAL_RATE_LIMIT_RETRIES="1")
+    clock = FakeClock()
+    http.add(responses.POST, FEED, status=429, json={}, headers={"Retry-After": "10"})
+    http.add(responses.POST, FEED, status=429, json={}, headers={"Retry-After": "10"})
+
+    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed" and "rate limited" in report.note and clock.sleeps == [11.0]
+    assert site.ledger().get(key()).state == "failed"
+
+
+@pytest.mark.parametrize("failure", [
+    graph_error(2, "An unexpected error has occurred. Please retry your request later.", status=500,
+                is_transient=True),
+    {"body": requests.exceptions.ReadTimeout("read timed out")},
+], ids=["500", "timeout"])
+def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_on_the_page(make_site, http, failure) -> None:
+    site = make_site(**PAGE)
+    article = story_of(site, SLUG).get("en")
+    http.add(responses.POST, FEED, **failure)
+    channel = channel_for(site)
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert report.state == "unconfirmed"
+    [blind] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert blind.state == "unconfirmed" and len(posts(http)) == 1
+
+    http.add(responses.GET, FEED, json=page_feed(
+        {"id": "1029384756_900", "message": "An older post", "permalink_url": "https://www.facebook.com/p/900"},
+        {"id": "1029384756_113", "message": "Posted before the timeout",
+         "permalink_url": "https://www.facebook.com/unpog/posts/113",
+         "attachments": {"data": [{"unshimmed_url": article.url, "url": "https://l.facebook.com/l.php?u=x"}]}},
+    ))
+    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert retried.state == "sent" and "found among recent posts" in retried.note
+    assert len(posts(http)) == 1
+    [lookup] = [c for c in http.calls if c.request.method == "GET"]
+    assert "attachments" in lookup.request.url and "page-token-secret" not in lookup.request.url
+    assert lookup.request.headers["Authorization"] == "Bearer page-token-secret"
+    row = site.ledger().get(key())
+    assert (row.state, row.remote_id, row.remote_url) == ("sent", "1029384756_113",
+                                                           "https://www.facebook.com/unpog/posts/113")
+
+
+def test_retry_posts_when_the_page_does_not_have_it(make_site, http) -> None:
+    site = make_site(**PAGE)
+    http.add(responses.POST, FEED, body=requests.exceptions.ReadTimeout("read timed out"))
+    channel = channel_for(site)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    http.add(responses.GET, FEED, json=page_feed({"id": "1029384756_900", "message": "Another story"}))
+    http.add(responses.POST, FEED, json={"id": "1029384756_114"})
+
+    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert retried.state == "sent" and "not found among recent posts" in retried.note
+    assert len(posts(http)) == 2 and site.ledger().get(key()).remote_id == "1029384756_114"
+
+
+def test_duplicate_status_counts_as_posted(make_site, http) -> None:
+    site = make_site(**PAGE)
+    article = story_of(site, SLUG).get("en")
+    http.add(responses.POST, FEED, **graph_error(506, "Duplicate status message"))
+    http.add(responses.GET, FEED, json=page_feed({"id": "1029384756_115", "message": f"Same text {article.url}"}))
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent" and site.ledger().get(key()).remote_id == "1029384756_115"
+    assert len(posts(http)) == 1
+
+
+def test_an_expired_token_fails_with_facebooks_reason_and_no_secret(make_site, http) -> None:
+    site = make_site(**PAGE)
+    http.add(responses.POST, FEED, **graph_error(190, "Error validating access token: Session has expired"))
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed"
+    assert "Facebook answered 400: Error validating access token" in report.note and "(code 190)" in report.note
+    assert "page-token-secret" not in report.note
+    assert "page-token-secret" not in json.dumps(site.ledger().get(key()).as_dict())
+
+
+def test_refused_connection_is_failed_not_unconfirmed(make_site, http) -> None:
+    import urllib3
+
+    site = make_site(**PAGE)
+    refused = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(
+        None, FEED, urllib3.exceptions.NewConnectionError(None, "Connection refused")))
+    http.add(responses.POST, FEED, body=refused)
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed" and "no connection" in report.note
+
+
+def test_a_page_id_that_is_not_a_number_is_a_one_line_config_error(make_site) -> None:
+    site = make_site(FACEBOOK_PAGE_ID="unpog.page", FACEBOOK_PAGE_ACCESS_TOKEN="t")
+    with pytest.raises(ConfigError) as error:
+        channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    assert str(error.value) == "FACEBOOK_PAGE_ID (from .env): expected the Page's numeric id, got 'unpog.page'"
+
+
+def test_half_an_account_is_a_config_error_naming_the_missing_setting(make_site) -> None:
+    site = make_site(FACEBOOK_KO_PAGE_ID="5566778899")
+    with pytest.raises(ConfigError, match="FACEBOOK_KO_PAGE_ACCESS_TOKEN"):
+        channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+
+
+def test_without_settings_the_request_goes_to_the_outbox(make_site) -> None:
+    site = make_site()
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+    payload = json.loads((site.root / report.where).read_text(encoding="utf-8"))
+    [request] = payload["requests"]
+    assert request["data"]["link"] == story_of(site, SLUG).get("ko").url
+    assert request["data"]["message"] == payload["posts"][0]["text"]
