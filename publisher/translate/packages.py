@@ -6,8 +6,10 @@ implicitly (its own update can hang or recurse when offline).
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import tempfile
 import threading
 import zipfile
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from publisher.errors import InputError, TranslationUnavailable
 
@@ -100,21 +102,23 @@ def installed_packages(directory: Path) -> list[ModelPackage]:
 
 def find_package(directory: Path, from_code: str, to_code: str) -> ModelPackage:
     """The installed package for a pair (the newest version), or TranslationUnavailable saying how to get one."""
-    from packaging.version import InvalidVersion, Version
-
-    def version_key(p: ModelPackage) -> tuple[int, Any]:
-        try:
-            return (1, Version(p.version))
-        except InvalidVersion:
-            return (0, p.version)
-
     matches = [p for p in installed_packages(directory) if (p.from_code, p.to_code) == (from_code, to_code)]
     if not matches:
         raise TranslationUnavailable(
             f"no {from_code}->{to_code} model installed in {directory}; run: publisher models install "
             f"{from_code} {to_code} (online) or publisher models install --file PATH.argosmodel (offline)"
         )
-    return max(matches, key=version_key)
+    return max(matches, key=lambda p: _version_key(p.version))
+
+
+def _version_key(version: str) -> tuple[int, Any]:
+    """Order package versions as versions ("1.10" after "1.9"); an unparsable one sorts first."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
 
 
 def read_package_metadata(archive_path: Path) -> dict[str, Any]:
@@ -149,8 +153,18 @@ def read_package_metadata(archive_path: Path) -> dict[str, Any]:
 def install_from_file(archive_path: Path, directory: Path) -> ModelPackage:
     """Install an .argosmodel file with argostranslate's own installer; works offline."""
     metadata = read_package_metadata(archive_path)
-    with _argos_package_module(directory) as package:
-        package.install_from_path(archive_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    # Unpacked beside the packages folder, then renamed into it: an interrupted install leaves no half
+    # package for the next run to trip over.
+    with tempfile.TemporaryDirectory(prefix=f".{directory.name}.installing-", dir=directory.parent) as staging:
+        staging_dir = Path(staging)
+        with _argos_package_module(staging_dir) as package:
+            package.install_from_path(archive_path)
+        [unpacked] = [p for p in staging_dir.iterdir() if p.is_dir()]
+        final = directory / unpacked.name
+        if final.exists():
+            final.rename(staging_dir / "previous-version")
+        unpacked.rename(final)
     return find_package(directory, str(metadata["from_code"]), str(metadata["to_code"]))
 
 
@@ -170,11 +184,12 @@ def install_from_index(
     base = index_url or default_index_url()
     index_address = base if base.endswith(".json") else base.rstrip("/") + "/index.json"
 
-    def fetch(url: str) -> bytes:
+    def fetch(url: str, destination: BinaryIO) -> None:
         request = urllib.request.Request(url, headers={"User-Agent": "publisher (argostranslate)"})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.read()
+                # streamed: a model package is tens of megabytes
+                shutil.copyfileobj(response, destination, length=1 << 20)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TranslationUnavailable(
@@ -182,9 +197,11 @@ def install_from_index(
                 f"and run: publisher models install --file PATH.argosmodel"
             ) from None
 
+    listing = io.BytesIO()
+    fetch(index_address, listing)
     try:
-        index = json.loads(fetch(index_address))
-    except json.JSONDecodeError:
+        index = json.loads(listing.getvalue())
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise TranslationUnavailable(f"{index_address}: not a package index (invalid JSON)") from None
     candidates = [
         entry for entry in index if isinstance(entry, dict)
@@ -192,13 +209,14 @@ def install_from_index(
     ] if isinstance(index, list) else []
     if not candidates:
         raise TranslationUnavailable(f"the package index at {index_address} has no {from_code}->{to_code} model")
-    entry = candidates[-1]
+    entry = max(candidates, key=lambda e: _version_key(str(e.get("package_version", ""))))
     with tempfile.TemporaryDirectory() as workdir:
         download = Path(workdir) / f"translate-{from_code}_{to_code}.argosmodel"
         errors = []
         for link in entry["links"]:
             try:
-                download.write_bytes(fetch(str(link)))
+                with download.open("wb") as handle:
+                    fetch(str(link), handle)
                 break
             except TranslationUnavailable as exc:
                 errors.append(str(exc))

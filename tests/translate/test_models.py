@@ -138,3 +138,12 @@ def test_translating_without_a_model_names_the_install_command(cli, site_dir: Pa
 def test_find_package_raises_translation_unavailable(empty_models_dir: Path) -> None:
     with pytest.raises(TranslationUnavailable):
         find_package(empty_models_dir, "ko", "en")
+
+
+def test_installing_again_replaces_the_package_in_place(cli, argos_archives, empty_models_dir: Path) -> None:
+    first = cli("models", "install", "--file", str(argos_archives["en-ko"]))
+    again = cli("models", "install", "--file", str(argos_archives["en-ko"]))
+
+    assert first.exit_code == 0 and again.exit_code == 0, again.output
+    assert [p.model_id for p in installed_packages(empty_models_dir)] == ["argos:en-ko@1.0"]
+    assert [p.name for p in empty_models_dir.parent.iterdir() if "installing" in p.name] == []
