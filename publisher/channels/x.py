@@ -181,7 +181,9 @@ class XChannel(SocialChannel):
             response = client.v2.get_users_tweets(
                 client.user_id(), max_results=RECENT_POSTS_LOOKED_AT, tweet_fields=["entities"], user_auth=True,
             )
-        except tweepy.Forbidden:  # the free API tier cannot read timelines
+        except tweepy.Forbidden:
+            # The free API tier cannot read timelines. Posting again is still safe: X refuses the same text
+            # from the same account with its 403 "duplicate content", which counts as posted.
             return None
         except tweepy.TwitterServerError as exc:
             raise OutcomeUnknown(f"could not list recent posts to check: {_reason(exc)}") from None
