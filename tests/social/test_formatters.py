@@ -224,3 +224,19 @@ class TestFormatterWithTemplates:
         article = site.articles().story("machine-made").get("ko")
         [post] = SocialFormatter(site.templates, "x", X_RULE).posts(article)
         assert "(기계 번역)" in post.text
+
+
+def test_every_x_and_mastodon_setting_is_documented_in_env_example() -> None:
+    from pathlib import Path
+
+    from publisher.channels.mastodon import MastodonChannel
+    from publisher.channels.x import XChannel
+    from publisher.settings import SOCIAL_SETTINGS
+
+    documented = (Path(__file__).resolve().parents[2] / ".env.example").read_text(encoding="utf-8")
+    for setting in (*XChannel.settings, *MastodonChannel.settings, *SOCIAL_SETTINGS):
+        assert setting.help.strip()
+        # the _EN_/_KO_ variants are documented once, by the naming scheme
+        general = re.sub(r"^(X|MASTODON)_(EN|KO)_", r"\1_", setting.name)
+        assert f"# {general}=" in documented, general
+    assert "<PLATFORM>_KO_<FIELD>" in documented
