@@ -148,6 +148,7 @@ class FeedsChannel(Channel):
         try:
             feeds = self.site_feeds(ctx.ledger, versions)
             result = write_outputs(self.site, self.files_for(feeds, versions))
+            feeds.keep_rendered_bodies(full_build=False)
         except PublisherError as exc:
             # Nothing was half-written (every file is renamed into place); the rows say why and can be retried.
             for key in keys:
@@ -178,6 +179,7 @@ def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
     ledger = site.ledger()
     feeds = channel.site_feeds(ledger, everything=include_unpublished)
     result = write_outputs(site, feeds.render())
+    feeds.keep_rendered_bodies(full_build=True)
     if include_unpublished:
         state = PublishedVersions(ledger)
         versions = [a for lang in feeds.languages for a in feeds.by_lang[lang] if (a.slug, a.lang) not in state.published]

@@ -121,7 +121,9 @@ def test_publishing_an_article_adds_it_to_its_language_and_theme_feeds(site: Sit
 
     # Publishing again refreshes in place: still one entry per article.
     again = cli("publish", str(workshop), "--channel", "feeds")
-    assert again.exit_code == 0 and "already up to date" in again.output
+    assert again.exit_code == 0, again.output
+    row = ledger.get(DeliveryKey("2024-digital-government-workshop", "en", "feeds", "en/rss.xml"))
+    assert (row.state, row.attempts) == ("sent", 2)
     assert len(feedparser.parse((public / "en/rss.xml").read_bytes()).entries) == 2
 
 
@@ -211,3 +213,29 @@ def test_feeds_list_prints_every_feed_address(site: Site, cli) -> None:
     built = {f"http://localhost:8000/{p.relative_to(site.public_dir).as_posix()}"
              for p in site.public_dir.rglob("*") if p.name in ("rss.xml", "atom.xml", "feed.json")}
     assert urls == built | {"http://localhost:8000/feeds.opml"}
+
+
+def test_rendered_bodies_are_cached_between_builds_and_a_broken_cache_is_rebuilt(site: Site, cli) -> None:
+    assert cli("feeds", "build", "--all").exit_code == 0
+    cache = site.state_dir / "cache" / "feed-bodies.json"
+    bodies = json.loads(cache.read_text(encoding="utf-8"))["bodies"]
+    workshop = next(a for a in load_library(site).articles("en") if a.slug == "2024-digital-government-workshop")
+    assert workshop.body_html in bodies.values()
+
+    # An edited body is rendered again; after the full build the old rendering is dropped.
+    path = workshop.path
+    path.write_text(path.read_text(encoding="utf-8") + "\nOne more paragraph.\n", encoding="utf-8")
+    assert cli("feeds", "build").exit_code == 0
+    bodies = json.loads(cache.read_text(encoding="utf-8"))["bodies"]
+    assert workshop.body_html not in bodies.values()
+    assert any("One more paragraph." in html for html in bodies.values())
+    page = (site.public_dir / "en" / workshop.slug / "index.html").read_text(encoding="utf-8")
+    assert "<p>One more paragraph.</p>" in page
+
+    # A damaged cache is not an error: it is rebuilt, and the output is the same.
+    before = (site.public_dir / "en" / "atom.xml").read_bytes()
+    cache.write_text("{not json", encoding="utf-8")
+    result = cli("feeds", "build")
+    assert result.exit_code == 0, result.output
+    assert (site.public_dir / "en" / "atom.xml").read_bytes() == before
+    assert json.loads(cache.read_text(encoding="utf-8"))["bodies"]

@@ -1,0 +1,140 @@
+"""Benchmark: RSS, Atom and JSON Feed for 1,000 and 10,000 articles in 2 languages, the 1,000 run as the baseline.
+
+Usage: python bench/feeds.py [--small 1000] [--large 10000] [--repeat 3]
+
+Synthetic articles (distinct Markdown bodies, themes, tags, some with an image) are built in memory for a
+temporary site; each run renders every language's three feeds with every article in them (FEED_MAX_ITEMS
+raised to the article count), the worst case. "cold" is a site's first build: every body is rendered from
+Markdown and sanitized; "warm" is every later build: bodies come from .publisher/cache/feed-bodies.json.
+Prints the best of ``--repeat`` times for each size, the ratio large/small against the size ratio (linear
+scaling gives the same number), the cost per entry, and a full default ``feeds build`` of the large site
+(50 items per feed, theme feeds, index pages and one page per article) for scale.
+Goal: at most 5 s for 10,000 articles x 2 languages x 3 formats (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+# Run as a script, Python puts bench/ first on sys.path, where bench/email.py would hide the standard library's
+# email package; the project root goes there instead.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from publisher.article import Article, Image, TranslationInfo  # noqa: E402
+from publisher.site import Site  # noqa: E402
+
+THEMES = ("Capacity Development", "Digital Government", "Knowledge Management", "Public Service Innovation")
+EN_WORDS = ("public", "service", "governance", "digital", "institution", "capacity", "workshop", "forum", "data",
+            "citizen", "trust", "innovation", "Incheon", "policy", "officials", "regional", "learning")
+KO_WORDS = ("공공", "서비스", "거버넌스", "디지털", "기관", "역량", "워크숍", "포럼", "데이터", "시민", "신뢰", "혁신",
+            "인천", "정책", "공무원", "지역", "학습")
+
+
+def synthetic_articles(count: int, site: Site, seed: int = 5) -> list[Article]:
+    """``count`` stories in English and Korean: 2 x ``count`` article versions, each body different."""
+    rng = random.Random(seed)
+    start = datetime(2020, 1, 1, 9, 0, tzinfo=timezone(timedelta(hours=9)))
+    articles = []
+    for n in range(count):
+        slug = f"story-{n:05d}"
+        date = start + timedelta(hours=7 * n)
+        theme = THEMES[n % len(THEMES)]
+        image = Image(f"https://cdn.example.org/{slug}.jpg", "A photo") if n % 5 == 0 else None
+        for lang, words in (("en", EN_WORDS), ("ko", KO_WORDS)):
+            paragraphs = [" ".join(rng.choice(words) for _ in range(60)) for _ in range(4)]
+            body = (f"## {slug}\n\n" + "\n\n".join(paragraphs) + f"\n\n- item {n}\n- **bold** & <em>em</em>\n\n"
+                    f"[link](https://example.org/{n})\n")
+            articles.append(Article(
+                slug=slug, lang=lang, title=f"{slug} {' '.join(rng.choice(words) for _ in range(8))}", date=date,
+                body=body, summary=" ".join(rng.choice(words) for _ in range(25)), author="UNPOG", theme=theme,
+                tags=[rng.choice(words), rng.choice(words)], image=image, url=site.url_for(lang, slug),
+                translation=TranslationInfo("original" if lang == "en" else "human", None if lang == "en" else "en"),
+            ))
+    return articles
+
+
+def make_site(root: Path) -> Site:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "publisher.toml").write_text(
+        'PUBLISHER_SITE_URL = "https://www.unpog.org"\nSITE_TITLE_EN = "UNPOG News"\n'
+        'SITE_TITLE_KO = "유엔거버넌스센터 소식"\n', encoding="utf-8")
+    return Site(root)
+
+
+def render_all_feeds(site: Site, articles: list[Article], *, cold: bool) -> tuple[float, int, int]:
+    """Seconds to render 2 languages x 3 formats with every article in each feed; bytes and entries made.
+
+    ``cold`` starts without rendered bodies (a site's first build); otherwise the bodies come from the cache
+    the previous build left in .publisher/cache/ (every later build and publish).
+    """
+    from publisher.formatters.feeds import SiteFeeds
+    from publisher.markup import markdown_to_html
+
+    markdown_to_html.cache_clear()   # no help from the in-process cache either way
+    if cold:
+        (site.state_dir / "cache" / "feed-bodies.json").unlink(missing_ok=True)
+    began = time.perf_counter()
+    feeds = SiteFeeds(site, articles, max_items=len(articles))
+    size = entries = 0
+    for lang in feeds.languages:
+        for output in feeds.feed_files(feeds.spec(lang)):
+            size += len(output.content)
+            entries += output.items
+    feeds.keep_rendered_bodies(full_build=True)
+    return time.perf_counter() - began, size, entries
+
+
+def full_build(site: Site, articles: list[Article]) -> tuple[float, int]:
+    from publisher.channels.feeds import write_outputs
+    from publisher.formatters.feeds import SiteFeeds
+    from publisher.markup import markdown_to_html
+
+    markdown_to_html.cache_clear()
+    began = time.perf_counter()
+    feeds = SiteFeeds(site, articles)
+    result = write_outputs(site, feeds.render())
+    feeds.keep_rendered_bodies(full_build=True)
+    return time.perf_counter() - began, len(result.files)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=1000)
+    parser.add_argument("--large", type=int, default=10000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        site = make_site(Path(tmp) / "site")
+        timings: dict[tuple[str, int], float] = {}
+        for count in (args.small, args.large):
+            articles = synthetic_articles(count, site)
+            for mode in ("cold", "warm"):
+                runs = [render_all_feeds(site, articles, cold=mode == "cold") for _ in range(args.repeat)]
+                best = min(run[0] for run in runs)
+                _, size, entries = runs[0]
+                timings[(mode, count)] = best
+                print(f"{mode} {count:>6} articles x 2 languages x 3 formats: {best:6.2f} s  "
+                      f"({entries} entries, {size / 1e6:.0f} MB, {best / entries * 1e6:.0f} us per entry; "
+                      f"best of {args.repeat})")
+        for mode in ("cold", "warm"):
+            ratio = timings[(mode, args.large)] / timings[(mode, args.small)]
+            print(f"{mode} ratio {args.large}/{args.small}: {ratio:.2f}x for {args.large / args.small:.0f}x the "
+                  f"articles (linear = {args.large / args.small:.0f}x)")
+        seconds, files = full_build(site, synthetic_articles(args.large, site))
+        again, _ = full_build(site, synthetic_articles(args.large, site))
+        print(f"full feeds build of {args.large} stories (default 50 items, themes, index + {2 * args.large} "
+              f"article pages): {seconds:.2f} s, {files} files; rebuild with nothing changed: {again:.2f} s")
+    ok = timings[("warm", args.large)] <= 5.0
+    print(f"goal (<= 5 s for {args.large} x 2 x 3, bodies cached): {'met' if ok else 'NOT met'}; "
+          f"cold first build: {timings[('cold', args.large)]:.2f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
