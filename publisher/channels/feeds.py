@@ -132,8 +132,9 @@ class FeedsChannel(Channel):
         versions = _versions(story, langs)
         files = self.files_for(self.site_feeds(self.site.ledger(), versions), versions)
         return [
+            # The whole path in the file name: every language and theme has its own rss.xml.
             Rendition(channel=CHANNEL, lang=output.lang or "", target=output.path,
-                      filename=PurePosixPath(output.path).name, content=output.content,
+                      filename="-".join(PurePosixPath(output.path).parts), content=output.content,
                       media_type=output.media_type, meta={"items": output.items})
             for output in files
         ]

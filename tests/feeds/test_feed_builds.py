@@ -239,3 +239,18 @@ def test_rendered_bodies_are_cached_between_builds_and_a_broken_cache_is_rebuilt
     assert result.exit_code == 0, result.output
     assert (site.public_dir / "en" / "atom.xml").read_bytes() == before
     assert json.loads(cache.read_text(encoding="utf-8"))["bodies"]
+
+
+def test_preview_shows_the_feeds_with_the_article_and_publishes_nothing(site: Site, cli, tmp_path: Path) -> None:
+    article = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    out = tmp_path / "preview"
+    result = cli("preview", str(article), "--out", str(out), "--channel", "feeds")
+    assert result.exit_code == 0, result.output
+    folder = out / "2024-sdg16-knowledge-forum" / "en" / "feeds"
+    names = sorted(p.name for p in folder.iterdir())
+    assert {"en-rss.xml", "en-atom.xml", "en-feed.json", "en-index.html",
+            "en-themes-knowledge-management-rss.xml", "en-2024-sdg16-knowledge-forum-index.html"} <= set(names)
+    parsed = feedparser.parse((folder / "en-rss.xml").read_bytes())
+    assert [e.link for e in parsed.entries] == ["http://localhost:8000/en/2024-sdg16-knowledge-forum/"]
+    assert not site.public_dir.exists()
+    assert not list(site.ledger().rows(channel="feeds"))
