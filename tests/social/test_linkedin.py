@@ -1,0 +1,219 @@
+"""LinkedIn organization posts through the Posts API over the real requests, with HTTP answered by ``responses``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import responses
+
+from publisher.channels.linkedin import (
+    COMMENTARY_LIMIT,
+    LITTLE_RESERVED,
+    LinkedInChannel,
+    escape_little_text,
+    little_commentary,
+    plain_from_little,
+)
+from publisher.errors import ConfigError
+from publisher.ledger import DeliveryKey
+from tests.social.conftest import FakeClock, context, story_of
+
+SLUG = "2024-unpsf-incheon"
+ORGANIZATION = {"LINKEDIN_ORGANIZATION_URN": "urn:li:organization:2414183",
+                "LINKEDIN_ACCESS_TOKEN": "linkedin-token-secret"}
+POSTS = "https://api.linkedin.com/rest/posts"
+
+
+def channel_for(site: Any, clock: FakeClock | None = None) -> LinkedInChannel:
+    channel = LinkedInChannel(site)
+    clock = clock or FakeClock()
+    channel.clock, channel.sleep = clock.clock, clock.sleep
+    return channel
+
+
+def key(lang: str = "en", account: str = "default") -> DeliveryKey:
+    return DeliveryKey(SLUG, lang, "linkedin", account)
+
+
+def created(urn: str) -> dict[str, Any]:
+    return {"status": 201, "body": "", "headers": {"x-restli-id": urn}}
+
+
+def post_calls(http: responses.RequestsMock) -> list[Any]:
+    return [c for c in http.calls if c.request.method == "POST" and c.request.url == POSTS]
+
+
+def finder_calls(http: responses.RequestsMock) -> list[Any]:
+    return [c for c in http.calls if c.request.method == "GET"]
+
+
+def test_escaping_covers_every_reserved_character_and_reads_back() -> None:
+    text = "| { } @ [ ] ( ) < > # \\ * _ ~"
+    escaped = escape_little_text(text)
+    assert escaped == "\\| \\{ \\} \\@ \\[ \\] \\( \\) \\< \\> \\# \\\\ \\* \\_ \\~"
+    assert set(LITTLE_RESERVED) == set(text.replace(" ", ""))
+    assert plain_from_little(escaped) == text
+
+
+def test_hashtags_become_templates_and_urls_stay_whole() -> None:
+    text = "Forum (Incheon) *2024* #공공행정 #UN_POG https://example.org/a_(b)#part"
+    commentary = little_commentary(text)
+    assert commentary == ("Forum \\(Incheon\\) \\*2024\\* {hashtag|\\#|공공행정} {hashtag|\\#|UN\\_POG} "
+                          "https://example.org/a\\_\\(b\\)\\#part")
+    assert plain_from_little(commentary) == text
+
+
+def test_posts_escaped_commentary_with_the_article_card_and_version_headers(make_site, write_article, http) -> None:
+    site = make_site(**ORGANIZATION)
+    write_article("forum-notes", "en", "Notes [draft] from the forum (day 1)",
+                  "Costs < benefits | see {annex_2} @UNPOG", tags=["Public Service", "UNPOG"])
+    http.add(responses.POST, POSTS, **created("urn:li:share:7001"))
+
+    [report] = channel_for(site).publish(story_of(site, "forum-notes"), ["en"], context(site))
+
+    [call] = post_calls(http)
+    body = json.loads(call.request.body)
+    article = story_of(site, "forum-notes").get("en")
+    assert body["author"] == "urn:li:organization:2414183"
+    assert body["commentary"] == (
+        "Notes \\[draft\\] from the forum \\(day 1\\)\n\n"
+        "Costs \\< benefits \\| see \\{annex\\_2\\} \\@UNPOG\n\n"
+        f"{escape_little_text(article.url)}\n"
+        "{hashtag|\\#|PublicService} {hashtag|\\#|UNPOG}"
+    )
+    assert body["content"] == {"article": {"source": article.url, "title": article.title,
+                                           "description": "Costs < benefits | see {annex_2} @UNPOG"}}
+    assert body["visibility"] == "PUBLIC" and body["lifecycleState"] == "PUBLISHED"
+    assert body["distribution"]["feedDistribution"] == "MAIN_FEED"
+    headers = call.request.headers
+    assert headers["LinkedIn-Version"] == "202609" and headers["X-Restli-Protocol-Version"] == "2.0.0"
+    assert headers["Authorization"] == "Bearer linkedin-token-secret"
+    assert (report.state, report.where) == ("sent", "https://www.linkedin.com/feed/update/urn:li:share:7001/")
+    row = site.ledger().get(DeliveryKey("forum-notes", "en", "linkedin", "default"))
+    assert (row.state, row.remote_id) == ("sent", "urn:li:share:7001")
+
+
+def test_korean_post_with_korean_hashtags(make_site, http) -> None:
+    site = make_site(**ORGANIZATION, LINKEDIN_API_VERSION="202610")
+    http.add(responses.POST, POSTS, **created("urn:li:share:7002"))
+
+    channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+
+    [call] = post_calls(http)
+    commentary = json.loads(call.request.body)["commentary"]
+    assert "유엔 공공행정포럼\\(인천\\)" in commentary and "{hashtag|\\#|기후행동}" in commentary
+    assert call.request.headers["LinkedIn-Version"] == "202610"
+
+
+def test_commentary_stays_within_3000_after_escaping(make_site, write_article, http) -> None:
+    site = make_site(**ORGANIZATION)
+    # 2,750 characters that grow by half when escaped: measured raw they would fit, escaped they would not
+    write_article("many-symbols", "en", "Symbols", " ".join(["(a)|[b]{c}"] * 250))
+    http.add(responses.POST, POSTS, **created("urn:li:share:7003"))
+
+    channel_for(site).publish(story_of(site, "many-symbols"), ["en"], context(site))
+
+    commentary = json.loads(post_calls(http)[0].request.body)["commentary"]
+    assert len(commentary) <= COMMENTARY_LIMIT and "…" in commentary
+    assert story_of(site, "many-symbols").get("en").url in plain_from_little(commentary)
+
+
+def test_429_waits_for_retry_after_then_posts(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    clock = FakeClock()
+    http.add(responses.POST, POSTS, status=429, json={"status": 429, "message": "Resource level throttle"},
+             headers={"Retry-After": "45"})
+    http.add(responses.POST, POSTS, **created("urn:li:share:7004"))
+
+    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent" and clock.sleeps == [46.0] and len(post_calls(http)) == 2
+
+
+@pytest.mark.parametrize("failure", [
+    {"status": 503, "json": {"status": 503, "message": "Service unavailable"}},
+    {"body": requests.exceptions.ReadTimeout("read timed out")},
+], ids=["503", "timeout"])
+def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_by_its_card(make_site, http, failure) -> None:
+    site = make_site(**ORGANIZATION)
+    article = story_of(site, SLUG).get("en")
+    http.add(responses.POST, POSTS, **failure)
+    channel = channel_for(site)
+
+    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert report.state == "unconfirmed"
+    [blind] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    assert blind.state == "unconfirmed" and len(post_calls(http)) == 1
+
+    http.add(responses.GET, POSTS, json={"elements": [
+        {"id": "urn:li:share:6999", "commentary": "Older", "content": {"article": {"source": "https://else.org/"}}},
+        {"id": "urn:li:ugcPost:7005", "commentary": "Some text",
+         "content": {"article": {"source": article.url, "title": article.title}}},
+    ], "paging": {"start": 0, "count": 20}})
+    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert retried.state == "sent" and "found among recent posts" in retried.note
+    assert len(post_calls(http)) == 1
+    [finder] = finder_calls(http)
+    query = parse_qs(urlsplit(finder.request.url).query)
+    assert query["q"] == ["author"] and query["author"] == ["urn:li:organization:2414183"]
+    assert "urn%3Ali%3Aorganization%3A2414183" in finder.request.url  # the URN is URL-encoded
+    assert finder.request.headers["X-RestLi-Method"] == "FINDER"
+    assert finder.request.headers["LinkedIn-Version"] == "202609"
+    assert site.ledger().get(key()).remote_id == "urn:li:ugcPost:7005"
+
+
+def test_retry_without_permission_to_list_posts_again_as_asked(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.add(responses.POST, POSTS, status=502, json={"message": "Bad gateway"})
+    channel = channel_for(site)
+    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    http.add(responses.GET, POSTS, status=403, json={"status": 403, "message": "Not enough permissions"})
+    http.add(responses.POST, POSTS, **created("urn:li:share:7006"))
+
+    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+
+    assert retried.state == "sent" and "cannot list recent posts" in retried.note
+    assert len(post_calls(http)) == 2
+
+
+def test_unauthorized_is_failed_with_linkedins_message(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.add(responses.POST, POSTS, status=401, json={"status": 401, "serviceErrorCode": 65600,
+                                                      "message": "Invalid access token"})
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed" and report.note == "could not post to LinkedIn: LinkedIn answered 401: Invalid access token"
+    assert "linkedin-token-secret" not in json.dumps(site.ledger().get(key()).as_dict())
+
+
+def test_created_without_an_id_is_unconfirmed(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.add(responses.POST, POSTS, status=201, body="")
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    assert report.state == "unconfirmed"
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("LINKEDIN_ORGANIZATION_URN", "2414183", "expected urn:li:organization:<number>, got '2414183'"),
+    ("LINKEDIN_API_VERSION", "2026-09", "expected a version as YYYYMM, such as 202609, got '2026-09'"),
+])
+def test_bad_settings_are_one_line_config_errors(make_site, name, value, message) -> None:
+    site = make_site(**{**ORGANIZATION, name: value})
+    with pytest.raises(ConfigError) as error:
+        channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    assert str(error.value) == f"{name} (from .env): {message}"
+
+
+def test_without_settings_the_request_goes_to_the_outbox(make_site) -> None:
+    site = make_site()
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+    payload = json.loads((site.root / report.where).read_text(encoding="utf-8"))
+    [request] = payload["requests"]
+    assert request["content"]["article"]["source"] == story_of(site, SLUG).get("ko").url
+    assert "{hashtag|\\#|공공서비스}" in request["commentary"]
