@@ -50,18 +50,24 @@ def _numbers(text: str) -> list[str]:
     return [m.group().replace(",", "") for m in NUMBER.finditer(text)]
 
 
-def restore(segment: Segment, output: str) -> tuple[str, bool]:
+def restore(segment: Segment, output: str, target_lang: str | None = None) -> tuple[str, bool]:
     """Put the protected spans back into the model's output and escape its text for Markdown.
 
     Anything the model dropped (a placeholder, a number) is appended at the end of the sentence, so
     nothing of the source is lost; the second value says whether that happened (the sentence needs review).
+    In Korean, the particle after a restored glossary term is made to agree with the term.
     """
+    from publisher.translate.korean import agree_particle
+
     protected = segment.protected
     used: set[int] = set()
     rendered: list[str] = []
     position = 0
+    previous_term: str | None = None
 
     def text(chunk: str) -> str:
+        if previous_term is not None and target_lang == "ko":
+            chunk = agree_particle(previous_term, chunk)
         if not segment.markdown:
             return chunk
         return escape_markdown(chunk, at_block_start=segment.at_block_start and not rendered)
@@ -76,6 +82,7 @@ def restore(segment: Segment, output: str) -> tuple[str, bool]:
             continue  # an invented or repeated placeholder: drop it
         rendered.append(text(output[position : match.start()]))
         rendered.append(span(index))
+        previous_term = protected[index].target if protected[index].kind == "term" else None
         used.add(index)
         position = match.end()
     tail = output[position:]
@@ -117,7 +124,7 @@ def translate_templates(
                                sent_to_model=len(missing))
     restored: dict[int, str] = {}
     for segment, text in zip(segments, inputs, strict=True):
-        restored_text, repaired = restore(segment, known[text])
+        restored_text, repaired = restore(segment, known[text], translator.target_lang)
         restored[id(segment)] = restored_text
         if repaired:
             counts.repaired.append(segment.text)

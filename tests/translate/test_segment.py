@@ -144,3 +144,31 @@ def test_restore_never_loses_what_the_model_dropped() -> None:
 def test_model_output_cannot_inject_markup(plain: str, escaped: str) -> None:
     assert escape_markdown(plain, at_block_start=True) == escaped
     assert "<b>" not in markdown_to_html(escaped) and "<h1>" not in markdown_to_html(escaped)
+
+
+def test_korean_particles_agree_with_the_restored_term() -> None:
+    glossary = Glossary.load()
+    segment = segment_plain("UNPOG and Incheon signed it.", "en", lambda t: glossary.find(t, "en", "ko")).segments[0]
+
+    # The model wrote particles for "ZQ0"/"ZQ1" (read as ending in a consonant / a vowel).
+    text, repaired = restore(segment, "ZQ0과 ZQ1가 서명했다.", "ko")
+
+    assert text == "유엔거버넌스센터와 인천이 서명했다."
+    assert not repaired
+
+
+@pytest.mark.parametrize("word, following, expected", [
+    ("유엔거버넌스센터", "이 주최했다", "가 주최했다"),
+    ("인천", "로 갔다", "으로 갔다"),
+    ("서울", "으로 갔다", "로 갔다"),  # ㄹ takes 로
+    ("반기문", "는", "은"),
+    ("센터", "을.", "를."),
+    ("유엔거버넌스센터", "과의 협력", "와의 협력"),
+    ("유엔", "가능한 일", "가능한 일"),  # 가능 is a word, not a particle
+    ("인천", "은행", "은행"),
+    ("UNPOG", "이 주최", "이 주최"),  # not Hangul: left as the model wrote it
+])
+def test_particle_agreement(word: str, following: str, expected: str) -> None:
+    from publisher.translate.korean import agree_particle
+
+    assert agree_particle(word, following) == expected
