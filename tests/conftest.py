@@ -15,7 +15,7 @@ from publisher.site import Site
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SITE = ROOT / "examples" / "unpog"
 SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
-SETTING_PREFIXES = ("PUBLISHER_", "SMTP_", "BULLETIN_", "DKIM_", "X_", "MASTODON_", "BLUESKY_", "FACEBOOK_",
+SETTING_PREFIXES = ("PUBLISHER_", "SMTP_", "BULLETIN_", "DKIM_", "X_", "MASTODON_", "BLUESKY_", "FACEBOOK_", "SOCIAL_",
                     "LINKEDIN_", "SITE_", "FEED_", "ARGOS_")
 
 
