@@ -6,7 +6,7 @@ import html
 import json
 import mimetypes
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ MEDIA_TYPES = {
     "opml": "text/x-opml",
     "html": "text/html",
 }
+FORMAT_NAMES = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
 OPML_FILENAME = "feeds.opml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -47,7 +48,7 @@ class FeedSpec:
     description: str
     base_url: str                     # PUBLISHER_SITE_URL, no trailing slash
     theme: str | None = None          # theme slug; None for the language's main feed
-    theme_label: str | None = None    # the theme as written in the articles ("Digital Government")
+    theme_label: str | None = None    # the theme's name in this feed's language ("디지털정부")
 
     @property
     def directory(self) -> str:
@@ -104,7 +105,6 @@ class FeedItem:
     categories: tuple[Category, ...]
     published: datetime
     updated: datetime
-    theme: str | None                 # theme slug
     enclosure: Enclosure | None = None
     image_alt: str = ""
     translations: tuple[tuple[str, str], ...] = ()   # (lang, url) of the other versions of the same story
@@ -131,9 +131,9 @@ def image_enclosure(article: Article, site: Site) -> Enclosure | None:
 
     A local image is looked up under ``public/``, then ``content/``, then the site folder; its URL is the site
     URL plus the path as written, and an image found outside ``public/`` is copied there by the build so the
-    URL resolves. A remote image (http/https) is not fetched,
-    since builds are offline: its length is written as 0, as the RSS Advisory Board recommends when the
-    size cannot be determined, and its type is guessed from the file name.
+    URL resolves. A remote image (http/https) is not fetched, since builds are offline: its length is written
+    as 0, as the RSS Advisory Board recommends when the size cannot be determined, and its type is guessed
+    from the file name.
     """
     image = article.image
     if image is None or not image.src:
@@ -195,19 +195,12 @@ def make_item(
         categories=tuple(categories),
         published=published,
         updated=max(article.updated or published, published),
-        theme=article.theme_slug,
         enclosure=enclosure,
         image_alt=article.image.alt if article.image else "",
         translations=tuple(translations),
         machine_translated=article.is_machine_translation,
         notice=notice,
     )
-
-
-def newest_first(items: Iterable[FeedItem], limit: int | None = None) -> list[FeedItem]:
-    """Newest publication first; ties broken by slug so two builds order the same articles the same way."""
-    ordered = sorted(items, key=lambda item: (item.published, item.slug), reverse=True)
-    return ordered if limit is None else ordered[:limit]
 
 
 def feed_updated(items: Sequence[FeedItem]) -> datetime:
@@ -343,10 +336,6 @@ def render_rss_and_atom(
 # --- JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) -------------------------------------------------
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.isoformat()
-
-
 def json_feed_document(spec: FeedSpec, items: Sequence[FeedItem]) -> dict[str, Any]:
     """The JSON Feed 1.1 object: ``version``, ``title`` and ``items`` are required; each item needs ``id`` and content."""
     document: dict[str, Any] = {
@@ -371,8 +360,8 @@ def json_feed_document(spec: FeedSpec, items: Sequence[FeedItem]) -> dict[str, A
             entry["summary"] = item.summary_text
         if item.enclosure and item.enclosure.media_type.startswith("image/"):
             entry["image"] = item.enclosure.url
-        entry["date_published"] = _rfc3339(item.published)
-        entry["date_modified"] = _rfc3339(item.updated)
+        entry["date_published"] = item.published.isoformat()
+        entry["date_modified"] = item.updated.isoformat()
         if item.author:
             entry["authors"] = [{"name": item.author}]
         if item.categories:
@@ -407,16 +396,16 @@ def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
 # --- OPML --------------------------------------------------------------------------------------------------
 
 
-def render_opml(title: str, specs: Sequence[FeedSpec], created: datetime | None = None) -> bytes:
-    """An OPML 2.0 subscription list of every feed, grouped by language (readers import it in one step)."""
-    from email.utils import format_datetime
+def render_opml(title: str, specs: Sequence[FeedSpec]) -> bytes:
+    """An OPML 2.0 subscription list of every feed, grouped by language (readers import it in one step).
+
+    No dateCreated: the list only changes when the feeds do, so an unchanged build leaves the file alone.
+    """
     from xml.etree import ElementTree as ET
 
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = title
-    if created is not None:
-        ET.SubElement(head, "dateCreated").text = format_datetime(created.astimezone(timezone.utc))
     body = ET.SubElement(root, "body")
     by_lang: dict[str, list[FeedSpec]] = {}
     for spec in specs:
@@ -427,7 +416,7 @@ def render_opml(title: str, specs: Sequence[FeedSpec], created: datetime | None 
             for fmt in spec.formats:
                 if fmt == "json":
                     continue  # OPML's type attribute only knows rss (which readers also use for Atom)
-                name = f"{spec.title} ({fmt.upper()})"
+                name = f"{spec.title} ({FORMAT_NAMES[fmt]})"
                 ET.SubElement(group, "outline", type="rss", text=name, title=name, xmlUrl=spec.url(fmt),
                               htmlUrl=spec.home_url, language=lang, version="RSS2" if fmt == "rss" else "ATOM")
     ET.indent(root)
@@ -630,15 +619,14 @@ class SiteFeeds:
 
         spec = self.spec(lang)
         up = "../" * depth
-        names = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed"}
-        return [PageLink(href=spec.url(fmt), title=f"{spec.title} ({gettext(lang, names[fmt], self.site)})",
+        return [PageLink(href=spec.url(fmt), title=f"{spec.title} ({gettext(lang, FORMAT_NAMES[fmt], self.site)})",
                          type=MEDIA_TYPES[fmt], relative=f"{up}{FILENAMES[fmt]}") for fmt in spec.formats]
 
     def theme_links(self, lang: str) -> list[tuple[FeedSpec, list[PageLink]]]:
         links = []
         for theme in sorted(self.themes[lang]):
             spec = self.spec(lang, theme)
-            links.append((spec, [PageLink(href=spec.url(fmt), title=f"{spec.title} ({fmt.upper()})",
+            links.append((spec, [PageLink(href=spec.url(fmt), title=FORMAT_NAMES[fmt],
                                           type=MEDIA_TYPES[fmt], relative=f"themes/{theme}/{FILENAMES[fmt]}")
                                  for fmt in spec.formats]))
         return links
