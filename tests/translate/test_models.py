@@ -147,3 +147,22 @@ def test_installing_again_replaces_the_package_in_place(cli, argos_archives, emp
     assert first.exit_code == 0 and again.exit_code == 0, again.output
     assert [p.model_id for p in installed_packages(empty_models_dir)] == ["argos:en-ko@1.0"]
     assert [p.name for p in empty_models_dir.parent.iterdir() if "installing" in p.name] == []
+
+
+def test_setup_warnings_name_each_missing_pair(site, empty_models_dir: Path) -> None:
+    from publisher.translate.packages import setup_warnings
+
+    warnings = setup_warnings(("en", "ko"), site.config)
+
+    assert warnings == [
+        f"no en->ko translation model in {empty_models_dir}: publisher translate --to ko cannot run; "
+        "run: publisher models install en ko",
+        f"no ko->en translation model in {empty_models_dir}: publisher translate --to en cannot run; "
+        "run: publisher models install ko en",
+    ]
+
+
+def test_no_setup_warning_when_both_pairs_are_installed(site, models_dir: Path) -> None:
+    from publisher.translate.packages import setup_warnings
+
+    assert setup_warnings(("en", "ko"), site.config) == []
