@@ -12,7 +12,7 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 NUMBER = re.compile(r"(?<![\d.,])\d+(?:[.,]\d+)*(?!\d)")
 _URL_OR_EMAIL = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Characters that would turn translated prose back into markup; a backslash makes them literal in CommonMark.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~]|&(?=#?\w+;))")
 _BLOCK_START_MARKUP = re.compile(r"^(?:(?P<mark>#{1,6}|[-+=])(?=\s|$)|(?P<number>\d+)(?P<dot>[.)])(?=\s|$))")
 
 

@@ -140,10 +140,12 @@ def test_restore_never_loses_what_the_model_dropped() -> None:
     ("# not a heading", r"\# not a heading"),
     ("1. not a list", r"1\. not a list"),
     ("- not a bullet", r"\- not a bullet"),
+    ("~~struck~~ &copy; R&D", r"\~\~struck\~\~ \&copy; R&D"),
 ])
 def test_model_output_cannot_inject_markup(plain: str, escaped: str) -> None:
     assert escape_markdown(plain, at_block_start=True) == escaped
-    assert "<b>" not in markdown_to_html(escaped) and "<h1>" not in markdown_to_html(escaped)
+    html = markdown_to_html(escaped)
+    assert not any(tag in html for tag in ("<b>", "<h1>", "<ol>", "<ul>", "<em>", "<s>", "<del>", "©"))
 
 
 def test_korean_particles_agree_with_the_restored_term() -> None:
