@@ -10,7 +10,8 @@ The Posts API has no idempotency key. For ``--retry-unconfirmed`` it can list an
 (the ``author`` finder, which needs the ``r_organization_social`` permission): the post is looked for by the
 article's URL there. Without that permission LinkedIn answers 403; the channel then treats the listing as
 unavailable, so the retry posts again, which is what ``--retry-unconfirmed`` asks for once a person has
-checked the Page (as for any platform that cannot list posts).
+checked the Page (as for any platform that cannot list posts). A post LinkedIn refuses as a duplicate (422,
+"Content is a duplicate of urn:li:share:...") counts as posted, under the URN LinkedIn names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 from publisher.channels.social import (
     CredentialField,
+    DuplicatePost,
     OutcomeUnknown,
     PostNotSent,
     RateLimited,
@@ -52,6 +54,7 @@ LITTLE_RESERVED = frozenset("|{}@[]()<>#\\*_~")
 _HASHTAG = re.compile(r"(?<!\S)[#＃]([^\W_]\w*)")  # noqa: RUF001 - the full-width sign is a hashtag sign too
 _HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\?[#＃]\|((?:\\.|[^\\}])*)\}")  # noqa: RUF001
 _ESCAPED = re.compile(r"\\(.)")
+_DUPLICATE = re.compile(r"duplicate of (urn:li:(?:share|ugcPost):\d+)", re.IGNORECASE)
 
 
 def parse_organization_urn(text: str) -> str:
@@ -172,6 +175,11 @@ class LinkedInClient:
         said = f"LinkedIn answered {response.status_code}: {_error_message(response)}"
         if response.status_code == 429:
             raise RateLimited(said, reset_at=self.clock() + _retry_after(response))
+        duplicate_of = _DUPLICATE.search(said) if posting and response.status_code == 422 else None
+        if duplicate_of:
+            # "Content is a duplicate of urn:li:share:...": LinkedIn already has this post, and says which
+            urn = duplicate_of.group(1)
+            raise DuplicatePost(said, existing=RemotePost(urn, post_url(urn)))
         if response.status_code >= 500 and posting:
             raise OutcomeUnknown(f"could not {action}: {said}; the post may exist")
         raise PostNotSent(f"could not {action}: {said}")

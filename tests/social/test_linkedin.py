@@ -217,3 +217,21 @@ def test_without_settings_the_request_goes_to_the_outbox(make_site) -> None:
     [request] = payload["requests"]
     assert request["content"]["article"]["source"] == story_of(site, SLUG).get("ko").url
     assert "{hashtag|\\#|공공서비스}" in request["commentary"]
+
+
+def test_a_duplicate_refusal_counts_as_posted_under_the_urn_linkedin_names(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.add(responses.POST, POSTS, status=422, json={
+        "status": 422, "message": "Content is a duplicate of urn:li:share:7010", "code": "DUPLICATE_POST"})
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "sent" and report.where == "https://www.linkedin.com/feed/update/urn:li:share:7010/"
+    assert site.ledger().get(key()).remote_id == "urn:li:share:7010" and len(post_calls(http)) == 1
+
+
+def test_another_422_is_failed(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.add(responses.POST, POSTS, status=422, json={"status": 422, "message": "/commentary: too long"})
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    assert report.state == "failed" and "/commentary: too long" in report.note
