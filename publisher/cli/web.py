@@ -26,10 +26,14 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     if not local_only and not admin_token(site):
         click.echo(f"Note: listening on {host}; the review page stays closed until PUBLISHER_ADMIN_TOKEN is set.",
                    err=True)
+    import logging
+
     import uvicorn
 
     from publisher.web import create_app
 
+    # Our access log cuts the signed tokens out of the paths; uvicorn's would write them to the log.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"Serving {site.root} on http://{host}:{port}/ (review page: /review)", err=True)
     uvicorn.run(create_app(site, review_local_only=local_only), host=host, port=port, log_level="info",
-                server_header=False)
+                access_log=False, server_header=False)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
     import os
 
     from starlette.requests import Request
-    from starlette.types import Scope
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from publisher.site import Site
 
@@ -61,6 +65,42 @@ class PublicFiles(StaticFiles):
         return response
 
 
+TOKEN_IN_PATH = re.compile(r"^/(confirm|unsubscribe|preferences)/[^/?]+")
+access_log = logging.getLogger("publisher.web.access")
+
+
+class AccessLog:
+    """One log line per request, with the signed token cut out of the path.
+
+    A token in a link is the key to someone's subscription, so it must not sit in log files; uvicorn's own
+    access log (which prints the full path) is turned off by ``publisher serve``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                path = TOKEN_IN_PATH.sub(r"/\1/<token>", scope["path"])
+                client = scope.get("client") or ("-", 0)
+                access_log.info('%s "%s %s" %d %.1f ms', client[0], scope["method"], path, status,
+                                (time.perf_counter() - started) * 1000)
+
+
 def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
     """The web app for ``site``.
 
@@ -90,6 +130,7 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error},
+                    middleware=[Middleware(AccessLog)],
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state
     return app

@@ -94,10 +94,17 @@ def test_serve_runs_uvicorn_and_answers(site_dir: Path) -> None:
                 time.sleep(0.1)
         assert "구독 신청" in page
         assert server_header is None          # the server does not announce itself
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/unsubscribe/TOKENWORTHKEEPINGSECRET", timeout=5)
+        except urllib.error.HTTPError as refused:
+            assert refused.code == 400
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     assert f"on http://127.0.0.1:{port}/" in stderr
+    assert '"GET /subscribe" 200' in stderr
+    assert '"GET /unsubscribe/<token>" 400' in stderr
+    assert "TOKENWORTHKEEPINGSECRET" not in stderr      # signed links are keys: never in the log
     assert "Traceback" not in stderr
 
 
