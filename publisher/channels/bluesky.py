@@ -155,7 +155,7 @@ class BlueskyClient:
         self.atproto = Client(service_url, request=Request(**options))
         self._did: str | None = None
 
-    def did(self, action: str) -> str:
+    def did(self) -> str:
         """The account's DID, logging in first if needed (a failed login posted nothing)."""
         if self._did is None:
             with _atproto_errors(self.clock, "log in to Bluesky", may_have_posted=False):
@@ -163,18 +163,18 @@ class BlueskyClient:
                 self.atproto.login(self.handle, self.account["APP_PASSWORD"], fetch_bsky_profile=False)
             session = self.atproto._session  # the SDK keeps the DID on its session only
             if session is None:  # pragma: no cover - login() sets it or raises
-                raise PostNotSent(f"could not {action}: Bluesky gave no session")
+                raise PostNotSent("could not log in to Bluesky: it gave no session")
             self._did = session.did
         return self._did
 
     def upload_thumbnail(self, data: bytes) -> Any:
         """Upload an image as a blob; return its reference for the card's ``thumb``."""
-        self.did("upload the image to Bluesky")
+        self.did()
         with _atproto_errors(self.clock, "upload the image to Bluesky", may_have_posted=False):
             return self.atproto.upload_blob(data).blob
 
     def create_post(self, record: Any, rkey: str) -> RemotePost:
-        repo = self.did("post to Bluesky")
+        repo = self.did()
         with _atproto_errors(self.clock, "post to Bluesky", may_have_posted=True):
             created = self.atproto.app.bsky.feed.post.create(repo, record, rkey=rkey)
         return RemotePost(created.uri, post_web_url(self.handle, created.uri), record.text, _links_of(record))
@@ -183,7 +183,7 @@ class BlueskyClient:
         """The account's post stored under ``rkey``, or None."""
         from atproto_client.exceptions import BadRequestError
 
-        repo = self.did("look for the post on Bluesky")
+        repo = self.did()
         try:
             with _atproto_errors(self.clock, "look for the post on Bluesky", may_have_posted=False,
                                  passthrough=BadRequestError):
@@ -195,7 +195,7 @@ class BlueskyClient:
         return RemotePost(found.uri, post_web_url(self.handle, found.uri), found.value.text, _links_of(found.value))
 
     def recent_posts(self) -> list[RemotePost]:
-        repo = self.did("list recent posts on Bluesky")
+        repo = self.did()
         with _atproto_errors(self.clock, "list recent posts on Bluesky", may_have_posted=False):
             feed = self.atproto.get_author_feed(repo, filter="posts_no_replies", limit=RECENT_POSTS_LOOKED_AT)
         posts = []
