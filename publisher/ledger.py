@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,22 +76,59 @@ class Ledger:
         ).fetchone()
         return Delivery.from_row(row) if row else None
 
-    def begin(self, key: DeliveryKey) -> Delivery:
-        """Mark ``key`` in flight (attempts + 1) and return the row as it was before (state ``pending`` if new)."""
+    def get_many(self, keys: Iterable[DeliveryKey]) -> dict[DeliveryKey, Delivery]:
+        """The rows of ``keys`` that exist, with one query per 500 keys (a bulk sender checks a batch at once)."""
+        found: dict[DeliveryKey, Delivery] = {}
+        wanted = list(keys)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = self.conn.execute(
+                "SELECT d.* FROM deliveries d JOIN (SELECT ? AS a, ? AS l, ? AS c, ? AS t"
+                + " UNION ALL SELECT ?, ?, ?, ?" * (len(chunk) - 1)
+                + ") k ON d.article = k.a AND d.lang = k.l AND d.channel = k.c AND d.target = k.t",
+                [value for key in chunk for value in (key.article, key.lang, key.channel, key.target)],
+            ).fetchall()
+            for row in rows:
+                delivery = Delivery.from_row(row)
+                found[delivery.key] = delivery
+        return found
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several ``begin``/``mark`` calls in one transaction and one commit (a bulk sender's outcomes)."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            before = self.get(key) or Delivery(key)
-            self.conn.execute(
-                f"INSERT INTO deliveries (article, lang, channel, target, state, attempts) "
-                f"VALUES (?, ?, ?, ?, 'in_flight', 1) "
-                f"ON CONFLICT (article, lang, channel, target) DO UPDATE SET "
-                f"state='in_flight', attempts=attempts+1, updated_at={_NOW}",
-                (key.article, key.lang, key.channel, key.target),
-            )
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def begin(self, key: DeliveryKey) -> Delivery:
+        """Mark ``key`` in flight (attempts + 1) and return the row as it was before (state ``pending`` if new).
+
+        Inside ``batch()`` the change is committed with the batch; otherwise at once.
+        """
+        if self.conn.in_transaction:
+            return self._begin(key)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._begin(key)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        return before
+
+    def _begin(self, key: DeliveryKey) -> Delivery:
+        before = self.get(key) or Delivery(key)
+        self.conn.execute(
+            f"INSERT INTO deliveries (article, lang, channel, target, state, attempts) "
+            f"VALUES (?, ?, ?, ?, 'in_flight', 1) "
+            f"ON CONFLICT (article, lang, channel, target) DO UPDATE SET "
+            f"state='in_flight', attempts=attempts+1, updated_at={_NOW}",
+            (key.article, key.lang, key.channel, key.target),
+        )
         return before
 
     def mark(

@@ -232,13 +232,36 @@ class EmailChannel(Channel):
         rate = float(self.config.get(SMTP_RATE_PER_SECOND) or 0)
         transport = self._transport()
         in_flight: dict[DeliveryKey, str] = {}     # key -> subscriber language
+        bounced: list[str] = []
+
+        def recipients() -> Iterator[tuple[Subscriber, DeliveryKey, Bulletin, bool]]:
+            """Who gets a message, in id order; decided from the ledger one batch of subscribers at a time."""
+            for batch in _batches(subscribers.iter_active(theme=run.theme, batch_size=SUBSCRIBER_BATCH)):
+                keys = [DeliveryKey(run.delivery_id, s.lang, self.name, s.email) for s in batch]
+                ledger.ensure_pending(keys)
+                rows = ledger.get_many(keys)
+                chosen, newly_skipped = [], []
+                for subscriber, key in zip(batch, keys):
+                    row, bulletin = rows.get(key), run.bulletin_for(subscriber.lang)
+                    decision = _decide(row, bulletin, ctx.force)
+                    if decision in ("send", "resend"):
+                        chosen.append((subscriber, key, bulletin, decision == "resend"))
+                        continue
+                    if decision == "skipped" and (row is None or row.state != "skipped"):
+                        newly_skipped.append(key)
+                    summary.add(subscriber.lang, decision)
+                    progress.advance()
+                if newly_skipped:
+                    with ledger.batch():
+                        for key in newly_skipped:
+                            ledger.mark(key, "skipped", error=f"no {key.lang} version (BULLETIN_FALLBACK=skip)")
+                yield from chosen
 
         def record(outcome: SendOutcome) -> None:
             job = outcome.job
             lang = in_flight.pop(job.key)
-            resent = bool(job.context)
-            detail = {"message_id": outcome.message_id, "attempts": outcome.attempts}
-            if resent or outcome.possible_duplicate:
+            detail: dict[str, Any] = {"message_id": outcome.message_id, "attempts": outcome.attempts}
+            if job.context or outcome.possible_duplicate:    # context: the row was left in flight before
                 detail["possible_duplicate"] = True
                 summary.possible_duplicates.append(job.recipient)
             if outcome.state == "sent":
@@ -250,39 +273,46 @@ class EmailChannel(Channel):
                     detail["code"] = outcome.code
                 ledger.mark(job.key, "failed", error=outcome.error, detail=detail)
                 if outcome.bounced:
-                    subscribers.mark_bounced(job.recipient)
+                    bounced.append(job.recipient)
                 summary.add(lang, "bounced" if outcome.bounced else "failed", outcome.error)
             progress.advance()
 
+        todo = recipients()
+        exhausted = False
+        next_slot = time.monotonic()
         with transport, _Progress(ctx, total, transport.describe()) as progress:
-            next_slot = time.monotonic()
-            for batch in _batches(subscribers.iter_active(theme=run.theme, batch_size=SUBSCRIBER_BATCH)):
-                keys = [DeliveryKey(run.delivery_id, s.lang, self.name, s.email) for s in batch]
-                ledger.ensure_pending(keys)
-                for subscriber, key in zip(batch, keys):
-                    row = ledger.get(key)
-                    bulletin = run.bulletin_for(subscriber.lang)
-                    decision = _decide(row, bulletin, ctx.force)
-                    if decision not in ("send", "resend"):
-                        if decision == "skipped" and (row is None or row.state != "skipped"):
-                            ledger.mark(key, "skipped", error=f"no {subscriber.lang} version (BULLETIN_FALLBACK=skip)")
-                        summary.add(subscriber.lang, decision)
-                        progress.advance()
-                        continue
-                    assert bulletin is not None
-                    # One recipient in flight per connection: wait for an outcome before starting another.
-                    while len(in_flight) >= transport.connections:
-                        record(transport.next_outcome())
+            while True:
+                outcomes: list[SendOutcome] = []
+                if in_flight and (exhausted or len(in_flight) >= transport.connections):
+                    outcomes.append(transport.next_outcome())
+                    outcomes += transport.ready_outcomes()
+                # One recipient in flight per connection, never more.
+                starting = []
+                while not exhausted and len(in_flight) - len(outcomes) + len(starting) < transport.connections:
+                    item = next(todo, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        starting.append(item)
+                if not outcomes and not starting:
+                    break
+                # The outcomes just received and the recipients about to start, in one commit.
+                with ledger.batch():
+                    for outcome in outcomes:
+                        record(outcome)
+                    for _, key, _, _ in starting:
+                        ledger.begin(key)
+                for address in bounced:
+                    subscribers.mark_bounced(address)
+                bounced.clear()
+                for subscriber, key, bulletin, resend in starting:
                     if rate > 0:
                         now = time.monotonic()
                         if next_slot > now:
                             time.sleep(next_slot - now)
                         next_slot = max(now, next_slot) + 1.0 / rate
-                    ledger.begin(key)
                     in_flight[key] = subscriber.lang
-                    transport.submit(_job(builder, bulletin, subscriber, key, resend=decision == "resend"))
-            while in_flight:
-                record(transport.next_outcome())
+                    transport.submit(_job(builder, bulletin, subscriber, key, resend=resend))
         return summary
 
     def reports(self, run: BulletinRun, summary: RunSummary) -> list[DeliveryReport]:
@@ -364,6 +394,12 @@ class _PoolTransport:
         assert outcome is not None
         return outcome
 
+    def ready_outcomes(self) -> list[SendOutcome]:
+        ready = []
+        while (outcome := self.pool.next_outcome(timeout=0)) is not None:
+            ready.append(outcome)
+        return ready
+
 
 class MaildirTransport:
     """The local fallback: each message is written to outbox/mail/ (tmp/ then new/, never half-written)."""
@@ -395,6 +431,10 @@ class MaildirTransport:
 
     def next_outcome(self) -> SendOutcome:
         return self._done.pop(0)
+
+    def ready_outcomes(self) -> list[SendOutcome]:
+        ready, self._done = self._done, []
+        return ready
 
 
 class _Progress:

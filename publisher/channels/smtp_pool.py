@@ -158,7 +158,7 @@ class SmtpPool:
     def next_outcome(self, timeout: float | None = None) -> SendOutcome | None:
         """The next outcome, or None after `timeout` seconds; re-raises a worker's unexpected error."""
         try:
-            item = self._outcomes.get(timeout=timeout)
+            item = self._outcomes.get(block=timeout != 0, timeout=timeout or None)
         except queue.Empty:
             return None
         if isinstance(item, BaseException):
