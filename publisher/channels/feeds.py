@@ -8,9 +8,10 @@ readers never show it twice. Rebuilding a feed is idempotent, so publishing agai
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, ClassVar
 
 from publisher.channels.base import Channel, DeliveryReport, PublishContext, Rendition
@@ -23,29 +24,63 @@ if TYPE_CHECKING:
     from publisher.site import Site
 
 CHANNEL = "feeds"
+MANIFEST = "feeds-files.json"   # in .publisher/: every file under public/ that a feeds build wrote
 
 
 @dataclass
 class BuildResult:
-    """What a build did: files written because their bytes changed, and files left alone."""
+    """What a build did: files written because their bytes changed, files left alone, stale files removed."""
 
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
         return self.written + self.unchanged
 
 
-def write_outputs(site: Site, files: Iterable[OutputFile]) -> BuildResult:
-    """Write each file atomically under ``public/``, skipping those whose bytes did not change."""
-    from publisher.fsutil import write_if_changed
+def write_outputs(site: Site, files: Iterable[OutputFile], *, full_build: bool = False) -> BuildResult:
+    """Write each file atomically under ``public/``, skipping those whose bytes did not change.
+
+    Every path written is remembered in ``.publisher/feeds-files.json``. After a full build, files that an
+    earlier build wrote and this one did not (the page of a deleted article, the feed of a theme no article
+    has any more) are removed; nothing else under ``public/`` is ever touched.
+    """
+    from publisher.fsutil import atomic_write_text, write_if_changed
 
     result = BuildResult()
     for output in files:
         changed = write_if_changed(site.public_dir / output.path, output.content)
         (result.written if changed else result.unchanged).append(output.path)
+    manifest = site.state_dir / MANIFEST
+    try:
+        earlier = set(json.loads(manifest.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        earlier = set()
+    current = set(result.files)
+    if full_build:
+        for path in sorted(earlier - current):
+            _remove_with_empty_parents(site.public_dir, path)
+            result.removed.append(path)
+        known = current
+    else:
+        known = earlier | current
+    if known != earlier:
+        atomic_write_text(manifest, json.dumps(sorted(known), ensure_ascii=False, indent=0) + "\n")
     return result
+
+
+def _remove_with_empty_parents(public: Path, relative: str) -> None:
+    target = public / relative
+    target.unlink(missing_ok=True)
+    folder = target.parent
+    while folder != public and folder.is_relative_to(public):
+        try:
+            folder.rmdir()   # only succeeds when empty
+        except OSError:
+            break
+        folder = folder.parent
 
 
 def feed_targets(article: Article) -> list[str]:
@@ -179,7 +214,7 @@ def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
     channel = FeedsChannel(site)
     ledger = site.ledger()
     feeds = channel.site_feeds(ledger, everything=include_unpublished)
-    result = write_outputs(site, feeds.render())
+    result = write_outputs(site, feeds.render(), full_build=True)
     feeds.keep_rendered_bodies(full_build=True)
     if include_unpublished:
         state = PublishedVersions(ledger)

@@ -25,14 +25,18 @@ def build(ctx: click.Context, include_all: bool) -> None:
     """Rebuild every feed, index page and article page from the published articles.
 
     Each file is written to a temporary file and renamed into place, and only when its bytes changed.
+    Files an earlier build wrote that are no longer needed (a deleted article's page) are removed.
     """
     from publisher.channels.feeds import build_site
 
     site = get_site(ctx)
     result = build_site(site, include_unpublished=include_all)
-    click.echo(f"{len(result.written)} files written, {len(result.unchanged)} unchanged, in {site.public_dir}")
+    removed = f", {len(result.removed)} removed" if result.removed else ""
+    click.echo(f"{len(result.written)} files written, {len(result.unchanged)} unchanged{removed}, in {site.public_dir}")
     for path in result.written:
         click.echo(f"  wrote {path}")
+    for path in result.removed:
+        click.echo(f"  removed {path}")
 
 
 @feeds.command("list")

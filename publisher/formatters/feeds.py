@@ -129,9 +129,9 @@ def tag_uri(base_url: str, article: Article) -> str:
 def image_enclosure(article: Article, site: Site) -> Enclosure | None:
     """The article's image as an enclosure with its real byte length and media type.
 
-    A local image is looked up under ``public/``, then ``content/``, then the site folder; its URL is the site
-    URL plus the path as written, and an image found outside ``public/`` is copied there by the build so the
-    URL resolves. A remote image (http/https) is not fetched, since builds are offline: its length is written
+    A local image is looked up under ``content/``, then the site folder, then ``public/``; its URL is the site
+    URL plus the path as written, and an image found outside ``public/`` is copied there (same path) by the
+    build so the URL resolves. A remote image (http/https) is not fetched, since builds are offline: its length is written
     as 0, as the RSS Advisory Board recommends when the size cannot be determined, and its type is guessed
     from the file name.
     """
@@ -146,14 +146,14 @@ def image_enclosure(article: Article, site: Site) -> Enclosure | None:
     if ".." in Path(relative).parts:
         raise ContentError(article.path, "image.src", f"must stay inside the site folder: {src}")
     url = f"{site.url}/{relative}"
+    for source in (site.content_dir / relative, site.root / relative):
+        if source.is_file():
+            return Enclosure(url=url, length=source.stat().st_size, media_type=media_type,
+                             copy_from=source, public_path=relative)
     published = site.public_dir / relative
     if published.is_file():
         return Enclosure(url=url, length=published.stat().st_size, media_type=media_type)
-    for candidate in (site.content_dir / relative, site.root / relative):
-        if candidate.is_file():
-            return Enclosure(url=url, length=candidate.stat().st_size, media_type=media_type,
-                             copy_from=candidate, public_path=relative)
-    raise ContentError(article.path, "image", f"file not found: {src} (looked in public/, content/ and the site folder)")
+    raise ContentError(article.path, "image", f"file not found: {src} (looked in content/, the site folder and public/)")
 
 
 def make_item(

@@ -176,7 +176,7 @@ def test_a_missing_image_is_one_line_naming_file_and_field_and_nothing_is_writte
     result = cli("feeds", "build", "--all")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"Error: {path}: image: file not found: images/missing.png (looked in public/, content/ and the site folder)"]
+        f"Error: {path}: image: file not found: images/missing.png (looked in content/, the site folder and public/)"]
     assert "Traceback" not in result.output
     assert not site.public_dir.exists()
 
@@ -254,3 +254,35 @@ def test_preview_shows_the_feeds_with_the_article_and_publishes_nothing(site: Si
     assert [e.link for e in parsed.entries] == ["http://localhost:8000/en/2024-sdg16-knowledge-forum/"]
     assert not site.public_dir.exists()
     assert not list(site.ledger().rows(channel="feeds"))
+
+
+def test_a_full_build_removes_only_its_own_stale_files(site: Site, cli) -> None:
+    assert cli("feeds", "build", "--all").exit_code == 0
+    public = site.public_dir
+    mine = public / "en" / "notes.txt"          # someone else's file under public/
+    mine.write_text("keep me", encoding="utf-8")
+    # The only English article on Knowledge Management is deleted.
+    (site.content_dir / "2024-sdg16-knowledge-forum.en.md").unlink()
+    result = cli("feeds", "build")
+    assert result.exit_code == 0, result.output
+    assert "removed en/2024-sdg16-knowledge-forum/index.html" in result.output
+    assert not (public / "en" / "2024-sdg16-knowledge-forum").exists()
+    assert not (public / "en" / "themes" / "knowledge-management").exists()
+    assert "sdg16" not in (public / "en" / "rss.xml").read_text(encoding="utf-8")
+    assert mine.read_text(encoding="utf-8") == "keep me"
+    assert (public / "en" / "themes" / "digital-government" / "rss.xml").is_file()
+
+
+def test_an_image_already_under_public_is_used_in_place(site: Site, cli, write_article) -> None:
+    image = site.public_dir / "media" / "photo.jpg"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"\xff\xd8\xff" + b"0" * 997)
+    write_article("in-place", "en", title="In place", date="2030-01-01T09:00:00+09:00",
+                  image={"src": "/media/photo.jpg", "alt": "A photo"})
+    for _ in range(2):   # the second, full build must not take the file for a stale one of its own
+        result = cli("feeds", "build", "--all")
+        assert result.exit_code == 0, result.output
+    entry = feedparser.parse((site.public_dir / "en" / "rss.xml").read_bytes()).entries[0]
+    assert [(e.href, e.length, e.type) for e in entry.enclosures] == [
+        ("http://localhost:8000/media/photo.jpg", "1000", "image/jpeg")]
+    assert image.read_bytes()[:3] == b"\xff\xd8\xff"
