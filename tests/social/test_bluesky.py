@@ -25,6 +25,9 @@ BLOB_CID = "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"
 RECORD_CID = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
 CREATE = "com.atproto.repo.createRecord"
 
+# atproto uploads blobs with httpx's data=<bytes>, which httpx 0.28 warns about: the SDK's habit, not ours
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
+
 
 def _jwt(seconds: int) -> str:
     def part(data: dict[str, Any]) -> str:
@@ -416,3 +419,24 @@ def test_record_keys_are_valid_tids_stable_per_row() -> None:
     assert len(one) == 13 and one[0] in "234567abcdefghij"
     assert TID_RE.match(one)  # atproto's own pattern for a record key
     assert record_key(first, "a" * 32) < record_key(first.replace(second=4), "a" * 32)  # sortable by time
+
+
+def test_command_line_publish_unknown_outcome_status_and_retry(cli, site_dir, pds, monkeypatch) -> None:
+    (site_dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in DEFAULT_ACCOUNT.items()), encoding="utf-8")
+    monkeypatch.setattr(BlueskyChannel, "transport", pds.transport)  # below atproto, as in every test here
+    korean = str(site_dir / "content" / f"{SLUG}.ko.md")
+    pds.failures[CREATE] = [httpx.ReadTimeout("read timed out")]
+    pds.store_then_fail = True
+
+    first = cli("publish", korean, "--channel", "bluesky", "--lang", "ko", env={"COLUMNS": "200"})
+    assert first.exit_code == 1 and "unconfirmed" in first.output
+    status = cli("status", env={"COLUMNS": "200"})
+    assert "bluesky" in status.output and "unconfirmed" in status.output
+
+    retried = cli("publish", korean, "--channel", "bluesky", "--lang", "ko", "--retry-unconfirmed",
+                  env={"COLUMNS": "200"})
+
+    assert retried.exit_code == 0, retried.output
+    [rkey] = pds.records
+    assert f"bsky.app/profile/unpog.bsky.social/post/{rkey}" in retried.output
+    assert len(pds.calls(CREATE)) == 1
