@@ -16,6 +16,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from publisher.errors import PublisherError
 from publisher.web import review, subscription
 from publisher.web.pages import message_page, page_language
 from publisher.web.state import WebState, web_state
@@ -129,7 +130,8 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}", review.review_story, methods=["GET"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error},
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, PublisherError: publisher_error},
                     middleware=[Middleware(AccessLog)],
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state
@@ -155,3 +157,12 @@ async def http_error(request: Request, exc: Any) -> Response:
                         title=ERROR_TITLES.get(status, "Something went wrong"),
                         message="There is nothing at this address." if status == 404 else "This request was refused.",
                         headers=dict(getattr(exc, "headers", None) or {}))
+
+
+async def publisher_error(request: Request, exc: Exception) -> Response:
+    """A broken content file or setting: its one line, as the command line shows it, never a traceback."""
+    site = web_state(request).site
+    one_line = " ".join(str(exc).split())
+    logging.getLogger("publisher.web").error("%s %s: %s", request.method, request.url.path, one_line)
+    return message_page(request, site, page_language(request, site), status_code=500,
+                        title="Something went wrong", message=one_line)

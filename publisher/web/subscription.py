@@ -64,7 +64,13 @@ def site_themes(site: Site) -> list[Theme]:
 @lru_cache(maxsize=4)
 def _themes(root: str, signature: tuple[Any, ...], site: Site) -> tuple[Theme, ...]:
     found: dict[str, str] = {}
-    for article in site.articles().articles():
+    try:
+        articles = site.articles().articles()
+    except PublisherError as error:
+        # A broken content file must not take the subscribe form down; the editor sees it in the log.
+        log.error("themes not offered on the forms: %s", error)
+        return ()
+    for article in articles:
         if article.theme and article.theme_slug:
             # The original-language name is the catalog key; an English version is the usual original.
             if article.lang == "en" or article.theme_slug not in found:
@@ -293,12 +299,16 @@ def _unsubscribe_address(request: Request, site: Site) -> str:
 
 async def unsubscribe_page(request: Request) -> Response:
     """GET only shows a button: mail scanners fetch every link, and must not unsubscribe anyone."""
-    site = web_state(request).site
+    from starlette.concurrency import run_in_threadpool
+
+    state = web_state(request)
+    site = state.site
     try:
         address = _unsubscribe_address(request, site)
     except BadToken as error:
         return bad_link(request, site, error)
-    lang = page_language(request, site)
+    known = await run_in_threadpool(_load_subscriber, state, address)
+    lang = page_language(request, site, known.lang if known else None)
     return render_page(request, site, "unsubscribe.html.j2", lang, email=address, action=request.url.path,
                        one_click=ONE_CLICK_BODY)
 
@@ -314,17 +324,22 @@ async def unsubscribe(request: Request) -> Response:
     except BadToken as error:
         return bad_link(request, site, error)
     form = await request.form()
-    lang = page_language(request, site)
     if form.get(ONE_CLICK_BODY[0]) != ONE_CLICK_BODY[1]:
-        return message_page(request, site, lang, status_code=400, title="This link does not work",
+        return message_page(request, site, page_language(request, site), status_code=400,
+                            title="This link does not work",
                             message="The request must say List-Unsubscribe=One-Click.")
 
-    def leave(conn: sqlite3.Connection) -> None:
+    def leave(conn: sqlite3.Connection) -> str | None:
         from publisher.subscribers import Subscribers
 
-        Subscribers(conn).unsubscribe(address)   # False when already out or unknown: same answer
+        subscribers = Subscribers(conn)
+        subscribers.unsubscribe(address)   # False when already out or unknown: the same answer
+        known = subscribers.get(address)
+        return known.lang if known else None
 
-    await run_in_threadpool(state.with_database, leave)
+    reader_lang = await run_in_threadpool(state.with_database, leave)
+    # The answer in the reader's language: a mail provider's POST carries no Accept-Language.
+    lang = page_language(request, site, reader_lang)
     return render_page(request, site, "unsubscribed.html.j2", lang, email=address)
 
 

@@ -154,3 +154,12 @@ def test_the_admin_token_opens_the_review_page(site: Site, monkeypatch: pytest.M
     with make_client(Site(site.root), client=REMOTE_CLIENT, review_local_only=False) as fresh:
         fresh.cookies.update(client.cookies)
         assert fresh.get("/review", follow_redirects=False).status_code == 303
+
+
+def test_a_broken_content_file_is_one_line_not_a_traceback(client, site: Site) -> None:
+    (site.content_dir / "broken.en.md").write_text("---\ndate: 2024-01-01\n---\n\nNo title.\n", encoding="utf-8")
+    response = client.get("/review?lang=en")
+    assert response.status_code == 500
+    assert "broken.en.md" in response.text and "title" in response.text
+    assert "Traceback" not in response.text
+    assert client.get("/subscribe").status_code == 200        # readers can still subscribe

@@ -87,3 +87,11 @@ def test_an_address_no_longer_on_the_list_gets_the_same_answer(client, site: Sit
     assert response.status_code == 200
     assert subscriber(site, "gone@example.org") is None       # unsubscribing never adds anyone
 
+
+
+def test_the_answer_is_in_the_readers_language_whatever_the_provider_asks(client, site: Site) -> None:
+    add_subscriber(site, "reader@example.org", lang="ko")
+    path = unsubscribe_path(site, "reader@example.org")
+    assert heading(client.get(path, headers={"Accept-Language": "en"}).text) == "구독 해지"
+    response = client.post(path, data=ONE_CLICK, headers={"Accept-Language": "en-US"})
+    assert heading(response.text) == "구독이 해지되었습니다"
