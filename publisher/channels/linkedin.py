@@ -3,8 +3,9 @@
 ``POST https://api.linkedin.com/rest/posts`` with the ``LinkedIn-Version`` and ``X-Restli-Protocol-Version``
 headers, authored by ``LINKEDIN_ORGANIZATION_URN``. The commentary escapes every character the little format
 reserves (``| { } @ [ ] ( ) < > # \\ * _ ~``) and writes hashtags as ``{hashtag|\\#|tag}`` templates; the
-article is attached as ``content.article`` (its URL, title and summary). LinkedIn answers 201 with the new
-post's URN in the ``x-restli-id`` header.
+article is attached as ``content.article`` (its URL, title, summary and image, which LinkedIn does not fetch
+itself: it is uploaded through the Images API first). LinkedIn answers 201 with the new post's URN in the
+``x-restli-id`` header.
 
 The Posts API has no idempotency key. For ``--retry-unconfirmed`` it can list an organization's recent posts
 (the ``author`` finder, which needs the ``r_organization_social`` permission): the post is looked for by the
@@ -123,6 +124,7 @@ class LinkedInClient:
         self.clock = clock
         self._base = base_url.rstrip("/")
         self._timeout = timeout
+        self.uploaded_images: dict[str, str] = {}  # image file name -> urn:li:image:...
         self._session = requests.Session()
         self._session.headers.update({
             "Authorization": f"Bearer {account['ACCESS_TOKEN']}",
@@ -130,14 +132,38 @@ class LinkedInClient:
             "X-Restli-Protocol-Version": RESTLI_PROTOCOL_VERSION,
         })
 
-    def publish(self, commentary: str, *, url: str, title: str, description: str) -> RemotePost:
+    def publish(self, commentary: str, *, url: str, title: str, description: str,
+                thumbnail: str | None = None) -> RemotePost:
         """POST /rest/posts: the organization's public post, with the article as its card."""
-        payload = post_payload(self.organization, commentary, url=url, title=title, description=description)
+        payload = post_payload(self.organization, commentary, url=url, title=title, description=description,
+                               thumbnail=thumbnail)
         response = self._call("POST", f"{self._base}/posts", "post to LinkedIn", json=payload)
         urn = response.headers.get("x-restli-id") if response is not None else None
         if not urn:
             raise OutcomeUnknown("LinkedIn accepted the post but did not give its id; check the Page")
         return RemotePost(urn, post_url(urn), plain_from_little(commentary), (url,))
+
+    def upload_image(self, data: bytes, name: str) -> str:
+        """Upload an image for the article card through the Images API; return its ``urn:li:image:...``.
+
+        LinkedIn does not read the article's page for a picture, so without this the card has none. An
+        upload is not a post: whatever fails here leaves nothing published.
+        """
+        if name in self.uploaded_images:  # a retry after a rate limit does not upload again
+            return self.uploaded_images[name]
+        action = "upload the image to LinkedIn"
+        try:
+            started = self._call("POST", f"{self._base}/images?action=initializeUpload", action,
+                                 json={"initializeUploadRequest": {"owner": self.organization}})
+            assert started is not None
+            value = started.json()["value"]
+            self._call("PUT", value["uploadUrl"], action, data=data)
+        except OutcomeUnknown as exc:
+            raise PostNotSent(str(exc)) from None
+        except (KeyError, TypeError, ValueError):
+            raise PostNotSent(f"could not {action}: LinkedIn's answer had no upload address") from None
+        self.uploaded_images[name] = str(value["image"])
+        return self.uploaded_images[name]
 
     def recent_posts(self) -> list[RemotePost] | None:
         """The organization's latest posts, or None when the token may not list them (403)."""
@@ -185,14 +211,18 @@ class LinkedInClient:
         raise PostNotSent(f"could not {action}: {said}")
 
 
-def post_payload(author: str, commentary: str, *, url: str, title: str, description: str) -> dict[str, Any]:
+def post_payload(author: str, commentary: str, *, url: str, title: str, description: str,
+                 thumbnail: str | None = None) -> dict[str, Any]:
     """The Posts API body of an organization's public post with an article card."""
+    card = {"source": url, "title": title, "description": description}
+    if thumbnail:
+        card["thumbnail"] = thumbnail
     return {
         "author": author,
         "commentary": commentary,
         "visibility": "PUBLIC",
         "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
-        "content": {"article": {"source": url, "title": title, "description": description}},
+        "content": {"article": card},
         "lifecycleState": "PUBLISHED",
         "isReshareDisabledByAuthor": False,
     }
@@ -243,8 +273,10 @@ class LinkedInChannel(SocialChannel):
 
     def send(self, client: LinkedInClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
              idempotency_key: str) -> RemotePost:
+        image = self.load_image(article)
+        thumbnail = client.upload_image(image.data, image.filename) if image is not None else None
         return client.publish(little_commentary(post.text), url=article.url, title=article.title,
-                              description=_card_description(article))
+                              description=_card_description(article), thumbnail=thumbnail)
 
     def recent_posts(self, client: LinkedInClient, account: SocialAccount) -> list[RemotePost] | None:
         return client.recent_posts()

@@ -26,6 +26,18 @@ SLUG = "2024-unpsf-incheon"
 ORGANIZATION = {"LINKEDIN_ORGANIZATION_URN": "urn:li:organization:2414183",
                 "LINKEDIN_ACCESS_TOKEN": "linkedin-token-secret"}
 POSTS = "https://api.linkedin.com/rest/posts"
+IMAGES = "https://api.linkedin.com/rest/images?action=initializeUpload"
+UPLOAD = "https://www.linkedin.com/dms-uploads/sp/D4E10AQ/uploaded-image/0"
+IMAGE_URN = "urn:li:image:D4E10AQH4F3V4QHJbWA"
+
+
+@pytest.fixture
+def http(http: responses.RequestsMock) -> responses.RequestsMock:
+    """The conftest's ``responses``, with LinkedIn's Images API answering the article's image upload."""
+    http.add(responses.POST, IMAGES, json={"value": {"uploadUrlExpiresAt": 1_700_086_400_000,
+                                                     "uploadUrl": UPLOAD, "image": IMAGE_URN}})
+    http.add(responses.PUT, UPLOAD, status=201, body="")
+    return http
 
 
 def channel_for(site: Any, clock: FakeClock | None = None) -> LinkedInChannel:
@@ -87,6 +99,7 @@ def test_posts_escaped_commentary_with_the_article_card_and_version_headers(make
     )
     assert body["content"] == {"article": {"source": article.url, "title": article.title,
                                            "description": "Costs < benefits | see {annex_2} @UNPOG"}}
+    assert [c for c in http.calls if c.request.url in (IMAGES, UPLOAD)] == []  # no image, no thumbnail
     assert body["visibility"] == "PUBLIC" and body["lifecycleState"] == "PUBLISHED"
     assert body["distribution"]["feedDistribution"] == "MAIN_FEED"
     headers = call.request.headers
@@ -235,3 +248,29 @@ def test_another_422_is_failed(make_site, http) -> None:
     http.add(responses.POST, POSTS, status=422, json={"status": 422, "message": "/commentary: too long"})
     [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
     assert report.state == "failed" and "/commentary: too long" in report.note
+
+
+def test_the_articles_image_is_uploaded_as_the_cards_thumbnail(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.add(responses.POST, POSTS, **created("urn:li:share:7011"))
+
+    channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+
+    [start] = [c for c in http.calls if c.request.url == IMAGES]
+    assert json.loads(start.request.body) == {"initializeUploadRequest": {"owner": "urn:li:organization:2414183"}}
+    assert start.request.headers["LinkedIn-Version"] == "202609"
+    [upload] = [c for c in http.calls if c.request.url == UPLOAD]
+    assert upload.request.body == (site.root / "content" / "images" / "unpsf-2024.png").read_bytes()
+    assert upload.request.headers["Authorization"] == "Bearer linkedin-token-secret"
+    card = json.loads(post_calls(http)[0].request.body)["content"]["article"]
+    assert card["thumbnail"] == IMAGE_URN and card["title"].startswith("세계 공공행정의 역량 강화")
+
+
+def test_a_failed_image_upload_posts_nothing_and_is_failed(make_site, http) -> None:
+    site = make_site(**ORGANIZATION)
+    http.replace(responses.PUT, UPLOAD, status=500, body="upstream error")
+
+    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed" and "upload the image to LinkedIn" in report.note
+    assert post_calls(http) == []
