@@ -440,3 +440,14 @@ def test_command_line_publish_unknown_outcome_status_and_retry(cli, site_dir, pd
     [rkey] = pds.records
     assert f"bsky.app/profile/unpog.bsky.social/post/{rkey}" in retried.output
     assert len(pds.calls(CREATE)) == 1
+
+
+def test_a_refused_record_is_failed_with_the_pds_reason(make_site, pds) -> None:
+    site = make_site(**DEFAULT_ACCOUNT)
+    pds.failures[CREATE] = [httpx.Response(400, json={"error": "InvalidRecord",
+                                                      "message": "Invalid app.bsky.feed.post record"})]
+
+    [report] = channel_for(site, pds).publish(story_of(site, SLUG), ["en"], context(site))
+
+    assert report.state == "failed" and "InvalidRecord: Invalid app.bsky.feed.post record" in report.note
+    assert pds.records == {} and len(pds.calls("com.atproto.repo.getRecord")) == 1  # checked: not ours either
