@@ -9,7 +9,8 @@ readers never show it twice. Rebuilding a feed is idempotent, so publishing agai
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, ClassVar
@@ -180,29 +181,51 @@ class FeedsChannel(Channel):
         if ctx.dry_run:
             return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "pending", "dry run: not written")
                     for k in keys]
-        before = {key: ctx.ledger.begin(key) for key in keys}
-        try:
-            feeds = self.site_feeds(ctx.ledger, versions)
-            result = write_outputs(self.site, self.files_for(feeds, versions))
-            feeds.keep_rendered_bodies(full_build=False)
-        except PublisherError as exc:
-            # Nothing was half-written (every file is renamed into place); the rows say why and can be retried.
+        with build_lock(self.site):
+            before = {key: ctx.ledger.begin(key) for key in keys}
+            try:
+                feeds = self.site_feeds(ctx.ledger, versions)
+                result = write_outputs(self.site, self.files_for(feeds, versions))
+                feeds.keep_rendered_bodies(full_build=False)
+            except PublisherError as exc:
+                # Nothing was half-written (every file is renamed into place); the rows say why, to retry.
+                for key in keys:
+                    ctx.ledger.mark(key, "failed", error=str(exc))
+                return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "failed", str(exc)) for k in keys]
+            reports = []
+            by_version = {(a.slug, a.lang): a for a in versions}
             for key in keys:
-                ctx.ledger.mark(key, "failed", error=str(exc))
-            return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "failed", str(exc)) for k in keys]
-        reports = []
-        by_version = {(a.slug, a.lang): a for a in versions}
-        for key in keys:
-            article = by_version[(key.article, key.lang)]
-            guid = feeds.item(article).id
-            ctx.ledger.mark(key, "sent", remote_url=f"{self.site.url}/{key.target}",
-                            detail={"guid": guid, "url": article.url})
-            if before[key].state == "sent":
-                note = "refreshed" if key.target in result.written else "already up to date"
-            else:
-                note = "added"
-            reports.append(DeliveryReport(key.article, key.lang, CHANNEL, key.target, "sent", note))
+                article = by_version[(key.article, key.lang)]
+                ctx.ledger.mark(key, "sent", remote_url=f"{self.site.url}/{key.target}",
+                                detail={"guid": feeds.item(article).id, "url": article.url})
+                if before[key].state == "sent":
+                    note = "refreshed" if key.target in result.written else "already up to date"
+                else:
+                    note = "added"
+                reports.append(DeliveryReport(key.article, key.lang, CHANNEL, key.target, "sent", note))
         return reports
+
+
+@contextmanager
+def build_lock(site: Site) -> Iterator[None]:
+    """One feeds build at a time per site, across processes.
+
+    A build reads the ledger, renders and writes; without the lock, two publishes running at once could each
+    write a feed that lacks the other's article (the later rename wins). With it the second waits, then sees
+    the first one's rows as sent.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not serialized
+        yield
+        return
+    site.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(site.state_dir / "feeds.lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
@@ -211,6 +234,11 @@ def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
     With ``include_unpublished`` every version that may be published is added and recorded in the ledger as
     published to the feeds, so later builds and publishes keep it.
     """
+    with build_lock(site):
+        return _build_site(site, include_unpublished)
+
+
+def _build_site(site: Site, include_unpublished: bool) -> BuildResult:
     channel = FeedsChannel(site)
     ledger = site.ledger()
     feeds = channel.site_feeds(ledger, everything=include_unpublished)

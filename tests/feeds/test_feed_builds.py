@@ -286,3 +286,32 @@ def test_an_image_already_under_public_is_used_in_place(site: Site, cli, write_a
     assert [(e.href, e.length, e.type) for e in entry.enclosures] == [
         ("http://localhost:8000/media/photo.jpg", "1000", "image/jpeg")]
     assert image.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_publishes_running_at_once_all_end_up_in_the_feed(site: Site, write_article) -> None:
+    import threading
+
+    from publisher.pipeline import publish
+
+    paths = [write_article(f"parallel-{n}", "en", title=f"Parallel {n}", date=f"2030-01-0{n + 1}T09:00:00+09:00")
+             for n in range(4)]
+    errors: list[BaseException] = []
+
+    def run(path: Path) -> None:
+        own = Site(site.root)   # one site (and database connection) per thread, as separate processes would
+        try:
+            reports = publish(own, [path], channels=["feeds"], langs=["en"])
+            assert {r.state for r in reports} == {"sent"}
+        except BaseException as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    entries = feedparser.parse((site.public_dir / "en" / "atom.xml").read_bytes()).entries
+    assert [e.title for e in entries] == ["Parallel 3", "Parallel 2", "Parallel 1", "Parallel 0"]
