@@ -16,19 +16,18 @@ Crash safety, the rule this module keeps:
 
 from __future__ import annotations
 
-import email
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from email import policy as email_policy
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from publisher.channels.base import Channel, DeliveryReport, PublishContext, Rendition
 from publisher.settings import Setting, parse_float, parse_int, parse_positive_int
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from publisher.article import Article, Story
     from publisher.channels.smtp_pool import SendJob, SendOutcome
     from publisher.formatters.email import Bulletin, MessageBuilder
@@ -136,6 +135,9 @@ class EmailChannel(Channel):
 
     def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
         """The alert in each language, as a sample subscriber would get it (HTML, text and the whole .eml)."""
+        import email
+        from email import policy as email_policy
+
         from publisher.formatters.email import MessageBuilder
         from publisher.subscribers import Subscriber
 

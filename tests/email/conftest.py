@@ -6,6 +6,7 @@ import asyncio
 import email
 import socket
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,14 +33,17 @@ class RecordingHandler:
 
     refuse_rcpt: address -> reply for RCPT (e.g. "550 5.1.1 no such user").
     defer_data: address -> how many times DATA is answered "451 ..." before it is accepted.
+    drop_data: address -> how many times the connection is cut after the whole message arrived, before the reply.
     delay: seconds each DATA takes (to kill a sender part-way).
     """
 
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
     defer_data: dict[str, int] = field(default_factory=dict)
+    drop_data: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
     messages: list[tuple[list[str], bytes]] = field(default_factory=list)
     deferred: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
@@ -56,6 +60,11 @@ class RecordingHandler:
                 if self.deferred[rcpt.lower()] < self.defer_data.get(rcpt.lower(), 0):
                     self.deferred[rcpt.lower()] += 1
                     return "451 4.7.1 Greylisted, try again later"
+                if self.dropped[rcpt.lower()] < self.drop_data.get(rcpt.lower(), 0):
+                    # The message arrived but the reply never leaves: the sender cannot know the outcome.
+                    self.dropped[rcpt.lower()] += 1
+                    server.transport.close()
+                    return "250 never seen by the client"
             self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content or b"")))
         return "250 2.0.0 OK queued"
 
@@ -81,14 +90,35 @@ class SmtpServer:
     handler: RecordingHandler
 
 
+class PasswordCheck:
+    """aiosmtpd authenticator accepting one user name and password."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username.encode(), password.encode()
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        ok = (auth_data.login, auth_data.password) == (self.username, self.password)
+        return AuthResult(success=ok, handled=False)
+
+
 @pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real aiosmtpd SMTP server on 127.0.0.1 (plain, no auth), recording every accepted message."""
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """A real aiosmtpd SMTP server on 127.0.0.1 (plain), recording every accepted message.
+
+    Parametrize indirectly with {"auth": ("user", "password")} to require a login (over plain text, for tests).
+    """
     from aiosmtpd.controller import Controller
 
     handler = RecordingHandler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    options: dict[str, Any] = {}
+    auth = getattr(request, "param", {}).get("auth")
+    if auth:
+        options = {"authenticator": PasswordCheck(*auth), "auth_required": True, "auth_require_tls": False}
+        warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield SmtpServer("127.0.0.1", port, handler)

@@ -225,3 +225,38 @@ def test_unreachable_server_is_one_line_and_sends_nothing(site: Site) -> None:
     row = down.ledger().get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader0@example.org"))
     assert row is None or row.state == "pending"
     down.close()
+
+
+def test_a_connection_cut_after_the_message_is_reopened_and_reported(smtp_site: Site,
+                                                                    smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=3, korean=0)
+    smtp_server.handler.drop_data = {"reader1@example.org": 1}
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert smtp_server.handler.received() == {f"reader{i}@example.org": 1 for i in range(3)}
+    assert smtp_server.handler.dropped == {"reader1@example.org": 1}
+    assert reports[0].note == "2 sent, 1 re-sent after an interruption (possible duplicates)"
+    row = smtp_site.ledger().get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader1@example.org"))
+    assert row.state == "sent" and row.detail["possible_duplicate"] is True
+
+
+@pytest.mark.parametrize("smtp_server", [{"auth": ("bulletin", "s3cret-pass")}], indirect=True)
+def test_login_with_smtp_username_and_password(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=1, korean=0)
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+    site = set_settings(smtp_site, SMTP_USERNAME="bulletin")
+    (site.root / ".env").write_text("SMTP_PASSWORD=wrong\n", encoding="utf-8")
+    site = Site(site.root)
+    with pytest.raises(ChannelError) as refused:
+        EmailChannel(site).publish(story, story.languages, publish_context(site))
+    assert "535" in str(refused.value) and "wrong" not in str(refused.value)    # the secret is never shown
+    assert smtp_server.handler.received() == {}
+
+    (site.root / ".env").write_text("SMTP_PASSWORD=s3cret-pass\n", encoding="utf-8")
+    site = Site(site.root)
+    reports = EmailChannel(site).publish(story, story.languages, publish_context(site))
+    assert reports[0].note == "1 sent"
+    assert smtp_server.handler.received() == {"reader0@example.org": 1}
+    site.close()
