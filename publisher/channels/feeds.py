@@ -74,6 +74,8 @@ def write_outputs(site: Site, files: Iterable[OutputFile], *, full_build: bool =
 
 def _remove_with_empty_parents(public: Path, relative: str) -> None:
     target = public / relative
+    if not target.resolve().is_relative_to(public.resolve()):
+        return  # a damaged manifest must never make a build delete outside public/
     target.unlink(missing_ok=True)
     folder = target.parent
     while folder != public and folder.is_relative_to(public):
