@@ -46,8 +46,9 @@ def model_input(segment: Segment) -> str:
     return "".join(p if isinstance(p, str) else PLACEHOLDER.format(next(numbered)) for p in segment.pieces)
 
 
-def _numbers(text: str) -> list[str]:
-    return [m.group().replace(",", "") for m in NUMBER.finditer(text)]
+def _numbers(text: str) -> list[tuple[str, str]]:
+    """(as written, compared form) of each number: "2,000" and "2000" are the same number."""
+    return [(m.group(), m.group().replace(",", "")) for m in NUMBER.finditer(text)]
 
 
 def restore(segment: Segment, output: str, target_lang: str | None = None) -> tuple[str, bool]:
@@ -90,13 +91,12 @@ def restore(segment: Segment, output: str, target_lang: str | None = None) -> tu
     rendered.append(text(tail))
     restored = "".join(rendered)
     dropped = [span(i) for i in range(len(protected)) if i not in used]
-    source_numbers = _numbers("".join(p for p in segment.pieces if isinstance(p, str)))
-    present = _numbers(restored)
-    for number in source_numbers:
-        if number in present:
-            present.remove(number)
+    present = [value for _, value in _numbers(restored)]
+    for written, value in _numbers("".join(p for p in segment.pieces if isinstance(p, str))):
+        if value in present:
+            present.remove(value)
         else:
-            dropped.append(number)
+            dropped.append(written)
     if dropped:
         restored = " ".join([restored.rstrip(), *dropped]) if restored.strip() else " ".join(dropped)
     return restored, bool(dropped)
@@ -176,6 +176,8 @@ def translate_article(
     (title, summary, body, alt), counts = translate_templates(templates, translator, memory)
     translated = article.with_changes(
         lang=target_lang,
+        author=glossary_term(glossary, article.author, source_lang, target_lang) if article.author else None,
+        tags=[glossary_term(glossary, tag, source_lang, target_lang) for tag in article.tags],
         title=title.strip(),
         summary=summary.strip(),
         body=body,
@@ -191,6 +193,17 @@ def translate_article(
         from_memory=counts.from_memory, sent_to_model=counts.sent_to_model, repaired=counts.repaired,
         missing_terms=glossary.missing(source_text, _unescape(target_text), source_lang, target_lang),
     )
+
+
+def glossary_term(glossary: Glossary, text: str, source_lang: str, target_lang: str) -> str:
+    """A name or tag in the target language when the glossary has it as a whole, else unchanged.
+
+    Authors and tags are names, not prose: a model would only garble them.
+    """
+    found = glossary.find(text, source_lang, target_lang)
+    if len(found) == 1 and found[0][:2] == (0, len(text)):
+        return found[0][2]
+    return text
 
 
 def check_source(article: Article, target_lang: str) -> None:

@@ -174,3 +174,12 @@ def test_particle_agreement(word: str, following: str, expected: str) -> None:
     from publisher.translate.korean import agree_particle
 
     assert agree_particle(word, following) == expected
+
+
+def test_a_dropped_number_comes_back_as_written() -> None:
+    segment = segment_plain("More than 2,000 people came.", "en").segments[0]
+
+    text, repaired = restore(segment, "사람들이 왔다.", "ko")
+
+    assert (text, repaired) == ("사람들이 왔다. 2,000", True)
+    assert restore(segment, "2000명이 넘게 왔다.", "ko") == ("2000명이 넘게 왔다.", False)

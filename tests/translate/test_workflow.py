@@ -94,14 +94,18 @@ def test_structure_survives_a_model_that_writes_gibberish(site: Site, models_dir
 
 def test_korean_to_english_uses_kiwi_and_the_glossary(site: Site, models_dir: Path, write_article) -> None:
     source = write_article("forum", "ko", "유엔거버넌스센터는 인천에서 포럼을 열었습니다. 반기문 전 사무총장이 참석했습니다.\n",
-                           title="인천 포럼")
+                           title="인천 포럼", author="유엔거버넌스센터", tags=["유엔공공행정포럼", "기후행동"])
 
     report = translate_file(site, source, "en")
 
     assert report.sentences == 3  # the title and two sentences, split by kiwipiepy
     body = body_of(report.path)
     assert "United Nations Project Office on Governance" in body and "Ban Ki-moon" in body
-    assert front_matter(report.path)["translation"]["source"] == "ko"
+    meta = front_matter(report.path)
+    assert meta["translation"]["source"] == "ko"
+    # names and tags: from the glossary when it has them whole, else kept as written
+    assert meta["author"] == "United Nations Project Office on Governance"
+    assert meta["tags"] == ["United Nations Public Service Forum", "기후행동"]
 
 
 def test_memory_sends_only_changed_sentences_to_the_model(site: Site, models_dir: Path, write_article) -> None:
