@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from publisher.errors import PublisherError
+from publisher.errors import NotFound, PublisherError
 from publisher.web import review, subscription
 from publisher.web.pages import message_page, page_language
 from publisher.web.state import WebState, web_state
@@ -128,10 +128,13 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/login", review.login_form, methods=["GET"]),
         Route("/review/login", review.login, methods=["POST"]),
         Route("/review/{slug}", review.review_story, methods=["GET"]),
+        Route("/review/{slug}/publish", review.publish_confirm, methods=["GET"]),
+        Route("/review/{slug}/publish", review.publish, methods=["POST"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, PublisherError: publisher_error},
+                    exception_handlers={HTTPException: http_error, NotFound: not_found,
+                                        PublisherError: publisher_error},
                     middleware=[Middleware(AccessLog)],
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state
@@ -147,7 +150,7 @@ async def home(request: Request) -> Response:
     return RedirectResponse(f"/{page_language(request, site)}/", status_code=302)
 
 
-ERROR_TITLES = {404: "Not found", 405: "Not allowed", 413: "Too large"}
+ERROR_TITLES = {404: "Not found", 405: "Not allowed", 413: "Too large"}  # msgids of the web catalog
 
 
 async def http_error(request: Request, exc: Any) -> Response:
@@ -166,3 +169,10 @@ async def publisher_error(request: Request, exc: Exception) -> Response:
     logging.getLogger("publisher.web").error("%s %s: %s", request.method, request.url.path, one_line)
     return message_page(request, site, page_language(request, site), status_code=500,
                         title="Something went wrong", message=one_line)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """An article that does not exist (``/review/<slug>``)."""
+    site = web_state(request).site
+    return message_page(request, site, page_language(request, site), status_code=404, title="Not found",
+                        message="There is no article with this name.")

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from publisher.errors import NotFound, PublisherError
+from publisher.errors import PublisherError
 from publisher.web.guards import (
     ADMIN_COOKIE,
     ADMIN_SESSION_SECONDS,
@@ -216,14 +216,71 @@ def review_story(request: Request) -> Response:
     lang = page_language(request, site)
     if not review_allowed(request, site, local_only=state.review_local_only):
         return _closed(request, site, lang)
-    try:
-        story = site.articles().story(request.path_params["slug"])
-    except NotFound:
-        return message_page(request, site, lang, status_code=404, title="Not found",
-                            message="There is no article with this name.")
+    story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
     review = state.with_database(lambda conn: build_review(site, story, conn))
     return render_page(request, site, "review.html.j2", lang, review=review, email_widths=EMAIL_WIDTHS,
                        headers={"Content-Security-Policy": REVIEW_POLICY})
+
+
+# --- publishing from the review page: a confirmation step, then the same pipeline as `publisher publish` ---------
+
+
+def publish_confirm(request: Request) -> Response:
+    """GET: what publishing this article would do (channels, destinations, languages), and a button."""
+    from publisher.channels.registry import channel_names, get_channel
+    from publisher.translate.policy import select_versions
+    from publisher.web.subscription import form_page
+
+    state = web_state(request)
+    site = state.site
+    lang = page_language(request, site)
+    if not review_allowed(request, site, local_only=state.review_local_only):
+        return _closed(request, site, lang)
+    story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
+    allowed, notes = select_versions(story, site.languages, site)
+    channels = [{"title": channel.title, "destination": channel.destination()}
+                for channel in (get_channel(name, site) for name in channel_names())]
+    return form_page(request, site, "review_publish.html.j2", lang, story=story, channels=channels,
+                     languages=list(allowed.versions), notes=notes, reports=None,
+                     action=f"/review/{story.slug}/publish")
+
+
+async def publish(request: Request) -> Response:
+    """POST, after the confirmation: publish through every channel, as ``publisher publish <files>`` does."""
+    from starlette.concurrency import run_in_threadpool
+
+    from publisher.web.subscription import csrf_refused
+
+    state = web_state(request)
+    site = state.site
+    lang = page_language(request, site)
+    if not review_allowed(request, site, local_only=state.review_local_only):
+        return _closed(request, site, lang)
+    form = await request.form()
+    if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request, site, lang)
+    story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
+    # One publish at a time: a second click while the first runs must not race it through the ledger.
+    if not state.publishing.acquire(blocking=False):
+        return message_page(request, site, lang, status_code=409, title="Already publishing",
+                            message="Another publish is running; wait for it to finish.")
+    try:
+        reports = await run_in_threadpool(publish_story, site, story)
+    finally:
+        state.publishing.release()
+    return render_page(request, site, "review_publish.html.j2", lang, story=story, reports=reports)
+
+
+def publish_story(site: Site, story: Story) -> list[Any]:
+    """Run the pipeline on a Site of its own: its own database connection, so unsubscribes are not held up."""
+    from publisher.pipeline import publish as run_publish
+    from publisher.site import Site as SiteFolder
+
+    worker = SiteFolder(site.root, site.config)
+    try:
+        return run_publish(worker, [a.path for a in story.versions.values() if a.path is not None])
+    finally:
+        worker.close()
 
 
 # The email previews are srcdoc iframes, which inherit the page's policy: they may show remote images and

@@ -29,7 +29,10 @@ class WebState:
         # A Site of our own: the caller's may already hold a connection bound to its thread.
         self.site = Site(site.root, site.config)
         self.review_local_only = review_local_only
+        self.publishing = threading.Lock()   # held while the review page publishes an article
         self._lock = threading.Lock()
+        # Made once now if it does not exist yet: two first requests at once would each make their own.
+        self.site.secret_key  # noqa: B018
 
     def with_database(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:

@@ -1,4 +1,4 @@
-"""End to end in Debian's headless Chromium: subscribe in Korean, confirm from the mail, unsubscribe, review.
+"""End to end in Debian's headless Chromium: subscribe in Korean, confirm from the mail, unsubscribe, review, publish.
 
 The mail goes through a real aiosmtpd server on 127.0.0.1, the pages come from a real uvicorn server, and the
 browser asks for Korean the way a Korean reader's browser does (Accept-Language). Screenshots of every page
@@ -216,6 +216,20 @@ def test_subscribe_confirm_unsubscribe_and_review_in_korean(live_site: tuple[Sit
     assert story.get("ko").title in rendered
     assert browser.find_elements(By.CSS_SELECTOR, "#lang-ko .post .length")
     screenshot(browser, "07-review.png", full_page=True)
+
+    # 6. Publishing from the review page asks first, then shows where each rendition went.
+    browser.set_window_size(1280, 1000)
+    browser.find_element(By.LINK_TEXT, "발행하기…").click()
+    wait_for_heading(browser, f"발행: {story.original.title}")
+    screenshot(browser, "08-publish-confirm.png")
+    assert not (site.outbox_dir / "x").exists()
+    browser.find_element(By.ID, "publish").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "td.sent"))
+    screenshot(browser, "09-published.png")
+    assert sorted(p.name for p in (site.outbox_dir / "x").glob("*.json")) == [
+        "2024-unpsf-incheon.en.json", "2024-unpsf-incheon.ko.json"]
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
         "01-subscribe-ko.png", "02-check-your-inbox-ko.png", "03-confirmed-ko.png", "04-unsubscribe-ko.png",
-        "05-unsubscribed-ko.png", "06-index-ko.png", "07-review.png"]
+        "05-unsubscribed-ko.png", "06-index-ko.png", "07-review.png", "08-publish-confirm.png", "09-published.png"]

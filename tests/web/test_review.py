@@ -163,3 +163,29 @@ def test_a_broken_content_file_is_one_line_not_a_traceback(client, site: Site) -
     assert "broken.en.md" in response.text and "title" in response.text
     assert "Traceback" not in response.text
     assert client.get("/subscribe").status_code == 200        # readers can still subscribe
+
+
+def test_publishing_from_the_review_page_asks_first_and_sends_once(client, site: Site) -> None:
+    page = client.get(f"/review/{SLUG}?lang=en")
+    assert f'href="/review/{SLUG}/publish?lang=en"' in page.text
+    confirm = client.get(f"/review/{SLUG}/publish?lang=en")
+    assert confirm.status_code == 200
+    assert "Yes, publish now" in confirm.text and "local: Maildir at outbox/mail/" in confirm.text
+    assert not (site.outbox_dir / "x").exists()                       # asking sends nothing
+    assert client.post(f"/review/{SLUG}/publish", data={"lang": "en"}).status_code == 403   # no CSRF token
+    assert not (site.outbox_dir / "x").exists()
+
+    token = form_token(confirm.text)
+    row = re.compile(r'<tr><td>(en|ko)</td><td>([a-z]+)</td><td>[^<]*</td><td class="(\w+)">[^<]+</td><td>([^<]*)</td>')
+    first = {(lang, channel): (state, note) for lang, channel, state, note in
+             row.findall(client.post(f"/review/{SLUG}/publish?lang=en", data={"csrf_token": token}).text)}
+    assert first[("ko", "x")] == ("sent", "written locally; not posted")
+    assert first[("en", "feeds")][0] == "sent"
+    posts = sorted((site.outbox_dir / "x").glob("*.json"))
+    assert [p.name for p in posts] == [f"{SLUG}.en.json", f"{SLUG}.ko.json"]
+    written = [p.stat().st_mtime_ns for p in posts]
+
+    again = {(lang, channel): (state, note) for lang, channel, state, note in
+             row.findall(client.post(f"/review/{SLUG}/publish?lang=en", data={"csrf_token": token}).text)}
+    assert again[("ko", "x")] == ("sent", f"already written: outbox/x/{SLUG}.ko.json")   # the ledger says: once
+    assert [p.stat().st_mtime_ns for p in posts] == written
