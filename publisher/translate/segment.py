@@ -328,14 +328,11 @@ def segment_markdown(text: str, lang: str, match_terms: TermMatcher | None = Non
             start = token.map[0]
             content_lines = token.content.split("\n")
             first, last = lines[start], lines[start + len(content_lines) - 1]
-            prefix = first[: first.rfind(content_lines[0])] if content_lines[0] else first.rstrip("\r\n")
+            prefix = _prefix(first, content_lines[0])
             last_body = last.rstrip("\r\n")
-            suffix = last_body[last_body.rfind(content_lines[-1]) + len(content_lines[-1]) :]
-            if len(content_lines) > 1:
-                second = lines[start + 1]
-                continuation = second[: second.rfind(content_lines[1])] if content_lines[1] else ""
-            else:
-                continuation = ""
+            found = last_body.rfind(content_lines[-1]) if content_lines[-1] else -1
+            suffix = last_body[found + len(content_lines[-1]) :] if found >= 0 else ""
+            continuation = _prefix(lines[start + 1], content_lines[1]) if len(content_lines) > 1 else ""
             parts = [prefix]
             parts.extend(_inline_parts(token, lang, match_terms, continuation))
             parts.append(suffix.rstrip() + _line_ending(last))
@@ -353,6 +350,18 @@ def segment_markdown(text: str, lang: str, match_terms: TermMatcher | None = Non
             template.parts.append(lines[line_number])
             line_number += 1
     return template
+
+
+_CONTAINER_MARKERS = re.compile(r"^(?:[ \t]*(?:>|[-+*](?=[ \t])|\d{1,9}[.)](?=[ \t]))?[ \t]*)*(?:#{1,6}[ \t]+)?")
+
+
+def _prefix(line: str, content: str) -> str:
+    """The markers before a block's text on its source line ("> ", "- ", "## ", indentation)."""
+    found = line.rfind(content) if content else -1
+    if found >= 0:
+        return line[:found]
+    # markdown-it changed the text (a tab expanded, say): fall back to the markers themselves
+    return _CONTAINER_MARKERS.match(line).group()  # type: ignore[union-attr]
 
 
 def _line_ending(line: str) -> str:
