@@ -4,10 +4,11 @@ Crash safety, the rule this module keeps:
 
 * Each recipient of a bulletin has one ledger row, keyed (article or digest id, subscriber language, "email",
   address). Rows are created ``pending`` in bulk, one batch of subscribers at a time.
-* A row is marked ``in_flight`` (``ledger.begin``) before its SMTP transaction starts and ``sent`` only after the
-  server answered 250 to the message. All ledger writes happen on one thread, the one that streams subscribers.
-* At most ``SMTP_CONNECTIONS`` rows are in flight at any moment (one per connection), so a crash or ``kill -9``
-  leaves at most that many rows in doubt.
+* A row is marked ``in_flight`` (``ledger.begin``, committed) before its SMTP transaction starts and ``sent``
+  only after the server answered 250 to the message. The sender thread that owns the connection writes both,
+  on its own SQLite connection (WAL; SQLite serializes the writers), so no thread waits for another to record.
+* At most ``SMTP_CONNECTIONS`` rows are in flight at any moment (one per connection; a job waiting in the queue
+  is not in flight yet), so a crash or ``kill -9`` leaves at most that many rows in doubt.
 * A re-run skips ``sent`` rows, sends ``pending`` ones and failed ones that may succeed now (4xx, lost
   connection), and **re-sends rows left ``in_flight``**: the server may or may not have accepted them, and a
   reader would rather get a bulletin twice than never. Those re-sends are counted and reported as possible
@@ -16,6 +17,7 @@ Crash safety, the rule this module keeps:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -233,8 +235,6 @@ class EmailChannel(Channel):
         total = subscribers.count(status="active", theme=run.theme)
         rate = float(self.config.get(SMTP_RATE_PER_SECOND) or 0)
         transport = self._transport()
-        in_flight: dict[DeliveryKey, str] = {}     # key -> subscriber language
-        bounced: list[str] = []
 
         def recipients() -> Iterator[tuple[Subscriber, DeliveryKey, Bulletin, bool]]:
             """Who gets a message, in id order; decided from the ledger one batch of subscribers at a time."""
@@ -259,62 +259,37 @@ class EmailChannel(Channel):
                             ledger.mark(key, "skipped", error=f"no {key.lang} version (BULLETIN_FALLBACK=skip)")
                 yield from chosen
 
-        def record(outcome: SendOutcome) -> None:
-            job = outcome.job
-            lang = in_flight.pop(job.key)
-            detail: dict[str, Any] = {"message_id": outcome.message_id, "attempts": outcome.attempts}
-            if job.context or outcome.possible_duplicate:    # context: the row was left in flight before
-                detail["possible_duplicate"] = True
-                summary.possible_duplicates.append(job.recipient)
+        def count(outcome: SendOutcome) -> None:
+            lang = outcome.job.key.lang
+            if outcome.possible_duplicate:
+                summary.possible_duplicates.append(outcome.job.recipient)
             if outcome.state == "sent":
-                ledger.mark(job.key, "sent", remote_id=outcome.message_id, detail=detail)
-                summary.add(lang, "resent" if detail.get("possible_duplicate") else "sent")
+                summary.add(lang, "resent" if outcome.possible_duplicate else "sent")
             else:
-                detail["permanent"] = outcome.permanent
-                if outcome.code is not None:
-                    detail["code"] = outcome.code
-                ledger.mark(job.key, "failed", error=outcome.error, detail=detail)
-                if outcome.bounced:
-                    bounced.append(job.recipient)
                 summary.add(lang, "bounced" if outcome.bounced else "failed", outcome.error)
             progress.advance()
 
-        todo = recipients()
-        exhausted = False
+        # Each connection has one job in its transaction and at most one waiting; only the first is in flight.
+        outstanding = 0
         next_slot = time.monotonic()
         with transport, _Progress(ctx, total, transport.describe()) as progress:
-            while True:
-                outcomes: list[SendOutcome] = []
-                if in_flight and (exhausted or len(in_flight) >= transport.connections):
-                    outcomes.append(transport.next_outcome())
-                    outcomes += transport.ready_outcomes()
-                # One recipient in flight per connection, never more.
-                starting = []
-                while not exhausted and len(in_flight) - len(outcomes) + len(starting) < transport.connections:
-                    item = next(todo, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        starting.append(item)
-                if not outcomes and not starting:
-                    break
-                # The outcomes just received and the recipients about to start, in one commit.
-                with ledger.batch():
-                    for outcome in outcomes:
-                        record(outcome)
-                    for _, key, _, _ in starting:
-                        ledger.begin(key)
-                for address in bounced:
-                    subscribers.mark_bounced(address)
-                bounced.clear()
-                for subscriber, key, bulletin, resend in starting:
-                    if rate > 0:
-                        now = time.monotonic()
-                        if next_slot > now:
-                            time.sleep(next_slot - now)
-                        next_slot = max(now, next_slot) + 1.0 / rate
-                    in_flight[key] = subscriber.lang
-                    transport.submit(_job(builder, bulletin, subscriber, key, resend=resend))
+            for subscriber, key, bulletin, resend in recipients():
+                while outstanding >= 2 * transport.connections:
+                    count(transport.next_outcome())
+                    outstanding -= 1
+                if rate > 0:
+                    now = time.monotonic()
+                    if next_slot > now:
+                        time.sleep(next_slot - now)
+                    next_slot = max(now, next_slot) + 1.0 / rate
+                transport.submit(_job(builder, bulletin, subscriber, key, resend=resend))
+                outstanding += 1
+                for outcome in transport.ready_outcomes():
+                    count(outcome)
+                    outstanding -= 1
+            while outstanding:
+                count(transport.next_outcome())
+                outstanding -= 1
         return summary
 
     def reports(self, run: BulletinRun, summary: RunSummary) -> list[DeliveryReport]:
@@ -326,10 +301,11 @@ class EmailChannel(Channel):
     def _transport(self) -> Any:
         from publisher.channels.smtp_pool import RetryPolicy, SmtpPool
 
+        hooks = LedgerHooks(self.site)
         if not self.is_configured():
-            return MaildirTransport(self.site)
+            return MaildirTransport(self.site, hooks)
         retry = RetryPolicy(int(self.config.get(SMTP_RETRIES)), float(self.config.get(SMTP_RETRY_DELAY)))
-        pool = SmtpPool(smtp_server(self.config), int(self.config.get(SMTP_CONNECTIONS)), retry)
+        pool = SmtpPool(smtp_server(self.config), int(self.config.get(SMTP_CONNECTIONS)), retry, hooks)
         return _PoolTransport(pool)
 
 
@@ -364,6 +340,57 @@ def _batches(subscribers: Iterator[Subscriber]) -> Iterator[list[Subscriber]]:
             batch = []
     if batch:
         yield batch
+
+
+class LedgerHooks:
+    """The ledger rule, kept by each sender thread on its own SQLite connection (WAL, busy timeout).
+
+    ``starting``: the row goes ``in_flight`` (committed) before the transaction; ``finished``: ``sent`` with
+    the Message-ID only after the server's 250, else ``failed`` with its words; a 550/551/553 to RCPT also
+    marks the subscriber bounced. A row that was in flight before this run is flagged a possible duplicate.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._local = threading.local()
+
+    def _open(self) -> tuple[Any, Any]:
+        opened = getattr(self._local, "opened", None)
+        if opened is None:
+            from publisher.db import connect
+            from publisher.ledger import Ledger
+            from publisher.subscribers import Subscribers
+
+            conn = connect(self.site.database_path)
+            opened = self._local.opened = (conn, Ledger(conn), Subscribers(conn))
+        return opened[1], opened[2]
+
+    def starting(self, job: SendJob) -> None:
+        ledger, _ = self._open()
+        ledger.begin(job.key)
+
+    def finished(self, outcome: SendOutcome) -> None:
+        ledger, subscribers = self._open()
+        job = outcome.job
+        outcome.possible_duplicate = outcome.possible_duplicate or bool(job.context)
+        detail: dict[str, Any] = {"message_id": outcome.message_id, "attempts": outcome.attempts}
+        if outcome.possible_duplicate:
+            detail["possible_duplicate"] = True
+        if outcome.state == "sent":
+            ledger.mark(job.key, "sent", remote_id=outcome.message_id, detail=detail)
+            return
+        detail["permanent"] = outcome.permanent
+        if outcome.code is not None:
+            detail["code"] = outcome.code
+        ledger.mark(job.key, "failed", error=outcome.error, detail=detail)
+        if outcome.bounced:
+            subscribers.mark_bounced(job.recipient)
+
+    def close(self) -> None:
+        opened = getattr(self._local, "opened", None)
+        if opened is not None:
+            opened[0].close()
+            self._local.opened = None
 
 
 class _PoolTransport:
@@ -408,8 +435,9 @@ class MaildirTransport:
 
     connections = 1
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, hooks: LedgerHooks) -> None:
         self.site = site
+        self.hooks = hooks
         self._done: list[SendOutcome] = []
 
     def describe(self) -> str:
@@ -423,13 +451,17 @@ class MaildirTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.box.close()
+        self.hooks.close()
 
     def submit(self, job: SendJob) -> None:
         from publisher.channels.smtp_pool import SendOutcome
 
+        self.hooks.starting(job)
         data, message_id = job.build()
         self.box.add(data)
-        self._done.append(SendOutcome(job, "sent", message_id=message_id))
+        outcome = SendOutcome(job, "sent", message_id=message_id)
+        self.hooks.finished(outcome)
+        self._done.append(outcome)
 
     def next_outcome(self) -> SendOutcome:
         return self._done.pop(0)

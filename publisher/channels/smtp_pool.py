@@ -1,7 +1,9 @@
 """A pool of SMTP connections, one worker thread each, that sends one message per recipient and reports each outcome.
 
-The pool never touches the ledger: the caller marks a recipient in flight before `submit()` and records what
-`results()` says afterwards, so every ledger write happens on the caller's thread (one SQLite writer).
+The pool knows nothing of the ledger. Each worker calls `hooks.starting(job)` just before the SMTP
+transaction and `hooks.finished(outcome)` just after it, on its own thread: the caller records the delivery
+there (one SQLite connection per thread), so a worker never waits for another thread to write for it, and at
+most one recipient per connection is ever in flight.
 
 Outcome rules, per recipient:
   * 2xx after DATA: ``sent``.
@@ -115,21 +117,35 @@ class _Permanent(Exception):
         self.bounced = bounced
 
 
+class SendHooks:
+    """What the caller does around each transaction, on the worker's thread (both may write to a database)."""
+
+    def starting(self, job: SendJob) -> None:
+        """Called just before the SMTP transaction of `job` starts."""
+
+    def finished(self, outcome: SendOutcome) -> None:
+        """Called as soon as the outcome is known, before the worker takes another job."""
+
+    def close(self) -> None:
+        """Called on the worker's thread when it stops (close what `starting` opened)."""
+
+
 @dataclass
 class SmtpPool:
     """`connections` worker threads, each with its own reused SMTP connection.
 
-    Use as a context manager; `submit()` blocks while every worker is busy, `results()` yields outcomes as
-    they arrive. The caller should not submit more jobs than `connections` without reading outcomes, so that at
-    most `connections` recipients are ever in flight.
+    Use as a context manager; `submit()` blocks while every worker is busy and one job waits; outcomes come
+    back through `next_outcome()` after `hooks.finished` ran for them.
     """
 
     server: SmtpServer
     connections: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    hooks: SendHooks = field(default_factory=SendHooks)
 
     def __post_init__(self) -> None:
-        self._jobs: queue.Queue[SendJob | None] = queue.Queue(maxsize=self.connections)
+        # Unbounded: the caller keeps at most a few jobs outstanding, and a dead worker must not block submit().
+        self._jobs: queue.Queue[SendJob | None] = queue.Queue()
         self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -173,11 +189,14 @@ class SmtpPool:
                 job = self._jobs.get()
                 if job is None:
                     break
+                self.hooks.starting(job)
                 conn, outcome = self._deliver(conn, job)
+                self.hooks.finished(outcome)
                 self._outcomes.put(outcome)
         except BaseException as error:  # a bug must surface in the caller, not vanish with the thread
             self._outcomes.put(error)
         finally:
+            self.hooks.close()
             if conn is not None:
                 try:
                     conn.quit()
