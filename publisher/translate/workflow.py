@@ -217,7 +217,8 @@ def check_source(article: Article, target_lang: str) -> None:
 
 
 def _unescape(markdown: str) -> str:
-    return re.sub(r"\\([\\`*_\[\]<>|#+\-.)=!])", r"\1", markdown)
+    """Markdown text without the backslashes ``escape_markdown`` added, for comparing words."""
+    return re.sub(r"\\([\\`*_\[\]<>|~&#+\-.)=!])", r"\1", markdown)
 
 
 def translate_file(
