@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from publisher.web.guards import CSRF_FIELD, csrf_form_token, csrf_nonce, set_csrf_cookie
+
 if TYPE_CHECKING:
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse
+    from starlette.responses import HTMLResponse, Response
 
     from publisher.site import Site
 
@@ -88,3 +90,19 @@ def message_page(
     ui = site.ui
     return render_page(request, site, "message.html.j2", lang, status_code=status_code, headers=headers,
                        title=ui.gettext(lang, title), message=ui.gettext(lang, message))
+
+
+def form_page(request: Request, site: Site, template: str, lang: str, *, status_code: int = 200,
+              **context: Any) -> Response:
+    """A page with a form: a CSRF token in the form, its nonce in a cookie."""
+    nonce, new_cookie = csrf_nonce(request)
+    response = render_page(request, site, template, lang, status_code=status_code,
+                           csrf_field=CSRF_FIELD, csrf_token=csrf_form_token(site, nonce), **context)
+    if new_cookie:
+        set_csrf_cookie(response, request, nonce)
+    return response
+
+
+def csrf_refused(request: Request, site: Site, lang: str) -> Response:
+    return message_page(request, site, lang, status_code=403, title="This form has expired",
+                        message="Please go back, reload the page and try again.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from publisher.web.guards import (
     csrf_ok,
     review_allowed,
 )
-from publisher.web.pages import message_page, page_language, render_page
+from publisher.web.pages import csrf_refused, form_page, message_page, page_language, render_page
 from publisher.web.state import web_state
 
 if TYPE_CHECKING:
@@ -198,12 +197,19 @@ def review_index(request: Request) -> Response:
         return _closed(request, site, lang)
 
     def gather(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+        from publisher.channels.registry import channel_names
         from publisher.ledger import Ledger
 
         ledger = Ledger(conn)
+        try:
+            names = channel_names()
+        except PublisherError:
+            names = []   # the story page says which plugin is broken
         stories = sorted(site.articles().stories.values(), key=lambda s: (s.original.date, s.slug), reverse=True)
+        # Counted in SQL: a bulletin has one ledger row per recipient.
         return [{"story": story, "article": story.get(lang) or story.original,
-                 "sent": Counter(row.key.channel for row in ledger.rows(article=story.slug, state="sent"))}
+                 "sent": {name: sent for name in names
+                          if (sent := ledger.counts(article=story.slug, channel=name)["sent"])}}
                 for story in stories]
 
     return render_page(request, site, "review_index.html.j2", lang, stories=state.with_database(gather),
@@ -229,8 +235,6 @@ def publish_confirm(request: Request) -> Response:
     """GET: what publishing this article would do (channels, destinations, languages), and a button."""
     from publisher.channels.registry import channel_names, get_channel
     from publisher.translate.policy import select_versions
-    from publisher.web.subscription import form_page
-
     state = web_state(request)
     site = state.site
     lang = page_language(request, site)
@@ -248,8 +252,6 @@ def publish_confirm(request: Request) -> Response:
 async def publish(request: Request) -> Response:
     """POST, after the confirmation: publish through every channel, as ``publisher publish <files>`` does."""
     from starlette.concurrency import run_in_threadpool
-
-    from publisher.web.subscription import csrf_refused
 
     state = web_state(request)
     site = state.site
@@ -290,8 +292,6 @@ REVIEW_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' 
 
 
 async def login_form(request: Request) -> Response:
-    from publisher.web.subscription import form_page
-
     site = web_state(request).site
     lang = page_language(request, site)
     return form_page(request, site, "review_login.html.j2", lang, error=False,
@@ -300,8 +300,6 @@ async def login_form(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     from starlette.responses import RedirectResponse
-
-    from publisher.web.subscription import csrf_refused, form_page
 
     site = web_state(request).site
     lang = page_language(request, site)

@@ -18,16 +18,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from publisher.errors import BadToken, InputError, PublisherError
-from publisher.web.guards import (
-    CSRF_FIELD,
-    RateLimiter,
-    client_address,
-    csrf_form_token,
-    csrf_nonce,
-    csrf_ok,
-    set_csrf_cookie,
-)
-from publisher.web.pages import message_page, page_language, render_page
+from publisher.web.guards import CSRF_FIELD, RateLimiter, client_address, csrf_ok
+from publisher.web.pages import csrf_refused, form_page, message_page, page_language, render_page
 from publisher.web.state import WebState, web_state
 
 if TYPE_CHECKING:
@@ -92,26 +84,10 @@ def language_choices(site: Site, chosen: str) -> list[dict[str, Any]]:
             for code in site.languages]
 
 
-def form_page(request: Request, site: Site, template: str, lang: str, *, status_code: int = 200,
-              **context: Any) -> Response:
-    """A page with a form: a CSRF token in the form, its nonce in a cookie."""
-    nonce, new_cookie = csrf_nonce(request)
-    response = render_page(request, site, template, lang, status_code=status_code,
-                           csrf_field=CSRF_FIELD, csrf_token=csrf_form_token(site, nonce), **context)
-    if new_cookie:
-        set_csrf_cookie(response, request, nonce)
-    return response
-
-
-def csrf_refused(request: Request, site: Site, lang: str) -> Response:
-    return message_page(request, site, lang, status_code=403, title="This form has expired",
-                        message="Please go back, reload the page and try again.")
-
-
 # --- subscribe ------------------------------------------------------------------------------------------------
 
 
-async def subscribe_form(request: Request) -> Response:
+def subscribe_form(request: Request) -> Response:
     site = web_state(request).site
     lang = page_language(request, site)
     return form_page(request, site, "subscribe.html.j2", lang, values={"email": "", "name": ""},
@@ -138,7 +114,7 @@ async def subscribe(request: Request) -> Response:
                             headers={"Retry-After": str(wait)})
 
     values = {"email": str(form.get("email", "")).strip()[:320], "name": str(form.get("name", "")).strip()[:200]}
-    known_themes = {t.slug for t in site_themes(site)}
+    known_themes = {t.slug for t in await run_in_threadpool(site_themes, site)}
     themes = [slug for slug in form.getlist("themes") if isinstance(slug, str) and slug in known_themes]
     reader_lang = str(form.get("lang", ""))
     try:
@@ -164,7 +140,7 @@ def _field_message(error: InputError) -> str:
 
 @dataclass(frozen=True)
 class SubscribeRequest:
-    """What the reader asked for, checked; it travels inside the signed confirmation link."""
+    """What the reader asked for in the form, checked."""
 
     email: str
     name: str | None
@@ -241,7 +217,7 @@ def reader_mail(site: Site, kind: str, lang: str, email: str, name: str | None, 
     return message
 
 
-# --- confirm --------------------------------------------------------------------------------------------------
+# --- the signed links ------------------------------------------------------------------------------------------
 
 
 def bad_link(request: Request, site: Site, error: BadToken) -> Response:
@@ -250,19 +226,41 @@ def bad_link(request: Request, site: Site, error: BadToken) -> Response:
                         message=str(error).capitalize() + ".")
 
 
-async def confirm(request: Request) -> Response:
-    """The double opt-in link: the address becomes active (again a harmless no-op on a second click)."""
-    from starlette.concurrency import run_in_threadpool
+def token_address(request: Request, site: Site, purpose: str, max_age: int | None = None) -> str:
+    """The address in the link's signed token; ``BadToken`` if forged, altered, expired or made for another use."""
+    from publisher.tokens import verify
 
-    from publisher.tokens import link, verify
+    address = verify(purpose, request.path_params["token"], site, max_age=max_age).get("email")
+    if not isinstance(address, str) or "@" not in address:
+        raise BadToken("this link is not valid")
+    return address
+
+
+def _load_subscriber(state: WebState, address: str) -> Subscriber | None:
+    def look_up(conn: sqlite3.Connection) -> Subscriber | None:
+        from publisher.subscribers import Subscribers
+
+        return Subscribers(conn).get(address)
+
+    return state.with_database(look_up)
+
+
+def not_subscribed(request: Request, site: Site, lang: str) -> Response:
+    return render_page(request, site, "not_subscribed.html.j2", lang)
+
+
+# --- confirm --------------------------------------------------------------------------------------------------
+
+
+def confirm(request: Request) -> Response:
+    """The double opt-in link: the address becomes active (a harmless no-op on a second click)."""
+    from publisher.tokens import link
 
     state = web_state(request)
     site = state.site
     hours = int(site.config.get("PUBLISHER_CONFIRM_LINK_HOURS"))
     try:
-        address = verify("confirm", request.path_params["token"], site, max_age=hours * 3600).get("email")
-        if not isinstance(address, str) or "@" not in address:
-            raise BadToken("this link is not valid")
+        address = token_address(request, site, "confirm", max_age=hours * 3600)
     except BadToken as error:
         return bad_link(request, site, error)
 
@@ -274,7 +272,7 @@ async def confirm(request: Request) -> Response:
             return None   # erased from the list since the mail was sent
         return subscribers.confirm(address)
 
-    subscriber = await run_in_threadpool(state.with_database, activate)
+    subscriber = state.with_database(activate)
     if subscriber is None:
         return not_subscribed(request, site, page_language(request, site))
     lang = page_language(request, site, subscriber.lang)
@@ -284,30 +282,18 @@ async def confirm(request: Request) -> Response:
 
 
 # --- unsubscribe ----------------------------------------------------------------------------------------------
+# No expiry on these links: RFC 8058 links sit in old mails, and leaving a list must always work.
 
 
-def _unsubscribe_address(request: Request, site: Site) -> str:
-    from publisher.tokens import verify
-
-    # No expiry: RFC 8058 links sit in old mails, and leaving a list must always work.
-    data = verify("unsubscribe", request.path_params["token"], site)
-    address = data.get("email")
-    if not isinstance(address, str) or "@" not in address:
-        raise BadToken("this link is not valid")
-    return address
-
-
-async def unsubscribe_page(request: Request) -> Response:
+def unsubscribe_page(request: Request) -> Response:
     """GET only shows a button: mail scanners fetch every link, and must not unsubscribe anyone."""
-    from starlette.concurrency import run_in_threadpool
-
     state = web_state(request)
     site = state.site
     try:
-        address = _unsubscribe_address(request, site)
+        address = token_address(request, site, "unsubscribe")
     except BadToken as error:
         return bad_link(request, site, error)
-    known = await run_in_threadpool(_load_subscriber, state, address)
+    known = _load_subscriber(state, address)
     lang = page_language(request, site, known.lang if known else None)
     return render_page(request, site, "unsubscribe.html.j2", lang, email=address, action=request.url.path,
                        one_click=ONE_CLICK_BODY)
@@ -320,7 +306,7 @@ async def unsubscribe(request: Request) -> Response:
     state = web_state(request)
     site = state.site
     try:
-        address = _unsubscribe_address(request, site)
+        address = token_address(request, site, "unsubscribe")
     except BadToken as error:
         return bad_link(request, site, error)
     form = await request.form()
@@ -346,59 +332,36 @@ async def unsubscribe(request: Request) -> Response:
 # --- preferences ----------------------------------------------------------------------------------------------
 
 
-def _preferences_address(request: Request, site: Site) -> str:
-    from publisher.tokens import verify
-
-    data = verify("preferences", request.path_params["token"], site)
-    address = data.get("email")
-    if not isinstance(address, str) or "@" not in address:
-        raise BadToken("this link is not valid")
-    return address
-
-
-def _load_subscriber(state: WebState, address: str) -> Subscriber | None:
-    def look_up(conn: sqlite3.Connection) -> Subscriber | None:
-        from publisher.subscribers import Subscribers
-
-        return Subscribers(conn).get(address)
-
-    return state.with_database(look_up)
-
-
-def not_subscribed(request: Request, site: Site, lang: str) -> Response:
-    return render_page(request, site, "not_subscribed.html.j2", lang)
-
-
-async def preferences_form(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
+def preferences_page(request: Request, site: Site, subscriber: Subscriber, lang: str, *, saved: bool) -> Response:
     from publisher.tokens import link
 
-    state = web_state(request)
-    site = state.site
-    try:
-        address = _preferences_address(request, site)
-    except BadToken as error:
-        return bad_link(request, site, error)
-    subscriber = await run_in_threadpool(_load_subscriber, state, address)
-    lang = page_language(request, site, subscriber.lang if subscriber else None)
-    if subscriber is None or subscriber.status != "active":
-        return not_subscribed(request, site, lang)
-    return form_page(request, site, "preferences.html.j2", lang, email=subscriber.email, saved=False,
+    return form_page(request, site, "preferences.html.j2", lang, email=subscriber.email, saved=saved,
                      action=request.url.path, languages=language_choices(site, subscriber.lang),
                      themes=theme_choices(site, lang, subscriber.themes),
                      unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
 
 
+def preferences_form(request: Request) -> Response:
+    state = web_state(request)
+    site = state.site
+    try:
+        address = token_address(request, site, "preferences")
+    except BadToken as error:
+        return bad_link(request, site, error)
+    subscriber = _load_subscriber(state, address)
+    lang = page_language(request, site, subscriber.lang if subscriber else None)
+    if subscriber is None or subscriber.status != "active":
+        return not_subscribed(request, site, lang)
+    return preferences_page(request, site, subscriber, lang, saved=False)
+
+
 async def save_preferences(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
-
-    from publisher.tokens import link
 
     state = web_state(request)
     site = state.site
     try:
-        address = _preferences_address(request, site)
+        address = token_address(request, site, "preferences")
     except BadToken as error:
         return bad_link(request, site, error)
     form = await request.form()
@@ -409,7 +372,7 @@ async def save_preferences(request: Request) -> Response:
     if reader_lang not in site.languages:
         return message_page(request, site, lang, status_code=400, title="Please check the form.",
                             message="Please choose a language.")
-    known_themes = {t.slug for t in site_themes(site)}
+    known_themes = {t.slug for t in await run_in_threadpool(site_themes, site)}
     themes = [slug for slug in form.getlist("themes") if isinstance(slug, str) and slug in known_themes]
 
     def save(conn: sqlite3.Connection) -> Subscriber | None:
@@ -424,8 +387,5 @@ async def save_preferences(request: Request) -> Response:
     subscriber = await run_in_threadpool(state.with_database, save)
     if subscriber is None:
         return not_subscribed(request, site, lang)
-    lang = subscriber.lang   # the page answers in the language just chosen
-    return form_page(request, site, "preferences.html.j2", lang, email=subscriber.email, saved=True,
-                     action=request.url.path, languages=language_choices(site, subscriber.lang),
-                     themes=theme_choices(site, lang, subscriber.themes),
-                     unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
+    # The answer comes in the language just chosen.
+    return preferences_page(request, site, subscriber, subscriber.lang, saved=True)
