@@ -81,7 +81,7 @@ class RunSummary:
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
-    possible_duplicates: list[str] = field(default_factory=list)
+    possible_duplicates: int = 0
 
     def add(self, lang: str, what: str, error: str | None = None) -> None:
         self.counts.setdefault(lang, Counter())[what] += 1
@@ -217,10 +217,12 @@ class EmailChannel(Channel):
 
         summary = RunSummary()
         subscribers = self.site.subscribers()
-        for subscriber in subscribers.iter_active(theme=run.theme, batch_size=SUBSCRIBER_BATCH):
-            key = DeliveryKey(run.delivery_id, subscriber.lang, self.name, subscriber.email)
-            decision = _decide(ctx.ledger.get(key), run.bulletin_for(subscriber.lang), ctx.force)
-            summary.add(subscriber.lang, {"send": "would_send", "resend": "would_resend"}.get(decision, decision))
+        for batch in _batches(subscribers.iter_active(theme=run.theme, batch_size=SUBSCRIBER_BATCH)):
+            keys = [DeliveryKey(run.delivery_id, s.lang, self.name, s.email) for s in batch]
+            rows = ctx.ledger.get_many(keys)
+            for subscriber, key in zip(batch, keys):
+                decision = _decide(rows.get(key), run.bulletin_for(subscriber.lang), ctx.force)
+                summary.add(subscriber.lang, {"send": "would_send", "resend": "would_resend"}.get(decision, decision))
         return summary
 
     def deliver(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:
@@ -262,7 +264,7 @@ class EmailChannel(Channel):
         def count(outcome: SendOutcome) -> None:
             lang = outcome.job.key.lang
             if outcome.possible_duplicate:
-                summary.possible_duplicates.append(outcome.job.recipient)
+                summary.possible_duplicates += 1
             if outcome.state == "sent":
                 summary.add(lang, "resent" if outcome.possible_duplicate else "sent")
             else:

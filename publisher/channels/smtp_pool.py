@@ -162,7 +162,13 @@ class SmtpPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Jobs still waiting were never started (not in flight): drop them, so an interrupted run stops at once.
         self._stopping.set()
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
@@ -187,7 +193,7 @@ class SmtpPool:
         try:
             while True:
                 job = self._jobs.get()
-                if job is None:
+                if job is None or self._stopping.is_set():
                     break
                 self.hooks.starting(job)
                 conn, outcome = self._deliver(conn, job)

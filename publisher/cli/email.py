@@ -197,7 +197,7 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
     for note in notes:
         click.echo(f"{note.article} ({note.lang}): {note.note}", err=True)
     if summary.possible_duplicates:
-        click.echo(f"{len(summary.possible_duplicates)} subscribers were being sent this digest when an earlier "
+        click.echo(f"{summary.possible_duplicates} subscribers were being sent this digest when an earlier "
                    f"run stopped; they got it again and may have it twice.", err=True)
     if not dry_run and any(r.state == "failed" for r in reports):
         ctx.exit(1)
