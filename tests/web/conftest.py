@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import mailbox
 import re
+import socket
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from email import policy
@@ -86,3 +90,32 @@ def add_subscriber(site: Site, address: str, **values: object) -> None:
 def heading(page_html: str) -> str:
     match = re.search(r"<h1>(.*?)</h1>", page_html, re.S)
     return match.group(1).strip() if match else ""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def uvicorn_server(site: Site, port: int | None = None) -> Iterator[str]:
+    """The app under a real uvicorn server on 127.0.0.1, in a thread; yields its base URL."""
+    import uvicorn
+
+    from publisher.web import create_app
+
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(site), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

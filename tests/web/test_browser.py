@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import email
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from email import policy
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 
 from publisher.site import Site
-from tests.web.conftest import subscriber
+from tests.web.conftest import free_port, subscriber, uvicorn_server
 
 pytestmark = pytest.mark.browser
 
@@ -29,12 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class MailCatcher:
@@ -72,14 +64,10 @@ def mail_server() -> Iterator[tuple[int, MailCatcher]]:
 @pytest.fixture
 def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, str]]:
     """The sample site with its feeds built, served by uvicorn on 127.0.0.1, mailing through aiosmtpd."""
-    import uvicorn
-
     from publisher.channels.feeds import build_site
-    from publisher.web import create_app
 
     web_port = free_port()
-    base_url = f"http://127.0.0.1:{web_port}"
-    monkeypatch.setenv("PUBLISHER_SITE_URL", base_url)
+    monkeypatch.setenv("PUBLISHER_SITE_URL", f"http://127.0.0.1:{web_port}")
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("SMTP_PORT", str(mail_server[0]))
     monkeypatch.setenv("SMTP_SECURITY", "none")
@@ -87,19 +75,8 @@ def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pyt
     served = Site(site.root)
     build_site(served, include_unpublished=True)
     served.close()
-    server = uvicorn.Server(uvicorn.Config(create_app(Site(site.root)), host="127.0.0.1", port=web_port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
+    with uvicorn_server(Site(site.root), web_port) as base_url:
         yield Site(site.root), base_url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

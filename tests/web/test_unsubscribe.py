@@ -95,3 +95,22 @@ def test_the_answer_is_in_the_readers_language_whatever_the_provider_asks(client
     assert heading(client.get(path, headers={"Accept-Language": "en"}).text) == "구독 해지"
     response = client.post(path, data=ONE_CLICK, headers={"Accept-Language": "en-US"})
     assert heading(response.text) == "구독이 해지되었습니다"
+
+
+def test_concurrent_one_click_posts_on_a_real_server_all_land(site: Site) -> None:
+    """Uvicorn runs requests on a thread pool over one SQLite connection: 60 at once must all be recorded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.web.conftest import uvicorn_server
+
+    addresses = [f"reader{n}@example.org" for n in range(60)]
+    for address in addresses:
+        add_subscriber(site, address)
+    paths = [unsubscribe_path(site, address) for address in addresses]
+    with uvicorn_server(site) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(lambda path: http.post(path, data=ONE_CLICK).status_code, paths + paths))
+    assert statuses == [200] * 120
+    assert {subscriber(site, address).status for address in addresses} == {"unsubscribed"}
