@@ -260,3 +260,30 @@ def test_login_with_smtp_username_and_password(smtp_site: Site, smtp_server: Smt
     assert reports[0].note == "1 sent"
     assert smtp_server.handler.received() == {"reader0@example.org": 1}
     site.close()
+
+
+def test_rate_limit_paces_the_sending(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    import time
+
+    site = set_settings(smtp_site, SMTP_RATE_PER_SECOND="20")
+    add_readers(site, english=6, korean=0)
+    story = story_for(site, "2024-unpsf-incheon")
+    started = time.monotonic()
+    EmailChannel(site).publish(story, story.languages, publish_context(site))
+    assert time.monotonic() - started >= 5 / 20          # 6 messages at 20/s: 5 gaps of 50 ms at least
+    assert sum(smtp_server.handler.received().values()) == 6
+    site.close()
+
+
+def test_progress_bar_shows_count_and_rate(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    import io
+
+    from rich.console import Console
+
+    add_readers(smtp_site, english=3, korean=2)
+    out = io.StringIO()
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+    EmailChannel(smtp_site).publish(story, story.languages,
+                                    publish_context(smtp_site, console=Console(file=out, width=120)))
+    shown = out.getvalue()
+    assert f"SMTP 127.0.0.1:{smtp_server.port}" in shown and "5/5" in shown
