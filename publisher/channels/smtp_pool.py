@@ -242,7 +242,15 @@ def _transaction(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -
     """MAIL, RCPT, DATA for one recipient, by hand so that we know whether the message body left us."""
     stage = "MAIL FROM"
     try:
-        options = ["SMTPUTF8"] if not (sender + recipient).isascii() and conn.has_extn("smtputf8") else []
+        options = []
+        if not (sender + recipient).isascii():
+            if not conn.has_extn("smtputf8"):
+                raise _Permanent(553, "the server does not accept internationalized addresses (no SMTPUTF8) "
+                                      "(at MAIL FROM)", bounced=False)
+            options.append("SMTPUTF8")
+            conn.command_encoding = "utf-8"
+        else:
+            conn.command_encoding = "ascii"
         if conn.does_esmtp and conn.has_extn("size"):
             options.append(f"SIZE={len(data)}")
         code, reply = conn.mail(sender, options)

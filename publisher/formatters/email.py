@@ -1,9 +1,9 @@
 """Email bulletins: render an alert or a digest once per language, then build one personalized MIME message per subscriber.
 
-Rendering (jinja2 + css-inline) is the expensive part, so it happens once per language. The per-subscriber
-parts, the signed unsubscribe and preferences links, are left as markers in the rendered text and filled in by
-`MessageBuilder`, which also sets the headers the Gmail and Yahoo bulk-sender rules ask for (Message-ID, Date,
-List-Unsubscribe with RFC 8058 one-click) and signs with DKIM when it is configured.
+Rendering (jinja2 + css-inline) and MIME structure (the email package) happen once per bulletin and language.
+The per-subscriber parts, the signed unsubscribe and preferences links, are left as markers and filled in by
+`MessageBuilder.wire`, which also writes the headers the Gmail and Yahoo bulk-sender rules ask for (Message-ID,
+Date, List-Unsubscribe with RFC 8058 one-click) and signs with DKIM when it is configured.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ DKIM_SIGNED_HEADERS = (
     b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-unsubscribe",
     b"list-unsubscribe-post", b"list-id", b"mime-version", b"content-type",
 )
-
-
 
 
 @dataclass
@@ -222,7 +220,7 @@ class MessageBuilder:
             # RFC 8058: one-click unsubscribe is an HTTPS POST to this URL; the web app answers it. Written
             # here, unfolded, because the email package would fold a long URL into an unreadable encoded-word.
             f"List-Unsubscribe: <{unsubscribe_url}>\r\n"
-        ).encode("ascii")
+        ).encode("utf-8")   # UTF-8 only for an internationalized address (RFC 6532; sent with SMTPUTF8)
         data = head + template.fill(text_body, html_body)
         if self.dkim is not None:
             data = self.dkim.sign(data) + data

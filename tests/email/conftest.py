@@ -107,16 +107,18 @@ class PasswordCheck:
 def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
     """A real aiosmtpd SMTP server on 127.0.0.1 (plain), recording every accepted message.
 
-    Parametrize indirectly with {"auth": ("user", "password")} to require a login (over plain text, for tests).
+    Parametrize indirectly with {"auth": ("user", "password")} to require a login (over plain text, for tests),
+    or {"smtputf8": False} for a server that refuses internationalized addresses.
     """
     from aiosmtpd.controller import Controller
 
     handler = RecordingHandler()
     port = free_port()
-    options: dict[str, Any] = {}
-    auth = getattr(request, "param", {}).get("auth")
+    wanted = getattr(request, "param", {})
+    options: dict[str, Any] = {"enable_SMTPUTF8": wanted.get("smtputf8", True)}
+    auth = wanted.get("auth")
     if auth:
-        options = {"authenticator": PasswordCheck(*auth), "auth_required": True, "auth_require_tls": False}
+        options |= {"authenticator": PasswordCheck(*auth), "auth_required": True, "auth_require_tls": False}
         warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
     controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
     controller.start()

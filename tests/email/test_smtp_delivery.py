@@ -287,3 +287,34 @@ def test_progress_bar_shows_count_and_rate(smtp_site: Site, smtp_server: SmtpSer
                                     publish_context(smtp_site, console=Console(file=out, width=120)))
     shown = out.getvalue()
     assert f"SMTP 127.0.0.1:{smtp_server.port}" in shown and "5/5" in shown
+
+
+@pytest.mark.parametrize("smtp_server", [{"smtputf8": False}], indirect=True)
+def test_an_internationalized_address_fails_alone_when_the_server_lacks_smtputf8(smtp_site: Site,
+                                                                                smtp_server: SmtpServer) -> None:
+    add_readers(smtp_site, english=1, korean=1)
+    smtp_site.subscribers().add("김민수@example.kr", lang="ko")       # valid (RFC 6531), needs SMTPUTF8
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert smtp_server.handler.received() == {"reader0@example.org": 1, "kim0@example.kr": 1}
+    korean = next(r for r in reports if r.lang == "ko")
+    assert korean.state == "failed" and "no SMTPUTF8" in korean.note
+    row = smtp_site.ledger().get(DeliveryKey("2024-unpsf-incheon", "ko", "email", "김민수@example.kr"))
+    assert row.state == "failed" and row.detail["permanent"] is True
+
+
+def test_an_internationalized_address_is_delivered_with_smtputf8(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    smtp_site.subscribers().add("김민수@example.kr", name="김민수", lang="ko")
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+
+    assert [r.note for r in reports] == ["1 sent"]
+    [(recipients, data)] = smtp_server.handler.messages
+    assert recipients == ["김민수@example.kr"]
+    # RFC 6532: the address itself is UTF-8 in the header; the display name stays an encoded-word.
+    message = email.message_from_string(data.decode("utf-8"), policy=policy.default)
+    assert message["To"].addresses[0].addr_spec == "김민수@example.kr"
+    assert message["To"].addresses[0].display_name == "김민수"
