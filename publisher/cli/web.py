@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from publisher.cli import get_site
@@ -32,8 +34,25 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     from publisher.web import create_app
 
+    listening = listen(host, port)
+    port = listening.getsockname()[1]
     # Our access log cuts the signed tokens out of the paths; uvicorn's would write them to the log.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"Serving {site.root} on http://{host}:{port}/ (review page: /review)", err=True)
-    uvicorn.run(create_app(site, review_local_only=local_only), host=host, port=port, log_level="info",
-                access_log=False, server_header=False)
+    config = uvicorn.Config(create_app(site, review_local_only=local_only), host=host, port=port,
+                            log_level="info", access_log=False, server_header=False)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, opened before uvicorn starts so a taken port is one line and exit code 2."""
+    from publisher.errors import PublisherError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as error:
+        raise PublisherError(f"{host}:{port}: cannot listen there: {error.strerror or error}") from None
+    return listening

@@ -112,3 +112,14 @@ def test_serve_with_a_bad_setting_is_one_line_and_exit_2(cli) -> None:
     result = cli("serve", env={"PUBLISHER_SITE_URL": "ftp://nowhere"})
     assert result.exit_code == 2
     assert "PUBLISHER_SITE_URL" in result.output and "Traceback" not in result.output
+
+
+def test_serve_on_a_taken_port_is_one_line_and_exit_2(cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port))
+    assert result.exit_code == 2
+    assert f"127.0.0.1:{port}: cannot listen there" in result.output
+    assert "Traceback" not in result.output
