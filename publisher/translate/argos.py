@@ -1,4 +1,4 @@
-"""The default backend: an installed Argos Translate package run directly on CTranslate2 and SentencePiece.
+"""The default backend: an installed Argos Translate package run directly on CTranslate2 and its tokenizer.
 
 argostranslate's own ``translate()`` splits sentences with Stanza/MiniSBD models fetched at run time (so it
 fails offline) and calls the model once per paragraph; here sentences come already split, and every
@@ -10,28 +10,62 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from publisher.translate.base import Translator
 from publisher.translate.packages import ModelPackage
 
 _load_lock = threading.Lock()
+# OpenNMT's padding and boundary tokens are not text (a weak model can still emit them).
 _SPECIAL_TOKENS = frozenset({"<blank>", "<s>", "</s>", "<unk>", "<pad>"})
 
 
+class _SentencePieceTokenizer:
+    """Most Argos packages: a SentencePiece model (sentencepiece.model)."""
+
+    def __init__(self, path: Path) -> None:
+        import sentencepiece
+
+        self.processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
+
+    def encode(self, sentences: Sequence[str]) -> list[list[str]]:
+        return self.processor.encode(list(sentences), out_type=str)
+
+    def decode(self, tokens: list[str]) -> str:
+        return self.processor.decode_pieces(tokens)
+
+
+class _MosesBpeTokenizer:
+    """Older Argos packages: Moses tokenization and BPE codes (bpe.model), through argostranslate's own class."""
+
+    def __init__(self, path: Path, from_code: str, to_code: str) -> None:
+        from argostranslate.tokenizer import BPETokenizer
+
+        self.tokenizer = BPETokenizer(path, from_code, to_code)
+
+    def encode(self, sentences: Sequence[str]) -> list[list[str]]:
+        return [self.tokenizer.encode(sentence) for sentence in sentences]
+
+    def decode(self, tokens: list[str]) -> str:
+        return self.tokenizer.decode(tokens)
+
+
 @functools.lru_cache(maxsize=4)
-def _load(model_dir: str, sentencepiece_path: str, mtime: float) -> tuple[Any, Any]:
+def _load(package: ModelPackage, mtime: float) -> tuple[Any, Any]:
     """Load a model once per process (mtime in the key: a reinstalled package is loaded afresh)."""
     import ctranslate2
-    import sentencepiece
 
-    translator = ctranslate2.Translator(model_dir, device="cpu", compute_type="auto")
-    tokenizer = sentencepiece.SentencePieceProcessor(model_file=sentencepiece_path)
+    translator = ctranslate2.Translator(str(package.model_dir), device="cpu", compute_type="auto")
+    if package.sentencepiece_path.is_file():
+        tokenizer: Any = _SentencePieceTokenizer(package.sentencepiece_path)
+    else:
+        tokenizer = _MosesBpeTokenizer(package.bpe_path, package.from_code, package.to_code)
     return translator, tokenizer
 
 
 class ArgosTranslator(Translator):
-    """Translate with an installed Argos package: SentencePiece in, CTranslate2 beam search, SentencePiece out."""
+    """Translate with an installed Argos package: tokenize, CTranslate2 beam search, detokenize."""
 
     name = "argos"
 
@@ -48,13 +82,13 @@ class ArgosTranslator(Translator):
     def _model(self) -> tuple[Any, Any]:
         mtime = (self.package.model_dir / "model.bin").stat().st_mtime
         with _load_lock:
-            return _load(str(self.package.model_dir), str(self.package.sentencepiece_path), mtime)
+            return _load(self.package, mtime)
 
     def translate_batch(self, sentences: Sequence[str]) -> list[str]:
         if not sentences:
             return []
         translator, tokenizer = self._model()
-        tokens = tokenizer.encode(list(sentences), out_type=str)
+        tokens = tokenizer.encode(sentences)
         prefix = self.package.target_prefix
         results = translator.translate_batch(
             tokens,
@@ -72,7 +106,6 @@ class ArgosTranslator(Translator):
             hypothesis = result.hypotheses[0]
             if prefix and hypothesis[:1] == [prefix]:
                 hypothesis = hypothesis[1:]
-            # OpenNMT's padding and boundary tokens are not text (a weak model can still emit them).
             hypothesis = [token for token in hypothesis if token not in _SPECIAL_TOKENS]
             translations.append(tokenizer.decode(hypothesis).strip())
         return translations

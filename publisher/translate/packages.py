@@ -52,6 +52,11 @@ class ModelPackage:
     def sentencepiece_path(self) -> Path:
         return self.path / "sentencepiece.model"
 
+    @property
+    def bpe_path(self) -> Path:
+        """Older packages tokenize with Moses and BPE codes instead of SentencePiece."""
+        return self.path / "bpe.model"
+
 
 def packages_dir(config: Config | None = None) -> Path:
     """``ARGOS_PACKAGES_DIR`` (environment, .env or publisher.toml), else Argos's own default folder."""
@@ -138,6 +143,8 @@ def read_package_metadata(archive_path: Path) -> dict[str, Any]:
             raise InputError(where, f"not an Argos model package: {top}/metadata.json is missing")
         if not any(name.startswith(f"{top}/model/") for name in names):
             raise InputError(where, f"not an Argos model package: {top}/model/ is missing")
+        if not {f"{top}/sentencepiece.model", f"{top}/bpe.model"} & set(names):
+            raise InputError(where, f"not an Argos model package: {top}/sentencepiece.model (or bpe.model) is missing")
         try:
             metadata = json.loads(archive.read(f"{top}/metadata.json"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -63,6 +63,51 @@ def train_sentencepiece(vocab_size: int, extra_sentences: tuple[str, ...] = ()) 
     return model.getvalue()
 
 
+def learn_bpe_codes(from_code: str, merges: int = 200) -> str:
+    """BPE codes in subword-nmt's format (what older Argos packages ship as bpe.model), learned in memory."""
+    from collections import Counter
+
+    from sacremoses.tokenize import MosesTokenizer
+
+    tokenizer = MosesTokenizer(from_code)
+    words = Counter(w for sentence in TRAINING_SENTENCES for w in tokenizer.tokenize(sentence))
+    symbols = {tuple(w[:-1]) + (w[-1] + "</w>",): n for w, n in words.items()}
+    learned: list[tuple[str, str]] = []
+    for _ in range(merges):
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, count in symbols.items():
+            for pair in zip(word, word[1:]):
+                pairs[pair] += count
+        if not pairs:
+            break
+        best = max(pairs, key=lambda pair: (pairs[pair], pair))
+        learned.append(best)
+        merged: dict[tuple[str, ...], int] = {}
+        for word, count in symbols.items():
+            out, i = [], 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged[tuple(out)] = count
+        symbols = merged
+    return "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in learned)
+
+
+def _bpe_vocabulary(codes_path: Path, from_code: str, to_code: str) -> list[str]:
+    """Every token argostranslate's Moses+BPE tokenizer makes of the training sentences, and every character."""
+    from argostranslate.tokenizer import BPETokenizer
+
+    tokenizer = BPETokenizer(codes_path, from_code, to_code)
+    tokens = {t for sentence in TRAINING_SENTENCES for t in tokenizer.encode(sentence)}
+    characters = {c for sentence in TRAINING_SENTENCES for c in sentence if not c.isspace()}
+    tokens |= characters | {c + "@@" for c in characters}
+    return ["<unk>", "<s>", "</s>", "<blank>"] + sorted(tokens)
+
+
 def _vocabulary(sentencepiece_model: bytes, size: int | None) -> list[str]:
     """The model's vocabulary: OpenNMT's special tokens, the SentencePiece pieces, then fillers up to ``size``."""
     import sentencepiece
@@ -137,12 +182,10 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
 
 
 def write_ctranslate2_model(
-    output_dir: Path, shape: ModelShape, sentencepiece_model: bytes, seed: int = 7, quantization: str | None = None
+    output_dir: Path, shape: ModelShape, vocabulary: list[str], seed: int = 7, quantization: str | None = None
 ) -> Path:
-    """Write a CTranslate2 model directory with random weights whose vocabulary is the SentencePiece model's."""
+    """Write a CTranslate2 model directory with random weights over ``vocabulary``."""
     from ctranslate2.converters.converter import Converter
-
-    vocabulary = _vocabulary(sentencepiece_model, shape.vocab_size)
 
     class RandomWeightsConverter(Converter):
         """Feeds CTranslate2's own converter machinery (validation, serialization) a spec we filled."""
@@ -161,20 +204,27 @@ def build_argos_package(
     package_version: str = "0.0.1",
     seed: int = 7,
     quantization: str | None = None,
+    tokenizer: str = "sentencepiece",
 ) -> Path:
-    """Zip a complete .argosmodel (metadata.json, model/, sentencepiece.model) at destination and return its path.
+    """Zip a complete .argosmodel (metadata.json, model/, and sentencepiece.model or bpe.model) and return its path.
 
-    ``quantization="int8"`` stores the weights as Argos's published models do.
+    ``quantization="int8"`` stores the weights as Argos's published models do; ``tokenizer="bpe"`` makes a
+    package like the older ones, tokenized with Moses and BPE codes.
     """
     names = {"en": "English", "ko": "Korean"}
-    sentencepiece_model = train_sentencepiece(400)
     top = f"translate-{from_code}_{to_code}-{package_version.replace('.', '_')}"
     with tempfile.TemporaryDirectory() as workdir:
         package_dir = Path(workdir) / top
         package_dir.mkdir()
-        write_ctranslate2_model(package_dir / "model", shape, sentencepiece_model, seed=seed,
-                                quantization=quantization)
-        (package_dir / "sentencepiece.model").write_bytes(sentencepiece_model)
+        if tokenizer == "bpe":
+            codes = package_dir / "bpe.model"
+            codes.write_text(learn_bpe_codes(from_code), encoding="utf-8")
+            vocabulary = _bpe_vocabulary(codes, from_code, to_code)
+        else:
+            sentencepiece_model = train_sentencepiece(400)
+            (package_dir / "sentencepiece.model").write_bytes(sentencepiece_model)
+            vocabulary = _vocabulary(sentencepiece_model, shape.vocab_size)
+        write_ctranslate2_model(package_dir / "model", shape, vocabulary, seed=seed, quantization=quantization)
         metadata = {
             "package_version": package_version,
             "argos_version": "1.9",

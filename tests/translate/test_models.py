@@ -166,3 +166,16 @@ def test_no_setup_warning_when_both_pairs_are_installed(site, models_dir: Path) 
     from publisher.translate.packages import setup_warnings
 
     assert setup_warnings(("en", "ko"), site.config) == []
+
+
+def test_a_package_without_a_tokenizer_is_refused(cli, tmp_path: Path, empty_models_dir: Path) -> None:
+    archive = tmp_path / "no-tokenizer.argosmodel"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("translate-en_ko/metadata.json", json.dumps({"from_code": "en", "to_code": "ko"}))
+        zf.writestr("translate-en_ko/model/model.bin", b"")
+
+    result = cli("models", "install", "--file", str(archive))
+
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"Error: {archive}: not an Argos model package: "
+                                     "translate-en_ko/sentencepiece.model (or bpe.model) is missing")

@@ -203,3 +203,20 @@ def test_review_refuses_what_is_not_a_machine_translation(cli, site: Site, write
 
     assert result.exit_code == 2
     assert result.output.strip() == f"Error: {path}: {message}"
+
+
+def test_an_older_moses_bpe_package_translates_too(site: Site, empty_models_dir: Path, tmp_path: Path,
+                                                   write_article) -> None:
+    from publisher.translate.packages import install_from_file
+    from publisher.translate.synthetic import build_argos_package
+
+    archive = build_argos_package(tmp_path / "bpe.argosmodel", "en", "ko", package_version="0.9", tokenizer="bpe")
+    install_from_file(archive, empty_models_dir)
+    source = write_article("bpe", "en", "## Heading\n\nUNPOG met 45 officials in [Incheon](https://x.org/a).\n")
+
+    report = translate_file(site, source, "ko")
+
+    body = body_of(report.path)
+    assert report.model == "argos:en-ko@0.9"
+    assert body.lstrip().startswith("## ") and "](https://x.org/a)" in body
+    assert "유엔거버넌스센터" in body and "45" in body
