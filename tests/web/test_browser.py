@@ -92,6 +92,8 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--no-first-run", "--disable-extensions", "--lang=ko-KR", "--window-size=1280,1000",
+                     # Offline: every host name but the test server's address resolves to nothing.
+                     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
                      f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(argument)
     options.add_experimental_option("prefs", {"intl.accept_languages": "ko-KR,ko"})
