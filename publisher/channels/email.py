@@ -127,11 +127,34 @@ class EmailChannel(Channel):
     def fallback_description(self) -> str:
         return "Maildir at outbox/mail/"
 
+    def check(self) -> list[str]:
+        """The SMTP_* values, plus the bulletin settings that only fail when mail is built (sender, DKIM)."""
+        from publisher.errors import ConfigError
+        from publisher.formatters.email import MessageBuilder
+
+        from publisher.settings import EMAIL_SETTINGS
+
+        problems = super().check()
+        try:
+            for setting in EMAIL_SETTINGS:
+                self.config.get(setting)
+        except ConfigError:
+            return problems       # the core settings check reports it
+        try:
+            MessageBuilder(self.site, self.config)
+        except ConfigError as error:
+            problems.append(str(error))
+        return problems
+
     def destination(self) -> str:
-        if self.is_configured():
-            server = smtp_server(self.config)
-            return f"SMTP {server.describe()}"
-        return f"local: {self.fallback_description()}"
+        from publisher.errors import ConfigError
+
+        if not self.is_configured():
+            return f"local: {self.fallback_description()}"
+        try:
+            return f"SMTP {smtp_server(self.config).describe()}"
+        except ConfigError:   # `check()` names the bad value; this line only says where mail would go
+            return f"SMTP {self.config.raw(SMTP_HOST.name)} (invalid settings)"
 
     # -- Channel interface ---------------------------------------------------------------------
 

@@ -318,3 +318,23 @@ def test_an_internationalized_address_is_delivered_with_smtputf8(smtp_site: Site
     message = email.message_from_string(data.decode("utf-8"), policy=policy.default)
     assert message["To"].addresses[0].addr_spec == "김민수@example.kr"
     assert message["To"].addresses[0].display_name == "김민수"
+
+
+def test_config_check_reports_bad_email_settings(cli, site: Site) -> None:
+    set_settings(site, SMTP_HOST="mail.example.org", SMTP_PORT="not-a-port", DKIM_DOMAIN="unpog.example",
+                 BULLETIN_FROM="News <news@@unpog.example>")
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    assert "SMTP_PORT (from publisher.toml): expected a whole number, got 'not-a-port'" in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        "Error: SMTP_PORT (from publisher.toml): expected a whole number, got 'not-a-port'",
+        "Error: BULLETIN_FROM (from publisher.toml): expected an address such as 'News <news@example.org>', "
+        "got 'News <news@@unpog.example>'",
+        "Error: 2 invalid setting(s)",
+    ]
+
+    set_settings(site, SMTP_PORT="2525", BULLETIN_FROM="News <news@unpog.example>")
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    assert "DKIM_SELECTOR: DKIM signing needs DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE" in result.output
