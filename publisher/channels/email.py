@@ -481,8 +481,8 @@ class MaildirTransport:
     def submit(self, job: SendJob) -> None:
         from publisher.channels.smtp_pool import SendOutcome
 
-        self.hooks.starting(job)
         data, message_id = job.build()
+        self.hooks.starting(job)
         self.box.add(data)
         outcome = SendOutcome(job, "sent", message_id=message_id)
         self.hooks.finished(outcome)

@@ -195,8 +195,10 @@ class SmtpPool:
                 job = self._jobs.get()
                 if job is None or self._stopping.is_set():
                     break
+                # Built before the row goes in flight: a message that cannot be built leaves it pending.
+                data, message_id = job.build()
                 self.hooks.starting(job)
-                conn, outcome = self._deliver(conn, job)
+                conn, outcome = self._deliver(conn, job, data, message_id)
                 self.hooks.finished(outcome)
                 self._outcomes.put(outcome)
         except BaseException as error:  # a bug must surface in the caller, not vanish with the thread
@@ -209,8 +211,8 @@ class SmtpPool:
                 except (smtplib.SMTPException, OSError):
                     _close(conn)
 
-    def _deliver(self, conn: smtplib.SMTP | None, job: SendJob) -> tuple[smtplib.SMTP | None, SendOutcome]:
-        data, message_id = job.build()
+    def _deliver(self, conn: smtplib.SMTP | None, job: SendJob, data: bytes,
+                 message_id: str) -> tuple[smtplib.SMTP | None, SendOutcome]:
         possible_duplicate = False
         attempt = 0
         while True:
