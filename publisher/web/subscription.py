@@ -1,7 +1,8 @@
 """The reader's pages: subscribe (double opt-in), confirm, one-click unsubscribe (RFC 8058) and preferences.
 
 The subscribe form records a *pending* address and mails the same confirmation as ``publisher subscribers add
---pending``; nothing is sent to it until the signed link is followed. The answer to the form is the same
+--pending``; nothing is sent to it until the reader follows the signed link and presses the button there
+(a GET never changes anything: mail scanners open every link). The answer to the form is the same
 whether the address is new, pending, active or unknown, and the mail goes out after the answer has been sent
 (a background task), so its timing tells nothing either.
 """
@@ -250,17 +251,47 @@ def not_subscribed(request: Request, site: Site, lang: str) -> Response:
 
 
 # --- confirm --------------------------------------------------------------------------------------------------
+# Like unsubscribing, confirming takes a click on the page: link scanners (Safe Links and the like) open every
+# link in a mail, and must not confirm a subscription nobody asked for.
+
+
+def _confirmed_address(request: Request, site: Site) -> str:
+    hours = int(site.config.get("PUBLISHER_CONFIRM_LINK_HOURS"))
+    return token_address(request, site, "confirm", max_age=hours * 3600)
+
+
+def confirmed_page(request: Request, site: Site, subscriber: Subscriber) -> Response:
+    from publisher.tokens import link
+
+    lang = page_language(request, site, subscriber.lang)
+    return render_page(request, site, "confirmed.html.j2", lang, email=subscriber.email,
+                       preferences_url=link(site, "preferences", {"email": subscriber.email}),
+                       unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
+
+
+def confirm_page(request: Request) -> Response:
+    """GET: a page with a button (nothing changes), or the confirmed page when the address is already active."""
+    state = web_state(request)
+    site = state.site
+    try:
+        address = _confirmed_address(request, site)
+    except BadToken as error:
+        return bad_link(request, site, error)
+    subscriber = _load_subscriber(state, address)
+    if subscriber is None:
+        return not_subscribed(request, site, page_language(request, site))   # erased since the mail was sent
+    if subscriber.status == "active":
+        return confirmed_page(request, site, subscriber)
+    return render_page(request, site, "confirm.html.j2", page_language(request, site, subscriber.lang),
+                       email=subscriber.email, action=request.url.path)
 
 
 def confirm(request: Request) -> Response:
-    """The double opt-in link: the address becomes active (a harmless no-op on a second click)."""
-    from publisher.tokens import link
-
+    """POST: the address becomes active (a harmless no-op the second time). The token is the only credential."""
     state = web_state(request)
     site = state.site
-    hours = int(site.config.get("PUBLISHER_CONFIRM_LINK_HOURS"))
     try:
-        address = token_address(request, site, "confirm", max_age=hours * 3600)
+        address = _confirmed_address(request, site)
     except BadToken as error:
         return bad_link(request, site, error)
 
@@ -269,16 +300,13 @@ def confirm(request: Request) -> Response:
 
         subscribers = Subscribers(conn)
         if subscribers.get(address) is None:
-            return None   # erased from the list since the mail was sent
+            return None
         return subscribers.confirm(address)
 
     subscriber = state.with_database(activate)
     if subscriber is None:
         return not_subscribed(request, site, page_language(request, site))
-    lang = page_language(request, site, subscriber.lang)
-    return render_page(request, site, "confirmed.html.j2", lang, email=subscriber.email,
-                       preferences_url=link(site, "preferences", {"email": subscriber.email}),
-                       unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
+    return confirmed_page(request, site, subscriber)
 
 
 # --- unsubscribe ----------------------------------------------------------------------------------------------

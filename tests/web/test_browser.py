@@ -161,8 +161,12 @@ def test_subscribe_confirm_unsubscribe_and_review_in_korean(live_site: tuple[Sit
     assert subscriber(site, "minji.kim@example.org").status == "pending"
 
     browser.get(confirm_url)
-    assert heading(browser) == "구독이 확인되었습니다"
-    screenshot(browser, "03-confirmed-ko.png")
+    assert heading(browser) == "구독 신청을 확인해 주세요"
+    assert subscriber(site, "minji.kim@example.org").status == "pending"    # opening the link is not enough
+    screenshot(browser, "03-confirm-ko.png")
+    browser.find_element(By.ID, "confirm").click()
+    wait_for_heading(browser, "구독이 확인되었습니다")
+    screenshot(browser, "04-confirmed-ko.png")
     stored = subscriber(site, "minji.kim@example.org")
     assert (stored.status, stored.lang, stored.themes, stored.name) == ("active", "ko", ["digital-government"], "김민지")
 
@@ -170,16 +174,16 @@ def test_subscribe_confirm_unsubscribe_and_review_in_korean(live_site: tuple[Sit
     browser.find_element(By.LINK_TEXT, "구독 해지").click()
     wait_for_heading(browser, "구독 해지")
     assert subscriber(site, "minji.kim@example.org").status == "active"
-    screenshot(browser, "04-unsubscribe-ko.png")
+    screenshot(browser, "05-unsubscribe-ko.png")
     browser.find_element(By.ID, "unsubscribe").click()
     wait_for_heading(browser, "구독이 해지되었습니다")
-    screenshot(browser, "05-unsubscribed-ko.png")
+    screenshot(browser, "06-unsubscribed-ko.png")
     assert subscriber(site, "minji.kim@example.org").status == "unsubscribed"
 
     # 4. The public pages and feeds the server also carries.
     browser.get(f"{base_url}/ko/")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
-    screenshot(browser, "06-index-ko.png")
+    screenshot(browser, "07-index-ko.png")
 
     # 5. The review page: both languages side by side, the email rendered inside its sandboxed iframes.
     story = site.articles().story("2024-unpsf-incheon")
@@ -194,21 +198,22 @@ def test_subscribe_confirm_unsubscribe_and_review_in_korean(live_site: tuple[Sit
     browser.switch_to.default_content()
     assert story.get("ko").title in rendered
     assert browser.find_elements(By.CSS_SELECTOR, "#lang-ko .post .length")
-    screenshot(browser, "07-review.png", full_page=True)
+    screenshot(browser, "08-review.png", full_page=True)
 
     # 6. Publishing from the review page asks first, then shows where each rendition went.
     browser.set_window_size(1280, 1000)
     browser.find_element(By.LINK_TEXT, "발행하기…").click()
     wait_for_heading(browser, f"발행: {story.original.title}")
-    screenshot(browser, "08-publish-confirm.png")
+    screenshot(browser, "09-publish-confirm.png")
     assert not (site.outbox_dir / "x").exists()
     browser.find_element(By.ID, "publish").click()
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "td.sent"))
-    screenshot(browser, "09-published.png")
+    screenshot(browser, "10-published.png")
     assert sorted(p.name for p in (site.outbox_dir / "x").glob("*.json")) == [
         "2024-unpsf-incheon.en.json", "2024-unpsf-incheon.ko.json"]
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
-        "01-subscribe-ko.png", "02-check-your-inbox-ko.png", "03-confirmed-ko.png", "04-unsubscribe-ko.png",
-        "05-unsubscribed-ko.png", "06-index-ko.png", "07-review.png", "08-publish-confirm.png", "09-published.png"]
+        "01-subscribe-ko.png", "02-check-your-inbox-ko.png", "03-confirm-ko.png", "04-confirmed-ko.png",
+        "05-unsubscribe-ko.png", "06-unsubscribed-ko.png", "07-index-ko.png", "08-review.png", "09-publish-confirm.png",
+        "10-published.png"]

@@ -41,14 +41,20 @@ def test_double_opt_in_in_korean(client, site: Site) -> None:
     assert message["To"].addresses[0].addr_spec == "minji@example.org"
     assert message["Content-Language"] == "ko"
     assert "구독" in message["Subject"]
-    confirm = client.get(link_in(message, "confirm"))
+    path = link_in(message, "confirm")
+    page = client.get(path)     # what a link scanner fetches: a page with a button, nothing confirmed
+    assert page.status_code == 200 and heading(page.text) == "구독 신청을 확인해 주세요"
+    assert f'action="{path}"' in page.text
+    assert subscriber(site, "minji@example.org").status == "pending"
+    confirm = client.post(path)
     assert confirm.status_code == 200
     assert heading(confirm.text) == "구독이 확인되었습니다"
     assert subscriber(site, "minji@example.org").status == "active"
     # The confirmation page hands over working preferences and unsubscribe links.
     assert "/preferences/" in confirm.text and "/unsubscribe/" in confirm.text
-    again = client.get(link_in(message, "confirm"))
-    assert again.status_code == 200 and subscriber(site, "minji@example.org").status == "active"
+    assert heading(client.post(path).text) == "구독이 확인되었습니다"          # a second click: the same answer
+    assert heading(client.get(path).text) == "구독이 확인되었습니다"           # no button once active
+    assert subscriber(site, "minji@example.org").status == "active"
 
 
 def test_the_answer_is_the_same_for_new_pending_and_active_addresses(client, site: Site) -> None:
@@ -142,11 +148,11 @@ def test_forged_altered_expired_or_misused_confirm_links_change_nothing(
     monkeypatch.undo()
     for token, words in ((altered, "올바른 링크가 아닙니다."), (forged, "올바른 링크가 아닙니다."),
                          (misused, "올바른 링크가 아닙니다."), (expired, "링크의 유효 기간이 지났습니다.")):
-        response = client.get(f"/confirm/{token}?lang=ko")
-        assert response.status_code == 400, token
-        assert words in response.text
+        for response in (client.get(f"/confirm/{token}?lang=ko"), client.post(f"/confirm/{token}?lang=ko")):
+            assert response.status_code == 400, token
+            assert words in response.text
         assert subscriber(site, "p@example.org").status == "pending"
-    assert client.get(f"/confirm/{good}").status_code == 200
+    assert client.post(f"/confirm/{good}").status_code == 200
     assert subscriber(site, "p@example.org").status == "active"
 
 
