@@ -171,6 +171,8 @@ def make_item(
     ``render_markdown`` turns Markdown into sanitized HTML; default ``publisher.markup.markdown_to_html``
     (``SiteFeeds`` passes a ``RenderedBodies`` cache that survives between builds).
     """
+    from publisher.markup import html_to_text
+
     if render_markdown is None:
         from publisher.markup import markdown_to_html as render_markdown
     categories: list[Category] = []
@@ -181,6 +183,7 @@ def make_item(
     if notice:
         # The notice leads the content so a reader sees it before the translated text, in every format.
         body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
+    summary_html = render_markdown(article.summary) if article.summary else ""
     published = article.date
     return FeedItem(
         id=item_id,
@@ -188,8 +191,9 @@ def make_item(
         slug=article.slug,
         url=article.url,
         title=article.title,
-        summary_text=article.summary or "",
-        summary_html=render_markdown(article.summary) if article.summary else "",
+        # Plain text from the sanitized HTML, so Markdown marks and stripped markup never reach JSON readers.
+        summary_text=" ".join(html_to_text(summary_html).split()),
+        summary_html=summary_html,
         content_html=body_html,
         author=article.author,
         categories=tuple(categories),

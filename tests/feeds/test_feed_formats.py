@@ -183,7 +183,7 @@ def test_hostile_titles_are_escaped_and_hostile_bodies_cleaned(site: Site, cli, 
     item = json.loads((public / "en" / "feed.json").read_text())["items"][0]
     assert item["title"] == HOSTILE_TITLE
     assert "<script" not in item["content_html"] and "onerror" not in item["content_html"]
-    assert item["summary"] == 'Summary with <script>x()</script> & "quotes"'   # plain text by the JSON Feed spec
+    assert item["summary"] == 'Summary with & "quotes"'   # plain text, from the sanitized summary
     for page in (public / "en" / "index.html", public / "en" / "hostile" / "index.html"):
         html = page.read_text(encoding="utf-8")
         assert "<script" not in html and "onerror" not in html and "<b>bold</b>" not in html
@@ -249,3 +249,14 @@ def test_opml_lists_every_feed_that_was_built(site: Site, cli) -> None:
     built = {f"http://localhost:8000/{p.relative_to(site.public_dir).as_posix()}" for p in every_feed(site)
              if p.suffix == ".xml"}
     assert urls == built
+
+
+def test_summaries_are_html_in_xml_feeds_and_plain_text_in_json(site: Site, cli, write_article) -> None:
+    write_article("marked-up", "en", title="Marked up", date="2030-01-01T09:00:00+09:00",
+                  summary="A **bold** claim and [a link](https://example.org/x).")
+    build_all(cli)
+    entry = feedparser.parse((site.public_dir / "en" / "atom.xml").read_bytes()).entries[0]
+    assert entry.summary == ('<p>A <strong>bold</strong> claim and '
+                             '<a href="https://example.org/x" rel="noopener noreferrer">a link</a>.</p>')
+    item = json.loads((site.public_dir / "en" / "feed.json").read_text())["items"][0]
+    assert item["summary"] == "A bold claim and a link."
