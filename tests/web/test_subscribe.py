@@ -166,3 +166,14 @@ class _FixedKeySite(Site):
     @property
     def secret_key(self) -> str:
         return self._key
+
+
+def test_a_site_in_one_language_offers_only_that_language(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISHER_LANGUAGES", "en")
+    with make_client(Site(site.root)) as client:
+        page = client.get("/subscribe", headers={"Accept-Language": "ko"})
+        assert '<html lang="en">' in page.text and 'value="ko"' not in page.text
+        refused = client.post("/subscribe", data={"csrf_token": form_token(page.text), "email": "a@example.org",
+                                                  "lang": "ko"})
+    assert refused.status_code == 400 and "Please choose a language." in refused.text
+    assert mails(site) == []
