@@ -29,20 +29,14 @@ if TYPE_CHECKING:
 
     from publisher.site import Site
 
-# Python's mimetypes calls these application/xml and application/json; feed readers and browsers want the
-# registered types (RFC 4287 for Atom, the RSS Advisory Board for RSS, JSON Feed 1.1).
-FEED_MEDIA_TYPES = {
-    "rss.xml": "application/rss+xml",
-    "atom.xml": "application/atom+xml",
-    "feed.json": "application/feed+json",
-    ".opml": "text/x-opml",
-}
-
-
 def feed_media_type(filename: str) -> str | None:
-    for ending, media_type in FEED_MEDIA_TYPES.items():
-        if filename.endswith(ending):
-            return media_type
+    """The registered type of a feed file the feeds channel writes; Python's mimetypes would say application/xml
+    or application/json, and feed readers and browsers want application/rss+xml, atom+xml and feed+json."""
+    from publisher.formatters.feeds import FILENAMES, MEDIA_TYPES, OPML_FILENAME
+
+    for fmt, name in (*FILENAMES.items(), ("opml", OPML_FILENAME)):
+        if filename.endswith("/" + name):
+            return MEDIA_TYPES[fmt]
     return None
 
 

@@ -76,3 +76,10 @@ def test_an_oversized_form_is_refused(client) -> None:
     response = client.post("/subscribe", content=b"email=" + b"a" * 200_000,
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 413
+
+
+def test_the_opml_list_has_its_type(built_site: Site) -> None:
+    with make_client(built_site) as client:
+        response = client.get("/feeds.opml")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/x-opml; charset=utf-8"
