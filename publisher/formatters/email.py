@@ -1,4 +1,4 @@
-"""Email bulletins: render an alert or a digest once per language, then build one personalized MIME message per subscriber.
+"""Email bulletins: an alert or a digest rendered once per language, then one personalized message per subscriber.
 
 Rendering (jinja2 + css-inline) and MIME structure (the email package) happen once per bulletin and language.
 The per-subscriber parts, the signed unsubscribe and preferences links, are left as markers and filled in by
@@ -324,9 +324,8 @@ class DkimSigner:
         try:
             key = key_path.read_bytes()
         except OSError as error:
-            raise ConfigError(
-                "DKIM_PRIVATE_KEY_FILE", f"{key_path}: {error.strerror or error}", config.source("DKIM_PRIVATE_KEY_FILE")
-            ) from None
+            raise ConfigError("DKIM_PRIVATE_KEY_FILE", f"{key_path}: {error.strerror or error}",
+                              config.source("DKIM_PRIVATE_KEY_FILE")) from None
         if b"PRIVATE KEY" not in key:
             raise ConfigError("DKIM_PRIVATE_KEY_FILE", f"{key_path}: not a PEM private key",
                               config.source("DKIM_PRIVATE_KEY_FILE"))

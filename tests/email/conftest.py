@@ -1,4 +1,4 @@
-"""Fixtures for the email tests: a real aiosmtpd server on 127.0.0.1 that records what it accepted, and sites wired to it."""
+"""Fixtures for the email tests: a real aiosmtpd server on 127.0.0.1 recording what it accepted, and sites using it."""
 
 from __future__ import annotations
 

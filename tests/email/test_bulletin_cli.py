@@ -1,4 +1,4 @@
-"""`publisher bulletin`: a digest of recent articles, each subscriber in their language, resumable through the ledger."""
+"""`publisher bulletin`: a digest of recent articles, each subscriber in their language, resumable by the ledger."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""kill -9 the real `publisher bulletin` part-way through, run it again, count deliveries per recipient at the server."""
+"""kill -9 the real `publisher bulletin` part-way through, run it again, count deliveries per recipient."""
 
 from __future__ import annotations
 
