@@ -77,13 +77,15 @@ def make_article():
 
 def paragraphs_of(template) -> list[list[str]]:
     """The model inputs of each paragraph (a literal holding a blank line or line end closes a block)."""
-    from publisher.translate.segment import Segment
+    from publisher.translate.segment import MarkedSentence, Segment
     from publisher.translate.workflow import model_input
 
     blocks: list[list[str]] = [[]]
     for part in template.parts:
         if isinstance(part, Segment):
             blocks[-1].append(model_input(part))
+        elif isinstance(part, MarkedSentence):
+            blocks[-1].extend(dict.fromkeys(model_input(s) for s in part.segments))
         elif "\n" in part and blocks[-1]:
             blocks.append([])
     return [block for block in blocks if block]

@@ -54,19 +54,96 @@ class Segment:
         return [p for p in self.pieces if isinstance(p, Protected)]
 
 
+@dataclass(frozen=True)
+class Markup:
+    """Inline markup around translated text: "**", "[", "](https://...)", "![" ... kept as written."""
+
+    literal: str
+    opens: bool
+
+
+_TRAILING_PUNCTUATION = ".!?。…:;, "
+
+
+@dataclass
+class MarkedSentence:
+    """A sentence with inline markup (emphasis, a link) inside it.
+
+    The model translates the whole sentence without its markup, which reads far better than separate
+    fragments; each marked fragment is translated on its own too, and the markup is put back around the
+    place where that translation occurs in the sentence's. When a fragment cannot be found there, the
+    sentence is rendered from its fragments instead (``structure``), so the markup is never lost.
+    """
+
+    whole: Segment
+    structure: list[str | Segment]  # the fallback: markup literals and fragment segments in source order
+    marked: list[tuple[str, str | Segment, str]] | None  # (opening markup, inner text, closing markup)
+
+    @property
+    def segments(self) -> list[Segment]:
+        inner = [part for _, part, _ in self.marked or [] if isinstance(part, Segment)]
+        return [self.whole, *inner, *(p for p in self.structure if isinstance(p, Segment))]
+
+    def render(self, translation: Callable[[Segment], str], used: set[int]) -> str:
+        if self.marked is not None:
+            projected = self._project(translation)
+            if projected is not None:
+                used.add(id(self.whole))
+                return projected
+        used.update(id(p) for p in self.structure if isinstance(p, Segment))
+        return "".join(p if isinstance(p, str) else translation(p) for p in self.structure)
+
+    def _project(self, translation: Callable[[Segment], str]) -> str | None:
+        full = translation(self.whole)
+        folded = full.casefold()
+        pieces, cursor = [], 0
+        for opening, inner, closing in self.marked or []:
+            wanted = inner if isinstance(inner, str) else translation(inner).rstrip(_TRAILING_PUNCTUATION)
+            wanted = wanted.strip()
+            start = folded.find(wanted.casefold(), cursor) if wanted else -1
+            if start < 0:
+                return None
+            end = start + len(wanted)
+            pieces += [full[cursor:start], opening, full[start:end], closing]
+            cursor = end
+        return "".join(pieces) + full[cursor:]
+
+
 @dataclass
 class TextTemplate:
     """A text cut into literal parts (kept) and segments (translated), rendered back in the same order."""
 
-    parts: list[str | Segment] = field(default_factory=list)
+    parts: list[str | Segment | MarkedSentence] = field(default_factory=list)
 
     @property
     def segments(self) -> list[Segment]:
-        return [p for p in self.parts if isinstance(p, Segment)]
+        """Every segment the model may be asked for (a marked sentence has several)."""
+        found: list[Segment] = []
+        for part in self.parts:
+            if isinstance(part, Segment):
+                found.append(part)
+            elif isinstance(part, MarkedSentence):
+                found.extend(part.segments)
+        return found
 
-    def render(self, translate_segment: Callable[[Segment], str]) -> str:
-        """Join literals and the translation of each segment (already escaped by the caller)."""
-        return "".join(p if isinstance(p, str) else translate_segment(p) for p in self.parts)
+    @property
+    def sentences(self) -> int:
+        return sum(1 for p in self.parts if not isinstance(p, str))
+
+    def render(self, translation: Callable[[Segment], str], used: set[int] | None = None) -> str:
+        """Join literals and translations (already escaped by ``translation``); ``used`` collects the ids of
+        the segments whose translation ended up in the text."""
+        used = used if used is not None else set()
+        out = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, MarkedSentence):
+                out.append(part.render(translation, used))
+            else:
+                used.add(id(part))
+                out.append(translation(part))
+        return "".join(out)
 
 
 # ---------------------------------------------------------------- sentence splitting
@@ -191,6 +268,104 @@ def _segments_of_run(
     return result
 
 
+def _fragments(
+    pieces: Sequence[str | Protected | Markup], lang: str, at_block_start: bool
+) -> list[str | Segment | Markup]:
+    """Fragment by fragment: the marks, and between them runs that are each split into sentences."""
+    parts: list[str | Segment | Markup] = []
+    run: list[str | Protected] = []
+
+    def flush() -> None:
+        if run:
+            parts.extend(_segments_of_run(run, lang, None, markdown=True, at_block_start=at_block_start and not parts))
+            run.clear()
+
+    for piece in pieces:
+        if isinstance(piece, Markup):
+            flush()
+            parts.append(piece)
+        else:
+            run.append(piece)
+    flush()
+    return parts
+
+
+def _as_literals(parts: list[str | Segment | Markup]) -> list[str | Segment]:
+    return [p.literal if isinstance(p, Markup) else p for p in parts]
+
+
+def _marked_sentence(pieces: list[str | Protected | Markup], lang: str, at_block_start: bool) -> MarkedSentence:
+    whole = Segment([p for p in pieces if not isinstance(p, Markup)], markdown=True, at_block_start=at_block_start)
+    fragments = _fragments(pieces, lang, at_block_start)
+    # Projection handles marks that hold one fragment each and do not nest ("**a** and [b](u)");
+    # anything else is rendered fragment by fragment.
+    marked: list[tuple[str, str | Segment, str]] | None = []
+    index = 0
+    while index < len(fragments):
+        part = fragments[index]
+        if isinstance(part, Markup):
+            inner = fragments[index + 1] if index + 1 < len(fragments) else None
+            closing = fragments[index + 2] if index + 2 < len(fragments) else None
+            if (part.opens and isinstance(closing, Markup) and not closing.opens
+                    and isinstance(inner, (str, Segment))):
+                marked.append((part.literal, inner, closing.literal))
+                index += 3
+                continue
+            marked = None
+            break
+        index += 1
+    return MarkedSentence(whole, _as_literals(fragments), marked)
+
+
+def _segments_of_inline(
+    run: Sequence[str | Protected | Markup], lang: str, match_terms: TermMatcher | None, *, at_block_start: bool
+) -> list[str | Segment | MarkedSentence]:
+    """Split inline content into sentences; a sentence with markup inside becomes a MarkedSentence."""
+    if not any(isinstance(p, Markup) for p in run):
+        return _segments_of_run(list(run), lang, match_terms, markdown=True, at_block_start=at_block_start)
+    pieces: list[str | Protected | Markup] = []
+    for piece in run:
+        pieces.extend(_protect_text(piece, match_terms) if isinstance(piece, str) else [piece])
+    stand_ins = {chr(0xE000 + i): p for i, p in enumerate(pieces) if not isinstance(p, str)}
+    flat = "".join(p if isinstance(p, str) else chr(0xE000 + i) for i, p in enumerate(pieces))
+
+    def unflatten(chunk: str) -> list[str | Protected | Markup]:
+        return [stand_ins.get(part, part) for part in re.split(r"([\ue000-\uf8ff])", chunk) if part]
+
+    spans = sentence_spans(flat, lang)
+    sentences = [unflatten(flat[start:end]) for start, end in spans]
+    gaps = [flat[end:start] for (_, end), (start, _) in zip([(0, 0), *spans], [*spans, (len(flat), 0)])]
+    balanced = all(_balanced(sentence) for sentence in sentences)
+    if not balanced or any(not gap.isspace() and gap for gap in gaps):
+        # A mark that spans a sentence boundary: translate fragment by fragment.
+        return _as_literals(_fragments(pieces, lang, at_block_start))  # type: ignore[return-value]
+    parts: list[str | Segment | MarkedSentence] = []
+    for gap, sentence, (start, _) in zip(gaps, sentences, spans):
+        if gap:
+            parts.append(gap)
+        first = at_block_start and start == 0
+        plain = "".join(p for p in sentence if isinstance(p, str))
+        if any(isinstance(p, Markup) for p in sentence) and not _HAS_LETTER.search(plain):
+            parts.extend(_as_literals(_fragments(sentence, lang, first)))  # "**2024**": nothing to translate
+        elif any(isinstance(p, Markup) for p in sentence):
+            parts.append(_marked_sentence(sentence, lang, first))
+        else:
+            parts.extend(_segments_of_run(sentence, lang, None, markdown=True, at_block_start=first))  # type: ignore[arg-type]
+    if gaps[-1]:
+        parts.append(gaps[-1])
+    return parts
+
+
+def _balanced(pieces: Sequence[str | Protected | Markup]) -> bool:
+    depth = 0
+    for piece in pieces:
+        if isinstance(piece, Markup):
+            depth += 1 if piece.opens else -1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
 # ---------------------------------------------------------------- plain text and Markdown
 
 
@@ -230,16 +405,14 @@ class _InlineBuilder:
         self.lang = lang
         self.match_terms = match_terms
         self.continuation_prefix = continuation_prefix
-        self.parts: list[str | Segment] = []
-        self.run: list[str | Protected] = []
+        self.parts: list[str | Segment | MarkedSentence] = []
+        self.run: list[str | Protected | Markup] = []
         self.links: list[tuple[str, str | None]] = []
 
     def flush(self) -> None:
         if self.run:
             at_start = not self.parts
-            self.parts.extend(
-                _segments_of_run(self.run, self.lang, self.match_terms, markdown=True, at_block_start=at_start)
-            )
+            self.parts.extend(_segments_of_inline(self.run, self.lang, self.match_terms, at_block_start=at_start))
             self.run = []
 
     def literal(self, markup: str) -> None:
@@ -272,26 +445,29 @@ class _InlineBuilder:
                 inside_autolink = True
             elif kind == "link_open":
                 self.links.append((str(token.attrs.get("href", "")), token.attrs.get("title")))
-                self.literal("[")
+                self.run.append(Markup("[", opens=True))
             elif kind == "link_close":
                 href, title = self.links.pop()
-                self.literal("](" + _link_destination(href, title) + ")")
+                self.run.append(Markup("](" + _link_destination(href, title) + ")", opens=False))
             elif kind == "image":
-                self.literal("![")
+                self.run.append(Markup("![", opens=True))
                 self.walk(token.children or [])
                 src, title = str(token.attrs.get("src", "")), token.attrs.get("title")
-                self.literal("](" + _link_destination(src, title) + ")")
+                self.run.append(Markup("](" + _link_destination(src, title) + ")", opens=False))
             elif kind.endswith(("_open", "_close")):
-                # emphasis, strong, strikethrough: the markup stays, the text inside is translated on its own
-                self.literal(token.markup)
+                # Emphasis written with * rather than _: in a translation it may end inside a word
+                # (Korean particles: **센터**는), where CommonMark does not close an underscore.
+                self.run.append(Markup(token.markup.replace("_", "*"), opens=kind.endswith("_open")))
 
-    def build(self, tokens) -> list[str | Segment]:
+    def build(self, tokens) -> list[str | Segment | MarkedSentence]:
         self.walk(tokens)
         self.flush()
         return self.parts
 
 
-def _inline_parts(token, lang: str, match_terms: TermMatcher | None, continuation_prefix: str) -> list[str | Segment]:
+def _inline_parts(
+    token, lang: str, match_terms: TermMatcher | None, continuation_prefix: str
+) -> list[str | Segment | MarkedSentence]:
     return _InlineBuilder(lang, match_terms, continuation_prefix).build(token.children or [])
 
 
@@ -304,7 +480,7 @@ def segment_markdown(text: str, lang: str, match_terms: TermMatcher | None = Non
     lines = text.splitlines(keepends=True)
     tokens = _markdown_parser().parse(text)
     # line index -> (number of lines replaced, template parts for the replacement)
-    replacements: dict[int, tuple[int, list[str | Segment]]] = {}
+    replacements: dict[int, tuple[int, list[str | Segment | MarkedSentence]]] = {}
     index = 0
     while index < len(tokens):
         token = tokens[index]
@@ -317,7 +493,7 @@ def segment_markdown(text: str, lang: str, match_terms: TermMatcher | None = Non
                 index += 1
             row_line = lines[token.map[0]]
             indent = row_line[: len(row_line) - len(row_line.lstrip())]
-            parts: list[str | Segment] = [indent + "|"]
+            parts: list[str | Segment | MarkedSentence] = [indent + "|"]
             for cell in cells:
                 parts.append(" ")
                 parts.extend(_inline_parts(cell, lang, match_terms, ""))

@@ -120,15 +120,16 @@ def translate_templates(
         if memory is not None:
             memory.remember(model, source, target, fresh)
         known = {**known, **fresh}
-    counts = TranslationCounts(sentences=len(segments), from_memory=len(unique) - len(missing),
-                               sent_to_model=len(missing))
-    restored: dict[int, str] = {}
-    for segment, text in zip(segments, inputs, strict=True):
-        restored_text, repaired = restore(segment, known[text], translator.target_lang)
-        restored[id(segment)] = restored_text
-        if repaired:
-            counts.repaired.append(segment.text)
-    rendered = [template.render(lambda s: restored[id(s)]) for template in templates]
+    counts = TranslationCounts(sentences=sum(t.sentences for t in templates),
+                               from_memory=len(unique) - len(missing), sent_to_model=len(missing))
+    restored: dict[int, tuple[str, bool]] = {
+        id(segment): restore(segment, known[text], translator.target_lang)
+        for segment, text in zip(segments, inputs, strict=True)
+    }
+    used: set[int] = set()
+    rendered = [template.render(lambda s: restored[id(s)][0], used) for template in templates]
+    # Only what reached the text counts: a marked sentence also translates fragments it may not use.
+    counts.repaired = [s.text for s in segments if id(s) in used and restored[id(s)][1]]
     return rendered, counts
 
 

@@ -183,3 +183,44 @@ def test_a_dropped_number_comes_back_as_written() -> None:
 
     assert (text, repaired) == ("사람들이 왔다. 2,000", True)
     assert restore(segment, "2000명이 넘게 왔다.", "ko") == ("2000명이 넘게 왔다.", False)
+
+
+def render_with(template, outputs: dict[str, str], used: set[int] | None = None) -> str:
+    """Render as if the model had answered ``outputs`` (model input -> output)."""
+    return template.render(lambda s: restore(s, outputs[model_input(s)], "ko")[0], used)
+
+
+def test_a_sentence_with_a_link_is_translated_whole_and_the_link_put_back() -> None:
+    template = segment_markdown("The [full programme](https://x.org/p) is *online* now.\n", "en")
+    assert sorted({model_input(s) for s in template.segments}) == sorted(
+        ["The full programme is online now.", "full programme", "online", "The", "is", "now."])
+
+    rendered = render_with(template, {
+        "The full programme is online now.": "전체 프로그램은 지금 온라인에 있습니다.",
+        "full programme": "전체 프로그램.",  # a fragment often comes back with a full stop
+        "online": "온라인", "The": "그", "is": "이다", "now.": "지금.",
+    })
+
+    assert rendered == "[전체 프로그램](https://x.org/p)은 지금 *온라인*에 있습니다.\n"
+
+
+def test_when_a_fragment_is_not_in_the_sentence_the_fragments_are_used() -> None:
+    template = segment_markdown("The [full programme](https://x.org/p) is online.\n", "en")
+
+    used: set[int] = set()
+    rendered = render_with(template, {
+        "The full programme is online.": "일정 전체가 온라인에 있습니다.",
+        "full programme": "전체 프로그램", "The": "그", "is online.": "온라인에 있습니다.",
+    }, used)
+
+    assert rendered == "그 [전체 프로그램](https://x.org/p) 온라인에 있습니다.\n"
+    assert {model_input(s) for s in template.segments if id(s) in used} == {
+        "The", "full programme", "is online."}
+
+
+def test_a_mark_across_two_sentences_is_translated_fragment_by_fragment() -> None:
+    template = segment_markdown("**First one. Second** one.\n", "en")
+
+    rendered = render_with(template, {"First one.": "첫째.", "Second": "둘째", "one.": "하나."})
+
+    assert rendered == "**첫째. 둘째** 하나.\n"
