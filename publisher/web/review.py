@@ -62,7 +62,7 @@ class LanguageColumn:
     publishable: bool = False
     publish_note: str = ""
     glossary: GlossaryCheck | None = None
-    email: dict[str, Any] | None = None                   # html, text, subject
+    email: dict[str, Any] | None = None                   # html, text, subject, preheader
     social: list[Rendition] = field(default_factory=list)
     feed_entry: str | None = None
     feed_files: list[str] = field(default_factory=list)
@@ -116,7 +116,8 @@ def build_review(site: Site, story: Story, conn: sqlite3.Connection) -> Review:
         if column is None:
             continue
         if rendition.channel == "email":
-            email = column.email or {"subject": rendition.meta.get("subject", ""), "html": "", "text": ""}
+            email = column.email or {"subject": rendition.meta.get("subject", ""), "html": "", "text": "",
+                                     "preheader": rendition.meta.get("preheader", "")}
             if rendition.media_type == "text/html":
                 email["html"] = _text(rendition.content)
             elif rendition.media_type == "text/plain":

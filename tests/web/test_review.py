@@ -41,6 +41,7 @@ def test_both_languages_side_by_side_with_every_rendition(client, site: Site) ->
         srcdoc = html.unescape(frames[0][0])
         assert srcdoc.startswith("<!DOCTYPE html>") and html.escape(article.title, quote=False) in srcdoc
         assert "Plain-text part" in part and html.escape(article.title) in part
+        assert "<strong>Preheader:</strong>" in part
         # each social post with its weighted length against its limit
         lengths = re.findall(r'<p class="length (?:over|within)">(\d+) of (\d+) characters</p>', part)
         assert {int(limit) for _, limit in lengths} >= {280, 500, 300}     # X, Mastodon, Bluesky at least
