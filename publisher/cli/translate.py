@@ -91,10 +91,7 @@ def translate(ctx: click.Context, paths: tuple[Path, ...], target_lang: str, for
     site = get_site(ctx)
     for path in paths:
         report = translate_file(site, path, target_lang, force=force)
-        click.echo(
-            f"Wrote {report.path} (machine translation, {report.model}): {report.sentences} sentences, "
-            f"{report.from_memory} from memory, {report.sent_to_model} translated by the model."
-        )
+        click.echo(f"Wrote {report.path} (machine translation, {report.model}): {report.summary()}.")
         for sentence in report.repaired:
             _warn(f"the model dropped a name, code or number (added at the end of the sentence): {sentence}")
         for term in report.missing_terms:

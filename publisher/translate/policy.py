@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from publisher.article import Article, Story
 from publisher.channels.base import DeliveryReport
+from publisher.translate.workflow import is_stale
 
 if TYPE_CHECKING:
     from publisher.channels.base import PublishContext
@@ -27,8 +28,11 @@ def select_versions(
     notes: list[DeliveryReport] = []
     for lang in langs:
         article = story.get(lang)
-        if article is None:
-            article, note = _missing_version(story, lang, site, ctx, allow_machine)
+        stale = article is not None and article is not story.original and is_stale(article, story.original)
+        if article is None or (stale and article.is_machine_translation and allow_machine):
+            # missing, or a machine translation of an older text: (re)translate; the memory makes a
+            # re-translation cost only the edited sentences
+            article, note = _missing_version(story, lang, site, ctx, allow_machine, stale=stale)
             notes.append(note)
             if article is not None:
                 kept[lang] = article
@@ -39,11 +43,17 @@ def select_versions(
                 f"or set PUBLISHER_ALLOW_MACHINE_TRANSLATION=true"))
         else:
             kept[lang] = article
+            if stale:
+                notes.append(DeliveryReport(
+                    story.slug, lang, "-", str(article.path), "stale",
+                    f"published as {article.translation.status}, but the {story.original.lang} original changed "
+                    f"since; update it, or re-translate: publisher translate {story.original.path} --to {lang} "
+                    f"--force"))
     return Story(story.slug, kept), notes
 
 
 def _missing_version(
-    story: Story, lang: str, site: Site, ctx: PublishContext | None, allow_machine: bool
+    story: Story, lang: str, site: Site, ctx: PublishContext | None, allow_machine: bool, *, stale: bool = False
 ) -> tuple[Article | None, DeliveryReport]:
     """Translate the original into ``lang`` when machine translations may be published; else say how to."""
     from publisher.errors import PublisherError
@@ -66,6 +76,7 @@ def _missing_version(
     except PublisherError as exc:
         return None, DeliveryReport(story.slug, lang, "translate", "-", "skipped", f"no {lang} version: {exc}")
     where = str(report.article.path)
-    note = f"machine translation ({report.model}); review it with: publisher review {where}"
+    why = f"the {original.lang} original changed: re-translated" if stale else "machine translation"
+    note = f"{why} ({report.model}, {report.summary()}); review it with: publisher review {where}"
     return report.article, DeliveryReport(story.slug, lang, "translate", where,
                                           "dry-run" if dry_run else "translated", note)

@@ -126,10 +126,6 @@ class TextTemplate:
                 found.extend(part.segments)
         return found
 
-    @property
-    def sentences(self) -> int:
-        return sum(1 for p in self.parts if not isinstance(p, str))
-
     def render(self, translation: Callable[[Segment], str], used: set[int] | None = None) -> str:
         """Join literals and translations (already escaped by ``translation``); ``used`` collects the ids of
         the segments whose translation ended up in the text."""

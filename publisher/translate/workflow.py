@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 PLACEHOLDER = "ZQ{}"
 _PLACEHOLDER_IN_OUTPUT = re.compile(r"Z\s*Q\s*(\d+)", re.IGNORECASE)
 PROTECTED_STATUSES = ("original", "human", "reviewed")
+# Front-matter key of a translation: a digest of the source text it was made from, to notice later edits.
+SOURCE_DIGEST_KEY = "source_digest"
 
 
 @dataclass
@@ -38,6 +40,11 @@ class TranslationReport:
     repaired: list[str] = field(default_factory=list)  # sentences whose protected spans the model dropped
     missing_terms: list[MissingTerm] = field(default_factory=list)
     path: Path | None = None
+
+    def summary(self) -> str:
+        """E.g. "12 sentences: 1 by the model, 11 from memory"."""
+        plural = "" if self.sentences == 1 else "s"
+        return f"{self.sentences} sentence{plural}: {self.sent_to_model} by the model, {self.from_memory} from memory"
 
 
 def model_input(segment: Segment) -> str:
@@ -120,8 +127,9 @@ def translate_templates(
         if memory is not None:
             memory.remember(model, source, target, fresh)
         known = {**known, **fresh}
-    counts = TranslationCounts(sentences=sum(t.sentences for t in templates),
-                               from_memory=len(unique) - len(missing), sent_to_model=len(missing))
+    # Counted in distinct model inputs: a sentence with a link or emphasis also sends its marked fragments.
+    counts = TranslationCounts(sentences=len(unique), from_memory=len(unique) - len(missing),
+                               sent_to_model=len(missing))
     restored: dict[int, tuple[str, bool]] = {
         id(segment): restore(segment, known[text], translator.target_lang)
         for segment, text in zip(segments, inputs, strict=True)
@@ -186,6 +194,7 @@ def translate_article(
         url=site.url_for(target_lang, article.slug),
         translation=TranslationInfo("machine", source_lang, translator.model_id),
         path=article_path(site, article.slug, target_lang),
+        extra={**article.extra, SOURCE_DIGEST_KEY: source_digest(article)},
     )
     source_text = "\n".join([article.title, article.summary, article.body, article.image.alt if article.image else ""])
     target_text = "\n".join([translated.title, translated.summary, translated.body, alt])
@@ -194,6 +203,20 @@ def translate_article(
         from_memory=counts.from_memory, sent_to_model=counts.sent_to_model, repaired=counts.repaired,
         missing_terms=glossary.missing(source_text, _unescape(target_text), source_lang, target_lang),
     )
+
+
+def source_digest(article: Article) -> str:
+    """A short fingerprint of what a translation is made from: title, summary, body and image alt text."""
+    import hashlib
+
+    text = "\0".join([article.title, article.summary, article.body, article.image.alt if article.image else ""])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def is_stale(translation: Article, source: Article) -> bool:
+    """Whether the source was edited after this translation was made (unknown for a translation without digest)."""
+    recorded = translation.extra.get(SOURCE_DIGEST_KEY)
+    return bool(recorded) and recorded != source_digest(source)
 
 
 def glossary_term(glossary: Glossary, text: str, source_lang: str, target_lang: str) -> str:

@@ -114,3 +114,52 @@ def test_publish_lang_ko_without_permission_names_the_command(cli, site_dir: Pat
     assert result.exit_code == 0, result.output
     assert f"no ko version; run: publisher translate {source} --to ko" in result.output
     assert not (site_dir / "content" / "2024-sdg16-knowledge-forum.ko.md").exists()
+
+
+def edit_original(site: Site, slug: str, old: str, new: str) -> None:
+    path = site.content_dir / f"{slug}.en.md"
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+def test_a_machine_translation_of_an_edited_original_is_translated_again(cli, site: Site, models_dir: Path) -> None:
+    slug = "2024-sdg16-knowledge-forum"
+    assert cli("translate", str(site.content_dir / f"{slug}.en.md"), "--to", "ko").exit_code == 0
+    digest = front_matter(site.content_dir / f"{slug}.ko.md")["source_digest"]
+    edit_original(site, slug, "More than 120 participants", "More than 130 participants")
+    site = allow_machine_translation(site)
+
+    chosen, notes = select_versions(story_of(site, slug), ["ko"], site, context(site))
+
+    assert chosen.languages == ["ko"]
+    [note] = notes
+    assert note.state == "translated"
+    assert note.note.startswith("the en original changed: re-translated (argos:en-ko@1.0, 13 sentences: 1 by the "
+                                "model, 12 from memory)")
+    assert front_matter(site.content_dir / f"{slug}.ko.md")["source_digest"] != digest
+
+
+def test_a_reviewed_translation_of_an_edited_original_is_published_with_a_warning(cli, site: Site,
+                                                                                   models_dir: Path) -> None:
+    slug = "2024-sdg16-knowledge-forum"
+    cli("translate", str(site.content_dir / f"{slug}.en.md"), "--to", "ko")
+    cli("review", str(site.content_dir / f"{slug}.ko.md"))
+    edit_original(site, slug, "More than 120 participants", "More than 130 participants")
+
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
+
+    assert chosen.languages == ["en", "ko"]
+    [note] = notes
+    assert (note.lang, note.state) == ("ko", "stale")
+    assert "the en original changed since" in note.note and "--to ko --force" in note.note
+
+
+def test_an_unchanged_original_leaves_its_translation_alone(cli, site: Site, models_dir: Path) -> None:
+    slug = "2024-sdg16-knowledge-forum"
+    cli("translate", str(site.content_dir / f"{slug}.en.md"), "--to", "ko")
+    site = allow_machine_translation(site)
+    before = (site.content_dir / f"{slug}.ko.md").stat().st_mtime_ns
+
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
+
+    assert chosen.languages == ["en", "ko"] and notes == []
+    assert (site.content_dir / f"{slug}.ko.md").stat().st_mtime_ns == before
