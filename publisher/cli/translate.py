@@ -116,8 +116,12 @@ def review(ctx: click.Context, paths: tuple[Path, ...]) -> None:
 
     site = get_site(ctx)
     for path in paths:
-        article, misses = mark_reviewed(site, path)
-        for term in misses:
+        result = mark_reviewed(site, path)
+        article = result.article
+        if result.source_changed:
+            _warn(f"the {article.translation.source_lang} original was edited after this translation was made: "
+                  "make sure the review covered the edits")
+        for term in result.missing_terms:
             _warn(f"glossary term {term.source!r} should read {term.expected!r}")
         click.echo(f"{path}: reviewed ({article.lang}, translated from {article.translation.source_lang}).")
 

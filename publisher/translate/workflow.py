@@ -287,8 +287,19 @@ def check_can_overwrite(site: Site, target_path: Path, *, force: bool) -> None:
         )
 
 
-def mark_reviewed(site: Site, path: Path) -> tuple[Article, list[MissingTerm]]:
-    """``publisher review PATH``: an editor has checked a translation; its status becomes ``reviewed``."""
+@dataclass
+class ReviewResult:
+    article: Article
+    missing_terms: list[MissingTerm] = field(default_factory=list)
+    source_changed: bool = False  # the original had been edited since the machine translation was made
+
+
+def mark_reviewed(site: Site, path: Path) -> ReviewResult:
+    """``publisher review PATH``: an editor has checked a translation against the current original.
+
+    Its status becomes ``reviewed`` and its source digest that of the current original, so later edits of
+    the original are noticed again.
+    """
     from dataclasses import replace
 
     from publisher.article import article_path, load_article, write_article
@@ -301,20 +312,23 @@ def mark_reviewed(site: Site, path: Path) -> tuple[Article, list[MissingTerm]]:
     if status == "human":
         raise ContentError(path, "translation.status", "is a human translation: only a machine translation is reviewed")
     source_lang = article.translation.source_lang
-    misses: list[MissingTerm] = []
     source_path = article_path(site, article.slug, source_lang) if source_lang else None
-    if source_path is not None and source_path.exists():
-        source = load_article(source_path, site)
-        misses = Glossary.load(site).missing(
+    source = load_article(source_path, site) if source_path is not None and source_path.exists() else None
+    result = ReviewResult(article)
+    extra = dict(article.extra)
+    if source is not None:
+        result.missing_terms = Glossary.load(site).missing(
             "\n".join([source.title, source.summary, source.body]),
             _unescape("\n".join([article.title, article.summary, article.body])),
             source.lang, article.lang,
         )
-    if status != "reviewed":
-        reviewed = article.with_changes(translation=replace(article.translation, status="reviewed"))
+        result.source_changed = is_stale(article, source)
+        extra[SOURCE_DIGEST_KEY] = source_digest(source)
+    if status != "reviewed" or extra != article.extra:
+        reviewed = article.with_changes(translation=replace(article.translation, status="reviewed"), extra=extra)
         write_article(reviewed, Path(path), force=True)
-        article = reviewed
-    return article, misses
+        result.article = reviewed
+    return result
 
 
 # ---------------------------------------------------------------- backends

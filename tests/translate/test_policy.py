@@ -163,3 +163,17 @@ def test_an_unchanged_original_leaves_its_translation_alone(cli, site: Site, mod
 
     assert chosen.languages == ["en", "ko"] and notes == []
     assert (site.content_dir / f"{slug}.ko.md").stat().st_mtime_ns == before
+
+
+def test_review_after_an_edit_of_the_original_warns_and_takes_the_edit_as_reviewed(cli, site: Site,
+                                                                                   models_dir: Path) -> None:
+    slug = "2024-sdg16-knowledge-forum"
+    cli("translate", str(site.content_dir / f"{slug}.en.md"), "--to", "ko")
+    edit_original(site, slug, "More than 120 participants", "More than 130 participants")
+
+    result = cli("review", str(site.content_dir / f"{slug}.ko.md"))
+
+    assert result.exit_code == 0
+    assert "the en original was edited after this translation was made" in result.output
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
+    assert chosen.languages == ["en", "ko"] and notes == []  # reviewed against the current original
