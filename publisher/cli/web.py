@@ -38,8 +38,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     # Our access log cuts the signed tokens out of the paths; uvicorn's would write them to the log.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"Serving {site.root} on http://{host}:{port}/ (review page: /review)", err=True)
-    # uvicorn binds the address itself: handed a socket of ours, its connections lose TCP_NODELAY and every
-    # answer waits ~40 ms for a delayed ACK (measured with bench/unsubscribe.py).
+    # uvicorn binds the address itself: handed a socket bound here (Server.run(sockets=...)), every answer
+    # took ~44 ms instead of ~1 ms, the mark of a delayed-ACK stall (measured with bench/unsubscribe.py).
     uvicorn.run(create_app(site, review_local_only=local_only), host=host, port=port, log_level="info",
                 access_log=False, server_header=False)
 
