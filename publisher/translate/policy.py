@@ -21,21 +21,32 @@ def select_versions(
 
     A ``machine`` translation is published only when ``PUBLISHER_ALLOW_MACHINE_TRANSLATION`` is true (its
     renditions then carry a notice). A missing language is then translated on the spot, written to its
-    sibling file by the same code as ``publisher translate``; otherwise the note says which command makes it.
+    sibling file by the same code as ``publisher translate``, and so is a machine translation whose
+    original was edited since; otherwise the note says which command makes it.
+
+    Only a publish (``ctx`` given) translates and writes files; without ``ctx`` (a review page, a feed
+    rebuild) this only answers, with no side effect.
     """
     allow_machine = bool(site.config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
+    publishing = ctx is not None
     kept: dict[str, Article] = {}
     notes: list[DeliveryReport] = []
     for lang in langs:
         article = story.get(lang)
         stale = article is not None and article is not story.original and is_stale(article, story.original)
-        if article is None or (stale and article.is_machine_translation and allow_machine):
+        if publishing and (article is None or (stale and article.is_machine_translation and allow_machine)):
             # missing, or a machine translation of an older text: (re)translate; the memory makes a
             # re-translation cost only the edited sentences
             article, note = _missing_version(story, lang, site, ctx, allow_machine, stale=stale)
             notes.append(note)
             if article is not None:
                 kept[lang] = article
+        elif article is None:
+            source = story.original.path or f"content/{story.slug}.{story.original.lang}.md"
+            how = ("publishing translates it (PUBLISHER_ALLOW_MACHINE_TRANSLATION=true)" if allow_machine
+                   else "machine translations are not published")
+            notes.append(DeliveryReport(story.slug, lang, "-", "-", "skipped",
+                                        f"no {lang} version ({how}); run: publisher translate {source} --to {lang}"))
         elif article.is_machine_translation and not allow_machine:
             notes.append(DeliveryReport(
                 story.slug, lang, "-", "-", "skipped",
@@ -43,7 +54,12 @@ def select_versions(
                 f"or set PUBLISHER_ALLOW_MACHINE_TRANSLATION=true"))
         else:
             kept[lang] = article
-            if stale:
+            if stale and article.is_machine_translation:
+                notes.append(DeliveryReport(
+                    story.slug, lang, "-", str(article.path), "stale",
+                    f"the {story.original.lang} original changed since this machine translation; publishing "
+                    f"translates the edited sentences again"))
+            elif stale:
                 notes.append(DeliveryReport(
                     story.slug, lang, "-", str(article.path), "stale",
                     f"published as {article.translation.status}, but the {story.original.lang} original changed "

@@ -177,3 +177,16 @@ def test_review_after_an_edit_of_the_original_warns_and_takes_the_edit_as_review
     assert "the en original was edited after this translation was made" in result.output
     chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
     assert chosen.languages == ["en", "ko"] and notes == []  # reviewed against the current original
+
+
+def test_without_a_publish_context_the_rule_only_answers(site: Site, models_dir: Path) -> None:
+    """A review page or a feed rebuild asks the rule; it must not translate or write anything."""
+    site = allow_machine_translation(site)
+    slug = "2024-sdg16-knowledge-forum"
+
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site)
+
+    assert chosen.languages == ["en"]
+    assert notes[0].note.startswith("no ko version (publishing translates it (PUBLISHER_ALLOW_MACHINE_TRANSLATION"
+                                    "=true)); run: publisher translate")
+    assert not (site.content_dir / f"{slug}.ko.md").exists()
