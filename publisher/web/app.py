@@ -158,12 +158,15 @@ async def http_error(request: Request, exc: Any) -> Response:
 
 
 async def publisher_error(request: Request, exc: Exception) -> Response:
-    """A broken content file or setting: its one line, as the command line shows it, never a traceback."""
+    """A broken content file or setting: the editor sees its one line (as the command line shows it) on the
+    review pages and in the log; a reader gets a plain apology. Never a traceback."""
     site = web_state(request).site
     one_line = " ".join(str(exc).split())
     logging.getLogger("publisher.web").error("%s %s: %s", request.method, request.url.path, one_line)
+    for_editor = request.url.path.startswith("/review")
     return message_page(request, site, page_language(request, site), status_code=500,
-                        title="Something went wrong", message=one_line)
+                        title="Something went wrong",
+                        message=one_line if for_editor else "Please wait a while before trying again.")
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

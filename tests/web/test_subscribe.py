@@ -177,3 +177,18 @@ def test_a_site_in_one_language_offers_only_that_language(site: Site, monkeypatc
                                                   "lang": "ko"})
     assert refused.status_code == 400 and "Please choose a language." in refused.text
     assert mails(site) == []
+
+
+def test_a_bad_setting_gives_readers_an_apology_and_the_log_its_line(
+    site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PUBLISHER_CONFIRM_LINK_HOURS", "soon")
+    add_subscriber(site, "p@example.org", status="pending")
+    path = link(site, "confirm", {"email": "p@example.org"}).removeprefix(site.url)
+    with make_client(Site(site.root)) as client:
+        response = client.get(path, headers={"Accept-Language": "ko"})
+    assert response.status_code == 500
+    assert "잠시 뒤에 다시 시도해 주세요." in response.text
+    assert "PUBLISHER_CONFIRM_LINK_HOURS" not in response.text and "Traceback" not in response.text
+    assert "PUBLISHER_CONFIRM_LINK_HOURS" in caplog.text and "expected a whole number" in caplog.text
+    assert subscriber(site, "p@example.org").status == "pending"
