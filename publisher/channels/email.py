@@ -29,10 +29,11 @@ from publisher.settings import Setting, parse_float, parse_int, parse_positive_i
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
+    from pathlib import Path
 
     from publisher.article import Article, Story
     from publisher.channels.smtp_pool import SendJob, SendOutcome
-    from publisher.formatters.email import Bulletin, MessageBuilder
+    from publisher.formatters.email import Bulletin
     from publisher.ledger import Delivery, DeliveryKey
     from publisher.site import Site
     from publisher.subscribers import Subscriber
@@ -52,10 +53,14 @@ SMTP_TIMEOUT = Setting("SMTP_TIMEOUT", "Seconds to wait for the SMTP server to a
                        parse=parse_float)
 SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 4xx reply is tried again.",
                        default=3, parse=parse_int)
+SMTP_WORKERS = Setting("SMTP_WORKERS", "How the connections run: threads, processes (every core is used; about a "
+                       "second to start) or auto (processes from 2,000 recipients).", default="auto",
+                       choices=("auto", "threads", "processes"))
 SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply; doubles each time.",
                            default=5.0, parse=parse_float)
 
 SUBSCRIBER_BATCH = 1000
+PROCESS_POOL_MIN_RECIPIENTS = 2000
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "skipped",
                "not_retried")
 
@@ -121,7 +126,7 @@ class EmailChannel(Channel):
     name = "email"
     title = "Email bulletin"
     settings = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY, SMTP_CONNECTIONS,
-                SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY)
+                SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY, SMTP_WORKERS)
     required = ("SMTP_HOST",)
 
     def fallback_description(self) -> str:
@@ -250,16 +255,15 @@ class EmailChannel(Channel):
 
     def deliver(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:
         """Send `run` to every active subscriber not yet sent, keeping the ledger rule in the module docstring."""
-        from publisher.formatters.email import MessageBuilder
         from publisher.ledger import DeliveryKey
 
         ledger = ctx.ledger
         subscribers = self.site.subscribers()
-        builder = MessageBuilder(self.site, self.config)
+        factory = MessageFactory(self.site, run.bulletins)
         summary = RunSummary()
         total = subscribers.count(status="active", theme=run.theme)
         rate = float(self.config.get(SMTP_RATE_PER_SECOND) or 0)
-        transport = self._transport()
+        transport = self._transport(factory, total)
 
         def recipients() -> Iterator[tuple[Subscriber, DeliveryKey, Bulletin, bool]]:
             """Who gets a message, in id order; decided from the ledger one batch of subscribers at a time."""
@@ -307,7 +311,7 @@ class EmailChannel(Channel):
                     if next_slot > now:
                         time.sleep(next_slot - now)
                     next_slot = max(now, next_slot) + 1.0 / rate
-                transport.submit(_job(builder, bulletin, subscriber, key, resend=resend))
+                transport.submit(_job(factory.sender, bulletin, subscriber, key, resend=resend))
                 outstanding += 1
                 for outcome in transport.ready_outcomes():
                     count(outcome)
@@ -323,14 +327,20 @@ class EmailChannel(Channel):
         return [DeliveryReport(run.delivery_id, lang, self.name, f"subscribers ({where})", summary.state(lang),
                                summary.note(lang)) for lang in langs]
 
-    def _transport(self) -> Any:
+    def _transport(self, factory: MessageFactory, recipients: int) -> Any:
         from publisher.channels.smtp_pool import RetryPolicy, SmtpPool
 
-        hooks = LedgerHooks(self.site)
+        hooks = LedgerHooks(self.site.database_path)
         if not self.is_configured():
-            return MaildirTransport(self.site, hooks)
+            return MaildirTransport(self.site, hooks, factory)
         retry = RetryPolicy(int(self.config.get(SMTP_RETRIES)), float(self.config.get(SMTP_RETRY_DELAY)))
-        pool = SmtpPool(smtp_server(self.config), int(self.config.get(SMTP_CONNECTIONS)), retry, hooks)
+        connections = int(self.config.get(SMTP_CONNECTIONS))
+        # Worker processes cost a second or so to start; they pay off on big lists, where one interpreter
+        # lock shared by every connection would cap the rate.
+        workers = str(self.config.get(SMTP_WORKERS))
+        processes = workers == "processes" or (
+            workers == "auto" and connections > 1 and recipients >= PROCESS_POOL_MIN_RECIPIENTS)
+        pool = SmtpPool(smtp_server(self.config), factory, connections, retry, hooks, processes=processes)
         return _PoolTransport(pool)
 
 
@@ -348,12 +358,38 @@ def _decide(row: Delivery | None, bulletin: Bulletin | None, force: bool) -> str
     return "send"
 
 
-def _job(builder: MessageBuilder, bulletin: Bulletin, subscriber: Subscriber, key: DeliveryKey,
-         *, resend: bool) -> SendJob:
+def _job(sender: str, bulletin: Bulletin, subscriber: Subscriber, key: DeliveryKey, *, resend: bool) -> SendJob:
     from publisher.channels.smtp_pool import SendJob
 
-    return SendJob(key, builder.sender.addr_spec, subscriber.email, lambda: builder.wire(bulletin, subscriber),
-                   context=resend)
+    return SendJob(key, sender, subscriber.email, payload=(bulletin.lang, subscriber), context=resend)
+
+
+class MessageFactory:
+    """Builds a job's message; picklable, so a process worker rebuilds its own `MessageBuilder` from the site."""
+
+    def __init__(self, site: Site, bulletins: dict[str, Bulletin]) -> None:
+        from publisher.formatters.email import MessageBuilder
+
+        self.site_root, self.config = site.root, site.config
+        self.bulletins = {bulletin.lang: bulletin for bulletin in bulletins.values()}
+        self._builder: Any = MessageBuilder(site, site.config)
+
+    @property
+    def sender(self) -> str:
+        assert self._builder is not None
+        return self._builder.sender.addr_spec
+
+    def __call__(self, job: SendJob) -> tuple[bytes, str]:
+        if self._builder is None:
+            from publisher.formatters.email import MessageBuilder
+            from publisher.site import Site
+
+            self._builder = MessageBuilder(Site(self.site_root, self.config))
+        lang, subscriber = job.payload
+        return self._builder.wire(self.bulletins[lang], subscriber)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"site_root": self.site_root, "config": self.config, "bulletins": self.bulletins, "_builder": None}
 
 
 def _batches(subscribers: Iterator[Subscriber]) -> Iterator[list[Subscriber]]:
@@ -375,9 +411,15 @@ class LedgerHooks:
     marks the subscriber bounced. A row that was in flight before this run is flagged a possible duplicate.
     """
 
-    def __init__(self, site: Site) -> None:
-        self.site = site
+    def __init__(self, database_path: Path) -> None:
+        self.database_path = database_path
         self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"database_path": self.database_path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["database_path"])  # type: ignore[misc]
 
     def _open(self) -> tuple[Any, Any]:
         opened = getattr(self._local, "opened", None)
@@ -386,7 +428,7 @@ class LedgerHooks:
             from publisher.ledger import Ledger
             from publisher.subscribers import Subscribers
 
-            conn = connect(self.site.database_path)
+            conn = connect(self.database_path)
             opened = self._local.opened = (conn, Ledger(conn), Subscribers(conn))
         return opened[1], opened[2]
 
@@ -460,9 +502,10 @@ class MaildirTransport:
 
     connections = 1
 
-    def __init__(self, site: Site, hooks: LedgerHooks) -> None:
+    def __init__(self, site: Site, hooks: LedgerHooks, build: MessageFactory) -> None:
         self.site = site
         self.hooks = hooks
+        self.build = build
         self._done: list[SendOutcome] = []
 
     def describe(self) -> str:
@@ -481,7 +524,7 @@ class MaildirTransport:
     def submit(self, job: SendJob) -> None:
         from publisher.channels.smtp_pool import SendOutcome
 
-        data, message_id = job.build()
+        data, message_id = self.build(job)
         self.hooks.starting(job)
         self.box.add(data)
         outcome = SendOutcome(job, "sent", message_id=message_id)

@@ -17,6 +17,7 @@ Outcome rules, per recipient:
 
 from __future__ import annotations
 
+import os
 import queue
 import smtplib
 import ssl
@@ -69,12 +70,12 @@ class SmtpServer:
 
 @dataclass
 class SendJob:
-    """One message to one recipient. `build` makes the bytes in the worker, so rendering runs alongside I/O."""
+    """One message to one recipient; the pool's `build` turns `payload` into bytes in the worker."""
 
     key: Any
     sender: str
     recipient: str
-    build: Callable[[], tuple[bytes, str]]        # -> (message bytes, Message-ID)
+    payload: Any = None                           # what `build` needs, e.g. (bulletin language, subscriber)
     context: Any = None                           # whatever the caller wants back with the outcome
 
 
@@ -132,33 +133,53 @@ class SendHooks:
 
 @dataclass
 class SmtpPool:
-    """`connections` worker threads, each with its own reused SMTP connection.
+    """`connections` workers, each with its own reused SMTP connection: threads, or processes for big lists.
 
-    Use as a context manager; `submit()` blocks while every worker is busy and one job waits; outcomes come
-    back through `next_outcome()` after `hooks.finished` ran for them.
+    Use as a context manager; `submit()` never blocks (the caller bounds what it submits); outcomes come back
+    through `next_outcome()` after `hooks.finished` ran for them. `build(job) -> (bytes, Message-ID)` makes
+    each message in the worker. With ``processes=True`` (spawned, so safe beside threads) `hooks` and `build`
+    must be picklable; the workers then use every core instead of sharing one interpreter lock, and stop on
+    their own if the process that started them dies.
     """
 
     server: SmtpServer
+    build: Callable[[SendJob], tuple[bytes, str]]
     connections: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     hooks: SendHooks = field(default_factory=SendHooks)
+    processes: bool = False
 
     def __post_init__(self) -> None:
-        # Unbounded: the caller keeps at most a few jobs outstanding, and a dead worker must not block submit().
-        self._jobs: queue.Queue[SendJob | None] = queue.Queue()
-        self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
+        self._workers: list[Any] = []
 
     def __enter__(self) -> SmtpPool:
         # Fail fast, on the caller's thread, when the server cannot be reached or refuses our login.
         probe = self.server.connect()
-        self._threads = [
-            threading.Thread(target=self._work, args=(probe if i == 0 else None,), name=f"smtp-{i}", daemon=True)
-            for i in range(self.connections)
-        ]
-        for thread in self._threads:
-            thread.start()
+        if self.processes:
+            import multiprocessing
+
+            probe.quit()
+            context = multiprocessing.get_context("spawn")
+            self._jobs: Any = context.Queue()
+            self._outcomes: Any = context.Queue()
+            self._stopping: Any = context.Event()
+            worker = _run_process_worker
+            self._workers = [
+                context.Process(target=worker, name=f"smtp-{i}", daemon=True,
+                                args=(self, self._jobs, self._outcomes, self._stopping, os.getpid()))
+                for i in range(self.connections)
+            ]
+        else:
+            self._jobs = queue.Queue()
+            self._outcomes = queue.Queue()
+            self._stopping = threading.Event()
+            self._workers = [
+                threading.Thread(target=self._serve, name=f"smtp-{i}", daemon=True,
+                                 args=(self._jobs.get, self._outcomes.put, probe if i == 0 else None))
+                for i in range(self.connections)
+            ]
+        for worker in self._workers:
+            worker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,10 +190,17 @@ class SmtpPool:
                 self._jobs.get_nowait()
             except queue.Empty:
                 break
-        for _ in self._threads:
+        for _ in self._workers:
             self._jobs.put(None)
-        for thread in self._threads:
-            thread.join(timeout=self.server.timeout + 5)
+        for worker in self._workers:
+            worker.join(timeout=self.server.timeout + 5)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # What a process worker needs; queues and workers travel as Process arguments, not with the pool.
+        return {name: getattr(self, name) for name in ("server", "build", "connections", "retry", "hooks")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, processes=True, _workers=[])
 
     def submit(self, job: SendJob) -> None:
         self._jobs.put(job)
@@ -189,20 +217,21 @@ class SmtpPool:
 
     # -- worker ----------------------------------------------------------------------------
 
-    def _work(self, conn: smtplib.SMTP | None) -> None:
+    def _serve(self, next_job: Callable[[], SendJob | None], put_outcome: Callable[[Any], None],
+               conn: smtplib.SMTP | None) -> None:
         try:
             while True:
-                job = self._jobs.get()
+                job = next_job()
                 if job is None or self._stopping.is_set():
                     break
                 # Built before the row goes in flight: a message that cannot be built leaves it pending.
-                data, message_id = job.build()
+                data, message_id = self.build(job)
                 self.hooks.starting(job)
                 conn, outcome = self._deliver(conn, job, data, message_id)
                 self.hooks.finished(outcome)
-                self._outcomes.put(outcome)
-        except BaseException as error:  # a bug must surface in the caller, not vanish with the thread
-            self._outcomes.put(error)
+                put_outcome(outcome)
+        except BaseException as error:  # a bug must surface in the caller, not vanish with the worker
+            put_outcome(error)
         finally:
             self.hooks.close()
             if conn is not None:
@@ -238,6 +267,22 @@ class SmtpPool:
                                              code=problem.code, permanent=False,
                                              possible_duplicate=possible_duplicate, attempts=attempt)
                 time.sleep(self.retry.delay(attempt))
+
+
+def _run_process_worker(pool: SmtpPool, jobs: Any, outcomes: Any, stopping: Any, parent_pid: int) -> None:
+    """A process worker: the same loop as a thread, reading jobs until told to stop or orphaned."""
+    pool._stopping = stopping
+
+    def next_job() -> SendJob | None:
+        # Orphaned (the sender was killed): start nothing new; the job just finished was already recorded.
+        while os.getppid() == parent_pid:
+            try:
+                return jobs.get(timeout=0.5)
+            except queue.Empty:
+                continue
+        return None
+
+    pool._serve(next_job, outcomes.put, None)
 
 
 def _transaction(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
