@@ -5,7 +5,7 @@ Usage: python bench/feeds.py [--small 1000] [--large 10000] [--repeat 3]
 Synthetic articles (distinct Markdown bodies, themes, tags, some with an image) are built in memory for a
 temporary site; each run renders every language's three feeds with every article in them (FEED_MAX_ITEMS
 raised to the article count), the worst case. "cold" is a site's first build: every body is rendered from
-Markdown and sanitized; "warm" is every later build: bodies come from .publisher/cache/feed-bodies.json.
+Markdown and sanitized; "warm" is every later build: bodies come from .publisher/cache/feed-bodies.sqlite.
 Prints the best of ``--repeat`` wall and CPU times for each size (CPU time is what to compare on a shared
 machine), the ratio large/small against the size ratio (linear scaling gives the same number), the cost per entry, and a full default ``feeds build`` of the large site
 (50 items per feed, theme feeds, index pages and one page per article) for scale.
@@ -78,7 +78,7 @@ def render_all_feeds(site: Site, articles: list[Article], *, cold: bool) -> tupl
 
     markdown_to_html.cache_clear()   # no help from the in-process cache either way
     if cold:
-        (site.state_dir / "cache" / "feed-bodies.json").unlink(missing_ok=True)
+        (site.state_dir / "cache" / "feed-bodies.sqlite").unlink(missing_ok=True)
     began, began_cpu = time.perf_counter(), time.process_time()
     feeds = SiteFeeds(site, articles, max_items=len(articles))
     size = entries = 0

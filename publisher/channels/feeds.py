@@ -19,7 +19,8 @@ from publisher.channels.base import Channel, DeliveryReport, PublishContext, Ren
 from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
-    from publisher.article import Article, Story
+    from publisher.article import Article, Library, Story
+    from publisher.config import Config
     from publisher.formatters.feeds import OutputFile, SiteFeeds
     from publisher.ledger import DeliveryKey, Ledger
     from publisher.site import Site
@@ -117,6 +118,11 @@ class FeedsChannel(Channel):
     name: ClassVar[str] = CHANNEL
     title: ClassVar[str] = "RSS, Atom and JSON feeds"
 
+    def __init__(self, site: Site, config: Config | None = None) -> None:
+        super().__init__(site, config)
+        self._library: Library | None = None
+        self._library_signature: list[tuple[str, int, int]] = []
+
     def is_configured(self) -> bool:
         # Nothing to configure: the feed files are the delivery.
         return True
@@ -128,6 +134,23 @@ class FeedsChannel(Channel):
         return f"{self.title} in public/<lang>/ (rss.xml, atom.xml, feed.json)"
 
     # --- building ------------------------------------------------------------------------------------------
+
+    def library(self) -> Library:
+        """Every content file, loaded again only when one was added, removed or changed since the last call.
+
+        ``publisher publish`` with many articles calls ``publish()`` once per story; reading thousands of
+        front matters each time would make that quadratic.
+        """
+        from publisher.article import content_files
+
+        signature = []
+        for path in content_files(self.site):
+            stat = path.stat()
+            signature.append((str(path), stat.st_mtime_ns, stat.st_size))
+        if self._library is None or signature != self._library_signature:
+            self._library = self.site.articles()
+            self._library_signature = signature
+        return self._library
 
     def site_feeds(self, ledger: Ledger, including: Iterable[Article] = (), *, everything: bool = False) -> SiteFeeds:
         """The site's feeds over every published version, plus ``including`` (the versions being published now).
@@ -141,7 +164,7 @@ class FeedsChannel(Channel):
 
         state = PublishedVersions(ledger)
         chosen: dict[tuple[str, str], Article] = {}
-        for story in self.site.articles().stories.values():
+        for story in self.library().stories.values():
             allowed, _ = select_versions(story, self.site.languages, self.site)
             for article in allowed.versions.values():
                 if everything or (article.slug, article.lang) in state.published:

@@ -431,51 +431,84 @@ def render_opml(title: str, specs: Sequence[FeedSpec]) -> bytes:
 
 
 class RenderedBodies:
-    """Sanitized HTML of article bodies, kept between builds in ``.publisher/cache/feed-bodies.json``.
+    """Sanitized HTML of article bodies, kept between builds in ``.publisher/cache/feed-bodies.sqlite``.
 
-    Rendering and sanitizing Markdown is most of the cost of a build (about 0.4 ms an article); a feed build
-    renders every body in its feeds and pages, a publish only the new ones. Entries are keyed by a hash of
-    the Markdown and of the renderer itself (``publisher/markup.py`` and the markdown-it and nh3 versions),
-    so a change of the sanitizing rules renders everything again. A missing or unreadable cache is rebuilt.
+    Rendering and sanitizing Markdown is most of the cost of a build (about 0.4 ms an article): a site's first
+    build renders every body in its feeds and pages, later builds and publishes only new or edited ones.
+    Entries are keyed by a hash of the Markdown; the cache also records the renderer (``publisher/markup.py``
+    and the markdown-it and nh3 versions), so a change of the sanitizing rules renders everything again.
+    SQLite, so a publish reads only the bodies it needs; a missing or damaged cache is simply rebuilt.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[str, str] = {}
         self.used: set[str] = set()
-        self.changed = False
-        self.salt = _renderer_fingerprint()
-        try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(loaded, dict) and loaded.get("renderer") == self.salt:
-                self.entries = dict(loaded.get("bodies", {}))
-        except (OSError, ValueError):
-            pass
+        self.known: dict[str, str] = {}
+        self.new: dict[str, str] = {}
+        self.renderer = _renderer_fingerprint()
+        self._db: Any = None
+
+    def _connection(self) -> Any:
+        import sqlite3
+
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = self._open(sqlite3)
+            except sqlite3.DatabaseError:
+                self.path.unlink(missing_ok=True)   # damaged: it is only a cache
+                self._db = self._open(sqlite3)
+        return self._db
+
+    def _open(self, sqlite3: Any) -> Any:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS renderer (fingerprint TEXT NOT NULL)")
+        row = db.execute("SELECT fingerprint FROM renderer").fetchone()
+        if row is None or row[0] != self.renderer:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM bodies")
+            db.execute("DELETE FROM renderer")
+            db.execute("INSERT INTO renderer VALUES (?)", (self.renderer,))
+            db.execute("COMMIT")
+        return db
 
     def __call__(self, markdown: str) -> str:
         import hashlib
 
-        from publisher.markup import markdown_to_html
-
         key = hashlib.blake2b(markdown.encode("utf-8"), digest_size=16).hexdigest()
         self.used.add(key)
-        html_text = self.entries.get(key)
+        html_text = self.known.get(key)
         if html_text is None:
-            html_text = self.entries[key] = markdown_to_html(markdown)
-            self.changed = True
+            row = self._connection().execute("SELECT html FROM bodies WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                html_text = row[0]
+            else:
+                from publisher.markup import markdown_to_html
+
+                html_text = self.new[key] = markdown_to_html(markdown)
+            self.known[key] = html_text
         return html_text
 
     def save(self, *, prune: bool) -> None:
-        """Write the cache if it changed; ``prune`` (after a full build) drops bodies no longer used."""
-        if prune and len(self.used) < len(self.entries):
-            self.entries = {key: value for key, value in self.entries.items() if key in self.used}
-            self.changed = True
-        if not self.changed:
+        """Store the bodies rendered this time; ``prune`` (after a full build) drops those no longer used."""
+        if not self.new and not prune:
             return
-        from publisher.fsutil import atomic_write_text
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?)", self.new.items())
+        if prune:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM used")
+            db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((key,) for key in self.used))
+            db.execute("DELETE FROM bodies WHERE key NOT IN (SELECT key FROM used)")
+        db.execute("COMMIT")
+        self.new.clear()
 
-        atomic_write_text(self.path, json.dumps({"renderer": self.salt, "bodies": self.entries}, ensure_ascii=False))
-        self.changed = False
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def _renderer_fingerprint() -> str:
@@ -552,7 +585,7 @@ class SiteFeeds:
         for articles in self.by_lang.values():
             articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
         self._items: dict[tuple[str, str], FeedItem] = {}
-        self.bodies = RenderedBodies(site.state_dir / "cache" / "feed-bodies.json")
+        self.bodies = RenderedBodies(site.state_dir / "cache" / "feed-bodies.sqlite")
 
     # --- feeds ---------------------------------------------------------------------------------------------
 
@@ -706,6 +739,7 @@ class SiteFeeds:
     def keep_rendered_bodies(self, *, full_build: bool) -> None:
         """Save the rendered-body cache after the files were written (a full build also drops stale bodies)."""
         self.bodies.save(prune=full_build)
+        self.bodies.close()
 
     def image_files(self) -> list[OutputFile]:
         """Copies under ``public/`` of the local images that the rendered items link to from elsewhere."""

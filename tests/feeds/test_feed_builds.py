@@ -216,30 +216,32 @@ def test_feeds_list_prints_every_feed_address(site: Site, cli) -> None:
 
 
 def test_rendered_bodies_are_cached_between_builds_and_a_broken_cache_is_rebuilt(site: Site, cli) -> None:
+    import sqlite3
+
+    def cached_bodies() -> list[str]:
+        with sqlite3.connect(site.state_dir / "cache" / "feed-bodies.sqlite") as db:
+            return [row[0] for row in db.execute("SELECT html FROM bodies")]
+
     assert cli("feeds", "build", "--all").exit_code == 0
-    cache = site.state_dir / "cache" / "feed-bodies.json"
-    bodies = json.loads(cache.read_text(encoding="utf-8"))["bodies"]
     workshop = next(a for a in load_library(site).articles("en") if a.slug == "2024-digital-government-workshop")
-    assert workshop.body_html in bodies.values()
+    assert workshop.body_html in cached_bodies()
 
     # An edited body is rendered again; after the full build the old rendering is dropped.
     path = workshop.path
     path.write_text(path.read_text(encoding="utf-8") + "\nOne more paragraph.\n", encoding="utf-8")
     assert cli("feeds", "build").exit_code == 0
-    bodies = json.loads(cache.read_text(encoding="utf-8"))["bodies"]
-    assert workshop.body_html not in bodies.values()
-    assert any("One more paragraph." in html for html in bodies.values())
+    assert workshop.body_html not in cached_bodies()
+    assert any("One more paragraph." in html for html in cached_bodies())
     page = (site.public_dir / "en" / workshop.slug / "index.html").read_text(encoding="utf-8")
     assert "<p>One more paragraph.</p>" in page
 
     # A damaged cache is not an error: it is rebuilt, and the output is the same.
     before = (site.public_dir / "en" / "atom.xml").read_bytes()
-    cache.write_text("{not json", encoding="utf-8")
+    (site.state_dir / "cache" / "feed-bodies.sqlite").write_bytes(b"not a database" * 100)
     result = cli("feeds", "build")
     assert result.exit_code == 0, result.output
     assert (site.public_dir / "en" / "atom.xml").read_bytes() == before
-    assert json.loads(cache.read_text(encoding="utf-8"))["bodies"]
-
+    assert cached_bodies()
 
 def test_preview_shows_the_feeds_with_the_article_and_publishes_nothing(site: Site, cli, tmp_path: Path) -> None:
     article = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
@@ -315,3 +317,31 @@ def test_publishes_running_at_once_all_end_up_in_the_feed(site: Site, write_arti
     assert not errors, errors
     entries = feedparser.parse((site.public_dir / "en" / "atom.xml").read_bytes()).entries
     assert [e.title for e in entries] == ["Parallel 3", "Parallel 2", "Parallel 1", "Parallel 0"]
+
+
+def test_publishing_every_article_at_once_fills_every_feed(site: Site, cli) -> None:
+    result = cli("publish", "--channel", "feeds")
+    assert result.exit_code == 0, result.output
+    library = load_library(site)
+    for lang in ("en", "ko"):
+        entries = feedparser.parse((site.public_dir / lang / "atom.xml").read_bytes()).entries
+        assert [e.link for e in entries] == [a.url for a in library.articles(lang)]
+
+
+def test_one_channel_publishing_several_stories_sees_edits_made_in_between(site: Site) -> None:
+    from publisher.article import load_stories
+    from publisher.channels.base import PublishContext
+    from publisher.channels.feeds import FeedsChannel
+
+    channel = FeedsChannel(site)
+    ctx = PublishContext(site, site.config, site.ledger())
+    forum = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    day = site.content_dir / "2025-public-service-day.en.md"
+    for path in (forum, day):
+        story = load_stories([path], site)[0]
+        channel.publish(story, ["en"], ctx)
+        # Between two publishes, someone corrects the first article.
+        forum.write_text(forum.read_text(encoding="utf-8").replace("Regional Knowledge Forum", "Regional Forum"),
+                         encoding="utf-8")
+    titles = [e.title for e in feedparser.parse((site.public_dir / "en/rss.xml").read_bytes()).entries]
+    assert len(titles) == 2 and titles[1].startswith("Regional Forum")
