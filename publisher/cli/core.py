@@ -46,12 +46,21 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     table = Table(title="Dry run: nothing was sent" if dry_run else "Published")
     for column in ("article", "language", "channel", "where", "state", "note"):
         table.add_column(column, overflow="fold")
-    for r in reports:
+    for r, more in _grouped(reports):
         style = {"failed": "red", "unconfirmed": "yellow", "skipped": "dim"}.get(r.state, "")
-        table.add_row(r.article, r.lang, r.channel, r.where, f"[{style}]{r.state}[/]" if style else r.state, r.note)
+        where = f"{r.where} (+{more} more)" if more else r.where
+        table.add_row(r.article, r.lang, r.channel, where, f"[{style}]{r.state}[/]" if style else r.state, r.note)
     out.print(table)
     if any(r.state in ("failed", "unconfirmed") for r in reports):
         ctx.exit(1)
+
+
+def _grouped(reports: list) -> list[tuple]:  # noqa: ANN001 - DeliveryReport, imported lazily
+    """One line per article, language, channel, state and note: a feed build writes several files at once."""
+    groups: dict[tuple[str, str, str, str, str], list] = {}
+    for r in reports:
+        groups.setdefault((r.article, r.lang, r.channel, r.state, r.note), []).append(r)
+    return [(rows[0], len(rows) - 1) for rows in groups.values()]
 
 
 @click.command()
