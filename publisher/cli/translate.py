@@ -83,14 +83,14 @@ def translate(ctx: click.Context, paths: tuple[Path, ...], target_lang: str, for
     """Translate articles offline into their sibling file content/<slug>.<lang>.md (translation: machine).
 
     Glossary terms (locales/glossary.tsv) are kept as the glossary writes them; sentences translated
-    before come from the translation memory. A machine translation is published only after
+    before come from the translation memory; the rest of all the articles goes to the model in one batch.
+    Nothing is written unless every article can be. A machine translation is published only after
     `publisher review` or when PUBLISHER_ALLOW_MACHINE_TRANSLATION=true.
     """
-    from publisher.translate.workflow import translate_file
+    from publisher.translate.workflow import translate_files
 
     site = get_site(ctx)
-    for path in paths:
-        report = translate_file(site, path, target_lang, force=force)
+    for report in translate_files(site, list(paths), target_lang, force=force):
         click.echo(f"Wrote {report.path} (machine translation, {report.model}): {report.summary()}.")
         for sentence in report.repaired:
             _warn(f"the model dropped a name, code or number (added at the end of the sentence): {sentence}")

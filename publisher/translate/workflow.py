@@ -115,30 +115,44 @@ def translate_templates(
     memory: TranslationMemory | None,
 ) -> tuple[list[str], TranslationCounts]:
     """Translate every segment of every template with ONE model call for what the memory does not know."""
-    segments = [segment for template in templates for segment in template.segments]
-    inputs = [model_input(segment) for segment in segments]
-    unique = list(dict.fromkeys(inputs))
+    return translate_template_groups([templates], translator, memory)[0]
+
+
+def translate_template_groups(
+    groups: Sequence[Sequence[TextTemplate]],
+    translator: Translator,
+    memory: TranslationMemory | None,
+) -> list[tuple[list[str], TranslationCounts]]:
+    """Like ``translate_templates`` for several articles at once: still ONE model call for all of them."""
     model, source, target = translator.model_id, translator.source_lang, translator.target_lang
-    known = memory.lookup(model, source, target, unique) if memory is not None else {}
-    missing = [text for text in unique if text not in known]
+    group_segments = [[segment for template in group for segment in template.segments] for group in groups]
+    all_inputs = list(dict.fromkeys(model_input(s) for segments in group_segments for s in segments))
+    known = memory.lookup(model, source, target, all_inputs) if memory is not None else {}
+    remembered = set(known)
+    missing = [text for text in all_inputs if text not in known]
     if missing:
-        outputs = translator.translate_batch(missing)
-        fresh = dict(zip(missing, outputs, strict=True))
+        fresh = dict(zip(missing, translator.translate_batch(missing), strict=True))
         if memory is not None:
             memory.remember(model, source, target, fresh)
-        known = {**known, **fresh}
-    # Counted in distinct model inputs: a sentence with a link or emphasis also sends its marked fragments.
-    counts = TranslationCounts(sentences=len(unique), from_memory=len(unique) - len(missing),
-                               sent_to_model=len(missing))
-    restored: dict[int, tuple[str, bool]] = {
-        id(segment): restore(segment, known[text], translator.target_lang)
-        for segment, text in zip(segments, inputs, strict=True)
-    }
-    used: set[int] = set()
-    rendered = [template.render(lambda s: restored[id(s)][0], used) for template in templates]
-    # Only what reached the text counts: a marked sentence also translates fragments it may not use.
-    counts.repaired = [s.text for s in segments if id(s) in used and restored[id(s)][1]]
-    return rendered, counts
+        known.update(fresh)
+
+    results = []
+    for group, segments in zip(groups, group_segments, strict=True):
+        inputs = [model_input(segment) for segment in segments]
+        unique = list(dict.fromkeys(inputs))
+        # Counted in distinct model inputs: a sentence with a link or emphasis also sends its marked fragments.
+        from_memory = sum(1 for text in unique if text in remembered)
+        counts = TranslationCounts(sentences=len(unique), from_memory=from_memory,
+                                   sent_to_model=len(unique) - from_memory)
+        restored: dict[int, tuple[str, bool]] = {
+            id(segment): restore(segment, known[text], target) for segment, text in zip(segments, inputs, strict=True)
+        }
+        used: set[int] = set()
+        rendered = [template.render(lambda s: restored[id(s)][0], used) for template in group]
+        # Only what reached the text counts: a marked sentence also translates fragments it may not use.
+        counts.repaired = [s.text for s in segments if id(s) in used and restored[id(s)][1]]
+        results.append((rendered, counts))
+    return results
 
 
 @dataclass
@@ -162,27 +176,61 @@ def translate_article(
     memory: TranslationMemory | None = None,
 ) -> TranslationReport:
     """The ``target_lang`` version of ``article`` (not written): title, summary, body and image alt translated."""
-    from publisher.article import Image, TranslationInfo, article_path
+    return translate_articles([article], target_lang, site, translator=translator, glossary=glossary,
+                              memory=memory)[0]
+
+
+def translate_articles(
+    articles: Sequence[Article],
+    target_lang: str,
+    site: Site,
+    *,
+    translator: Translator | None = None,
+    glossary: Glossary | None = None,
+    memory: TranslationMemory | None = None,
+) -> list[TranslationReport]:
+    """Translate several articles with one model call per source language (none written)."""
     from publisher.translate.glossary import Glossary
     from publisher.translate.memory import TranslationMemory
-    from publisher.translate.segment import segment_markdown, segment_plain
 
-    check_source(article, target_lang)
-    translator = translator or get_translator(site, article.lang, target_lang)
+    for article in articles:
+        check_source(article, target_lang)
     glossary = glossary if glossary is not None else Glossary.load(site)
     memory = memory if memory is not None else TranslationMemory(site.database())
+    reports: dict[int, TranslationReport] = {}
+    for source_lang in dict.fromkeys(a.lang for a in articles):
+        batch = [a for a in articles if a.lang == source_lang]
+        backend = translator or get_translator(site, source_lang, target_lang)
+        groups = [_templates_of(article, target_lang, glossary) for article in batch]
+        for article, (rendered, counts) in zip(batch, translate_template_groups(groups, backend, memory),
+                                               strict=True):
+            reports[id(article)] = _translated(article, target_lang, site, rendered, counts, backend, glossary)
+    return [reports[id(article)] for article in articles]
+
+
+def _templates_of(article: Article, target_lang: str, glossary: Glossary) -> list[TextTemplate]:
+    """Title, summary, body and image alt text, cut into what is kept and what is translated."""
+    from publisher.translate.segment import segment_markdown, segment_plain
 
     def terms(text: str) -> list[tuple[int, int, str]]:
         return glossary.find(text, article.lang, target_lang)
 
-    source_lang = article.lang
-    templates = [
-        segment_plain(article.title, source_lang, terms),
-        segment_markdown(article.summary, source_lang, terms) if article.summary else TextTemplate([]),
-        segment_markdown(article.body, source_lang, terms),
-        segment_plain(article.image.alt, source_lang, terms) if article.image else TextTemplate([]),
+    return [
+        segment_plain(article.title, article.lang, terms),
+        segment_markdown(article.summary, article.lang, terms) if article.summary else TextTemplate([]),
+        segment_markdown(article.body, article.lang, terms),
+        segment_plain(article.image.alt, article.lang, terms) if article.image else TextTemplate([]),
     ]
-    (title, summary, body, alt), counts = translate_templates(templates, translator, memory)
+
+
+def _translated(
+    article: Article, target_lang: str, site: Site, rendered: list[str], counts: TranslationCounts,
+    translator: Translator, glossary: Glossary,
+) -> TranslationReport:
+    from publisher.article import Image, TranslationInfo, article_path
+
+    source_lang = article.lang
+    title, summary, body, alt = rendered
     translated = article.with_changes(
         lang=target_lang,
         author=glossary_term(glossary, article.author, source_lang, target_lang) if article.author else None,
@@ -259,17 +307,33 @@ def translate_file(
     An existing ``original``, ``human`` or ``reviewed`` version is only replaced with ``force``; an older
     machine translation is replaced (it is the same command run again).
     """
+    return translate_files(site, [path], target_lang, force=force, write=write, translator=translator)[0]
+
+
+def translate_files(
+    site: Site,
+    paths: Sequence[Path],
+    target_lang: str,
+    *,
+    force: bool = False,
+    write: bool = True,
+    translator: Translator | None = None,
+) -> list[TranslationReport]:
+    """``translate_file`` for several files: every check passes before anything is translated or written,
+    and all their sentences go to the model in one call."""
     from publisher.article import article_path, load_article, write_article
 
-    article = load_article(path, site)
-    check_source(article, target_lang)
-    target_path = article_path(site, article.slug, target_lang)
-    check_can_overwrite(site, target_path, force=force)
-    report = translate_article(article, target_lang, site, translator=translator)
+    articles = [load_article(path, site) for path in paths]
+    for article in articles:
+        check_source(article, target_lang)
+        check_can_overwrite(site, article_path(site, article.slug, target_lang), force=force)
+    reports = translate_articles(articles, target_lang, site, translator=translator)
     if write:
-        write_article(report.article, target_path, force=True)
-        report.path = target_path
-    return report
+        for report in reports:
+            target_path = article_path(site, report.article.slug, target_lang)
+            write_article(report.article, target_path, force=True)
+            report.path = target_path
+    return reports
 
 
 def check_can_overwrite(site: Site, target_path: Path, *, force: bool) -> None:

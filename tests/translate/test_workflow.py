@@ -220,3 +220,28 @@ def test_an_older_moses_bpe_package_translates_too(site: Site, empty_models_dir:
     assert report.model == "argos:en-ko@0.9"
     assert body.lstrip().startswith("## ") and "](https://x.org/a)" in body
     assert "유엔거버넌스센터" in body and "45" in body
+
+
+def test_several_articles_are_translated_together(cli, site: Site, models_dir: Path, write_article) -> None:
+    first = write_article("one", "en", "The forum opened in Incheon.\n", title="One")
+    second = write_article("two", "en", "The forum opened in Incheon. Officials met.\n", title="Two")
+
+    result = cli("translate", str(first), str(second), "--to", "ko")
+
+    assert result.exit_code == 0, result.output
+    assert "one.ko.md (machine translation, argos:en-ko@1.0): 2 sentences: 2 by the model" in result.output
+    assert "two.ko.md (machine translation, argos:en-ko@1.0): 3 sentences: 3 by the model" in result.output
+    shared = [body_of(site.content_dir / f"{slug}.ko.md").strip() for slug in ("one", "two")]
+    assert shared[1].startswith(shared[0])  # the same sentence, translated once, in both
+
+
+def test_nothing_is_written_unless_every_article_can_be(cli, site: Site, models_dir: Path, write_article) -> None:
+    first = write_article("fine", "en", "Body.\n")
+    second = write_article("kept", "en", "Body.\n")
+    write_article("kept", "ko", "검토한 글.\n", translation={"status": "reviewed", "source": "en"})
+
+    result = cli("translate", str(first), str(second), "--to", "ko")
+
+    assert result.exit_code == 2
+    assert "kept.ko.md: is a reviewed version" in result.output
+    assert not (site.content_dir / "fine.ko.md").exists()
