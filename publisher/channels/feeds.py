@@ -3,7 +3,9 @@
 Feeds are local by nature: the files under ``public/`` are the delivery, so there is no remote adapter and
 no fallback. The ledger keeps one row per (article, language, "feeds", feed path); the row's detail holds the
 entry id handed out at first publication, so an edited or re-published article keeps its id and feed
-readers never show it twice. Rebuilding a feed is idempotent, so publishing again simply refreshes it.
+readers never show it twice. Rebuilding a feed is idempotent, so publishing again simply refreshes it
+(``--force`` changes nothing here), and a row left ``in_flight`` by a crash is safe to publish again: until
+then the article is not in the feeds, and no reader saw half a file.
 """
 
 from __future__ import annotations
