@@ -4,8 +4,8 @@ Feeds are local by nature: the files under ``public/`` are the delivery, so ther
 no fallback. The ledger keeps one row per (article, language, "feeds", feed path); the row's detail holds the
 entry id handed out at first publication, so an edited or re-published article keeps its id and feed
 readers never show it twice. Rebuilding a feed is idempotent, so publishing again simply refreshes it
-(``--force`` changes nothing here), and a row left ``in_flight`` by a crash is safe to publish again: until
-then the article is not in the feeds, and no reader saw half a file.
+(``--force`` changes nothing here). A row left ``in_flight`` by a crash is safe to publish again, with the
+same entry id; builds in between leave that version out, and no reader ever sees half a file.
 """
 
 from __future__ import annotations
