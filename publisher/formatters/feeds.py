@@ -32,6 +32,7 @@ OPML_FILENAME = "feeds.opml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 DC_NS = "http://purl.org/dc/elements/1.1/"
+XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
 # An empty feed still needs an "updated" date; a fixed one keeps rebuilds byte-identical (see write_if_changed).
 EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -230,8 +231,11 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
         def __init__(self) -> None:
             self.creator: str | None = None
             self.translations: tuple[tuple[str, str], ...] = ()
+            self.base: str | None = None
 
         def extend_rss(self, entry: Any) -> Any:
+            if self.base:
+                entry.set(XML_BASE, self.base)
             if self.creator:
                 xml_elem(f"{{{DC_NS}}}creator", entry).text = self.creator
             # Before the item's own <link>: feedparser takes the last HTML alternate as the item's link.
@@ -258,8 +262,11 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
 
         def __init__(self) -> None:
             self.links: list[dict[str, str]] = []
+            self.base: str | None = None
 
         def extend_atom(self, entry: Any) -> Any:
+            if self.base:
+                entry.set(XML_BASE, self.base)
             for element in entry.findall("link"):
                 entry.remove(element)
             for link in self.links:
@@ -328,6 +335,8 @@ def render_rss_and_atom(
             entry.category([{"term": c.term, "label": c.label} for c in item.categories])
         entry.published(item.published)
         entry.updated(item.updated)
+        # Relative links and images in a body resolve against the article's page, as on the page itself.
+        entry.publisher_rss.base = entry.publisher_atom.base = item.url
         entry.publisher_rss.creator = item.author
         entry.publisher_rss.translations = item.translations
     set_links("rss")

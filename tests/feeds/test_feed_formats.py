@@ -260,3 +260,13 @@ def test_summaries_are_html_in_xml_feeds_and_plain_text_in_json(site: Site, cli,
                              '<a href="https://example.org/x" rel="noopener noreferrer">a link</a>.</p>')
     item = json.loads((site.public_dir / "en" / "feed.json").read_text())["items"][0]
     assert item["summary"] == "A bold claim and a link."
+
+
+def test_relative_links_in_a_body_resolve_against_the_article_page(site: Site, cli, write_article) -> None:
+    write_article("relative", "en", body="![Chart](chart.png)\n\nSee [the report](../report/).\n",
+                  title="Relative", date="2030-01-01T09:00:00+09:00")
+    build_all(cli)
+    for name in ("rss.xml", "atom.xml"):
+        content = feedparser.parse((site.public_dir / "en" / name).read_bytes()).entries[0].content[0].value
+        assert 'src="http://localhost:8000/en/relative/chart.png"' in content, name
+        assert 'href="http://localhost:8000/en/report/"' in content, name
