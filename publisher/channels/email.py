@@ -5,8 +5,9 @@ Crash safety, the rule this module keeps:
 * Each recipient of a bulletin has one ledger row, keyed (article or digest id, subscriber language, "email",
   address). Rows are created ``pending`` in bulk, one batch of subscribers at a time.
 * A row is marked ``in_flight`` (``ledger.begin``, committed) before its SMTP transaction starts and ``sent``
-  only after the server answered 250 to the message. The sender thread that owns the connection writes both,
-  on its own SQLite connection (WAL; SQLite serializes the writers), so no thread waits for another to record.
+  only after the server answered 250 to the message. The worker (thread, or process for big lists) that owns
+  the connection writes both on its own SQLite connection (WAL; SQLite serializes the writers), so no worker
+  waits for another to record. A worker process whose parent was killed records the message in hand, then stops.
 * At most ``SMTP_CONNECTIONS`` rows are in flight at any moment (one per connection; a job waiting in the queue
   is not in flight yet), so a crash or ``kill -9`` leaves at most that many rows in doubt.
 * A re-run skips ``sent`` rows, sends ``pending`` ones and failed ones that may succeed now (4xx, lost
