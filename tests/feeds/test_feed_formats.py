@@ -270,3 +270,16 @@ def test_relative_links_in_a_body_resolve_against_the_article_page(site: Site, c
         content = feedparser.parse((site.public_dir / "en" / name).read_bytes()).entries[0].content[0].value
         assert 'src="http://localhost:8000/en/relative/chart.png"' in content, name
         assert 'href="http://localhost:8000/en/report/"' in content, name
+
+
+def test_a_site_with_nothing_published_has_valid_empty_feeds(site: Site, cli) -> None:
+    result = cli("feeds", "build")   # nothing was ever published
+    assert result.exit_code == 0, result.output
+    for lang in ("en", "ko"):
+        for name in ("rss.xml", "atom.xml"):
+            parsed = feedparser.parse((site.public_dir / lang / name).read_bytes())
+            assert not parsed.bozo and parsed.entries == [] and parsed.feed.title
+        assert json.loads((site.public_dir / lang / "feed.json").read_text())["items"] == []
+    assert "아직 게시된 글이 없습니다." in (site.public_dir / "ko" / "index.html").read_text(encoding="utf-8")
+    again = cli("feeds", "build")
+    assert again.output.startswith("0 files written")
