@@ -245,3 +245,16 @@ def test_nothing_is_written_unless_every_article_can_be(cli, site: Site, models_
     assert result.exit_code == 2
     assert "kept.ko.md: is a reviewed version" in result.output
     assert not (site.content_dir / "fine.ko.md").exists()
+
+
+def test_korean_markdown_keeps_its_structure_in_english(site: Site, models_dir: Path, write_article) -> None:
+    body = ("## 워크숍 개요\n\n**유엔거버넌스센터**는 [인천](https://www.unpog.org/ko)에서 45명의 공무원을 맞았습니다. "
+            "참가자들은 `데이터` 공유를 논의했습니다.\n\n- 첫째 날: 국가 전략\n- 둘째 날: *데이터* 거버넌스\n")
+    source = write_article("ko-structure", "ko", body, title="워크숍")
+
+    translated = body_of(translate_file(site, source, "en").path)
+
+    assert block_structure(translated) == block_structure(body)
+    assert links(translated) == ["https://www.unpog.org/ko"]
+    assert "`데이터`" in translated and "45" in translated
+    assert "United Nations Project Office on Governance" in translated and "Incheon" in translated
