@@ -210,16 +210,22 @@ def translate_articles(
 
 def _templates_of(article: Article, target_lang: str, glossary: Glossary) -> list[TextTemplate]:
     """Title, summary, body and image alt text, cut into what is kept and what is translated."""
+    import unicodedata
+
     from publisher.translate.segment import segment_markdown, segment_plain
 
     def terms(text: str) -> list[tuple[int, int, str]]:
         return glossary.find(text, article.lang, target_lang)
 
+    def nfc(text: str) -> str:
+        # Hangul typed on some systems arrives decomposed (NFD): glossary terms and Kiwi expect composed.
+        return unicodedata.normalize("NFC", text)
+
     return [
-        segment_plain(article.title, article.lang, terms),
-        segment_markdown(article.summary, article.lang, terms) if article.summary else TextTemplate([]),
-        segment_markdown(article.body, article.lang, terms),
-        segment_plain(article.image.alt, article.lang, terms) if article.image else TextTemplate([]),
+        segment_plain(nfc(article.title), article.lang, terms),
+        segment_markdown(nfc(article.summary), article.lang, terms) if article.summary else TextTemplate([]),
+        segment_markdown(nfc(article.body), article.lang, terms),
+        segment_plain(nfc(article.image.alt), article.lang, terms) if article.image else TextTemplate([]),
     ]
 
 

@@ -258,3 +258,14 @@ def test_korean_markdown_keeps_its_structure_in_english(site: Site, models_dir: 
     assert links(translated) == ["https://www.unpog.org/ko"]
     assert "`데이터`" in translated and "45" in translated
     assert "United Nations Project Office on Governance" in translated and "Incheon" in translated
+
+
+def test_decomposed_hangul_still_meets_the_glossary(site: Site, models_dir: Path, write_article) -> None:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "반기문 전 사무총장이 인천을 방문했습니다.\n")
+    source = write_article("nfd", "ko", decomposed, title=unicodedata.normalize("NFD", "방문"))
+
+    body = body_of(translate_file(site, source, "en").path)
+
+    assert "Ban Ki-moon" in body and "Incheon" in body
