@@ -122,8 +122,13 @@ def translate_template_groups(
     groups: Sequence[Sequence[TextTemplate]],
     translator: Translator,
     memory: TranslationMemory | None,
+    *,
+    remember: bool = True,
 ) -> list[tuple[list[str], TranslationCounts]]:
-    """Like ``translate_templates`` for several articles at once: still ONE model call for all of them."""
+    """Like ``translate_templates`` for several articles at once: still ONE model call for all of them.
+
+    ``remember=False`` reads the memory but adds nothing to it (a dry run changes nothing).
+    """
     model, source, target = translator.model_id, translator.source_lang, translator.target_lang
     group_segments = [[segment for template in group for segment in template.segments] for group in groups]
     all_inputs = list(dict.fromkeys(model_input(s) for segments in group_segments for s in segments))
@@ -132,7 +137,7 @@ def translate_template_groups(
     missing = [text for text in all_inputs if text not in known]
     if missing:
         fresh = dict(zip(missing, translator.translate_batch(missing), strict=True))
-        if memory is not None:
+        if memory is not None and remember:
             memory.remember(model, source, target, fresh)
         known.update(fresh)
 
@@ -188,6 +193,7 @@ def translate_articles(
     translator: Translator | None = None,
     glossary: Glossary | None = None,
     memory: TranslationMemory | None = None,
+    remember: bool = True,
 ) -> list[TranslationReport]:
     """Translate several articles with one model call per source language (none written)."""
     from publisher.translate.glossary import Glossary
@@ -202,8 +208,8 @@ def translate_articles(
         batch = [a for a in articles if a.lang == source_lang]
         backend = translator or get_translator(site, source_lang, target_lang)
         groups = [_templates_of(article, target_lang, glossary) for article in batch]
-        for article, (rendered, counts) in zip(batch, translate_template_groups(groups, backend, memory),
-                                               strict=True):
+        results = translate_template_groups(groups, backend, memory, remember=remember)
+        for article, (rendered, counts) in zip(batch, results, strict=True):
             reports[id(article)] = _translated(article, target_lang, site, rendered, counts, backend, glossary)
     return [reports[id(article)] for article in articles]
 
@@ -326,14 +332,15 @@ def translate_files(
     translator: Translator | None = None,
 ) -> list[TranslationReport]:
     """``translate_file`` for several files: every check passes before anything is translated or written,
-    and all their sentences go to the model in one call."""
+    and all their sentences go to the model in one call. ``write=False`` (a dry run) writes nothing at all,
+    not even to the translation memory."""
     from publisher.article import article_path, load_article, write_article
 
     articles = [load_article(path, site) for path in paths]
     for article in articles:
         check_source(article, target_lang)
         check_can_overwrite(site, article_path(site, article.slug, target_lang), force=force)
-    reports = translate_articles(articles, target_lang, site, translator=translator)
+    reports = translate_articles(articles, target_lang, site, translator=translator, remember=write)
     if write:
         for report in reports:
             target_path = article_path(site, report.article.slug, target_lang)
