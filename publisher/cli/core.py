@@ -46,11 +46,19 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     table = Table(title="Dry run: nothing was sent" if dry_run else "Published")
     for column in ("article", "language", "channel", "where", "state", "note"):
         table.add_column(column, overflow="fold")
+    footnotes: list[str] = []
     for r, more in _grouped(reports):
-        style = {"failed": "red", "unconfirmed": "yellow", "skipped": "dim"}.get(r.state, "")
+        style = {"failed": "red", "unconfirmed": "yellow", "skipped": "dim", "stale": "yellow"}.get(r.state, "")
         where = f"{r.where} (+{more} more)" if more else r.where
-        table.add_row(r.article, r.lang, r.channel, where, f"[{style}]{r.state}[/]" if style else r.state, r.note)
+        note = r.note
+        if len(note) > 48:  # long notes hold commands to copy: print them whole, under the table
+            if note not in footnotes:
+                footnotes.append(note)
+            note = f"see [{footnotes.index(note) + 1}] below"
+        table.add_row(r.article, r.lang, r.channel, where, f"[{style}]{r.state}[/]" if style else r.state, note)
     out.print(table)
+    for number, note in enumerate(footnotes, start=1):
+        click.echo(f"[{number}] {note}")
     if any(r.state in ("failed", "unconfirmed") for r in reports):
         ctx.exit(1)
 
@@ -215,6 +223,16 @@ def config_check(ctx: click.Context) -> None:
             problems.append(str(exc))
         settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
     out.print(settings)
+    import importlib.util
+
+    if importlib.util.find_spec("argostranslate") is None:
+        click.echo("Warning: offline translation is not installed: pip install 'publisher[translate]' "
+                   "(see README)", err=True)
+    else:
+        from publisher.translate.packages import setup_warnings
+
+        for warning in setup_warnings(site.languages, site.config):
+            click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
