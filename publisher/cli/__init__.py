@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
 }
 
 EXIT_USER_ERROR = 2
+# What the optional "translate" extra installs; a command that needs it says how to install it.
+TRANSLATION_MODULES = frozenset({"argostranslate", "ctranslate2", "sentencepiece", "kiwipiepy", "pysbd", "stanza"})
 
 
 class UserError(click.ClickException):
@@ -87,14 +89,32 @@ class PublisherGroup(click.Group):
             raise UserError(f"{exc.filename}: is a folder") from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] in TRANSLATION_MODULES:
+                raise UserError(
+                    f"offline translation is not installed ({exc.name} is missing): "
+                    "pip install torch==2.13.0 && pip install 'publisher[translate]'"
+                ) from None
+            raise _internal(exc) from None
         except Exception as exc:
-            import os
+            raise _internal(exc) from None
 
-            if os.environ.get("PUBLISHER_DEBUG"):
-                raise
-            raise InternalError(
-                f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (PUBLISHER_DEBUG=1 shows the traceback)"
-            ) from None
+
+def _internal(exc: Exception) -> Exception:
+    """A bug: one line, unless PUBLISHER_DEBUG asks for the traceback (then the original exception)."""
+    import os
+
+    from publisher.settings import parse_bool
+
+    try:
+        debug = parse_bool(os.environ.get("PUBLISHER_DEBUG", ""))
+    except ValueError:
+        debug = True
+    if debug:
+        return exc
+    return InternalError(
+        f"internal error: {type(exc).__name__}: {_one_line(str(exc))} (PUBLISHER_DEBUG=1 shows the traceback)"
+    )
 
 
 def _one_line(text: str) -> str:
