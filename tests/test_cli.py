@@ -168,3 +168,13 @@ def test_env_example_documents_every_setting() -> None:
     assert not missing, f".env.example lacks: {', '.join(missing)}"
     for setting in all_settings():
         assert setting.help, f"{setting.name} has no help text"
+
+
+def test_translation_commands_without_the_extra_say_how_to_install_it(cli: Callable[..., Result],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("argostranslate", "argostranslate.package", "ctranslate2"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if `pip install -e .` without [translate]
+    result = cli("models", "list")
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("Error: offline translation is not installed")
+    assert "pip install 'publisher[translate]'" in result.stderr and "Traceback" not in result.output
