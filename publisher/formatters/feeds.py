@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import mimetypes
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -157,6 +158,16 @@ def image_enclosure(article: Article, site: Site) -> Enclosure | None:
     raise ContentError(article.path, "image", f"file not found: {src} (looked in content/, the site folder and public/)")
 
 
+# Characters XML 1.0 cannot carry (C0 controls other than tab and newlines, lone surrogates, U+FFFE/U+FFFF);
+# pasted text brings them in (a vertical tab from a word processor) and lxml refuses the whole feed for one.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters that XML 1.0 forbids; everything else is kept."""
+    return _NOT_XML.sub("", text)
+
+
 def make_item(
     article: Article,
     *,
@@ -178,30 +189,31 @@ def make_item(
         from publisher.markup import markdown_to_html as render_markdown
     categories: list[Category] = []
     if article.theme:
-        categories.append(Category(term=article.theme_slug or article.theme, label=theme_label or article.theme))
-    categories.extend(Category(term=tag, label=tag) for tag in article.tags)
-    body_html = render_markdown(article.body)
+        categories.append(Category(term=xml_safe(article.theme_slug or article.theme),
+                                   label=xml_safe(theme_label or article.theme)))
+    categories.extend(Category(term=xml_safe(tag), label=xml_safe(tag)) for tag in article.tags)
+    body_html = xml_safe(render_markdown(article.body))
     if notice:
         # The notice leads the content so a reader sees it before the translated text, in every format.
         body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
-    summary_html = render_markdown(article.summary) if article.summary else ""
+    summary_html = xml_safe(render_markdown(article.summary)) if article.summary else ""
     published = article.date
     return FeedItem(
         id=item_id,
         lang=article.lang,
         slug=article.slug,
         url=article.url,
-        title=article.title,
+        title=xml_safe(article.title),
         # Plain text from the sanitized HTML, so Markdown marks and stripped markup never reach JSON readers.
         summary_text=" ".join(html_to_text(summary_html).split()),
         summary_html=summary_html,
         content_html=body_html,
-        author=article.author,
+        author=xml_safe(article.author) if article.author else None,
         categories=tuple(categories),
         published=published,
         updated=max(article.updated or published, published),
         enclosure=enclosure,
-        image_alt=article.image.alt if article.image else "",
+        image_alt=xml_safe(article.image.alt) if article.image else "",
         translations=tuple(translations),
         machine_translated=article.is_machine_translation,
         notice=notice,

@@ -283,3 +283,19 @@ def test_a_site_with_nothing_published_has_valid_empty_feeds(site: Site, cli) ->
     assert "아직 게시된 글이 없습니다." in (site.public_dir / "ko" / "index.html").read_text(encoding="utf-8")
     again = cli("feeds", "build")
     assert again.output.startswith("0 files written")
+
+
+def test_control_characters_pasted_into_an_article_do_not_break_the_feeds(site: Site, cli, write_article) -> None:
+    write_article("pasted", "en", body="Body\x0b with a vertical tab and \x01 a start-of-heading.\n",
+                  title="Pasted\x0b title\x0c", date="2030-01-01T09:00:00+09:00", author="Ev\x0ce",
+                  summary="Sum\x0bmary", tags=["a\x02b"])
+    assert next(a for a in load_library(site).articles("en") if a.slug == "pasted").title == "Pasted\x0b title\x0c"
+    build_all(cli)
+    for name in ("rss.xml", "atom.xml"):
+        parsed = feedparser.parse((site.public_dir / "en" / name).read_bytes())
+        assert not parsed.bozo
+        entry = parsed.entries[0]
+        assert (entry.title, entry.author) == ("Pasted title", "Eve")
+        assert "Body with a vertical tab and  a start-of-heading." in entry.content[0].value
+    item = json.loads((site.public_dir / "en" / "feed.json").read_text())["items"][0]
+    assert item["title"] == "Pasted title" and item["tags"] == ["ab"]
