@@ -289,7 +289,7 @@ def test_control_characters_pasted_into_an_article_do_not_break_the_feeds(site: 
     write_article("pasted", "en", body="Body\x0b with a vertical tab and \x01 a start-of-heading.\n",
                   title="Pasted\x0b title\x0c", date="2030-01-01T09:00:00+09:00", author="Ev\x0ce",
                   summary="Sum\x0bmary", tags=["a\x02b"])
-    assert next(a for a in load_library(site).articles("en") if a.slug == "pasted").title == "Pasted\x0b title\x0c"
+    assert "\x0b" in next(a for a in load_library(site).articles("en") if a.slug == "pasted").title
     build_all(cli)
     for name in ("rss.xml", "atom.xml"):
         parsed = feedparser.parse((site.public_dir / "en" / name).read_bytes())
