@@ -163,7 +163,8 @@ def split_front_matter(text: str, path: Path | str) -> tuple[dict[str, Any], str
     if len(parts) < 3:
         raise ContentError(path, None, "front matter is not closed by a '---' line")
     try:
-        meta = yaml.safe_load(parts[1]) or {}
+        # the C loader is ten times faster: it matters when a build loads thousands of files
+        meta = yaml.load(parts[1], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 2}: " if mark is not None else ""
