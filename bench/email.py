@@ -12,8 +12,7 @@ otherwise be what is measured).
 (b) publisher: `EmailChannel.publish()` of the same article to N subscribers stored in the site database:
     recipients streamed in batches, one ledger row per recipient (pending, in flight, sent), each message
     personalized (To:, Message-ID, signed unsubscribe and preferences links in the headers and both bodies),
-    SMTP_CONNECTIONS connections (worker processes from 2,000 recipients). Run in a child process whose peak
-    memory (VmHWM) is reported, with the largest worker process's.
+    SMTP_CONNECTIONS connections. Run in a child process whose peak memory (VmHWM) is reported.
 
 Prints messages per second for both, the ratio (b)/(a), and the peak resident memory of (b).
 Goals: ratio >= 2, (b) >= 1,000 msg/s, peak memory <= 150 MB at 1,000,000 subscribers.
@@ -165,7 +164,7 @@ def publisher_send(root: Path) -> None:
     """Child process: publish the article by email to every subscriber; print a JSON line with the figures."""
     from publisher.article import load_stories
     from publisher.channels.base import PublishContext
-    from publisher.channels.email import SMTP_CONNECTIONS, EmailChannel
+    from publisher.channels.email import EmailChannel
     from publisher.site import Site
 
     site = Site(root)
@@ -177,12 +176,7 @@ def publisher_send(root: Path) -> None:
     elapsed = time.perf_counter() - started
     cpu = sum(os.times()[:2]) - cpu_before
     sent = ctx.ledger.counts(article=ARTICLE, channel="email")["sent"]
-    import resource
-
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu += children.ru_utime + children.ru_stime     # worker processes, when the pool uses them
     print(json.dumps({"sent": sent, "seconds": elapsed, "cpu": cpu, "peak_kb": peak_rss_kb(),
-                      "worker_peak_kb": children.ru_maxrss, "workers": int(site.config.get(SMTP_CONNECTIONS)),
                       "notes": [f"{r.lang}: {r.note}" for r in reports]}))
 
 
@@ -234,9 +228,7 @@ def main() -> None:
             print(f"    CPU time of (b): {result['cpu'] / result['sent'] * 1e6:.0f} us per message "
                   f"(the sinks need their own; this machine has {os.cpu_count()} cores)")
             print(f"ratio (b)/(a): {rate / base_rate:.2f}x   (goal >= 2x, and >= 1,000 msg/s)")
-            workers = (f" + {result['workers']} worker processes of at most {result['worker_peak_kb'] / 1024:.0f} MB"
-                       if result["worker_peak_kb"] else "")
-            print(f"peak memory of (b): {result['peak_kb'] / 1024:.0f} MB{workers} at {args.n:,} subscribers "
+            print(f"peak memory of (b): {result['peak_kb'] / 1024:.0f} MB at {args.n:,} subscribers "
                   f"(goal <= 150 MB at 1,000,000)")
     finally:
         for sink in sinks:

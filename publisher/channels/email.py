@@ -5,9 +5,9 @@ Crash safety, the rule this module keeps:
 * Each recipient of a bulletin has one ledger row, keyed (article or digest id, subscriber language, "email",
   address). Rows are created ``pending`` in bulk, one batch of subscribers at a time.
 * A row is marked ``in_flight`` (``ledger.begin``, committed) before its SMTP transaction starts and ``sent``
-  only after the server answered 250 to the message. The worker (thread, or process for big lists) that owns
-  the connection writes both on its own SQLite connection (WAL; SQLite serializes the writers), so no worker
-  waits for another to record. A worker process whose parent was killed records the message in hand, then stops.
+  only after the server answered 250 to the message. Every ledger write happens on the thread that streams
+  the subscribers (one SQLite writer); the outcomes that arrived together and the recipients about to start
+  are written in one transaction, so a commit carries several deliveries.
 * At most ``SMTP_CONNECTIONS`` rows are in flight at any moment (one per connection; a job waiting in the queue
   is not in flight yet), so a crash or ``kill -9`` leaves at most that many rows in doubt.
 * A re-run skips ``sent`` rows, sends ``pending`` ones and failed ones that may succeed now (4xx, lost
@@ -18,7 +18,6 @@ Crash safety, the rule this module keeps:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -30,7 +29,6 @@ from publisher.settings import Setting, parse_float, parse_int, parse_positive_i
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
-    from pathlib import Path
 
     from publisher.article import Article, Story
     from publisher.channels.smtp_pool import SendJob, SendOutcome
@@ -54,14 +52,10 @@ SMTP_TIMEOUT = Setting("SMTP_TIMEOUT", "Seconds to wait for the SMTP server to a
                        parse=parse_float)
 SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 4xx reply is tried again.",
                        default=3, parse=parse_int)
-SMTP_WORKERS = Setting("SMTP_WORKERS", "How the connections run: threads, processes (every core is used; about a "
-                       "second to start) or auto (processes from 2,000 recipients).", default="auto",
-                       choices=("auto", "threads", "processes"))
 SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply; doubles each time.",
                            default=5.0, parse=parse_float)
 
 SUBSCRIBER_BATCH = 1000
-PROCESS_POOL_MIN_RECIPIENTS = 2000
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "skipped",
                "not_retried")
 
@@ -127,7 +121,7 @@ class EmailChannel(Channel):
     name = "email"
     title = "Email bulletin"
     settings = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY, SMTP_CONNECTIONS,
-                SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY, SMTP_WORKERS)
+                SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY)
     required = ("SMTP_HOST",)
 
     def fallback_description(self) -> str:
@@ -260,11 +254,11 @@ class EmailChannel(Channel):
 
         ledger = ctx.ledger
         subscribers = self.site.subscribers()
-        factory = MessageFactory(self.site, run.bulletins)
+        factory = MessageFactory(self.site, self.config, run.bulletins)
         summary = RunSummary()
         total = subscribers.count(status="active", theme=run.theme)
         rate = float(self.config.get(SMTP_RATE_PER_SECOND) or 0)
-        transport = self._transport(factory, total)
+        transport = self._transport(factory)
 
         def recipients() -> Iterator[tuple[Subscriber, DeliveryKey, Bulletin, bool]]:
             """Who gets a message, in id order; decided from the ledger one batch of subscribers at a time."""
@@ -299,27 +293,47 @@ class EmailChannel(Channel):
                 summary.add(lang, "bounced" if outcome.bounced else "failed", outcome.error)
             progress.advance()
 
-        # Each connection has one job in its transaction and at most one waiting; only the first is in flight.
-        outstanding = 0
+        todo = recipients()
+        in_flight = 0
+        exhausted = False
         next_slot = time.monotonic()
         with transport, _Progress(ctx, total, transport.describe()) as progress:
-            for subscriber, key, bulletin, resend in recipients():
-                while outstanding >= 2 * transport.connections:
-                    count(transport.next_outcome())
-                    outstanding -= 1
-                if rate > 0:
-                    now = time.monotonic()
-                    if next_slot > now:
-                        time.sleep(next_slot - now)
-                    next_slot = max(now, next_slot) + 1.0 / rate
-                transport.submit(_job(factory.sender, bulletin, subscriber, key, resend=resend))
-                outstanding += 1
-                for outcome in transport.ready_outcomes():
+            while True:
+                outcomes: list[SendOutcome] = []
+                if in_flight and (exhausted or in_flight >= transport.connections):
+                    outcomes.append(transport.next_outcome())
+                    outcomes += transport.ready_outcomes()
+                # One recipient in flight per connection, never more.
+                starting = []
+                while not exhausted and in_flight - len(outcomes) + len(starting) < transport.connections:
+                    item = next(todo, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        starting.append(item)
+                if not outcomes and not starting:
+                    break
+                # The outcomes just received and the recipients about to start: one transaction, one commit.
+                bounced = []
+                with ledger.batch():
+                    for outcome in outcomes:
+                        if record_outcome(ledger, outcome):
+                            bounced.append(outcome.job.recipient)
+                    for _, key, _, _ in starting:
+                        ledger.begin(key)
+                for address in bounced:
+                    subscribers.mark_bounced(address)
+                for outcome in outcomes:
                     count(outcome)
-                    outstanding -= 1
-            while outstanding:
-                count(transport.next_outcome())
-                outstanding -= 1
+                in_flight -= len(outcomes)
+                for subscriber, key, bulletin, resend in starting:
+                    if rate > 0:
+                        now = time.monotonic()
+                        if next_slot > now:
+                            time.sleep(next_slot - now)
+                        next_slot = max(now, next_slot) + 1.0 / rate
+                    transport.submit(_job(factory.sender, bulletin, subscriber, key, resend=resend))
+                    in_flight += 1
         return summary
 
     def reports(self, run: BulletinRun, summary: RunSummary) -> list[DeliveryReport]:
@@ -328,22 +342,14 @@ class EmailChannel(Channel):
         return [DeliveryReport(run.delivery_id, lang, self.name, f"subscribers ({where})", summary.state(lang),
                                summary.note(lang)) for lang in langs]
 
-    def _transport(self, factory: MessageFactory, recipients: int) -> Any:
+    def _transport(self, factory: MessageFactory) -> Any:
         from publisher.channels.smtp_pool import RetryPolicy, SmtpPool
 
-        hooks = LedgerHooks(self.site.database_path)
         if not self.is_configured():
-            return MaildirTransport(self.site, hooks, factory)
+            return MaildirTransport(self.site, factory)
         retry = RetryPolicy(int(self.config.get(SMTP_RETRIES)), float(self.config.get(SMTP_RETRY_DELAY)))
-        connections = int(self.config.get(SMTP_CONNECTIONS))
-        # Worker processes cost a second or so to start; they pay off on big lists, where one interpreter
-        # lock shared by every connection would cap the rate.
-        workers = str(self.config.get(SMTP_WORKERS))
-        processes = workers == "processes" or (
-            workers == "auto" and connections > 1 and recipients >= PROCESS_POOL_MIN_RECIPIENTS)
-        pool = SmtpPool(smtp_server(self.config), factory, connections, retry, hooks, processes=processes)
+        pool = SmtpPool(smtp_server(self.config), factory, int(self.config.get(SMTP_CONNECTIONS)), retry)
         return _PoolTransport(pool)
-
 
 def _decide(row: Delivery | None, bulletin: Bulletin | None, force: bool) -> str:
     """What to do with one recipient, from its ledger row: see the rule in the module docstring."""
@@ -366,31 +372,18 @@ def _job(sender: str, bulletin: Bulletin, subscriber: Subscriber, key: DeliveryK
 
 
 class MessageFactory:
-    """Builds a job's message; picklable, so a process worker rebuilds its own `MessageBuilder` from the site."""
+    """Builds a job's message from its (bulletin language, subscriber) payload, on the worker's thread."""
 
-    def __init__(self, site: Site, bulletins: dict[str, Bulletin]) -> None:
+    def __init__(self, site: Site, config: Any, bulletins: dict[str, Bulletin]) -> None:
         from publisher.formatters.email import MessageBuilder
 
-        self.site_root, self.config = site.root, site.config
         self.bulletins = {bulletin.lang: bulletin for bulletin in bulletins.values()}
-        self._builder: Any = MessageBuilder(site, site.config)
-
-    @property
-    def sender(self) -> str:
-        assert self._builder is not None
-        return self._builder.sender.addr_spec
+        self.builder = MessageBuilder(site, config)
+        self.sender = self.builder.sender.addr_spec
 
     def __call__(self, job: SendJob) -> tuple[bytes, str]:
-        if self._builder is None:
-            from publisher.formatters.email import MessageBuilder
-            from publisher.site import Site
-
-            self._builder = MessageBuilder(Site(self.site_root, self.config))
         lang, subscriber = job.payload
-        return self._builder.wire(self.bulletins[lang], subscriber)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"site_root": self.site_root, "config": self.config, "bulletins": self.bulletins, "_builder": None}
+        return self.builder.wire(self.bulletins[lang], subscriber)
 
 
 def _batches(subscribers: Iterator[Subscriber]) -> Iterator[list[Subscriber]]:
@@ -404,61 +397,21 @@ def _batches(subscribers: Iterator[Subscriber]) -> Iterator[list[Subscriber]]:
         yield batch
 
 
-class LedgerHooks:
-    """The ledger rule, kept by each sender thread on its own SQLite connection (WAL, busy timeout).
-
-    ``starting``: the row goes ``in_flight`` (committed) before the transaction; ``finished``: ``sent`` with
-    the Message-ID only after the server's 250, else ``failed`` with its words; a 550/551/553 to RCPT also
-    marks the subscriber bounced. A row that was in flight before this run is flagged a possible duplicate.
-    """
-
-    def __init__(self, database_path: Path) -> None:
-        self.database_path = database_path
-        self._local = threading.local()
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"database_path": self.database_path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["database_path"])  # type: ignore[misc]
-
-    def _open(self) -> tuple[Any, Any]:
-        opened = getattr(self._local, "opened", None)
-        if opened is None:
-            from publisher.db import connect
-            from publisher.ledger import Ledger
-            from publisher.subscribers import Subscribers
-
-            conn = connect(self.database_path)
-            opened = self._local.opened = (conn, Ledger(conn), Subscribers(conn))
-        return opened[1], opened[2]
-
-    def starting(self, job: SendJob) -> None:
-        ledger, _ = self._open()
-        ledger.begin(job.key)
-
-    def finished(self, outcome: SendOutcome) -> None:
-        ledger, subscribers = self._open()
-        job = outcome.job
-        outcome.possible_duplicate = outcome.possible_duplicate or bool(job.context)
-        detail: dict[str, Any] = {"message_id": outcome.message_id, "attempts": outcome.attempts}
-        if outcome.possible_duplicate:
-            detail["possible_duplicate"] = True
-        if outcome.state == "sent":
-            ledger.mark(job.key, "sent", remote_id=outcome.message_id, detail=detail)
-            return
-        detail["permanent"] = outcome.permanent
-        if outcome.code is not None:
-            detail["code"] = outcome.code
-        ledger.mark(job.key, "failed", error=outcome.error, detail=detail)
-        if outcome.bounced:
-            subscribers.mark_bounced(job.recipient)
-
-    def close(self) -> None:
-        opened = getattr(self._local, "opened", None)
-        if opened is not None:
-            opened[0].close()
-            self._local.opened = None
+def record_outcome(ledger: Any, outcome: SendOutcome) -> bool:
+    """Write the outcome to the ledger; True when the address bounced (the caller marks the subscriber)."""
+    job = outcome.job
+    outcome.possible_duplicate = outcome.possible_duplicate or bool(job.context)
+    detail: dict[str, Any] = {"message_id": outcome.message_id, "attempts": outcome.attempts}
+    if outcome.possible_duplicate:
+        detail["possible_duplicate"] = True
+    if outcome.state == "sent":
+        ledger.mark(job.key, "sent", remote_id=outcome.message_id, detail=detail)
+        return False
+    detail["permanent"] = outcome.permanent
+    if outcome.code is not None:
+        detail["code"] = outcome.code
+    ledger.mark(job.key, "failed", error=outcome.error, detail=detail)
+    return outcome.bounced
 
 
 class _PoolTransport:
@@ -503,9 +456,8 @@ class MaildirTransport:
 
     connections = 1
 
-    def __init__(self, site: Site, hooks: LedgerHooks, build: MessageFactory) -> None:
+    def __init__(self, site: Site, build: MessageFactory) -> None:
         self.site = site
-        self.hooks = hooks
         self.build = build
         self._done: list[SendOutcome] = []
 
@@ -520,17 +472,13 @@ class MaildirTransport:
 
     def __exit__(self, *exc: object) -> None:
         self.box.close()
-        self.hooks.close()
 
     def submit(self, job: SendJob) -> None:
         from publisher.channels.smtp_pool import SendOutcome
 
         data, message_id = self.build(job)
-        self.hooks.starting(job)
         self.box.add(data)
-        outcome = SendOutcome(job, "sent", message_id=message_id)
-        self.hooks.finished(outcome)
-        self._done.append(outcome)
+        self._done.append(SendOutcome(job, "sent", message_id=message_id))
 
     def next_outcome(self) -> SendOutcome:
         return self._done.pop(0)

@@ -1,9 +1,8 @@
 """A pool of SMTP connections, one worker thread each, that sends one message per recipient and reports each outcome.
 
-The pool knows nothing of the ledger. Each worker calls `hooks.starting(job)` just before the SMTP
-transaction and `hooks.finished(outcome)` just after it, on its own thread: the caller records the delivery
-there (one SQLite connection per thread), so a worker never waits for another thread to write for it, and at
-most one recipient per connection is ever in flight.
+The pool never touches the ledger: the caller marks a recipient in flight before `submit()` and records what
+`next_outcome()` returns, so every ledger write happens on the caller's thread (one SQLite writer, whose
+commits can carry several outcomes at once).
 
 Outcome rules, per recipient:
   * 2xx after DATA: ``sent``.
@@ -17,7 +16,6 @@ Outcome rules, per recipient:
 
 from __future__ import annotations
 
-import os
 import queue
 import smtplib
 import ssl
@@ -118,68 +116,35 @@ class _Permanent(Exception):
         self.bounced = bounced
 
 
-class SendHooks:
-    """What the caller does around each transaction, on the worker's thread (both may write to a database)."""
-
-    def starting(self, job: SendJob) -> None:
-        """Called just before the SMTP transaction of `job` starts."""
-
-    def finished(self, outcome: SendOutcome) -> None:
-        """Called as soon as the outcome is known, before the worker takes another job."""
-
-    def close(self) -> None:
-        """Called on the worker's thread when it stops (close what `starting` opened)."""
-
-
 @dataclass
 class SmtpPool:
-    """`connections` workers, each with its own reused SMTP connection: threads, or processes for big lists.
+    """`connections` worker threads, each with its own reused SMTP connection.
 
-    Use as a context manager; `submit()` never blocks (the caller bounds what it submits); outcomes come back
-    through `next_outcome()` after `hooks.finished` ran for them. `build(job) -> (bytes, Message-ID)` makes
-    each message in the worker. With ``processes=True`` (spawned, so safe beside threads) `hooks` and `build`
-    must be picklable; the workers then use every core instead of sharing one interpreter lock, and stop on
-    their own if the process that started them dies.
+    Use as a context manager. `submit()` never blocks; the caller keeps at most `connections` jobs
+    outstanding, so each one starts at once and at most that many recipients are ever in flight.
+    `build(job) -> (bytes, Message-ID)` makes each message on the worker's thread.
     """
 
     server: SmtpServer
     build: Callable[[SendJob], tuple[bytes, str]]
     connections: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    hooks: SendHooks = field(default_factory=SendHooks)
-    processes: bool = False
 
     def __post_init__(self) -> None:
-        self._workers: list[Any] = []
+        self._jobs: queue.Queue[SendJob | None] = queue.Queue()
+        self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
 
     def __enter__(self) -> SmtpPool:
         # Fail fast, on the caller's thread, when the server cannot be reached or refuses our login.
         probe = self.server.connect()
-        if self.processes:
-            import multiprocessing
-
-            probe.quit()
-            context = multiprocessing.get_context("spawn")
-            self._jobs: Any = context.Queue()
-            self._outcomes: Any = context.Queue()
-            self._stopping: Any = context.Event()
-            worker = _run_process_worker
-            self._workers = [
-                context.Process(target=worker, name=f"smtp-{i}", daemon=True,
-                                args=(self, self._jobs, self._outcomes, self._stopping, os.getpid()))
-                for i in range(self.connections)
-            ]
-        else:
-            self._jobs = queue.Queue()
-            self._outcomes = queue.Queue()
-            self._stopping = threading.Event()
-            self._workers = [
-                threading.Thread(target=self._serve, name=f"smtp-{i}", daemon=True,
-                                 args=(self._jobs.get, self._outcomes.put, probe if i == 0 else None))
-                for i in range(self.connections)
-            ]
-        for worker in self._workers:
-            worker.start()
+        self._threads = [
+            threading.Thread(target=self._work, args=(probe if i == 0 else None,), name=f"smtp-{i}", daemon=True)
+            for i in range(self.connections)
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -190,17 +155,10 @@ class SmtpPool:
                 self._jobs.get_nowait()
             except queue.Empty:
                 break
-        for _ in self._workers:
+        for _ in self._threads:
             self._jobs.put(None)
-        for worker in self._workers:
-            worker.join(timeout=self.server.timeout + 5)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # What a process worker needs; queues and workers travel as Process arguments, not with the pool.
-        return {name: getattr(self, name) for name in ("server", "build", "connections", "retry", "hooks")}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, processes=True, _workers=[])
+        for thread in self._threads:
+            thread.join(timeout=self.server.timeout + 5)
 
     def submit(self, job: SendJob) -> None:
         self._jobs.put(job)
@@ -217,23 +175,18 @@ class SmtpPool:
 
     # -- worker ----------------------------------------------------------------------------
 
-    def _serve(self, next_job: Callable[[], SendJob | None], put_outcome: Callable[[Any], None],
-               conn: smtplib.SMTP | None) -> None:
+    def _work(self, conn: smtplib.SMTP | None) -> None:
         try:
             while True:
-                job = next_job()
+                job = self._jobs.get()
                 if job is None or self._stopping.is_set():
                     break
-                # Built before the row goes in flight: a message that cannot be built leaves it pending.
                 data, message_id = self.build(job)
-                self.hooks.starting(job)
                 conn, outcome = self._deliver(conn, job, data, message_id)
-                self.hooks.finished(outcome)
-                put_outcome(outcome)
-        except BaseException as error:  # a bug must surface in the caller, not vanish with the worker
-            put_outcome(error)
+                self._outcomes.put(outcome)
+        except BaseException as error:  # a bug must surface in the caller, not vanish with the thread
+            self._outcomes.put(error)
         finally:
-            self.hooks.close()
             if conn is not None:
                 try:
                     conn.quit()
@@ -267,22 +220,6 @@ class SmtpPool:
                                              code=problem.code, permanent=False,
                                              possible_duplicate=possible_duplicate, attempts=attempt)
                 time.sleep(self.retry.delay(attempt))
-
-
-def _run_process_worker(pool: SmtpPool, jobs: Any, outcomes: Any, stopping: Any, parent_pid: int) -> None:
-    """A process worker: the same loop as a thread, reading jobs until told to stop or orphaned."""
-    pool._stopping = stopping
-
-    def next_job() -> SendJob | None:
-        # Orphaned (the sender was killed): start nothing new; the job just finished was already recorded.
-        while os.getppid() == parent_pid:
-            try:
-                return jobs.get(timeout=0.5)
-            except queue.Empty:
-                continue
-        return None
-
-    pool._serve(next_job, outcomes.put, None)
 
 
 def _transaction(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:

@@ -339,29 +339,3 @@ def test_config_check_reports_bad_email_settings(cli, site: Site) -> None:
     assert result.exit_code == 2
     assert "DKIM_SELECTOR: DKIM signing needs DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE" in result.output
 
-
-def test_worker_processes_keep_the_same_rules(smtp_site: Site, smtp_server: SmtpServer) -> None:
-    import multiprocessing
-
-    site = set_settings(smtp_site, SMTP_WORKERS="processes")
-    add_readers(site, english=12, korean=6)
-    handler = smtp_server.handler
-    handler.defer_data = {"reader1@example.org": 1}
-    handler.refuse_rcpt = {"reader2@example.org": "550 5.1.1 no such user"}
-    ledger = site.ledger()
-    in_doubt = DeliveryKey("2024-unpsf-incheon", "ko", "email", "kim3@example.kr")
-    ledger.begin(in_doubt)
-    story = story_for(site, "2024-unpsf-incheon")
-
-    reports = EmailChannel(site).publish(story, story.languages, publish_context(site))
-
-    expected = {f"reader{i}@example.org": 1 for i in range(12) if i != 2} | {f"kim{i}@example.kr": 1 for i in range(6)}
-    assert handler.received() == expected
-    notes = {r.lang: r.note for r in reports}
-    assert notes["en"].startswith("11 sent, 1 bounced (address marked bounced)")
-    assert notes["ko"] == "5 sent, 1 re-sent after an interruption (possible duplicates)"
-    assert site.subscribers().get("reader2@example.org").status == "bounced"
-    assert ledger.counts(article="2024-unpsf-incheon", channel="email") == {
-        "pending": 0, "in_flight": 0, "sent": 17, "failed": 1, "unconfirmed": 0, "skipped": 0}
-    assert multiprocessing.active_children() == []          # every worker stopped
-    site.close()
