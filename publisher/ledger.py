@@ -131,6 +131,39 @@ class Ledger:
         )
         return before
 
+    def begin_many(self, keys: list[DeliveryKey]) -> None:
+        """``begin`` for several rows that exist (``ensure_pending``) in one statement; for bulk senders."""
+        if not keys:
+            return
+        # A join with the VALUES list, not "IN (VALUES ...)": SQLite only uses the unique index for the join.
+        self.conn.execute(
+            "WITH k(article, lang, channel, target) AS (VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(keys))
+            + f") UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, updated_at = {_NOW} FROM k "
+            "WHERE deliveries.article = k.article AND deliveries.lang = k.lang "
+            "AND deliveries.channel = k.channel AND deliveries.target = k.target",
+            [value for key in keys for value in (key.article, key.lang, key.channel, key.target)],
+        )
+
+    def mark_many(self, marks: list[tuple[DeliveryKey, str, str | None, str | None, dict[str, Any]]]) -> None:
+        """``mark`` for several rows that exist, in one statement: ``(key, state, remote_id, error, detail)`` each."""
+        if not marks:
+            return
+        params: list[Any] = []
+        for key, state, remote_id, error, detail in marks:
+            if state not in STATES:
+                raise ValueError(f"unknown delivery state {state!r}")
+            params += [key.article, key.lang, key.channel, key.target, state, remote_id, error,
+                       json.dumps(detail, ensure_ascii=False)]
+        self.conn.execute(
+            "WITH m(article, lang, channel, target, state, remote_id, error, detail) AS (VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(marks))
+            + f") UPDATE deliveries SET state = m.state, remote_id = COALESCE(m.remote_id, deliveries.remote_id), "
+            f"last_error = m.error, detail = m.detail, updated_at = {_NOW} FROM m "
+            "WHERE deliveries.article = m.article AND deliveries.lang = m.lang "
+            "AND deliveries.channel = m.channel AND deliveries.target = m.target",
+            params,
+        )
+
     def mark(
         self,
         key: DeliveryKey,

@@ -314,15 +314,12 @@ class EmailChannel(Channel):
                 if not outcomes and not starting:
                     break
                 # The outcomes just received and the recipients about to start: one transaction, one commit.
-                bounced = []
                 with ledger.batch():
-                    for outcome in outcomes:
-                        if record_outcome(ledger, outcome):
-                            bounced.append(outcome.job.recipient)
-                    for _, key, _, _ in starting:
-                        ledger.begin(key)
-                for address in bounced:
-                    subscribers.mark_bounced(address)
+                    ledger.mark_many([ledger_mark(outcome) for outcome in outcomes])
+                    ledger.begin_many([key for _, key, _, _ in starting])
+                for outcome in outcomes:
+                    if outcome.bounced:
+                        subscribers.mark_bounced(outcome.job.recipient)
                 for outcome in outcomes:
                     count(outcome)
                 in_flight -= len(outcomes)
@@ -397,21 +394,19 @@ def _batches(subscribers: Iterator[Subscriber]) -> Iterator[list[Subscriber]]:
         yield batch
 
 
-def record_outcome(ledger: Any, outcome: SendOutcome) -> bool:
-    """Write the outcome to the ledger; True when the address bounced (the caller marks the subscriber)."""
+def ledger_mark(outcome: SendOutcome) -> tuple[DeliveryKey, str, str | None, str | None, dict[str, Any]]:
+    """The ledger row an outcome becomes: ``sent`` with the Message-ID, or ``failed`` with the server's words."""
     job = outcome.job
-    outcome.possible_duplicate = outcome.possible_duplicate or bool(job.context)
+    outcome.possible_duplicate = outcome.possible_duplicate or bool(job.context)   # context: was in flight
     detail: dict[str, Any] = {"message_id": outcome.message_id, "attempts": outcome.attempts}
     if outcome.possible_duplicate:
         detail["possible_duplicate"] = True
     if outcome.state == "sent":
-        ledger.mark(job.key, "sent", remote_id=outcome.message_id, detail=detail)
-        return False
+        return job.key, "sent", outcome.message_id, None, detail
     detail["permanent"] = outcome.permanent
     if outcome.code is not None:
         detail["code"] = outcome.code
-    ledger.mark(job.key, "failed", error=outcome.error, detail=detail)
-    return outcome.bounced
+    return job.key, "failed", None, outcome.error, detail
 
 
 class _PoolTransport:
