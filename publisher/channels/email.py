@@ -8,12 +8,13 @@ Crash safety, the rule this module keeps:
   only after the server answered 250 to the message. Every ledger write happens on the thread that streams
   the subscribers (one SQLite writer); the outcomes that arrived together and the recipients about to start
   are written in one transaction, so a commit carries several deliveries.
-* At most ``SMTP_CONNECTIONS`` rows are in flight at any moment (one per connection; a job waiting in the queue
-  is not in flight yet), so a crash or ``kill -9`` leaves at most that many rows in doubt.
+* At most ``SMTP_CONNECTIONS`` rows are in flight at any moment (a recipient is begun only when a connection is
+  free for it), so a crash or ``kill -9`` leaves at most that many rows in doubt.
 * A re-run skips ``sent`` rows, sends ``pending`` ones and failed ones that may succeed now (4xx, lost
   connection), and **re-sends rows left ``in_flight``**: the server may or may not have accepted them, and a
   reader would rather get a bulletin twice than never. Those re-sends are counted and reported as possible
-  duplicates. Permanent failures (5xx) are not retried unless ``--force``.
+  duplicates, as are messages re-sent after a connection was lost once the whole message had left. Permanent
+  failures (5xx) are not retried unless ``--force``.
 """
 
 from __future__ import annotations
@@ -347,6 +348,7 @@ class EmailChannel(Channel):
         retry = RetryPolicy(int(self.config.get(SMTP_RETRIES)), float(self.config.get(SMTP_RETRY_DELAY)))
         pool = SmtpPool(smtp_server(self.config), factory, int(self.config.get(SMTP_CONNECTIONS)), retry)
         return _PoolTransport(pool)
+
 
 def _decide(row: Delivery | None, bulletin: Bulletin | None, force: bool) -> str:
     """What to do with one recipient, from its ledger row: see the rule in the module docstring."""
