@@ -56,7 +56,7 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
 
     UTF-8 with or without BOM, CRLF or LF. Bad rows are reported with their line number and skipped; the
     good rows are imported. Addresses already on the list (in any case) are left unchanged, so importing
-    the same file twice changes nothing. Exit code 1 when a row was rejected.
+    the same file twice changes nothing. Exit code 2 when a row was rejected (the good rows are imported).
     """
     site = get_site(ctx)
     subscribers_list = site.subscribers()
@@ -72,7 +72,7 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
             sent += 1
         click.echo(f"{sent} confirmation requests sent.")
     if report.rejected:
-        ctx.exit(1)
+        ctx.exit(2)     # bad input, like every other input error; the lines above say which rows
 
 
 @subscribers.command("list")

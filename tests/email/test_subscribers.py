@@ -159,7 +159,7 @@ def test_cli_add_import_list_export_remove(cli, site_dir: Path, tmp_path: Path) 
 
     csv_path = write_csv(tmp_path / "list.csv", CSV_WITH_BAD_ROWS)
     imported = cli("subscribers", "import", str(csv_path))
-    assert imported.exit_code == 1          # some rows were rejected
+    assert imported.exit_code == 2          # some rows were rejected (bad input), the good ones imported
     assert "4 added, 0 already on the list, 3 rejected." in imported.output
     assert "skipped list.csv:3: email:" in imported.output
 
