@@ -178,3 +178,28 @@ def test_translation_commands_without_the_extra_say_how_to_install_it(cli: Calla
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("Error: offline translation is not installed")
     assert "pip install 'publisher[translate]'" in result.stderr and "Traceback" not in result.output
+
+
+def test_readme_main_job(cli: Callable[..., Result], site: Site, site_dir: Path) -> None:
+    """The README's first command on the sample site: subscribers, then publish; mail in each reader's language."""
+    import mailbox
+    from email.header import decode_header, make_header
+    from email.utils import parseaddr
+
+    imported = cli("subscribers", "import", str(site_dir / "subscribers.csv"))
+    assert imported.exit_code == 0, imported.output
+    published = cli("publish")
+    assert published.exit_code == 0, published.output
+    box = mailbox.Maildir(site.outbox_dir / "mail", create=False)
+    by_recipient: dict[str, list[str]] = {}
+    for message in box:
+        subject = str(make_header(decode_header(message["Subject"])))
+        by_recipient.setdefault(parseaddr(str(make_header(decode_header(message["To"]))))[1], []).append(subject)
+    assert set(by_recipient) == {"jane.doe@example.org", "minji.kim@example.org", "arjun.rao@example.net",
+                                 "seojun.park@example.net"}
+    assert "세계 공공행정의 역량 강화: 2024 유엔 공공행정포럼(인천)이 남긴 시사점" in " ".join(
+        by_recipient["minji.kim@example.org"])
+    assert any("Empowering Global Public Administration" in s for s in by_recipient["jane.doe@example.org"])
+    count = len(box)
+    again = cli("publish")
+    assert again.exit_code == 0 and len(mailbox.Maildir(site.outbox_dir / "mail", create=False)) == count
