@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -29,8 +30,11 @@ def _markdown() -> Any:
     return MarkdownIt("commonmark", {"html": True, "typographer": False}).enable("table").enable("strikethrough")
 
 
-def sanitize_html(html: str) -> str:
-    """Keep structure and links; drop scripts, event handlers, styles and unknown schemes."""
+def sanitize_html(html: str, *, attribute_filter: Callable[[str, str, str], str | None] | None = None) -> str:
+    """Keep structure and links; drop scripts, event handlers, styles and unknown schemes.
+
+    ``attribute_filter(tag, attribute, value)`` may rewrite or drop (None) each kept attribute value.
+    """
     import nh3
 
     return nh3.clean(
@@ -40,6 +44,7 @@ def sanitize_html(html: str) -> str:
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
         strip_comments=True,
+        attribute_filter=attribute_filter,
     )
 
 

@@ -157,23 +157,14 @@ class BulletinFormatter:
 
 def absolute_links(html: str, base_url: str) -> str:
     """Sanitized HTML with relative href/src made absolute: a mail client has no page to resolve them against."""
-    import nh3
-
-    from publisher.markup import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
+    from publisher.markup import sanitize_html
 
     def resolve(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src") and not value.startswith(("#", "mailto:")):
             return urljoin(base_url, value)
         return value
 
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer",
-        attribute_filter=resolve,
-    )
+    return sanitize_html(html, attribute_filter=resolve)
 
 
 class MessageBuilder:
