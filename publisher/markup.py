@@ -54,12 +54,20 @@ def markdown_to_html(text: str) -> str:
     return sanitize_html(_markdown().render(text))
 
 
-def html_to_text(html: str) -> str:
-    """Plain text of sanitized HTML, paragraphs separated by blank lines (for plain-text email parts)."""
+def html_to_text(html: str, *, link_urls: bool = False) -> str:
+    """Plain text of sanitized HTML, paragraphs separated by blank lines.
+
+    With ``link_urls`` a link keeps its address, "UNPOG website (https://unpog.org)": a plain-text email part
+    has no other way to carry it.
+    """
     import html as html_lib
     import re
 
-    text = re.sub(r"(?i)<br\s*/?>", "\n", html)
+    text = re.sub(r">\s*\n\s*<", "><", html)  # the line breaks between tags are markup, not text
+    if link_urls:
+        text = re.sub(r'(?is)<a\b[^>]*?href="([^"]+)"[^>]*>(.*?)</a>',
+                      lambda m: m[2] if html_lib.unescape(m[1]) in m[2] else f"{m[2]} ({m[1]})", text)
+    text = re.sub(r"(?i)<br\s*/?>", "\n", text)
     text = re.sub(r"(?i)</(p|h[1-6]|blockquote|pre|figure|ul|ol|table)>", "\n\n", text)
     text = re.sub(r"(?i)</(li|tr)>", "\n", text)
     text = re.sub(r"(?i)<li[^>]*>", "- ", text)

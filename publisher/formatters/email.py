@@ -146,7 +146,7 @@ class BulletinFormatter:
             "summary_html": summary_html,
             "summary_text": html_to_text(summary_html),
             "body_html": body_html,
-            "body_text": html_to_text(body_html),
+            "body_text": html_to_text(body_html, link_urls=True),
             "image_src": image_src,
             "image_alt": image_alt,
             "machine_translated": article.is_machine_translation,
