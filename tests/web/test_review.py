@@ -5,6 +5,9 @@ from __future__ import annotations
 import html
 import json
 import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -93,20 +96,41 @@ def test_the_ledger_state_per_channel(client, site: Site) -> None:
     assert "아직 발송한 것이 없습니다." in column(page.text, "en")
 
 
-def test_a_broken_channel_is_shown_and_the_others_still_render(client, monkeypatch: pytest.MonkeyPatch) -> None:
+BROKEN_PLUGIN = """
+from publisher.channels.base import Channel
+from publisher.errors import ChannelError
+
+
+class BrokenChannel(Channel):
+    name = "broken"
+    title = "Broken plugin"
+
+    def render(self, story, langs):
+        raise ChannelError("broken: the template is missing")
+"""
+
+
+@pytest.fixture
+def broken_plugin(tmp_path: Path) -> Iterator[None]:
+    """A third-party channel whose render fails, installed as a real entry point (a dist-info folder on sys.path)."""
     from publisher.channels import registry
-    from publisher.channels.base import Channel
-    from publisher.errors import ChannelError
 
-    class BrokenChannel(Channel):
-        name = "broken"
-        title = "Broken plugin"
+    folder = tmp_path / "plugins"
+    dist = folder / "publisher_broken-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (folder / "broken_channel.py").write_text(BROKEN_PLUGIN, encoding="utf-8")
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: publisher-broken\nVersion: 0.1\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text("[publisher.channels]\nbroken = broken_channel:BrokenChannel\n",
+                                           encoding="utf-8")
+    sys.path.insert(0, str(folder))
+    registry.get_channel_classes.cache_clear()
+    yield
+    sys.path.remove(str(folder))
+    sys.modules.pop("broken_channel", None)
+    registry.get_channel_classes.cache_clear()
 
-        def render(self, story, langs):
-            raise ChannelError("broken: the template is missing")
 
-    working = dict(registry.get_channel_classes())
-    monkeypatch.setattr(registry, "get_channel_classes", lambda: {**working, "broken": BrokenChannel})
+def test_a_broken_channel_is_shown_and_the_others_still_render(broken_plugin: None, client) -> None:
     page = client.get(f"/review/{SLUG}?lang=en")
     assert page.status_code == 200
     assert "Broken plugin: broken: the template is missing" in page.text
