@@ -13,9 +13,11 @@ from publisher.web.guards import (
     ADMIN_COOKIE,
     ADMIN_SESSION_SECONDS,
     CSRF_FIELD,
+    RateLimiter,
     admin_session_cookie,
     admin_token,
     admin_token_matches,
+    client_address,
     csrf_ok,
     review_allowed,
 )
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("publisher.web")
 
 EMAIL_WIDTHS = (("Desktop", 600), ("Phone", 375))
+LOGIN_ATTEMPTS = 10       # sign-in attempts per client per LOGIN_WINDOW seconds
+LOGIN_WINDOW = 15 * 60
 LEDGER_SAMPLE_ROWS = 20   # a bulletin has one row per recipient: the page shows counts and a few rows
 
 
@@ -300,13 +304,21 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
     from starlette.responses import RedirectResponse
 
-    site = web_state(request).site
+    state = web_state(request)
+    site = state.site
     lang = page_language(request, site)
     form = await request.form()
     if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
         return csrf_refused(request, site, lang)
+    # Without a limit the form would let anyone on the network guess the admin token as fast as they can post.
+    wait = await run_in_threadpool(state.with_database, lambda conn: RateLimiter(conn, site.secret_key).hit(
+        "review-login", client_address(request), limit=LOGIN_ATTEMPTS, window_seconds=LOGIN_WINDOW))
+    if wait:
+        return message_page(request, site, lang, status_code=429, title="Too many requests",
+                            message="Please wait a while before trying again.", headers={"Retry-After": str(wait)})
     next_path = _safe_next(str(form.get("next", "")))
     token = admin_token(site)
     if token is None:

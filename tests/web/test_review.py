@@ -214,3 +214,23 @@ def test_publishing_from_the_review_page_asks_first_and_sends_once(client, site:
              row.findall(client.post(f"/review/{SLUG}/publish?lang=en", data={"csrf_token": token}).text)}
     assert again[("ko", "x")] == ("sent", f"already written: outbox/x/{SLUG}.ko.json")   # the ledger says: once
     assert [p.stat().st_mtime_ns for p in posts] == written
+
+
+def test_guessing_the_admin_token_is_rate_limited(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.web.review import LOGIN_ATTEMPTS
+
+    monkeypatch.setenv("PUBLISHER_ADMIN_TOKEN", "correct horse battery staple")
+    with make_client(site, client=REMOTE_CLIENT, review_local_only=False) as client:
+        token = form_token(client.get("/review/login").text)
+        for _ in range(LOGIN_ATTEMPTS):
+            guess = client.post("/review/login", data={"csrf_token": token, "token": "guess", "next": "/review"})
+            assert guess.status_code == 403
+        refused = client.post("/review/login", follow_redirects=False,
+                              data={"csrf_token": token, "token": "correct horse battery staple", "next": "/review"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+        assert "publisher_admin" not in refused.headers.get("set-cookie", "")   # not even the right token, for now
+    with make_client(site, client=LOCAL_CLIENT, review_local_only=False) as other:   # another client is not held up
+        token = form_token(other.get("/review/login").text)
+        signed_in = other.post("/review/login", follow_redirects=False,
+                               data={"csrf_token": token, "token": "correct horse battery staple", "next": "/review"})
+        assert signed_in.status_code == 303
