@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,8 +23,6 @@ from publisher.web.pages import message_page, page_language
 from publisher.web.state import WebState, web_state
 
 if TYPE_CHECKING:
-    import os
-
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +41,12 @@ def feed_media_type(filename: str) -> str | None:
 
 class PublicFiles(StaticFiles):
     """``public/`` with ETag and Last-Modified (conditional GETs answer 304) and the registered feed types."""
+
+    async def check_config(self) -> None:
+        # A fresh site has no public/ until the first publish: its addresses are 404s, not server errors.
+        if self.directory is not None and not os.path.exists(self.directory):
+            return
+        await super().check_config()
 
     def file_response(
         self, full_path: os.PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200

@@ -83,3 +83,12 @@ def test_the_opml_list_has_its_type(built_site: Site) -> None:
         response = client.get("/feeds.opml")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/x-opml; charset=utf-8"
+
+
+def test_before_the_first_publish_unknown_addresses_are_404_not_500(site: Site) -> None:
+    assert not site.public_dir.exists()
+    with make_client(site) as client:
+        missing = client.get("/en/rss.xml")
+        assert missing.status_code == 404 and heading(missing.text) == "Not found"
+        assert client.put("/subscribe").status_code == 405
+        assert client.get("/subscribe").status_code == 200
