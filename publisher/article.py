@@ -170,9 +170,31 @@ def split_front_matter(text: str, path: Path | str) -> tuple[dict[str, Any], str
         where = f"line {mark.line + 2}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or "cannot parse"
         raise ContentError(path, None, f"invalid YAML front matter: {where}{problem}") from None
+    except (ValueError, OverflowError) as exc:
+        # YAML's own timestamp type: "date: 2024-13-45" looks like a date to the parser, then is not one
+        raise ContentError(path, _impossible_value_key(parts[1]), f"{exc} (expected a date like 2024-06-28)") from None
     if not isinstance(meta, dict):
         raise ContentError(path, None, "front matter must be a mapping of keys to values")
     return meta, parts[2].lstrip("\n")
+
+
+def _impossible_value_key(front_matter: str) -> str | None:
+    """The top-level key whose value the YAML parser recognised as a date it could not build, if one can be named."""
+    import yaml
+
+    try:
+        raw = yaml.load(front_matter, Loader=yaml.BaseLoader)   # every value as plain text: nothing to build
+    except yaml.YAMLError:
+        return None
+    for key, value in (raw.items() if isinstance(raw, dict) else ()):
+        if isinstance(value, str):
+            try:
+                yaml.safe_load(value)
+            except (ValueError, OverflowError):
+                return str(key)
+            except yaml.YAMLError:
+                continue
+    return None
 
 
 def parse_datetime(value: Any, tz: tzinfo, path: Path | str, field_name: str) -> datetime:
