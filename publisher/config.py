@@ -33,9 +33,7 @@ class Config:
                     values[name], sources[name] = value, "publisher.toml"
             env_path = root / ".env"
             if env_path.is_file():
-                from dotenv import dotenv_values
-
-                for name, value in dotenv_values(env_path).items():
+                for name, value in _read_dotenv(env_path).items():
                     if value is not None:
                         values[name], sources[name] = value, ".env"
         for name, value in (os.environ if environ is None else environ).items():
@@ -110,6 +108,15 @@ class Config:
         sources = dict(self._sources)
         sources.update({name: "environment" for name in values})
         return Config(merged, sources)
+
+
+def _read_dotenv(path: Path) -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    try:
+        return dotenv_values(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
 
 
 def _read_toml(path: Path) -> dict[str, str]:

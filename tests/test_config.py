@@ -29,6 +29,12 @@ def test_invalid_value_names_the_field_and_source(site_dir: Path) -> None:
         Config.load(site_dir, environ={"PUBLISHER_SITE_URL": "unpog.org"}).get("PUBLISHER_SITE_URL")
 
 
+def test_an_unreadable_dotenv_is_one_line_naming_the_file(site_dir: Path) -> None:
+    (site_dir / ".env").write_bytes("SITE_TITLE_KO=\ub274\uc2a4\n".encode("euc-kr"))   # saved in the wrong encoding
+    with pytest.raises(ConfigError, match=r"\.env: cannot read: 'utf-8' codec can't decode"):
+        Config.load(site_dir, environ={})
+
+
 def test_secrets_are_refused_in_the_site_file_and_never_described(site_dir: Path) -> None:
     toml = site_dir / "publisher.toml"
     toml.write_text(toml.read_text(encoding="utf-8") + 'PUBLISHER_SECRET_KEY = "hunter2"\n', encoding="utf-8")
