@@ -70,6 +70,28 @@ def parse_float(text: str) -> float:
         raise ValueError(f"expected a number, got {text!r}") from None
 
 
+def parse_non_negative_int(text: str) -> int:
+    value = parse_int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number of 0 or more, got {text!r}")
+    return value
+
+
+def parse_non_negative_float(text: str) -> float:
+    value = parse_float(text)
+    if not 0 <= value < float("inf"):   # also refuses nan, which compares false with everything
+        raise ValueError(f"expected a number of 0 or more, got {text!r}")
+    return value
+
+
+def parse_positive_float(text: str) -> float:
+    """A duration that must pass: socket and HTTP timeouts refuse 0 and negative values deep in a send."""
+    value = parse_float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"expected a number greater than 0, got {text!r}")
+    return value
+
+
 def parse_url(text: str) -> str:
     value = text.strip().rstrip("/")
     if not (value.startswith("http://") or value.startswith("https://")) or "://" == value[-3:]:
@@ -189,11 +211,12 @@ FEED_SETTINGS: tuple[Setting, ...] = (
 SOCIAL_SETTINGS: tuple[Setting, ...] = (
     Setting("SOCIAL_RATE_LIMIT_MAX_WAIT", "Longest wait, in seconds, for a social network's rate limit to reset "
             "before retrying a post (429); a longer reset leaves the post failed for a later run.",
-            default=900.0, parse=parse_float),
+            default=900.0, parse=parse_non_negative_float),
     Setting("SOCIAL_RATE_LIMIT_RETRIES", "How many times one post is retried after a rate limit (429).",
-            default=3, parse=parse_int),
+            default=3, parse=parse_non_negative_int),
     Setting("SOCIAL_HTTP_TIMEOUT", "Seconds to wait for a social network's answer; a post whose answer does not "
-            "come in time is recorded as unconfirmed, never posted again blindly.", default=30.0, parse=parse_float),
+            "come in time is recorded as unconfirmed, never posted again blindly.", default=30.0,
+            parse=parse_positive_float),
 )
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from publisher.channels.base import Channel, DeliveryReport, PublishContext, Rendition
-from publisher.settings import Setting, parse_float, parse_int, parse_positive_int
+from publisher.settings import (Setting, parse_non_negative_float, parse_non_negative_int, parse_positive_float,
+                                parse_positive_int)
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -48,13 +49,13 @@ SMTP_SECURITY = Setting("SMTP_SECURITY", "How the connection is protected: start
 SMTP_CONNECTIONS = Setting("SMTP_CONNECTIONS", "Parallel SMTP connections (also the most recipients that can be "
                            "in doubt after a crash).", default=4, parse=parse_positive_int)
 SMTP_RATE_PER_SECOND = Setting("SMTP_RATE_PER_SECOND", "Most messages per second (0: as fast as the server takes "
-                               "them).", default=0.0, parse=parse_float)
+                               "them).", default=0.0, parse=parse_non_negative_float)
 SMTP_TIMEOUT = Setting("SMTP_TIMEOUT", "Seconds to wait for the SMTP server to answer.", default=30.0,
-                       parse=parse_float)
+                       parse=parse_positive_float)
 SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 4xx reply is tried again.",
-                       default=3, parse=parse_int)
+                       default=3, parse=parse_non_negative_int)
 SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply; doubles each time.",
-                           default=5.0, parse=parse_float)
+                           default=5.0, parse=parse_non_negative_float)
 
 SUBSCRIBER_BATCH = 1000
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "skipped",

@@ -339,3 +339,19 @@ def test_config_check_reports_bad_email_settings(cli, site: Site) -> None:
     assert result.exit_code == 2
     assert "DKIM_SELECTOR: DKIM signing needs DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY_FILE" in result.output
 
+
+
+def test_config_check_refuses_durations_and_counts_smtplib_cannot_use(cli, site: Site) -> None:
+    # A timeout of 0 or less fails inside smtplib with a traceback; negative retries or delays make no sense.
+    set_settings(site, SMTP_HOST="mail.example.org", SMTP_TIMEOUT="-1", SMTP_RETRIES="-2", SMTP_RETRY_DELAY="nan",
+                 SMTP_RATE_PER_SECOND="-5")
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        "Error: SMTP_RATE_PER_SECOND (from publisher.toml): expected a number of 0 or more, got '-5'",
+        "Error: SMTP_TIMEOUT (from publisher.toml): expected a number greater than 0, got '-1'",
+        "Error: SMTP_RETRIES (from publisher.toml): expected a whole number of 0 or more, got '-2'",
+        "Error: SMTP_RETRY_DELAY (from publisher.toml): expected a number of 0 or more, got 'nan'",
+        "Error: 4 invalid setting(s)",
+    ]

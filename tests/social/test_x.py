@@ -335,6 +335,15 @@ def test_a_half_configured_account_is_a_one_line_error(make_site, fake_clock) ->
         channel_for(site, fake_clock).account_for("ko")
 
 
+def test_a_timeout_that_is_not_positive_is_a_config_error_before_anything_is_in_flight(make_site, x_http,
+                                                                                       fake_clock) -> None:
+    # requests refuses a timeout of 0 or less only inside the send, after the row was begun: it would stay in flight
+    site = make_site(**X_DEFAULT, SOCIAL_HTTP_TIMEOUT="-1")
+    with pytest.raises(ConfigError, match=r"^SOCIAL_HTTP_TIMEOUT \(from \.env\): expected a number greater than 0"):
+        channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    assert list(site.ledger().rows(channel="x")) == [] and tweet_calls(x_http) == []
+
+
 def test_idempotency_keys_are_stable_per_part_and_new_per_forced_repost() -> None:
     row = DeliveryKey(SLUG, "en", "x", "default")
     assert idempotency_key(row, 1) == idempotency_key(row, 1)
