@@ -37,7 +37,7 @@ class SmtpServer:
     port: int
     security: str = "starttls"          # "starttls", "ssl" or "none"
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)   # a secret: never in a repr, log or traceback
     timeout: float = 30.0
     local_hostname: str | None = None
 

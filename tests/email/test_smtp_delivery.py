@@ -355,3 +355,16 @@ def test_config_check_refuses_durations_and_counts_smtplib_cannot_use(cli, site:
         "Error: SMTP_RETRY_DELAY (from publisher.toml): expected a number of 0 or more, got 'nan'",
         "Error: 4 invalid setting(s)",
     ]
+
+
+def test_the_smtp_password_never_appears_in_the_server_value_a_traceback_would_show(site: Site) -> None:
+    from publisher.channels.email import smtp_server
+
+    configured = set_settings(site, SMTP_HOST="mail.example.org", SMTP_USERNAME="news")
+    (configured.root / ".env").write_text("SMTP_PASSWORD=hunter2-smtp-secret\n", encoding="utf-8")
+    configured.close()
+    reopened = Site(configured.root)
+    server = smtp_server(reopened.config)
+    reopened.close()
+    assert server.password == "hunter2-smtp-secret"
+    assert "hunter2" not in repr(server) and "mail.example.org" in repr(server)
