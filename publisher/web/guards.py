@@ -142,7 +142,8 @@ def review_allowed(request: Request, site: Site, *, local_only: bool) -> bool:
 
     With ``PUBLISHER_ADMIN_TOKEN`` set, a request carrying it (``Authorization: Bearer``, or the session cookie
     from /review/login) may. Without a token, only a loopback client of a server that listens on loopback
-    only, and not through a proxy (a local reverse proxy would make every visitor look local).
+    only, addressed by a loopback name, and not through a proxy (a local reverse proxy would make every visitor
+    look local).
     """
     token = admin_token(site)
     if token:
@@ -160,7 +161,10 @@ def review_allowed(request: Request, site: Site, *, local_only: bool) -> bool:
             return hmac.compare_digest(str(data.get("t", "")), _token_fingerprint(token))
         return False
     proxied = any(name in request.headers for name in ("forwarded", "x-forwarded-for", "x-real-ip"))
-    return local_only and not proxied and is_loopback(client_address(request))
+    # A page on another site can rebind its own name to 127.0.0.1 (DNS rebinding) and read the review page and
+    # its CSRF token as "same origin"; its requests still carry its own name in Host, so only loopback names pass.
+    addressed_locally = is_loopback((request.url.hostname or "").strip("[]"))
+    return local_only and not proxied and addressed_locally and is_loopback(client_address(request))
 
 
 def admin_token_matches(site: Site, given: str) -> bool:

@@ -146,6 +146,7 @@ def test_an_unknown_article_is_404(client) -> None:
     (REMOTE_CLIENT, True, {}),                               # a visitor from elsewhere
     (LOCAL_CLIENT, False, {}),                               # the server listens beyond loopback
     (LOCAL_CLIENT, True, {"X-Forwarded-For": "203.0.113.7"}),  # through a local reverse proxy
+    (LOCAL_CLIENT, True, {"Host": "rebound.example:8000"}),  # a page whose name was rebound to 127.0.0.1
 ])
 def test_without_a_token_only_local_visitors_of_a_local_server_get_in(site: Site, client_address, local_only, headers) -> None:
     with make_client(site, client=client_address, review_local_only=local_only) as client:
