@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,6 +57,15 @@ def normalize_email(address: str, where: str = "email") -> str:
         return validate_email(candidate, check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise InputError(where, f"{candidate!r} is not a valid address ({error})") from None
+
+
+def normalize_name(name: str | None) -> str | None:
+    """A display name on one line: line breaks and other control characters (a quoted CSV cell may hold them)
+    would let a name write its own mail headers, so each run of them becomes one space."""
+    if not name:
+        return None
+    text = "".join(" " if unicodedata.category(char) == "Cc" else char for char in name)
+    return " ".join(text.split()) or None
 
 
 def normalize_lang(lang: str | None, where: str = "language") -> str:
@@ -133,7 +143,7 @@ class Subscribers:
                 (
                     address,
                     address.lower(),
-                    (name or "").strip() or None,
+                    normalize_name(name),
                     lang,
                     status,
                     ",".join(theme_list),
@@ -277,7 +287,7 @@ class Subscribers:
                     (
                         address,
                         key,
-                        _cell(cells, name_at).strip() or None,
+                        normalize_name(_cell(cells, name_at)),
                         lang,
                         status,
                         now,

@@ -266,6 +266,9 @@ def to_header(name: str | None, address: str) -> str:
     """The To: value: a Korean display name as RFC 2047 encoded-words of at most 75 characters, folded."""
     from email.header import Header
 
+    from publisher.subscribers import normalize_name
+
+    name = normalize_name(name)   # a line break in a name would start a header of its own
     if not name:
         return address
     if name.isascii():

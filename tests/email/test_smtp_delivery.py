@@ -368,3 +368,30 @@ def test_the_smtp_password_never_appears_in_the_server_value_a_traceback_would_s
     reopened.close()
     assert server.password == "hunter2-smtp-secret"
     assert "hunter2" not in repr(server) and "mail.example.org" in repr(server)
+
+
+def test_a_name_with_line_breaks_cannot_write_headers_or_a_body_of_its_own(smtp_site: Site, smtp_server: SmtpServer,
+                                                                            tmp_path) -> None:
+    # A quoted CSV cell may hold line breaks; written as-is into To: it would add headers, or with a blank line
+    # start the body of a DKIM-signed bulletin from the office's own domain.
+    sheet = tmp_path / "list.csv"
+    sheet.write_bytes(b'email,name,language\r\nevil@example.org,"Evil\r\nBcc: victim@example.org\r\n\r\n'
+                      b'<a href=https://phish.example>Pay</a>",en\r\n')
+    assert smtp_site.subscribers().import_csv(sheet).added == 1
+    assert smtp_site.subscribers().get("evil@example.org").name == \
+        "Evil Bcc: victim@example.org <a href=https://phish.example>Pay</a>"
+    story = story_for(smtp_site, "2024-unpsf-incheon")
+
+    EmailChannel(smtp_site).publish(story, ["en"], publish_context(smtp_site))
+
+    [(recipients, data)] = smtp_server.handler.messages
+    assert recipients == ["evil@example.org"]
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert message["Bcc"] is None and "phish" not in message.get_body(("html",)).get_content()
+    assert message["To"].addresses[0].addr_spec == "evil@example.org"
+    assert message["List-Unsubscribe"] and message.is_multipart()
+    # Rows stored before names were cleaned are made safe where the header is written, too.
+    from publisher.formatters.email import to_header
+
+    assert to_header("Evil\r\nBcc: v@example.org", "e@example.org") == '"Evil Bcc: v@example.org" <e@example.org>'
+    assert "\n" not in to_header("김\r\n\r\n<b>", "e@example.org")
