@@ -22,8 +22,13 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """
     from publisher.web.guards import admin_token, is_loopback
 
+    from publisher.settings import WEB_SETTINGS
+
     site = get_site(ctx)
-    site.config.get("PUBLISHER_SITE_URL")   # a bad setting fails here, as one line, before the server starts
+    # A bad setting fails here, as one line, before the server starts, not as a 500 page on every request.
+    for name in ("PUBLISHER_SITE_URL", "PUBLISHER_LANGUAGES", "PUBLISHER_TIMEZONE",
+                 *(setting.name for setting in WEB_SETTINGS)):
+        site.config.get(name)
     local_only = is_loopback(host)
     if not local_only and not admin_token(site):
         click.echo(f"Note: listening on {host}; the review page stays closed until PUBLISHER_ADMIN_TOKEN is set.",

@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from publisher.site import Site
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,10 +110,16 @@ def test_serve_runs_uvicorn_and_answers(site_dir: Path) -> None:
     assert "Traceback" not in stderr
 
 
-def test_serve_with_a_bad_setting_is_one_line_and_exit_2(cli) -> None:
-    result = cli("serve", env={"PUBLISHER_SITE_URL": "ftp://nowhere"})
+@pytest.mark.parametrize(("name", "value"), [
+    ("PUBLISHER_SITE_URL", "ftp://nowhere"),
+    ("PUBLISHER_SUBSCRIBE_RATE_LIMIT", "lots"),
+    ("PUBLISHER_CONFIRM_LINK_HOURS", "soon"),
+    ("PUBLISHER_LANGUAGES", "en,fr"),
+])
+def test_serve_with_a_bad_setting_is_one_line_and_exit_2(cli, name: str, value: str) -> None:
+    result = cli("serve", env={name: value})
     assert result.exit_code == 2
-    assert "PUBLISHER_SITE_URL" in result.output and "Traceback" not in result.output
+    assert f"Error: {name} (from environment):" in result.output and "Traceback" not in result.output
 
 
 def test_serve_on_a_taken_port_is_one_line_and_exit_2(cli) -> None:
