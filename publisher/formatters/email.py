@@ -104,6 +104,8 @@ class BulletinFormatter:
     ) -> Bulletin:
         import css_inline
 
+        # A header is one line: a title written over two lines in the front matter must not break the Subject.
+        subject = " ".join(subject.split())
         context = {
             "lang": lang,
             "subject": subject,
@@ -242,7 +244,7 @@ class WireTemplate:
         message["From"] = builder.sender
         if builder.reply_to is not None:
             message["Reply-To"] = builder.reply_to
-        message["List-Id"] = f"{builder.site.title('en')} <bulletin.{builder.domain}>"
+        message["List-Id"] = f"{' '.join(builder.site.title('en').split())} <bulletin.{builder.domain}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         text_cte, html_cte = _transfer_encoding(bulletin.text), _transfer_encoding(bulletin.html)
         # The email package writes every header and boundary; the payloads are then swapped for markers

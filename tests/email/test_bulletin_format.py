@@ -181,3 +181,14 @@ def test_incomplete_dkim_settings_name_the_missing_one(mail_site: Site) -> None:
     half = set_settings(mail_site, DKIM_DOMAIN="unpog.example")
     with pytest.raises(ConfigError, match="^DKIM_SELECTOR: DKIM signing needs"):
         MessageBuilder(half)
+
+
+def test_a_title_written_over_two_lines_makes_a_one_line_subject(mail_site: Site) -> None:
+    # The email package refuses a header with a line break: before, publishing such an article crashed mid-send
+    # and left the recipient's ledger row in flight.
+    path = mail_site.root / "content" / "two-lines.en.md"
+    path.write_text('---\ntitle: "Forum opens\\nBcc: someone@example.org"\ndate: 2025-01-02\nsummary: "s"\n---\n\n'
+                    "Body.\n", encoding="utf-8")
+    message = wire(mail_site, "en", slug="two-lines", name=None, address="reader@example.org")
+    assert message["Subject"] == "Forum opens Bcc: someone@example.org"
+    assert message["Bcc"] is None
