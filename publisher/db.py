@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from publisher.errors import PublisherError
@@ -38,6 +40,22 @@ def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection
     conn.execute("PRAGMA busy_timeout=30000")
     migrate(conn)
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, committed on success and rolled back on any error.
+
+    ``connect`` opens connections in autocommit mode, where ``with conn:`` groups nothing: each statement
+    would be committed on its own.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

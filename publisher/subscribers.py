@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from publisher.errors import InputError
 
@@ -57,6 +58,19 @@ def normalize_email(address: str, where: str = "email") -> str:
         return validate_email(candidate, check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise InputError(where, f"{candidate!r} is not a valid address ({error})") from None
+
+
+def _csv_rows(reader: Any, filename: str) -> Iterator[list[str]]:
+    """The reader's rows; a row that is not valid CSV becomes an InputError naming the line it starts on."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise InputError(f"{filename}:{start}", f"not valid CSV ({error}); nothing was imported") from None
+        yield cells
 
 
 def normalize_name(name: str | None) -> str | None:
@@ -247,8 +261,10 @@ class Subscribers:
         except UnicodeDecodeError as error:
             line = text_line_of_offset(path.read_bytes(), error.start)
             raise InputError(f"{path.name}:{line}", "not UTF-8 text; save the file as UTF-8 CSV") from None
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = next(reader, None)
+        # strict: an unclosed quote is an error, not a field that swallows every row after it unreported
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        rows = _csv_rows(reader, path.name)
+        header = next(rows, None)
         if header is None:
             raise InputError(path.name, "the file is empty; expected a header line: email,name,language")
         columns = [column.strip().lower() for column in header]
@@ -261,8 +277,10 @@ class Subscribers:
         report = ImportReport()
         now = _now()
         seen: set[str] = set()
-        with self.conn:
-            for cells in reader:
+        from publisher.db import transaction
+
+        with transaction(self.conn):
+            for cells in rows:   # a malformed row raises InputError here: the transaction imports nothing
                 line = reader.line_num
                 where = f"{path.name}:{line}"
                 if not any(cell.strip() for cell in cells):

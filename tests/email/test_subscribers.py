@@ -147,6 +147,23 @@ def test_import_refuses_a_file_that_is_not_utf8_or_has_no_email_column(site: Sit
     assert site.subscribers().count() == 0
 
 
+def test_an_unclosed_quote_stops_the_import_instead_of_swallowing_the_rows_after_it(cli, site: Site,
+                                                                                   tmp_path: Path) -> None:
+    # Read leniently, the quote would run to the end of the file: one subscriber named "Kim,en r1@..." and
+    # every later row lost without a word.
+    unclosed = write_csv(tmp_path / "unclosed.csv",
+                         'email,name,language\nkim@example.kr,"Kim,ko\nr1@example.org,R1,en\nr2@example.org,R2,en\n')
+    with pytest.raises(InputError, match=r"^unclosed.csv:2: not valid CSV \(unexpected end of data\); nothing"):
+        site.subscribers().import_csv(unclosed)
+    huge = write_csv(tmp_path / "huge.csv", "email,name,language\nok@example.org,Ok,en\nbig@example.org," +
+                     "x" * 200_000 + ",en\n")
+    result = cli("subscribers", "import", str(huge))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "Error: huge.csv:3: not valid CSV (field larger than field limit (131072)); nothing was imported"]
+    assert site.subscribers().count() == 0       # all or nothing: the good row before it is not half-imported
+
+
 def test_cli_add_import_list_export_remove(cli, site_dir: Path, tmp_path: Path) -> None:
     added = cli("subscribers", "add", "Kim@Example.kr", "--lang", "ko", "--name", "김민수")
     assert added.exit_code == 0, added.output
