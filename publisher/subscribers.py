@@ -44,6 +44,7 @@ class ImportReport:
     added: int = 0
     already_present: int = 0
     rejected: list[str] = field(default_factory=list)
+    added_emails: list[str] = field(default_factory=list)   # the new addresses, e.g. to ask them to confirm
 
 
 def normalize_email(address: str, where: str = "email") -> str:
@@ -315,6 +316,7 @@ class Subscribers:
                 )
                 if cursor.rowcount:
                     report.added += 1
+                    report.added_emails.append(address)
                 else:
                     report.already_present += 1
         return report

@@ -66,10 +66,13 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
     click.echo(f"{report.added} added, {report.already_present} already on the list, "
                f"{len(report.rejected)} rejected.")
     if pending and report.added:
+        # Only the addresses this file added: someone already pending was asked when they were added.
         sent = 0
-        for subscriber in subscribers_list.iter_all(status="pending"):
-            _send_confirmation(site, subscriber)
-            sent += 1
+        for address in report.added_emails:
+            subscriber = subscribers_list.get(address)
+            if subscriber is not None and subscriber.status == "pending":
+                _send_confirmation(site, subscriber)
+                sent += 1
         click.echo(f"{sent} confirmation requests sent.")
     if report.rejected:
         ctx.exit(2)     # bad input, like every other input error; the lines above say which rows

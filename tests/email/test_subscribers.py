@@ -220,3 +220,12 @@ def test_cli_import_pending_sends_confirmation_requests_to_the_maildir(cli, site
     text = message.get_body(("plain",)).get_content()
     token = text.split("/confirm/")[1].split()[0]
     assert tokens.verify("confirm", token, Site(site_dir)) == {"email": "new@example.org"}
+
+    # A second file asks only its own new addresses; new@ (still pending) is not asked again.
+    more = write_csv(tmp_path / "more.csv", "email,name,language\nnew@example.org,New,ko\nlater@example.org,L,en\n")
+    second = cli("subscribers", "import", "--pending", str(more))
+    assert second.exit_code == 0, second.output
+    assert "1 added, 1 already on the list" in second.output and "1 confirmation requests sent." in second.output
+    asked = [email.message_from_bytes(p.read_bytes(), policy=policy.default)["To"].addresses[0].addr_spec
+             for p in (site_dir / "outbox" / "mail" / "new").iterdir()]
+    assert sorted(asked) == ["later@example.org", "new@example.org"]
