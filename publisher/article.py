@@ -349,6 +349,8 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
             path = site.root / path  # "content/x.en.md" relative to the site folder
         if path.is_dir():
             files = sorted(path.rglob("*.md"))
+            if not files and paths:   # a folder named on purpose that holds no article is a mistake, said aloud
+                raise NotFound(f"{path}: no content files (<slug>.<lang>.md) in this folder")
         elif path.exists():
             files = [path]
         else:

@@ -128,6 +128,7 @@ def test_config_check_reports_an_invalid_value(cli: Callable[..., Result]) -> No
          "content/broken.en.md: invalid YAML front matter"),
         ("---\ntitle: x\n---\nbody", ("publish", "content/broken.en.md"), "content/broken.en.md: date: is required"),
         (None, ("publish", "content", "--channel", "pigeon"), "unknown channel 'pigeon'"),
+        (None, ("publish", "content/images"), "content/images: no content files"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli: Callable[..., Result], site: Site, site_dir: Path,
