@@ -318,8 +318,8 @@ class BlueskyChannel(SocialChannel):
         from atproto import models
 
         thumb = None
-        image = self.load_image(article)
-        if image is not None and client is not None:
+        image = self.load_image(article) if client is not None else None   # the outbox uploads nothing
+        if image is not None:
             small = shrink_thumbnail(image.data)
             if small is not None:
                 thumb = client.upload_thumbnail(small)

@@ -500,6 +500,9 @@ class SocialChannel(Channel):
         if article.image is None or "://" in article.image.src:
             return None
         src = article.image.src.lstrip("/")
+        if ".." in Path(src).parts:
+            # The feeds refuse such a path too: a post must never read, let alone upload, a file outside the site.
+            raise PostNotSent(f"image {article.image.src}: must stay inside the site folder")
         folders = [article.path.parent] if article.path is not None else []
         folders += [self.site.root, self.site.public_dir, self.site.content_dir]
         for folder in folders:

@@ -304,6 +304,21 @@ def test_image_is_uploaded_through_v1_media_upload_with_alt_text(make_site, x_ht
     assert json.loads(tweet.request.body)["media"] == {"media_ids": ["8888"]}
 
 
+def test_an_image_path_leading_out_of_the_site_fails_the_post_and_uploads_nothing(make_site, x_http, fake_clock,
+                                                                                 write_article) -> None:
+    site = make_site(**X_DEFAULT)
+    secret = site.root.parent / "outside.png"
+    secret.write_bytes(b"\x89PNG not for the public")
+    write_article("escape", "en", "Escape", "Summary.", extra="image:\n  src: ../outside.png\n  alt: x\n")
+
+    [report] = channel_for(site, fake_clock).publish(story_of(site, "escape"), ["en"], context(site))
+
+    assert report.state == "failed" and report.note == "image ../outside.png: must stay inside the site folder"
+    assert len(x_http.calls) == 0                                # no upload, no post
+    row = site.ledger().get(DeliveryKey("escape", "en", "x", "default"))
+    assert row.state == "failed"                                 # nothing posted: a fixed article may go later
+
+
 def test_without_settings_posts_go_to_the_json_outbox(make_site, fake_clock) -> None:
     site = make_site()
     channel = channel_for(site, fake_clock)
