@@ -204,3 +204,12 @@ def test_readme_main_job(cli: Callable[..., Result], site: Site, site_dir: Path)
     count = len(box)
     again = cli("publish")
     assert again.exit_code == 0 and len(mailbox.Maildir(site.outbox_dir / "mail", create=False)) == count
+
+
+def test_text_that_looks_like_rich_markup_is_printed_as_written(cli: Callable[..., Result]) -> None:
+    # A name typed into the subscribe form or a CSV, or a remote error, may hold brackets; a stray "[/]" made rich fail.
+    added = cli("subscribers", "add", "odd@example.org", "--name", "Kim [/] [bold]Lee", "--lang", "ko")
+    assert added.exit_code == 0, added.output
+    listed = cli("subscribers", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "[/]" in listed.output and "[bold]Lee" in listed.output

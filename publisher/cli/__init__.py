@@ -150,9 +150,11 @@ def get_site(ctx: click.Context) -> Site:
 
 
 def console(stderr: bool = False) -> Any:
+    """A rich console that prints text as given: slugs, names, paths and remote errors may hold "[...]", which
+    rich markup would swallow or (a stray "[/]") fail on. Style with ``style=`` or ``rich.text.Text`` instead."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False)
 
 
 def main() -> None:

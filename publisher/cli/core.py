@@ -33,6 +33,7 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     Exit code 1 when a delivery failed or its outcome is unknown.
     """
     from rich.table import Table
+    from rich.text import Text
 
     from publisher.pipeline import channels_for, publish as run_publish
 
@@ -40,7 +41,8 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     out = console()
     for channel in channels_for(site, channels or None):
         if not channel.is_configured():
-            out.print(f"[dim]{channel.name}: not configured, writing locally to {channel.fallback_description()}[/]")
+            out.print(f"{channel.name}: not configured, writing locally to {channel.fallback_description()}",
+                      style="dim")
     reports = run_publish(site, list(paths), channels=channels or None, langs=langs or None, force=force,
                           dry_run=dry_run, retry_unconfirmed=retry_unconfirmed, console=console(stderr=True))
     table = Table(title="Dry run: nothing was sent" if dry_run else "Published")
@@ -55,7 +57,7 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
             if note not in footnotes:
                 footnotes.append(note)
             note = f"see [{footnotes.index(note) + 1}] below"
-        table.add_row(r.article, r.lang, r.channel, where, f"[{style}]{r.state}[/]" if style else r.state, note)
+        table.add_row(r.article, r.lang, r.channel, where, Text(r.state, style=style), note)
     out.print(table)
     for number, note in enumerate(footnotes, start=1):
         click.echo(f"[{number}] {note}")
@@ -85,6 +87,7 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
     Social posts are listed with their weighted length against the platform's limit.
     """
     from rich.table import Table
+    from rich.text import Text
 
     from publisher.pipeline import preview as run_preview
 
@@ -95,10 +98,10 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
         table.add_column(column, overflow="fold")
     for rendition, path in written:
         meta = rendition.meta
-        length = ""
+        length: str | Text = ""
         if "length" in meta and "limit" in meta:
             over = meta["length"] > meta["limit"]
-            length = f"{'[red]' if over else ''}{meta['length']}/{meta['limit']}{'[/]' if over else ''}"
+            length = Text(f"{meta['length']}/{meta['limit']}", style="red" if over else "")
         table.add_row(rendition.lang, rendition.channel, rendition.target, str(path), length)
     console().print(table)
 
@@ -237,4 +240,4 @@ def config_check(ctx: click.Context) -> None:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
         raise UserError(f"{len(problems)} invalid setting(s)")
-    out.print("[green]All settings are valid.[/]")
+    out.print("All settings are valid.", style="green")
