@@ -316,10 +316,6 @@ class PostText:
     part: int = 1
     parts: int = 1
 
-    @property
-    def is_thread_part(self) -> bool:
-        return self.parts > 1
-
 
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in unicodedata.normalize("NFC", text).strip().splitlines()]
