@@ -132,7 +132,7 @@ def export(ctx: click.Context, out_file: Path | None, status: str | None) -> Non
 
     buffer = io.StringIO()
     count = subscribers_list.export_csv(buffer, status=status)
-    atomic_write_text(out_file, buffer.getvalue())
+    atomic_write_text(out_file, buffer.getvalue(), mode=0o600)   # personal data: readable by its owner only
     click.echo(f"{count} subscribers written to {out_file}.", err=True)
 
 

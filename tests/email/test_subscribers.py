@@ -189,6 +189,7 @@ def test_cli_add_import_list_export_remove(cli, site_dir: Path, tmp_path: Path) 
     assert cli("subscribers", "export", "--out", str(exported)).exit_code == 0
     assert exported.read_text(encoding="utf-8").splitlines()[0] == \
         "email,name,language,status,themes,created_at,confirmed_at"
+    assert exported.stat().st_mode & 0o077 == 0          # a list of people's addresses: the owner's eyes only
 
     assert cli("subscribers", "remove", "KIM@example.kr").exit_code == 0
     missing = cli("subscribers", "remove", "kim@example.kr")
