@@ -91,17 +91,24 @@ class Site:
         return f"{self.url}/{lang}/{slug}/"
 
     def media_path(self, src: str) -> Path | None:
-        """The local file behind an image ``src`` relative to ``content/`` (None for a remote URL)."""
+        """The local file behind an image ``src``: looked up under ``content/``, then the site folder (as the
+        feeds build does); None for a remote URL, a path leaving the site, or a missing file."""
         if "://" in src or src.startswith("//"):
             return None
-        path = (self.content_dir / src.lstrip("/")).resolve()
-        return path if path.is_relative_to(self.content_dir.resolve()) else None
+        relative = src.strip().lstrip("/")
+        if ".." in Path(relative).parts:
+            return None
+        for folder in (self.content_dir, self.root):
+            if (folder / relative).is_file():
+                return folder / relative
+        return None
 
     def media_url(self, src: str) -> str:
-        """Public URL of an image: remote URLs as they are, local files under ``{URL}/media/``."""
+        """Public URL of an image: remote URLs as they are, a local file at ``{URL}/<src>`` (the feeds build
+        copies it to ``public/<src>``)."""
         if "://" in src or src.startswith("//"):
             return src
-        return f"{self.url}/media/{src.lstrip('/')}"
+        return f"{self.url}/{src.strip().lstrip('/')}"
 
     def title(self, lang: str) -> str:
         return str(self.config.get(f"SITE_TITLE_{lang.upper()}") or self.config.get("SITE_TITLE_EN"))

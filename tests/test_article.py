@@ -107,3 +107,15 @@ def test_write_refuses_to_overwrite_without_force(site: Site) -> None:
     assert load_article(article.path, site).title == article.title
     assert not [p for p in site.content_dir.iterdir() if p.name.endswith(".tmp")]
     assert article.path.read_text(encoding="utf-8") != "" and before
+
+
+def test_media_helpers_give_the_address_and_file_the_feeds_publish(site: Site) -> None:
+    from publisher.formatters.feeds import image_enclosure
+
+    article = site.articles().story("2024-unpsf-incheon").get("en")
+    assert article.image is not None
+    enclosure = image_enclosure(article, site)
+    assert site.media_url(article.image.src) == enclosure.url
+    assert site.media_path(article.image.src) == site.content_dir / article.image.src
+    assert site.media_url("https://unpog.org/a.png") == "https://unpog.org/a.png"
+    assert site.media_path("https://unpog.org/a.png") is None and site.media_path("../secret_key") is None
