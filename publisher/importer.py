@@ -18,11 +18,13 @@ MONTHS = {name: number for number, names in enumerate((
     ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
     ("december", "dec")), start=1) for name in names}
 _MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_ORDINAL = r"(?:st|nd|rd|th)?"
 DATE_PATTERNS = (
-    re.compile(_MONTH + r"\s+(?P<day>\d{1,2}),?\s+(?P<year>\d{4})", re.I),          # June 28, 2024
-    re.compile(r"(?P<day>\d{1,2})\s+" + _MONTH + r",?\s+(?P<year>\d{4})", re.I),     # 28 June 2024
+    re.compile(_MONTH + r"\s+(?P<day>\d{1,2})" + _ORDINAL + r",?\s+(?P<year>\d{4})", re.I),   # June 28(th), 2024
+    re.compile(r"(?P<day>\d{1,2})" + _ORDINAL + r"\s+(?:of\s+)?" + _MONTH + r",?\s+(?P<year>\d{4})", re.I),  # 28(th) June 2024
     re.compile(r"(?P<year>\d{4})\s*년\s*(?P<month>\d{1,2})\s*월\s*(?P<day>\d{1,2})\s*일"),  # 2024년 6월 28일
-    re.compile(r"(?P<year>\d{4})[-./](?P<month>\d{1,2})[-./](?P<day>\d{1,2})\.?"),    # 2024-06-28, 2024.06.28
+    # 2024-06-28, 2024/6/28, 2024.06.28 and the Korean "2024. 6. 28."
+    re.compile(r"(?P<year>\d{4})(?:[-/]|\.\s?)(?P<month>\d{1,2})(?:[-/]|\.\s?)(?P<day>\d{1,2})\.?"),
 )
 SITE_LINE = re.compile(r"^\s*(?P<site>[^:\n]{2,40}?)\s*:\s*(?:Theme|테마|주제)\s*[-–:]\s*(?P<theme>.+?)\s*$", re.I)
 FOOTER_WORDS = {

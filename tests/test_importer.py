@@ -126,6 +126,8 @@ def test_bad_sources(cli: Callable[..., Result], tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "expected"), [
     ("June 28, 2024", "2024-06-28"), ("28 June 2024", "2024-06-28"), ("2024년 6월 28일", "2024-06-28"),
     ("2024.06.28", "2024-06-28"), ("Sept. 3, 2025", "2025-09-03"), ("no date here", None),
+    ("2024. 6. 28.", "2024-06-28"), ("28th June 2024", "2024-06-28"), ("June 3rd, 2025", "2025-06-03"),
+    ("1st of March 2025", "2025-03-01"), ("31 February 2024", None),
 ])
 def test_find_date(text: str, expected: str | None) -> None:
     found = find_date(text)
