@@ -19,9 +19,11 @@ Crash safety, the rule this module keeps:
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -252,6 +254,10 @@ class EmailChannel(Channel):
 
     def deliver(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:
         """Send `run` to every active subscriber not yet sent, keeping the ledger rule in the module docstring."""
+        with _one_sender(self.site, run.delivery_id):
+            return self._deliver(run, ctx)
+
+    def _deliver(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:
         from publisher.ledger import DeliveryKey
 
         ledger = ctx.ledger
@@ -349,6 +355,35 @@ class EmailChannel(Channel):
         retry = RetryPolicy(int(self.config.get(SMTP_RETRIES)), float(self.config.get(SMTP_RETRY_DELAY)))
         pool = SmtpPool(smtp_server(self.config), factory, int(self.config.get(SMTP_CONNECTIONS)), retry)
         return _PoolTransport(pool)
+
+
+@contextmanager
+def _one_sender(site: Site, delivery_id: str) -> Iterator[None]:
+    """Only one process sends a given bulletin at a time.
+
+    The ledger rule covers a crash, not two runs at once: a second run would find the first one's rows
+    pending or in flight and send them as well (a cron job and a person, or two terminals). It stops with
+    one line instead. The lock is the kernel's, so a killed run never leaves it held.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: runs are not serialized
+        yield
+        return
+    from publisher.errors import ChannelError
+
+    folder = site.state_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"email-{re.sub(r'[^A-Za-z0-9._-]', '_', delivery_id)}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ChannelError(f"email: another run is sending {delivery_id} right now; run this again when it "
+                               "has finished (it sends only to those still waiting)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _decide(row: Delivery | None, bulletin: Bulletin | None, force: bool) -> str:

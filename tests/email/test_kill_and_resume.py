@@ -81,3 +81,34 @@ def test_kill_9_then_rerun_reaches_everyone_and_duplicates_at_most_the_in_flight
     third.communicate(timeout=120)
     assert third.returncode == 0
     assert handler.received() == received
+
+
+def test_a_second_run_while_the_first_is_sending_stops_instead_of_sending_twice(smtp_site: Site,
+                                                                               smtp_server: SmtpServer) -> None:
+    # Without the lock the second run finds the first one's rows pending or in flight and sends them too.
+    subscribers = smtp_site.subscribers()
+    with smtp_site.database():
+        for i in range(40):
+            subscribers.add(f"reader{i:03d}@example.org", lang="en")
+    handler = smtp_server.handler
+    handler.delay = 0.01
+
+    first = run_bulletin(smtp_site)
+    deadline = time.monotonic() + 60
+    while sum(handler.received().values()) < 3:
+        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+        assert time.monotonic() < deadline, "the sender never got going"
+        time.sleep(0.002)
+    handler.delay = 0.5           # the first run crawls (7 s left) while the second one starts and stops
+    second = run_bulletin(smtp_site)
+    out, err = second.communicate(timeout=60)
+    assert first.poll() is None, "the first run ended before the second one was tried"
+    handler.delay = 0.0
+    assert second.returncode == 2, out + err
+    assert err.strip() == ("Error: email: another run is sending digest-2024-01-01 right now; run this again when "
+                           "it has finished (it sends only to those still waiting)")
+
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    received = handler.received()
+    assert len(received) == 40 and set(received.values()) == {1}
