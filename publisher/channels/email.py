@@ -15,6 +15,8 @@ Crash safety, the rule this module keeps:
   reader would rather get a bulletin twice than never. Those re-sends are counted and reported as possible
   duplicates, as are messages re-sent after a connection was lost once the whole message had left. Permanent
   failures (5xx) are not retried unless ``--force``.
+* One process at a time sends a given bulletin (``_one_sender``): a second run started meanwhile stops with one
+  line instead of sending the rows the first one has not reached yet.
 """
 
 from __future__ import annotations
