@@ -89,7 +89,11 @@ class RateLimiter:
         moment = int(now if now is not None else time.time())
         window_start = moment - moment % window_seconds
         digest = hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()
-        with self.conn:
+        from publisher.db import transaction
+
+        # One transaction: the connection is in autocommit mode, where `with conn:` would group nothing, and
+        # another server process counting the same client must not slip between the increment and the read.
+        with transaction(self.conn):
             self.conn.execute("DELETE FROM web_rate_limits WHERE bucket = ? AND window_start < ?",
                               (bucket, window_start))
             self.conn.execute(
