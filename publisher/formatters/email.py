@@ -135,9 +135,7 @@ class BulletinFormatter:
         summary_html = article.summary_html
         image_src = image_alt = ""
         if article.image is not None:
-            src = article.image.src.strip()
-            # Same address as the feeds give it: a local image is published at the site root + its path.
-            image_src = src if src.startswith(("http://", "https://")) else f"{self.site.url}/{src.lstrip('/')}"
+            image_src = self.site.media_url(article.image.src)   # the address the feeds build publishes it at
             image_alt = article.image.alt
         return {
             "slug": article.slug,

@@ -192,3 +192,11 @@ def test_a_title_written_over_two_lines_makes_a_one_line_subject(mail_site: Site
     message = wire(mail_site, "en", slug="two-lines", name=None, address="reader@example.org")
     assert message["Subject"] == "Forum opens Bcc: someone@example.org"
     assert message["Bcc"] is None
+
+
+def test_the_cover_image_has_the_address_the_feeds_build_publishes_it_at(mail_site: Site) -> None:
+    html = wire(mail_site, "en").get_body(("html",)).get_content()
+    article = story_for(mail_site, "2024-unpsf-incheon").get("en")
+    assert article.image.src == "images/unpsf-2024.png"
+    assert 'src="https://news.unpog.example/images/unpsf-2024.png"' in html
+    assert mail_site.media_path(article.image.src) is not None   # the file the feeds copy to public/images/
