@@ -30,6 +30,17 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+def set_settings(site: Site, **values: object) -> Site:
+    """Set values in the site's publisher.toml (replacing earlier ones) and return a Site that reads them."""
+    path = site.root / "publisher.toml"
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+             if line.split("=", 1)[0].strip() not in values]
+    lines += [f'{name} = "{value}"' for name, value in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    site.close()
+    return Site(site.root)
+
+
 @pytest.fixture
 def site_dir(tmp_path: Path) -> Path:
     """A fresh copy of examples/unpog (content and publisher.toml, no outputs)."""

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from publisher.site import Site
+from tests.conftest import set_settings  # noqa: F401 - re-exported for this folder's tests
 
 
 def free_port() -> int:
@@ -126,17 +127,6 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
         yield SmtpServer("127.0.0.1", port, handler)
     finally:
         controller.stop()
-
-
-def set_settings(site: Site, **values: Any) -> Site:
-    """Write settings into the site's publisher.toml and return a freshly opened Site that reads them."""
-    path = site.root / "publisher.toml"
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-             if line.split("=", 1)[0].strip() not in values]
-    lines += [f'{name} = "{value}"' for name, value in values.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    site.close()
-    return Site(site.root)
 
 
 @pytest.fixture

@@ -10,17 +10,7 @@ import pytest
 import yaml
 
 from publisher.site import Site
-
-
-def set_settings(site: Site, **values: str) -> Site:
-    """Set values in the site's publisher.toml (replacing earlier ones) and return a Site that reads them."""
-    path = site.root / "publisher.toml"
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-             if line.split("=", 1)[0].strip() not in values]
-    lines += [f'{name} = "{value}"' for name, value in values.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    site.close()
-    return Site(site.root)
+from tests.conftest import set_settings  # noqa: F401 - re-exported for this folder's tests
 
 
 @pytest.fixture
