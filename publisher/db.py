@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,7 @@ def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection
     except (OSError, sqlite3.Error) as exc:
         raise PublisherError(f"{path}: cannot open the database: {exc}") from None
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn, path)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -56,6 +57,20 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path, timeout: float = 30.0) -> None:
+    """Switch to WAL, waiting for other processes: the switch needs an exclusive lock, and SQLite answers
+    "database is locked" at once, without its busy handler, when several processes open a new database together."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise PublisherError(f"{path}: cannot open the database: {exc}") from None
+            time.sleep(0.01)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
