@@ -65,3 +65,25 @@ def test_states_are_checked_by_the_schema(site: Site) -> None:
     else:  # pragma: no cover
         raise AssertionError("an unknown state was accepted")
     assert isinstance(site.ledger(), Ledger)
+
+
+def test_many_processes_opening_a_new_database_at_once(tmp_path) -> None:  # noqa: ANN001
+    """The switch to WAL needs an exclusive lock that SQLite refuses at once, busy handler or not."""
+    import threading
+
+    for round_number in range(40):
+        path = tmp_path / f"new-{round_number}.db"
+        errors: list[BaseException] = []
+
+        def open_and_close() -> None:
+            try:
+                connect(path).close()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_close) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
