@@ -213,3 +213,20 @@ def test_text_that_looks_like_rich_markup_is_printed_as_written(cli: Callable[..
     listed = cli("subscribers", "list")
     assert listed.exit_code == 0, listed.output
     assert "[/]" in listed.output and "[bold]Lee" in listed.output
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://localhost:8000", "would point at this machine"),
+    ("http://news.example.org", "require an https one-click unsubscribe link"),
+    ("https://news.example.org", None),
+])
+def test_config_check_warns_about_links_mail_cannot_use(cli: Callable[..., Result], url: str,
+                                                       expected: str | None) -> None:
+    result = cli("config", "check", env={"SMTP_HOST": "smtp.example.org", "PUBLISHER_SITE_URL": url,
+                                         "BULLETIN_FROM": "News <news@example.org>"})
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: PUBLISHER_SITE_URL")]
+    if expected is None:
+        assert not warnings
+    else:
+        assert len(warnings) == 1 and expected in warnings[0]

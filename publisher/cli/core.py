@@ -236,8 +236,31 @@ def config_check(ctx: click.Context) -> None:
 
         for warning in setup_warnings(site.languages, site.config):
             click.echo(f"Warning: {warning}", err=True)
+    for warning in _link_warnings(site):
+        click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
         raise UserError(f"{len(problems)} invalid setting(s)")
     out.print("All settings are valid.", style="green")
+
+
+def _link_warnings(site) -> list[str]:  # noqa: ANN001 - Site, imported lazily
+    """Combinations that work locally but fail once mail goes out: links in bulletins point at the site URL."""
+    from publisher.errors import ConfigError
+
+    try:
+        sends_mail = site.config.is_set("SMTP_HOST")
+        url = site.url
+    except ConfigError:
+        return []  # already reported as an invalid setting
+    if not sends_mail:
+        return []
+    host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return [f"PUBLISHER_SITE_URL is {url}, but SMTP_HOST is set: the unsubscribe and confirmation links in "
+                "mails would point at this machine; set the public address"]
+    if url.startswith("http://"):
+        return [f"PUBLISHER_SITE_URL is {url}: Gmail and Yahoo require an https one-click unsubscribe link "
+                "(RFC 8058) for bulk mail; serve the site over HTTPS"]
+    return []
