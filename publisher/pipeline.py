@@ -41,16 +41,18 @@ def publish(
     ctx = PublishContext(site, site.config, site.ledger(), force=force, dry_run=dry_run,
                          retry_unconfirmed=retry_unconfirmed, console=console)
     reports: list[DeliveryReport] = []
+    batch = []
     for story in stories:
         story, notes = select_versions(story, langs or site.languages, site, ctx)  # Translator + publishing rule
         reports += notes
-        if not story.versions:
-            continue
-        for channel in chosen:
-            if dry_run:                                                           # Formatter only
-                reports += _would_send(story.slug, channel.render(story, story.languages), channel)
-            else:                                                                 # Formatter -> Channel -> Ledger
-                reports += channel.publish(story, story.languages, ctx)
+        if story.versions:
+            batch.append((story, story.languages))
+    for channel in chosen:
+        if dry_run:                                                               # Formatter only
+            for story, story_langs in batch:
+                reports += _would_send(story.slug, channel.render(story, story_langs), channel)
+        else:                                                                     # Formatter -> Channel -> Ledger
+            reports += channel.publish_many(batch, ctx)
     return reports
 
 

@@ -104,3 +104,11 @@ class Channel:
 
     def publish(self, story: Story, langs: Sequence[str], ctx: PublishContext) -> list[DeliveryReport]:
         raise NotImplementedError
+
+    def publish_many(self, batch: Sequence[tuple[Story, Sequence[str]]], ctx: PublishContext) -> list[DeliveryReport]:
+        """Publish every story of one run. The default publishes them one by one; a channel whose output is
+        shared by all stories (the feeds) overrides it to build once."""
+        reports: list[DeliveryReport] = []
+        for story, langs in batch:
+            reports += self.publish(story, langs, ctx)
+        return reports

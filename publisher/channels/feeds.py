@@ -203,7 +203,13 @@ class FeedsChannel(Channel):
         ]
 
     def publish(self, story: Story, langs: Sequence[str], ctx: PublishContext) -> list[DeliveryReport]:
-        versions = _versions(story, langs)
+        return self._publish_versions(_versions(story, langs), ctx)
+
+    def publish_many(self, batch: Sequence[tuple[Story, Sequence[str]]], ctx: PublishContext) -> list[DeliveryReport]:
+        """Every story of a run in one build: each feed is written once, not once per story."""
+        return self._publish_versions([a for story, langs in batch for a in _versions(story, langs)], ctx)
+
+    def _publish_versions(self, versions: Sequence[Article], ctx: PublishContext) -> list[DeliveryReport]:
         keys = _delivery_keys(versions)
         if ctx.dry_run:
             return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "pending", "dry run: not written")

@@ -68,7 +68,7 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
 def _grouped(reports: list) -> list[tuple]:  # noqa: ANN001 - DeliveryReport, imported lazily
     """One line per article, language, channel, state and note: a feed build writes several files at once."""
     groups: dict[tuple[str, str, str, str, str], list] = {}
-    for r in reports:
+    for r in sorted(reports, key=lambda r: r.article):  # stable: channels keep their order within an article
         groups.setdefault((r.article, r.lang, r.channel, r.state, r.note), []).append(r)
     return [(rows[0], len(rows) - 1) for rows in groups.values()]
 
