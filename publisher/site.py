@@ -90,15 +90,17 @@ class Site:
     def url_for(self, lang: str, slug: str) -> str:
         return f"{self.url}/{lang}/{slug}/"
 
-    def media_path(self, src: str) -> Path | None:
-        """The local file behind an image ``src``: looked up under ``content/``, then the site folder (as the
-        feeds build does); None for a remote URL, a path leaving the site, or a missing file."""
+    def media_path(self, src: str, *, near: Path | None = None) -> Path | None:
+        """The local file behind an image ``src``, the one rule every channel uses: looked up next to the article
+        (``near``), under ``content/``, the site folder, then ``public/``. None for a remote URL or a missing
+        file; ``ValueError`` for a path that leaves the site (no channel may read, let alone upload, it)."""
         if "://" in src or src.startswith("//"):
             return None
         relative = src.strip().lstrip("/")
         if ".." in Path(relative).parts:
-            return None
-        for folder in (self.content_dir, self.root):
+            raise ValueError(f"{src}: must stay inside the site folder")
+        folders = [near] if near is not None else []
+        for folder in (*folders, self.content_dir, self.root, self.public_dir):
             if (folder / relative).is_file():
                 return folder / relative
         return None

@@ -118,4 +118,6 @@ def test_media_helpers_give_the_address_and_file_the_feeds_publish(site: Site) -
     assert site.media_url(article.image.src) == enclosure.url
     assert site.media_path(article.image.src) == site.content_dir / article.image.src
     assert site.media_url("https://unpog.org/a.png") == "https://unpog.org/a.png"
-    assert site.media_path("https://unpog.org/a.png") is None and site.media_path("../secret_key") is None
+    assert site.media_path("https://unpog.org/a.png") is None and site.media_path("images/missing.png") is None
+    with pytest.raises(ValueError, match="must stay inside the site folder"):
+        site.media_path("../secret_key")

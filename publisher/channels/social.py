@@ -494,23 +494,19 @@ class SocialChannel(Channel):
         return float(self.config.get("SOCIAL_HTTP_TIMEOUT") or 30.0)
 
     def load_image(self, article: Article) -> LocalImage | None:
-        """The article's image from disk (next to the article, in the site, or in public/); None if remote/absent."""
+        """The article's image from disk (``Site.media_path``'s rule); None if remote or absent."""
         import mimetypes
 
-        if article.image is None or "://" in article.image.src:
+        if article.image is None:
             return None
-        src = article.image.src.lstrip("/")
-        if ".." in Path(src).parts:
-            # The feeds refuse such a path too: a post must never read, let alone upload, a file outside the site.
-            raise PostNotSent(f"image {article.image.src}: must stay inside the site folder")
-        folders = [article.path.parent] if article.path is not None else []
-        folders += [self.site.root, self.site.public_dir, self.site.content_dir]
-        for folder in folders:
-            candidate = folder / src
-            if candidate.is_file():
-                media_type = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
-                return LocalImage(candidate.read_bytes(), candidate.name, article.image.alt, media_type)
-        return None
+        try:
+            found = self.site.media_path(article.image.src, near=article.path.parent if article.path else None)
+        except ValueError:
+            raise PostNotSent(f"image {article.image.src}: must stay inside the site folder") from None
+        if found is None:
+            return None
+        media_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+        return LocalImage(found.read_bytes(), found.name, article.image.alt, media_type)
 
 
 @dataclass

@@ -144,18 +144,18 @@ def image_enclosure(article: Article, site: Site) -> Enclosure | None:
     media_type = mimetypes.guess_type(urlsplit(src).path)[0] or "application/octet-stream"
     if src.startswith(("http://", "https://")):
         return Enclosure(url=src, length=0, media_type=media_type)
-    relative = src.lstrip("/")
-    if ".." in Path(relative).parts:
-        raise ContentError(article.path, "image.src", f"must stay inside the site folder: {src}")
-    url = f"{site.url}/{relative}"
-    for source in (site.content_dir / relative, site.root / relative):
-        if source.is_file():
-            return Enclosure(url=url, length=source.stat().st_size, media_type=media_type,
-                             copy_from=source, public_path=relative)
-    published = site.public_dir / relative
-    if published.is_file():
-        return Enclosure(url=url, length=published.stat().st_size, media_type=media_type)
-    raise ContentError(article.path, "image", f"file not found: {src} (looked in content/, the site folder and public/)")
+    try:
+        source = site.media_path(src)
+    except ValueError:
+        raise ContentError(article.path, "image.src", f"must stay inside the site folder: {src}") from None
+    if source is None:
+        raise ContentError(article.path, "image",
+                           f"file not found: {src} (looked in content/, the site folder and public/)")
+    url = site.media_url(src)
+    if source.is_relative_to(site.public_dir):
+        return Enclosure(url=url, length=source.stat().st_size, media_type=media_type)
+    return Enclosure(url=url, length=source.stat().st_size, media_type=media_type,
+                     copy_from=source, public_path=src.lstrip("/"))
 
 
 # Characters XML 1.0 cannot carry (C0 controls other than tab and newlines, lone surrogates, U+FFFE/U+FFFF);
