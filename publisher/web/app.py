@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from publisher.errors import NotFound, PublisherError
+from publisher.errors import BadToken, NotFound, PublisherError
 from publisher.web import review, subscription
 from publisher.web.pages import message_page, page_language
 from publisher.web.state import WebState, web_state
@@ -101,6 +101,12 @@ class AccessLog:
                                 (time.perf_counter() - started) * 1000)
 
 
+def bad_token(request: Request, exc: Exception) -> Response:
+    """A forged, altered or expired signed link, on any route: the 400 page, and nothing changed."""
+    assert isinstance(exc, BadToken)
+    return subscription.bad_link(request, web_state(request).site, exc)
+
+
 def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
     """The web app for ``site``.
 
@@ -134,7 +140,7 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, NotFound: not_found,
-                                        PublisherError: publisher_error},
+                                        BadToken: bad_token, PublisherError: publisher_error},
                     middleware=[Middleware(AccessLog)],
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state

@@ -273,10 +273,7 @@ def confirm_page(request: Request) -> Response:
     """GET: a page with a button (nothing changes), or the confirmed page when the address is already active."""
     state = web_state(request)
     site = state.site
-    try:
-        address = _confirmed_address(request, site)
-    except BadToken as error:
-        return bad_link(request, site, error)
+    address = _confirmed_address(request, site)   # BadToken: the app's 400 page
     subscriber = _load_subscriber(state, address)
     if subscriber is None:
         return not_subscribed(request, site, page_language(request, site))   # erased since the mail was sent
@@ -290,10 +287,7 @@ def confirm(request: Request) -> Response:
     """POST: the address becomes active (a harmless no-op the second time). The token is the only credential."""
     state = web_state(request)
     site = state.site
-    try:
-        address = _confirmed_address(request, site)
-    except BadToken as error:
-        return bad_link(request, site, error)
+    address = _confirmed_address(request, site)   # BadToken: the app's 400 page
 
     def activate(conn: sqlite3.Connection) -> Subscriber | None:
         from publisher.subscribers import Subscribers
@@ -317,10 +311,7 @@ def unsubscribe_page(request: Request) -> Response:
     """GET only shows a button: mail scanners fetch every link, and must not unsubscribe anyone."""
     state = web_state(request)
     site = state.site
-    try:
-        address = token_address(request, site, "unsubscribe")
-    except BadToken as error:
-        return bad_link(request, site, error)
+    address = token_address(request, site, "unsubscribe")   # BadToken: the app's 400 page
     known = _load_subscriber(state, address)
     lang = page_language(request, site, known.lang if known else None)
     return render_page(request, site, "unsubscribe.html.j2", lang, email=address, action=request.url.path,
@@ -333,10 +324,7 @@ async def unsubscribe(request: Request) -> Response:
 
     state = web_state(request)
     site = state.site
-    try:
-        address = token_address(request, site, "unsubscribe")
-    except BadToken as error:
-        return bad_link(request, site, error)
+    address = token_address(request, site, "unsubscribe")   # BadToken: the app's 400 page
     form = await request.form()
     if form.get(ONE_CLICK_BODY[0]) != ONE_CLICK_BODY[1]:
         return message_page(request, site, page_language(request, site), status_code=400,
@@ -372,10 +360,7 @@ def preferences_page(request: Request, site: Site, subscriber: Subscriber, lang:
 def preferences_form(request: Request) -> Response:
     state = web_state(request)
     site = state.site
-    try:
-        address = token_address(request, site, "preferences")
-    except BadToken as error:
-        return bad_link(request, site, error)
+    address = token_address(request, site, "preferences")   # BadToken: the app's 400 page
     subscriber = _load_subscriber(state, address)
     lang = page_language(request, site, subscriber.lang if subscriber else None)
     if subscriber is None or subscriber.status != "active":
@@ -388,10 +373,7 @@ async def save_preferences(request: Request) -> Response:
 
     state = web_state(request)
     site = state.site
-    try:
-        address = token_address(request, site, "preferences")
-    except BadToken as error:
-        return bad_link(request, site, error)
+    address = token_address(request, site, "preferences")   # BadToken: the app's 400 page
     form = await request.form()
     lang = page_language(request, site, str(form.get("ui_lang", "")))
     if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
