@@ -6,8 +6,10 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from publisher.site import Site
@@ -54,6 +56,19 @@ def site(site_dir: Path) -> Site:
     opened = Site(site_dir)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def write_article(site: Site) -> Callable[..., Path]:
+    """Write content/<slug>.<lang>.md from front-matter keys and a Markdown body."""
+
+    def write(slug: str, lang: str, body: str = "Body text.\n", **front: Any) -> Path:
+        path = site.content_dir / f"{slug}.{lang}.md"
+        meta = yaml.safe_dump(front, allow_unicode=True, sort_keys=False)
+        path.write_text(f"---\n{meta}---\n\n{body}", encoding="utf-8")
+        return path
+
+    return write
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ import socket
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from publisher.site import Site
 from tests.conftest import set_settings  # noqa: F401 - re-exported for this folder's tests
@@ -141,19 +139,6 @@ def smtp_site(site: Site, smtp_server: SmtpServer) -> Iterator[Site]:
     wired = Site(wired.root)
     yield wired
     wired.close()
-
-
-@pytest.fixture
-def write_article(site: Site) -> Callable[..., Path]:
-    """Write content/<slug>.<lang>.md from front-matter keys and a Markdown body."""
-
-    def write(slug: str, lang: str, body: str = "Body text.\n", **front: Any) -> Path:
-        path = site.content_dir / f"{slug}.{lang}.md"
-        meta = yaml.safe_dump(front, allow_unicode=True, sort_keys=False)
-        path.write_text(f"---\n{meta}---\n\n{body}", encoding="utf-8")
-        return path
-
-    return write
 
 
 def story_for(site: Site, slug: str) -> Any:

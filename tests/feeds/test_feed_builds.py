@@ -10,7 +10,7 @@ import feedparser
 from publisher.article import load_library
 from publisher.ledger import DeliveryKey
 from publisher.site import Site
-from tests.feeds.conftest import set_settings
+from tests.conftest import set_settings
 
 
 def snapshot(public: Path) -> dict[str, tuple[int, int]]:

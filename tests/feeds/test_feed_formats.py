@@ -221,7 +221,7 @@ def test_json_feed_has_every_field_the_1_1_spec_requires(site: Site, cli) -> Non
 
 @pytest.mark.parametrize("limit", ["1", "3"])
 def test_feeds_keep_the_newest_items_up_to_the_maximum(site: Site, cli, limit: str) -> None:
-    from tests.feeds.conftest import set_settings
+    from tests.conftest import set_settings
 
     site = set_settings(site, FEED_MAX_ITEMS=limit)
     build_all(cli)

@@ -15,7 +15,7 @@ import pytest
 
 from publisher.article import load_library
 from publisher.site import Site
-from tests.feeds.conftest import set_settings
+from tests.conftest import set_settings
 
 
 class LinkCollector(HTMLParser):
