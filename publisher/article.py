@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date as date_type
 from datetime import datetime, time, tzinfo
@@ -84,10 +84,6 @@ class Article:
     def theme_slug(self) -> str | None:
         return slugify(self.theme) if self.theme else None
 
-    @property
-    def last_modified(self) -> datetime:
-        return self.updated or self.date
-
     def with_changes(self, **changes: Any) -> Article:
         return replace(self, **changes)
 
@@ -113,7 +109,7 @@ class Story:
     def get(self, lang: str) -> Article | None:
         return self.versions.get(lang)
 
-    def only(self, langs: Iterator[str] | list[str] | tuple[str, ...]) -> Story:
+    def only(self, langs: Iterable[str]) -> Story:
         wanted = set(langs)
         return Story(self.slug, {lang: a for lang, a in self.versions.items() if lang in wanted})
 

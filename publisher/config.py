@@ -102,13 +102,6 @@ class Config:
             return "set"
         return str(self.raw(setting.name))
 
-    def with_overrides(self, **values: str) -> Config:
-        merged = dict(self._values)
-        merged.update(values)
-        sources = dict(self._sources)
-        sources.update({name: "environment" for name in values})
-        return Config(merged, sources)
-
 
 def _read_dotenv(path: Path) -> dict[str, str | None]:
     from dotenv import dotenv_values
