@@ -338,6 +338,8 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
     No paths means every article in ``content/``; a relative path is tried against the site folder too.
     """
     library = site.articles()
+    # every file under content/ was just parsed; only a file outside it is read again
+    by_path = {a.path.resolve(): a for a in library.articles() if a.path is not None}
     chosen: dict[str, Story] = {}
     for raw in paths or [site.content_dir]:
         path = Path(raw)
@@ -352,7 +354,7 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
         else:
             raise NotFound(f"{path}: file not found")
         for file in files:
-            article = load_article(file, site)
+            article = by_path.get(file.resolve()) or load_article(file, site)
             chosen[article.slug] = library.stories.get(article.slug) or Story(article.slug, {article.lang: article})
     return list(chosen.values())
 
