@@ -140,7 +140,8 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, NotFound: not_found,
-                                        BadToken: bad_token, PublisherError: publisher_error},
+                                        BadToken: bad_token, review.ReviewClosed: review.closed_page,
+                                        PublisherError: publisher_error},
                     middleware=[Middleware(AccessLog)],
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state

@@ -22,7 +22,7 @@ from publisher.web.guards import (
     review_allowed,
 )
 from publisher.web.pages import csrf_refused, form_page, message_page, page_language, render_page
-from publisher.web.state import web_state
+from publisher.web.state import WebState, web_state
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -185,9 +185,25 @@ def glossary_check(site: Site, story: Story, article: Article) -> GlossaryCheck:
 # --- routes ---------------------------------------------------------------------------------------------------
 
 
-def _closed(request: Request, site: Site, lang: str) -> Response:
+class ReviewClosed(Exception):
+    """The visitor may not see the review pages; the app answers with ``closed_page``."""
+
+
+def open_review(request: Request) -> tuple[WebState, Site, str]:
+    """The state, site and page language of a review route, or ``ReviewClosed`` for a visitor not let in."""
+    state = web_state(request)
+    site = state.site
+    if not review_allowed(request, site, local_only=state.review_local_only):
+        raise ReviewClosed
+    return state, site, page_language(request, site)
+
+
+def closed_page(request: Request, exc: Exception) -> Response:
+    """A sign-in redirect when an admin token is set, else a 403 page saying how to open the review."""
     from starlette.responses import RedirectResponse
 
+    site = web_state(request).site
+    lang = page_language(request, site)
     if admin_token(site):
         return RedirectResponse(f"/review/login?next={request.url.path}", status_code=303)
     return message_page(request, site, lang, status_code=403, title="The review page is closed",
@@ -195,11 +211,7 @@ def _closed(request: Request, site: Site, lang: str) -> Response:
 
 
 def review_index(request: Request) -> Response:
-    state = web_state(request)
-    site = state.site
-    lang = page_language(request, site)
-    if not review_allowed(request, site, local_only=state.review_local_only):
-        return _closed(request, site, lang)
+    state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
 
     def gather(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         from publisher.channels.registry import channel_names
@@ -222,11 +234,7 @@ def review_index(request: Request) -> Response:
 
 
 def review_story(request: Request) -> Response:
-    state = web_state(request)
-    site = state.site
-    lang = page_language(request, site)
-    if not review_allowed(request, site, local_only=state.review_local_only):
-        return _closed(request, site, lang)
+    state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
     story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
     review = state.with_database(lambda conn: build_review(site, story, conn))
     return render_page(request, site, "review.html.j2", lang, review=review, email_widths=EMAIL_WIDTHS,
@@ -240,11 +248,7 @@ def publish_confirm(request: Request) -> Response:
     """GET: what publishing this article would do (channels, destinations, languages), and a button."""
     from publisher.channels.registry import channel_names, get_channel
     from publisher.translate.policy import select_versions
-    state = web_state(request)
-    site = state.site
-    lang = page_language(request, site)
-    if not review_allowed(request, site, local_only=state.review_local_only):
-        return _closed(request, site, lang)
+    state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
     story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
     allowed, notes = select_versions(story, site.languages, site)
     channels = [{"title": channel.title, "destination": channel.destination()}
@@ -258,11 +262,7 @@ async def publish(request: Request) -> Response:
     """POST, after the confirmation: publish through every channel, as ``publisher publish <files>`` does."""
     from starlette.concurrency import run_in_threadpool
 
-    state = web_state(request)
-    site = state.site
-    lang = page_language(request, site)
-    if not review_allowed(request, site, local_only=state.review_local_only):
-        return _closed(request, site, lang)
+    state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
     form = await request.form()
     if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
         return csrf_refused(request, site, lang)
