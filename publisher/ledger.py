@@ -15,52 +15,20 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-STATES = ("pending", "in_flight", "sent", "failed", "unconfirmed", "skipped")
+from publisher.delivery import STATES, Delivery, DeliveryKey
+
 _NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 
-@dataclass(frozen=True)
-class DeliveryKey:
-    article: str
-    lang: str
-    channel: str
-    target: str
-
-    def __str__(self) -> str:
-        return f"{self.article}/{self.lang}/{self.channel}/{self.target}"
-
-
-@dataclass
-class Delivery:
-    key: DeliveryKey
-    state: str = "pending"
-    remote_id: str | None = None
-    remote_url: str | None = None
-    attempts: int = 0
-    last_error: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Delivery:
-        return cls(
-            key=DeliveryKey(row["article"], row["lang"], row["channel"], row["target"]),
-            state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
-            attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
-            updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "article": self.key.article, "lang": self.key.lang, "channel": self.key.channel,
-            "target": self.key.target, "state": self.state, "remote_id": self.remote_id,
-            "remote_url": self.remote_url, "attempts": self.attempts, "last_error": self.last_error,
-            "created_at": self.created_at, "updated_at": self.updated_at, "detail": self.detail,
-        }
+def _delivery(row: sqlite3.Row) -> Delivery:
+    return Delivery(
+        key=DeliveryKey(row["article"], row["lang"], row["channel"], row["target"]),
+        state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
+        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
+        updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
+    )
 
 
 class Ledger:
@@ -74,7 +42,7 @@ class Ledger:
             "SELECT * FROM deliveries WHERE article=? AND lang=? AND channel=? AND target=?",
             (key.article, key.lang, key.channel, key.target),
         ).fetchone()
-        return Delivery.from_row(row) if row else None
+        return _delivery(row) if row else None
 
     def get_many(self, keys: Iterable[DeliveryKey]) -> dict[DeliveryKey, Delivery]:
         """The rows of ``keys`` that exist, with one query per 500 keys (a bulk sender checks a batch at once)."""
@@ -89,7 +57,7 @@ class Ledger:
                 [value for key in chunk for value in (key.article, key.lang, key.channel, key.target)],
             ).fetchall()
             for row in rows:
-                delivery = Delivery.from_row(row)
+                delivery = _delivery(row)
                 found[delivery.key] = delivery
         return found
 
@@ -234,7 +202,7 @@ class Ledger:
             if not rows:
                 return
             for row in rows:
-                yield Delivery.from_row(row)
+                yield _delivery(row)
             last_id = rows[-1]["id"]
 
     def counts(

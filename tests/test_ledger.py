@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 
 from publisher.db import connect, migrations
-from publisher.ledger import DeliveryKey, Ledger
+from publisher.delivery import DeliveryKey
+from publisher.ledger import Ledger
 from publisher.site import Site
 
 

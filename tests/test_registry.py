@@ -17,7 +17,7 @@ PIGEON = textwrap.dedent('''
     """A third-party channel used by the tests: writes each post to outbox/pigeon/."""
     from publisher.channels.base import Channel, DeliveryReport, Rendition
     from publisher.channels.outbox import write_json_outbox
-    from publisher.ledger import DeliveryKey
+    from publisher.delivery import DeliveryKey
     from publisher.settings import Setting
 
 

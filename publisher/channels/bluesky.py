@@ -329,7 +329,7 @@ class BlueskyChannel(SocialChannel):
 
     def _record_key(self, article: Article, account: SocialAccount, idempotency_key: str) -> tuple[str, bool]:
         """The post's record key, from the ledger row, and whether this is not the row's first try."""
-        from publisher.ledger import DeliveryKey
+        from publisher.delivery import DeliveryKey
 
         row = self.site.ledger().get(DeliveryKey(article.slug, article.lang, self.name, account.label))
         first_tried = datetime.now(timezone.utc)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from publisher.article import Article, Story
     from publisher.channels.smtp_pool import SendJob, SendOutcome
     from publisher.formatters.email import Bulletin
-    from publisher.ledger import Delivery, DeliveryKey
+    from publisher.delivery import Delivery, DeliveryKey
     from publisher.site import Site
     from publisher.subscribers import Subscriber
 
@@ -242,7 +242,7 @@ class EmailChannel(Channel):
 
     def plan(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:
         """What `deliver` would do, read from the subscriber list and the ledger; writes nothing."""
-        from publisher.ledger import DeliveryKey
+        from publisher.delivery import DeliveryKey
 
         summary = RunSummary()
         subscribers = self.site.subscribers()
@@ -260,7 +260,7 @@ class EmailChannel(Channel):
             return self._deliver(run, ctx)
 
     def _deliver(self, run: BulletinRun, ctx: PublishContext) -> RunSummary:
-        from publisher.ledger import DeliveryKey
+        from publisher.delivery import DeliveryKey
 
         ledger = ctx.ledger
         subscribers = self.site.subscribers()

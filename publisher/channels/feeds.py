@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from publisher.article import Article, Library, Story
     from publisher.config import Config
     from publisher.formatters.feeds import OutputFile, SiteFeeds
-    from publisher.ledger import DeliveryKey, Ledger
+    from publisher.delivery import DeliveryKey
+    from publisher.ledger import Ledger
     from publisher.site import Site
 
 CHANNEL = "feeds"
@@ -294,6 +295,6 @@ def _versions(story: Story, langs: Sequence[str]) -> list[Article]:
 
 
 def _delivery_keys(versions: Sequence[Article]) -> list[DeliveryKey]:
-    from publisher.ledger import DeliveryKey
+    from publisher.delivery import DeliveryKey
 
     return [DeliveryKey(a.slug, a.lang, CHANNEL, target) for a in versions for target in feed_targets(a)]

@@ -43,7 +43,7 @@ from publisher.settings import Setting
 if TYPE_CHECKING:
     from publisher.article import Article, Story
     from publisher.formatters.social import LengthRule, LongTextMode, PostText
-    from publisher.ledger import DeliveryKey
+    from publisher.delivery import DeliveryKey
 
 ACCOUNT_LANGUAGES: tuple[str, ...] = ("en", "ko")
 DEFAULT_ACCOUNT = "default"
@@ -348,7 +348,7 @@ class SocialChannel(Channel):
 
     def _publish_to_outbox(self, article: Article, ctx: PublishContext) -> DeliveryReport:
         from publisher.channels.outbox import write_json_outbox
-        from publisher.ledger import DeliveryKey
+        from publisher.delivery import DeliveryKey
 
         key = DeliveryKey(article.slug, article.lang, self.name, OUTBOX_TARGET)
         where = f"outbox/{self.name}/"
@@ -366,7 +366,7 @@ class SocialChannel(Channel):
         return self._report(article, shown, "sent", "written locally; not posted")
 
     def _publish_to_account(self, article: Article, account: SocialAccount, ctx: PublishContext) -> DeliveryReport:
-        from publisher.ledger import DeliveryKey
+        from publisher.delivery import DeliveryKey
 
         key = DeliveryKey(article.slug, article.lang, self.name, account.label)
         where = f"{self.name}:{account.label}"

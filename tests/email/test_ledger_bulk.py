@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from publisher.site import Site
 
 

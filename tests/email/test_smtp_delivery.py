@@ -10,7 +10,7 @@ import pytest
 
 from publisher.channels.email import EmailChannel, send_transactional
 from publisher.errors import ChannelError
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from publisher.site import Site
 from tests.email.conftest import SmtpServer, free_port, publish_context, set_settings, story_for
 

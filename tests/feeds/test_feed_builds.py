@@ -8,7 +8,7 @@ from pathlib import Path
 import feedparser
 
 from publisher.article import load_library
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from publisher.site import Site
 from tests.conftest import set_settings
 

@@ -14,7 +14,7 @@ import pytest
 
 from publisher.channels.bluesky import BlueskyChannel, record_key, shrink_thumbnail
 from publisher.formatters.social import grapheme_length
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from tests.social.conftest import FakeClock, context, story_of
 
 SLUG = "2024-unpsf-incheon"

@@ -12,7 +12,7 @@ import responses
 
 from publisher.channels.facebook import FacebookChannel
 from publisher.errors import ConfigError
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from tests.social.conftest import FakeClock, context, story_of
 
 SLUG = "2024-unpsf-incheon"

@@ -19,7 +19,7 @@ from publisher.channels.linkedin import (
     plain_from_little,
 )
 from publisher.errors import ConfigError
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from tests.social.conftest import FakeClock, context, story_of
 
 SLUG = "2024-unpsf-incheon"

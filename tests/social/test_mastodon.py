@@ -15,7 +15,7 @@ import responses
 from publisher.channels.mastodon import MastodonChannel
 from publisher.channels.social import idempotency_key
 from publisher.formatters.social import mastodon_length
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from tests.social.conftest import MASTODON_BASE, MASTODON_DEFAULT, FakeClock, context, story_of
 
 STATUSES = f"{MASTODON_BASE}/api/v1/statuses"

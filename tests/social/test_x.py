@@ -14,7 +14,7 @@ from publisher.channels.social import idempotency_key
 from publisher.channels.x import XChannel
 from publisher.errors import ConfigError
 from publisher.formatters.social import x_weighted_length
-from publisher.ledger import DeliveryKey
+from publisher.delivery import DeliveryKey
 from tests.social.conftest import NOW, X_DEFAULT, X_KOREAN, FakeClock, context, story_of
 
 TWEETS = "https://api.twitter.com/2/tweets"

@@ -77,7 +77,8 @@ def test_a_missing_or_unpublishable_version_is_explained(client, site: Site) -> 
 
 def test_the_ledger_state_per_channel(client, site: Site) -> None:
     from publisher.db import connect
-    from publisher.ledger import DeliveryKey, Ledger
+    from publisher.delivery import DeliveryKey
+    from publisher.ledger import Ledger
 
     conn = connect(site.database_path)
     ledger = Ledger(conn)
