@@ -143,6 +143,7 @@ class Attempt:
     force: bool = False
     generation: int = 0
     progress: dict[str, Any] = field(default_factory=dict)
+    note: str = ""   # what the pipeline learnt before sending (a look-up's result), for the report
 
     def resumed(self, progress: dict[str, Any]) -> Attempt:
         return replace(self, progress=dict(progress))
@@ -190,10 +191,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Found:
-    """What ``Channel.find_existing`` found on the platform: the progress to resume from, and a note."""
+    """What ``Channel.find_existing`` found on the platform: the progress to resume from, and a note.
+
+    ``done`` set means nothing is left to send: the pipeline records that outcome without calling ``send``
+    (a thread resumes from ``progress`` instead).
+    """
 
     progress: dict[str, Any]
     note: str = "found among recent posts; not posted again"
+    done: Outcome | None = None
 
 
 class LookupUnsupported(Exception):

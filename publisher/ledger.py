@@ -61,6 +61,10 @@ class Ledger:
                 found[delivery.key] = delivery
         return found
 
+    def transaction(self) -> Any:
+        """One transaction around several writes (see ``batch``)."""
+        return self.batch()
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group several ``begin``/``mark`` calls in one transaction and one commit (a bulk sender's outcomes)."""
@@ -112,25 +116,43 @@ class Ledger:
             [value for key in keys for value in (key.article, key.lang, key.channel, key.target)],
         )
 
-    def mark_many(self, marks: list[tuple[DeliveryKey, str, str | None, str | None, dict[str, Any]]]) -> None:
-        """``mark`` for several rows that exist, in one statement: ``(key, state, remote_id, error, detail)`` each."""
+    def mark_many(self, marks: list[tuple[Any, ...]]) -> None:
+        """``mark`` for several rows that exist, in one statement: ``(key, state, remote_id, remote_url, error,
+        detail)`` each (``detail`` None keeps the row's)."""
         if not marks:
             return
         params: list[Any] = []
-        for key, state, remote_id, error, detail in marks:
+        for mark in marks:
+            key, state, remote_id, remote_url, error, detail = mark
             if state not in STATES:
                 raise ValueError(f"unknown delivery state {state!r}")
-            params += [key.article, key.lang, key.channel, key.target, state, remote_id, error,
-                       json.dumps(detail, ensure_ascii=False)]
+            params += [key.article, key.lang, key.channel, key.target, state, remote_id, remote_url, error,
+                       None if detail is None else json.dumps(detail, ensure_ascii=False)]
         self.conn.execute(
-            "WITH m(article, lang, channel, target, state, remote_id, error, detail) AS (VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(marks))
+            "WITH m(article, lang, channel, target, state, remote_id, remote_url, error, detail) AS (VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(marks))
             + f") UPDATE deliveries SET state = m.state, remote_id = COALESCE(m.remote_id, deliveries.remote_id), "
-            f"last_error = m.error, detail = m.detail, updated_at = {_NOW} FROM m "
+            f"remote_url = COALESCE(m.remote_url, deliveries.remote_url), "
+            f"last_error = m.error, detail = COALESCE(m.detail, deliveries.detail), updated_at = {_NOW} FROM m "
             "WHERE deliveries.article = m.article AND deliveries.lang = m.lang "
             "AND deliveries.channel = m.channel AND deliveries.target = m.target",
             params,
         )
+
+    def published(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(slug, lang)`` -> detail of a ``sent`` row of ``channel``."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in self.rows(channel=channel, state="sent"):
+            found.setdefault((row.key.article, row.key.lang), row.detail)
+        return found
+
+    def first_details(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(slug, lang)`` -> the detail of the oldest row of ``channel`` that has one, in any state."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in self.rows(channel=channel):
+            if row.detail:
+                found.setdefault((row.key.article, row.key.lang), row.detail)
+        return found
 
     def mark(
         self,

@@ -1,31 +1,60 @@
-"""The whole pipeline in one place: Article -> Translator -> Formatter -> Channel -> Ledger."""
+"""The whole pipeline in one place: Article -> Translator -> Formatter -> Channel -> Ledger.
+
+``publish()`` reads top to bottom as the story of a run: load the articles, choose the versions that may go out
+(translating missing ones), then for each channel render, plan the deliveries, claim each in the ledger, send it
+and mark what happened. Channels render and send; only this module claims and marks, so the "never twice" rule
+is written once, for email (one delivery per recipient, in batches), feeds and social posts alike:
+
+* a row ``sent`` is not sent again unless ``--force`` (or the channel is ``idempotent``: feed files);
+* a row is claimed (``in_flight``, committed) before ``send`` and marked only with the outcome ``send`` gave;
+* at most ``Sender.capacity`` rows are in flight at once, so a crash leaves at most that many in doubt;
+* a row left in doubt is re-sent by ``in_doubt = "resend"`` channels (reported as a possible duplicate) and
+  never blindly by ``"verify"`` channels: only under ``--retry-unconfirmed``, after ``find_existing``;
+* a permanent failure is not retried without ``--force``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ContextManager
 
-from publisher.channels.base import DeliveryReport, PublishContext, Rendition
+from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
+from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, LockRequest, LookupFailed,
+                                LookupUnsupported, Outcome, Planned, Rendition)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from publisher.channels.base import Channel
+    from publisher.article import Story
     from publisher.site import Site
 
+CLAIM_BATCH = 500
+Batch = list[tuple["Story", Sequence[str]]]
+Mark = tuple[DeliveryKey, str, "str | None", "str | None", "str | None", "dict[str, Any] | None"]
 
-def channels_for(site: Site, names: Sequence[str] | None) -> list[Channel]:
-    from publisher.channels.registry import channel_names, get_channel
 
-    return [get_channel(name, site) for name in (names or channel_names())]
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of one run, as ``publish`` and ``bulletin`` take them."""
+
+    force: bool = False
+    dry_run: bool = False
+    retry_unconfirmed: bool = False
+    console: Console | None = None
+
+
+# --- the story of a run ---------------------------------------------------------------------------------------
 
 
 def publish(
     site: Site,
     paths: Sequence[Path],
     *,
-    channels: Sequence[str] | None = None,
+    channels: Sequence[str | Channel] | None = None,
     langs: Sequence[str] | None = None,
     force: bool = False,
     dry_run: bool = False,
@@ -34,42 +63,77 @@ def publish(
 ) -> list[DeliveryReport]:
     """Publish the articles at ``paths`` through ``channels`` (default: all) in ``langs`` (default: the site's)."""
     from publisher.article import load_stories
-    from publisher.translate.policy import select_versions
 
-    stories = load_stories(list(paths), site)                                    # Article
-    chosen = channels_for(site, channels)
-    ctx = PublishContext(site, site.config, site.ledger(), force=force, dry_run=dry_run,
-                         retry_unconfirmed=retry_unconfirmed, console=console)
-    reports: list[DeliveryReport] = []
-    batch = []
-    for story in stories:
-        story, notes = select_versions(story, langs or site.languages, site, ctx)  # Translator + publishing rule
-        reports += notes
-        if story.versions:
-            batch.append((story, story.languages))
-    for channel in chosen:
-        if dry_run:                                                               # Formatter only
-            for story, story_langs in batch:
-                reports += _would_send(story.slug, channel.render(story, story_langs), channel)
-        else:                                                                     # Formatter -> Channel -> Ledger
-            reports += channel.publish_many(batch, ctx)
+    options = RunOptions(force, dry_run, retry_unconfirmed, console)
+    stories = load_stories(list(paths), site)                                     # Article
+    batch, reports = choose_versions(site, stories, langs or site.languages, options)  # Translator
+    for channel in channels_for(site, channels):
+        reports += deliver(site, channel, batch, options)                          # Formatter -> Channel -> Ledger
     return reports
 
 
-def _would_send(slug: str, renditions: list[Rendition], channel: Channel) -> list[DeliveryReport]:
-    where = channel.destination()
-    return [DeliveryReport(slug, r.lang, r.channel, f"{r.target} ({where})", "dry-run", r.filename)
-            for r in renditions]
+def choose_versions(site: Site, stories: Sequence[Story], langs: Sequence[str],
+                    options: RunOptions) -> tuple[Batch, list[DeliveryReport]]:
+    """The versions of each story that may go out, translating missing ones (one explicit call), and a
+    report line for each version left out."""
+    from publisher.translate.policy import select_versions
+
+    batch: Batch = []
+    notes: list[DeliveryReport] = []
+    for story in stories:
+        allowed, skipped = select_versions(story, langs, site, ChannelContext(dry_run=options.dry_run))
+        notes += skipped
+        if allowed.versions:
+            batch.append((allowed, allowed.languages))
+    return batch, notes
+
+
+def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
+            renditions: list[Rendition] | None = None) -> list[DeliveryReport]:
+    """One channel's part of a run: render, then claim, send and mark every delivery (``renditions`` given:
+    already rendered, as a digest is)."""
+    ctx = channel_context(site, options)
+    with _locked(site, None if options.dry_run else channel.lock_for(batch)):
+        if renditions is None:
+            renditions = channel.render_many(batch, ctx)                           # Formatter
+        if options.dry_run:
+            return _would_send(channel, renditions)
+        results = send_all(site, channel, renditions, ctx)                         # Channel -> Ledger
+    return channel.report(results, ctx)
+
+
+def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Sequence[str] | None = None,
+             force: bool = False, dry_run: bool = False,
+             console: Console | None = None) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
+    """A digest of the articles dated ``since`` or later (on ``theme``) to every subscriber, through the same
+    claim, send and mark as ``publish``. Returns the email reports, the digest renditions and the notes of
+    versions left out."""
+    from publisher.channels.email import EmailChannel
+    from publisher.errors import NotFound
+
+    options = RunOptions(force, dry_run, False, console)
+    wanted = list(langs or site.languages)
+    stories = [story for story in site.articles().stories.values()
+               if story.original.date >= since and (theme is None or story.original.theme_slug == theme)]
+    batch, notes = choose_versions(site, stories, wanted, options)                 # Translator
+    if not batch:
+        raise NotFound(f"no articles dated {since:%Y-%m-%d} or later" + (f" on the theme {theme!r}" if theme else ""))
+    channel = EmailChannel(site)
+    originals = {story.slug: story.original for story in stories if any(s.slug == story.slug for s, _ in batch)}
+    renditions = channel.render_digest(batch, since=since, theme=theme, langs=wanted,
+                                       originals=originals)                        # Formatter
+    if dry_run:
+        ctx = channel_context(site, options)
+        return channel.report(plan(site, channel, renditions, ctx), ctx), renditions, notes
+    return deliver(site, channel, batch, options, renditions), renditions, notes   # Channel -> Ledger
 
 
 def preview(
-    site: Site, paths: Sequence[Path], out_dir: Path, *, channels: Sequence[str] | None = None,
+    site: Site, paths: Sequence[Path], out_dir: Path, *, channels: Sequence[str | Channel] | None = None,
     langs: Sequence[str] | None = None,
 ) -> list[tuple[Rendition, Path]]:
-    """Write every rendition of every language version to ``out_dir/<slug>/<lang>/<channel>/``; send nothing.
-
-    Machine translations are previewed too (with their notice), whatever the publishing rule says.
-    """
+    """Write every file of every rendition of every language version to ``out_dir/<slug>/<lang>/<channel>/``;
+    send nothing. Machine translations are previewed too (with their notice), whatever the publishing rule."""
     from publisher.article import load_stories
     from publisher.channels.outbox import safe_name
     from publisher.fsutil import atomic_write_bytes
@@ -81,8 +145,251 @@ def preview(
             story = story.only(langs)
         for channel in chosen:
             for rendition in channel.render(story, story.languages):
-                path = out_dir / story.slug / rendition.lang / rendition.channel / safe_name(rendition.filename)
-                data = rendition.content if isinstance(rendition.content, bytes) else rendition.content.encode()
-                atomic_write_bytes(path, data)
-                written.append((rendition, path))
+                for shown in rendition.files:
+                    path = out_dir / story.slug / rendition.lang / rendition.channel / safe_name(shown.filename)
+                    data = shown.content if isinstance(shown.content, bytes) else shown.content.encode()
+                    atomic_write_bytes(path, data)
+                    written.append((rendition, path))
     return written
+
+
+# --- the pieces -----------------------------------------------------------------------------------------------
+
+
+def channels_for(site: Site, names: Sequence[str | Channel] | None) -> list[Channel]:
+    """The channels of a run: registered names, or channel objects (tests and scripts pass their own)."""
+    from publisher.channels.registry import channel_names, get_channel
+
+    return [name if isinstance(name, Channel) else get_channel(name, site) for name in (names or channel_names())]
+
+
+def channel_context(site: Site, options: RunOptions) -> ChannelContext:
+    """What a channel may use in a run: the options, and storage through the protocols of publisher.delivery."""
+    ledger = site.ledger()
+
+    def checkpoint(attempt: Attempt, progress: dict[str, Any]) -> None:
+        ledger.mark(attempt.key, "in_flight", detail=progress)
+
+    return ChannelContext(force=options.force, dry_run=options.dry_run,
+                          retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
+                          published=ledger, cache=None, console=options.console, checkpoint=checkpoint)
+
+
+def _locked(site: Site, request: LockRequest | None) -> ContextManager[Any]:
+    if request is None:
+        return nullcontext()
+    return site.lock(request.name, wait=request.wait, busy=request.busy)
+
+
+def _would_send(channel: Channel, renditions: list[Rendition]) -> list[DeliveryReport]:
+    where = channel.destination()
+    return [DeliveryReport(r.article, r.lang, r.channel, f"{r.target} ({where})", "dry-run", r.filename)
+            for r in renditions]
+
+
+def decide(channel: Channel, row: Delivery | None, planned: Planned, ctx: ChannelContext) -> Decision:
+    """What to do with one planned delivery, from its ledger row: the rule in the module docstring."""
+    state = row.state if row is not None else "pending"
+    if state == "sent" and not ctx.force and not channel.idempotent:
+        return "already_sent"
+    if planned.skip is not None or planned.rendition is None:
+        return "skipped"
+    if state in ("in_flight", "unconfirmed") and not channel.idempotent:
+        if channel.in_doubt == "resend":
+            return "resend"
+        if not ctx.force:
+            return "verify" if ctx.retry_unconfirmed else "in_doubt"
+    if state == "failed" and row is not None and row.detail.get("permanent") and not ctx.force:
+        return "not_retried"
+    return "send"
+
+
+def plan(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> list[Result]:
+    """What ``send_all`` would do, read from the ledger; writes nothing (``--dry-run`` of a bulletin)."""
+    ledger = site.ledger()
+    results: list[Result] = []
+    for batch in iter_batches(channel.deliveries(renditions, ctx), CLAIM_BATCH):
+        rows = ledger.get_many([p.key for p in batch])
+        for planned in batch:
+            decision = decide(channel, rows.get(planned.key), planned, ctx)
+            results.append(Result(planned.key, decision, note="dry run", rendition=planned.rendition))
+    return results
+
+
+def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> list[Result]:
+    """Claim, send and mark every delivery the renditions make, at most ``sender.capacity`` in flight.
+
+    The outcomes that arrived together and the attempts about to start are written in one transaction, so a
+    commit carries several deliveries (bulk email), and each attempt is claimed before it is submitted.
+    """
+    ledger = site.ledger()
+    audience = site.subscribers()
+    results: list[Result] = []
+    with channel.open(renditions, ctx) as sender, _progress(channel, renditions, ctx) as advance:
+        todo = _attempts(site, channel, renditions, ctx, results, advance)
+        in_flight, exhausted = 0, False
+        while True:
+            finished: list[tuple[Attempt, Outcome]] = []
+            if in_flight and (exhausted or in_flight >= sender.capacity):
+                finished += sender.collect(wait=True)
+            finished += sender.collect(wait=False) if in_flight else []
+            starting: list[Attempt] = []
+            while not exhausted and in_flight - len(finished) + len(starting) < sender.capacity:
+                attempt = next(todo, None)
+                if attempt is None:
+                    exhausted = True
+                else:
+                    starting.append(attempt)
+            if not finished and not starting:
+                break
+            with ledger.transaction():
+                ledger.mark_many([_mark(channel, attempt, outcome) for attempt, outcome in finished])
+                now = ledger.get_many([a.key for a in starting])
+                claimed = [a for a in starting if _state(now.get(a.key)) == _state(a.previous)]
+                ledger.begin_many([a.key for a in claimed])
+            for attempt, outcome in finished:
+                if outcome.bounced:
+                    audience.mark_bounced(attempt.key.target)
+                results.append(_result(attempt, outcome))
+                advance()
+            in_flight -= len(finished)
+            for attempt in starting:
+                if attempt not in claimed:   # another run changed the row between our read and the claim
+                    results.append(_conflict(channel, attempt, now.get(attempt.key), ledger))
+                    advance()
+            for attempt in claimed:
+                sender.submit(attempt)
+                in_flight += 1
+    return results
+
+
+def _attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
+              results: list[Result], advance: Any) -> Iterator[Attempt]:
+    """The attempts to make, in plan order, decided from the ledger one batch of planned deliveries at a time;
+    every other decision becomes a result (and a ``skipped`` row) at once."""
+    ledger = site.ledger()
+    for batch in iter_batches(channel.deliveries(renditions, ctx), CLAIM_BATCH):
+        keys = [planned.key for planned in batch]
+        ledger.ensure_pending(keys)
+        rows = ledger.get_many(keys)
+        chosen: list[Attempt] = []
+        newly_skipped: list[Mark] = []
+        for planned in batch:
+            row = rows.get(planned.key)
+            decision = decide(channel, row, planned, ctx)
+            if decision in ("send", "resend", "verify"):
+                attempt = _attempt(planned, row, decision, ctx)
+                note = ""
+                if decision == "verify":
+                    found_attempt, note, failure, done = _verify(channel, attempt, ctx)
+                    if found_attempt is None:
+                        results.append(Result(planned.key, "in_doubt", note=failure, previous_state=_state(row),
+                                              rendition=planned.rendition))
+                        advance()
+                        continue
+                    attempt = replace(found_attempt, note=note)
+                    if done is not None:   # found whole on the platform: nothing left to send
+                        ledger.mark_many([_mark(channel, attempt, done)])
+                        results.append(_result(attempt, done))
+                        advance()
+                        continue
+                chosen.append(attempt)
+                continue
+            if decision == "skipped" and _state(row) != "skipped":
+                newly_skipped.append((planned.key, "skipped", None, None, planned.skip or "nothing to send", None))
+            results.append(Result(planned.key, decision, note=planned.skip or channel.notes.get(decision, ""),
+                                  previous_state=_state(row), previous_url=row.remote_url if row else None,
+                                  rendition=planned.rendition))
+            advance()
+        if newly_skipped:
+            with ledger.transaction():
+                ledger.mark_many(newly_skipped)
+        yield from chosen
+
+
+def _attempt(planned: Planned, row: Delivery | None, decision: Decision, ctx: ChannelContext) -> Attempt:
+    assert planned.rendition is not None
+    state = _state(row)
+    generation = int(row.detail.get("generation", 0)) if row is not None else 0
+    fresh = ctx.force and state in ("sent", "unconfirmed", "in_flight")   # a deliberate re-send
+    progress = {} if fresh or row is None else dict(row.detail)
+    return Attempt(planned.key, planned.rendition, planned.recipient, row, in_doubt=decision in ("resend", "verify"),
+                   force=ctx.force, generation=generation + 1 if fresh else generation, progress=progress)
+
+
+def _verify(channel: Channel, attempt: Attempt, ctx: ChannelContext
+            ) -> tuple[Attempt | None, str, str, Outcome | None]:
+    """Look for a delivery left in doubt before sending it again: (attempt to make, note, why not, the outcome
+    when it was found whole)."""
+    try:
+        found = channel.find_existing(attempt, ctx)
+    except LookupUnsupported:
+        return attempt, "posted again at your request (the platform cannot list recent posts)", "", None
+    except LookupFailed as exc:
+        return None, "", f"could not check recent posts: {exc}", None
+    if found is None:
+        return attempt, "not found among recent posts, so posted", "", None
+    return attempt.resumed(found.progress), found.note, "", found.done
+
+
+def _mark(channel: Channel, attempt: Attempt, outcome: Outcome) -> Mark:
+    """The ledger row an outcome becomes."""
+    detail = dict(outcome.detail) if outcome.detail is not None else None
+    if attempt.in_doubt and channel.in_doubt == "resend":   # re-sent after an interruption
+        outcome.possible_duplicate = True
+    if outcome.possible_duplicate:
+        detail = {**(detail or {}), "possible_duplicate": True}
+    if outcome.state == "failed":
+        detail = {**(detail or {}), "permanent": outcome.permanent}
+    error = None if outcome.state == "sent" else outcome.error
+    return attempt.key, outcome.state, outcome.remote_id, outcome.remote_url, error, detail
+
+
+def _result(attempt: Attempt, outcome: Outcome) -> Result:
+    previous = attempt.previous
+    return Result(attempt.key, "resend" if attempt.in_doubt else "send", outcome, note=attempt.note,
+                  previous_state=_state(previous), previous_url=previous.remote_url if previous else None,
+                  rendition=attempt.rendition)
+
+
+def _conflict(channel: Channel, attempt: Attempt, now: Delivery | None, ledger: Any) -> Result:
+    """Another run claimed or finished this delivery between our read and our claim: never send beside it."""
+    if now is not None and now.state == "sent":
+        return Result(attempt.key, "already_sent", note="already sent by another run", previous_state="sent",
+                      previous_url=now.remote_url, rendition=attempt.rendition)
+    return Result(attempt.key, "in_doubt", note="another publish run is sending this right now",
+                  previous_state=_state(now), rendition=attempt.rendition)
+
+
+def _state(row: Delivery | None) -> str:
+    return row.state if row is not None else "pending"
+
+
+@contextmanager
+def _progress(channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> Iterator[Any]:
+    """A rich progress bar with rate and time left on the run's console for channels that send many
+    deliveries (``Channel.progress``); silent otherwise."""
+    total = channel.expected(renditions, ctx) if ctx.console is not None and getattr(channel, "progress", False) else 0
+    if not total:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(f"[bold]{channel.name}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=ctx.console, transient=False)
+    task = bar.add_task(channel.destination(), total=total, rate="")
+
+    def advance() -> None:
+        speed = bar.tasks[0].speed
+        bar.update(task, advance=1, rate=f"{speed:,.0f}/s" if speed else "")
+
+    bar.start()
+    try:
+        yield advance
+    finally:
+        bar.stop()
+
+
+__all__ = ["RunOptions", "bulletin", "channel_context", "channels_for", "choose_versions", "decide", "deliver",
+           "plan", "preview", "publish", "send_all"]
+

@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from publisher.config import Config
 from publisher.errors import NotFound
@@ -165,6 +165,13 @@ class Site:
         from publisher.ledger import Ledger
 
         return Ledger(self.database())
+
+    def lock(self, name: str, *, wait: bool = True, busy: str = "") -> Any:
+        """A lock held across processes (``.publisher/locks/<name>.lock``); ``wait`` false: raise
+        ``LockBusy`` with ``busy`` as its line when another process holds it."""
+        from publisher.locks import file_lock
+
+        return file_lock(self.state_dir / "locks" / f"{name}.lock", wait=wait, busy=busy)
 
     def subscribers(self) -> Subscribers:
         """The bulletin subscriber list in the site database."""

@@ -1,63 +1,114 @@
-"""The channel interface: render an article for preview, publish it, record every delivery in the ledger.
+"""The channel interface: render what would be delivered, and send one delivery; the pipeline does the rest.
 
-A channel is one small module that knows nothing of the other channels. It declares the settings it needs;
-when the ``required`` ones are missing it falls back to a local adapter (a Maildir, JSON files, feed files)
-and says so. Built-in channels are registered through the same entry points as third-party ones.
+A channel is one small module that knows nothing of the other channels and nothing of the ledger: the pipeline
+(``publisher/pipeline.py``) claims each delivery before ``send`` and records its ``Outcome`` after. A channel
+declares the settings it needs; when the ``required`` ones are missing it falls back to a local adapter (a
+Maildir, JSON files, feed files) and says so. Built-in channels are registered through the same entry points as
+third-party ones. What a channel needs from storage (subscribers, what was published, a cache) reaches it in
+the ``ChannelContext``, through the protocols of ``publisher.delivery``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from publisher.delivery import (Attempt, Audience, DeliveryKey, DeliveryReport, Found, LockRequest,
+                                LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition)
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from rich.console import Console
 
     from publisher.article import Story
     from publisher.config import Config
-    from publisher.ledger import Ledger
     from publisher.site import Site
 
-
-@dataclass
-class Rendition:
-    """One thing a channel would send: shown by ``publisher preview`` and the review page, never sent."""
-
-    channel: str
-    lang: str
-    target: str
-    filename: str
-    content: str | bytes
-    media_type: str = "text/plain"
-    meta: dict[str, Any] = field(default_factory=dict)
+Decision = Literal["send", "resend", "verify", "in_doubt", "already_sent", "skipped", "not_retried"]
 
 
 @dataclass
-class DeliveryReport:
-    """One line of the table that ``publisher publish`` ends with."""
+class ChannelContext:
+    """What a channel may use during one run: the run's options, storage seen through protocols, a clock.
 
-    article: str
-    lang: str
-    channel: str
-    where: str
-    state: str
-    note: str = ""
+    ``checkpoint(attempt, progress)`` records progress of a delivery made of several remote calls (a thread's
+    parts) while ``send`` goes on, so a crash between two parts resumes after the last one.
+    """
 
-
-@dataclass
-class PublishContext:
-    """What a channel needs to publish: the site, its settings, the ledger and the run's options."""
-
-    site: Site
-    config: Config
-    ledger: Ledger
     force: bool = False
     dry_run: bool = False
     retry_unconfirmed: bool = False
+    audience: Audience | None = None
+    published: PublishedVersions | None = None
+    cache: RenderCache | None = None
     console: Console | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    checkpoint: Callable[[Attempt, dict[str, Any]], None] = lambda attempt, progress: None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """What became of one planned delivery in a run: the pipeline's decision and, if sent, the outcome."""
+
+    key: DeliveryKey
+    decision: Decision
+    outcome: Outcome | None = None
+    note: str = ""
+    previous_state: str = "pending"
+    previous_url: str | None = None
+    rendition: Rendition | None = None
+
+    @property
+    def state(self) -> str:
+        """The report's state: the outcome's, else what the decision leaves the row as."""
+        if self.outcome is not None:
+            return self.outcome.state
+        return {"already_sent": "sent", "in_doubt": "unconfirmed", "verify": "unconfirmed",
+                "skipped": "skipped", "not_retried": "failed"}.get(self.decision, "pending")
+
+
+class Sender:
+    """A sending session over one channel's deliveries of a run (an SMTP pool, a feeds build, a client).
+
+    ``capacity`` is how many attempts may be in flight at once: the pipeline claims an attempt only when
+    there is room for it, so a crash leaves at most that many in doubt. This default sends each attempt at
+    once through ``Channel.send``.
+    """
+
+    capacity: int = 1
+
+    def __init__(self, channel: Channel, ctx: ChannelContext) -> None:
+        self.channel = channel
+        self.ctx = ctx
+        self._done: list[tuple[Attempt, Outcome]] = []
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        return None
+
+    def submit(self, attempt: Attempt) -> None:
+        """Start one attempt (already claimed in the ledger)."""
+        from publisher.errors import PublisherError
+
+        try:
+            outcome = self.channel.send(attempt, self.ctx)
+        except PublisherError as exc:   # refused before anything was sent (bad image, a post too long)
+            outcome = Outcome.failed(str(exc))
+        self._done.append((attempt, outcome))
+
+    def collect(self, *, wait: bool) -> list[tuple[Attempt, Outcome]]:
+        """Outcomes that arrived; with ``wait``, block until at least one does (when any is in flight)."""
+        done, self._done = self._done, []
+        return done
 
 
 class Channel:
@@ -67,11 +118,24 @@ class Channel:
     title: ClassVar[str] = ""
     settings: ClassVar[tuple[Setting, ...]] = ()
     required: ClassVar[tuple[str, ...]] = ()
+    #: What a row left ``in_flight`` or ``unconfirmed`` means: ``"resend"`` (a duplicate is better than a reader
+    #: never getting it: email) or ``"verify"`` (never again blindly: look with ``find_existing`` first, and only
+    #: under ``--retry-unconfirmed``; social posts).
+    in_doubt: ClassVar[Literal["resend", "verify"]] = "resend"
+    #: True when delivering again is harmless and refreshes the output (feed files): every publish sends.
+    idempotent: ClassVar[bool] = False
+    #: The report's note for each decision the pipeline makes without sending.
+    notes: ClassVar[dict[str, str]] = {
+        "already_sent": "already sent",
+        "in_doubt": "the delivery may have been made: check, then run publish --retry-unconfirmed",
+        "not_retried": "failed permanently before; not retried without --force",
+    }
 
     def __init__(self, site: Site, config: Config | None = None) -> None:
         self.site = site
         self.config = config if config is not None else site.config
 
+    # --- settings ------------------------------------------------------------------------------------------
     def is_configured(self) -> bool:
         """True when every required setting is present, so the remote adapter is used."""
         return bool(self.required) and all(self.config.is_set(name) for name in self.required)
@@ -99,16 +163,80 @@ class Channel:
                 problems.append(str(exc))
         return problems
 
+    # --- the interface the pipeline calls ------------------------------------------------------------------
     def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
+        """What this channel would deliver for ``story`` in ``langs``: one rendition per delivery. No side
+        effect: ``publisher preview`` and the review page show exactly this."""
         raise NotImplementedError
 
-    def publish(self, story: Story, langs: Sequence[str], ctx: PublishContext) -> list[DeliveryReport]:
-        raise NotImplementedError
-
-    def publish_many(self, batch: Sequence[tuple[Story, Sequence[str]]], ctx: PublishContext) -> list[DeliveryReport]:
-        """Publish every story of one run. The default publishes them one by one; a channel whose output is
-        shared by all stories (the feeds) overrides it to build once."""
-        reports: list[DeliveryReport] = []
+    def render_many(self, batch: Sequence[tuple[Story, Sequence[str]]], ctx: ChannelContext) -> list[Rendition]:
+        """Every rendition of one run; the default renders story by story (the feeds build once for all)."""
+        renditions: list[Rendition] = []
         for story, langs in batch:
-            reports += self.publish(story, langs, ctx)
+            for rendition in self.render(story, langs):
+                rendition.article = rendition.article or story.slug
+                renditions.append(rendition)
+        return renditions
+
+    def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> LockRequest | None:
+        """A lock the pipeline holds from rendering to the last mark (one bulletin sender, one feeds build)."""
+        return None
+
+    def deliveries(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> Iterable[Planned]:
+        """The deliveries the renditions make: by default one per rendition, to its target (email: one per
+        subscriber)."""
+        return (Planned(rendition.key(), rendition) for rendition in renditions)
+
+    def expected(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> int | None:
+        """How many deliveries ``deliveries`` will plan, for a progress bar (None: unknown)."""
+        return len(renditions)
+
+    def open(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> Sender:
+        """A sending session for this run's attempts; the default sends each through ``send``."""
+        return Sender(self, ctx)
+
+    def send(self, attempt: Attempt, ctx: ChannelContext) -> Outcome:
+        """Make one delivery and say what happened. Raise nothing for a remote failure: return
+        ``Outcome.failed`` (it never left, or was refused) or ``Outcome.unconfirmed`` (it may have arrived)."""
+        raise NotImplementedError
+
+    def find_existing(self, attempt: Attempt, ctx: ChannelContext) -> Found | None:
+        """Look on the platform for a delivery left in doubt (``in_doubt = "verify"`` channels): ``Found`` with
+        the progress to resume from, or None. Raise ``LookupUnsupported`` where the platform cannot list what
+        was posted, ``LookupFailed`` when the look-up itself failed."""
+        raise LookupUnsupported(self.name)
+
+    def where(self, result: Result) -> str:
+        """The report's "where" column for one result."""
+        if result.outcome is not None and result.outcome.remote_url:
+            return result.outcome.remote_url
+        if result.decision == "already_sent" and result.previous_url:
+            return result.previous_url
+        return f"{self.name}:{result.key.target}"
+
+    def report(self, results: Sequence[Result], ctx: ChannelContext) -> list[DeliveryReport]:
+        """The lines of the ``publish`` table for this channel's results: one per delivery by default."""
+        reports = []
+        for result in results:
+            note = result.note
+            if result.outcome is not None:
+                note = result.outcome.note or note or (result.outcome.error or "")
+            reports.append(DeliveryReport(result.key.article, result.key.lang, self.name, self.where(result),
+                                          result.state, note))
         return reports
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter)."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+__all__ = ["Channel", "ChannelContext", "Decision", "DeliveryReport", "Result", "Rendition", "Sender",
+           "iter_batches"]
