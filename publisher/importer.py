@@ -88,7 +88,9 @@ def _is_breadcrumb(line: str, title: str, site_name: str | None) -> bool:
         return False
     if site_name and match["site"].strip() == site_name.strip():
         return True
-    squash = lambda text: re.sub(r"\W+", "", text).lower()  # noqa: E731
+    def squash(text: str) -> str:
+        return re.sub(r"\W+", "", text).lower()
+
     return squash(match["rest"]) == squash(title)
 
 
@@ -138,13 +140,13 @@ def parse_html_page(html: str, source: Path | str) -> ImportedPage:
 
     try:
         doc = lxml.html.document_fromstring(html)
-    except (ValueError, lxml.etree.ParserError) as exc:  # type: ignore[attr-defined]
+    except (ValueError, lxml.etree.ParserError) as exc:
         raise ContentError(source, None, f"cannot parse HTML: {exc}") from None
     for bad in doc.xpath("//script|//style|//nav|//header|//footer|//aside|//form|//noscript"):
         bad.drop_tree()
 
-    def text_of(node: object) -> str:
-        return " ".join(node.text_content().split())  # type: ignore[attr-defined]
+    def text_of(node: lxml.html.HtmlElement) -> str:
+        return " ".join(node.text_content().split())
 
     title = ""
     for query in ("//article//h1", "//h1", "//meta[@property='og:title']/@content", "//title"):

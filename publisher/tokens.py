@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 from publisher.errors import BadToken
 
 if TYPE_CHECKING:
+    from itsdangerous import URLSafeTimedSerializer
+
     from publisher.site import Site
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 
 
-def _serializer(site: Site, purpose: str) -> Any:
+def _serializer(site: Site, purpose: str) -> URLSafeTimedSerializer:
     from itsdangerous import URLSafeTimedSerializer
 
     # The purpose is the salt: a token made to unsubscribe cannot be replayed to confirm or change preferences.

@@ -11,10 +11,13 @@ import functools
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.packages import ModelPackage
+
+if TYPE_CHECKING:
+    import ctranslate2  # ships no type hints: its classes are Any to mypy
 
 _load_lock = threading.Lock()
 # OpenNMT's padding and boundary tokens are not text (a weak model can still emit them).
@@ -30,10 +33,13 @@ class _SentencePieceTokenizer:
         self.processor = sentencepiece.SentencePieceProcessor(model_file=str(path))
 
     def encode(self, sentences: Sequence[str]) -> list[list[str]]:
-        return self.processor.encode(list(sentences), out_type=str)
+        # sentencepiece's hints leave the result untyped: out_type=str makes it a list of pieces per sentence
+        pieces: list[list[str]] = self.processor.encode(list(sentences), out_type=str)
+        return pieces
 
     def decode(self, tokens: list[str]) -> str:
-        return self.processor.decode_pieces(tokens)
+        text: str = self.processor.decode_pieces(tokens)
+        return text
 
 
 class _MosesBpeTokenizer:
@@ -48,17 +54,21 @@ class _MosesBpeTokenizer:
         return [self.tokenizer.encode(sentence) for sentence in sentences]
 
     def decode(self, tokens: list[str]) -> str:
-        return self.tokenizer.decode(tokens)
+        text: str = self.tokenizer.decode(tokens)  # argostranslate ships no type hints
+        return text
+
+
+_Tokenizer = _SentencePieceTokenizer | _MosesBpeTokenizer
 
 
 @functools.lru_cache(maxsize=4)
-def _load(package: ModelPackage, mtime: float) -> tuple[Any, Any]:
+def _load(package: ModelPackage, mtime: float) -> tuple[ctranslate2.Translator, _Tokenizer]:
     """Load a model once per process (mtime in the key: a reinstalled package is loaded afresh)."""
     import ctranslate2
 
     translator = ctranslate2.Translator(str(package.model_dir), device="cpu", compute_type="auto")
     if package.sentencepiece_path.is_file():
-        tokenizer: Any = _SentencePieceTokenizer(package.sentencepiece_path)
+        tokenizer: _Tokenizer = _SentencePieceTokenizer(package.sentencepiece_path)
     else:
         tokenizer = _MosesBpeTokenizer(package.bpe_path, package.from_code, package.to_code)
     return translator, tokenizer
@@ -79,7 +89,7 @@ class ArgosTranslator(Translator):
     def model_id(self) -> str:
         return self.package.model_id
 
-    def _model(self) -> tuple[Any, Any]:
+    def _model(self) -> tuple[ctranslate2.Translator, _Tokenizer]:
         mtime = (self.package.model_dir / "model.bin").stat().st_mtime
         with _load_lock:
             return _load(self.package, mtime)
@@ -101,7 +111,7 @@ class ArgosTranslator(Translator):
             # CTranslate2 sorts the sentences by length and decodes them in batches of this many.
             max_batch_size=64,
         )
-        translations = []
+        translations: list[str] = []
         for result in results:
             hypothesis = result.hypotheses[0]
             if prefix and hypothesis[:1] == [prefix]:

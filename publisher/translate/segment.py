@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 # A text run with no letter in any script (only digits, punctuation, symbols) is copied, not translated.
 _HAS_LETTER = re.compile(r"[^\W\d_]")
@@ -145,18 +150,42 @@ class TextTemplate:
 # ---------------------------------------------------------------- sentence splitting
 
 
+class _SentenceSpan(Protocol):
+    """What pysbd's TextSpan and kiwipiepy's Sentence share: the sentence's character offsets in the text."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+
+class _EnglishSegmenter(Protocol):
+    """The part of pysbd's Segmenter used here (pysbd ships no type hints)."""
+
+    def segment(self, text: str) -> Iterable[_SentenceSpan]: ...
+
+
+class _KoreanSplitter(Protocol):
+    """The part of kiwipiepy's Kiwi used here (kiwipiepy ships no type hints)."""
+
+    def split_into_sents(self, text: str) -> Iterable[_SentenceSpan]: ...
+
+
 @functools.cache
-def _english_segmenter():
+def _english_segmenter() -> _EnglishSegmenter:
     import pysbd
 
-    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+    segmenter: _EnglishSegmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    return segmenter
 
 
 @functools.cache
-def _kiwi():
+def _kiwi() -> _KoreanSplitter:
     from kiwipiepy import Kiwi
 
-    return Kiwi()
+    kiwi: _KoreanSplitter = Kiwi()
+    return kiwi
 
 
 def sentence_spans(text: str, lang: str) -> list[tuple[int, int]]:
@@ -237,7 +266,7 @@ def _segments_of_run(
 
     def literal(chunk: str, first: bool) -> str:
         parts = unflatten(chunk)
-        rendered = []
+        rendered: list[str] = []
         for part in parts:
             if isinstance(part, str):
                 rendered.append(escape_markdown(part, at_block_start=first and not rendered) if markdown else part)
@@ -293,9 +322,13 @@ def _as_literals(parts: list[str | Segment | Markup]) -> list[str | Segment]:
 def _marked_sentence(pieces: list[str | Protected | Markup], lang: str, at_block_start: bool) -> MarkedSentence:
     whole = Segment([p for p in pieces if not isinstance(p, Markup)], markdown=True, at_block_start=at_block_start)
     fragments = _fragments(pieces, lang, at_block_start)
-    # Projection handles marks that hold one fragment each and do not nest ("**a** and [b](u)");
-    # anything else is rendered fragment by fragment.
-    marked: list[tuple[str, str | Segment, str]] | None = []
+    return MarkedSentence(whole, _as_literals(fragments), _projection(fragments))
+
+
+def _projection(fragments: list[str | Segment | Markup]) -> list[tuple[str, str | Segment, str]] | None:
+    """Projection handles marks that hold one fragment each and do not nest ("**a** and [b](u)");
+    for anything else (None) the sentence is rendered fragment by fragment."""
+    marked: list[tuple[str, str | Segment, str]] = []
     index = 0
     while index < len(fragments):
         part = fragments[index]
@@ -307,18 +340,18 @@ def _marked_sentence(pieces: list[str | Protected | Markup], lang: str, at_block
                 marked.append((part.literal, inner, closing.literal))
                 index += 3
                 continue
-            marked = None
-            break
+            return None
         index += 1
-    return MarkedSentence(whole, _as_literals(fragments), marked)
+    return marked
 
 
 def _segments_of_inline(
     run: Sequence[str | Protected | Markup], lang: str, match_terms: TermMatcher | None, *, at_block_start: bool
 ) -> list[str | Segment | MarkedSentence]:
     """Split inline content into sentences; a sentence with markup inside becomes a MarkedSentence."""
-    if not any(isinstance(p, Markup) for p in run):
-        return _segments_of_run(list(run), lang, match_terms, markdown=True, at_block_start=at_block_start)
+    unmarked = [p for p in run if not isinstance(p, Markup)]
+    if len(unmarked) == len(run):
+        return list(_segments_of_run(unmarked, lang, match_terms, markdown=True, at_block_start=at_block_start))
     pieces: list[str | Protected | Markup] = []
     for piece in run:
         pieces.extend(_protect_text(piece, match_terms) if isinstance(piece, str) else [piece])
@@ -334,19 +367,20 @@ def _segments_of_inline(
     balanced = all(_balanced(sentence) for sentence in sentences)
     if not balanced or any(not gap.isspace() and gap for gap in gaps):
         # A mark that spans a sentence boundary: translate fragment by fragment.
-        return _as_literals(_fragments(pieces, lang, at_block_start))  # type: ignore[return-value]
+        return list(_as_literals(_fragments(pieces, lang, at_block_start)))
     parts: list[str | Segment | MarkedSentence] = []
     for gap, sentence, (start, _) in zip(gaps, sentences, spans):
         if gap:
             parts.append(gap)
         first = at_block_start and start == 0
         plain = "".join(p for p in sentence if isinstance(p, str))
-        if any(isinstance(p, Markup) for p in sentence) and not _HAS_LETTER.search(plain):
+        unmarked_sentence = [p for p in sentence if not isinstance(p, Markup)]
+        if len(unmarked_sentence) == len(sentence):
+            parts.extend(_segments_of_run(unmarked_sentence, lang, None, markdown=True, at_block_start=first))
+        elif not _HAS_LETTER.search(plain):
             parts.extend(_as_literals(_fragments(sentence, lang, first)))  # "**2024**": nothing to translate
-        elif any(isinstance(p, Markup) for p in sentence):
-            parts.append(_marked_sentence(sentence, lang, first))
         else:
-            parts.extend(_segments_of_run(sentence, lang, None, markdown=True, at_block_start=first))  # type: ignore[arg-type]
+            parts.append(_marked_sentence(sentence, lang, first))
     if gaps[-1]:
         parts.append(gaps[-1])
     return parts
@@ -367,19 +401,26 @@ def _balanced(pieces: Sequence[str | Protected | Markup]) -> bool:
 
 def segment_plain(text: str, lang: str, match_terms: TermMatcher | None = None) -> TextTemplate:
     """Cut plain text (a title, an image's alt text) into sentences; nothing is escaped."""
-    return TextTemplate(_segments_of_run([text], lang, match_terms, markdown=False, at_block_start=False))
+    return TextTemplate(list(_segments_of_run([text], lang, match_terms, markdown=False, at_block_start=False)))
 
 
 @functools.cache
-def _markdown_parser():
+def _markdown_parser() -> MarkdownIt:
     from markdown_it import MarkdownIt
 
-    parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
-    # Keep link destinations byte for byte: the translation must carry the very URL the author wrote.
-    parser.normalizeLink = lambda url: url
-    parser.normalizeLinkText = lambda url: url
-    parser.validateLink = lambda url: True
-    return parser
+    class VerbatimLinks(MarkdownIt):
+        """Keeps link destinations byte for byte: the translation must carry the very URL the author wrote."""
+
+        def normalizeLink(self, url: str) -> str:
+            return url
+
+        def normalizeLinkText(self, link: str) -> str:
+            return link
+
+        def validateLink(self, url: str) -> bool:
+            return True
+
+    return VerbatimLinks("commonmark").enable(["table", "strikethrough"])
 
 
 def _link_destination(href: str, title: str | None) -> str:
@@ -387,6 +428,12 @@ def _link_destination(href: str, title: str | None) -> str:
     if title:
         destination += ' "' + title.replace('"', '\\"') + '"'
     return destination
+
+
+def _title(token: Token) -> str | None:
+    """A link's or an image's title; markdown-it's attrs are typed str | int | float, the parser sets str."""
+    title = token.attrs.get("title")
+    return None if title is None else str(title)
 
 
 def _code_span(content: str, fence: str) -> str:
@@ -415,7 +462,7 @@ class _InlineBuilder:
         self.flush()
         self.parts.append(markup)
 
-    def walk(self, tokens) -> None:
+    def walk(self, tokens: Sequence[Token]) -> None:
         inside_autolink = False
         for token in tokens:
             kind = token.type
@@ -435,12 +482,12 @@ class _InlineBuilder:
             elif kind == "html_inline":
                 self.run.append(Protected(token.content, token.content, "html", markdown=True))
             elif kind == "link_open" and token.markup in ("autolink", "linkify"):
-                href = token.attrs.get("href", "")
+                href = str(token.attrs.get("href", ""))
                 markup = f"<{href}>" if token.markup == "autolink" else href
                 self.run.append(Protected(markup, markup, "url", markdown=True))
                 inside_autolink = True
             elif kind == "link_open":
-                self.links.append((str(token.attrs.get("href", "")), token.attrs.get("title")))
+                self.links.append((str(token.attrs.get("href", "")), _title(token)))
                 self.run.append(Markup("[", opens=True))
             elif kind == "link_close":
                 href, title = self.links.pop()
@@ -448,21 +495,21 @@ class _InlineBuilder:
             elif kind == "image":
                 self.run.append(Markup("![", opens=True))
                 self.walk(token.children or [])
-                src, title = str(token.attrs.get("src", "")), token.attrs.get("title")
+                src, title = str(token.attrs.get("src", "")), _title(token)
                 self.run.append(Markup("](" + _link_destination(src, title) + ")", opens=False))
             elif kind.endswith(("_open", "_close")):
                 # Emphasis written with * rather than _: in a translation it may end inside a word
                 # (Korean particles: **센터**는), where CommonMark does not close an underscore.
                 self.run.append(Markup(token.markup.replace("_", "*"), opens=kind.endswith("_open")))
 
-    def build(self, tokens) -> list[str | Segment | MarkedSentence]:
+    def build(self, tokens: Sequence[Token]) -> list[str | Segment | MarkedSentence]:
         self.walk(tokens)
         self.flush()
         return self.parts
 
 
 def _inline_parts(
-    token, lang: str, match_terms: TermMatcher | None, continuation_prefix: str
+    token: Token, lang: str, match_terms: TermMatcher | None, continuation_prefix: str
 ) -> list[str | Segment | MarkedSentence]:
     return _InlineBuilder(lang, match_terms, continuation_prefix).build(token.children or [])
 
@@ -533,7 +580,8 @@ def _prefix(line: str, content: str) -> str:
     if found >= 0:
         return line[:found]
     # markdown-it changed the text (a tab expanded, say): fall back to the markers themselves
-    return _CONTAINER_MARKERS.match(line).group()  # type: ignore[union-attr]
+    markers = _CONTAINER_MARKERS.match(line)
+    return markers.group() if markers else ""  # every part of the pattern is optional: it always matches
 
 
 def _line_ending(line: str) -> str:

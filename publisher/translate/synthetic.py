@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from ctranslate2.specs import transformer_spec
 
 # English and Korean text the SentencePiece vocabulary is trained on: enough to cover both scripts.
 TRAINING_SENTENCES = (
@@ -123,7 +130,7 @@ def _vocabulary(sentencepiece_model: bytes, size: int | None) -> list[str]:
     return vocabulary
 
 
-def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
+def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int) -> transformer_spec.TransformerSpec:
     """A CTranslate2 TransformerSpec with every weight filled from a seeded random generator."""
     import numpy as np
     from ctranslate2.specs import common_spec, transformer_spec
@@ -131,8 +138,9 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
     rng = np.random.default_rng(seed)
     d, ffn, vocab = shape.d_model, shape.ffn, len(vocabulary)
 
-    def matrix(rows: int, cols: int):
-        return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
+    def matrix(rows: int, cols: int) -> npt.NDArray[np.float32]:
+        # math.sqrt: the same double as np.sqrt, which numpy's stubs type as Any for an int
+        return (rng.standard_normal((rows, cols)) / math.sqrt(cols)).astype(np.float32)
 
     def layer_norm(spec: common_spec.LayerNormSpec) -> None:
         spec.gamma = np.ones(d, dtype=np.float32)
@@ -142,7 +150,7 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
         spec.weight = matrix(rows, cols)
         spec.bias = np.zeros(rows, dtype=np.float32)
 
-    def position_encodings(spec) -> None:
+    def position_encodings(spec: transformer_spec.PositionEncoderSpec) -> None:
         position = np.arange(shape.max_positions)[:, None]
         frequencies = np.exp(np.arange(0, d, 2) * (-np.log(10000.0) / d))
         table = np.zeros((shape.max_positions, d), dtype=np.float32)
@@ -150,7 +158,7 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int):
         table[:, 1::2] = np.cos(position * frequencies)
         spec.encodings = table
 
-    def feed_forward(spec) -> None:
+    def feed_forward(spec: transformer_spec.FeedForwardSpec) -> None:
         layer_norm(spec.layer_norm)
         linear(spec.linear_0, ffn, d)
         linear(spec.linear_1, d, ffn)
@@ -187,10 +195,11 @@ def write_ctranslate2_model(
     """Write a CTranslate2 model directory with random weights over ``vocabulary``."""
     from ctranslate2.converters.converter import Converter
 
-    class RandomWeightsConverter(Converter):
+    # ctranslate2 ships no type hints, so mypy sees its Converter as Any
+    class RandomWeightsConverter(Converter):  # type: ignore[misc]
         """Feeds CTranslate2's own converter machinery (validation, serialization) a spec we filled."""
 
-        def _load(self):
+        def _load(self) -> transformer_spec.TransformerSpec:
             return _random_transformer(shape, vocabulary, seed)
 
     return Path(RandomWeightsConverter().convert(str(output_dir), quantization=quantization, force=True))

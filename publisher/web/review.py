@@ -116,9 +116,9 @@ def build_review(site: Site, story: Story, conn: sqlite3.Connection) -> Review:
             errors.append((name, f"internal error: {type(error).__name__}: {error}"))
 
     for rendition in renditions:
-        column = columns.get(rendition.lang)
-        if column is None:
+        if rendition.lang not in columns:
             continue
+        column = columns[rendition.lang]
         if rendition.channel == "email":
             email = column.email or {"subject": rendition.meta.get("subject", ""), "html": "", "text": "",
                                      "preheader": rendition.meta.get("preheader", "")}
