@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from publisher.channels.social import (
+    AccountSettings,
     CredentialField,
     OutcomeUnknown,
     PostNotSent,
@@ -27,7 +28,6 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    account_settings,
     network_failure,
 )
 from publisher.settings import Setting, parse_url
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # atproto and httpx are imported only when a post is made
     import httpx
 
     from publisher.article import Article
+    from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, PostText
 
 BLUESKY_CREDENTIALS = (
@@ -263,10 +264,10 @@ class BlueskyChannel(SocialChannel):
     title: ClassVar[str] = "Bluesky"
     setting_prefix: ClassVar[str] = "BLUESKY"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = BLUESKY_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = account_settings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky") + (
+    settings: ClassVar[tuple[Setting, ...]] = AccountSettings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky", (  # type: ignore[assignment]
         Setting("BLUESKY_SERVICE_URL", "Address of the account's PDS (its server). Accounts on Bluesky's own "
                 "servers use the default.", default=DEFAULT_SERVICE_URL, parse=parse_url),
-    )
+    ))
     #: httpx transport under atproto; the tests put an ``httpx.MockTransport`` here
     transport: httpx.BaseTransport | None = None
 
@@ -282,9 +283,9 @@ class BlueskyChannel(SocialChannel):
         return BlueskyClient(account, service_url=str(self.option("BLUESKY_SERVICE_URL")),
                              timeout=self.http_timeout, transport=self.transport, clock=self.clock)
 
-    def send(self, client: BlueskyClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
-        rkey, retrying = self._record_key(article, client.account, idempotency_key)
+    def post(self, client: BlueskyClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
+        rkey, retrying = self._record_key(attempt, idempotency_key)
         if retrying:  # an earlier try may have stored it, even if no listing shows it yet
             existing = client.get_post(rkey)
             if existing is not None:
@@ -327,15 +328,14 @@ class BlueskyChannel(SocialChannel):
             uri=article.url, title=article.title, description=_card_description(article), thumb=thumb,
         ))
 
-    def _record_key(self, article: Article, account: SocialAccount, idempotency_key: str) -> tuple[str, bool]:
-        """The post's record key, from the ledger row, and whether this is not the row's first try."""
-        from publisher.delivery import DeliveryKey
-
-        row = self.site.ledger().get(DeliveryKey(article.slug, article.lang, self.name, account.label))
+    def _record_key(self, attempt: Attempt, idempotency_key: str) -> tuple[str, bool]:
+        """The post's record key, from the ledger row as it was before this try, and whether an earlier try
+        of that row may have stored it."""
+        row = attempt.previous
         first_tried = datetime.now(timezone.utc)
         if row is not None and row.created_at:
             first_tried = datetime.fromisoformat(row.created_at.replace("Z", "+00:00"))
-        retrying = row is not None and row.attempts > 1
+        retrying = row is not None and row.attempts >= 1
         return record_key(first_tried, idempotency_key), retrying
 
     def outbox_payload(self, article: Article, posts: Sequence[PostText]) -> dict[str, Any]:
