@@ -7,7 +7,7 @@ too. ``langs`` is the article's language: atproto would otherwise say ``en``. Th
 at most 1,000,000 bytes (shrunk if larger, dropped if it cannot be).
 
 Never a duplicate: on top of ``SocialChannel``'s rules, the record key is chosen here, before the post, from
-the ledger row (the time the row was first tried, plus a hash of the row's idempotency key). A retry
+the delivery's row (the time the row was first tried, plus a hash of the row's idempotency key). A retry
 therefore asks for that exact record (``getRecord``) before posting, and a second ``createRecord`` under the
 same key cannot make a second post even when the app view has not yet listed the first one.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from publisher.channels.social import (
     AccountSettings,
@@ -61,7 +61,7 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 def record_key(first_tried: datetime, idempotency_key: str) -> str:
     """The TID a post is stored under: the row's first try (microseconds) and 10 bits of its idempotency key.
 
-    The same ledger row always gives the same key; a ``--force`` re-post has another idempotency key, so
+    The same delivery row always gives the same key; a ``--force`` re-post has another idempotency key, so
     another record key.
     """
     digest = int.from_bytes(hashlib.sha256(idempotency_key.encode()).digest()[:4], "big")
@@ -79,7 +79,7 @@ def post_facets(text: str) -> list[Any]:
     """
     from atproto_client.utils.facet_detection import detect_facets
 
-    return detect_facets(text)
+    return list(detect_facets(text))
 
 
 def shrink_thumbnail(data: bytes, limit: int = THUMBNAIL_MAX_BYTES) -> bytes | None:
@@ -226,7 +226,7 @@ class _atproto_errors:  # noqa: N801 - used as a ``with`` block, like contextlib
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None or (self.passthrough is not None and isinstance(exc, self.passthrough)):
             return False
         from atproto_client.exceptions import RateLimitExceededError, RequestErrorBase
@@ -250,8 +250,8 @@ class _atproto_errors:  # noqa: N801 - used as a ``with`` block, like contextlib
 
     def _reset_at(self, exc: Any) -> float | None:
         if exc.retry_after is not None:
-            return self.clock() + exc.retry_after
-        return exc.reset_at.timestamp() if exc.reset_at is not None else None
+            return self.clock() + float(exc.retry_after)
+        return float(exc.reset_at.timestamp()) if exc.reset_at is not None else None
 
 
 # --- the channel -----------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class BlueskyChannel(SocialChannel):
     title: ClassVar[str] = "Bluesky"
     setting_prefix: ClassVar[str] = "BLUESKY"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = BLUESKY_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = AccountSettings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky", (  # type: ignore[assignment]
+    settings = AccountSettings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky", (
         Setting("BLUESKY_SERVICE_URL", "Address of the account's PDS (its server). Accounts on Bluesky's own "
                 "servers use the default.", default=DEFAULT_SERVICE_URL, parse=parse_url),
     ))
@@ -320,7 +320,7 @@ class BlueskyChannel(SocialChannel):
 
         thumb = None
         image = self.load_image(article) if client is not None else None   # the outbox uploads nothing
-        if image is not None:
+        if image is not None and client is not None:
             small = shrink_thumbnail(image.data)
             if small is not None:
                 thumb = client.upload_thumbnail(small)
@@ -329,7 +329,7 @@ class BlueskyChannel(SocialChannel):
         ))
 
     def _record_key(self, attempt: Attempt, idempotency_key: str) -> tuple[str, bool]:
-        """The post's record key, from the ledger row as it was before this try, and whether an earlier try
+        """The post's record key, from the delivery's row as it was before this try, and whether an earlier try
         of that row may have stored it."""
         row = attempt.previous
         first_tried = datetime.now(timezone.utc)

@@ -188,7 +188,7 @@ class FacebookChannel(SocialChannel):
     title: ClassVar[str] = "Facebook Page"
     setting_prefix: ClassVar[str] = "FACEBOOK"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = FACEBOOK_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = AccountSettings("FACEBOOK", FACEBOOK_CREDENTIALS, "Facebook Page", (  # type: ignore[assignment]
+    settings = AccountSettings("FACEBOOK", FACEBOOK_CREDENTIALS, "Facebook Page", (
         Setting("FACEBOOK_GRAPH_VERSION", "Graph API version to call, e.g. v24.0 (Meta retires each version "
                 "about two years after its release).", default=DEFAULT_GRAPH_VERSION, parse=parse_graph_version),
     ))

@@ -257,7 +257,7 @@ class LinkedInChannel(SocialChannel):
     title: ClassVar[str] = "LinkedIn organization"
     setting_prefix: ClassVar[str] = "LINKEDIN"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = LINKEDIN_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = AccountSettings("LINKEDIN", LINKEDIN_CREDENTIALS, "LinkedIn", (  # type: ignore[assignment]
+    settings = AccountSettings("LINKEDIN", LINKEDIN_CREDENTIALS, "LinkedIn", (
         Setting("LINKEDIN_API_VERSION", "LinkedIn API version (YYYYMM) sent as the LinkedIn-Version header; "
                 "LinkedIn retires each version about a year after its release.",
                 default=DEFAULT_LINKEDIN_VERSION, parse=parse_linkedin_version),

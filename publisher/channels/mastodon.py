@@ -1,15 +1,15 @@
 """Mastodon through Mastodon.py: one status per article and language, with an idempotency key and the language set.
 
-The ``Idempotency-Key`` header comes from the ledger row, so the same request sent twice (by a retry after a
-timeout) makes one status: the instance answers the second with the first. Mastodon keeps those keys for about
-an hour, which is why the ledger's ``unconfirmed`` rule still applies. The length limit is the instance's
+The ``Idempotency-Key`` header comes from the delivery (its key and generation), so the same request sent twice
+(by a retry after a timeout) makes one status: the instance answers the second with the first. Mastodon keeps
+those keys for about an hour, which is why the pipeline's ``unconfirmed`` rule still applies. The length limit is the instance's
 ``max_characters`` (asked once per run), or ``MASTODON_MAX_CHARACTERS``, or 500.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from publisher.channels.social import (
     AccountSettings,
@@ -48,7 +48,7 @@ class MastodonChannel(SocialChannel):
     title: ClassVar[str] = "Mastodon"
     setting_prefix: ClassVar[str] = "MASTODON"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = MASTODON_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = AccountSettings("MASTODON", MASTODON_CREDENTIALS, "Mastodon", (  # type: ignore[assignment]
+    settings = AccountSettings("MASTODON", MASTODON_CREDENTIALS, "Mastodon", (
         Setting("MASTODON_MAX_CHARACTERS", "Longest post the instance accepts. Default: asked from the instance "
                 "(its max_characters) when posting, 500 in previews.", parse=parse_positive_int),
     ))
@@ -167,7 +167,7 @@ class _mastodon_errors:  # noqa: N801 - used as a ``with`` block, like contextli
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None:
             return False
         from mastodon import MastodonAPIError, MastodonError, MastodonNetworkError, MastodonRatelimitError

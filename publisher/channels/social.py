@@ -11,10 +11,10 @@ A platform module (x.py, mastodon.py, ...) subclasses ``SocialChannel`` and writ
 Accounts per language. Settings are ``<PREFIX>_<FIELD>`` for the default account and ``<PREFIX>_<LANG>_<FIELD>``
 for an account of one of the site's languages (``PUBLISHER_LANGUAGES``): ``X_API_KEY``, ``X_KO_API_KEY``. A post
 in language L goes to L's account when all of its fields are set, else to the default account, else to the JSON
-outbox (``outbox/<channel>/<slug>.<lang>.json``). The ledger target is the account's label: ``default`` or the
+outbox (``outbox/<channel>/<slug>.<lang>.json``). The delivery's target is the account's label: ``default`` or the
 language code (``en``, ``ko``), or ``outbox``.
 
-Never a duplicate. The pipeline keeps one ledger row per (article, language, channel, account), claims it
+Never a duplicate. The pipeline keeps one delivery row per (article, language, channel, account), claims it
 before ``send`` and records the ``Outcome``; ``in_doubt = "verify"`` makes it never post a row left in doubt
 again blindly. This module maps what the platform said to that outcome, and keeps the row's ``detail``: the
 thread parts posted so far (``{"parts": [{"id", "url"}], "total": 3, "generation": 0}``):
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 from publisher.channels.base import Channel, ChannelContext, DeliveryReport, Rendition, Result, Sender
 from publisher.delivery import Attempt, Found, LookupFailed, LookupUnsupported, Outcome, RenderedFile
@@ -57,7 +57,7 @@ DEFAULT_RATE_LIMIT_WAIT = 60.0  # seconds, when a 429 does not say when to come 
 
 @dataclass(frozen=True)
 class SocialAccount:
-    """One account on one platform: its label (the ledger target) and its credentials by field name."""
+    """One account on one platform: its label (the delivery's target) and its credentials by field name."""
 
     channel: str
     label: str  # "default" or a language code
@@ -188,7 +188,7 @@ def _setting_name(prefix: str, lang: str | None, field: str) -> str:
 
 
 def idempotency_key(key: DeliveryKey, part: int, generation: int = 0) -> str:
-    """A stable key for one post of one ledger row: the same request retried is recognised by the platform.
+    """A stable key for one post of one delivery: the same request retried is recognised by the platform.
 
     ``generation`` grows with each ``--force`` re-post, so a deliberate second post is not taken for a retry.
     """
@@ -263,7 +263,7 @@ class SocialPayload:
 
 
 class SocialChannel(Channel):
-    """A social network: posts per language to the account of that language, one ledger row per account."""
+    """A social network: posts per language to the account of that language, one delivery per account."""
 
     setting_prefix: ClassVar[str] = ""  # "X", "MASTODON"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
@@ -303,7 +303,7 @@ class SocialChannel(Channel):
     def post(self, client: Any, article: Article, post: PostText, *, reply_to: RemotePost | None,
              idempotency_key: str, attempt: Attempt) -> RemotePost:
         """Make one post (``reply_to`` is the previous thread part). Raise a ``SocialPostError`` on failure.
-        ``attempt`` is the delivery (its ledger row before the claim is ``attempt.previous``)."""
+        ``attempt`` is the delivery (its row before the claim is ``attempt.previous``)."""
         raise NotImplementedError
 
     def recent_posts(self, client: Any, account: SocialAccount) -> list[RemotePost] | None:
@@ -560,7 +560,7 @@ class SocialChannel(Channel):
         return found if isinstance(found, RemotePost) else None
 
     def _find_post(self, client: Any, account: SocialAccount, article: Article,
-                   post: PostText) -> RemotePost | None | object:
+                   post: PostText) -> RemotePost | _LookupUnsupported | None:
         """The post among the account's recent ones (by the article's URL, else by text), None, or unsupported."""
         recent = self.recent_posts(client, account)
         if recent is None:
@@ -624,7 +624,7 @@ class _LookupUnsupported:
         return "LOOKUP_UNSUPPORTED"
 
 
-_LOOKUP_UNSUPPORTED: Any = _LookupUnsupported()
+_LOOKUP_UNSUPPORTED: Final = _LookupUnsupported()
 
 
 def _relative(path: Path, root: Path) -> str:

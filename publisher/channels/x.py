@@ -83,7 +83,7 @@ def _session_with_timeout(timeout: float) -> requests.Session:
     import requests
 
     class TimeoutSession(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
             kwargs.setdefault("timeout", timeout)
             return super().request(*args, **kwargs)
 
@@ -102,7 +102,7 @@ class XChannel(SocialChannel):
     title: ClassVar[str] = "X (Twitter)"
     setting_prefix: ClassVar[str] = "X"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = X_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = AccountSettings("X", X_CREDENTIALS, "X", (  # type: ignore[assignment]
+    settings = AccountSettings("X", X_CREDENTIALS, "X", (
         Setting("X_LONG_TEXT", "What to do with a post over 280 weighted characters (Hangul counts 2): "
                 "'shorten' it at a word boundary, or post it as a numbered 'thread' (1/3, 2/3, ...).",
                 default="shorten", choices=("shorten", "thread")),
@@ -124,7 +124,7 @@ class XChannel(SocialChannel):
 
     def post(self, client: XClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
              idempotency_key: str, attempt: Attempt) -> RemotePost:
-        # X has no idempotency key; the ledger row and the duplicate-content rule stand in for it.
+        # X has no idempotency key; the delivery record and the duplicate-content rule stand in for it.
         import tweepy
 
         media_ids = self._upload_image(client, article) if post.part == 1 else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +21,7 @@ from publisher.channels.linkedin import (
 )
 from publisher.errors import ConfigError
 from publisher.delivery import DeliveryKey
-from tests.social.conftest import FakeClock, publish_with, story_of
+from tests.social.conftest import NOW, FakeClock, publish_with, story_of
 
 SLUG = "2024-unpsf-incheon"
 ORGANIZATION = {"LINKEDIN_ORGANIZATION_URN": "urn:li:organization:2414183",
@@ -135,11 +136,12 @@ def test_commentary_stays_within_3000_after_escaping(make_site, write_article, h
     assert story_of(site, "many-symbols").get("en").url in plain_from_little(commentary)
 
 
-def test_429_waits_for_retry_after_then_posts(make_site, http) -> None:
+@pytest.mark.parametrize("retry_after", ["45", formatdate(NOW + 45, usegmt=True)], ids=["seconds", "http-date"])
+def test_429_waits_for_retry_after_then_posts(make_site, http, retry_after) -> None:
     site = make_site(**ORGANIZATION)
     clock = FakeClock()
     http.add(responses.POST, POSTS, status=429, json={"status": 429, "message": "Resource level throttle"},
-             headers={"Retry-After": "45"})
+             headers={"Retry-After": retry_after})
     http.add(responses.POST, POSTS, **created("urn:li:share:7004"))
 
     [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])

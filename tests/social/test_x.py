@@ -487,3 +487,33 @@ def test_a_duplicate_thread_part_that_cannot_be_found_leaves_the_thread_unconfir
     # Part 2 would have to reply to part 1, whose id X did not give: stop rather than post a broken thread.
     assert report.state == "unconfirmed" and "duplicate" in report.note
     assert len(posted_bodies(x_http)) == 1
+
+
+def test_a_thread_is_one_rendition_with_its_later_parts_as_extra_files(make_site, write_article, fake_clock) -> None:
+    summary = "The workshop discussed digital transformation and inclusive governance for climate action. " * 6
+    write_article("long-english", "en", "A long story", summary.strip())
+    site = make_site(**X_DEFAULT, X_LONG_TEXT="thread")
+
+    [rendition] = channel_for(site, fake_clock).render(story_of(site, "long-english"), ["en"])
+
+    files = rendition.files
+    assert len(files) >= 3 and [f.filename for f in files] == [f"post-{n}.txt" for n in range(1, len(files) + 1)]
+    assert [f.meta["part"] for f in files] == list(range(1, len(files) + 1))
+    assert {f.meta["parts"] for f in files} == {len(files)} and {f.meta["account"] for f in files} == {"default"}
+    assert (rendition.target, rendition.filename, rendition.content) == ("default", "post-1.txt", files[0].content)
+
+
+def test_per_language_accounts_follow_the_sites_languages(make_site, fake_clock) -> None:
+    from publisher.channels.social import account_settings
+    from publisher.channels.x import X_CREDENTIALS
+
+    helps = {setting.name: setting.help for setting in XChannel.settings}
+    assert "for the Korean X account (posts in Korean)" in helps["X_KO_API_KEY"]
+    assert "for the English X account" in helps["X_EN_API_KEY"] and "X_API_KEY" in helps
+    [japanese] = [s for s in account_settings("X", X_CREDENTIALS, "X", ["ja"]) if s.name == "X_JA_API_KEY"]
+    assert "for the Japanese X account" in japanese.help and japanese.secret
+    # A site that publishes in English only has no Korean account: a Korean post would use the default one.
+    site = make_site(**X_DEFAULT, **X_KOREAN, PUBLISHER_LANGUAGES="en")
+    channel = channel_for(site, fake_clock)
+    assert channel.account_for("ko").label == "default"
+    assert [account.label for account in channel.accounts()] == ["default"]
