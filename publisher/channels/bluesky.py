@@ -7,7 +7,7 @@ too. ``langs`` is the article's language: atproto would otherwise say ``en``. Th
 at most 1,000,000 bytes (shrunk if larger, dropped if it cannot be).
 
 Never a duplicate: on top of ``SocialChannel``'s rules, the record key is chosen here, before the post, from
-the ledger row (the time the row was first tried, plus a hash of the row's idempotency key). A retry
+the delivery's row (the time the row was first tried, plus a hash of the row's idempotency key). A retry
 therefore asks for that exact record (``getRecord``) before posting, and a second ``createRecord`` under the
 same key cannot make a second post even when the app view has not yet listed the first one.
 """
@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from publisher.channels.social import (
+    AccountSettings,
     CredentialField,
     OutcomeUnknown,
     PostNotSent,
@@ -27,7 +28,6 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    account_settings,
     network_failure,
 )
 from publisher.settings import Setting, parse_url
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # atproto and httpx are imported only when a post is made
     import httpx
 
     from publisher.article import Article
+    from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, PostText
 
 BLUESKY_CREDENTIALS = (
@@ -60,7 +61,7 @@ _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 def record_key(first_tried: datetime, idempotency_key: str) -> str:
     """The TID a post is stored under: the row's first try (microseconds) and 10 bits of its idempotency key.
 
-    The same ledger row always gives the same key; a ``--force`` re-post has another idempotency key, so
+    The same delivery row always gives the same key; a ``--force`` re-post has another idempotency key, so
     another record key.
     """
     digest = int.from_bytes(hashlib.sha256(idempotency_key.encode()).digest()[:4], "big")
@@ -78,7 +79,7 @@ def post_facets(text: str) -> list[Any]:
     """
     from atproto_client.utils.facet_detection import detect_facets
 
-    return detect_facets(text)
+    return list(detect_facets(text))
 
 
 def shrink_thumbnail(data: bytes, limit: int = THUMBNAIL_MAX_BYTES) -> bytes | None:
@@ -225,7 +226,7 @@ class _atproto_errors:  # noqa: N801 - used as a ``with`` block, like contextlib
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None or (self.passthrough is not None and isinstance(exc, self.passthrough)):
             return False
         from atproto_client.exceptions import RateLimitExceededError, RequestErrorBase
@@ -249,8 +250,8 @@ class _atproto_errors:  # noqa: N801 - used as a ``with`` block, like contextlib
 
     def _reset_at(self, exc: Any) -> float | None:
         if exc.retry_after is not None:
-            return self.clock() + exc.retry_after
-        return exc.reset_at.timestamp() if exc.reset_at is not None else None
+            return self.clock() + float(exc.retry_after)
+        return float(exc.reset_at.timestamp()) if exc.reset_at is not None else None
 
 
 # --- the channel -----------------------------------------------------------------------------------------
@@ -263,10 +264,10 @@ class BlueskyChannel(SocialChannel):
     title: ClassVar[str] = "Bluesky"
     setting_prefix: ClassVar[str] = "BLUESKY"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = BLUESKY_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = account_settings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky") + (
+    settings = AccountSettings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky", (
         Setting("BLUESKY_SERVICE_URL", "Address of the account's PDS (its server). Accounts on Bluesky's own "
                 "servers use the default.", default=DEFAULT_SERVICE_URL, parse=parse_url),
-    )
+    ))
     #: httpx transport under atproto; the tests put an ``httpx.MockTransport`` here
     transport: httpx.BaseTransport | None = None
 
@@ -282,9 +283,9 @@ class BlueskyChannel(SocialChannel):
         return BlueskyClient(account, service_url=str(self.option("BLUESKY_SERVICE_URL")),
                              timeout=self.http_timeout, transport=self.transport, clock=self.clock)
 
-    def send(self, client: BlueskyClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
-        rkey, retrying = self._record_key(article, client.account, idempotency_key)
+    def post(self, client: BlueskyClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
+        rkey, retrying = self._record_key(attempt, idempotency_key)
         if retrying:  # an earlier try may have stored it, even if no listing shows it yet
             existing = client.get_post(rkey)
             if existing is not None:
@@ -319,7 +320,7 @@ class BlueskyChannel(SocialChannel):
 
         thumb = None
         image = self.load_image(article) if client is not None else None   # the outbox uploads nothing
-        if image is not None:
+        if image is not None and client is not None:
             small = shrink_thumbnail(image.data)
             if small is not None:
                 thumb = client.upload_thumbnail(small)
@@ -327,15 +328,14 @@ class BlueskyChannel(SocialChannel):
             uri=article.url, title=article.title, description=_card_description(article), thumb=thumb,
         ))
 
-    def _record_key(self, article: Article, account: SocialAccount, idempotency_key: str) -> tuple[str, bool]:
-        """The post's record key, from the ledger row, and whether this is not the row's first try."""
-        from publisher.delivery import DeliveryKey
-
-        row = self.site.ledger().get(DeliveryKey(article.slug, article.lang, self.name, account.label))
+    def _record_key(self, attempt: Attempt, idempotency_key: str) -> tuple[str, bool]:
+        """The post's record key, from the delivery's row as it was before this try, and whether an earlier try
+        of that row may have stored it."""
+        row = attempt.previous
         first_tried = datetime.now(timezone.utc)
         if row is not None and row.created_at:
             first_tried = datetime.fromisoformat(row.created_at.replace("Z", "+00:00"))
-        retrying = row is not None and row.attempts > 1
+        retrying = row is not None and row.attempts >= 1
         return record_key(first_tried, idempotency_key), retrying
 
     def outbox_payload(self, article: Article, posts: Sequence[PostText]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from publisher.channels.social import (
+    AccountSettings,
     CredentialField,
     DuplicatePost,
     OutcomeUnknown,
@@ -22,7 +23,6 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    account_settings,
     network_failure,
 )
 from publisher.settings import Setting
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     import requests
 
     from publisher.article import Article
+    from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, PostText
 
 GRAPH_URL = "https://graph.facebook.com"
@@ -139,7 +140,8 @@ class GraphClient:
         if code is not None:
             said += f" (code {code})"
         if response.status_code == 429 or code in RATE_LIMIT_CODES:
-            raise RateLimited(said, reset_at=self.clock() + _rate_limit_wait(response))
+            now = self.clock()
+            raise RateLimited(said, reset_at=now + _rate_limit_wait(response, now))
         if posting and code == DUPLICATE_STATUS_CODE:
             raise DuplicatePost(said)
         if response.status_code >= 500 and posting:
@@ -148,14 +150,13 @@ class GraphClient:
         raise PostNotSent(f"could not {action}: {said}")
 
 
-def _rate_limit_wait(response: requests.Response) -> float:
+def _rate_limit_wait(response: requests.Response, now: float) -> float:
     """Seconds until Facebook takes posts again: Retry-After, else the usage headers' estimate (minutes)."""
-    retry_after = response.headers.get("Retry-After")
-    if retry_after:
-        try:
-            return max(float(retry_after), 0.0)
-        except ValueError:
-            pass
+    from publisher.http_retry import retry_after
+
+    wait = retry_after(response.headers.get("Retry-After"), now)
+    if wait is not None:
+        return wait
     minutes: list[float] = []
     for header in ("X-Business-Use-Case-Usage", "X-Page-Usage", "X-App-Usage"):
         try:
@@ -187,10 +188,10 @@ class FacebookChannel(SocialChannel):
     title: ClassVar[str] = "Facebook Page"
     setting_prefix: ClassVar[str] = "FACEBOOK"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = FACEBOOK_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = account_settings("FACEBOOK", FACEBOOK_CREDENTIALS, "Facebook Page") + (
+    settings = AccountSettings("FACEBOOK", FACEBOOK_CREDENTIALS, "Facebook Page", (
         Setting("FACEBOOK_GRAPH_VERSION", "Graph API version to call, e.g. v24.0 (Meta retires each version "
                 "about two years after its release).", default=DEFAULT_GRAPH_VERSION, parse=parse_graph_version),
-    )
+    ))
 
     def length_rule(self, account: SocialAccount | None) -> LengthRule:
         from publisher.formatters.social import LengthRule
@@ -204,8 +205,8 @@ class FacebookChannel(SocialChannel):
         return GraphClient(account, version=str(self.option("FACEBOOK_GRAPH_VERSION")),
                            timeout=self.http_timeout, clock=self.clock)
 
-    def send(self, client: GraphClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
+    def post(self, client: GraphClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
         return client.publish(post.text, article.url)
 
     def recent_posts(self, client: GraphClient, account: SocialAccount) -> list[RemotePost] | None:

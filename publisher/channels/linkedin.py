@@ -17,11 +17,13 @@ checked the Page (as for any platform that cannot list posts). A post LinkedIn r
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from publisher.channels.social import (
+    AccountSettings,
     CredentialField,
     DuplicatePost,
     OutcomeUnknown,
@@ -30,7 +32,6 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    account_settings,
     network_failure,
 )
 from publisher.settings import Setting
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     import requests
 
     from publisher.article import Article
+    from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, PostText
 
 API_URL = "https://api.linkedin.com/rest"
@@ -124,7 +126,7 @@ class LinkedInClient:
         self.clock = clock
         self._base = base_url.rstrip("/")
         self._timeout = timeout
-        self.uploaded_images: dict[str, str] = {}  # image file name -> urn:li:image:...
+        self.uploaded_images: dict[str, str] = {}  # image digest -> urn:li:image:...
         self._session = requests.Session()
         self._session.headers.update({
             "Authorization": f"Bearer {account['ACCESS_TOKEN']}",
@@ -149,8 +151,9 @@ class LinkedInClient:
         LinkedIn does not read the article's page for a picture, so without this the card has none. An
         upload is not a post: whatever fails here leaves nothing published.
         """
-        if name in self.uploaded_images:  # a retry after a rate limit does not upload again
-            return self.uploaded_images[name]
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self.uploaded_images:  # a retry after a rate limit does not upload again
+            return self.uploaded_images[digest]
         action = "upload the image to LinkedIn"
         try:
             started = self._call("POST", f"{self._base}/images?action=initializeUpload", action,
@@ -162,8 +165,8 @@ class LinkedInClient:
             raise PostNotSent(str(exc)) from None
         except (KeyError, TypeError, ValueError):
             raise PostNotSent(f"could not {action}: LinkedIn's answer had no upload address") from None
-        self.uploaded_images[name] = str(value["image"])
-        return self.uploaded_images[name]
+        self.uploaded_images[digest] = str(value["image"])
+        return self.uploaded_images[digest]
 
     def recent_posts(self) -> list[RemotePost] | None:
         """The organization's latest posts, or None when the token may not list them (403)."""
@@ -200,7 +203,8 @@ class LinkedInClient:
             return None
         said = f"LinkedIn answered {response.status_code}: {_error_message(response)}"
         if response.status_code == 429:
-            raise RateLimited(said, reset_at=self.clock() + _retry_after(response))
+            now = self.clock()
+            raise RateLimited(said, reset_at=now + _retry_after(response, now))
         duplicate_of = _DUPLICATE.search(said) if posting and response.status_code == 422 else None
         if duplicate_of:
             # "Content is a duplicate of urn:li:share:...": LinkedIn already has this post, and says which
@@ -238,12 +242,12 @@ def _error_message(response: requests.Response) -> str:
     return response.reason or "no reason"
 
 
-def _retry_after(response: requests.Response) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "")), 0.0)
-    except ValueError:
-        # LinkedIn seldom says when its limits reset: wait a bounded default, then try again
-        return DEFAULT_RATE_LIMIT_WAIT
+def _retry_after(response: requests.Response, now: float) -> float:
+    from publisher.http_retry import retry_after
+
+    wait = retry_after(response.headers.get("Retry-After"), now)
+    # LinkedIn seldom says when its limits reset: wait a bounded default, then try again
+    return DEFAULT_RATE_LIMIT_WAIT if wait is None else wait
 
 
 class LinkedInChannel(SocialChannel):
@@ -253,11 +257,11 @@ class LinkedInChannel(SocialChannel):
     title: ClassVar[str] = "LinkedIn organization"
     setting_prefix: ClassVar[str] = "LINKEDIN"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = LINKEDIN_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = account_settings("LINKEDIN", LINKEDIN_CREDENTIALS, "LinkedIn") + (
+    settings = AccountSettings("LINKEDIN", LINKEDIN_CREDENTIALS, "LinkedIn", (
         Setting("LINKEDIN_API_VERSION", "LinkedIn API version (YYYYMM) sent as the LinkedIn-Version header; "
                 "LinkedIn retires each version about a year after its release.",
                 default=DEFAULT_LINKEDIN_VERSION, parse=parse_linkedin_version),
-    )
+    ))
 
     def length_rule(self, account: SocialAccount | None) -> LengthRule:
         from publisher.formatters.social import LengthRule
@@ -271,8 +275,8 @@ class LinkedInChannel(SocialChannel):
         return LinkedInClient(account, version=str(self.option("LINKEDIN_API_VERSION")),
                               timeout=self.http_timeout, clock=self.clock)
 
-    def send(self, client: LinkedInClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
+    def post(self, client: LinkedInClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
         image = self.load_image(article)
         thumbnail = client.upload_image(image.data, image.filename) if image is not None else None
         return client.publish(little_commentary(post.text), url=article.url, title=article.title,

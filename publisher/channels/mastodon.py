@@ -1,17 +1,18 @@
 """Mastodon through Mastodon.py: one status per article and language, with an idempotency key and the language set.
 
-The ``Idempotency-Key`` header comes from the ledger row, so the same request sent twice (by a retry after a
-timeout) makes one status: the instance answers the second with the first. Mastodon keeps those keys for about
-an hour, which is why the ledger's ``unconfirmed`` rule still applies. The length limit is the instance's
+The ``Idempotency-Key`` header comes from the delivery (its key and generation), so the same request sent twice
+(by a retry after a timeout) makes one status: the instance answers the second with the first. Mastodon keeps
+those keys for about an hour, which is why the pipeline's ``unconfirmed`` rule still applies. The length limit is the instance's
 ``max_characters`` (asked once per run), or ``MASTODON_MAX_CHARACTERS``, or 500.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from publisher.channels.social import (
+    AccountSettings,
     CredentialField,
     OutcomeUnknown,
     PostNotSent,
@@ -19,7 +20,6 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    account_settings,
     network_failure,
 )
 from publisher.settings import Setting, parse_positive_int, parse_url
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # Mastodon.py is imported only when a post is made
     from mastodon import Mastodon
 
     from publisher.article import Article
+    from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, PostText
 
 MASTODON_CREDENTIALS = (
@@ -47,10 +48,10 @@ class MastodonChannel(SocialChannel):
     title: ClassVar[str] = "Mastodon"
     setting_prefix: ClassVar[str] = "MASTODON"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = MASTODON_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = account_settings("MASTODON", MASTODON_CREDENTIALS, "Mastodon") + (
+    settings = AccountSettings("MASTODON", MASTODON_CREDENTIALS, "Mastodon", (
         Setting("MASTODON_MAX_CHARACTERS", "Longest post the instance accepts. Default: asked from the instance "
                 "(its max_characters) when posting, 500 in previews.", parse=parse_positive_int),
-    )
+    ))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,8 +85,8 @@ class MastodonChannel(SocialChannel):
             self._instance_limits[account["API_BASE_URL"]] = _instance_max_characters(client)
         return client
 
-    def send(self, client: Mastodon, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
+    def post(self, client: Mastodon, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
         media_ids = self._upload_image(client, article) if post.part == 1 else None
         with _mastodon_errors(client, "post to Mastodon"):
             status = client.status_post(
@@ -166,7 +167,7 @@ class _mastodon_errors:  # noqa: N801 - used as a ``with`` block, like contextli
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None:
             return False
         from mastodon import MastodonAPIError, MastodonError, MastodonNetworkError, MastodonRatelimitError

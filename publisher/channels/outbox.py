@@ -18,9 +18,14 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", text).strip("._") or "item"
 
 
+def json_outbox_path(site: Site, channel: str, name: str) -> Path:
+    """Where ``write_json_outbox`` writes ``name`` of ``channel``: ``outbox/<channel>/<name>.json``."""
+    return site.outbox_dir / safe_name(channel) / f"{safe_name(name)}.json"
+
+
 def write_json_outbox(site: Site, channel: str, name: str, payload: dict[str, Any]) -> Path:
     """Write ``outbox/<channel>/<name>.json`` atomically and return its path."""
-    path = site.outbox_dir / safe_name(channel) / f"{safe_name(name)}.json"
+    path = json_outbox_path(site, channel, name)
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=2, default=str) + "\n")
     return path
 

@@ -1,29 +1,30 @@
-"""``SocialChannel``: the base of every social network channel, which never posts the same article twice.
+"""``SocialChannel``: the base of every social network channel: a post thread per language and account.
 
 A platform module (x.py, mastodon.py, ...) subclasses ``SocialChannel`` and writes four small hooks:
 
 - ``length_rule(account)``: how the platform measures a post (``publisher.formatters.social``);
 - ``open_client(account)``: the platform's client library, logged in as ``account``;
-- ``send(client, post, ...)``: make one post (or thread part) and return its ``RemotePost``, translating the
-  library's errors into ``RateLimited``, ``OutcomeUnknown``, ``DuplicatePost`` or ``PostNotSent``;
+- ``post(client, article, post, ...)``: make one post (or thread part) and return its ``RemotePost``, translating
+  the library's errors into ``RateLimited``, ``OutcomeUnknown``, ``DuplicatePost`` or ``PostNotSent``;
 - ``recent_posts(client, account)``: the account's latest posts, or ``None`` where the API cannot list them.
 
-Accounts per language. Settings are ``<PREFIX>_<FIELD>`` for the default account and ``<PREFIX>_EN_<FIELD>`` /
-``<PREFIX>_KO_<FIELD>`` for an account of one language (``X_API_KEY``, ``X_KO_API_KEY``). A post in language L
-goes to L's account when all of its fields are set, else to the default account, else to the JSON outbox
-(``outbox/<channel>/<slug>.<lang>.json``). The ledger target is the account's label: ``default``, ``en`` or ``ko``.
+Accounts per language. Settings are ``<PREFIX>_<FIELD>`` for the default account and ``<PREFIX>_<LANG>_<FIELD>``
+for an account of one of the site's languages (``PUBLISHER_LANGUAGES``): ``X_API_KEY``, ``X_KO_API_KEY``. A post
+in language L goes to L's account when all of its fields are set, else to the default account, else to the JSON
+outbox (``outbox/<channel>/<slug>.<lang>.json``). The delivery's target is the account's label: ``default`` or the
+language code (``en``, ``ko``), or ``outbox``.
 
-Never a duplicate. One ledger row per (article, language, channel, account); its ``detail`` holds the ids of
-the thread parts posted so far (``{"parts": [{"id", "url"}], "total": 3}``):
+Never a duplicate. The pipeline keeps one delivery row per (article, language, channel, account), claims it
+before ``send`` and records the ``Outcome``; ``in_doubt = "verify"`` makes it never post a row left in doubt
+again blindly. This module maps what the platform said to that outcome, and keeps the row's ``detail``: the
+thread parts posted so far (``{"parts": [{"id", "url"}], "total": 3, "generation": 0}``):
 
-- ``sent`` is never posted again unless ``--force``;
 - 429: wait until the reset (``SOCIAL_RATE_LIMIT_MAX_WAIT`` seconds at most) and retry, at most
-  ``SOCIAL_RATE_LIMIT_RETRIES`` times; after that the row is ``failed`` (nothing was posted, so a later run retries);
-- a 5xx or a timeout after the request left: ``unconfirmed``, and so is a row left ``in_flight`` by a crash.
-  Neither is retried unless ``publish --retry-unconfirmed``, which first looks for the post among the account's
-  recent posts (by the article's URL, else by its text) and posts only if it is absent;
+  ``SOCIAL_RATE_LIMIT_RETRIES`` times; after that the outcome is ``failed`` (nothing was posted);
+- a 5xx or a timeout after the request left: ``unconfirmed``. ``publish --retry-unconfirmed`` first looks for
+  the post among the account's recent posts (``find_existing``: by the article's URL, else by its text);
 - a platform's "duplicate content" refusal counts as posted;
-- a thread resumes after its last posted part.
+- a thread resumes after its last posted part (``ctx.checkpoint`` records each part as it is posted).
 """
 
 from __future__ import annotations
@@ -34,20 +35,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
-from publisher.channels.base import Channel, DeliveryReport, PublishContext, Rendition
+from publisher.channels.base import Channel, ChannelContext, DeliveryReport, Rendition, Result, Sender
+from publisher.delivery import Attempt, Found, LookupFailed, LookupUnsupported, Outcome, RenderedFile
 from publisher.errors import ChannelError, ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
     from publisher.article import Article, Story
-    from publisher.formatters.social import LengthRule, LongTextMode, PostText
     from publisher.delivery import DeliveryKey
+    from publisher.formatters.social import LengthRule, LongTextMode, PostText
 
-ACCOUNT_LANGUAGES: tuple[str, ...] = ("en", "ko")
 DEFAULT_ACCOUNT = "default"
 OUTBOX_TARGET = "outbox"
+DEFAULT_RATE_LIMIT_WAIT = 60.0  # seconds, when a 429 does not say when to come back
 
 
 # --- what a platform hook returns or raises ---------------------------------------------------------------
@@ -55,10 +57,10 @@ OUTBOX_TARGET = "outbox"
 
 @dataclass(frozen=True)
 class SocialAccount:
-    """One account on one platform: its label (the ledger target) and its credentials by field name."""
+    """One account on one platform: its label (the delivery's target) and its credentials by field name."""
 
     channel: str
-    label: str  # "default", "en" or "ko"
+    label: str  # "default" or a language code
     credentials: dict[str, str]
 
     def __getitem__(self, field: str) -> str:
@@ -125,19 +127,60 @@ class CredentialField:
     parse: Callable[[str], Any] = str
 
 
-def account_settings(prefix: str, fields: Sequence[CredentialField], platform: str) -> tuple[Setting, ...]:
-    """The settings of the default account and of one account per language: X_API_KEY, X_EN_API_KEY, X_KO_API_KEY."""
-    declared: list[Setting] = []
-    for lang in (None, *ACCOUNT_LANGUAGES):
-        for field in fields:
-            if lang is None:
-                help_text = f"{field.help}, for the default {platform} account (posts in any language)."
-            else:
-                language = {"en": "English", "ko": "Korean"}[lang]
-                help_text = f"{field.help}, for the {language} {platform} account (posts in {language})."
-            declared.append(Setting(_setting_name(prefix, lang, field.name), help_text, secret=field.secret,
-                                    parse=field.parse))
-    return tuple(declared)
+def default_languages() -> tuple[str, ...]:
+    """The languages of ``PUBLISHER_LANGUAGES``'s default value: the per-language accounts declared for
+    ``.env.example`` and ``config check`` (a site's other languages are read at run time all the same)."""
+    from publisher.settings import find_setting
+
+    setting = find_setting("PUBLISHER_LANGUAGES")
+    default = setting.default if setting is not None else ""
+    return tuple(part.strip() for part in str(default).split(",") if part.strip())
+
+
+def language_name(lang: str) -> str:
+    """The language's English name, "Korean" for ``ko`` (Babel's data; the code itself if Babel has none)."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return str(Locale.parse(lang).get_display_name("en"))
+    except (UnknownLocaleError, ValueError):
+        return lang
+
+
+def account_setting(prefix: str, lang: str | None, field: CredentialField, platform: str) -> Setting:
+    """One credential's setting: ``X_API_KEY`` for the default account, ``X_KO_API_KEY`` for Korean's."""
+    if lang is None:
+        help_text = f"{field.help}, for the default {platform} account (posts in any language)."
+    else:
+        language = language_name(lang)
+        help_text = f"{field.help}, for the {language} {platform} account (posts in {language})."
+    return Setting(_setting_name(prefix, lang, field.name), help_text, secret=field.secret, parse=field.parse)
+
+
+def account_settings(prefix: str, fields: Sequence[CredentialField], platform: str,
+                     langs: Sequence[str] | None = None) -> tuple[Setting, ...]:
+    """The settings of the default account and of one account per language (default: ``default_languages()``):
+    X_API_KEY, X_EN_API_KEY, X_KO_API_KEY."""
+    return tuple(account_setting(prefix, lang, field, platform)
+                 for lang in (None, *(default_languages() if langs is None else langs)) for field in fields)
+
+
+class AccountSettings:
+    """A social channel's ``settings``: its accounts' and ``extra``, built on first read.
+
+    Built lazily because the help text names each language through Babel, which a plain import of the channel
+    module (``publisher --help``, ``config check`` of another channel) should not pay for.
+    """
+
+    def __init__(self, prefix: str, fields: Sequence[CredentialField], platform: str,
+                 extra: Sequence[Setting] = ()) -> None:
+        self.prefix, self.fields, self.platform, self.extra = prefix, tuple(fields), platform, tuple(extra)
+        self._built: tuple[Setting, ...] | None = None
+
+    def __get__(self, instance: object, owner: type | None = None) -> tuple[Setting, ...]:
+        if self._built is None:
+            self._built = account_settings(self.prefix, self.fields, self.platform) + self.extra
+        return self._built
 
 
 def _setting_name(prefix: str, lang: str | None, field: str) -> str:
@@ -145,7 +188,7 @@ def _setting_name(prefix: str, lang: str | None, field: str) -> str:
 
 
 def idempotency_key(key: DeliveryKey, part: int, generation: int = 0) -> str:
-    """A stable key for one post of one ledger row: the same request retried is recognised by the platform.
+    """A stable key for one post of one delivery: the same request retried is recognised by the platform.
 
     ``generation`` grows with each ``--force`` re-post, so a deliberate second post is not taken for a retry.
     """
@@ -202,15 +245,34 @@ class LocalImage:
     alt: str
     media_type: str
 
+    @property
+    def digest(self) -> str:
+        """What a client remembers an upload by: two articles' ``cover.png`` are not the same image."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class SocialPayload:
+    """What ``send`` needs of a rendition: the article version, and the account it goes to (None: the outbox)."""
+
+    article: Article
+    account: SocialAccount | None
+
 
 # --- the base class ---------------------------------------------------------------------------------------
 
 
 class SocialChannel(Channel):
-    """A social network: posts per language to the account of that language, each recorded in the ledger."""
+    """A social network: posts per language to the account of that language, one delivery per account."""
 
     setting_prefix: ClassVar[str] = ""  # "X", "MASTODON"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
+    in_doubt: ClassVar[Literal["resend", "verify"]] = "verify"
+    notes: ClassVar[dict[str, str]] = {
+        "already_sent": "already posted",
+        "in_doubt": "the post may exist: check the account, then run publish --retry-unconfirmed",
+        "not_retried": "failed permanently before; not retried without --force",
+    }
     #: the tests make waits instant by replacing these two on the instance
     sleep: Callable[[float], None] = staticmethod(time.sleep)
     clock: Callable[[], float] = staticmethod(time.time)
@@ -219,6 +281,10 @@ class SocialChannel(Channel):
         super().__init_subclass__(**kwargs)
         if cls.credential_fields and "required" not in cls.__dict__:
             cls.required = cls._declared_required()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[str, Any] = {}  # account label -> client, opened once per run
 
     # --- hooks a platform writes ---------------------------------------------------------------------
     def length_rule(self, account: SocialAccount | None) -> LengthRule:
@@ -230,13 +296,14 @@ class SocialChannel(Channel):
         return "shorten"
 
     def open_client(self, account: SocialAccount) -> Any:
-        """The platform's client, logged in as ``account``. Called only when a post is to be made, before the
-        posts are formatted, so it may ask the platform for its limits."""
+        """The platform's client, logged in as ``account``. Called once per account and run, when a post is to
+        be made or looked for, before the posts are formatted, so it may ask the platform for its limits."""
         raise NotImplementedError
 
-    def send(self, client: Any, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
-        """Make one post (``reply_to`` is the previous thread part). Raise a ``SocialPostError`` on failure."""
+    def post(self, client: Any, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
+        """Make one post (``reply_to`` is the previous thread part). Raise a ``SocialPostError`` on failure.
+        ``attempt`` is the delivery (its row before the claim is ``attempt.previous``)."""
         raise NotImplementedError
 
     def recent_posts(self, client: Any, account: SocialAccount) -> list[RemotePost] | None:
@@ -249,7 +316,7 @@ class SocialChannel(Channel):
             "channel": self.name, "article": article.slug, "lang": article.lang, "url": article.url,
             "posts": [{"text": p.text, "length": p.length, "limit": p.limit} for p in posts],
             "image": ({"src": article.image.src, "alt": article.image.alt} if article.image else None),
-            "note": f"not posted: set {', '.join(self.required)} (or the _EN_/_KO_ variants) to post",
+            "note": f"not posted: set {', '.join(self.required)} (or the {self.setting_prefix}_<LANG>_ variants) to post",
         }
 
     # --- accounts ------------------------------------------------------------------------------------
@@ -257,31 +324,35 @@ class SocialChannel(Channel):
     def _declared_required(cls) -> tuple[str, ...]:
         return tuple(_setting_name(cls.setting_prefix, None, f.name) for f in cls.credential_fields)
 
+    def languages(self) -> tuple[str, ...]:
+        """The languages that may have an account of their own: the site's ``PUBLISHER_LANGUAGES``."""
+        return tuple(self.config.get("PUBLISHER_LANGUAGES") or default_languages())
+
     def account_for(self, lang: str) -> SocialAccount | None:
         """The account that posts in ``lang``: its own, else the default one, else None (the outbox)."""
-        for label in (lang, DEFAULT_ACCOUNT):
-            if label != DEFAULT_ACCOUNT and label not in ACCOUNT_LANGUAGES:
-                continue
-            account = self._account(None if label == DEFAULT_ACCOUNT else label)
+        if lang in self.languages():
+            account = self._account(lang)
             if account is not None:
                 return account
-        return None
+        return self._account(None)
 
     def accounts(self) -> list[SocialAccount]:
         """Every configured account."""
-        found = [self._account(lang) for lang in (None, *ACCOUNT_LANGUAGES)]
+        found = [self._account(lang) for lang in (None, *self.languages())]
         return [account for account in found if account is not None]
 
     def _account(self, lang: str | None) -> SocialAccount | None:
-        names = {f.name: _setting_name(self.setting_prefix, lang, f.name) for f in self.credential_fields}
-        given = {field: name for field, name in names.items() if self.config.is_set(name)}
+        # Built here rather than looked up among ``settings``: a language the site declares beyond the
+        # defaults has its <PREFIX>_<LANG>_<FIELD> settings too, with the field's parser.
+        settings = {f.name: account_setting(self.setting_prefix, lang, f, self.title) for f in self.credential_fields}
+        given = {field: s.name for field, s in settings.items() if self.config.is_set(s.name)}
         if not given:
             return None
-        missing = [name for field, name in names.items() if field not in given]
+        missing = [s.name for field, s in settings.items() if field not in given]
         if missing:
             first_given = next(iter(given.values()))
             raise ConfigError(missing[0], f"is required because {first_given} is set", None)
-        credentials = {field: str(self.option(name)) for field, name in names.items()}
+        credentials = {field: str(self.config.get(s)) for field, s in settings.items()}
         return SocialAccount(self.name, lang or DEFAULT_ACCOUNT, credentials)
 
     def option(self, name: str) -> Any:
@@ -313,6 +384,7 @@ class SocialChannel(Channel):
             raise ChannelError(f"{self.name}: {article.slug}.{article.lang}: {exc}") from None
 
     def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
+        """One rendition per language and account: part 1 as its file, the later thread parts as ``extra``."""
         renditions = []
         for lang in langs:
             article = story.get(lang)
@@ -320,158 +392,175 @@ class SocialChannel(Channel):
                 continue
             account = self.account_for(lang)
             target = account.label if account else OUTBOX_TARGET
-            for post in self.format_posts(article, account):
-                renditions.append(Rendition(
-                    channel=self.name, lang=lang, target=target, filename=f"post-{post.part}.txt",
-                    content=post.text, media_type="text/plain",
-                    meta={"length": post.length, "limit": post.limit, "part": post.part, "parts": post.parts,
-                          "account": target},
-                ))
+            files = [RenderedFile(f"post-{post.part}.txt", post.text, "text/plain",
+                                  {"length": post.length, "limit": post.limit, "part": post.part,
+                                   "parts": post.parts, "account": target})
+                     for post in self.format_posts(article, account)]
+            first, *later = files
+            renditions.append(Rendition(
+                channel=self.name, lang=lang, target=target, filename=first.filename, content=first.content,
+                media_type=first.media_type, meta=first.meta, article=story.slug, extra=later,
+                payload=SocialPayload(article, account),
+            ))
         return renditions
 
-    # --- publishing ----------------------------------------------------------------------------------
-    def publish(self, story: Story, langs: Sequence[str], ctx: PublishContext) -> list[DeliveryReport]:
-        reports = []
-        for lang in langs:
-            article = story.get(lang)
-            if article is None:
-                continue
-            account = self.account_for(lang)
-            if account is None:
-                reports.append(self._publish_to_outbox(article, ctx))
-            else:
-                reports.append(self._publish_to_account(article, account, ctx))
-        return reports
+    # --- sending -------------------------------------------------------------------------------------
+    def open(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> Sender:
+        """A run's session: every setting a post needs is read now, so a bad one stops the run before any
+        row is claimed; clients are opened on first use, once per account."""
+        self._clients = {}
+        if any(_payload(r).account is not None for r in renditions):
+            self.check_sending_settings()
+        return Sender(self, ctx)
 
-    def _report(self, article: Article, where: str, state: str, note: str = "") -> DeliveryReport:
-        return DeliveryReport(article.slug, article.lang, self.name, where, state, note)
+    def check_sending_settings(self) -> None:
+        """Parse every setting ``send`` reads (raises ``ConfigError``): the channel's own and SOCIAL_*."""
+        credentials = {name for name in (_setting_name(self.setting_prefix, lang, f.name)
+                                         for lang in (None, *default_languages()) for f in self.credential_fields)}
+        for setting in self.settings:
+            if setting.name not in credentials:
+                self.config.get(setting)
+        self._rate_limit_policy()
+        _ = self.http_timeout
 
-    def _publish_to_outbox(self, article: Article, ctx: PublishContext) -> DeliveryReport:
-        from publisher.channels.outbox import write_json_outbox
-        from publisher.delivery import DeliveryKey
+    def client_for(self, account: SocialAccount) -> Any:
+        """The account's client, opened once per run."""
+        if account.label not in self._clients:
+            self._clients[account.label] = self.open_client(account)
+        return self._clients[account.label]
 
-        key = DeliveryKey(article.slug, article.lang, self.name, OUTBOX_TARGET)
-        where = f"outbox/{self.name}/"
-        row = ctx.ledger.get(key)
-        if row is not None and row.state == "sent" and not ctx.force:
-            return self._report(article, where, "sent", f"already written: {row.remote_url}")
-        posts = self.format_posts(article, None)
-        if ctx.dry_run:
-            return self._report(article, where, "pending", f"dry run: would write {len(posts)} post(s)")
-        ctx.ledger.begin(key)
-        path = write_json_outbox(self.site, self.name, f"{article.slug}.{article.lang}",
-                                 self.outbox_payload(article, posts))
-        shown = _relative(path, self.site.root)
-        ctx.ledger.mark(key, "sent", remote_url=shown)
-        return self._report(article, shown, "sent", "written locally; not posted")
-
-    def _publish_to_account(self, article: Article, account: SocialAccount, ctx: PublishContext) -> DeliveryReport:
-        from publisher.delivery import DeliveryKey
-
-        key = DeliveryKey(article.slug, article.lang, self.name, account.label)
-        where = f"{self.name}:{account.label}"
-        row = ctx.ledger.get(key)
-        done: list[RemotePost] = []
-        generation = int(row.detail.get("generation", 0)) if row is not None else 0
-        if row is not None and row.state == "sent" and not ctx.force:
-            return self._report(article, row.remote_url or where, "sent", "already posted")
-        # --force posts anew, even over a post in doubt; a new generation of idempotency keys says so.
-        fresh = ctx.force and row is not None and row.state in ("sent", "unconfirmed", "in_flight")
-        if fresh:
-            generation += 1
-        elif row is not None:  # a thread resumes after its last posted part
-            done = [RemotePost(p["id"], p.get("url")) for p in row.detail.get("parts", [])]
-        in_doubt = not fresh and row is not None and row.state in ("unconfirmed", "in_flight")
-        if in_doubt and not ctx.retry_unconfirmed:
-            return self._report(article, where, "unconfirmed",
-                                "the post may exist: check the account, then run publish --retry-unconfirmed")
-        if ctx.dry_run:
-            posts = self.format_posts(article, account)
-            return self._report(article, where, "pending",
-                                f"dry run: would post {len(posts) - len(done)} of {len(posts)} post(s)")
-
-        client = self.open_client(account)  # may learn the platform's limit (Mastodon's max_characters)
+    def send(self, attempt: Attempt, ctx: ChannelContext) -> Outcome:
+        """Post the thread (or what is left of it after ``attempt.progress``), or write the outbox file."""
+        payload = _payload(attempt.rendition)
+        if payload.account is None:
+            return self._write_outbox(payload.article)
+        article, account = payload.article, payload.account
+        client = self.client_for(account)  # may learn the platform's limit (Mastodon's max_characters)
         posts = self.format_posts(article, account)
+        done = _parts(attempt.progress)
         note = ""
-        if in_doubt and len(done) < len(posts):
-            try:
-                found = self._find_existing(client, account, article, posts[len(done)])
-            except SocialPostError as exc:  # could not check, so still in doubt: post nothing
-                return self._report(article, where, "unconfirmed", f"could not check recent posts: {exc}")
-            if found is None:
-                note = "not found among recent posts, so posted"
-            elif found is _LOOKUP_UNSUPPORTED:
-                note = "posted again at your request (the platform cannot list recent posts)"
-            else:
-                done.append(found)
-                note = "found among recent posts; not posted again"
 
-        before = ctx.ledger.begin(key)
-        if before.state != (row.state if row is not None else "pending"):
-            # Another publish run got here between our read and begin(): never post in parallel with it.
-            if before.state == "sent":
-                ctx.ledger.mark(key, "sent", error=None)  # undo begin(); id, URL and parts are kept
-                return self._report(article, before.remote_url or where, "sent", "already posted by another run")
-            return self._report(article, where, "unconfirmed", "another publish run is posting this right now")
-        progress = _Progress(ctx, key, posts, generation)
+        def detail() -> dict[str, Any]:
+            return _detail(done, posts, attempt.generation)
+
         for post in posts[len(done):]:
             reply_to = done[-1] if done else None
             try:
-                remote = self._send_within_rate_limit(client, article, post, reply_to,
-                                                      idempotency_key(key, post.part, generation))
+                remote = self._post_within_rate_limit(client, article, post, reply_to, attempt)
             except DuplicatePost as exc:
-                remote = exc.existing or self._lookup_or_none(client, account, article, post)
-                if remote is None:
+                found = exc.existing or self._lookup_or_none(client, account, article, post)
+                if found is None:
                     if post.part < post.parts:  # later parts must reply to this one, whose id is unknown
-                        progress.mark("unconfirmed", done, error=str(exc))
-                        return self._report(article, where, "unconfirmed",
-                                            f"part {post.part} refused as a duplicate and not found; check it")
+                        return Outcome.unconfirmed(str(exc), detail=detail(),
+                                                   note=f"part {post.part} refused as a duplicate and not found; check it")
                     done.append(RemotePost("", None))
                     note = f"already posted ({exc})"
                     continue
+                remote = found
             except RateLimited as exc:
-                progress.mark("failed", done, error=str(exc))
-                return self._report(article, where, "failed", f"{exc}; nothing posted, run publish again later")
+                return Outcome.failed(str(exc), detail=detail(), note=f"{exc}; nothing posted, run publish again later")
             except OutcomeUnknown as exc:
-                progress.mark("unconfirmed", done, error=str(exc))
-                return self._report(article, where, "unconfirmed",
-                                    f"{exc}; the post may exist: check, then publish --retry-unconfirmed")
+                return Outcome.unconfirmed(str(exc), detail=detail(),
+                                           note=f"{exc}; the post may exist: check, then publish --retry-unconfirmed")
             except PostNotSent as exc:
-                progress.mark("failed", done, error=str(exc))
-                return self._report(article, where, "failed", str(exc))
+                return Outcome.failed(str(exc), detail=detail(), note=str(exc))
             done.append(remote)
             if len(done) < len(posts):  # progress survives a crash between two thread parts
-                progress.mark("in_flight", done)
+                ctx.checkpoint(attempt, detail())
         first = next((p for p in done if p.id), None)
-        progress.mark("sent", done, remote=first)
-        return self._report(article, (first.url if first and first.url else where), "sent", note)
+        return Outcome.sent(first.id if first else None, first.url if first else None, note=note, detail=detail())
 
-    def _send_within_rate_limit(self, client: Any, article: Article, post: PostText,
-                                reply_to: RemotePost | None, key: str) -> RemotePost:
-        retries = int(self.config.get("SOCIAL_RATE_LIMIT_RETRIES") or 0)
-        max_wait = float(self.config.get("SOCIAL_RATE_LIMIT_MAX_WAIT") or 0)
-        attempt = 0
+    def find_existing(self, attempt: Attempt, ctx: ChannelContext) -> Found | None:
+        """The first part not yet recorded, among the account's recent posts (by the article's URL, else by
+        its text); the outbox file, for the outbox."""
+        payload = _payload(attempt.rendition)
+        if payload.account is None:
+            path = self._outbox_path(payload.article)
+            if not path.is_file():
+                return None
+            shown = _relative(path, self.site.root)
+            return Found({}, note="already written", done=Outcome.sent(None, shown, note=f"already written: {shown}"))
+        article, account = payload.article, payload.account
+        try:
+            client = self.client_for(account)
+            posts = self.format_posts(article, account)
+            done = _parts(attempt.progress)
+            if len(done) >= len(posts):  # every part was recorded: nothing to look for, nothing to post
+                return Found(_detail(done, posts, attempt.generation), note="",
+                             done=_sent(done, posts, attempt.generation, note=""))
+            found = self._find_post(client, account, article, posts[len(done)])
+        except SocialPostError as exc:  # could not check, so still in doubt: post nothing
+            raise LookupFailed(str(exc)) from None
+        if found is _LOOKUP_UNSUPPORTED:
+            raise LookupUnsupported(self.name)
+        if not isinstance(found, RemotePost):
+            return None
+        done.append(found)
+        note = "found among recent posts; not posted again"
+        if len(done) >= len(posts):
+            return Found(_detail(done, posts, attempt.generation), note=note,
+                         done=_sent(done, posts, attempt.generation, note=note))
+        return Found(_detail(done, posts, attempt.generation), note=note)
+
+    # --- the report ----------------------------------------------------------------------------------
+    def where(self, result: Result) -> str:
+        if result.key.target == OUTBOX_TARGET:
+            if result.outcome is not None and result.outcome.remote_url:
+                return result.outcome.remote_url
+            return f"outbox/{self.name}/"
+        return super().where(result)
+
+    def report(self, results: Sequence[Result], ctx: ChannelContext) -> list[DeliveryReport]:
+        reports = super().report(results, ctx)
+        for result, line in zip(results, reports):
+            if result.key.target == OUTBOX_TARGET and result.decision == "already_sent":
+                line.note = f"already written: {result.previous_url}"
+        return reports
+
+    # --- the pieces ----------------------------------------------------------------------------------
+    def _outbox_path(self, article: Article) -> Path:
+        from publisher.channels.outbox import json_outbox_path
+
+        return json_outbox_path(self.site, self.name, f"{article.slug}.{article.lang}")
+
+    def _write_outbox(self, article: Article) -> Outcome:
+        from publisher.channels.outbox import write_json_outbox
+
+        posts = self.format_posts(article, None)
+        path = write_json_outbox(self.site, self.name, f"{article.slug}.{article.lang}",
+                                 self.outbox_payload(article, posts))
+        return Outcome.sent(None, _relative(path, self.site.root), note="written locally; not posted")
+
+    def _rate_limit_policy(self) -> tuple[int, float]:
+        return (int(self.config.get("SOCIAL_RATE_LIMIT_RETRIES") or 0),
+                float(self.config.get("SOCIAL_RATE_LIMIT_MAX_WAIT") or 0))
+
+    def _post_within_rate_limit(self, client: Any, article: Article, post: PostText,
+                                reply_to: RemotePost | None, attempt: Attempt) -> RemotePost:
+        retries, max_wait = self._rate_limit_policy()
+        key = idempotency_key(attempt.key, post.part, attempt.generation)
+        tries = 0
         while True:
             try:
-                return self.send(client, article, post, reply_to=reply_to, idempotency_key=key)
+                return self.post(client, article, post, reply_to=reply_to, idempotency_key=key, attempt=attempt)
             except RateLimited as exc:
-                wait = 60.0 if exc.reset_at is None else max(0.0, exc.reset_at - self.clock()) + 1.0
-                if attempt >= retries or wait > max_wait:
-                    raise RateLimited(f"rate limited ({exc}); gave up after {attempt} retr{'y' if attempt == 1 else 'ies'}",
+                wait = DEFAULT_RATE_LIMIT_WAIT if exc.reset_at is None else max(0.0, exc.reset_at - self.clock()) + 1.0
+                if tries >= retries or wait > max_wait:
+                    raise RateLimited(f"rate limited ({exc}); gave up after {tries} retr{'y' if tries == 1 else 'ies'}",
                                       exc.reset_at) from None
                 self.sleep(wait)
-                attempt += 1
+                tries += 1
 
     def _lookup_or_none(self, client: Any, account: SocialAccount, article: Article,
                         post: PostText) -> RemotePost | None:
         try:
-            found = self._find_existing(client, account, article, post)
+            found = self._find_post(client, account, article, post)
         except SocialPostError:
             return None
         return found if isinstance(found, RemotePost) else None
 
-    def _find_existing(self, client: Any, account: SocialAccount, article: Article,
-                       post: PostText) -> RemotePost | None | object:
+    def _find_post(self, client: Any, account: SocialAccount, article: Article,
+                   post: PostText) -> RemotePost | _LookupUnsupported | None:
         """The post among the account's recent ones (by the article's URL, else by text), None, or unsupported."""
         recent = self.recent_posts(client, account)
         if recent is None:
@@ -509,20 +598,25 @@ class SocialChannel(Channel):
         return LocalImage(found.read_bytes(), found.name, article.image.alt, media_type)
 
 
-@dataclass
-class _Progress:
-    """Writes a ledger row's state with the thread parts posted so far."""
+def _payload(rendition: Rendition) -> SocialPayload:
+    if not isinstance(rendition.payload, SocialPayload):
+        raise ChannelError(f"{rendition.channel}: a rendition without its article (render it with the channel)")
+    return rendition.payload
 
-    ctx: PublishContext
-    key: DeliveryKey
-    posts: Sequence[PostText]
-    generation: int
 
-    def mark(self, state: str, done: Sequence[RemotePost], *,
-             error: str | None = None, remote: RemotePost | None = None) -> None:
-        detail = {"parts": [p.as_detail() for p in done], "total": len(self.posts), "generation": self.generation}
-        self.ctx.ledger.mark(self.key, state, remote_id=remote.id if remote else None,
-                             remote_url=remote.url if remote else None, error=error, detail=detail)
+def _parts(progress: dict[str, Any]) -> list[RemotePost]:
+    """The thread parts a row records as posted (its detail, or what a look-up found)."""
+    return [RemotePost(str(p["id"]), p.get("url")) for p in progress.get("parts", [])]
+
+
+def _detail(done: Sequence[RemotePost], posts: Sequence[PostText], generation: int) -> dict[str, Any]:
+    return {"parts": [p.as_detail() for p in done], "total": len(posts), "generation": generation}
+
+
+def _sent(done: Sequence[RemotePost], posts: Sequence[PostText], generation: int, *, note: str) -> Outcome:
+    first = next((p for p in done if p.id), None)
+    return Outcome.sent(first.id if first else None, first.url if first else None, note=note,
+                        detail=_detail(done, posts, generation))
 
 
 class _LookupUnsupported:
@@ -530,7 +624,7 @@ class _LookupUnsupported:
         return "LOOKUP_UNSUPPORTED"
 
 
-_LOOKUP_UNSUPPORTED: Any = _LookupUnsupported()
+_LOOKUP_UNSUPPORTED: Final = _LookupUnsupported()
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -541,7 +635,8 @@ def _relative(path: Path, root: Path) -> str:
 
 
 __all__ = [
-    "ACCOUNT_LANGUAGES", "CredentialField", "DuplicatePost", "LocalImage", "OutcomeUnknown", "PostNotSent",
-    "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPostError", "account_settings",
-    "idempotency_key", "network_failure",
+    "AccountSettings", "CredentialField", "DuplicatePost", "LocalImage", "OutcomeUnknown", "PostNotSent",
+    "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPayload", "SocialPostError",
+    "account_setting", "account_settings", "default_languages", "idempotency_key", "language_name",
+    "network_failure",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from publisher.channels.social import (
+    AccountSettings,
     CredentialField,
     DuplicatePost,
     OutcomeUnknown,
@@ -19,7 +20,6 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    account_settings,
     network_failure,
 )
 from publisher.settings import Setting
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # tweepy and requests are imported only when a post is made
     import requests
 
     from publisher.article import Article
+    from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, LongTextMode, PostText
 
 X_CREDENTIALS = (
@@ -57,7 +58,7 @@ class XClient:
         self.v2.session = _session_with_timeout(timeout)
         self._v1: Any = None
         self._user_id: str | None = None
-        self.uploaded_media: dict[str, str] = {}  # image file name -> media id, so a retry does not upload again
+        self.uploaded_media: dict[str, str] = {}  # image digest -> media id, so a retry does not upload again
 
     @property
     def v1(self) -> Any:
@@ -82,7 +83,7 @@ def _session_with_timeout(timeout: float) -> requests.Session:
     import requests
 
     class TimeoutSession(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
             kwargs.setdefault("timeout", timeout)
             return super().request(*args, **kwargs)
 
@@ -101,11 +102,11 @@ class XChannel(SocialChannel):
     title: ClassVar[str] = "X (Twitter)"
     setting_prefix: ClassVar[str] = "X"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = X_CREDENTIALS
-    settings: ClassVar[tuple[Setting, ...]] = account_settings("X", X_CREDENTIALS, "X") + (
+    settings = AccountSettings("X", X_CREDENTIALS, "X", (
         Setting("X_LONG_TEXT", "What to do with a post over 280 weighted characters (Hangul counts 2): "
                 "'shorten' it at a word boundary, or post it as a numbered 'thread' (1/3, 2/3, ...).",
                 default="shorten", choices=("shorten", "thread")),
-    )
+    ))
 
     def length_rule(self, account: SocialAccount | None) -> LengthRule:
         from publisher.formatters.social import X_RULE
@@ -121,9 +122,9 @@ class XChannel(SocialChannel):
     def open_client(self, account: SocialAccount) -> XClient:
         return XClient(account, self.http_timeout)
 
-    def send(self, client: XClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
-             idempotency_key: str) -> RemotePost:
-        # X has no idempotency key; the ledger row and the duplicate-content rule stand in for it.
+    def post(self, client: XClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
+             idempotency_key: str, attempt: Attempt) -> RemotePost:
+        # X has no idempotency key; the delivery record and the duplicate-content rule stand in for it.
         import tweepy
 
         media_ids = self._upload_image(client, article) if post.part == 1 else None
@@ -135,7 +136,7 @@ class XChannel(SocialChannel):
                 user_auth=True,
             )
         except tweepy.TooManyRequests as exc:
-            raise RateLimited(_reason(exc), reset_at=float(exc.reset_time) if exc.reset_time else None) from None
+            raise RateLimited(_reason(exc), reset_at=self._reset_at(exc)) from None
         except tweepy.Forbidden as exc:
             if any("duplicate" in message.lower() for message in exc.api_messages):
                 raise DuplicatePost("X refused the text as a duplicate of an earlier post") from None
@@ -159,8 +160,8 @@ class XChannel(SocialChannel):
         image = self.load_image(article)
         if image is None:
             return None
-        if image.filename in client.uploaded_media:
-            return [client.uploaded_media[image.filename]]
+        if image.digest in client.uploaded_media:
+            return [client.uploaded_media[image.digest]]
         if len(image.data) > X_IMAGE_MAX_BYTES:
             raise PostNotSent(f"image {image.filename} is over 5 MB, the most X takes")
         try:
@@ -168,11 +169,19 @@ class XChannel(SocialChannel):
             if image.alt:
                 client.v1.create_media_metadata(media.media_id, image.alt[:1000])
         except tweepy.TooManyRequests as exc:
-            raise RateLimited(_reason(exc)) from None
+            raise RateLimited(_reason(exc), reset_at=self._reset_at(exc)) from None
         except tweepy.TweepyException as exc:  # an upload is not a post: nothing was published, try later
             raise PostNotSent(f"image upload failed: {_reason(exc)}") from None
-        client.uploaded_media[image.filename] = str(media.media_id)
+        client.uploaded_media[image.digest] = str(media.media_id)
         return [str(media.media_id)]
+
+    def _reset_at(self, exc: Any) -> float | None:
+        """When X takes posts again (Unix time), from the 429's headers; None when it did not say."""
+        from publisher.http_retry import rate_limit_wait
+
+        now = self.clock()
+        wait = rate_limit_wait(getattr(exc.response, "headers", None) or {}, now)
+        return None if wait is None else now + wait
 
     def recent_posts(self, client: XClient, account: SocialAccount) -> list[RemotePost] | None:
         import tweepy

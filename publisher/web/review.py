@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from publisher.errors import PublisherError
@@ -131,8 +131,9 @@ def build_review(site: Site, story: Story, conn: sqlite3.Connection) -> Review:
             column.feed_files.append(rendition.target)
             if rendition.target == f"{rendition.lang}/feed.json" and column.article is not None:
                 column.feed_entry = feed_entry(_text(rendition.content), column.article)
-        elif "length" in rendition.meta:
-            column.social.append(rendition)
+        elif "length" in rendition.meta:   # a social post: each thread part shown on its own
+            column.social += [replace(rendition, filename=shown.filename, content=shown.content, meta=shown.meta,
+                                      extra=[]) for shown in rendition.files]
 
     ledger = Ledger(conn)
     for lang, column in columns.items():

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import responses
 
+from publisher import pipeline
 from publisher.article import Story
-from publisher.channels.base import PublishContext
+from publisher.channels.base import Channel
+from publisher.delivery import DeliveryReport
 from publisher.site import Site
 
 NOW = 1_700_000_000.0  # the fake clock's "now" (Unix time)
@@ -64,8 +66,10 @@ def story_of(site: Site, slug: str) -> Story:
     return site.articles().story(slug)
 
 
-def context(site: Site, **options: bool) -> PublishContext:
-    return PublishContext(site, site.config, site.ledger(), **options)
+def publish_with(channel: Channel, story: Story, langs: list[str], **options: bool) -> list[DeliveryReport]:
+    """Publish ``story`` in ``langs`` through ``channel`` alone, as ``publisher publish`` does: through the
+    pipeline, which claims each delivery in the ledger and records its outcome."""
+    return pipeline.deliver(channel.site, channel, [(story, langs)], pipeline.RunOptions(**options))
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ import pytest
 from publisher.channels.bluesky import BlueskyChannel, record_key, shrink_thumbnail
 from publisher.formatters.social import grapheme_length
 from publisher.delivery import DeliveryKey
-from tests.social.conftest import FakeClock, context, story_of
+from tests.social.conftest import FakeClock, publish_with, story_of
 
 SLUG = "2024-unpsf-incheon"
 DID = "did:plc:unpogtest"
@@ -137,7 +137,7 @@ def test_korean_post_has_byte_offset_facets_langs_ko_and_a_link_card(make_site, 
     site = make_site(**DEFAULT_ACCOUNT)
     article = story_of(site, SLUG).get("ko")
 
-    [report] = channel_for(site, pds).publish(story_of(site, SLUG), ["ko"], context(site))
+    [report] = publish_with(channel_for(site, pds), story_of(site, SLUG), ["ko"])
 
     [created] = pds.created()
     record = created["record"]
@@ -176,8 +176,8 @@ def test_english_post_fits_300_graphemes_and_is_sent_once(make_site, pds) -> Non
     channel = channel_for(site, pds)
     article = story_of(site, SLUG).get("en")
 
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
-    again = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
+    again = publish_with(channel, story_of(site, SLUG), ["en"])
 
     [created] = pds.created()
     text = created["record"]["text"]
@@ -193,7 +193,7 @@ def test_long_korean_summary_with_emoji_is_shortened_within_300_graphemes(make_s
     summary = " ".join(["인천에서 열린 공공행정 포럼 🇰🇷 소식을 전합니다."] * 30)
     write_article("long-korean", "ko", "아주 긴 한국어 요약 👨‍👩‍👧", summary, tags=["공공 행정", "UNPOG"])
 
-    channel_for(site, pds).publish(story_of(site, "long-korean"), ["ko"], context(site))
+    publish_with(channel_for(site, pds), story_of(site, "long-korean"), ["ko"])
 
     record = pds.created()[0]["record"]
     assert grapheme_length(record["text"]) <= 300
@@ -206,7 +206,7 @@ def test_long_korean_summary_with_emoji_is_shortened_within_300_graphemes(make_s
 def test_korean_post_goes_to_the_korean_account(make_site, pds) -> None:
     site = make_site(**DEFAULT_ACCOUNT, **KOREAN_ACCOUNT)
 
-    channel_for(site, pds).publish(story_of(site, SLUG), ["en", "ko"], context(site))
+    publish_with(channel_for(site, pds), story_of(site, SLUG), ["en", "ko"])
 
     logins = [json.loads(r.content)["identifier"] for r in pds.calls("com.atproto.server.createSession")]
     assert logins == ["unpog.bsky.social", "unpog-ko.bsky.social"]
@@ -231,7 +231,7 @@ def test_a_thumbnail_over_1_mb_is_shrunk_below_the_limit(make_site, write_articl
     (site.root / "content" / "images" / "big.png").write_bytes(big)
     write_article("big-image", "en", "A big picture", "Summary.", extra="image:\n  src: images/big.png\n  alt: Noise\n")
 
-    channel_for(site, pds).publish(story_of(site, "big-image"), ["en"], context(site))
+    publish_with(channel_for(site, pds), story_of(site, "big-image"), ["en"])
 
     [upload] = pds.calls("com.atproto.repo.uploadBlob")
     assert len(upload.content) <= 1_000_000 and upload.content[:2] == b"\xff\xd8"  # a JPEG now
@@ -244,7 +244,7 @@ def test_an_image_that_cannot_be_shrunk_is_dropped_not_the_post(make_site, write
     write_article("broken-image", "en", "Broken picture", "Summary.",
                   extra="image:\n  src: images/broken.png\n  alt: Nothing\n")
 
-    [report] = channel_for(site, pds).publish(story_of(site, "broken-image"), ["en"], context(site))
+    [report] = publish_with(channel_for(site, pds), story_of(site, "broken-image"), ["en"])
 
     assert report.state == "sent" and pds.calls("com.atproto.repo.uploadBlob") == []
     assert "thumb" not in pds.created()[0]["record"]["embed"]["external"]
@@ -259,7 +259,7 @@ def test_429_waits_for_the_reset_then_posts(make_site, pds) -> None:
                                            headers={"ratelimit-reset": str(int(clock.now) + 30),
                                                     "ratelimit-remaining": "0"})]
 
-    [report] = channel_for(site, pds, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, pds, clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and clock.sleeps == [31.0]
     first, second = pds.created()
@@ -273,7 +273,7 @@ def test_429_beyond_the_bound_fails_without_posting(make_site, pds) -> None:
     pds.failures[CREATE] = [httpx.Response(429, json={"error": "RateLimitExceeded", "message": "daily limit"},
                                            headers={"ratelimit-reset": str(int(clock.now) + 3600)})]
 
-    [report] = channel_for(site, pds, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, pds, clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "429" in report.note and clock.sleeps == []
     assert site.ledger().get(key()).state == "failed" and pds.records == {}
@@ -290,12 +290,12 @@ def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_in_the_author_f
     pds.store_then_fail = True
     channel = channel_for(site, pds)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert report.state == "unconfirmed" and "--retry-unconfirmed" in report.note
-    [blind] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [blind] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert blind.state == "unconfirmed" and len(pds.calls(CREATE)) == 1
 
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent" and "found among recent posts" in retried.note
     assert len(pds.calls(CREATE)) == 1 and len(pds.records) == 1
@@ -311,9 +311,9 @@ def test_retry_finds_a_stored_post_by_its_record_key_while_the_feed_lags(make_si
     pds.store_then_fail = True
     pds.feed_lags = True
     channel = channel_for(site, pds)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
 
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent"
     assert len(pds.calls(CREATE)) == 1 and len(pds.records) == 1  # getRecord found it: no second post
@@ -325,9 +325,9 @@ def test_retry_posts_once_under_the_same_record_key_when_the_first_never_landed(
     site = make_site(**DEFAULT_ACCOUNT)
     pds.failures[CREATE] = [httpx.ReadTimeout("read timed out")]  # nothing stored
     channel = channel_for(site, pds)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
 
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent" and "not found among recent posts" in retried.note
     first, second = pds.created()
@@ -338,12 +338,12 @@ def test_a_second_create_under_an_existing_key_is_taken_as_the_post(make_site, p
     site = make_site(**DEFAULT_ACCOUNT)
     channel = channel_for(site, pds)
     article = story_of(site, SLUG).get("en")
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     [rkey] = pds.records
     # the ledger lost the outcome (a crash right after the post): the row is failed, the record exists
     site.ledger().mark(key(), "failed", error="crash")
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and len(pds.records) == 1
     assert site.ledger().get(key()).remote_id == FakePDS.uri(rkey)
@@ -353,8 +353,8 @@ def test_a_second_create_under_an_existing_key_is_taken_as_the_post(make_site, p
 def test_force_posts_again_under_a_new_record_key(make_site, pds) -> None:
     site = make_site(**DEFAULT_ACCOUNT)
     channel = channel_for(site, pds)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, force=True))
+    publish_with(channel, story_of(site, SLUG), ["en"])
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], force=True)
     assert report.state == "sent" and len(pds.records) == 2
 
 
@@ -363,16 +363,16 @@ def test_refused_connection_is_failed_and_a_later_run_posts(make_site, pds) -> N
     pds.failures["com.atproto.server.createSession"] = [httpx.ConnectError("connection refused")]
     channel = channel_for(site, pds)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert report.state == "failed" and "no connection" in report.note
-    [later] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [later] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert later.state == "sent" and len(pds.records) == 1
 
 
 def test_wrong_app_password_fails_with_a_message_and_no_post(make_site, pds) -> None:
     site = make_site(BLUESKY_HANDLE="unpog.bsky.social", BLUESKY_APP_PASSWORD="wrong-secret")
 
-    [report] = channel_for(site, pds).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, pds), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "log in to Bluesky" in report.note and "401" in report.note
     assert "wrong-secret" not in report.note and pds.calls(CREATE) == []
@@ -382,7 +382,7 @@ def test_upload_timeout_is_failed_not_unconfirmed(make_site, pds) -> None:
     site = make_site(**DEFAULT_ACCOUNT)
     pds.failures["com.atproto.repo.uploadBlob"] = [httpx.ReadTimeout("read timed out")]
 
-    [report] = channel_for(site, pds).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, pds), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and pds.calls(CREATE) == []
 
@@ -392,7 +392,7 @@ def test_without_settings_the_record_goes_to_the_outbox(make_site) -> None:
     channel = BlueskyChannel(site)
     article = story_of(site, SLUG).get("ko")
 
-    [report] = channel.publish(story_of(site, SLUG), ["ko"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["ko"])
 
     assert report.state == "sent" and report.where == "outbox/bluesky/2024-unpsf-incheon.ko.json"
     payload = json.loads((site.root / report.where).read_text(encoding="utf-8"))
@@ -447,7 +447,7 @@ def test_a_refused_record_is_failed_with_the_pds_reason(make_site, pds) -> None:
     pds.failures[CREATE] = [httpx.Response(400, json={"error": "InvalidRecord",
                                                       "message": "Invalid app.bsky.feed.post record"})]
 
-    [report] = channel_for(site, pds).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, pds), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "InvalidRecord: Invalid app.bsky.feed.post record" in report.note
     assert pds.records == {} and len(pds.calls("com.atproto.repo.getRecord")) == 1  # checked: not ours either

@@ -13,7 +13,7 @@ import responses
 from publisher.channels.facebook import FacebookChannel
 from publisher.errors import ConfigError
 from publisher.delivery import DeliveryKey
-from tests.social.conftest import FakeClock, context, story_of
+from tests.social.conftest import FakeClock, publish_with, story_of
 
 SLUG = "2024-unpsf-incheon"
 PAGE = {"FACEBOOK_PAGE_ID": "1029384756", "FACEBOOK_PAGE_ACCESS_TOKEN": "page-token-secret"}
@@ -55,7 +55,7 @@ def test_posts_message_and_link_with_the_token_in_a_header(make_site, http) -> N
     article = story_of(site, SLUG).get("en")
     http.add(responses.POST, FEED, json={"id": "1029384756_111"})
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     [call] = posts(http)
     sent = form(call)
@@ -68,7 +68,7 @@ def test_posts_message_and_link_with_the_token_in_a_header(make_site, http) -> N
     row = site.ledger().get(key())
     assert (row.state, row.remote_id) == ("sent", "1029384756_111")
 
-    [again] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [again] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
     assert again.state == "sent" and len(posts(http)) == 1
 
 
@@ -77,7 +77,7 @@ def test_korean_post_goes_to_the_korean_page(make_site, http) -> None:
     http.add(responses.POST, FEED, json={"id": "1029384756_1"})
     http.add(responses.POST, KOREAN_FEED, json={"id": "5566778899_2"})
 
-    channel_for(site).publish(story_of(site, SLUG), ["en", "ko"], context(site))
+    publish_with(channel_for(site), story_of(site, SLUG), ["en", "ko"])
 
     [korean] = posts(http, KOREAN_FEED)
     assert form(korean)["link"].endswith("/ko/2024-unpsf-incheon/")
@@ -94,7 +94,7 @@ def test_page_throttling_waits_for_the_time_facebook_gives(make_site, http) -> N
              headers={"X-Business-Use-Case-Usage": json.dumps(usage)})
     http.add(responses.POST, FEED, json={"id": "1029384756_112"})
 
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and clock.sleeps == [121.0]  # 2 minutes, and a second to be safe
     assert len(posts(http)) == 2
@@ -106,7 +106,7 @@ def test_429_beyond_the_bound_is_failed_and_nothing_is_posted(make_site, http) -
     http.add(responses.POST, FEED, status=429, json={}, headers={"Retry-After": "10"})
     http.add(responses.POST, FEED, status=429, json={}, headers={"Retry-After": "10"})
 
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "rate limited" in report.note and clock.sleeps == [11.0]
     assert site.ledger().get(key()).state == "failed"
@@ -123,9 +123,9 @@ def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_on_the_page(mak
     http.add(responses.POST, FEED, **failure)
     channel = channel_for(site)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert report.state == "unconfirmed"
-    [blind] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [blind] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert blind.state == "unconfirmed" and len(posts(http)) == 1
 
     http.add(responses.GET, FEED, json=page_feed(
@@ -134,7 +134,7 @@ def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_on_the_page(mak
          "permalink_url": "https://www.facebook.com/unpog/posts/113",
          "attachments": {"data": [{"unshimmed_url": article.url, "url": "https://l.facebook.com/l.php?u=x"}]}},
     ))
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent" and "found among recent posts" in retried.note
     assert len(posts(http)) == 1
@@ -150,11 +150,11 @@ def test_retry_posts_when_the_page_does_not_have_it(make_site, http) -> None:
     site = make_site(**PAGE)
     http.add(responses.POST, FEED, body=requests.exceptions.ReadTimeout("read timed out"))
     channel = channel_for(site)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     http.add(responses.GET, FEED, json=page_feed({"id": "1029384756_900", "message": "Another story"}))
     http.add(responses.POST, FEED, json={"id": "1029384756_114"})
 
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent" and "not found among recent posts" in retried.note
     assert len(posts(http)) == 2 and site.ledger().get(key()).remote_id == "1029384756_114"
@@ -166,7 +166,7 @@ def test_duplicate_status_counts_as_posted(make_site, http) -> None:
     http.add(responses.POST, FEED, **graph_error(506, "Duplicate status message"))
     http.add(responses.GET, FEED, json=page_feed({"id": "1029384756_115", "message": f"Same text {article.url}"}))
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and site.ledger().get(key()).remote_id == "1029384756_115"
     assert len(posts(http)) == 1
@@ -176,7 +176,7 @@ def test_an_expired_token_fails_with_facebooks_reason_and_no_secret(make_site, h
     site = make_site(**PAGE)
     http.add(responses.POST, FEED, **graph_error(190, "Error validating access token: Session has expired"))
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed"
     assert "Facebook answered 400: Error validating access token" in report.note and "(code 190)" in report.note
@@ -192,7 +192,7 @@ def test_refused_connection_is_failed_not_unconfirmed(make_site, http) -> None:
         None, FEED, urllib3.exceptions.NewConnectionError(None, "Connection refused")))
     http.add(responses.POST, FEED, body=refused)
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "no connection" in report.note
 
@@ -200,19 +200,19 @@ def test_refused_connection_is_failed_not_unconfirmed(make_site, http) -> None:
 def test_a_page_id_that_is_not_a_number_is_a_one_line_config_error(make_site) -> None:
     site = make_site(FACEBOOK_PAGE_ID="unpog.page", FACEBOOK_PAGE_ACCESS_TOKEN="t")
     with pytest.raises(ConfigError) as error:
-        channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+        publish_with(channel_for(site), story_of(site, SLUG), ["en"])
     assert str(error.value) == "FACEBOOK_PAGE_ID (from .env): expected the Page's numeric id, got 'unpog.page'"
 
 
 def test_half_an_account_is_a_config_error_naming_the_missing_setting(make_site) -> None:
     site = make_site(FACEBOOK_KO_PAGE_ID="5566778899")
     with pytest.raises(ConfigError, match="FACEBOOK_KO_PAGE_ACCESS_TOKEN"):
-        channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+        publish_with(channel_for(site), story_of(site, SLUG), ["ko"])
 
 
 def test_without_settings_the_request_goes_to_the_outbox(make_site) -> None:
     site = make_site()
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["ko"])
     payload = json.loads((site.root / report.where).read_text(encoding="utf-8"))
     [request] = payload["requests"]
     assert request["data"]["link"] == story_of(site, SLUG).get("ko").url

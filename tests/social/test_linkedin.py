@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +21,7 @@ from publisher.channels.linkedin import (
 )
 from publisher.errors import ConfigError
 from publisher.delivery import DeliveryKey
-from tests.social.conftest import FakeClock, context, story_of
+from tests.social.conftest import NOW, FakeClock, publish_with, story_of
 
 SLUG = "2024-unpsf-incheon"
 ORGANIZATION = {"LINKEDIN_ORGANIZATION_URN": "urn:li:organization:2414183",
@@ -85,7 +86,7 @@ def test_posts_escaped_commentary_with_the_article_card_and_version_headers(make
                   "Costs < benefits | see {annex_2} @UNPOG", tags=["Public Service", "UNPOG"])
     http.add(responses.POST, POSTS, **created("urn:li:share:7001"))
 
-    [report] = channel_for(site).publish(story_of(site, "forum-notes"), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, "forum-notes"), ["en"])
 
     [call] = post_calls(http)
     body = json.loads(call.request.body)
@@ -114,7 +115,7 @@ def test_korean_post_with_korean_hashtags(make_site, http) -> None:
     site = make_site(**ORGANIZATION, LINKEDIN_API_VERSION="202610")
     http.add(responses.POST, POSTS, **created("urn:li:share:7002"))
 
-    channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+    publish_with(channel_for(site), story_of(site, SLUG), ["ko"])
 
     [call] = post_calls(http)
     commentary = json.loads(call.request.body)["commentary"]
@@ -128,21 +129,22 @@ def test_commentary_stays_within_3000_after_escaping(make_site, write_article, h
     write_article("many-symbols", "en", "Symbols", " ".join(["(a)|[b]{c}"] * 250))
     http.add(responses.POST, POSTS, **created("urn:li:share:7003"))
 
-    channel_for(site).publish(story_of(site, "many-symbols"), ["en"], context(site))
+    publish_with(channel_for(site), story_of(site, "many-symbols"), ["en"])
 
     commentary = json.loads(post_calls(http)[0].request.body)["commentary"]
     assert len(commentary) <= COMMENTARY_LIMIT and "…" in commentary
     assert story_of(site, "many-symbols").get("en").url in plain_from_little(commentary)
 
 
-def test_429_waits_for_retry_after_then_posts(make_site, http) -> None:
+@pytest.mark.parametrize("retry_after", ["45", formatdate(NOW + 45, usegmt=True)], ids=["seconds", "http-date"])
+def test_429_waits_for_retry_after_then_posts(make_site, http, retry_after) -> None:
     site = make_site(**ORGANIZATION)
     clock = FakeClock()
     http.add(responses.POST, POSTS, status=429, json={"status": 429, "message": "Resource level throttle"},
-             headers={"Retry-After": "45"})
+             headers={"Retry-After": retry_after})
     http.add(responses.POST, POSTS, **created("urn:li:share:7004"))
 
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and clock.sleeps == [46.0] and len(post_calls(http)) == 2
 
@@ -157,9 +159,9 @@ def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_by_its_card(mak
     http.add(responses.POST, POSTS, **failure)
     channel = channel_for(site)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert report.state == "unconfirmed"
-    [blind] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [blind] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert blind.state == "unconfirmed" and len(post_calls(http)) == 1
 
     http.add(responses.GET, POSTS, json={"elements": [
@@ -167,7 +169,7 @@ def test_unknown_outcome_is_unconfirmed_and_retry_finds_the_post_by_its_card(mak
         {"id": "urn:li:ugcPost:7005", "commentary": "Some text",
          "content": {"article": {"source": article.url, "title": article.title}}},
     ], "paging": {"start": 0, "count": 20}})
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent" and "found among recent posts" in retried.note
     assert len(post_calls(http)) == 1
@@ -184,11 +186,11 @@ def test_retry_without_permission_to_list_posts_again_as_asked(make_site, http) 
     site = make_site(**ORGANIZATION)
     http.add(responses.POST, POSTS, status=502, json={"message": "Bad gateway"})
     channel = channel_for(site)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     http.add(responses.GET, POSTS, status=403, json={"status": 403, "message": "Not enough permissions"})
     http.add(responses.POST, POSTS, **created("urn:li:share:7006"))
 
-    [retried] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [retried] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert retried.state == "sent" and "cannot list recent posts" in retried.note
     assert len(post_calls(http)) == 2
@@ -199,7 +201,7 @@ def test_unauthorized_is_failed_with_linkedins_message(make_site, http) -> None:
     http.add(responses.POST, POSTS, status=401, json={"status": 401, "serviceErrorCode": 65600,
                                                       "message": "Invalid access token"})
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and report.note == "could not post to LinkedIn: LinkedIn answered 401: Invalid access token"
     assert "linkedin-token-secret" not in json.dumps(site.ledger().get(key()).as_dict())
@@ -208,7 +210,7 @@ def test_unauthorized_is_failed_with_linkedins_message(make_site, http) -> None:
 def test_created_without_an_id_is_unconfirmed(make_site, http) -> None:
     site = make_site(**ORGANIZATION)
     http.add(responses.POST, POSTS, status=201, body="")
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
     assert report.state == "unconfirmed"
 
 
@@ -219,13 +221,13 @@ def test_created_without_an_id_is_unconfirmed(make_site, http) -> None:
 def test_bad_settings_are_one_line_config_errors(make_site, name, value, message) -> None:
     site = make_site(**{**ORGANIZATION, name: value})
     with pytest.raises(ConfigError) as error:
-        channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+        publish_with(channel_for(site), story_of(site, SLUG), ["en"])
     assert str(error.value) == f"{name} (from .env): {message}"
 
 
 def test_without_settings_the_request_goes_to_the_outbox(make_site) -> None:
     site = make_site()
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["ko"])
     payload = json.loads((site.root / report.where).read_text(encoding="utf-8"))
     [request] = payload["requests"]
     assert request["content"]["article"]["source"] == story_of(site, SLUG).get("ko").url
@@ -237,7 +239,7 @@ def test_a_duplicate_refusal_counts_as_posted_under_the_urn_linkedin_names(make_
     http.add(responses.POST, POSTS, status=422, json={
         "status": 422, "message": "Content is a duplicate of urn:li:share:7010", "code": "DUPLICATE_POST"})
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and report.where == "https://www.linkedin.com/feed/update/urn:li:share:7010/"
     assert site.ledger().get(key()).remote_id == "urn:li:share:7010" and len(post_calls(http)) == 1
@@ -246,7 +248,7 @@ def test_a_duplicate_refusal_counts_as_posted_under_the_urn_linkedin_names(make_
 def test_another_422_is_failed(make_site, http) -> None:
     site = make_site(**ORGANIZATION)
     http.add(responses.POST, POSTS, status=422, json={"status": 422, "message": "/commentary: too long"})
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
     assert report.state == "failed" and "/commentary: too long" in report.note
 
 
@@ -254,7 +256,7 @@ def test_the_articles_image_is_uploaded_as_the_cards_thumbnail(make_site, http) 
     site = make_site(**ORGANIZATION)
     http.add(responses.POST, POSTS, **created("urn:li:share:7011"))
 
-    channel_for(site).publish(story_of(site, SLUG), ["ko"], context(site))
+    publish_with(channel_for(site), story_of(site, SLUG), ["ko"])
 
     [start] = [c for c in http.calls if c.request.url == IMAGES]
     assert json.loads(start.request.body) == {"initializeUploadRequest": {"owner": "urn:li:organization:2414183"}}
@@ -270,7 +272,7 @@ def test_a_failed_image_upload_posts_nothing_and_is_failed(make_site, http) -> N
     site = make_site(**ORGANIZATION)
     http.replace(responses.PUT, UPLOAD, status=500, body="upstream error")
 
-    [report] = channel_for(site).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "upload the image to LinkedIn" in report.note
     assert post_calls(http) == []

@@ -16,7 +16,7 @@ from publisher.channels.mastodon import MastodonChannel
 from publisher.channels.social import idempotency_key
 from publisher.formatters.social import mastodon_length
 from publisher.delivery import DeliveryKey
-from tests.social.conftest import MASTODON_BASE, MASTODON_DEFAULT, FakeClock, context, story_of
+from tests.social.conftest import MASTODON_BASE, MASTODON_DEFAULT, FakeClock, publish_with, story_of
 
 STATUSES = f"{MASTODON_BASE}/api/v1/statuses"
 INSTANCE_V2 = f"{MASTODON_BASE}/api/v2/instance/"
@@ -83,7 +83,7 @@ def test_posts_with_idempotency_key_language_and_token(make_site, api, clock) ->
     site = make_site(**MASTODON_DEFAULT)
     api.add(responses.POST, STATUSES, json=status("111"))
 
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
     [call] = status_calls(api)
     sent = form(call)
@@ -97,14 +97,14 @@ def test_posts_with_idempotency_key_language_and_token(make_site, api, clock) ->
     row = site.ledger().get(key())
     assert (row.state, row.remote_id, row.remote_url) == ("sent", "111", f"{MASTODON_BASE}/@unpog/111")
 
-    again = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    again = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
     assert again[0].state == "sent" and len(status_calls(api)) == 1
 
 
 def test_image_is_uploaded_with_its_alt_text(make_site, api, clock) -> None:
     site = make_site(**MASTODON_DEFAULT)
     api.add(responses.POST, STATUSES, json=status("112"))
-    channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
     [upload] = [c for c in api.calls if c.request.url == MEDIA]
     assert b'name="file"' in upload.request.body and b"\x89PNG" in upload.request.body
     alt = story_of(site, SLUG).get("en").image.alt
@@ -118,7 +118,7 @@ def test_korean_post_goes_to_the_korean_account_with_language_ko(make_site, api,
     api.add(responses.POST, f"{KOREAN_BASE}/api/v2/media", json={"id": "k1", "type": "image", "url": "u"})
     api.add(responses.POST, f"{KOREAN_BASE}/api/v1/statuses", json=status("222", base=KOREAN_BASE))
 
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["ko"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["ko"])
 
     [call] = [c for c in api.calls if c.request.url == f"{KOREAN_BASE}/api/v1/statuses"]
     assert form(call)["language"] == "ko" and "/ko/2024-unpsf-incheon/" in form(call)["status"]
@@ -132,7 +132,7 @@ def test_the_instance_limit_shortens_the_post(make_site, api, clock) -> None:
     api.replace(responses.GET, INSTANCE_V2, json=instance(120))
     api.add(responses.POST, STATUSES, json=status("113"))
 
-    channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
     text = form(status_calls(api)[0])["status"]
     assert mastodon_length(text) <= 120
@@ -146,7 +146,7 @@ def test_an_older_instance_limit_comes_from_api_v1(make_site, http, clock) -> No
         "statuses": {"max_characters": 100}}})
     http.add(responses.POST, MEDIA, json={"id": "m1", "type": "image", "url": "u"})
     http.add(responses.POST, STATUSES, json=status("114"))
-    channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
     assert mastodon_length(form(status_calls(http)[0])["status"]) <= 100
 
 
@@ -157,7 +157,7 @@ def test_429_waits_for_the_reset_and_keeps_the_idempotency_key(make_site, api, c
             headers={"X-RateLimit-Reset": reset, "X-RateLimit-Remaining": "0", "X-RateLimit-Limit": "300"})
     api.add(responses.POST, STATUSES, json=status("115"))
 
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent"
     assert len(clock.sleeps) == 1 and 15 <= clock.sleeps[0] <= 22
@@ -174,10 +174,10 @@ def test_unknown_outcome_is_unconfirmed_and_not_retried_blindly(make_site, api, 
     api.add(responses.POST, STATUSES, **failure)
     channel = channel_for(site, clock)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert report.state == "unconfirmed"
     assert site.ledger().get(key()).state == "unconfirmed"
-    [again] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [again] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert again.state == "unconfirmed" and len(status_calls(api)) == 1
 
 
@@ -188,7 +188,7 @@ def test_refused_connection_is_failed_not_unconfirmed(make_site, api, clock) -> 
     refused = requests.exceptions.ConnectionError(urllib3.exceptions.MaxRetryError(
         None, STATUSES, urllib3.exceptions.NewConnectionError(None, "Connection refused")))
     api.add(responses.POST, STATUSES, body=refused)
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
     assert report.state == "failed" and "no connection" in report.note
 
 
@@ -196,7 +196,7 @@ def test_retry_unconfirmed_finds_the_status_by_its_link(make_site, api, clock) -
     site = make_site(**MASTODON_DEFAULT)
     api.add(responses.POST, STATUSES, body=requests.exceptions.ReadTimeout("read timed out"))
     channel = channel_for(site, clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     url = story_of(site, SLUG).get("en").url
     api.add(responses.GET, VERIFY, json={"id": "77", "username": "unpog", "acct": "unpog"})
     api.add(responses.GET, ACCOUNT_STATUSES, json=[
@@ -205,7 +205,7 @@ def test_retry_unconfirmed_finds_the_status_by_its_link(make_site, api, clock) -
                       f'<span class="invisible">http://</span><span>localhost:8000/en/…</span></a></p>'),
     ])
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "found among recent posts" in report.note
     assert len(status_calls(api)) == 1
@@ -218,12 +218,12 @@ def test_retry_unconfirmed_posts_with_the_same_idempotency_key_when_absent(make_
     site = make_site(**MASTODON_DEFAULT)
     api.add(responses.POST, STATUSES, json={"error": "Bad gateway"}, status=502)
     channel = channel_for(site, clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     api.add(responses.GET, VERIFY, json={"id": "77", "username": "unpog", "acct": "unpog"})
     api.add(responses.GET, ACCOUNT_STATUSES, json=[status("300", "<p>Another story</p>")])
     api.replace(responses.POST, STATUSES, json=status("302"))
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "not found" in report.note
     first, second = status_calls(api)
@@ -236,14 +236,14 @@ def test_validation_error_fails_with_the_instance_message(make_site, api, clock)
     site = make_site(**MASTODON_DEFAULT)
     api.add(responses.POST, STATUSES, json={"error": "Validation failed: Text character limit of 500 exceeded"},
             status=422)
-    [report] = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
     assert report.state == "failed" and "character limit" in report.note
     assert "token-default" not in report.note
 
 
 def test_without_settings_posts_go_to_the_json_outbox(make_site, clock) -> None:
     site = make_site()
-    reports = channel_for(site, clock).publish(story_of(site, SLUG), ["en"], context(site))
+    reports = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
     assert reports[0].state == "sent"
     payload = json.loads((site.outbox_dir / "mastodon" / f"{SLUG}.en.json").read_text(encoding="utf-8"))
     assert payload["posts"][0]["limit"] == 500 and payload["posts"][0]["length"] <= 500
@@ -264,4 +264,4 @@ def test_a_bad_instance_address_is_a_one_line_error_naming_the_setting(make_site
     assert channel.check() == [
         "MASTODON_API_BASE_URL (from .env): expected an http:// or https:// URL, got 'mastodon.example'"]
     with pytest.raises(ConfigError, match=r"^MASTODON_API_BASE_URL \(from \.env\): expected an http"):
-        channel.publish(story_of(site, SLUG), ["en"], context(site))
+        publish_with(channel, story_of(site, SLUG), ["en"])

@@ -15,7 +15,7 @@ from publisher.channels.x import XChannel
 from publisher.errors import ConfigError
 from publisher.formatters.social import x_weighted_length
 from publisher.delivery import DeliveryKey
-from tests.social.conftest import NOW, X_DEFAULT, X_KOREAN, FakeClock, context, story_of
+from tests.social.conftest import NOW, X_DEFAULT, X_KOREAN, FakeClock, publish_with, story_of
 
 TWEETS = "https://api.twitter.com/2/tweets"
 ME = "https://api.twitter.com/2/users/me"
@@ -65,7 +65,7 @@ def test_posts_with_oauth1_and_records_the_tweet(make_site, x_http, fake_clock) 
     x_http.add(responses.POST, TWEETS, **created("1001"))
     channel = channel_for(site, fake_clock)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
 
     [body] = posted_bodies(x_http)
     article = story_of(site, SLUG).get("en")
@@ -81,7 +81,7 @@ def test_posts_with_oauth1_and_records_the_tweet(make_site, x_http, fake_clock) 
     assert (row.state, row.remote_id, row.remote_url) == ("sent", "1001", "https://x.com/i/web/status/1001")
     assert row.detail["parts"] == [{"id": "1001", "url": "https://x.com/i/web/status/1001"}]
 
-    [again] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [again] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert again.state == "sent" and "already posted" in again.note
     assert len(tweet_calls(x_http)) == 1  # never a second post
 
@@ -91,7 +91,7 @@ def test_each_language_goes_to_its_own_account(make_site, x_http, fake_clock) ->
     x_http.add(responses.POST, TWEETS, **created("2001"))
     x_http.add(responses.POST, TWEETS, **created("2002"))
 
-    reports = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en", "ko"], context(site))
+    reports = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en", "ko"])
 
     assert [r.state for r in reports] == ["sent", "sent"]
     english, korean = tweet_calls(x_http)
@@ -110,7 +110,7 @@ def test_long_korean_text_is_posted_as_a_thread_of_replies(make_site, write_arti
     for tweet_id in ("3001", "3002", "3003", "3004", "3005"):
         x_http.add(responses.POST, TWEETS, **created(tweet_id))
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, "long-korean"), ["ko"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, "long-korean"), ["ko"])
 
     bodies = posted_bodies(x_http)
     assert report.state == "sent" and len(bodies) >= 2
@@ -132,7 +132,7 @@ def test_a_thread_resumes_after_its_last_posted_part(make_site, write_article, x
     channel = channel_for(site, fake_clock)
     row_key = DeliveryKey("long-english", "en", "x", "default")
 
-    [first] = channel.publish(story_of(site, "long-english"), ["en"], context(site))
+    [first] = publish_with(channel, story_of(site, "long-english"), ["en"])
     assert first.state == "unconfirmed"
     row = site.ledger().get(row_key)
     assert row.state == "unconfirmed" and row.detail["parts"] == [{"id": "4001", "url": tweet_url("4001")}]
@@ -141,7 +141,7 @@ def test_a_thread_resumes_after_its_last_posted_part(make_site, write_article, x
 
     # Without --retry-unconfirmed nothing is posted: the 503 may have hidden a success.
     calls_before = len(x_http.calls)
-    [second] = channel.publish(story_of(site, "long-english"), ["en"], context(site))
+    [second] = publish_with(channel, story_of(site, "long-english"), ["en"])
     assert second.state == "unconfirmed" and len(x_http.calls) == calls_before  # not even a lookup
 
     # With it, the recent posts are searched first; part 2 is not there, so it is posted as a reply to part 1.
@@ -150,7 +150,7 @@ def test_a_thread_resumes_after_its_last_posted_part(make_site, write_article, x
     x_http.add(responses.GET, USER_TWEETS, json={"data": [{"id": "4001", "text": "part one", "entities": {}}]})
     for tweet_id in range(4003, 4003 + total):
         x_http.add(responses.POST, TWEETS, **created(str(tweet_id)))
-    [third] = channel.publish(story_of(site, "long-english"), ["en"], context(site, retry_unconfirmed=True))
+    [third] = publish_with(channel, story_of(site, "long-english"), ["en"], retry_unconfirmed=True)
 
     assert third.state == "sent"
     bodies = posted_bodies(x_http)[2:]
@@ -172,7 +172,7 @@ def test_429_waits_until_the_reset_then_posts_once(make_site, x_http, fake_clock
              headers={"x-rate-limit-reset": str(reset), "x-rate-limit-remaining": "0"})
     x_http.add(responses.POST, TWEETS, **created("5001"))
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent"
     assert fake_clock.sleeps == [31.0]  # until the reset, plus a second of margin
@@ -186,7 +186,7 @@ def test_429_with_a_reset_beyond_the_bound_fails_without_waiting(make_site, x_ht
     x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
              headers={"x-rate-limit-reset": str(int(NOW) + 3600)})
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed" and "rate limited" in report.note
     assert fake_clock.sleeps == []
@@ -198,7 +198,7 @@ def test_429_retries_are_bounded(make_site, x_http, fake_clock) -> None:
     x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
              headers={"x-rate-limit-reset": str(int(NOW) + 5)})
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "failed"
     assert len(fake_clock.sleeps) == 2 and len(posted_bodies(x_http)) == 3
@@ -213,12 +213,12 @@ def test_unknown_outcome_is_unconfirmed_and_not_retried_blindly(make_site, x_htt
     x_http.add(responses.POST, TWEETS, **failure)
     channel = channel_for(site, fake_clock)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
 
     assert report.state == "unconfirmed" and "--retry-unconfirmed" in report.note
     row = site.ledger().get(key())
     assert row.state == "unconfirmed" and row.last_error
-    [again] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [again] = publish_with(channel, story_of(site, SLUG), ["en"])
     assert again.state == "unconfirmed"
     assert len(posted_bodies(x_http)) == 1
 
@@ -227,7 +227,7 @@ def test_retry_unconfirmed_finds_the_post_by_its_link_and_does_not_post_again(ma
     site = make_site(**X_DEFAULT)
     x_http.add(responses.POST, TWEETS, body=requests.exceptions.ReadTimeout("read timed out"))
     channel = channel_for(site, fake_clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     article_url = story_of(site, SLUG).get("en").url
     x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
     x_http.add(responses.GET, USER_TWEETS, json={"data": [
@@ -237,7 +237,7 @@ def test_retry_unconfirmed_finds_the_post_by_its_link_and_does_not_post_again(ma
             {"start": 15, "end": 38, "url": "https://t.co/abc", "expanded_url": article_url}]}},
     ]})
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "found among recent posts" in report.note
     assert len(posted_bodies(x_http)) == 1  # only the first, timed-out attempt
@@ -252,12 +252,12 @@ def test_retry_unconfirmed_posts_when_the_post_is_absent(make_site, x_http, fake
     site = make_site(**X_DEFAULT)
     x_http.add(responses.POST, TWEETS, json={"title": "Bad Gateway"}, status=502)
     channel = channel_for(site, fake_clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
     x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
     x_http.replace(responses.POST, TWEETS, **created("7001"))
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "not found" in report.note
     assert len(posted_bodies(x_http)) == 2
@@ -271,11 +271,11 @@ def test_x_403_duplicate_content_is_recorded_as_already_posted(make_site, x_http
     x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
     channel = channel_for(site, fake_clock)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"])
 
     assert report.state == "sent" and "duplicate" in report.note
     assert site.ledger().get(key()).state == "sent"
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     assert len(posted_bodies(x_http)) == 1
 
 
@@ -283,7 +283,7 @@ def test_other_403_fails_and_may_be_retried(make_site, x_http, fake_clock) -> No
     site = make_site(**X_DEFAULT)
     x_http.add(responses.POST, TWEETS, json={"detail": "You are not permitted to perform this action.",
                                            "title": "Forbidden", "status": 403}, status=403)
-    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
     assert report.state == "failed" and "not permitted" in report.note
     assert "ck-default" not in report.note
 
@@ -294,7 +294,7 @@ def test_image_is_uploaded_through_v1_media_upload_with_alt_text(make_site, x_ht
     assert article.image is not None  # the sample's images/unpsf-2024.png
     x_http.add(responses.POST, TWEETS, **created("8001"))
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "sent"
     upload, metadata, tweet = x_http.calls
@@ -311,7 +311,7 @@ def test_an_image_path_leading_out_of_the_site_fails_the_post_and_uploads_nothin
     secret.write_bytes(b"\x89PNG not for the public")
     write_article("escape", "en", "Escape", "Summary.", extra="image:\n  src: ../outside.png\n  alt: x\n")
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, "escape"), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, "escape"), ["en"])
 
     assert report.state == "failed" and report.note == "image ../outside.png: must stay inside the site folder"
     assert len(x_http.calls) == 0                                # no upload, no post
@@ -325,7 +325,7 @@ def test_without_settings_posts_go_to_the_json_outbox(make_site, fake_clock) -> 
     assert not channel.is_configured()
     assert "outbox/x/" in channel.fallback_description()
 
-    reports = channel.publish(story_of(site, SLUG), ["en", "ko"], context(site))
+    reports = publish_with(channel, story_of(site, SLUG), ["en", "ko"])
 
     assert [r.state for r in reports] == ["sent", "sent"]
     payload = json.loads((site.outbox_dir / "x" / f"{SLUG}.ko.json").read_text(encoding="utf-8"))
@@ -338,9 +338,11 @@ def test_render_gives_each_post_its_weighted_length_and_limit(make_site, fake_cl
     site = make_site(**X_DEFAULT, **X_KOREAN, X_LONG_TEXT="thread")
     renditions = channel_for(site, fake_clock).render(story_of(site, SLUG), ["en", "ko"])
     assert {r.lang for r in renditions} == {"en", "ko"}
+    assert len(renditions) == 2  # one per language and account: a thread's later parts are its extra files
     for rendition in renditions:
-        assert rendition.meta["length"] == x_weighted_length(rendition.content) <= rendition.meta["limit"] == 280
-        assert re.fullmatch(r"post-\d+\.txt", rendition.filename)
+        for shown in rendition.files:
+            assert shown.meta["length"] == x_weighted_length(shown.content) <= shown.meta["limit"] == 280
+            assert re.fullmatch(r"post-\d+\.txt", shown.filename)
     assert {r.target for r in renditions if r.lang == "ko"} == {"ko"}
 
 
@@ -355,7 +357,7 @@ def test_a_timeout_that_is_not_positive_is_a_config_error_before_anything_is_in_
     # requests refuses a timeout of 0 or less only inside the send, after the row was begun: it would stay in flight
     site = make_site(**X_DEFAULT, SOCIAL_HTTP_TIMEOUT="-1")
     with pytest.raises(ConfigError, match=r"^SOCIAL_HTTP_TIMEOUT \(from \.env\): expected a number greater than 0"):
-        channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+        publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
     assert list(site.ledger().rows(channel="x")) == [] and tweet_calls(x_http) == []
 
 
@@ -370,8 +372,8 @@ def test_force_posts_again(make_site, x_http, fake_clock) -> None:
     x_http.add(responses.POST, TWEETS, **created("9001"))
     x_http.add(responses.POST, TWEETS, **created("9002"))
     channel = channel_for(site, fake_clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, force=True))
+    publish_with(channel, story_of(site, SLUG), ["en"])
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], force=True)
     assert report.state == "sent" and len(posted_bodies(x_http)) == 2
     row = site.ledger().get(key())
     assert row.remote_id == "9002" and row.detail["generation"] == 1
@@ -381,10 +383,10 @@ def test_retry_unconfirmed_that_cannot_check_posts_nothing(make_site, x_http, fa
     site = make_site(**X_DEFAULT)
     x_http.add(responses.POST, TWEETS, json={"title": "Service Unavailable"}, status=503)
     channel = channel_for(site, fake_clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     x_http.add(responses.GET, ME, json={"title": "Service Unavailable"}, status=503)
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "unconfirmed" and "could not check" in report.note
     assert len(posted_bodies(x_http)) == 1
@@ -395,13 +397,13 @@ def test_retry_unconfirmed_without_timeline_access_posts_at_the_users_request(ma
     site = make_site(**X_DEFAULT)
     x_http.add(responses.POST, TWEETS, json={"title": "Service Unavailable"}, status=503)
     channel = channel_for(site, fake_clock)
-    channel.publish(story_of(site, SLUG), ["en"], context(site))
+    publish_with(channel, story_of(site, SLUG), ["en"])
     x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
     x_http.add(responses.GET, USER_TWEETS, json={"title": "Forbidden", "detail": "client-not-enrolled",
                                                  "status": 403}, status=403)
     x_http.replace(responses.POST, TWEETS, **created("9101"))
 
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "cannot list recent posts" in report.note
     assert len(posted_bodies(x_http)) == 2
@@ -414,7 +416,7 @@ def test_retry_unconfirmed_finds_a_thread_part_by_its_text(make_site, write_arti
     x_http.add(responses.POST, TWEETS, **created("4101"))
     x_http.add(responses.POST, TWEETS, body=requests.exceptions.ReadTimeout("read timed out"))
     channel = channel_for(site, fake_clock)
-    channel.publish(story_of(site, "long-english"), ["en"], context(site))
+    publish_with(channel, story_of(site, "long-english"), ["en"])
     bodies = posted_bodies(x_http)
     second_text = bodies[1]["text"]
     total = int(second_text.rsplit("/", 1)[1])
@@ -428,7 +430,7 @@ def test_retry_unconfirmed_finds_a_thread_part_by_its_text(make_site, write_arti
     for tweet_id in range(4104, 4104 + total):
         x_http.add(responses.POST, TWEETS, **created(str(tweet_id)))
 
-    [report] = channel.publish(story_of(site, "long-english"), ["en"], context(site, retry_unconfirmed=True))
+    [report] = publish_with(channel, story_of(site, "long-english"), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "found among recent posts" in report.note
     resumed = posted_bodies(x_http)[2:]
@@ -441,7 +443,7 @@ def test_a_row_left_in_flight_by_a_crash_is_treated_as_unconfirmed(make_site, x_
     site = make_site(**X_DEFAULT)
     site.ledger().begin(key())  # the process died after this, during the remote call
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, SLUG), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
     assert report.state == "unconfirmed"
     assert posted_bodies(x_http) == []
@@ -449,22 +451,26 @@ def test_a_row_left_in_flight_by_a_crash_is_treated_as_unconfirmed(make_site, x_
 
 def test_a_run_that_loses_the_race_to_another_run_does_not_post(make_site, x_http, fake_clock) -> None:
     site = make_site(**X_DEFAULT)
+    x_http.add(responses.POST, TWEETS, json={"title": "Service Unavailable"}, status=503)
     channel = channel_for(site, fake_clock)
+    publish_with(channel, story_of(site, SLUG), ["en"])  # unconfirmed: --retry-unconfirmed looks first
     ledger = site.ledger()
-    real_open = channel.open_client
 
-    def other_run_finishes_first(account):  # between our ledger read and begin(), another run posts
+    def other_run_finishes_first(request):  # between our ledger read and our claim, another run posts
         ledger.begin(key())
         ledger.mark(key(), "sent", remote_id="555", remote_url=tweet_url("555"))
-        return real_open(account)
+        return 200, {}, json.dumps({"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
 
-    channel.open_client = other_run_finishes_first
-    [report] = channel.publish(story_of(site, SLUG), ["en"], context(site))
+    x_http.add_callback(responses.GET, ME, callback=other_run_finishes_first)
+    x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
+    x_http.replace(responses.POST, TWEETS, **created("556"))
+    [report] = publish_with(channel, story_of(site, SLUG), ["en"], retry_unconfirmed=True)
 
     assert report.state == "sent" and "another run" in report.note
-    assert posted_bodies(x_http) == []
+    assert len(posted_bodies(x_http)) == 1  # only the first run's; none beside the other run's post
     row = ledger.get(key())
     assert (row.state, row.remote_id) == ("sent", "555")
+    assert report.where == tweet_url("555")
 
 
 def test_a_duplicate_thread_part_that_cannot_be_found_leaves_the_thread_unconfirmed(
@@ -476,8 +482,38 @@ def test_a_duplicate_thread_part_that_cannot_be_found_leaves_the_thread_unconfir
     x_http.add(responses.GET, ME, json={"data": {"id": "42", "name": "UNPOG", "username": "unpog"}})
     x_http.add(responses.GET, USER_TWEETS, json={"meta": {"result_count": 0}})
 
-    [report] = channel_for(site, fake_clock).publish(story_of(site, "long-english"), ["en"], context(site))
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, "long-english"), ["en"])
 
     # Part 2 would have to reply to part 1, whose id X did not give: stop rather than post a broken thread.
     assert report.state == "unconfirmed" and "duplicate" in report.note
     assert len(posted_bodies(x_http)) == 1
+
+
+def test_a_thread_is_one_rendition_with_its_later_parts_as_extra_files(make_site, write_article, fake_clock) -> None:
+    summary = "The workshop discussed digital transformation and inclusive governance for climate action. " * 6
+    write_article("long-english", "en", "A long story", summary.strip())
+    site = make_site(**X_DEFAULT, X_LONG_TEXT="thread")
+
+    [rendition] = channel_for(site, fake_clock).render(story_of(site, "long-english"), ["en"])
+
+    files = rendition.files
+    assert len(files) >= 3 and [f.filename for f in files] == [f"post-{n}.txt" for n in range(1, len(files) + 1)]
+    assert [f.meta["part"] for f in files] == list(range(1, len(files) + 1))
+    assert {f.meta["parts"] for f in files} == {len(files)} and {f.meta["account"] for f in files} == {"default"}
+    assert (rendition.target, rendition.filename, rendition.content) == ("default", "post-1.txt", files[0].content)
+
+
+def test_per_language_accounts_follow_the_sites_languages(make_site, fake_clock) -> None:
+    from publisher.channels.social import account_settings
+    from publisher.channels.x import X_CREDENTIALS
+
+    helps = {setting.name: setting.help for setting in XChannel.settings}
+    assert "for the Korean X account (posts in Korean)" in helps["X_KO_API_KEY"]
+    assert "for the English X account" in helps["X_EN_API_KEY"] and "X_API_KEY" in helps
+    [japanese] = [s for s in account_settings("X", X_CREDENTIALS, "X", ["ja"]) if s.name == "X_JA_API_KEY"]
+    assert "for the Japanese X account" in japanese.help and japanese.secret
+    # A site that publishes in English only has no Korean account: a Korean post would use the default one.
+    site = make_site(**X_DEFAULT, **X_KOREAN, PUBLISHER_LANGUAGES="en")
+    channel = channel_for(site, fake_clock)
+    assert channel.account_for("ko").label == "default"
+    assert [account.label for account in channel.accounts()] == ["default"]
