@@ -13,6 +13,8 @@ from publisher.config import Config
 from publisher.errors import NotFound
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     import jinja2
 
     from publisher.article import Library
@@ -84,8 +86,9 @@ class Site:
         return tuple(self.config.get("PUBLISHER_LANGUAGES"))
 
     @property
-    def timezone(self):  # noqa: ANN201 - zoneinfo.ZoneInfo
-        return self.config.get("PUBLISHER_TIMEZONE")
+    def timezone(self) -> ZoneInfo:
+        zone: ZoneInfo = self.config.get("PUBLISHER_TIMEZONE")
+        return zone
 
     def url_for(self, lang: str, slug: str) -> str:
         return f"{self.url}/{lang}/{slug}/"

@@ -338,10 +338,10 @@ class SqliteLedger:
         rows: list[Mark] = []
         for mark in marks:
             if len(mark) == 5:   # (key, state, remote_id, error, detail): the form before remote_url
-                key, state, remote_id, error, legacy_detail = mark  # type: ignore[misc]
+                key, state, remote_id, error, legacy_detail = mark
                 rows.append((key, state, remote_id, None, error, legacy_detail))
             else:
-                rows.append(mark)  # type: ignore[arg-type]
+                rows.append(mark)
         for row in rows:
             _check_state(row[1])   # all checked before anything is written
         if not rows:
