@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError
-from publisher.store import Clock, LegacyMark, Mark, format_time, utc_now
+from publisher.store.interfaces import Clock, LegacyMark, Mark, format_time, utc_now
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -726,3 +726,20 @@ class SqliteFeedCache:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+if TYPE_CHECKING:
+    from publisher import delivery
+    from publisher.store import interfaces
+
+    def _conforms(store: SqliteStore, cache: SqliteFeedCache) -> None:
+        """Never called: mypy checks here that the SQLite classes satisfy the interfaces they implement."""
+        checked_store: interfaces.Store = store
+        ledger: interfaces.Ledger = store.ledger
+        versions: delivery.PublishedVersions = store.ledger
+        subscribers: interfaces.SubscriberStore = store.subscribers
+        memory: interfaces.TranslationMemory = store.translation_memory
+        limits: interfaces.RateLimits = store.rate_limits
+        feed_cache: interfaces.FeedCache = cache
+        render_cache: delivery.RenderCache = cache
+        del checked_store, ledger, versions, subscribers, memory, limits, feed_cache, render_cache
