@@ -27,8 +27,8 @@ class Site:
     """Paths and services of one site folder.
 
     ``content/`` articles (``<slug>.<lang>.md``), ``public/`` web output and feeds, ``outbox/`` local
-    deliveries, ``.publisher/`` state (the SQLite database, locks, caches), ``templates/`` and ``locales/`` overrides,
-    ``publisher.toml`` (settings that are not secret) and ``.env`` (secrets).
+    deliveries, ``.publisher/`` state (the SQLite database, locks and caches), ``templates/`` and ``locales/``
+    overrides, ``publisher.toml`` (settings that are not secret) and ``.env`` (secrets).
     """
 
     def __init__(self, root: Path | str, config: Config | None = None) -> None:

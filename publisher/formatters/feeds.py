@@ -494,7 +494,6 @@ class RenderedBodies:
         self.new.clear()
 
 
-
 def _renderer_fingerprint() -> str:
     import hashlib
     from importlib.metadata import PackageNotFoundError, version

@@ -356,7 +356,8 @@ class SqliteLedger:
                 self.conn.execute(
                     "WITH k(article, lang, channel, target, state, remote_id, remote_url, error, detail) AS (VALUES "
                     + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                    + ") UPDATE deliveries SET state = k.state, remote_id = COALESCE(k.remote_id, deliveries.remote_id),"
+                    + ") UPDATE deliveries SET state = k.state,"
+                    " remote_id = COALESCE(k.remote_id, deliveries.remote_id),"
                     " remote_url = COALESCE(k.remote_url, deliveries.remote_url), last_error = k.error,"
                     " detail = COALESCE(k.detail, deliveries.detail), updated_at = ? "
                     f"FROM k WHERE {_MATCH_KEY}",
