@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 import tempfile
 import time
@@ -151,9 +150,9 @@ def main() -> None:
         from argostranslate import settings as argos_settings
         from argostranslate.translate import apply_packaged_translation
 
-        from publisher.db import migrate
         from publisher.translate.argos import ArgosTranslator
         from publisher.translate.glossary import Glossary
+        from publisher.store.sqlite import SqliteStore
         from publisher.translate.memory import TranslationMemory
         from publisher.translate.segment import segment_markdown
         from publisher.translate.workflow import translate_templates
@@ -183,9 +182,7 @@ def main() -> None:
                 apply_packaged_translation(pkg, paragraph, bounded, sentencizer, num_hypotheses=1)
 
         def fresh_memory() -> TranslationMemory:
-            connection = sqlite3.connect(":memory:", isolation_level=None)
-            migrate(connection)
-            return TranslationMemory(connection)
+            return SqliteStore(Path(":memory:"), state_dir=workdir).translation_memory
 
         def batched() -> None:
             translate_templates([template()], translator, fresh_memory())

@@ -7,7 +7,8 @@
     ├── NotFound (LookupError)     a file, article or channel that does not exist
     ├── ChannelError               a channel that cannot be loaded or used
     ├── TranslationUnavailable     no model for a language pair, with the command that installs one
-    └── BadToken (ValueError)      a forged, altered or expired signed link
+    ├── BadToken (ValueError)      a forged, altered or expired signed link
+    └── LockBusy                   a lock asked for without waiting is held by another run
 """
 
 from __future__ import annotations
@@ -64,3 +65,11 @@ class TranslationUnavailable(PublisherError):
 
 class BadToken(PublisherError, ValueError):
     """A signed token is forged, altered or expired."""
+
+
+class LockBusy(PublisherError):
+    """A named lock (``Store.lock(name, wait=False)``) is held by another process or thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: another run holds this lock right now; try again when it has finished")

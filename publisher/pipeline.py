@@ -16,11 +16,11 @@ is written once, for email (one delivery per recipient, in batches), feeds and s
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
 from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, LockRequest, LookupFailed,
@@ -175,10 +175,19 @@ def channel_context(site: Site, options: RunOptions) -> ChannelContext:
                           published=ledger, cache=None, console=options.console, checkpoint=checkpoint)
 
 
-def _locked(site: Site, request: LockRequest | None) -> ContextManager[Any]:
-    if request is None:
-        return nullcontext()
-    return site.lock(request.name, wait=request.wait, busy=request.busy)
+@contextmanager
+def _locked(site: Site, request: LockRequest | None) -> Iterator[None]:
+    """Hold the channel's lock for its part of the run; a busy lock that must not be waited for stops the run
+    with the channel's own line."""
+    from publisher.errors import LockBusy
+
+    with ExitStack() as stack:
+        if request is not None:
+            try:
+                stack.enter_context(site.lock(request.name, wait=request.wait))
+            except LockBusy as exc:
+                raise LockBusy(request.busy or str(exc)) from None
+        yield
 
 
 def _would_send(channel: Channel, renditions: list[Rendition]) -> list[DeliveryReport]:

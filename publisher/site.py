@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
+from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,11 +13,13 @@ from publisher.config import Config
 from publisher.errors import NotFound
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     import jinja2
 
     from publisher.article import Library
     from publisher.i18n import UIStrings
-    from publisher.ledger import Ledger
+    from publisher.store import FeedCache, Ledger, Store
     from publisher.subscribers import Subscribers
 
 
@@ -25,14 +27,14 @@ class Site:
     """Paths and services of one site folder.
 
     ``content/`` articles (``<slug>.<lang>.md``), ``public/`` web output and feeds, ``outbox/`` local
-    deliveries, ``.publisher/`` state (the SQLite database), ``templates/`` and ``locales/`` overrides,
-    ``publisher.toml`` (settings that are not secret) and ``.env`` (secrets).
+    deliveries, ``.publisher/`` state (the SQLite database, locks and caches), ``templates/`` and ``locales/``
+    overrides, ``publisher.toml`` (settings that are not secret) and ``.env`` (secrets).
     """
 
     def __init__(self, root: Path | str, config: Config | None = None) -> None:
         self.root = Path(root).resolve()
         self._config = config
-        self._connection: sqlite3.Connection | None = None
+        self._store: Store | None = None
 
     @classmethod
     def discover(cls, path: Path | str | None = None) -> Site:
@@ -84,8 +86,9 @@ class Site:
         return tuple(self.config.get("PUBLISHER_LANGUAGES"))
 
     @property
-    def timezone(self):  # noqa: ANN201 - zoneinfo.ZoneInfo
-        return self.config.get("PUBLISHER_TIMEZONE")
+    def timezone(self) -> ZoneInfo:
+        zone: ZoneInfo = self.config.get("PUBLISHER_TIMEZONE")
+        return zone
 
     def url_for(self, lang: str, slug: str) -> str:
         return f"{self.url}/{lang}/{slug}/"
@@ -134,50 +137,45 @@ class Site:
         return key
 
     # --- services -------------------------------------------------------------------------------------
-    @property
-    def database_path(self) -> Path:
-        url = self.config.get("PUBLISHER_DATABASE_URL")
-        if url:
-            return Path(str(url)[len("sqlite:///"):])
-        return self.state_dir / "publisher.db"
+    def store(self) -> Store:
+        """The site's storage (ledger, subscribers, translation memory, web state, locks): one per Site, opened
+        on first use, for this thread."""
+        if self._store is None:
+            self._store = self._open_store(shared=False)
+        return self._store
 
-    def database(self) -> sqlite3.Connection:
-        """The site database with every migration applied (one connection per Site, this thread)."""
-        if self._connection is None:
-            from publisher.db import connect
+    def open_shared_database(self) -> Store:
+        """Open this Site's store for a thread pool (the web server): any thread may use it, one at a time.
 
-            self._connection = connect(self.database_path)
-        return self._connection
-
-    def open_shared_database(self) -> sqlite3.Connection:
-        """Open this Site's connection for a thread pool (the web server): any thread may use it, one at a time.
-
-        Call it before anything else opens the database; the caller serializes access (``publisher.web`` holds
-        a lock), and every later ``database()``, ``ledger()`` or ``subscribers()`` returns this connection.
+        Call it before anything else opens the store; the caller serializes access (``publisher.web`` holds
+        a lock), and every later ``store()``, ``ledger()`` or ``subscribers()`` returns this store.
         """
-        if self._connection is None:
-            from publisher.db import connect
+        if self._store is None:
+            self._store = self._open_store(shared=True)
+        return self._store
 
-            self._connection = connect(self.database_path, check_same_thread=False)
-        return self._connection
+    def _open_store(self, *, shared: bool) -> Store:
+        from publisher.store import open_store
+
+        url = self.config.get("PUBLISHER_DATABASE_URL")
+        return open_store(str(url) if url else None, state_dir=self.state_dir, shared=shared)
 
     def ledger(self) -> Ledger:
-        from publisher.ledger import Ledger
-
-        return Ledger(self.database())
-
-    def lock(self, name: str, *, wait: bool = True, busy: str = "") -> Any:
-        """A lock held across processes (``.publisher/locks/<name>.lock``); ``wait`` false: raise
-        ``LockBusy`` with ``busy`` as its line when another process holds it."""
-        from publisher.locks import file_lock
-
-        return file_lock(self.state_dir / "locks" / f"{name}.lock", wait=wait, busy=busy)
+        return self.store().ledger
 
     def subscribers(self) -> Subscribers:
-        """The bulletin subscriber list in the site database."""
+        """The bulletin subscriber list, in the languages the site declares."""
         from publisher.subscribers import Subscribers
 
-        return Subscribers(self.database())
+        return Subscribers(self.store().subscribers, self.languages)
+
+    def feed_cache(self) -> FeedCache:
+        """The rendered-bodies cache of the feeds (a new handle: close it when done)."""
+        return self.store().feed_cache()
+
+    def lock(self, name: str, *, wait: bool) -> AbstractContextManager[None]:
+        """Hold the lock ``name`` across processes (``LockBusy`` if ``wait`` is false and it is held)."""
+        return self.store().lock(name, wait=wait)
 
     def articles(self) -> Library:
         from publisher.article import load_library
@@ -197,6 +195,6 @@ class Site:
         return make_environment(self)
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None

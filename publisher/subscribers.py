@@ -1,23 +1,22 @@
-"""Bulletin subscribers in the site database: add, import, confirm, unsubscribe and stream them."""
+"""Bulletin subscribers: add, import, confirm, unsubscribe and stream them, each value checked on the way in."""
 
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from publisher.errors import InputError
 
-STATUSES = ("pending", "active", "unsubscribed", "bounced")
-SUBSCRIBER_LANGUAGES = ("en", "ko")
+if TYPE_CHECKING:
+    from publisher.store import SubscriberStore
 
-_COLUMNS = "email, name, lang, status, themes, created_at, confirmed_at"
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
 
 
 @dataclass
@@ -83,11 +82,16 @@ def normalize_name(name: str | None) -> str | None:
     return " ".join(text.split()) or None
 
 
-def normalize_lang(lang: str | None, where: str = "language") -> str:
-    """'en' or 'ko' (case-insensitive; empty means 'en'); InputError otherwise."""
-    value = (lang or "").strip().lower() or "en"
-    if value not in SUBSCRIBER_LANGUAGES:
-        raise InputError(where, f"{lang!r} is not one of {', '.join(SUBSCRIBER_LANGUAGES)}")
+def normalize_lang(lang: str | None, where: str = "language", languages: Sequence[str] | None = None) -> str:
+    """The language code, lower-cased; empty means the site's first language. With ``languages`` (the site's
+    ``PUBLISHER_LANGUAGES``), one of them or InputError."""
+    value = (lang or "").strip().lower()
+    if not value:
+        if not languages:
+            raise InputError(where, "is empty")
+        return languages[0]
+    if languages is not None and value not in languages:
+        raise InputError(where, f"{lang!r} is not one of {', '.join(languages)}")
     return value
 
 
@@ -105,32 +109,16 @@ def normalize_themes(themes: Iterable[str] | None, where: str = "themes") -> lis
     return result
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _row_to_subscriber(row: tuple) -> Subscriber:
-    email, name, lang, status, themes, created_at, confirmed_at = row
-    return Subscriber(
-        email=email,
-        name=name,
-        lang=lang,
-        status=status,
-        themes=[theme for theme in themes.split(",") if theme],
-        created_at=_parse_time(created_at),  # type: ignore[arg-type]
-        confirmed_at=_parse_time(confirmed_at),
-    )
-
-
 class Subscribers:
-    """The subscriber list of one site, on its SQLite connection (`site.subscribers()` or `Subscribers(conn)`)."""
+    """The subscriber list of one site (``site.subscribers()``): checks every value, then stores it.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    ``languages`` are the site's ``PUBLISHER_LANGUAGES``: a subscriber reads one of them, and an empty language
+    means the first.
+    """
+
+    def __init__(self, store: SubscriberStore, languages: Sequence[str]) -> None:
+        self.store = store
+        self.languages = tuple(languages)
 
     # -- one subscriber ------------------------------------------------------------------
 
@@ -139,7 +127,7 @@ class Subscribers:
         email: str,
         *,
         name: str | None = None,
-        lang: str = "en",
+        lang: str | None = None,
         status: str = "active",
         themes: Iterable[str] = (),
     ) -> Subscriber:
@@ -147,52 +135,23 @@ class Subscribers:
         address = normalize_email(email, where="email")
         if status not in STATUSES:
             raise InputError(f"{address}: status", f"{status!r} is not one of {', '.join(STATUSES)}")
-        lang = normalize_lang(lang, where=f"{address}: language")
+        lang = normalize_lang(lang, where=f"{address}: language", languages=self.languages)
         theme_list = normalize_themes(themes, where=f"{address}: themes")
-        now = _now()
-        with self.conn:
-            self.conn.execute(
-                "INSERT OR IGNORE INTO subscribers"
-                " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    address,
-                    address.lower(),
-                    normalize_name(name),
-                    lang,
-                    status,
-                    ",".join(theme_list),
-                    now,
-                    now if status == "active" else None,
-                    now,
-                ),
-            )
-        subscriber = self.get(address)
-        assert subscriber is not None
-        return subscriber
+        self.store.insert(email=address, email_key=address.lower(), name=normalize_name(name), lang=lang,
+                          status=status, themes=theme_list, confirmed=status == "active")
+        return self._require(address)
 
     def get(self, email: str) -> Subscriber | None:
         """The subscriber with this address (any case), or None."""
         key = self._key(email)
-        if key is None:
-            return None
-        row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM subscribers WHERE email_key = ?", (key,)
-        ).fetchone()
-        return _row_to_subscriber(row) if row else None
+        return self.store.get(key) if key is not None else None
 
     def confirm(self, email: str) -> Subscriber:
         """The subscriber followed a signed confirmation link: the address becomes active (also after an
         earlier unsubscribe, because confirming is the subscriber's own act)."""
         subscriber = self._require(email)
         if subscriber.status != "active":
-            now = _now()
-            with self.conn:
-                self.conn.execute(
-                    "UPDATE subscribers SET status = 'active', confirmed_at = ?, updated_at = ?"
-                    " WHERE email_key = ?",
-                    (now, now, self._key(email)),
-                )
+            self.store.update(subscriber.email.lower(), status="active", confirm=True)
         return self._require(email)
 
     def unsubscribe(self, email: str) -> bool:
@@ -208,23 +167,15 @@ class Subscribers:
     ) -> Subscriber:
         """Change the language and/or the followed themes (an empty list means every theme)."""
         subscriber = self._require(email)
-        new_lang = normalize_lang(lang, where="language") if lang is not None else subscriber.lang
-        new_themes = normalize_themes(themes) if themes is not None else subscriber.themes
-        with self.conn:
-            self.conn.execute(
-                "UPDATE subscribers SET lang = ?, themes = ?, updated_at = ? WHERE email_key = ?",
-                (new_lang, ",".join(new_themes), _now(), self._key(email)),
-            )
+        new_lang = normalize_lang(lang, where="language", languages=self.languages) if lang is not None else None
+        new_themes = normalize_themes(themes) if themes is not None else None
+        self.store.update(subscriber.email.lower(), lang=new_lang, themes=new_themes)
         return self._require(email)
 
     def remove(self, email: str) -> bool:
         """Delete the address from the list entirely (the right to erasure). True if it was there."""
         key = self._key(email)
-        if key is None:
-            return False
-        with self.conn:
-            cursor = self.conn.execute("DELETE FROM subscribers WHERE email_key = ?", (key,))
-        return cursor.rowcount > 0
+        return key is not None and self.store.delete(key)
 
     # -- many subscribers ----------------------------------------------------------------
 
@@ -236,16 +187,15 @@ class Subscribers:
         Each batch is its own short query (keyset pagination on id), so no read transaction stays
         open while the caller sends mail and writes the ledger.
         """
-        yield from self._iter(status="active", lang=lang, theme=theme, batch_size=batch_size)
+        yield from self.store.iterate(status="active", lang=lang, theme=theme, batch_size=batch_size)
 
     def iter_all(self, *, status: str | None = None, batch_size: int = 1000) -> Iterator[Subscriber]:
         """Every subscriber (optionally of one status), streamed in id order."""
-        yield from self._iter(status=status, lang=None, theme=None, batch_size=batch_size)
+        yield from self.store.iterate(status=status, batch_size=batch_size)
 
     def count(self, *, status: str | None = None, lang: str | None = None, theme: str | None = None) -> int:
         """How many subscribers match."""
-        where, params = self._filters(status, lang, theme)
-        return self.conn.execute(f"SELECT count(*) FROM subscribers{where}", params).fetchone()[0]
+        return self.store.count(status=status, lang=lang, theme=theme)
 
     def import_csv(self, path: Path, *, status: str = "active") -> ImportReport:
         """Import `email,name,language` rows (UTF-8, BOM or not, CRLF or LF).
@@ -276,11 +226,8 @@ class Subscribers:
         lang_at = next((columns.index(c) for c in ("language", "lang") if c in columns), None)
 
         report = ImportReport()
-        now = _now()
         seen: set[str] = set()
-        from publisher.db import transaction
-
-        with transaction(self.conn):
+        with self.store.transaction():
             for cells in rows:   # a malformed row raises InputError here: the transaction imports nothing
                 line = reader.line_num
                 where = f"{path.name}:{line}"
@@ -290,7 +237,8 @@ class Subscribers:
                     if len(cells) > len(columns):
                         raise InputError(where, f"{len(cells)} fields, the header has {len(columns)}")
                     address = normalize_email(_cell(cells, email_at), where=f"{where}: email")
-                    lang = normalize_lang(_cell(cells, lang_at), where=f"{where}: language")
+                    lang = normalize_lang(_cell(cells, lang_at), where=f"{where}: language",
+                                          languages=self.languages)
                 except InputError as error:
                     report.rejected.append(str(error))
                     continue
@@ -299,22 +247,8 @@ class Subscribers:
                     report.rejected.append(f"{where}: email: {address} appears earlier in the file")
                     continue
                 seen.add(key)
-                cursor = self.conn.execute(
-                    "INSERT OR IGNORE INTO subscribers"
-                    " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?)",
-                    (
-                        address,
-                        key,
-                        normalize_name(_cell(cells, name_at)),
-                        lang,
-                        status,
-                        now,
-                        now if status == "active" else None,
-                        now,
-                    ),
-                )
-                if cursor.rowcount:
+                if self.store.insert(email=address, email_key=key, name=normalize_name(_cell(cells, name_at)),
+                                     lang=lang, status=status, themes=[], confirmed=status == "active"):
                     report.added += 1
                     report.added_emails.append(address)
                 else:
@@ -334,45 +268,14 @@ class Subscribers:
                     subscriber.lang,
                     subscriber.status,
                     " ".join(subscriber.themes),
-                    subscriber.created_at.isoformat(),
-                    subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else "",
+                    _timestamp(subscriber.created_at),
+                    _timestamp(subscriber.confirmed_at) if subscriber.confirmed_at else "",
                 ]
             )
             written += 1
         return written
 
     # -- internals -------------------------------------------------------------------------
-
-    def _iter(
-        self, *, status: str | None, lang: str | None, theme: str | None, batch_size: int
-    ) -> Iterator[Subscriber]:
-        where, params = self._filters(status, lang, theme)
-        where += " AND id > ?" if where else " WHERE id > ?"
-        query = f"SELECT id, {_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT ?"
-        last_id = 0
-        while True:
-            rows = self.conn.execute(query, (*params, last_id, batch_size)).fetchall()
-            for row in rows:
-                yield _row_to_subscriber(row[1:])
-            if len(rows) < batch_size:
-                return
-            last_id = rows[-1][0]
-
-    @staticmethod
-    def _filters(status: str | None, lang: str | None, theme: str | None) -> tuple[str, tuple]:
-        clauses: list[str] = []
-        params: list[object] = []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        if lang is not None:
-            clauses.append("lang = ?")
-            params.append(lang)
-        if theme is not None:
-            # No themes chosen means every theme.
-            clauses.append("(themes = '' OR instr(',' || themes || ',', ?) > 0)")
-            params.append(f",{theme.lower()},")
-        return (" WHERE " + " AND ".join(clauses) if clauses else "", tuple(params))
 
     @staticmethod
     def _key(email: str) -> str | None:
@@ -391,14 +294,13 @@ class Subscribers:
 
     def _set_status(self, email: str, status: str) -> bool:
         key = self._key(email)
-        if key is None:
-            return False
-        with self.conn:
-            cursor = self.conn.execute(
-                "UPDATE subscribers SET status = ?, updated_at = ? WHERE email_key = ? AND status != ?",
-                (status, _now(), key, status),
-            )
-        return cursor.rowcount > 0
+        return key is not None and self.store.update(key, status=status, unless_status=status)
+
+
+def _timestamp(moment: datetime) -> str:
+    # The store's one format (ISO 8601 in UTC, milliseconds, with the offset); imported from nowhere, so this
+    # module needs nothing of the storage layer at run time.
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _cell(cells: list[str], index: int | None) -> str:

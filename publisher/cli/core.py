@@ -131,13 +131,9 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
                 first = False
         out.write("\n]\n")
         return
-    query = ("SELECT article, lang, channel, state, COUNT(*) AS n FROM deliveries "
-             "WHERE (? IS NULL OR article = ?) AND (? IS NULL OR channel = ?) GROUP BY article, lang, channel, state "
-             "ORDER BY article, lang, channel")
     summary: dict[tuple[str, str, str], dict[str, int]] = {}
     for slug in slugs:
-        for row in site.database().execute(query, (slug, slug, channel, channel)):
-            summary.setdefault((row["article"], row["lang"], row["channel"]), {})[row["state"]] = row["n"]
+        summary.update(ledger.summary(article=slug, channel=channel))
     out = console()
     if not summary:
         out.print("The ledger is empty: nothing has been published yet.")

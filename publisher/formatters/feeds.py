@@ -17,6 +17,7 @@ from publisher.errors import ContentError
 
 if TYPE_CHECKING:
     from publisher.article import Article
+    from publisher.delivery import RenderCache
     from publisher.site import Site
 
 FORMATS = ("rss", "atom", "json")
@@ -452,59 +453,33 @@ def render_opml(title: str, specs: Sequence[FeedSpec]) -> bytes:
 
 
 class RenderedBodies:
-    """Sanitized HTML of article bodies, kept between builds in ``.publisher/cache/feed-bodies.sqlite``.
+    """Sanitized HTML of article bodies, kept between builds in a ``RenderCache`` (``site.feed_cache()``).
 
     Rendering and sanitizing Markdown is most of the cost of a build (about 0.4 ms an article): a site's first
     build renders every body in its feeds and pages, later builds and publishes only new or edited ones.
-    Entries are keyed by a hash of the Markdown; the cache also records the renderer (``publisher/markup.py``
-    and the markdown-it and nh3 versions), so a change of the sanitizing rules renders everything again.
-    SQLite, so a publish reads only the bodies it needs; a missing or damaged cache is simply rebuilt.
+    Entries are keyed by a hash of the renderer (``publisher/markup.py`` and the markdown-it and nh3 versions)
+    and the Markdown, so a change of the sanitizing rules renders everything again. A publish reads only the
+    bodies it needs.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, cache: RenderCache) -> None:
+        self.cache = cache
         self.used: set[str] = set()
         self.known: dict[str, str] = {}
         self.new: dict[str, str] = {}
         self.renderer = _renderer_fingerprint()
-        self._db: Any = None
-
-    def _connection(self) -> Any:
-        import sqlite3
-
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._db = self._open(sqlite3)
-            except sqlite3.DatabaseError:
-                self.path.unlink(missing_ok=True)   # damaged: it is only a cache
-                self._db = self._open(sqlite3)
-        return self._db
-
-    def _open(self, sqlite3: Any) -> Any:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)")
-        db.execute("CREATE TABLE IF NOT EXISTS renderer (fingerprint TEXT NOT NULL)")
-        row = db.execute("SELECT fingerprint FROM renderer").fetchone()
-        if row is None or row[0] != self.renderer:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM bodies")
-            db.execute("DELETE FROM renderer")
-            db.execute("INSERT INTO renderer VALUES (?)", (self.renderer,))
-            db.execute("COMMIT")
-        return db
 
     def __call__(self, markdown: str) -> str:
         import hashlib
 
-        key = hashlib.blake2b(markdown.encode("utf-8"), digest_size=16).hexdigest()
+        digest = hashlib.blake2b(self.renderer.encode("ascii"), digest_size=16)
+        digest.update(markdown.encode("utf-8"))
+        key = digest.hexdigest()
         self.used.add(key)
         html_text = self.known.get(key)
         if html_text is None:
-            row = self._connection().execute("SELECT html FROM bodies WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                html_text = row[0]
-            else:
+            html_text = self.cache.get_many([key]).get(key)
+            if html_text is None:
                 from publisher.markup import markdown_to_html
 
                 html_text = self.new[key] = markdown_to_html(markdown)
@@ -513,23 +488,10 @@ class RenderedBodies:
 
     def save(self, *, prune: bool) -> None:
         """Store the bodies rendered this time; ``prune`` (after a full build) drops those no longer used."""
-        if not self.new and not prune:
-            return
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?)", self.new.items())
+        self.cache.put_many(self.new.items())
         if prune:
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY)")
-            db.execute("DELETE FROM used")
-            db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((key,) for key in self.used))
-            db.execute("DELETE FROM bodies WHERE key NOT IN (SELECT key FROM used)")
-        db.execute("COMMIT")
+            self.cache.keep_only(self.used)
         self.new.clear()
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
 
 
 def _renderer_fingerprint() -> str:
@@ -606,7 +568,8 @@ class SiteFeeds:
         for articles in self.by_lang.values():
             articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
         self._items: dict[tuple[str, str], FeedItem] = {}
-        self.bodies = RenderedBodies(site.state_dir / "cache" / "feed-bodies.sqlite")
+        self._feed_cache = site.feed_cache()   # opened on first use; closed by keep_rendered_bodies
+        self.bodies = RenderedBodies(self._feed_cache)
 
     # --- feeds ---------------------------------------------------------------------------------------------
 
@@ -760,7 +723,7 @@ class SiteFeeds:
     def keep_rendered_bodies(self, *, full_build: bool) -> None:
         """Save the rendered-body cache after the files were written (a full build also drops stale bodies)."""
         self.bodies.save(prune=full_build)
-        self.bodies.close()
+        self._feed_cache.close()
 
     def image_files(self) -> list[OutputFile]:
         """Copies under ``public/`` of the local images that the rendered items link to from elsewhere."""

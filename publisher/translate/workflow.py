@@ -197,12 +197,11 @@ def translate_articles(
 ) -> list[TranslationReport]:
     """Translate several articles with one model call per source language (none written)."""
     from publisher.translate.glossary import Glossary
-    from publisher.translate.memory import TranslationMemory
 
     for article in articles:
         check_source(article, target_lang)
     glossary = glossary if glossary is not None else Glossary.load(site)
-    memory = memory if memory is not None else TranslationMemory(site.database())
+    memory = memory if memory is not None else site.store().translation_memory
     reports: dict[int, TranslationReport] = {}
     for source_lang in dict.fromkeys(a.lang for a in articles):
         batch = [a for a in articles if a.lang == source_lang]

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from publisher.site import Site
+    from publisher.store import RateLimits, Store
 
 CSRF_COOKIE = "publisher_csrf"
 CSRF_FIELD = "csrf_token"
@@ -80,8 +80,8 @@ def _own_origin(request: Request) -> str:
 class RateLimiter:
     """Counts hits per (bucket, client) in fixed windows; clients are stored as keyed hashes, never in clear."""
 
-    def __init__(self, conn: sqlite3.Connection, secret_key: str) -> None:
-        self.conn = conn
+    def __init__(self, store: Store, secret_key: str) -> None:
+        self.limits: RateLimits = store.rate_limits
         self._key = hashlib.sha256(("rate-limit:" + secret_key).encode()).digest()
 
     def hit(self, bucket: str, client: str, *, limit: int, window_seconds: int, now: float | None = None) -> int:
@@ -89,22 +89,7 @@ class RateLimiter:
         moment = int(now if now is not None else time.time())
         window_start = moment - moment % window_seconds
         digest = hmac.new(self._key, client.encode(), hashlib.sha256).hexdigest()
-        from publisher.db import transaction
-
-        # One transaction: the connection is in autocommit mode, where `with conn:` would group nothing, and
-        # another server process counting the same client must not slip between the increment and the read.
-        with transaction(self.conn):
-            self.conn.execute("DELETE FROM web_rate_limits WHERE bucket = ? AND window_start < ?",
-                              (bucket, window_start))
-            self.conn.execute(
-                "INSERT INTO web_rate_limits (bucket, client, window_start, hits) VALUES (?, ?, ?, 1)"
-                " ON CONFLICT (bucket, client, window_start) DO UPDATE SET hits = hits + 1",
-                (bucket, digest, window_start),
-            )
-            hits = self.conn.execute(
-                "SELECT hits FROM web_rate_limits WHERE bucket = ? AND client = ? AND window_start = ?",
-                (bucket, digest, window_start),
-            ).fetchone()[0]
+        hits = self.limits.hit(bucket, digest, window_start)
         return 0 if hits <= limit else window_start + window_seconds - moment
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from publisher.article import Article, Story
     from publisher.channels.base import Rendition
     from publisher.site import Site
+    from publisher.store import Store
 
 log = logging.getLogger("publisher.web")
 
@@ -81,10 +81,9 @@ class Review:
     channel_titles: dict[str, str]
 
 
-def build_review(site: Site, story: Story, conn: sqlite3.Connection) -> Review:
+def build_review(site: Site, story: Story, conn: Store) -> Review:
     """Render the story through every registered channel and gather its translation and ledger state."""
     from publisher.channels.registry import channel_names, get_channel
-    from publisher.ledger import Ledger
     from publisher.translate.policy import select_versions
 
     allowed, notes = select_versions(story, site.languages, site)
@@ -135,7 +134,7 @@ def build_review(site: Site, story: Story, conn: sqlite3.Connection) -> Review:
             column.social += [replace(rendition, filename=shown.filename, content=shown.content, meta=shown.meta,
                                       extra=[]) for shown in rendition.files]
 
-    ledger = Ledger(conn)
+    ledger = conn.ledger
     for lang, column in columns.items():
         for name in names:
             counts = {state: n for state, n in ledger.counts(article=story.slug, channel=name, lang=lang).items() if n}
@@ -214,11 +213,10 @@ def closed_page(request: Request, exc: Exception) -> Response:
 def review_index(request: Request) -> Response:
     state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
 
-    def gather(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    def gather(conn: Store) -> list[dict[str, Any]]:
         from publisher.channels.registry import channel_names
-        from publisher.ledger import Ledger
 
-        ledger = Ledger(conn)
+        ledger = conn.ledger
         try:
             names = channel_names()
         except PublisherError:

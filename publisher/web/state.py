@@ -1,8 +1,7 @@
-"""What the web app shares between requests: the site, one database connection, and how far the server is open."""
+"""What the web app shares between requests: the site, one store connection, and how far the server is open."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -11,16 +10,17 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from publisher.site import Site
+    from publisher.store import Store
 
 T = TypeVar("T")
 
 
 class WebState:
-    """The site behind the app, and the one SQLite connection its request threads take turns on.
+    """The site behind the app, and the one store its request threads take turns on.
 
-    Requests run on a thread pool and a ``sqlite3`` connection belongs to one thread at a time, so every use of
-    the database, including a channel's own ``site.ledger()`` while it renders, happens inside
-    ``with_database``, which holds a lock. SQLite serializes writers anyway; the lock makes the turns explicit.
+    Requests run on a thread pool and a SQLite connection belongs to one thread at a time, so every use of
+    storage, including a channel's own ``site.ledger()`` while it renders, happens inside ``with_database``,
+    which holds a lock. SQLite serializes writers anyway; the lock makes the turns explicit.
     """
 
     def __init__(self, site: Site, *, review_local_only: bool = True) -> None:
@@ -34,7 +34,9 @@ class WebState:
         # Made once now if it does not exist yet: two first requests at once would each make their own.
         self.site.secret_key  # noqa: B018
 
-    def with_database(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def with_database(self, work: Callable[[Store], T]) -> T:
+        """Run ``work`` with the site's store, alone (``site.ledger()``/``site.subscribers()`` inside it are the
+        same store)."""
         with self._lock:
             return work(self.site.open_shared_database())
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from publisher.site import Site
+    from publisher.store import Store
     from publisher.subscribers import Subscriber
 
 log = logging.getLogger("publisher.web")
@@ -153,7 +153,7 @@ class SubscribeRequest:
         from publisher.subscribers import normalize_email, normalize_lang, normalize_themes
 
         address = normalize_email(email, where="email")
-        language = normalize_lang(lang, where="language")
+        language = normalize_lang(lang, where="language", languages=site.languages)
         if language not in site.languages:
             raise InputError("language", f"{lang!r} is not a language of this site")
         return cls(address, name or None, language, tuple(normalize_themes(themes)))
@@ -170,13 +170,11 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
     site = state.site
     per_address = int(site.config.get("PUBLISHER_CONFIRM_MAILS_PER_ADDRESS"))
 
-    def register(conn: sqlite3.Connection) -> Subscriber | None:
-        from publisher.subscribers import Subscribers
-
+    def register(conn: Store) -> Subscriber | None:
         limiter = RateLimiter(conn, site.secret_key)
         if limiter.hit("confirm-mail", wanted.email.lower(), limit=per_address, window_seconds=CONFIRM_MAIL_WINDOW):
             return None
-        subscribers = Subscribers(conn)
+        subscribers = state.site.subscribers()
         existing = subscribers.get(wanted.email)
         if existing is None:
             return subscribers.add(wanted.email, name=wanted.name, lang=wanted.lang, status="pending",
@@ -238,10 +236,8 @@ def token_address(request: Request, site: Site, purpose: str, max_age: int | Non
 
 
 def _load_subscriber(state: WebState, address: str) -> Subscriber | None:
-    def look_up(conn: sqlite3.Connection) -> Subscriber | None:
-        from publisher.subscribers import Subscribers
-
-        return Subscribers(conn).get(address)
+    def look_up(conn: Store) -> Subscriber | None:
+        return state.site.subscribers().get(address)
 
     return state.with_database(look_up)
 
@@ -289,10 +285,8 @@ def confirm(request: Request) -> Response:
     site = state.site
     address = _confirmed_address(request, site)   # BadToken: the app's 400 page
 
-    def activate(conn: sqlite3.Connection) -> Subscriber | None:
-        from publisher.subscribers import Subscribers
-
-        subscribers = Subscribers(conn)
+    def activate(conn: Store) -> Subscriber | None:
+        subscribers = state.site.subscribers()
         if subscribers.get(address) is None:
             return None
         return subscribers.confirm(address)
@@ -331,10 +325,8 @@ async def unsubscribe(request: Request) -> Response:
                             title="This link does not work",
                             message="The request must say List-Unsubscribe=One-Click.")
 
-    def leave(conn: sqlite3.Connection) -> str | None:
-        from publisher.subscribers import Subscribers
-
-        subscribers = Subscribers(conn)
+    def leave(conn: Store) -> str | None:
+        subscribers = state.site.subscribers()
         subscribers.unsubscribe(address)   # False when already out or unknown: the same answer
         known = subscribers.get(address)
         return known.lang if known else None
@@ -385,10 +377,8 @@ async def save_preferences(request: Request) -> Response:
     known_themes = {t.slug for t in await run_in_threadpool(site_themes, site)}
     themes = [slug for slug in form.getlist("themes") if isinstance(slug, str) and slug in known_themes]
 
-    def save(conn: sqlite3.Connection) -> Subscriber | None:
-        from publisher.subscribers import Subscribers
-
-        subscribers = Subscribers(conn)
+    def save(conn: Store) -> Subscriber | None:
+        subscribers = state.site.subscribers()
         existing = subscribers.get(address)
         if existing is None or existing.status != "active":
             return None   # preferences never re-subscribe anyone

@@ -57,7 +57,7 @@ def test_dry_run_sends_nothing_and_writes_no_ledger_row(cli, smtp_site: Site, sm
     assert result.exit_code == 0, result.output
     assert "Dry run, nothing sent" in result.output and "would be sent" in result.output
     assert smtp_server.handler.received() == {}
-    assert smtp_site.database().execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+    assert smtp_site.store().connection.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
 
 
 def test_bad_date_and_empty_digest_are_one_line_errors(cli, site: Site) -> None:

@@ -29,7 +29,7 @@ def test_kill_9_then_rerun_reaches_everyone_and_duplicates_at_most_the_in_flight
     smtp_site: Site, smtp_server: SmtpServer, kill_after: int
 ) -> None:
     subscribers = smtp_site.subscribers()
-    with smtp_site.database():
+    with smtp_site.store().transaction():
         for i in range(SUBSCRIBERS):
             subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
     everyone = {f"reader{i:03d}@example.org" for i in range(SUBSCRIBERS)}
@@ -47,10 +47,10 @@ def test_kill_9_then_rerun_reaches_everyone_and_duplicates_at_most_the_in_flight
     assert first.returncode == -signal.SIGKILL
 
     # Ledger first, server second: "sent" is only ever written after the server accepted.
-    states = dict(smtp_site.database().execute(
+    states = dict(smtp_site.store().connection.execute(
         "SELECT state, count(*) FROM deliveries WHERE channel = 'email' GROUP BY state").fetchall())
     assert states.get("in_flight", 0) <= CONNECTIONS
-    sent_before = {row[0] for row in smtp_site.database().execute(
+    sent_before = {row[0] for row in smtp_site.store().connection.execute(
         "SELECT target FROM deliveries WHERE state = 'sent'")}
     delivered_before = handler.received()
     assert 0 < sum(delivered_before.values()) < SUBSCRIBERS
@@ -67,12 +67,12 @@ def test_kill_9_then_rerun_reaches_everyone_and_duplicates_at_most_the_in_flight
     twice = {address for address, count in received.items() if count > 1}
     assert max(received.values()) <= 2
     assert len(twice) <= CONNECTIONS                           # at most the ones in flight at the kill
-    flagged = {row[0] for row in smtp_site.database().execute(
+    flagged = {row[0] for row in smtp_site.store().connection.execute(
         "SELECT target FROM deliveries WHERE json_extract(detail, '$.possible_duplicate')")}
     assert twice <= flagged                                    # every duplicate was reported as possible
     if flagged:
         assert f"{len(flagged)} subscribers were being sent this digest when an earlier run stopped" in err
-    states = dict(smtp_site.database().execute(
+    states = dict(smtp_site.store().connection.execute(
         "SELECT state, count(*) FROM deliveries WHERE channel = 'email' GROUP BY state").fetchall())
     assert states == {"sent": SUBSCRIBERS}
 
@@ -87,7 +87,7 @@ def test_a_second_run_while_the_first_is_sending_stops_instead_of_sending_twice(
                                                                                smtp_server: SmtpServer) -> None:
     # Without the lock the second run finds the first one's rows pending or in flight and sends them too.
     subscribers = smtp_site.subscribers()
-    with smtp_site.database():
+    with smtp_site.store().transaction():
         for i in range(40):
             subscribers.add(f"reader{i:03d}@example.org", lang="en")
     handler = smtp_server.handler

@@ -61,10 +61,10 @@ def test_preferences_change_language_and_themes(site: Site) -> None:
 
 def test_iter_active_streams_in_batches_and_filters(site: Site) -> None:
     subscribers = site.subscribers()
-    conn = site.database()
-    with conn:  # a quick bulk insert through the API's own validation would take longer than this test should
+    conn = site.store().connection
+    with site.store().transaction():  # a bulk insert through the API's own validation would take too long
         for i in range(2500):
-            subscribers.conn.execute(
+            conn.execute(
                 "INSERT INTO subscribers (email, email_key, lang, status, themes, created_at, updated_at)"
                 " VALUES (?, ?, ?, 'active', ?, '2024-01-01T00:00:00+00:00', '2024-01-01T00:00:00+00:00')",
                 (f"r{i}@example.org", f"r{i}@example.org", "ko" if i % 5 == 0 else "en",

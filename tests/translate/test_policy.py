@@ -7,7 +7,6 @@ from pathlib import Path
 from publisher.article import load_stories
 from publisher.channels.base import PublishContext
 from publisher.site import Site
-from publisher.translate.memory import TranslationMemory
 from publisher.translate.policy import select_versions
 
 from .conftest import front_matter
@@ -63,7 +62,7 @@ def test_a_dry_run_translates_in_memory_and_writes_nothing(site: Site, models_di
 
     assert chosen.languages == ["ko"] and notes[0].state == "dry-run"
     assert not (site.content_dir / "2024-sdg16-knowledge-forum.ko.md").exists()
-    assert TranslationMemory(site.database()).count() == 0  # a dry run changes nothing
+    assert site.store().translation_memory.count() == 0  # a dry run changes nothing
 
 
 def test_allowed_but_no_model_says_how_to_install_one(site: Site, empty_models_dir: Path) -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from publisher.article import load_article
 from publisher.site import Site
-from publisher.translate.memory import TranslationMemory
 from publisher.translate.workflow import translate_file
 
 from .conftest import body_of, front_matter
@@ -122,14 +121,14 @@ def test_memory_sends_only_changed_sentences_to_the_model(site: Site, models_dir
     assert (again.sent_to_model, again.from_memory) == (0, 4)
     assert (edited.sent_to_model, edited.from_memory) == (1, 3)
     assert body_of(first.path) != ""
-    memory = TranslationMemory(site.database())
+    memory = site.store().translation_memory
     assert memory.count("argos:en-ko@1.0") == 5
 
 
 def test_the_same_input_gives_the_same_translation(site: Site, models_dir: Path, write_article) -> None:
     source = write_article("same", "en", "A short note from Incheon.\n", title="Note")
     first = body_of(translate_file(site, source, "ko").path)
-    TranslationMemory(site.database()).forget()
+    site.store().translation_memory.forget()
 
     second = body_of(translate_file(site, source, "ko").path)
 

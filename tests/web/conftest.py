@@ -66,25 +66,19 @@ def link_in(message: EmailMessage, purpose: str) -> str:
 
 def subscriber(site: Site, address: str) -> object:
     """The subscriber as stored, read through a connection of its own."""
-    from publisher.db import connect
-    from publisher.subscribers import Subscribers
-
-    conn = connect(site.database_path)
+    reader = Site(site.root)
     try:
-        return Subscribers(conn).get(address)
+        return reader.subscribers().get(address)
     finally:
-        conn.close()
+        reader.close()
 
 
 def add_subscriber(site: Site, address: str, **values: object) -> None:
-    from publisher.db import connect
-    from publisher.subscribers import Subscribers
-
-    conn = connect(site.database_path)
+    writer = Site(site.root)
     try:
-        Subscribers(conn).add(address, **values)  # type: ignore[arg-type]
+        writer.subscribers().add(address, **values)  # type: ignore[arg-type]
     finally:
-        conn.close()
+        writer.close()
 
 
 def heading(page_html: str) -> str:

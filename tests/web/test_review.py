@@ -76,18 +76,16 @@ def test_a_missing_or_unpublishable_version_is_explained(client, site: Site) -> 
 
 
 def test_the_ledger_state_per_channel(client, site: Site) -> None:
-    from publisher.db import connect
     from publisher.delivery import DeliveryKey
-    from publisher.ledger import Ledger
 
-    conn = connect(site.database_path)
-    ledger = Ledger(conn)
+    other = Site(site.root)   # another process's connection
+    ledger = other.ledger()
     ledger.begin(DeliveryKey(SLUG, "ko", "x", "@unpog_ko"))
     ledger.mark(DeliveryKey(SLUG, "ko", "x", "@unpog_ko"), "sent", remote_id="1", remote_url="https://x.com/unpog_ko/status/1")
     ledger.ensure_pending([DeliveryKey(SLUG, "ko", "email", f"reader{n}@example.org") for n in range(30)])
     ledger.begin(DeliveryKey(SLUG, "ko", "mastodon", "@unpog@mastodon.example"))
     ledger.mark(DeliveryKey(SLUG, "ko", "mastodon", "@unpog@mastodon.example"), "unconfirmed", error="timed out")
-    conn.close()
+    other.close()
     page = client.get(f"/review/{SLUG}?lang=ko")
     part = column(page.text, "ko")
     assert "발송됨 1" in part and 'href="https://x.com/unpog_ko/status/1"' in part

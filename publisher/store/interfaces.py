@@ -1,0 +1,253 @@
+"""The storage interfaces: what the rest of the package may ask of the site's storage, in value types only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+from publisher.delivery import Delivery, DeliveryKey
+
+if TYPE_CHECKING:
+    from publisher.subscribers import Subscriber
+
+# (key, state, remote_id, remote_url, error, detail): None keeps the row's remote_id, remote_url and detail.
+Mark = tuple[DeliveryKey, str, str | None, str | None, str | None, dict[str, Any] | None]
+# The earlier form (key, state, remote_id, error, detail), still accepted by ``mark_many``.
+LegacyMark = tuple[DeliveryKey, str, str | None, str | None, dict[str, Any]]
+# What the store asks the time (an aware datetime), injected by tests.
+Clock = Callable[[], datetime]
+
+
+def format_time(moment: datetime) -> str:
+    """The one timestamp format the store writes: ISO 8601 in UTC with an offset, to the millisecond
+    (``2026-12-01T10:00:00.123+00:00``)."""
+    if moment.tzinfo is None:
+        raise ValueError("a timestamp needs a time zone")
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Ledger(Protocol):
+    """Delivery rows, one per (article, language, channel, target): the only place delivery state changes.
+
+    States: ``pending`` (known, not tried), ``in_flight`` (the remote call has started), ``sent`` (the remote
+    side accepted), ``failed`` (it refused; safe to try again), ``unconfirmed`` (the outcome is unknown: a
+    timeout or a 5xx after the request left; never retried blindly), ``skipped`` (deliberately not sent, e.g.
+    no version in the reader's language; the reason is in ``last_error``).
+
+    ``begin()`` comes before the remote call and ``mark(key, "sent")`` only after the remote side accepted, so
+    a crash can leave at most the rows that were in flight in doubt, never skip a row. A write outside
+    ``transaction()`` is committed at once; inside, with the transaction.
+    """
+
+    def get(self, key: DeliveryKey) -> Delivery | None:
+        """The row of ``key``, or None."""
+        ...
+
+    def get_many(self, keys: Iterable[DeliveryKey]) -> dict[DeliveryKey, Delivery]:
+        """The rows of ``keys`` that exist."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group several writes in one transaction, committed on success and rolled back on any error."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The same as ``transaction()`` (the name the bulk sender used)."""
+        ...
+
+    def begin(self, key: DeliveryKey) -> Delivery:
+        """Mark ``key`` in flight (attempts + 1, the row made if new); return the row as it was before."""
+        ...
+
+    def begin_many(self, keys: list[DeliveryKey]) -> None:
+        """``begin`` for several rows that exist (``ensure_pending``), in one statement."""
+        ...
+
+    def mark(
+        self,
+        key: DeliveryKey,
+        state: str,
+        *,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an outcome (the row made if new); ``remote_id``/``remote_url``/``detail`` None keep the old."""
+        ...
+
+    def mark_many(self, marks: Iterable[Mark | LegacyMark]) -> None:
+        """``mark`` for several rows that exist: ``(key, state, remote_id, remote_url, error, detail)`` each."""
+        ...
+
+    def ensure_pending(self, keys: Iterable[DeliveryKey], *, batch_size: int = 5000) -> int:
+        """Add the keys not yet in the ledger, state pending; return how many were new."""
+        ...
+
+    def rows(
+        self,
+        article: str | None = None,
+        channel: str | None = None,
+        state: str | Iterable[str] | None = None,
+        lang: str | None = None,
+        *,
+        batch_size: int = 1000,
+    ) -> Iterator[Delivery]:
+        """Matching rows in the order they were made, streamed in batches."""
+        ...
+
+    def counts(
+        self, article: str | None = None, channel: str | None = None, lang: str | None = None
+    ) -> dict[str, int]:
+        """How many matching rows are in each state (every state present, 0 if none)."""
+        ...
+
+    def summary(
+        self, article: str | None = None, channel: str | None = None
+    ) -> dict[tuple[str, str, str], dict[str, int]]:
+        """``(article, lang, channel)`` -> rows per state (only the states present), sorted by the key."""
+        ...
+
+    def published(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(slug, lang)`` -> the detail of the first ``sent`` row of ``channel`` (``PublishedVersions``)."""
+        ...
+
+    def first_details(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(slug, lang)`` -> the detail of the first row of ``channel`` with a non-empty detail, any state."""
+        ...
+
+
+class SubscriberStore(Protocol):
+    """The subscriber table. Addresses are looked up by ``email_key`` (the normalized address, lower case);
+    checking what goes in is ``publisher.subscribers.Subscribers``'s job."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        ...
+
+    def insert(self, *, email: str, email_key: str, name: str | None, lang: str, status: str,
+               themes: Sequence[str], confirmed: bool) -> bool:
+        """Add a subscriber unless ``email_key`` is taken (the row is then left exactly as it is); True if added.
+        ``confirmed``: record now as the confirmation time."""
+        ...
+
+    def get(self, email_key: str) -> Subscriber | None:
+        ...
+
+    def update(
+        self,
+        email_key: str,
+        *,
+        status: str | None = None,
+        lang: str | None = None,
+        themes: Sequence[str] | None = None,
+        confirm: bool = False,
+        unless_status: str | None = None,
+    ) -> bool:
+        """Change the given fields and ``updated_at`` (``confirm``: ``confirmed_at`` too); with
+        ``unless_status``, only a row not in that status. True if a row changed."""
+        ...
+
+    def delete(self, email_key: str) -> bool:
+        ...
+
+    def iterate(
+        self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Subscriber]:
+        """Matching subscribers in id order, one short query per batch (no read stays open meanwhile).
+        ``theme``: those following it, or every theme (no themes chosen)."""
+        ...
+
+    def count(self, *, status: str | None = None, lang: str | None = None, theme: str | None = None) -> int:
+        ...
+
+
+class TranslationMemory(Protocol):
+    """Sentences a model translated, keyed by model (name, pair, version) and source text."""
+
+    def lookup(self, model: str, source_lang: str, target_lang: str, sentences: Iterable[str]) -> dict[str, str]:
+        """The remembered translation of each sentence that has one (and a hit recorded for each)."""
+        ...
+
+    def remember(self, model: str, source_lang: str, target_lang: str, translations: Mapping[str, str]) -> None:
+        """Store translations in one transaction; a sentence translated again replaces the old entry."""
+        ...
+
+    def count(self, model: str | None = None) -> int:
+        ...
+
+    def forget(self, model: str | None = None) -> int:
+        """Drop the memory of one model (or all); return how many sentences were dropped."""
+        ...
+
+
+class FeedCache(Protocol):
+    """Rendered article bodies kept between builds, keyed by a hash of what they were rendered from
+    (``publisher.delivery.RenderCache``, plus ``close``). Losing it costs only time."""
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        ...
+
+    def put_many(self, items: Iterable[tuple[str, str]]) -> None:
+        ...
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        """Drop every entry whose key is not among ``keys`` (after a full build)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class RateLimits(Protocol):
+    """Hit counters in fixed windows, per (bucket, client); ``client`` is already a keyed hash."""
+
+    def hit(self, bucket: str, client: str, window_start: int) -> int:
+        """Count one hit in the window starting at ``window_start`` (Unix time) and drop the bucket's older
+        windows, atomically; return the hits of this window so far."""
+        ...
+
+
+class Store(Protocol):
+    """One site's storage: its parts, transactions across them, named locks, and closing."""
+
+    @property
+    def ledger(self) -> Ledger:
+        ...
+
+    @property
+    def subscribers(self) -> SubscriberStore:
+        ...
+
+    @property
+    def translation_memory(self) -> TranslationMemory:
+        ...
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        ...
+
+    def feed_cache(self) -> FeedCache:
+        """The rendered-bodies cache (a new handle; the caller closes it)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One write transaction over every part; nested, it is a savepoint of the outer one."""
+        ...
+
+    def lock(self, name: str, *, wait: bool) -> AbstractContextManager[None]:
+        """Hold the lock ``name`` across processes; ``wait`` false raises ``LockBusy`` when it is held."""
+        ...
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names (opening the store does it too)."""
+        ...
+
+    def close(self) -> None:
+        ...

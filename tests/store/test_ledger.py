@@ -1,0 +1,169 @@
+"""The delivery ledger (``publisher.store.Ledger`` on SQLite): the life of a row, streaming, and the feeds' reads."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from publisher.delivery import DeliveryKey
+from publisher.site import Site
+from publisher.store import open_store
+from publisher.store.sqlite import SqliteStore
+
+ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 10, 0, 0, 123000, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_database_url_setting_points_elsewhere(site: Site, tmp_path) -> None:  # noqa: ANN001
+    from publisher.config import Config
+
+    other = Site(site.root, Config.from_mapping({"PUBLISHER_DATABASE_URL": f"sqlite:///{tmp_path}/elsewhere.db"}))
+    other.ledger().mark(DeliveryKey("a", "en", "feeds", "x"), "sent")
+    assert (tmp_path / "elsewhere.db").exists()
+    other.close()
+
+
+def test_begin_then_mark_records_the_life_of_a_delivery(site: Site) -> None:
+    ledger = site.ledger()
+    key = DeliveryKey("2024-unpsf-incheon", "ko", "x", "ko-account")
+    before = ledger.begin(key)
+    assert before.state == "pending" and before.attempts == 0
+    row = ledger.get(key)
+    assert row.state == "in_flight" and row.attempts == 1
+    ledger.mark(key, "unconfirmed", error="timeout after 30 s", detail={"parts": ["1"]})
+    before = ledger.begin(key)
+    assert before.state == "unconfirmed" and before.detail == {"parts": ["1"]}
+    ledger.mark(key, "sent", remote_id="123", remote_url="https://x.com/u/status/123")
+    row = ledger.get(key)
+    assert (row.state, row.remote_id, row.attempts, row.last_error) == ("sent", "123", 2, None)
+    assert row.detail == {"parts": ["1"]}  # kept when not given
+    ledger.mark(key, "sent")
+    assert ledger.get(key).remote_url == "https://x.com/u/status/123"
+
+
+def test_timestamps_are_iso_8601_with_an_offset_from_the_store_clock(tmp_path) -> None:  # noqa: ANN001
+    clock = FakeClock()
+    store = open_store(None, state_dir=tmp_path, clock=clock)
+    key = DeliveryKey("a", "en", "x", "default")
+    store.ledger.begin(key)
+    clock.advance(2.5)
+    store.ledger.mark(key, "sent")
+    row = store.ledger.get(key)
+    assert row.created_at == "2026-12-01T10:00:00.123+00:00"
+    assert row.updated_at == "2026-12-01T10:00:02.623+00:00"
+    store.ledger.ensure_pending([DeliveryKey("a", "en", "email", "r@example.org")])
+    store.ledger.mark_many([(DeliveryKey("a", "en", "email", "r@example.org"), "sent", "<m@x>", None, None, None)])
+    assert all(ISO_WITH_OFFSET.match(d.created_at) and ISO_WITH_OFFSET.match(d.updated_at)
+               for d in store.ledger.rows())
+    store.close()
+
+
+def test_ensure_pending_is_idempotent_and_rows_stream_in_batches(site: Site) -> None:
+    ledger = site.ledger()
+    keys = [DeliveryKey("a", "en", "email", f"r{i}@example.org") for i in range(2500)]
+    assert ledger.ensure_pending(keys, batch_size=700) == 2500
+    assert ledger.ensure_pending(keys, batch_size=700) == 0
+    assert ledger.ensure_pending(keys[:10] + [DeliveryKey("a", "en", "email", "new@example.org")]) == 1
+    ledger.mark(keys[5], "sent")
+    rows = list(ledger.rows(article="a", channel="email", state="pending", batch_size=300))
+    assert len(rows) == 2500 and rows[0].key.target == "r0@example.org"
+    assert ledger.counts(article="a")["sent"] == 1
+
+
+def test_summary_counts_per_article_language_and_channel(site: Site) -> None:
+    ledger = site.ledger()
+    ledger.ensure_pending([DeliveryKey("b", "ko", "email", f"r{i}@example.org") for i in range(3)])
+    ledger.mark(DeliveryKey("b", "ko", "email", "r0@example.org"), "sent")
+    ledger.mark(DeliveryKey("a", "en", "x", "default"), "failed", error="refused")
+    assert ledger.summary() == {("a", "en", "x"): {"failed": 1}, ("b", "ko", "email"): {"pending": 2, "sent": 1}}
+    assert ledger.summary(article="b", channel="x") == {}
+    assert list(ledger.summary(channel="email")) == [("b", "ko", "email")]
+
+
+def test_states_are_checked_by_the_schema_and_the_store(site: Site) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        site.store().connection.execute(
+            "INSERT INTO deliveries (article, lang, channel, target, state) VALUES ('a','en','x','t','bogus')")
+    with pytest.raises(ValueError, match="unknown delivery state 'bogus'"):
+        site.ledger().mark(DeliveryKey("a", "en", "x", "t"), "bogus")
+
+
+def test_a_transaction_commits_together_or_not_at_all_and_nests_as_a_savepoint(site: Site) -> None:
+    ledger = site.ledger()
+    first, second = DeliveryKey("a", "en", "x", "1"), DeliveryKey("a", "en", "x", "2")
+    with pytest.raises(RuntimeError):
+        with ledger.transaction():
+            ledger.mark(first, "sent")
+            raise RuntimeError("crash before the commit")
+    assert ledger.get(first) is None
+    with ledger.transaction():
+        ledger.mark(first, "sent")
+        try:
+            with ledger.batch():             # the same thing under its older name, nested: a savepoint
+                ledger.mark(second, "sent")
+                raise RuntimeError("the inner part fails")
+        except RuntimeError:
+            pass
+    assert ledger.get(first).state == "sent" and ledger.get(second) is None
+    # Seen from another connection only once committed.
+    other = Site(site.root)
+    with ledger.transaction():
+        ledger.mark(second, "failed", error="x")
+        assert other.ledger().get(second) is None
+    assert other.ledger().get(second).state == "failed"
+    other.close()
+
+
+def test_published_and_first_details_for_the_feeds(site: Site) -> None:
+    ledger = site.ledger()
+    feed = "feeds"
+    # A story's English version in two feed files; the first row made gave the entry id.
+    ledger.begin(DeliveryKey("story", "en", feed, "en/feed.xml"))
+    ledger.mark(DeliveryKey("story", "en", feed, "en/feed.xml"), "sent", detail={"guid": "urn:1"})
+    ledger.mark(DeliveryKey("story", "en", feed, "en/atom.xml"), "sent", detail={"guid": "urn:1", "n": 2})
+    # Korean: failed once with a detail, so its id is fixed but it is not published.
+    ledger.mark(DeliveryKey("story", "ko", feed, "ko/feed.xml"), "failed", error="disk full", detail={"guid": "urn:2"})
+    # A row without detail is not a first detail; another channel is not seen.
+    ledger.mark(DeliveryKey("other", "en", feed, "en/feed.xml"), "sent")
+    ledger.mark(DeliveryKey("story", "en", "x", "default"), "sent", detail={"parts": ["1"]})
+
+    assert ledger.published(feed) == {("story", "en"): {"guid": "urn:1"}, ("other", "en"): {}}
+    assert ledger.first_details(feed) == {("story", "en"): {"guid": "urn:1"}, ("story", "ko"): {"guid": "urn:2"}}
+    assert ledger.published("mastodon") == {} and ledger.first_details("mastodon") == {}
+
+
+def test_many_processes_opening_a_new_database_at_once(tmp_path) -> None:  # noqa: ANN001
+    """The switch to WAL needs an exclusive lock that SQLite refuses at once, busy handler or not."""
+    import threading
+
+    for round_number in range(40):
+        path = tmp_path / f"new-{round_number}.db"
+        errors: list[BaseException] = []
+
+        def open_and_close() -> None:
+            try:
+                store = SqliteStore(path, state_dir=tmp_path)
+                store.migrate()
+                store.close()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_close) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors

@@ -1,0 +1,88 @@
+"""The other parts of the store: subscriber languages from the site, the feed cache, the translation memory."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from publisher.errors import InputError
+from publisher.site import Site
+from publisher.store import format_time, open_store
+from publisher.store.sqlite import SqliteFeedCache
+from tests.conftest import set_settings
+
+
+def test_subscribers_read_the_languages_the_site_declares(site: Site, tmp_path: Path) -> None:
+    korean_only = set_settings(site, PUBLISHER_LANGUAGES="ko")
+    subscribers = korean_only.subscribers()
+    assert subscribers.add("a@example.org").lang == "ko"          # no language given: the site's first
+    with pytest.raises(InputError, match=r"^b@example.org: language: 'en' is not one of ko$"):
+        subscribers.add("b@example.org", lang="en")
+    with pytest.raises(InputError, match="language: 'en' is not one of ko"):
+        subscribers.set_preferences("a@example.org", lang="en")
+    sheet = tmp_path / "list.csv"
+    sheet.write_text("email,name,language\nc@example.org,C,ko\nd@example.org,D,en\n", encoding="utf-8")
+    report = subscribers.import_csv(sheet)
+    assert report.added == 1 and report.rejected == ["list.csv:3: language: 'en' is not one of ko"]
+    korean_only.close()
+
+
+def test_subscriber_times_are_written_in_the_one_format(tmp_path: Path) -> None:
+    from publisher.subscribers import Subscribers
+
+    moment = datetime(2026, 12, 1, 10, 0, 0, 123000, tzinfo=timezone.utc)
+    store = open_store(None, state_dir=tmp_path, clock=lambda: moment)
+    subscribers = Subscribers(store.subscribers, ["en"])
+    added = subscribers.add("reader@example.org")
+    assert added.created_at == moment and added.confirmed_at == moment
+    connection = store.connection  # type: ignore[attr-defined]   # the SQLite store's, to read the raw text
+    row = connection.execute("SELECT created_at, confirmed_at, updated_at FROM subscribers").fetchone()
+    assert tuple(row) == ("2026-12-01T10:00:00.123+00:00",) * 3
+    assert format_time(moment) == "2026-12-01T10:00:00.123+00:00"
+    with pytest.raises(ValueError):
+        format_time(datetime(2026, 12, 1))   # a time without a zone is refused, never guessed
+    store.close()
+
+
+def test_the_feed_cache_keeps_puts_prunes_and_survives_damage(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "feed-bodies.sqlite"
+    cache = SqliteFeedCache(path)
+    assert cache.get_many(["a"]) == {}
+    cache.put_many([("a", "<p>A</p>"), ("b", "<p>B</p>")])
+    cache.put_many([("a", "<p>A2</p>")])
+    assert cache.get_many(["a", "b", "c"]) == {"a": "<p>A2</p>", "b": "<p>B</p>"}
+    cache.keep_only(["b"])
+    assert cache.get_many(["a", "b"]) == {"b": "<p>B</p>"}
+    cache.close()
+    path.write_bytes(b"not a database" * 100)
+    again = SqliteFeedCache(path)
+    assert again.get_many(["b"]) == {}      # a damaged cache starts again, it is only a cache
+    again.put_many([("b", "<p>B</p>")])
+    assert again.get_many(["b"]) == {"b": "<p>B</p>"}
+    again.close()
+
+
+def test_the_translation_memory_remembers_counts_hits_and_forgets(site: Site) -> None:
+    memory = site.store().translation_memory
+    memory.remember("argos:en-ko@1", "en", "ko", {"Hello.": "안녕하세요.", "Bye.": "안녕."})
+    memory.remember("argos:en-ko@1", "en", "ko", {"Bye.": "잘 가요."})
+    assert memory.lookup("argos:en-ko@1", "en", "ko", ["Hello.", "Bye.", "New."]) == {
+        "Hello.": "안녕하세요.", "Bye.": "잘 가요."}
+    assert memory.lookup("argos:en-ko@2", "en", "ko", ["Hello."]) == {}
+    hits = dict(site.store().connection.execute(  # type: ignore[attr-defined]
+        "SELECT source_text, hits FROM translation_memory").fetchall())
+    assert hits == {"Hello.": 1, "Bye.": 1}
+    assert memory.count() == 2 and memory.count("other") == 0
+    assert memory.forget("argos:en-ko@1") == 2 and memory.count() == 0
+
+
+def test_rate_limits_count_per_window_and_drop_old_windows(site: Site) -> None:
+    limits = site.store().rate_limits
+    assert [limits.hit("subscribe", "c1", 600) for _ in range(3)] == [1, 2, 3]
+    assert limits.hit("subscribe", "c2", 600) == 1
+    assert limits.hit("subscribe", "c1", 1200) == 1
+    windows = {row[0] for row in site.store().connection.execute(  # type: ignore[attr-defined]
+        "SELECT window_start FROM web_rate_limits")}
+    assert windows == {1200}
