@@ -70,6 +70,6 @@ class BadToken(PublisherError, ValueError):
 class LockBusy(PublisherError):
     """A named lock (``Store.lock(name, wait=False)``) is held by another process or thread."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, message: str | None = None) -> None:
         self.name = name
-        super().__init__(f"{name}: another run holds this lock right now; try again when it has finished")
+        super().__init__(message or f"{name}: another run holds this lock right now; try again when it has finished")

@@ -186,7 +186,7 @@ def _locked(site: Site, request: LockRequest | None) -> Iterator[None]:
             try:
                 stack.enter_context(site.lock(request.name, wait=request.wait))
             except LockBusy as exc:
-                raise LockBusy(request.busy or str(exc)) from None
+                raise LockBusy(request.name, request.busy or str(exc)) from None
         yield
 
 
