@@ -16,11 +16,11 @@ is written once, for email (one delivery per recipient, in batches), feeds and s
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager
+from typing import TYPE_CHECKING, Any
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
 from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, LockRequest, LookupFailed,
@@ -175,10 +175,13 @@ def channel_context(site: Site, options: RunOptions) -> ChannelContext:
                           published=ledger, cache=None, console=options.console, checkpoint=checkpoint)
 
 
-def _locked(site: Site, request: LockRequest | None) -> ContextManager[Any]:
-    if request is None:
-        return nullcontext()
-    return site.lock(request.name, wait=request.wait, busy=request.busy)
+@contextmanager
+def _locked(site: Site, request: LockRequest | Sequence[LockRequest] | None) -> Iterator[None]:
+    requests = [] if request is None else [request] if isinstance(request, LockRequest) else list(request)
+    with ExitStack() as held:
+        for one in requests:
+            held.enter_context(site.lock(one.name, wait=one.wait, busy=one.busy))
+        yield
 
 
 def _would_send(channel: Channel, renditions: list[Rendition]) -> list[DeliveryReport]:

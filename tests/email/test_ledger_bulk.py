@@ -1,4 +1,4 @@
-"""The ledger's bulk helpers that the email channel uses: get_many, batch, begin_many, mark_many."""
+"""The ledger's bulk helpers that the pipeline uses for email: get_many, batch, begin_many, mark_many."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def test_bulk_changes_match_one_by_one_changes(site: Site) -> None:
 
     with ledger.batch():
         ledger.mark_many([
-            (batch[0], "sent", "<id-0@unpog.example>", None, {"message_id": "<id-0@unpog.example>"}),
-            (batch[1], "failed", None, "550 5.1.1 no such user (at RCPT TO)", {"permanent": True}),
+            (batch[0], "sent", "<id-0@unpog.example>", None, None, {"message_id": "<id-0@unpog.example>"}),
+            (batch[1], "failed", None, None, "550 5.1.1 no such user (at RCPT TO)", {"permanent": True}),
         ])
     sent, failed, still = ledger.get(batch[0]), ledger.get(batch[1]), ledger.get(batch[2])
     assert (sent.state, sent.remote_id, sent.detail) == ("sent", "<id-0@unpog.example>",
@@ -46,7 +46,7 @@ def test_a_failed_batch_changes_nothing(site: Site) -> None:
     with pytest.raises(ValueError, match="unknown delivery state"):
         with ledger.batch():
             ledger.begin_many(batch)
-            ledger.mark_many([(batch[0], "delivered", None, None, {})])
+            ledger.mark_many([(batch[0], "delivered", None, None, None, {})])
     assert {row.state for row in ledger.get_many(batch).values()} == {"pending"}
     # begin() inside a batch joins it instead of opening its own transaction.
     with ledger.batch():
