@@ -1,6 +1,6 @@
 """The email channel: a bulletin to every active subscriber in their language, over SMTP or into the Maildir outbox.
 
-The pipeline keeps the ledger rule (``publisher/pipeline.py``); what this channel adds to it:
+The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this channel adds to it:
 
 * one delivery per subscriber, keyed (article or digest id, subscriber language, "email", address), planned
   by streaming the subscribers in batches (``deliveries``);
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from publisher.channels.base import Channel, ChannelContext, Result, Sender
@@ -179,10 +179,10 @@ class EmailChannel(Channel):
             fallback = original.lang if any(b.lang == original.lang for b in bulletins) else None
         return self._renditions(story.slug, bulletins, theme, fallback)
 
-    def render_digest(self, batch: Sequence[tuple[Story, Sequence[str]]], *, since: date | datetime,
+    def render_digest(self, batch: Sequence[tuple[Story, Sequence[str]]], *, since: datetime,
                       theme: str | None, langs: Sequence[str], originals: dict[str, Article]) -> list[Rendition]:
         """A digest of the chosen versions of ``batch``, one rendition per language that has any of them
-        (ledger id ``digest-YYYY-MM-DD[-theme]``)."""
+        (delivery id ``digest-YYYY-MM-DD[-theme]``)."""
         from publisher.formatters.email import BulletinFormatter
 
         formatter = BulletinFormatter(self.site, self.config)
@@ -235,8 +235,8 @@ class EmailChannel(Channel):
     # --- planning ---------------------------------------------------------------------------------------------
 
     def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> list[LockRequest]:
-        """One sender per bulletin: the ledger rule covers a crash, not two runs at once (a cron job and a
-        person), which would both send the rows the other has not reached yet."""
+        """One sender per bulletin: the pipeline's rule covers a crash, not two runs at once (a cron job and a
+        person), which would both send to the readers the other has not reached yet."""
         ids = [self._digest_id] if self._digest_id is not None else [story.slug for story, _ in batch]
         return [LockRequest(f"email-{delivery_id}", wait=False,
                             busy=f"email: another run is sending {delivery_id} right now; run this again when "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
@@ -56,7 +56,7 @@ class BulletinFormatter:
         articles: Sequence[Article],
         lang: str,
         *,
-        since: date | datetime,
+        since: datetime,
         originals: dict[str, Article] | None = None,
     ) -> Bulletin:
         """A bulletin listing several articles (newest first) with their summaries."""

@@ -1,9 +1,9 @@
 """SMTP: the server settings as one value, and a pool of connections (one worker thread each) that sends one
 message per recipient and reports each outcome.
 
-The pool never touches the ledger: the pipeline claims a recipient before `submit()` and records what
-`next_outcome()` returns, so every ledger write happens on the caller's thread (one SQLite writer, whose
-commits can carry several outcomes at once). The backoff after a 4xx reply waits through the injected `sleep`.
+The pool records nothing: the pipeline claims a recipient before `submit()` and records what `next_outcome()`
+returns, so every write of a delivery's state happens on the caller's thread (one SQLite writer, whose commits
+can carry several outcomes at once). The backoff after a 4xx reply waits through the injected `sleep`.
 
 Outcome rules, per recipient:
   * 2xx after DATA: ``sent``.
@@ -104,7 +104,7 @@ class RetryPolicy:
     first_delay: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        return self.first_delay * (2 ** (attempt - 1))
+        return self.first_delay * 2.0 ** (attempt - 1)
 
 
 class _Transient(Exception):
