@@ -124,8 +124,8 @@ class EmailChannel(Channel):
 
     def __init__(self, site: Site, config: Config | None = None) -> None:
         super().__init__(site, config)
-        self._digest_id: str | None = None
-        self._rendered: dict[str, list[str]] = {}    # article -> languages rendered, for the report
+        self._digest_id: str | None = None           # set by render_digest: the bulletin lock_for locks
+        self._rendered: dict[str, list[str]] = {}    # article -> languages planned, for the report
 
     def fallback_description(self) -> str:
         return "Maildir at outbox/mail/"
@@ -247,6 +247,7 @@ class EmailChannel(Channel):
         """One delivery per active subscriber following the bulletin's theme, in id order, streamed in
         batches: the rendition of their language, else of the fallback language, else a reason to skip."""
         assert ctx.audience is not None, "the email channel needs the subscribers"
+        self._rendered = {}    # one run's bulletins: a channel object may serve several runs
         for article, group in _by_article(renditions).items():
             self._rendered[article] = sorted(r.lang for r in group)
             by_lang = {r.lang: r for r in group}
