@@ -138,7 +138,8 @@ def baseline(root: Path, port: int, n: int) -> float:
     import smtplib
 
     from publisher.article import load_stories
-    from publisher.formatters.email import BulletinFormatter, MessageBuilder
+    from publisher.formatters.email import BulletinFormatter
+    from publisher.mail.message import MessageBuilder
     from publisher.site import Site
     from publisher.subscribers import Subscriber
 
@@ -162,20 +163,19 @@ def baseline(root: Path, port: int, n: int) -> float:
 
 def publisher_send(root: Path) -> None:
     """Child process: publish the article by email to every subscriber; print a JSON line with the figures."""
+    from publisher import pipeline
     from publisher.article import load_stories
-    from publisher.channels.base import PublishContext
     from publisher.channels.email import EmailChannel
     from publisher.site import Site
 
     site = Site(root)
     story = load_stories(sorted(site.content_dir.glob(f"{ARTICLE}.*.md")), site)[0]
-    ctx = PublishContext(site, site.config, site.ledger())
     cpu_before = sum(os.times()[:2])
     started = time.perf_counter()
-    reports = EmailChannel(site).publish(story, story.languages, ctx)
+    reports = pipeline.deliver(site, EmailChannel(site), [(story, story.languages)], pipeline.RunOptions())
     elapsed = time.perf_counter() - started
     cpu = sum(os.times()[:2]) - cpu_before
-    sent = ctx.ledger.counts(article=ARTICLE, channel="email")["sent"]
+    sent = site.ledger().counts(article=ARTICLE, channel="email")["sent"]
     print(json.dumps({"sent": sent, "seconds": elapsed, "cpu": cpu, "peak_kb": peak_rss_kb(),
                       "notes": [f"{r.lang}: {r.note}" for r in reports]}))
 

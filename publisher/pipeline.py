@@ -176,17 +176,18 @@ def channel_context(site: Site, options: RunOptions) -> ChannelContext:
 
 
 @contextmanager
-def _locked(site: Site, request: LockRequest | None) -> Iterator[None]:
-    """Hold the channel's lock for its part of the run; a busy lock that must not be waited for stops the run
+def _locked(site: Site, request: LockRequest | Sequence[LockRequest] | None) -> Iterator[None]:
+    """Hold the channel's locks for its part of the run; a busy lock that must not be waited for stops the run
     with the channel's own line."""
     from publisher.errors import LockBusy
 
-    with ExitStack() as stack:
-        if request is not None:
+    requests = [] if request is None else [request] if isinstance(request, LockRequest) else list(request)
+    with ExitStack() as held:
+        for one in requests:
             try:
-                stack.enter_context(site.lock(request.name, wait=request.wait))
+                held.enter_context(site.lock(one.name, wait=one.wait))
             except LockBusy as exc:
-                raise LockBusy(request.name, request.busy or str(exc)) from None
+                raise LockBusy(one.name, one.busy or str(exc)) from None
         yield
 
 

@@ -10,28 +10,42 @@ from publisher.errors import BadToken
 if TYPE_CHECKING:
     from itsdangerous import URLSafeTimedSerializer
 
+    from publisher.delivery import Clock
     from publisher.site import Site
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 
 
-def _serializer(site: Site, purpose: str) -> URLSafeTimedSerializer:
-    from itsdangerous import URLSafeTimedSerializer
+def _serializer(site: Site, purpose: str, clock: Clock | None = None) -> URLSafeTimedSerializer:
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
     # The purpose is the salt: a token made to unsubscribe cannot be replayed to confirm or change preferences.
-    return URLSafeTimedSerializer(site.secret_key, salt=f"publisher.{purpose}")
+    if clock is None:
+        return URLSafeTimedSerializer(site.secret_key, salt=f"publisher.{purpose}")
+    now: Clock = clock
+
+    class ClockSigner(TimestampSigner):
+        """itsdangerous reads the time here, to stamp a token and to measure its age."""
+
+        def get_timestamp(self) -> int:
+            return int(now())
+
+    return URLSafeTimedSerializer(site.secret_key, salt=f"publisher.{purpose}", signer=ClockSigner)
 
 
-def sign(purpose: str, data: dict[str, Any], site: Site) -> str:
-    return str(_serializer(site, purpose).dumps(data))
+def sign(purpose: str, data: dict[str, Any], site: Site, *, clock: Clock | None = None) -> str:
+    """A signed token for ``data``, stamped with ``clock()`` (default: now)."""
+    return str(_serializer(site, purpose, clock).dumps(data))
 
 
-def verify(purpose: str, token: str, site: Site, max_age: int | None = None) -> dict[str, Any]:
-    """The signed data, or ``BadToken`` for a forged, altered or expired token."""
+def verify(purpose: str, token: str, site: Site, max_age: int | None = None, *,
+           clock: Clock | None = None) -> dict[str, Any]:
+    """The signed data, or ``BadToken`` for a forged, altered or expired token (older than ``max_age``
+    seconds at ``clock()``, default: now)."""
     from itsdangerous import BadSignature, SignatureExpired
 
     try:
-        data = _serializer(site, purpose).loads(token, max_age=max_age)
+        data = _serializer(site, purpose, clock).loads(token, max_age=max_age)
     except SignatureExpired:
         raise BadToken("this link has expired") from None
     except BadSignature:
@@ -55,7 +69,7 @@ def link_maker(site: Site, purpose: str) -> Callable[[dict[str, Any]], str]:
 
     def make(data: dict[str, Any]) -> str:
         payload = base64_encode(Serializer.dump_payload(serializer, data))   # JSON, without the zlib attempt
-        return prefix + signer.sign(payload).decode("ascii")
+        return prefix + str(signer.sign(payload).decode("ascii"))
 
     return make
 

@@ -178,8 +178,9 @@ class Channel:
                 renditions.append(rendition)
         return renditions
 
-    def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> LockRequest | None:
-        """A lock the pipeline holds from rendering to the last mark (one bulletin sender, one feeds build)."""
+    def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> LockRequest | Sequence[LockRequest] | None:
+        """A lock (or several: one per bulletin) the pipeline holds from rendering to the last mark (one
+        bulletin sender, one feeds build)."""
         return None
 
     def deliveries(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> Iterable[Planned]:

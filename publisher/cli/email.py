@@ -155,62 +155,44 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
     """
     from rich.table import Table
 
+    from publisher import pipeline
     from publisher.article import slugify
-    from publisher.channels.base import PublishContext
-    from publisher.channels.email import EmailChannel
-    from publisher.errors import InputError, NotFound
-    from publisher.translate.policy import select_versions
+    from publisher.errors import InputError
 
     site = get_site(ctx)
     try:
         since = datetime.strptime(since_text.strip(), "%Y-%m-%d").replace(tzinfo=site.timezone)
     except ValueError:
         raise InputError("--since", f"expected a date such as 2024-06-01, got {since_text!r}") from None
-    theme_slug = slugify(theme) if theme else None
-    wanted = list(langs) or list(site.languages)
-    channel = EmailChannel(site)
-    ctx_publish = PublishContext(site, site.config, site.ledger(), force=force, dry_run=dry_run,
-                                 console=console(stderr=True))
-    articles, originals, notes = [], {}, []
-    for story in site.articles().stories.values():
-        if theme_slug and story.original.theme_slug != theme_slug:
-            continue
-        if story.original.date < since:
-            continue
-        kept, skipped = select_versions(story, wanted, site, ctx_publish)
-        notes += skipped
-        if kept.versions:
-            articles += kept.versions.values()
-            originals[story.slug] = story.original
-    if not articles:
-        raise NotFound(f"no articles dated {since:%Y-%m-%d} or later" + (f" on the theme {theme!r}" if theme else ""))
-    run = channel.digest_run(articles, since=since, theme=theme_slug, langs=wanted, originals=originals)
-    summary = channel.plan(run, ctx_publish) if dry_run else channel.deliver(run, ctx_publish)
-    reports = channel.reports(run, summary)
-    table = Table(title=("Dry run, nothing sent: " if dry_run else "") + f"{run.delivery_id}, "
-                        f"{len(originals)} articles")
+    reports, renditions, notes = pipeline.bulletin(
+        site, since=since, theme=slugify(theme) if theme else None, langs=list(langs) or None, force=force,
+        dry_run=dry_run, console=console(stderr=True))
+    by_lang = {rendition.lang: rendition for rendition in renditions}
+    fallback = next((rendition for rendition in renditions if rendition.meta.get("fallback")), None)
+    stories = {slug for rendition in renditions for slug in rendition.meta["articles"]}
+    table = Table(title=("Dry run, nothing sent: " if dry_run else "") + f"{renditions[0].article}, "
+                        f"{len(stories)} articles")
     for column in ("language", "articles", "subject", "where", "state", "note"):
         table.add_column(column, overflow="fold")
     for report in reports:
-        bulletin_in_lang = run.bulletin_for(report.lang)
-        table.add_row(report.lang, str(len(bulletin_in_lang.articles)) if bulletin_in_lang else "0",
-                      bulletin_in_lang.subject if bulletin_in_lang else "", report.where,
-                      report.state, report.note)
+        shown = by_lang.get(report.lang, fallback)   # readers without their language get the fallback's
+        table.add_row(report.lang, str(len(shown.meta["articles"])) if shown else "0",
+                      shown.meta["subject"] if shown else "", report.where, report.state, report.note)
     console().print(table)
     for note in notes:
         click.echo(f"{note.article} ({note.lang}): {note.note}", err=True)
-    if summary.possible_duplicates:
-        click.echo(f"{summary.possible_duplicates} subscribers were being sent this digest when an earlier "
+    possible_duplicates = sum(getattr(report, "possible_duplicates", 0) for report in reports)
+    if possible_duplicates:
+        click.echo(f"{possible_duplicates} subscribers were being sent this digest when an earlier "
                    f"run stopped; they got it again and may have it twice.", err=True)
     if not dry_run and any(r.state == "failed" for r in reports):
         ctx.exit(1)
 
 
 def _send_confirmation(site: Any, subscriber: Any) -> str:
-    from publisher.channels.email import send_transactional
-    from publisher.formatters.email import confirmation_message
+    from publisher.mail.send import confirmation_message, send_message
 
-    return send_transactional(site, confirmation_message(site, subscriber))
+    return send_message(site, confirmation_message(site, subscriber))
 
 
 def _as_dict(subscriber: Any) -> dict[str, Any]:

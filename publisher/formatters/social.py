@@ -16,7 +16,6 @@ thread. Neither ever yields a post over the limit.
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -184,11 +183,10 @@ def hashtags(tags: Sequence[str]) -> list[str]:
 
 
 def plain_text(html_text: str) -> str:
-    """Sanitized HTML (an article's ``summary_html``) as one line of plain text."""
-    import nh3
+    """Sanitized HTML (an article's ``summary_html``) as one line of plain text (``markup.html_to_text``)."""
+    from publisher.markup import html_to_text
 
-    text = html.unescape(nh3.clean(html_text, tags=set()))
-    return " ".join(text.split())
+    return " ".join(html_to_text(html_text).split())
 
 
 # --- shortening and threads -------------------------------------------------------------------------------

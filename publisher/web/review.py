@@ -121,10 +121,11 @@ def build_review(site: Site, story: Story, conn: Store) -> Review:
         if rendition.channel == "email":
             email = column.email or {"subject": rendition.meta.get("subject", ""), "html": "", "text": "",
                                      "preheader": rendition.meta.get("preheader", "")}
-            if rendition.media_type == "text/html":
-                email["html"] = _text(rendition.content)
-            elif rendition.media_type == "text/plain":
-                email["text"] = _text(rendition.content)
+            for shown in rendition.files:   # the HTML, then the text part and the whole message
+                if shown.media_type == "text/html":
+                    email["html"] = _text(shown.content)
+                elif shown.media_type == "text/plain":
+                    email["text"] = _text(shown.content)
             column.email = email
         elif rendition.channel == "feeds":
             column.feed_files.append(rendition.target)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +21,8 @@ from publisher.web.pages import csrf_refused, form_page, message_page, page_lang
 from publisher.web.state import WebState, web_state
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -163,8 +163,7 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
     """Runs after the answer: record the request and mail a confirmation link, or, for an address already on
     the list, a note with its preferences link (the preferences of an active subscriber are never changed
     by a form anyone can fill in)."""
-    from publisher.channels.email import send_transactional
-    from publisher.formatters.email import confirmation_message
+    from publisher.mail.send import confirmation_message, send_message
     from publisher.tokens import link
 
     site = state.site
@@ -195,7 +194,7 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
                                   unsubscribe_url=link(site, "unsubscribe", {"email": subscriber.email}))
         else:
             message = confirmation_message(site, subscriber)
-        send_transactional(site, message)
+        send_message(site, message)
     except PublisherError as error:
         # The reader already has their answer; the editor finds the cause in the server log.
         log.error("subscription mail not sent: %s", error)
@@ -203,17 +202,14 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
 
 def reader_mail(site: Site, kind: str, lang: str, email: str, name: str | None, **context: Any) -> EmailMessage:
     """A short mail to one reader from ``templates/web/mail/<kind>.{txt,html}.j2`` in their language."""
+    from publisher.mail.message import MessageBuilder, Reader
+
     env = site.templates
     values = {"lang": lang, "site_title": site.title(lang), "site_url": site.url, "name": name, **context}
     subject = env.get_template(f"web/mail/{kind}.subject.j2").render(**values).strip()
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["To"] = Address(display_name=name or "", addr_spec=email)
-    message["Content-Language"] = lang
-    message["Auto-Submitted"] = "auto-generated"   # RFC 3834: no vacation replies to a confirmation mail
-    message.set_content(env.get_template(f"web/mail/{kind}.txt.j2").render(**values))
-    message.add_alternative(env.get_template(f"web/mail/{kind}.html.j2").render(**values), subtype="html")
-    return message
+    return MessageBuilder(site).compose(Reader(email, name), subject=subject, lang=lang, kind=kind,
+                                        text=env.get_template(f"web/mail/{kind}.txt.j2").render(**values),
+                                        html=env.get_template(f"web/mail/{kind}.html.j2").render(**values))
 
 
 # --- the signed links ------------------------------------------------------------------------------------------

@@ -148,7 +148,11 @@ def story_for(site: Site, slug: str) -> Any:
     return load_stories(paths, site)[0]
 
 
-def publish_context(site: Site, **options: Any) -> Any:
-    from publisher.channels.base import PublishContext
+def publish(site: Site, story: Any, langs: Any = None, *, channel: Any = None, **options: Any) -> Any:
+    """Publish ``story`` by email through the pipeline (as ``publisher publish --channel email`` does)."""
+    from publisher import pipeline
+    from publisher.channels.email import EmailChannel
 
-    return PublishContext(site, site.config, site.ledger(), **options)
+    channel = channel if channel is not None else EmailChannel(site)
+    return pipeline.deliver(site, channel, [(story, list(langs or story.languages))],
+                            pipeline.RunOptions(**options))

@@ -22,7 +22,8 @@ def subscriber(address: str, lang: str, name: str | None = None) -> Subscriber:
 def wire(site: Site, lang: str, slug: str = "2024-unpsf-incheon", name: str | None = "김민수",
          address: str = "kim@example.kr") -> email.message.EmailMessage:
     """The alert for `slug` in `lang` as it goes on the wire, parsed back by the standard library."""
-    from publisher.formatters.email import BulletinFormatter, MessageBuilder
+    from publisher.formatters.email import BulletinFormatter
+    from publisher.mail.message import MessageBuilder
 
     article = story_for(site, slug).get(lang)
     bulletin = BulletinFormatter(site).alert(article)
@@ -153,7 +154,8 @@ def test_dkim_signature_verifies_with_dkimpy(mail_site: Site, tmp_path: Path) ->
     signed_site = set_settings(mail_site, DKIM_DOMAIN="unpog.example", DKIM_SELECTOR="news2024",
                                DKIM_PRIVATE_KEY_FILE=str(key_file))
 
-    from publisher.formatters.email import BulletinFormatter, MessageBuilder
+    from publisher.formatters.email import BulletinFormatter
+    from publisher.mail.message import MessageBuilder
 
     builder = MessageBuilder(signed_site)
     bulletin = BulletinFormatter(signed_site).alert(story_for(signed_site, "2024-unpsf-incheon").get("ko"))
@@ -176,7 +178,7 @@ def test_dkim_signature_verifies_with_dkimpy(mail_site: Site, tmp_path: Path) ->
 
 def test_incomplete_dkim_settings_name_the_missing_one(mail_site: Site) -> None:
     from publisher.errors import ConfigError
-    from publisher.formatters.email import MessageBuilder
+    from publisher.mail.message import MessageBuilder
 
     half = set_settings(mail_site, DKIM_DOMAIN="unpog.example")
     with pytest.raises(ConfigError, match="^DKIM_SELECTOR: DKIM signing needs"):

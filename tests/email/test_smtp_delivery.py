@@ -8,11 +8,12 @@ from email.message import EmailMessage
 
 import pytest
 
-from publisher.channels.email import EmailChannel, send_transactional
+from publisher.channels.email import EmailChannel
 from publisher.errors import ChannelError
 from publisher.delivery import DeliveryKey
+from publisher.mail.send import send_message
 from publisher.site import Site
-from tests.email.conftest import SmtpServer, free_port, publish_context, set_settings, story_for
+from tests.email.conftest import SmtpServer, free_port, publish, set_settings, story_for
 
 
 def add_readers(site: Site, english: int = 3, korean: int = 2) -> None:
@@ -29,7 +30,7 @@ def test_each_subscriber_gets_the_bulletin_in_their_language_once(smtp_site: Sit
     channel = EmailChannel(smtp_site)
     assert channel.is_configured()
 
-    reports = channel.publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story, channel=channel)
 
     assert {(r.lang, r.state, r.note) for r in reports} == {("en", "sent", "3 sent"), ("ko", "sent", "2 sent")}
     assert smtp_server.handler.received() == {
@@ -49,7 +50,7 @@ def test_each_subscriber_gets_the_bulletin_in_their_language_once(smtp_site: Sit
     assert row.state == "sent" and row.remote_id == messages["kim0@example.kr"]["Message-ID"]
 
     # Running again sends nothing: every row is sent.
-    again = channel.publish(story, story.languages, publish_context(smtp_site))
+    again = publish(smtp_site, story, channel=channel)
     assert {r.note for r in again} == {"3 already sent", "2 already sent"}
     assert sum(smtp_server.handler.received().values()) == 5
 
@@ -62,7 +63,7 @@ def test_unsubscribed_bounced_and_pending_addresses_get_nothing(smtp_site: Site,
     subscribers.add("waiting@example.org", status="pending")
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    publish(smtp_site, story)
 
     assert set(smtp_server.handler.received()) == {"reader1@example.org", "reader2@example.org", "kim1@example.kr"}
 
@@ -72,7 +73,7 @@ def test_missing_language_is_skipped_with_the_reason_in_the_ledger(smtp_site: Si
     story = story_for(smtp_site, "2024-sdg16-knowledge-forum")      # English only
     assert story.languages == ["en"]
 
-    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story)
 
     assert set(smtp_server.handler.received()) == {"reader0@example.org"}
     assert {(r.lang, r.state) for r in reports} == {("en", "sent"), ("ko", "skipped")}
@@ -85,7 +86,7 @@ def test_fallback_original_sends_the_original_language(smtp_site: Site, smtp_ser
     add_readers(site, english=1, korean=1)
     story = story_for(site, "2024-sdg16-knowledge-forum")
 
-    reports = EmailChannel(site).publish(story, story.languages, publish_context(site))
+    reports = publish(site, story)
 
     assert smtp_server.handler.received() == {"reader0@example.org": 1, "kim0@example.kr": 1}
     assert smtp_server.handler.parsed()["kim0@example.kr"]["Content-Language"] == "en"
@@ -100,7 +101,7 @@ def test_451_is_retried_and_550_fails_only_that_recipient(smtp_site: Site, smtp_
     handler.refuse_rcpt = {"reader2@example.org": "550 5.1.1 reader2@example.org: no such user here"}
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story)
 
     assert handler.received() == {"reader0@example.org": 1, "reader1@example.org": 1, "reader3@example.org": 1,
                                   "kim0@example.kr": 1}
@@ -126,13 +127,13 @@ def test_a_4xx_that_never_clears_fails_for_now_and_the_next_run_retries(smtp_sit
     story = story_for(smtp_site, "2024-unpsf-incheon")
     channel = EmailChannel(smtp_site)
 
-    first = channel.publish(story, story.languages, publish_context(smtp_site))
+    first = publish(smtp_site, story, channel=channel)
     row = smtp_site.ledger().get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader0@example.org"))
     assert first[0].state == "failed"
     assert row.state == "failed" and row.detail["permanent"] is False and row.last_error.startswith("451 4.7.1")
     assert handler.received() == {"reader1@example.org": 1}
 
-    second = channel.publish(story, story.languages, publish_context(smtp_site))
+    second = publish(smtp_site, story, channel=channel)
     assert second[0].note == "1 sent, 1 already sent"
     assert handler.received() == {"reader0@example.org": 1, "reader1@example.org": 1}
 
@@ -145,7 +146,7 @@ def test_a_row_left_in_flight_is_resent_and_reported_as_a_possible_duplicate(smt
     ledger.begin(in_doubt)              # what a crash in the middle of an SMTP transaction leaves behind
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story)
 
     assert smtp_server.handler.received() == {"reader0@example.org": 1, "reader1@example.org": 1}
     assert reports[0].note == "1 sent, 1 re-sent after an interruption (possible duplicates)"
@@ -158,13 +159,13 @@ def test_permanent_failures_are_not_retried_unless_forced(smtp_site: Site, smtp_
     smtp_server.handler.refuse_rcpt = {"reader0@example.org": "554 5.7.1 rejected by policy"}
     story = story_for(smtp_site, "2024-unpsf-incheon")
     channel = EmailChannel(smtp_site)
-    channel.publish(story, story.languages, publish_context(smtp_site))
+    publish(smtp_site, story, channel=channel)
     smtp_server.handler.refuse_rcpt = {}
 
-    again = channel.publish(story, story.languages, publish_context(smtp_site))
+    again = publish(smtp_site, story, channel=channel)
     assert again[0].note == "1 failed before (5xx), not retried"
     assert smtp_site.subscribers().get("reader0@example.org").status == "active"   # 554 is not a bounce
-    forced = channel.publish(story, story.languages, publish_context(smtp_site, force=True))
+    forced = publish(smtp_site, story, channel=channel, force=True)
     assert forced[0].note == "1 sent"
     assert smtp_server.handler.received() == {"reader0@example.org": 1}
 
@@ -176,7 +177,7 @@ def test_theme_followers_only(smtp_site: Site, smtp_server: SmtpServer) -> None:
     subscribers.add("other@example.org", themes=["digital-government"])
     story = story_for(smtp_site, "2024-unpsf-incheon")       # theme: Capacity Development
 
-    EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    publish(smtp_site, story)
 
     assert set(smtp_server.handler.received()) == {"all@example.org", "capacity@example.org"}
 
@@ -187,7 +188,7 @@ def test_without_smtp_host_mail_goes_to_the_maildir(site: Site) -> None:
     channel = EmailChannel(site)
     assert not channel.is_configured()
 
-    reports = channel.publish(story, story.languages, publish_context(site))
+    reports = publish(site, story, channel=channel)
 
     assert all(r.where == "subscribers (local: Maildir at outbox/mail/)" for r in reports)
     files = sorted((site.outbox_dir / "mail" / "new").iterdir())
@@ -198,20 +199,20 @@ def test_without_smtp_host_mail_goes_to_the_maildir(site: Site) -> None:
     assert not list((site.outbox_dir / "mail" / "tmp").iterdir())      # nothing half-written
 
 
-def test_send_transactional_over_smtp_and_to_the_maildir(smtp_site: Site, smtp_server: SmtpServer, site: Site) -> None:
+def test_send_message_over_smtp_and_to_the_maildir(smtp_site: Site, smtp_server: SmtpServer, site: Site) -> None:
     message = EmailMessage()
     message["To"] = "new@example.org"
     message["Subject"] = "구독 확인"
     message.set_content("확인해 주세요.")
 
-    assert send_transactional(smtp_site, message) == f"smtp://127.0.0.1:{smtp_server.port}"
+    assert send_message(smtp_site, message) == f"smtp://127.0.0.1:{smtp_server.port}"
     received = smtp_server.handler.parsed()["new@example.org"]
     assert received["Subject"] == "구독 확인" and received["Message-ID"] and received["Date"]
     assert received["From"].addresses[0].addr_spec == "news@unpog.example"
 
     local = Site(smtp_site.root.parent / "local")
     local.root.mkdir()
-    where = send_transactional(local, message)
+    where = send_message(local, message)
     assert where.startswith(str(local.root / "outbox" / "mail" / "new"))
 
 
@@ -221,7 +222,7 @@ def test_unreachable_server_is_one_line_and_sends_nothing(site: Site) -> None:
     add_readers(down, english=1, korean=0)
     story = story_for(down, "2024-unpsf-incheon")
     with pytest.raises(ChannelError, match=r"^SMTP 127.0.0.1:\d+: cannot connect: "):
-        EmailChannel(down).publish(story, story.languages, publish_context(down))
+        publish(down, story)
     row = down.ledger().get(DeliveryKey("2024-unpsf-incheon", "en", "email", "reader0@example.org"))
     assert row is None or row.state == "pending"
     down.close()
@@ -233,7 +234,7 @@ def test_a_connection_cut_after_the_message_is_reopened_and_reported(smtp_site: 
     smtp_server.handler.drop_data = {"reader1@example.org": 1}
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story)
 
     assert smtp_server.handler.received() == {f"reader{i}@example.org": 1 for i in range(3)}
     assert smtp_server.handler.dropped == {"reader1@example.org": 1}
@@ -250,29 +251,83 @@ def test_login_with_smtp_username_and_password(smtp_site: Site, smtp_server: Smt
     (site.root / ".env").write_text("SMTP_PASSWORD=wrong\n", encoding="utf-8")
     site = Site(site.root)
     with pytest.raises(ChannelError) as refused:
-        EmailChannel(site).publish(story, story.languages, publish_context(site))
+        publish(site, story)
     assert "535" in str(refused.value) and "wrong" not in str(refused.value)    # the secret is never shown
     assert smtp_server.handler.received() == {}
 
     (site.root / ".env").write_text("SMTP_PASSWORD=s3cret-pass\n", encoding="utf-8")
     site = Site(site.root)
-    reports = EmailChannel(site).publish(story, story.languages, publish_context(site))
+    reports = publish(site, story)
     assert reports[0].note == "1 sent"
     assert smtp_server.handler.received() == {"reader0@example.org": 1}
     site.close()
 
 
 def test_rate_limit_paces_the_sending(smtp_site: Site, smtp_server: SmtpServer) -> None:
-    import time
+    from publisher.channels.base import ChannelContext
+    from publisher.delivery import Attempt
 
     site = set_settings(smtp_site, SMTP_RATE_PER_SECOND="20")
     add_readers(site, english=6, korean=0)
     story = story_for(site, "2024-unpsf-incheon")
-    started = time.monotonic()
-    EmailChannel(site).publish(story, story.languages, publish_context(site))
-    assert time.monotonic() - started >= 5 / 20          # 6 messages at 20/s: 5 gaps of 50 ms at least
+    now = [1000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:   # time passes only when the sender waits
+        waits.append(seconds)
+        now[0] += seconds
+
+    channel = EmailChannel(site)
+    ctx = ChannelContext(audience=site.subscribers(), clock=lambda: now[0], sleep=sleep)
+    renditions = channel.render(story, ["en"])
+    attempts = [Attempt(p.key, p.rendition, p.recipient) for p in channel.deliveries(renditions, ctx)]
+    with channel.open(renditions, ctx) as sender:
+        for attempt in attempts:
+            sender.submit(attempt)
+            sender.collect(wait=True)
+    assert now[0] - 1000.0 >= 5 / 20 - 1e-9              # 6 messages at 20/s: 5 gaps of 50 ms at least
+    assert len(waits) == 5 and all(w <= 1 / 20 + 1e-9 for w in waits)
     assert sum(smtp_server.handler.received().values()) == 6
     site.close()
+
+
+def test_pacing_never_waits_longer_than_one_interval_when_the_clock_is_set_back(site: Site) -> None:
+    from publisher.channels.base import ChannelContext
+    from publisher.delivery import Attempt
+
+    paced = set_settings(site, SMTP_RATE_PER_SECOND="10")
+    add_readers(paced, english=3, korean=0)
+    story = story_for(paced, "2024-unpsf-incheon")
+    now = [5000.0]
+    waits: list[float] = []
+    channel = EmailChannel(paced)
+    ctx = ChannelContext(audience=paced.subscribers(), clock=lambda: now[0], sleep=waits.append)
+    renditions = channel.render(story, ["en"])
+    with channel.open(renditions, ctx) as sender:    # the Maildir: no SMTP_HOST
+        for planned in channel.deliveries(renditions, ctx):
+            sender.submit(Attempt(planned.key, planned.rendition, planned.recipient))
+            sender.collect(wait=True)
+            now[0] = 1000.0                          # the wall clock is set back an hour after the first message
+    # Each wait is at most one interval (0.1 s), not the hour the clock went back.
+    assert waits == pytest.approx([0.1, 0.1])
+    assert len(list((paced.outbox_dir / "mail" / "new").iterdir())) == 3
+    paced.close()
+
+
+def test_4xx_backoff_doubles_through_the_injected_sleep(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    from publisher.mail.smtp import RetryPolicy, SendJob, SmtpPool, smtp_server as server_of
+
+    smtp_server.handler.defer_data = {"reader@example.org": 3}
+    waits: list[float] = []
+    message = (b"From: news@unpog.example\r\nTo: reader@example.org\r\nSubject: hi\r\n\r\nHello.\r\n")
+    pool = SmtpPool(server_of(smtp_site.config), lambda job: (message, "<id@unpog.example>"), 1,
+                    RetryPolicy(retries=3, first_delay=5.0), sleep=waits.append)
+    with pool:
+        pool.submit(SendJob("key", "news@unpog.example", "reader@example.org"))
+        outcome = pool.next_outcome()
+    assert outcome is not None and outcome.state == "sent" and outcome.attempts == 4
+    assert waits == [5.0, 10.0, 20.0]                    # no real waiting: the test takes no 35 s
+    assert smtp_server.handler.received() == {"reader@example.org": 1}
 
 
 def test_progress_bar_shows_count_and_rate(smtp_site: Site, smtp_server: SmtpServer) -> None:
@@ -283,8 +338,7 @@ def test_progress_bar_shows_count_and_rate(smtp_site: Site, smtp_server: SmtpSer
     add_readers(smtp_site, english=3, korean=2)
     out = io.StringIO()
     story = story_for(smtp_site, "2024-unpsf-incheon")
-    EmailChannel(smtp_site).publish(story, story.languages,
-                                    publish_context(smtp_site, console=Console(file=out, width=120)))
+    publish(smtp_site, story, console=Console(file=out, width=120))
     shown = out.getvalue()
     assert f"SMTP 127.0.0.1:{smtp_server.port}" in shown and "5/5" in shown
 
@@ -296,7 +350,7 @@ def test_an_internationalized_address_fails_alone_when_the_server_lacks_smtputf8
     smtp_site.subscribers().add("김민수@example.kr", lang="ko")       # valid (RFC 6531), needs SMTPUTF8
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story)
 
     assert smtp_server.handler.received() == {"reader0@example.org": 1, "kim0@example.kr": 1}
     korean = next(r for r in reports if r.lang == "ko")
@@ -309,7 +363,7 @@ def test_an_internationalized_address_is_delivered_with_smtputf8(smtp_site: Site
     smtp_site.subscribers().add("김민수@example.kr", name="김민수", lang="ko")
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    reports = EmailChannel(smtp_site).publish(story, story.languages, publish_context(smtp_site))
+    reports = publish(smtp_site, story)
 
     assert [r.note for r in reports] == ["1 sent"]
     [(recipients, data)] = smtp_server.handler.messages
@@ -358,7 +412,7 @@ def test_config_check_refuses_durations_and_counts_smtplib_cannot_use(cli, site:
 
 
 def test_the_smtp_password_never_appears_in_the_server_value_a_traceback_would_show(site: Site) -> None:
-    from publisher.channels.email import smtp_server
+    from publisher.mail.smtp import smtp_server
 
     configured = set_settings(site, SMTP_HOST="mail.example.org", SMTP_USERNAME="news")
     (configured.root / ".env").write_text("SMTP_PASSWORD=hunter2-smtp-secret\n", encoding="utf-8")
@@ -382,7 +436,7 @@ def test_a_name_with_line_breaks_cannot_write_headers_or_a_body_of_its_own(smtp_
         "Evil Bcc: victim@example.org <a href=https://phish.example>Pay</a>"
     story = story_for(smtp_site, "2024-unpsf-incheon")
 
-    EmailChannel(smtp_site).publish(story, ["en"], publish_context(smtp_site))
+    publish(smtp_site, story, ["en"])
 
     [(recipients, data)] = smtp_server.handler.messages
     assert recipients == ["evil@example.org"]
@@ -391,7 +445,7 @@ def test_a_name_with_line_breaks_cannot_write_headers_or_a_body_of_its_own(smtp_
     assert message["To"].addresses[0].addr_spec == "evil@example.org"
     assert message["List-Unsubscribe"] and message.is_multipart()
     # Rows stored before names were cleaned are made safe where the header is written, too.
-    from publisher.formatters.email import to_header
+    from publisher.mail.message import to_header
 
     assert to_header("Evil\r\nBcc: v@example.org", "e@example.org") == '"Evil Bcc: v@example.org" <e@example.org>'
     assert "\n" not in to_header("김\r\n\r\n<b>", "e@example.org")

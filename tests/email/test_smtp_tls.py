@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from publisher.channels.email import EmailChannel
 from publisher.errors import ChannelError
 from publisher.site import Site
-from tests.email.conftest import RecordingHandler, free_port, publish_context, set_settings, story_for
+from tests.email.conftest import RecordingHandler, free_port, publish, set_settings, story_for
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,7 @@ def serve(handler: RecordingHandler, **options: object) -> Iterator[int]:
 def send_one(site: Site) -> list[str]:
     site.subscribers().add("reader@example.org")
     story = story_for(site, "2024-unpsf-incheon")
-    return [r.note for r in EmailChannel(site).publish(story, story.languages, publish_context(site))]
+    return [r.note for r in publish(site, story)]
 
 
 def test_starttls_is_used_and_the_certificate_verified(site: Site, certificate: tuple[Path, Path],

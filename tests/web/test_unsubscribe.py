@@ -70,7 +70,7 @@ def test_the_list_unsubscribe_header_of_a_real_bulletin_works(client, site: Site
     from publisher.channels.email import EmailChannel
 
     story = site.articles().story("2024-unpsf-incheon")
-    [eml] = [r for r in EmailChannel(site).render(story, ["ko"]) if r.filename.endswith(".eml")]
+    [eml] = [f for r in EmailChannel(site).render(story, ["ko"]) for f in r.files if f.filename.endswith(".eml")]
     message = email.message_from_bytes(eml.content, policy=policy.default)
     address = message["To"].addresses[0].addr_spec
     add_subscriber(site, address, lang="ko")

@@ -1,8 +1,9 @@
-"""A pool of SMTP connections, one worker thread each, that sends one message per recipient and reports each outcome.
+"""SMTP: the server settings as one value, and a pool of connections (one worker thread each) that sends one
+message per recipient and reports each outcome.
 
-The pool never touches the ledger: the caller marks a recipient in flight before `submit()` and records what
-`next_outcome()` returns, so every ledger write happens on the caller's thread (one SQLite writer, whose
-commits can carry several outcomes at once).
+The pool records nothing: the pipeline claims a recipient before `submit()` and records what `next_outcome()`
+returns, so every write of a delivery's state happens on the caller's thread (one SQLite writer, whose commits
+can carry several outcomes at once). The backoff after a 4xx reply waits through the injected `sleep`.
 
 Outcome rules, per recipient:
   * 2xx after DATA: ``sent``.
@@ -23,7 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from publisher.config import Config
 
 # RCPT replies that mean "no such mailbox" rather than "not now" or "not this message".
 BOUNCE_CODES = (550, 551, 553)
@@ -79,6 +83,8 @@ class SendJob:
 
 @dataclass
 class SendOutcome:
+    """What became of one job: ``sent`` (2xx after DATA) or ``failed``, with the server's words and code."""
+
     job: SendJob
     state: str                                    # "sent" or "failed"
     message_id: str | None = None
@@ -92,17 +98,20 @@ class SendOutcome:
 
 @dataclass
 class RetryPolicy:
+    """How often a 4xx is tried again, and the first wait (doubling each time)."""
+
     retries: int = 3
     first_delay: float = 5.0
 
     def delay(self, attempt: int) -> float:
-        return self.first_delay * (2 ** (attempt - 1))
+        return self.first_delay * 2.0 ** (attempt - 1)
 
 
 class _Transient(Exception):
     """A 4xx or a lost connection: worth another try."""
 
-    def __init__(self, code: int | None, message: str, lost_connection: bool = False, after_data: bool = False):
+    def __init__(self, code: int | None, message: str, lost_connection: bool = False,
+                 after_data: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.lost_connection = lost_connection
@@ -110,7 +119,7 @@ class _Transient(Exception):
 
 
 class _Permanent(Exception):
-    def __init__(self, code: int, message: str, bounced: bool):
+    def __init__(self, code: int, message: str, bounced: bool) -> None:
         super().__init__(message)
         self.code = code
         self.bounced = bounced
@@ -129,6 +138,7 @@ class SmtpPool:
     build: Callable[[SendJob], tuple[bytes, str]]
     connections: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep     # the 4xx backoff; tests pass one that only records
 
     def __post_init__(self) -> None:
         self._jobs: queue.Queue[SendJob | None] = queue.Queue()
@@ -138,7 +148,12 @@ class SmtpPool:
 
     def __enter__(self) -> SmtpPool:
         # Fail fast, on the caller's thread, when the server cannot be reached or refuses our login.
-        probe = self.server.connect()
+        from publisher.errors import ChannelError
+
+        try:
+            probe = self.server.connect()
+        except OSError as error:   # smtplib errors are OSErrors too
+            raise ChannelError(f"SMTP {self.server.describe()}: cannot connect: {one_line(error)}") from None
         self._threads = [
             threading.Thread(target=self._work, args=(probe if i == 0 else None,), name=f"smtp-{i}", daemon=True)
             for i in range(self.connections)
@@ -159,6 +174,9 @@ class SmtpPool:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join(timeout=self.server.timeout + 5)
+
+    def describe(self) -> str:
+        return f"SMTP {self.server.describe()}"
 
     def submit(self, job: SendJob) -> None:
         self._jobs.put(job)
@@ -219,14 +237,14 @@ class SmtpPool:
                     return conn, SendOutcome(job, "failed", message_id=message_id, error=str(problem),
                                              code=problem.code, permanent=False,
                                              possible_duplicate=possible_duplicate, attempts=attempt)
-                time.sleep(self.retry.delay(attempt))
+                self.sleep(self.retry.delay(attempt))
 
 
 def _transaction(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
     """MAIL, RCPT, DATA for one recipient, by hand so that we know whether the message body left us."""
     stage = "MAIL FROM"
     try:
-        options = []
+        options: list[str] = []
         if not (sender + recipient).isascii():
             if not conn.has_extn("smtputf8"):
                 raise _Permanent(553, "the server does not accept internationalized addresses (no SMTPUTF8) "
@@ -279,6 +297,35 @@ def _reconnect(server: SmtpServer) -> smtplib.SMTP:
                          lost_connection=True) from None
     except (smtplib.SMTPException, OSError) as error:
         raise _Transient(None, f"cannot reconnect to {server.describe()}: {error}", lost_connection=True) from None
+
+
+def smtp_server(config: Config) -> SmtpServer:
+    """The SMTP_* settings as an `SmtpServer`."""
+    from publisher.mail.settings import (SMTP_HOST, SMTP_PASSWORD, SMTP_PORT, SMTP_SECURITY, SMTP_TIMEOUT,
+                                         SMTP_USERNAME)
+
+    security = str(config.get(SMTP_SECURITY))
+    port = config.get(SMTP_PORT) or {"ssl": 465, "starttls": 587, "none": 25}[security]
+    return SmtpServer(
+        host=str(config.get(SMTP_HOST)),
+        port=int(port),
+        security=security,
+        username=config.get(SMTP_USERNAME) or None,
+        password=config.get(SMTP_PASSWORD) or None,
+        timeout=float(config.get(SMTP_TIMEOUT)),
+    )
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    """SMTP_RETRIES and SMTP_RETRY_DELAY as a `RetryPolicy`."""
+    from publisher.mail.settings import SMTP_RETRIES, SMTP_RETRY_DELAY
+
+    return RetryPolicy(int(config.get(SMTP_RETRIES)), float(config.get(SMTP_RETRY_DELAY)))
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's text on one line (smtplib's replies span several)."""
+    return " ".join(str(error).split())
 
 
 def _close(conn: smtplib.SMTP) -> None:
