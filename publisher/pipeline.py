@@ -165,6 +165,8 @@ def channels_for(site: Site, names: Sequence[str | Channel] | None) -> list[Chan
 
 def channel_context(site: Site, options: RunOptions) -> ChannelContext:
     """What a channel may use in a run: the options, and storage through the protocols of publisher.delivery."""
+    from publisher.feeds_cache import RenderedBodies
+
     ledger = site.ledger()
 
     def checkpoint(attempt: Attempt, progress: dict[str, Any]) -> None:
@@ -172,7 +174,8 @@ def channel_context(site: Site, options: RunOptions) -> ChannelContext:
 
     return ChannelContext(force=options.force, dry_run=options.dry_run,
                           retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
-                          published=ledger, cache=None, console=options.console, checkpoint=checkpoint)
+                          published=ledger, cache=RenderedBodies(site.state_dir / "cache" / "feed-bodies.sqlite"),
+                          console=options.console, checkpoint=checkpoint)
 
 
 def _locked(site: Site, request: LockRequest | None) -> ContextManager[Any]:

@@ -329,17 +329,16 @@ def test_publishing_every_article_at_once_fills_every_feed(site: Site, cli) -> N
 
 
 def test_one_channel_publishing_several_stories_sees_edits_made_in_between(site: Site) -> None:
+    from publisher import pipeline
     from publisher.article import load_stories
-    from publisher.channels.base import PublishContext
     from publisher.channels.feeds import FeedsChannel
 
     channel = FeedsChannel(site)
-    ctx = PublishContext(site, site.config, site.ledger())
     forum = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
     day = site.content_dir / "2025-public-service-day.en.md"
     for path in (forum, day):
         story = load_stories([path], site)[0]
-        channel.publish(story, ["en"], ctx)
+        pipeline.deliver(site, channel, [(story, ["en"])], pipeline.RunOptions())
         # Between two publishes, someone corrects the first article.
         forum.write_text(forum.read_text(encoding="utf-8").replace("Regional Knowledge Forum", "Regional Forum"),
                          encoding="utf-8")
