@@ -206,7 +206,7 @@ class FeedsSender(Sender):
 def _kept(attempt: Attempt) -> dict[str, Any] | None:
     """A failed delivery keeps the entry id its row already had (the pipeline replaces the detail)."""
     previous = attempt.previous.detail if attempt.previous is not None else {}
-    kept = {name: previous[name] for name in ("guid", "url") if name in previous}
+    kept: dict[str, Any] = {name: previous[name] for name in ("guid", "url") if name in previous}
     return kept or None
 
 

@@ -189,18 +189,23 @@ def make_item(
     """
     from publisher.markup import html_to_text
 
+    render: Callable[[str], str]
     if render_markdown is None:
-        from publisher.markup import markdown_to_html as render_markdown
+        from publisher.markup import markdown_to_html
+
+        render = markdown_to_html
+    else:
+        render = render_markdown
     categories: list[Category] = []
     if article.theme:
         categories.append(Category(term=xml_safe(article.theme_slug or article.theme),
                                    label=xml_safe(theme_label or article.theme)))
     categories.extend(Category(term=xml_safe(tag), label=xml_safe(tag)) for tag in article.tags)
-    body_html = xml_safe(render_markdown(article.body))
+    body_html = xml_safe(render(article.body))
     if notice:
         # The notice leads the content so a reader sees it before the translated text, in every format.
         body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
-    summary_html = xml_safe(render_markdown(article.summary)) if article.summary else ""
+    summary_html = xml_safe(render(article.summary)) if article.summary else ""
     published = article.date
     return FeedItem(
         id=item_id,
@@ -449,4 +454,5 @@ def render_opml(title: str, specs: Sequence[FeedSpec]) -> bytes:
                 ET.SubElement(group, "outline", type="rss", text=name, title=name, xmlUrl=spec.url(fmt),
                               htmlUrl=spec.home_url, language=lang, version="RSS2" if fmt == "rss" else "ATOM")
     ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
+    document: bytes = ET.tostring(root, encoding="utf-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + document + b"\n"
