@@ -67,39 +67,47 @@ def make_site(root: Path) -> Site:
     return Site(root)
 
 
+def cache_path(site: Site) -> Path:
+    return site.state_dir / "cache" / "feed-bodies.sqlite"
+
+
 def render_all_feeds(site: Site, articles: list[Article], *, cold: bool) -> tuple[float, float, int, int]:
     """Wall and CPU seconds to render 2 languages x 3 formats with every article in each feed; bytes, entries.
 
     ``cold`` starts without rendered bodies (a site's first build); otherwise the bodies come from the cache
     the previous build left in .publisher/cache/ (every later build and publish).
     """
-    from publisher.formatters.feeds import SiteFeeds
+    from publisher.formatters.site_feeds import SiteFeeds
     from publisher.markup import markdown_to_html
 
     markdown_to_html.cache_clear()   # no help from the in-process cache either way
     if cold:
-        (site.state_dir / "cache" / "feed-bodies.sqlite").unlink(missing_ok=True)
+        cache_path(site).unlink(missing_ok=True)
     began, began_cpu = time.perf_counter(), time.process_time()
-    feeds = SiteFeeds(site, articles, max_items=len(articles))
+    cache = site.feed_cache()   # what the pipeline hands the feeds channel (ctx.cache)
+    feeds = SiteFeeds(site, articles, max_items=len(articles), cache=cache)
     size = entries = 0
     for lang in feeds.languages:
         for output in feeds.feed_files(feeds.spec(lang)):
             size += len(output.content)
             entries += output.items
     feeds.keep_rendered_bodies(full_build=True)
+    cache.close()
     return time.perf_counter() - began, time.process_time() - began_cpu, size, entries
 
 
 def full_build(site: Site, articles: list[Article]) -> tuple[float, int]:
     from publisher.channels.feeds import write_outputs
-    from publisher.formatters.feeds import SiteFeeds
+    from publisher.formatters.site_feeds import SiteFeeds
     from publisher.markup import markdown_to_html
 
     markdown_to_html.cache_clear()
     began = time.perf_counter()
-    feeds = SiteFeeds(site, articles)
+    cache = site.feed_cache()
+    feeds = SiteFeeds(site, articles, cache=cache)
     result = write_outputs(site, feeds.render())
     feeds.keep_rendered_bodies(full_build=True)
+    cache.close()
     return time.perf_counter() - began, len(result.files)
 
 

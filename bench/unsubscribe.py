@@ -51,7 +51,7 @@ def free_port() -> int:
 
 def prepare_site(root: Path, subscribers: int, port: int) -> list[str]:
     """A copy of the sample site with its feeds built and ``subscribers`` active readers; their unsubscribe paths."""
-    from publisher.channels.feeds import build_site
+    from publisher.cli.feeds import build_site
     from publisher.tokens import link
 
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("public", "outbox", ".publisher", ".env"))

@@ -172,7 +172,8 @@ def channel_context(site: Site, options: RunOptions) -> ChannelContext:
 
     return ChannelContext(force=options.force, dry_run=options.dry_run,
                           retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
-                          published=ledger, cache=None, console=options.console, checkpoint=checkpoint)
+                          published=ledger, cache=site.feed_cache(),
+                          console=options.console, checkpoint=checkpoint)
 
 
 @contextmanager

@@ -1,31 +1,34 @@
 """The feeds channel: publishing an article rebuilds the feeds, index page and article pages it appears in.
 
 Feeds are local by nature: the files under ``public/`` are the delivery, so there is no remote adapter and
-no fallback. The ledger keeps one row per (article, language, "feeds", feed path); the row's detail holds the
-entry id handed out at first publication, so an edited or re-published article keeps its id and feed
-readers never show it twice. Rebuilding a feed is idempotent, so publishing again simply refreshes it
-(``--force`` changes nothing here). A row left ``in_flight`` by a crash is safe to publish again, with the
-same entry id; builds in between leave that version out, and no reader ever sees half a file.
+no fallback. Each delivery is one (article, language, "feeds", feed path); its detail holds the entry id handed
+out at first publication, so an edited or re-published article keeps its id and feed readers never show it
+twice. Rebuilding a feed is idempotent, so publishing again simply refreshes it (``idempotent``: every publish
+delivers again; ``--force`` changes nothing here). A delivery left ``in_flight`` by a crash is safe to publish
+again, with the same entry id; builds in between leave that version out, and no reader ever sees half a file.
+
+A run makes one build: ``render_many`` plans it over the versions already published (read through
+``ctx.published``) and the ones being published, the pipeline claims every delivery, and the ``Sender`` writes
+the files once, then answers for every delivery at once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from publisher.channels.base import Channel, DeliveryReport, PublishContext, Rendition
+from publisher.channels.base import Channel, ChannelContext, Result, Sender
+from publisher.delivery import Attempt, DeliveryReport, LockRequest, Outcome, Rendition
 from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
     from publisher.article import Article, Library, Story
     from publisher.config import Config
-    from publisher.formatters.feeds import OutputFile, SiteFeeds
-    from publisher.delivery import DeliveryKey
-    from publisher.ledger import Ledger
+    from publisher.delivery import PublishedVersions, RenderCache
+    from publisher.formatters.site_feeds import OutputFile, SiteFeeds
     from publisher.site import Site
 
 CHANNEL = "feeds"
@@ -100,29 +103,132 @@ def feed_targets(article: Article) -> list[str]:
     return targets
 
 
-class PublishedVersions:
-    """Which article versions are in the feeds, and the entry id each was given, read from the ledger."""
+class EntryIds:
+    """Which article versions are in the feeds, and the entry id each was given, as the pipeline hands them over.
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ids: dict[tuple[str, str], str] = {}
-        self.published: set[tuple[str, str]] = set()
-        for row in ledger.rows(channel=CHANNEL):
-            key = (row.key.article, row.key.lang)
-            guid = row.detail.get("guid")
-            if guid and key not in self.ids:
-                self.ids[key] = str(guid)
-            if row.state == "sent":
-                self.published.add(key)
+    The id is the one recorded at first publication (``first_details``), else the one of a delivered row,
+    else a new tag: URI; so it never changes once handed out.
+    """
+
+    def __init__(self, site_url: str, published: PublishedVersions | None) -> None:
+        self.site_url = site_url
+        self.sent: dict[tuple[str, str], dict[str, Any]] = published.published(CHANNEL) if published else {}
+        self.first: dict[tuple[str, str], dict[str, Any]] = published.first_details(CHANNEL) if published else {}
+
+    def guid(self, article: Article) -> str:
+        from publisher.formatters.feeds import tag_uri
+
+        key = (article.slug, article.lang)
+        for detail in (self.first.get(key), self.sent.get(key)):
+            if detail and detail.get("guid"):
+                return str(detail["guid"])
+        return tag_uri(self.site_url, article)
+
+
+class FeedsBuild:
+    """One build of a run, shared by every rendition of it (their ``payload``): the versions being published
+    on top of those already published, rendered once and written once."""
+
+    def __init__(self, channel: FeedsChannel, versions: Sequence[Article], ids: EntryIds,
+                 cache: RenderCache | None, *, full: bool) -> None:
+        self.channel = channel
+        self.versions = list(versions)
+        self.ids = ids
+        self.cache = cache
+        self.full = full
+        self.by_version = {(a.slug, a.lang): a for a in self.versions}
+        self._feeds: SiteFeeds | None = None
+        self._files: list[OutputFile] | None = None
+        self.result: BuildResult | None = None
+
+    @property
+    def feeds(self) -> SiteFeeds:
+        if self._feeds is None:
+            self._feeds = self.channel.site_feeds_for(self.ids, self.versions, cache=self.cache)
+        return self._feeds
+
+    def files(self) -> list[OutputFile]:
+        """Every file of the build (a full build), or those that publishing the versions rewrites. Raises a
+        ``PublisherError`` for content a person must fix (a missing image), before anything is written."""
+        if self._files is None:
+            feeds = self.feeds
+            self._files = feeds.render() if self.full else self.channel.files_for(feeds, self.versions)
+        return self._files
+
+    def write(self) -> BuildResult:
+        """Write the files (atomically, only those that changed, the manifest), then keep the rendered bodies."""
+        if self.result is None:
+            files = self.files()
+            self.result = write_outputs(self.channel.site, files, full_build=self.full)
+            self.feeds.keep_rendered_bodies(full_build=self.full)
+        return self.result
+
+    def detail(self, article: Article) -> dict[str, Any]:
+        return {"guid": self.feeds.item_id(article), "url": article.url}
+
+
+class FeedsSender(Sender):
+    """Waits until every delivery of the run is claimed, then builds and writes once and answers for all."""
+
+    capacity: int = 1 << 30   # every delivery is claimed before the one build
+
+    def __init__(self, channel: FeedsChannel, ctx: ChannelContext) -> None:
+        super().__init__(channel, ctx)
+        self.site = channel.site
+        self._waiting: list[Attempt] = []
+
+    def submit(self, attempt: Attempt) -> None:
+        self._waiting.append(attempt)
+
+    def collect(self, *, wait: bool) -> list[tuple[Attempt, Outcome]]:
+        if not wait or not self._waiting:
+            return []   # nothing is written before every delivery of the build is claimed
+        attempts, self._waiting = self._waiting, []
+        builds: dict[int, tuple[FeedsBuild, list[Attempt]]] = {}
+        for attempt in attempts:
+            build = attempt.rendition.payload
+            builds.setdefault(id(build), (build, []))[1].append(attempt)
+        done: list[tuple[Attempt, Outcome]] = []
+        for build, group in builds.values():
+            try:
+                build.write()
+            except PublisherError as exc:
+                # Nothing was half-written (every file is renamed into place); the rows say why, to retry.
+                done += [(attempt, Outcome.failed(str(exc), detail=_kept(attempt))) for attempt in group]
+                continue
+            for attempt in group:
+                article = build.by_version[(attempt.key.article, attempt.key.lang)]
+                done.append((attempt, Outcome.sent(remote_url=f"{self.site.url}/{attempt.key.target}",
+                                                   detail=build.detail(article))))
+        return done
+
+
+def _kept(attempt: Attempt) -> dict[str, Any] | None:
+    """A failed delivery keeps the entry id its row already had (the pipeline replaces the detail)."""
+    previous = attempt.previous.detail if attempt.previous is not None else {}
+    kept: dict[str, Any] = {name: previous[name] for name in ("guid", "url") if name in previous}
+    return kept or None
 
 
 class FeedsChannel(Channel):
-    """RSS 2.0, Atom and JSON Feed per language and per theme, an OPML list, and the pages they link to."""
+    """RSS 2.0, Atom and JSON Feed per language and per theme, an OPML list, and the pages they link to.
+
+    ``full_build`` (``publisher feeds build --all``): the build writes every file and removes stale ones, and
+    is rendered before any delivery is claimed, so content to fix stops the run with nothing recorded.
+    ``published`` is what ``render`` (preview, the review page) shows besides the story; without it the feeds
+    are shown with the story's versions only.
+    """
 
     name: ClassVar[str] = CHANNEL
     title: ClassVar[str] = "RSS, Atom and JSON feeds"
+    idempotent: ClassVar[bool] = True
 
-    def __init__(self, site: Site, config: Config | None = None) -> None:
+    def __init__(self, site: Site, config: Config | None = None, *, full_build: bool = False,
+                 published: PublishedVersions | None = None) -> None:
         super().__init__(site, config)
+        self.full_build = full_build
+        self.published = published
+        self.last_build: FeedsBuild | None = None
         self._library: Library | None = None
         self._library_signature: list[tuple[str, int, int]] = []
 
@@ -141,8 +247,8 @@ class FeedsChannel(Channel):
     def library(self) -> Library:
         """Every content file, loaded again only when one was added, removed or changed since the last call.
 
-        ``publisher publish`` with many articles calls ``publish()`` once per story; reading thousands of
-        front matters each time would make that quadratic.
+        A run with many articles, or a script publishing one story after another through the same channel,
+        would otherwise read thousands of front matters each time.
         """
         from publisher.article import content_files
 
@@ -155,31 +261,27 @@ class FeedsChannel(Channel):
             self._library_signature = signature
         return self._library
 
-    def site_feeds(self, ledger: Ledger, including: Iterable[Article] = (), *, everything: bool = False) -> SiteFeeds:
-        """The site's feeds over every published version, plus ``including`` (the versions being published now).
+    def site_feeds(self, published: PublishedVersions | None, including: Iterable[Article] = (), *,
+                   cache: RenderCache | None = None) -> SiteFeeds:
+        """The site's feeds over every published version, plus ``including`` (the versions being published now)."""
+        return self.site_feeds_for(EntryIds(self.site.url, published), including, cache=cache)
 
-        ``everything`` takes every version in ``content/`` instead of the ledger's published ones. Either way
-        the publishing rule for translations is applied again, so turning machine translations off takes them
-        out of the feeds at the next build.
-        """
-        from publisher.formatters.feeds import SiteFeeds, tag_uri
+    def site_feeds_for(self, ids: EntryIds, including: Iterable[Article] = (), *,
+                       cache: RenderCache | None = None) -> SiteFeeds:
+        """``site_feeds`` from what was already read. The publishing rule for translations is applied again, so
+        turning machine translations off takes them out of the feeds at the next build."""
+        from publisher.formatters.site_feeds import SiteFeeds
         from publisher.translate.policy import select_versions
 
-        state = PublishedVersions(ledger)
         chosen: dict[tuple[str, str], Article] = {}
         for story in self.library().stories.values():
             allowed, _ = select_versions(story, self.site.languages, self.site)
             for article in allowed.versions.values():
-                if everything or (article.slug, article.lang) in state.published:
+                if (article.slug, article.lang) in ids.sent:
                     chosen[(article.slug, article.lang)] = article
         for article in including:
             chosen[(article.slug, article.lang)] = article
-        site_url = self.site.url
-
-        def item_id(article: Article) -> str:
-            return state.ids.get((article.slug, article.lang)) or tag_uri(site_url, article)
-
-        return SiteFeeds(self.site, chosen.values(), item_id=item_id)
+        return SiteFeeds(self.site, chosen.values(), item_id=ids.guid, cache=cache)
 
     @staticmethod
     def files_for(feeds: SiteFeeds, versions: Sequence[Article]) -> list[OutputFile]:
@@ -190,111 +292,105 @@ class FeedsChannel(Channel):
             pages=[(a.slug, a.lang) for a in versions],
         )
 
+    def unpublished(self, published: PublishedVersions | None) -> list[tuple[Story, list[str]]]:
+        """Every version in ``content/`` that may be published and is not in the feeds yet (``feeds build --all``)."""
+        from publisher.translate.policy import select_versions
+
+        ids = EntryIds(self.site.url, published)
+        batch: list[tuple[Story, list[str]]] = []
+        for story in self.library().stories.values():
+            allowed, _ = select_versions(story, self.site.languages, self.site)
+            langs = [lang for lang in self.site.languages
+                     if lang in allowed.versions and (story.slug, lang) not in ids.sent]
+            if langs:
+                batch.append((allowed, langs))
+        return batch
+
+    def rebuild(self, ctx: ChannelContext) -> BuildResult:
+        """``publisher feeds build``: every file from the published versions, written at once; stale files removed.
+        Records nothing (the caller holds ``lock_for``)."""
+        self.last_build = FeedsBuild(self, [], EntryIds(self.site.url, ctx.published), ctx.cache, full=True)
+        return self.last_build.write()
+
     # --- the Channel interface ---------------------------------------------------------------------------
 
     def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
         versions = _versions(story, langs)
-        files = self.files_for(self.site_feeds(self.site.ledger(), versions), versions)
+        build = FeedsBuild(self, versions, EntryIds(self.site.url, self.published), None, full=False)
         return [
             # The whole path in the file name: every language and theme has its own rss.xml.
             Rendition(channel=CHANNEL, lang=output.lang or "", target=output.path,
-                      filename="-".join(PurePosixPath(output.path).parts), content=output.content,
-                      media_type=output.media_type, meta={"items": output.items})
-            for output in files
+                      filename=_filename(output.path), content=output.content,
+                      media_type=output.media_type, meta={"items": output.items}, article=story.slug)
+            for output in build.files()
         ]
 
-    def publish(self, story: Story, langs: Sequence[str], ctx: PublishContext) -> list[DeliveryReport]:
-        return self._publish_versions(_versions(story, langs), ctx)
+    def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> LockRequest:
+        """One feeds build at a time per site, across processes.
 
-    def publish_many(self, batch: Sequence[tuple[Story, Sequence[str]]], ctx: PublishContext) -> list[DeliveryReport]:
-        """Every story of a run in one build: each feed is written once, not once per story."""
-        return self._publish_versions([a for story, langs in batch for a in _versions(story, langs)], ctx)
+        A build reads what was published, renders and writes; without the lock, two publishes running at once
+        could each write a feed that lacks the other's article (the later rename wins). With it the second
+        waits, then sees the first one's deliveries as sent.
+        """
+        return LockRequest(CHANNEL, wait=True)
 
-    def _publish_versions(self, versions: Sequence[Article], ctx: PublishContext) -> list[DeliveryReport]:
-        keys = _delivery_keys(versions)
-        if ctx.dry_run:
-            return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "pending", "dry run: not written")
-                    for k in keys]
-        with build_lock(self.site):
-            before = {key: ctx.ledger.begin(key) for key in keys}
-            try:
-                feeds = self.site_feeds(ctx.ledger, versions)
-                result = write_outputs(self.site, self.files_for(feeds, versions))
-                feeds.keep_rendered_bodies(full_build=False)
-            except PublisherError as exc:
-                # Nothing was half-written (every file is renamed into place); the rows say why, to retry.
-                for key in keys:
-                    ctx.ledger.mark(key, "failed", error=str(exc))
-                return [DeliveryReport(k.article, k.lang, CHANNEL, k.target, "failed", str(exc)) for k in keys]
-            reports = []
-            by_version = {(a.slug, a.lang): a for a in versions}
-            for key in keys:
-                article = by_version[(key.article, key.lang)]
-                ctx.ledger.mark(key, "sent", remote_url=f"{self.site.url}/{key.target}",
-                                detail={"guid": feeds.item(article).id, "url": article.url})
-                if before[key].state == "sent":
-                    note = "refreshed" if key.target in result.written else "already up to date"
-                else:
+    def render_many(self, batch: Sequence[tuple[Story, Sequence[str]]], ctx: ChannelContext) -> list[Rendition]:
+        """One rendition per (version, feed path), all sharing one build (``payload``) that the ``Sender``
+        writes. Their ``content`` is empty: the files are rendered once, for the whole run."""
+        from publisher.formatters.feeds import MEDIA_TYPES
+
+        versions = list({(a.slug, a.lang): a for story, langs in batch for a in _versions(story, langs)}.values())
+        build = FeedsBuild(self, versions, EntryIds(self.site.url, ctx.published), ctx.cache, full=self.full_build)
+        if self.full_build and not ctx.dry_run:
+            build.files()   # content to fix stops the run before anything is claimed
+        self.last_build = build
+        media_types = {"rss.xml": MEDIA_TYPES["rss"], "atom.xml": MEDIA_TYPES["atom"], "feed.json": MEDIA_TYPES["json"]}
+        return [Rendition(channel=CHANNEL, lang=article.lang, target=target, filename=_filename(target), content=b"",
+                          media_type=media_types.get(PurePosixPath(target).name, "application/octet-stream"),
+                          article=article.slug, payload=build)
+                for article in versions for target in feed_targets(article)]
+
+    def open(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> Sender:
+        return FeedsSender(self, ctx)
+
+    def send(self, attempt: Attempt, ctx: ChannelContext) -> Outcome:
+        """One delivery alone: a build for its rendition (the ``Sender`` builds once for every delivery)."""
+        sender = FeedsSender(self, ctx)
+        sender.submit(attempt)
+        [(_, outcome)] = sender.collect(wait=True)
+        return outcome
+
+    def where(self, result: Result) -> str:
+        return result.key.target
+
+    def report(self, results: Sequence[Result], ctx: ChannelContext) -> list[DeliveryReport]:
+        """One line per feed path: "added" (new in the feed), "refreshed" (the file was rewritten) or "already
+        up to date"."""
+        reports = []
+        rewritten: dict[int, set[str]] = {}
+        for result in results:
+            note = result.note
+            if result.outcome is not None and result.outcome.state == "sent":
+                build = result.rendition.payload if result.rendition is not None else None
+                if id(build) not in rewritten:
+                    done = build.result if isinstance(build, FeedsBuild) else None
+                    rewritten[id(build)] = set(done.written) if done is not None else set()
+                written = rewritten[id(build)]
+                if result.previous_state != "sent":
                     note = "added"
-                reports.append(DeliveryReport(key.article, key.lang, CHANNEL, key.target, "sent", note))
+                else:
+                    note = "refreshed" if result.key.target in written else "already up to date"
+            elif result.outcome is not None:
+                note = result.outcome.note or result.outcome.error or note
+            reports.append(DeliveryReport(result.key.article, result.key.lang, CHANNEL, self.where(result),
+                                          result.state, note))
         return reports
-
-
-@contextmanager
-def build_lock(site: Site) -> Iterator[None]:
-    """One feeds build at a time per site, across processes.
-
-    A build reads the ledger, renders and writes; without the lock, two publishes running at once could each
-    write a feed that lacks the other's article (the later rename wins). With it the second waits, then sees
-    the first one's rows as sent.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: builds are not serialized
-        yield
-        return
-    site.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(site.state_dir / "feeds.lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
-    """``publisher feeds build``: rebuild every feed and page from the published versions (or all of them).
-
-    With ``include_unpublished`` every version that may be published is added and recorded in the ledger as
-    published to the feeds, so later builds and publishes keep it.
-    """
-    with build_lock(site):
-        return _build_site(site, include_unpublished)
-
-
-def _build_site(site: Site, include_unpublished: bool) -> BuildResult:
-    channel = FeedsChannel(site)
-    ledger = site.ledger()
-    feeds = channel.site_feeds(ledger, everything=include_unpublished)
-    result = write_outputs(site, feeds.render(), full_build=True)
-    feeds.keep_rendered_bodies(full_build=True)
-    if include_unpublished:
-        state = PublishedVersions(ledger)
-        versions = [a for lang in feeds.languages for a in feeds.by_lang[lang] if (a.slug, a.lang) not in state.published]
-        for key in _delivery_keys(versions):
-            ledger.begin(key)
-        for article in versions:
-            for key in _delivery_keys([article]):
-                ledger.mark(key, "sent", remote_url=f"{site.url}/{key.target}",
-                            detail={"guid": feeds.item_id(article), "url": article.url})
-    return result
 
 
 def _versions(story: Story, langs: Sequence[str]) -> list[Article]:
     return [story.versions[lang] for lang in langs if lang in story.versions]
 
 
-def _delivery_keys(versions: Sequence[Article]) -> list[DeliveryKey]:
-    from publisher.delivery import DeliveryKey
+def _filename(path: str) -> str:
+    return "-".join(PurePosixPath(path).parts)
 
-    return [DeliveryKey(a.slug, a.lang, CHANNEL, target) for a in versions for target in feed_targets(a)]

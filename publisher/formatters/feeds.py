@@ -1,4 +1,8 @@
-"""RSS 2.0 and Atom (feedgen), JSON Feed 1.1 and OPML documents built from published articles, as bytes."""
+"""RSS 2.0 and Atom (feedgen), JSON Feed 1.1 and OPML documents built from published articles, as bytes.
+
+Which articles go in which feed is ``publisher.formatters.site_feeds``; the HTML pages are
+``publisher.formatters.pages``; the cache of rendered bodies is behind ``publisher.delivery.RenderCache``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import html
 import json
 import mimetypes
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +21,6 @@ from publisher.errors import ContentError
 
 if TYPE_CHECKING:
     from publisher.article import Article
-    from publisher.delivery import RenderCache
     from publisher.site import Site
 
 FORMATS = ("rss", "atom", "json")
@@ -182,22 +185,27 @@ def make_item(
     """Collect what the feeds need from one article version (the body is rendered and sanitized once here).
 
     ``render_markdown`` turns Markdown into sanitized HTML; default ``publisher.markup.markdown_to_html``
-    (``SiteFeeds`` passes a ``RenderedBodies`` cache that survives between builds).
+    (``SiteFeeds`` passes its ``BodyRenderer``, backed by the cache that survives between builds).
     """
     from publisher.markup import html_to_text
 
+    render: Callable[[str], str]
     if render_markdown is None:
-        from publisher.markup import markdown_to_html as render_markdown
+        from publisher.markup import markdown_to_html
+
+        render = markdown_to_html
+    else:
+        render = render_markdown
     categories: list[Category] = []
     if article.theme:
         categories.append(Category(term=xml_safe(article.theme_slug or article.theme),
                                    label=xml_safe(theme_label or article.theme)))
     categories.extend(Category(term=xml_safe(tag), label=xml_safe(tag)) for tag in article.tags)
-    body_html = xml_safe(render_markdown(article.body))
+    body_html = xml_safe(render(article.body))
     if notice:
         # The notice leads the content so a reader sees it before the translated text, in every format.
         body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
-    summary_html = xml_safe(render_markdown(article.summary)) if article.summary else ""
+    summary_html = xml_safe(render(article.summary)) if article.summary else ""
     published = article.date
     return FeedItem(
         id=item_id,
@@ -446,296 +454,5 @@ def render_opml(title: str, specs: Sequence[FeedSpec]) -> bytes:
                 ET.SubElement(group, "outline", type="rss", text=name, title=name, xmlUrl=spec.url(fmt),
                               htmlUrl=spec.home_url, language=lang, version="RSS2" if fmt == "rss" else "ATOM")
     ET.indent(root)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
-
-
-# --- rendered bodies, kept between builds ------------------------------------------------------------------
-
-
-class RenderedBodies:
-    """Sanitized HTML of article bodies, kept between builds in a ``RenderCache`` (``site.feed_cache()``).
-
-    Rendering and sanitizing Markdown is most of the cost of a build (about 0.4 ms an article): a site's first
-    build renders every body in its feeds and pages, later builds and publishes only new or edited ones.
-    Entries are keyed by a hash of the renderer (``publisher/markup.py`` and the markdown-it and nh3 versions)
-    and the Markdown, so a change of the sanitizing rules renders everything again. A publish reads only the
-    bodies it needs.
-    """
-
-    def __init__(self, cache: RenderCache) -> None:
-        self.cache = cache
-        self.used: set[str] = set()
-        self.known: dict[str, str] = {}
-        self.new: dict[str, str] = {}
-        self.renderer = _renderer_fingerprint()
-
-    def __call__(self, markdown: str) -> str:
-        import hashlib
-
-        digest = hashlib.blake2b(self.renderer.encode("ascii"), digest_size=16)
-        digest.update(markdown.encode("utf-8"))
-        key = digest.hexdigest()
-        self.used.add(key)
-        html_text = self.known.get(key)
-        if html_text is None:
-            html_text = self.cache.get_many([key]).get(key)
-            if html_text is None:
-                from publisher.markup import markdown_to_html
-
-                html_text = self.new[key] = markdown_to_html(markdown)
-            self.known[key] = html_text
-        return html_text
-
-    def save(self, *, prune: bool) -> None:
-        """Store the bodies rendered this time; ``prune`` (after a full build) drops those no longer used."""
-        self.cache.put_many(self.new.items())
-        if prune:
-            self.cache.keep_only(self.used)
-        self.new.clear()
-
-
-def _renderer_fingerprint() -> str:
-    import hashlib
-    from importlib.metadata import PackageNotFoundError, version
-
-    import publisher.markup
-
-    digest = hashlib.blake2b(Path(publisher.markup.__file__).read_bytes(), digest_size=16)
-    for package in ("markdown-it-py", "nh3"):
-        try:
-            digest.update(version(package).encode())
-        except PackageNotFoundError:
-            pass
-    return digest.hexdigest()
-
-
-# --- a whole site: every feed, the OPML list and the pages ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """One file of a build, its path relative to ``public/`` (POSIX)."""
-
-    path: str
-    content: bytes
-    media_type: str
-    lang: str | None = None
-    items: int = 0
-
-
-@dataclass(frozen=True)
-class PageLink:
-    """A link from a page: a feed to subscribe to, or the same page in another language."""
-
-    href: str
-    title: str
-    type: str = "text/html"
-    hreflang: str | None = None
-    relative: str = ""                # the same target relative to the page, for <a href> when served elsewhere
-
-
-class SiteFeeds:
-    """Renders a site's feeds, OPML list, index pages and article pages from its published article versions.
-
-    ``published`` holds every version that may appear (the pipeline's machine-translation rule already
-    applied); ``item_id`` gives each version its stable feed id. Items are made lazily, so a site with
-    10,000 articles renders only the bodies that land in a feed or on a page being rebuilt.
-    """
-
-    def __init__(
-        self,
-        site: Site,
-        published: Iterable[Article],
-        *,
-        item_id: Callable[[Article], str] | None = None,
-        max_items: int | None = None,
-    ) -> None:
-        self.site = site
-        self.languages: tuple[str, ...] = tuple(site.languages)
-        self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
-        self.item_id = item_id or (lambda article: tag_uri(site.url, article))
-        self.versions: dict[str, dict[str, Article]] = {}
-        self.by_lang: dict[str, list[Article]] = {lang: [] for lang in self.languages}
-        # theme slug -> theme as written (the English key that the catalogs translate), per language
-        self.themes: dict[str, dict[str, str]] = {lang: {} for lang in self.languages}
-        for article in published:
-            if article.lang not in self.by_lang:
-                continue
-            self.versions.setdefault(article.slug, {})[article.lang] = article
-            self.by_lang[article.lang].append(article)
-            if article.theme and article.theme_slug:
-                self.themes[article.lang].setdefault(article.theme_slug, article.theme)
-        for articles in self.by_lang.values():
-            articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
-        self._items: dict[tuple[str, str], FeedItem] = {}
-        self._feed_cache = site.feed_cache()   # opened on first use; closed by keep_rendered_bodies
-        self.bodies = RenderedBodies(self._feed_cache)
-
-    # --- feeds ---------------------------------------------------------------------------------------------
-
-    def spec(self, lang: str, theme: str | None = None) -> FeedSpec:
-        from publisher.i18n import theme_label
-
-        title, description = self.site.title(lang), self.site.description(lang)
-        if theme is None:
-            return FeedSpec(lang=lang, title=title, description=description, base_url=self.site.url)
-        label = theme_label(self.themes[lang][theme], lang, self.site)
-        return FeedSpec(lang=lang, title=f"{title}: {label}", description=description or label,
-                        base_url=self.site.url, theme=theme, theme_label=label)
-
-    def specs(self) -> list[FeedSpec]:
-        """Every feed of the site: per language, then per theme of that language (sorted for stable output)."""
-        return [spec for lang in self.languages
-                for spec in [self.spec(lang)] + [self.spec(lang, theme) for theme in sorted(self.themes[lang])]]
-
-    def translations(self, article: Article) -> list[Article]:
-        """The other published versions of the same story, in site language order."""
-        versions = self.versions.get(article.slug, {})
-        return [versions[lang] for lang in self.languages if lang != article.lang and lang in versions]
-
-    def item(self, article: Article) -> FeedItem:
-        key = (article.slug, article.lang)
-        if key not in self._items:
-            from publisher.i18n import machine_notice, theme_label
-
-            self._items[key] = make_item(
-                article,
-                item_id=self.item_id(article),
-                translations=[(other.lang, other.url) for other in self.translations(article)],
-                enclosure=image_enclosure(article, self.site),
-                notice=machine_notice(article, self.site),
-                theme_label=theme_label(article.theme, article.lang, self.site) if article.theme else None,
-                render_markdown=self.bodies,
-            )
-        return self._items[key]
-
-    def entries(self, spec: FeedSpec) -> list[Article]:
-        """The versions in a feed, newest first, at most ``max_items``."""
-        articles = self.by_lang.get(spec.lang, [])
-        if spec.theme:
-            articles = [a for a in articles if a.theme_slug == spec.theme]
-        return articles[: self.max_items]
-
-    def feed_files(self, spec: FeedSpec) -> list[OutputFile]:
-        items = [self.item(article) for article in self.entries(spec)]
-        others = {lang: self.spec(lang, spec.theme) for lang in self.languages
-                  if lang != spec.lang and (spec.theme is None or spec.theme in self.themes[lang])}
-        rss, atom = render_rss_and_atom(spec, items, others)
-        files = [OutputFile(spec.path("rss"), rss, MEDIA_TYPES["rss"], spec.lang, len(items)),
-                 OutputFile(spec.path("atom"), atom, MEDIA_TYPES["atom"], spec.lang, len(items))]
-        if "json" in spec.formats:
-            files.append(OutputFile(spec.path("json"), render_json_feed(spec, items), MEDIA_TYPES["json"],
-                                    spec.lang, len(items)))
-        return files
-
-    def opml_file(self) -> OutputFile:
-        title = " / ".join(dict.fromkeys(self.site.title(lang) for lang in self.languages))
-        return OutputFile(OPML_FILENAME, render_opml(title, self.specs()), MEDIA_TYPES["opml"])
-
-    # --- pages ---------------------------------------------------------------------------------------------
-
-    def feed_links(self, lang: str, depth: int) -> list[PageLink]:
-        """Discovery links of a language's feeds; ``depth`` is how many folders below ``public/<lang>/`` the page is."""
-        from publisher.i18n import gettext
-
-        spec = self.spec(lang)
-        up = "../" * depth
-        return [PageLink(href=spec.url(fmt), title=f"{spec.title} ({gettext(lang, FORMAT_NAMES[fmt], self.site)})",
-                         type=MEDIA_TYPES[fmt], relative=f"{up}{FILENAMES[fmt]}") for fmt in spec.formats]
-
-    def theme_links(self, lang: str) -> list[tuple[FeedSpec, list[PageLink]]]:
-        links = []
-        for theme in sorted(self.themes[lang]):
-            spec = self.spec(lang, theme)
-            links.append((spec, [PageLink(href=spec.url(fmt), title=FORMAT_NAMES[fmt],
-                                          type=MEDIA_TYPES[fmt], relative=f"themes/{theme}/{FILENAMES[fmt]}")
-                                 for fmt in spec.formats]))
-        return links
-
-    def index_file(self, lang: str) -> OutputFile:
-        from publisher.i18n import language_name
-
-        languages = [PageLink(href=f"{self.site.url}/{other}/", title=language_name(other, other), hreflang=other,
-                              relative=f"../{other}/") for other in self.languages if other != lang]
-        content = render_page(
-            self.site, "feeds/index.html.j2",
-            lang=lang, title=self.site.title(lang), description=self.site.description(lang),
-            canonical=f"{self.site.url}/{lang}/", articles=self.by_lang.get(lang, []),
-            feeds=self.feed_links(lang, 0), theme_feeds=self.theme_links(lang), languages=languages,
-            opml=PageLink(href=f"{self.site.url}/{OPML_FILENAME}", title="OPML", type=MEDIA_TYPES["opml"],
-                          relative=f"../{OPML_FILENAME}"),
-        )
-        return OutputFile(f"{lang}/index.html", content, MEDIA_TYPES["html"], lang, len(self.by_lang.get(lang, [])))
-
-    def article_file(self, article: Article) -> OutputFile:
-        from publisher.i18n import language_name
-
-        item = self.item(article)
-        alternates = [PageLink(href=other.url, title=other.title, hreflang=other.lang,
-                               relative=f"../../{other.lang}/{other.slug}/") for other in self.translations(article)]
-        # x-default: the version the story was written in, the same on every translation's page.
-        versions = self.versions[article.slug]
-        original = next((v for v in versions.values() if not v.translation.is_translation), article)
-        image_url = item.enclosure.url if item.enclosure else None
-        if image_url and image_url.startswith(f"{self.site.url}/"):
-            # Relative, so the page shows its image wherever public/ is served (a preview on localhost too).
-            image_url = "../../" + image_url[len(self.site.url) + 1:]
-        content = render_page(
-            self.site, "feeds/article.html.j2",
-            lang=article.lang, article=article, item=item, site_title=self.site.title(article.lang),
-            canonical=article.url, x_default=original.url, alternates=alternates, body_html=self.bodies(article.body),
-            language_names={link.hreflang: language_name(link.hreflang or "", article.lang) for link in alternates},
-            feeds=self.feed_links(article.lang, 1), image_url=image_url, index_relative="../",
-        )
-        return OutputFile(f"{article.lang}/{article.slug}/index.html", content, MEDIA_TYPES["html"], article.lang)
-
-    # --- everything ----------------------------------------------------------------------------------------
-
-    def render(
-        self,
-        *,
-        langs: Iterable[str] | None = None,
-        themes: Iterable[str] | None = None,
-        pages: Iterable[tuple[str, str]] | None = None,
-    ) -> list[OutputFile]:
-        """The files to write: the feeds and index pages of ``langs`` (default all) and, of their themes, only
-        ``themes`` (default all); article pages for ``pages`` ((slug, lang) pairs; default every version);
-        the OPML list always."""
-        chosen_langs = [lang for lang in self.languages if langs is None or lang in set(langs)]
-        chosen_themes = None if themes is None else set(themes)
-        files: list[OutputFile] = []
-        for lang in chosen_langs:
-            files.extend(self.feed_files(self.spec(lang)))
-            for theme in sorted(self.themes[lang]):
-                if chosen_themes is None or theme in chosen_themes:
-                    files.extend(self.feed_files(self.spec(lang, theme)))
-            files.append(self.index_file(lang))
-        if pages is None:
-            wanted = [article for lang in chosen_langs for article in self.by_lang[lang]]
-        else:
-            wanted = [self.versions[slug][lang] for slug, lang in pages
-                      if lang in self.versions.get(slug, {})]
-        files.extend(self.article_file(article) for article in wanted)
-        files.extend(self.image_files())
-        files.append(self.opml_file())
-        return files
-
-    def keep_rendered_bodies(self, *, full_build: bool) -> None:
-        """Save the rendered-body cache after the files were written (a full build also drops stale bodies)."""
-        self.bodies.save(prune=full_build)
-        self._feed_cache.close()
-
-    def image_files(self) -> list[OutputFile]:
-        """Copies under ``public/`` of the local images that the rendered items link to from elsewhere."""
-        copies: dict[str, OutputFile] = {}
-        for item in self._items.values():
-            enclosure = item.enclosure
-            if enclosure and enclosure.copy_from and enclosure.public_path:
-                copies[enclosure.public_path] = OutputFile(
-                    enclosure.public_path, enclosure.copy_from.read_bytes(), enclosure.media_type, item.lang)
-        return [copies[path] for path in sorted(copies)]
-
-
-def render_page(site: Site, template: str, **context: Any) -> bytes:
-    """A page from ``templates/feeds/`` (a site's own templates first), as UTF-8 bytes."""
-    return site.templates.get_template(template).render(**context).encode("utf-8")
+    document: bytes = ET.tostring(root, encoding="utf-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + document + b"\n"

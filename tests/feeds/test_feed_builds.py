@@ -179,6 +179,7 @@ def test_a_missing_image_is_one_line_naming_file_and_field_and_nothing_is_writte
         f"Error: {path}: image: file not found: images/missing.png (looked in content/, the site folder and public/)"]
     assert "Traceback" not in result.output
     assert not site.public_dir.exists()
+    assert not list(site.ledger().rows(channel="feeds"))   # stopped before anything was recorded
 
     # Through publish: the ledger says why, the run exits 1, the feed files are untouched.
     result = cli("publish", str(path), "--channel", "feeds")
@@ -329,19 +330,51 @@ def test_publishing_every_article_at_once_fills_every_feed(site: Site, cli) -> N
 
 
 def test_one_channel_publishing_several_stories_sees_edits_made_in_between(site: Site) -> None:
+    from publisher import pipeline
     from publisher.article import load_stories
-    from publisher.channels.base import PublishContext
     from publisher.channels.feeds import FeedsChannel
 
     channel = FeedsChannel(site)
-    ctx = PublishContext(site, site.config, site.ledger())
     forum = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
     day = site.content_dir / "2025-public-service-day.en.md"
     for path in (forum, day):
         story = load_stories([path], site)[0]
-        channel.publish(story, ["en"], ctx)
+        pipeline.deliver(site, channel, [(story, ["en"])], pipeline.RunOptions())
         # Between two publishes, someone corrects the first article.
         forum.write_text(forum.read_text(encoding="utf-8").replace("Regional Knowledge Forum", "Regional Forum"),
                          encoding="utf-8")
     titles = [e.title for e in feedparser.parse((site.public_dir / "en/rss.xml").read_bytes()).entries]
     assert len(titles) == 2 and titles[1].startswith("Regional Forum")
+
+
+def test_a_failed_republish_keeps_the_entry_id_handed_out_first(site: Site, write_article) -> None:
+    from publisher import pipeline
+    from publisher.article import load_stories
+    from publisher.channels.feeds import FeedsChannel
+
+    image = site.root / "images" / "kept.png"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    image.write_bytes(b"\x89PNG" + b"0" * 60)
+    path = write_article("kept", "en", title="Kept", date="2030-01-01T09:00:00+09:00",
+                         image={"src": "images/kept.png", "alt": "A picture"})
+
+    def publish_it() -> list[str]:
+        story = load_stories([path], site)[0]
+        return [r.state for r in pipeline.deliver(site, FeedsChannel(site), [(story, ["en"])], pipeline.RunOptions())]
+
+    assert set(publish_it()) == {"sent"}
+    key = DeliveryKey("kept", "en", "feeds", "en/rss.xml")
+    guid = site.ledger().get(key).detail["guid"]
+    image.unlink()
+    (site.public_dir / "images" / "kept.png").unlink()   # the copy the build made
+    assert set(publish_it()) == {"failed"}
+    row = site.ledger().get(key)
+    assert row.state == "failed" and "image: file not found" in row.last_error
+    assert row.detail["guid"] == guid
+    # Fixed, and the host moved: the entry keeps the id it was first given.
+    image.write_bytes(b"\x89PNG" + b"0" * 60)
+    site = set_settings(site, PUBLISHER_SITE_URL="https://www.unpog.org")
+    assert set(publish_it()) == {"sent"}
+    entry = next(e for e in feedparser.parse((site.public_dir / "en/atom.xml").read_bytes()).entries
+                 if e.link.endswith("/en/kept/"))
+    assert entry.id == guid == site.ledger().get(key).detail["guid"]

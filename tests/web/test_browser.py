@@ -64,7 +64,7 @@ def mail_server() -> Iterator[tuple[int, MailCatcher]]:
 @pytest.fixture
 def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, str]]:
     """The sample site with its feeds built, served by uvicorn on 127.0.0.1, mailing through aiosmtpd."""
-    from publisher.channels.feeds import build_site
+    from publisher.cli.feeds import build_site
 
     web_port = free_port()
     monkeypatch.setenv("PUBLISHER_SITE_URL", f"http://127.0.0.1:{web_port}")

@@ -11,7 +11,7 @@ from tests.web.conftest import heading, make_client
 
 @pytest.fixture
 def built_site(site: Site) -> Site:
-    from publisher.channels.feeds import build_site
+    from publisher.cli.feeds import build_site
 
     build_site(site, include_unpublished=True)
     return site

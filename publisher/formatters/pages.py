@@ -1,0 +1,99 @@
+"""The HTML pages of the feeds build: each language's index page and each article version's page.
+
+The pages are rendered from ``templates/feeds/`` (a site's own templates first) over a ``SiteFeeds``, which
+says which articles are published and gives each its feed item; links are absolute for ``<link>`` and relative
+for ``<a href>``, so ``public/`` can be served anywhere (a preview on localhost too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from publisher.formatters.feeds import FILENAMES, FORMAT_NAMES, MEDIA_TYPES, OPML_FILENAME, FeedSpec
+
+if TYPE_CHECKING:
+    from publisher.article import Article
+    from publisher.formatters.site_feeds import SiteFeeds
+    from publisher.site import Site
+
+
+@dataclass(frozen=True)
+class PageLink:
+    """A link from a page: a feed to subscribe to, or the same page in another language."""
+
+    href: str
+    title: str
+    type: str = "text/html"
+    hreflang: str | None = None
+    relative: str = ""                # the same target relative to the page, for <a href> when served elsewhere
+
+
+def feed_links(feeds: SiteFeeds, lang: str, depth: int) -> list[PageLink]:
+    """Discovery links of a language's feeds; ``depth`` is how many folders below ``public/<lang>/`` the page is."""
+    from publisher.i18n import gettext
+
+    spec = feeds.spec(lang)
+    up = "../" * depth
+    return [PageLink(href=spec.url(fmt), title=f"{spec.title} ({gettext(lang, FORMAT_NAMES[fmt], feeds.site)})",
+                     type=MEDIA_TYPES[fmt], relative=f"{up}{FILENAMES[fmt]}") for fmt in spec.formats]
+
+
+def theme_links(feeds: SiteFeeds, lang: str) -> list[tuple[FeedSpec, list[PageLink]]]:
+    """Each theme feed of a language, with a link per format, as the index page lists them."""
+    links = []
+    for theme in sorted(feeds.themes[lang]):
+        spec = feeds.spec(lang, theme)
+        links.append((spec, [PageLink(href=spec.url(fmt), title=FORMAT_NAMES[fmt],
+                                      type=MEDIA_TYPES[fmt], relative=f"themes/{theme}/{FILENAMES[fmt]}")
+                             for fmt in spec.formats]))
+    return links
+
+
+def index_page(feeds: SiteFeeds, lang: str) -> bytes:
+    """``public/<lang>/index.html``: every published article of the language, its feeds and the other languages."""
+    from publisher.i18n import language_name
+
+    site = feeds.site
+    languages = [PageLink(href=f"{site.url}/{other}/", title=language_name(other, other), hreflang=other,
+                          relative=f"../{other}/") for other in feeds.languages if other != lang]
+    return render_page(
+        site, "feeds/index.html.j2",
+        lang=lang, title=site.title(lang), description=site.description(lang),
+        canonical=f"{site.url}/{lang}/", articles=feeds.by_lang.get(lang, []),
+        feeds=feed_links(feeds, lang, 0), theme_feeds=theme_links(feeds, lang), languages=languages,
+        opml=PageLink(href=f"{site.url}/{OPML_FILENAME}", title="OPML", type=MEDIA_TYPES["opml"],
+                      relative=f"../{OPML_FILENAME}"),
+    )
+
+
+def article_page(feeds: SiteFeeds, article: Article) -> bytes:
+    """``public/<lang>/<slug>/index.html``: the article, linked to its translations with hreflang."""
+    from publisher.i18n import language_name
+
+    site = feeds.site
+    item = feeds.item(article)
+    alternates = [PageLink(href=other.url, title=other.title, hreflang=other.lang,
+                           relative=f"../../{other.lang}/{other.slug}/") for other in feeds.translations(article)]
+    # x-default: the version the story was written in, the same on every translation's page.
+    versions = feeds.versions[article.slug]
+    original = next((v for v in versions.values() if not v.translation.is_translation), article)
+    image_url = item.enclosure.url if item.enclosure else None
+    if image_url and image_url.startswith(f"{site.url}/"):
+        # Relative, so the page shows its image wherever public/ is served (a preview on localhost too).
+        image_url = "../../" + image_url[len(site.url) + 1:]
+    return render_page(
+        site, "feeds/article.html.j2",
+        lang=article.lang, article=article, item=item, site_title=site.title(article.lang),
+        canonical=article.url, x_default=original.url, alternates=alternates, body_html=feeds.bodies(article.body),
+        language_names={link.hreflang: language_name(link.hreflang or "", article.lang) for link in alternates},
+        feeds=feed_links(feeds, article.lang, 1), image_url=image_url, index_relative="../",
+    )
+
+
+def render_page(site: Site, template: str, **context: Any) -> bytes:
+    """A page from ``templates/feeds/`` (a site's own templates first), as UTF-8 bytes."""
+    return site.templates.get_template(template).render(**context).encode("utf-8")
+
+
+__all__ = ["PageLink", "article_page", "feed_links", "index_page", "render_page", "theme_links"]

@@ -1,0 +1,283 @@
+"""A site's feeds as a whole: which article versions go in which feed, and every file a build writes.
+
+``SiteFeeds`` decides the entries of each feed (per language, per theme, newest first, at most
+``FEED_MAX_ITEMS``) and renders the feed documents (``publisher.formatters.feeds``), the OPML list and the
+HTML pages (``publisher.formatters.pages``). Rendered bodies are kept between builds through a
+``publisher.delivery.RenderCache`` (``BodyRenderer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, FeedSpec, image_enclosure, make_item,
+                                        render_json_feed, render_opml, render_rss_and_atom, tag_uri)
+from publisher.formatters.pages import article_page, index_page
+
+if TYPE_CHECKING:
+    from publisher.article import Article
+    from publisher.delivery import RenderCache
+    from publisher.site import Site
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file of a build, its path relative to ``public/`` (POSIX)."""
+
+    path: str
+    content: bytes
+    media_type: str
+    lang: str | None = None
+    items: int = 0
+
+
+# --- rendered bodies, kept between builds ------------------------------------------------------------------
+
+
+class BodyRenderer:
+    """Markdown to sanitized HTML, reusing the bodies a ``RenderCache`` kept from earlier builds.
+
+    Rendering and sanitizing Markdown is most of the cost of a build (about 0.4 ms an article): a site's first
+    build renders every body in its feeds and pages, later builds and publishes only new or edited ones.
+    Bodies are keyed by a hash of the Markdown and of the renderer (``publisher/markup.py`` and the markdown-it
+    and nh3 versions), so a change of the sanitizing rules renders everything again. Without a cache (preview,
+    the review page) every body is rendered; nothing is stored.
+    """
+
+    def __init__(self, cache: RenderCache | None = None) -> None:
+        self.cache = cache
+        self.used: set[str] = set()
+        self.known: dict[str, str] = {}
+        self.new: dict[str, str] = {}
+        self._renderer: str | None = None
+
+    def key(self, markdown: str) -> str:
+        import hashlib
+
+        if self._renderer is None:
+            self._renderer = renderer_fingerprint()
+        digest = hashlib.blake2b(self._renderer.encode("ascii"), digest_size=16)
+        digest.update(markdown.encode("utf-8"))
+        return digest.hexdigest()
+
+    def prefetch(self, markdowns: Iterable[str]) -> None:
+        """Read the cached bodies of ``markdowns`` in one look-up (a feed's entries), before rendering them."""
+        if self.cache is None:
+            return
+        keys = [key for key in (self.key(text) for text in markdowns) if key not in self.known]
+        if keys:
+            self.known.update(self.cache.get_many(keys))
+
+    def __call__(self, markdown: str) -> str:
+        key = self.key(markdown)
+        self.used.add(key)
+        html_text = self.known.get(key)
+        if html_text is None and self.cache is not None:
+            html_text = self.cache.get_many([key]).get(key)
+        if html_text is None:
+            from publisher.markup import markdown_to_html
+
+            html_text = self.new[key] = markdown_to_html(markdown)
+        self.known[key] = html_text
+        return html_text
+
+    def save(self, *, prune: bool) -> None:
+        """Store the bodies rendered this time; ``prune`` (after a full build) drops those no longer used."""
+        if self.cache is None or (not self.new and not prune):
+            return
+        self.cache.put_many(self.new.items())
+        if prune:
+            self.cache.keep_only(self.used)
+        self.new.clear()
+
+
+def renderer_fingerprint() -> str:
+    """What the rendered HTML depends on besides the Markdown: the markup module and its two libraries."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    import publisher.markup
+
+    digest = hashlib.blake2b(Path(publisher.markup.__file__).read_bytes(), digest_size=16)
+    for package in ("markdown-it-py", "nh3"):
+        try:
+            digest.update(version(package).encode())
+        except PackageNotFoundError:
+            pass
+    return digest.hexdigest()
+
+
+# --- a whole site: every feed, the OPML list and the pages ----------------------------------------------
+
+
+class SiteFeeds:
+    """Renders a site's feeds, OPML list, index pages and article pages from its published article versions.
+
+    ``published`` holds every version that may appear (the pipeline's machine-translation rule already
+    applied); ``item_id`` gives each version its stable feed id. Items are made lazily, so a site with
+    10,000 articles renders only the bodies that land in a feed or on a page being rebuilt.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        published: Iterable[Article],
+        *,
+        item_id: Callable[[Article], str] | None = None,
+        max_items: int | None = None,
+        cache: RenderCache | None = None,
+    ) -> None:
+        self.site = site
+        self.languages: tuple[str, ...] = tuple(site.languages)
+        self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
+        self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(site.url, article))
+        self.versions: dict[str, dict[str, Article]] = {}
+        self.by_lang: dict[str, list[Article]] = {lang: [] for lang in self.languages}
+        # theme slug -> theme as written (the English key that the catalogs translate), per language
+        self.themes: dict[str, dict[str, str]] = {lang: {} for lang in self.languages}
+        for article in published:
+            if article.lang not in self.by_lang:
+                continue
+            self.versions.setdefault(article.slug, {})[article.lang] = article
+            self.by_lang[article.lang].append(article)
+            if article.theme and article.theme_slug:
+                self.themes[article.lang].setdefault(article.theme_slug, article.theme)
+        for articles in self.by_lang.values():
+            articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
+        self._items: dict[tuple[str, str], FeedItem] = {}
+        self.bodies = BodyRenderer(cache)
+
+    # --- feeds ---------------------------------------------------------------------------------------------
+
+    def spec(self, lang: str, theme: str | None = None) -> FeedSpec:
+        from publisher.i18n import theme_label
+
+        title, description = self.site.title(lang), self.site.description(lang)
+        if theme is None:
+            return FeedSpec(lang=lang, title=title, description=description, base_url=self.site.url)
+        label = theme_label(self.themes[lang][theme], lang, self.site)
+        return FeedSpec(lang=lang, title=f"{title}: {label}", description=description or label,
+                        base_url=self.site.url, theme=theme, theme_label=label)
+
+    def specs(self) -> list[FeedSpec]:
+        """Every feed of the site: per language, then per theme of that language (sorted for stable output)."""
+        return [spec for lang in self.languages
+                for spec in [self.spec(lang)] + [self.spec(lang, theme) for theme in sorted(self.themes[lang])]]
+
+    def translations(self, article: Article) -> list[Article]:
+        """The other published versions of the same story, in site language order."""
+        versions = self.versions.get(article.slug, {})
+        return [versions[lang] for lang in self.languages if lang != article.lang and lang in versions]
+
+    def item(self, article: Article) -> FeedItem:
+        key = (article.slug, article.lang)
+        if key not in self._items:
+            from publisher.i18n import machine_notice, theme_label
+
+            self._items[key] = make_item(
+                article,
+                item_id=self.item_id(article),
+                translations=[(other.lang, other.url) for other in self.translations(article)],
+                enclosure=image_enclosure(article, self.site),
+                notice=machine_notice(article, self.site),
+                theme_label=theme_label(article.theme, article.lang, self.site) if article.theme else None,
+                render_markdown=self.bodies,
+            )
+        return self._items[key]
+
+    def _prefetch(self, articles: Iterable[Article]) -> None:
+        """One cache look-up for the bodies of the articles about to become items."""
+        texts: list[str] = []
+        for article in articles:
+            if (article.slug, article.lang) not in self._items:
+                texts.append(article.body)
+                if article.summary:
+                    texts.append(article.summary)
+        self.bodies.prefetch(texts)
+
+    def entries(self, spec: FeedSpec) -> list[Article]:
+        """The versions in a feed, newest first, at most ``max_items``."""
+        articles = self.by_lang.get(spec.lang, [])
+        if spec.theme:
+            articles = [a for a in articles if a.theme_slug == spec.theme]
+        return articles[: self.max_items]
+
+    def feed_files(self, spec: FeedSpec) -> list[OutputFile]:
+        entries = self.entries(spec)
+        self._prefetch(entries)
+        items = [self.item(article) for article in entries]
+        others = {lang: self.spec(lang, spec.theme) for lang in self.languages
+                  if lang != spec.lang and (spec.theme is None or spec.theme in self.themes[lang])}
+        rss, atom = render_rss_and_atom(spec, items, others)
+        files = [OutputFile(spec.path("rss"), rss, MEDIA_TYPES["rss"], spec.lang, len(items)),
+                 OutputFile(spec.path("atom"), atom, MEDIA_TYPES["atom"], spec.lang, len(items))]
+        if "json" in spec.formats:
+            files.append(OutputFile(spec.path("json"), render_json_feed(spec, items), MEDIA_TYPES["json"],
+                                    spec.lang, len(items)))
+        return files
+
+    def opml_file(self) -> OutputFile:
+        title = " / ".join(dict.fromkeys(self.site.title(lang) for lang in self.languages))
+        return OutputFile(OPML_FILENAME, render_opml(title, self.specs()), MEDIA_TYPES["opml"])
+
+    # --- pages ---------------------------------------------------------------------------------------------
+
+    def index_file(self, lang: str) -> OutputFile:
+        return OutputFile(f"{lang}/index.html", index_page(self, lang), MEDIA_TYPES["html"], lang,
+                          len(self.by_lang.get(lang, [])))
+
+    def article_file(self, article: Article) -> OutputFile:
+        return OutputFile(f"{article.lang}/{article.slug}/index.html", article_page(self, article),
+                          MEDIA_TYPES["html"], article.lang)
+
+    # --- everything ----------------------------------------------------------------------------------------
+
+    def render(
+        self,
+        *,
+        langs: Iterable[str] | None = None,
+        themes: Iterable[str] | None = None,
+        pages: Iterable[tuple[str, str]] | None = None,
+    ) -> list[OutputFile]:
+        """The files to write: the feeds and index pages of ``langs`` (default all) and, of their themes, only
+        ``themes`` (default all); article pages for ``pages`` ((slug, lang) pairs; default every version);
+        the OPML list always."""
+        chosen_langs = [lang for lang in self.languages if langs is None or lang in set(langs)]
+        chosen_themes = None if themes is None else set(themes)
+        files: list[OutputFile] = []
+        for lang in chosen_langs:
+            files.extend(self.feed_files(self.spec(lang)))
+            for theme in sorted(self.themes[lang]):
+                if chosen_themes is None or theme in chosen_themes:
+                    files.extend(self.feed_files(self.spec(lang, theme)))
+            files.append(self.index_file(lang))
+        if pages is None:
+            wanted = [article for lang in chosen_langs for article in self.by_lang[lang]]
+        else:
+            wanted = [self.versions[slug][lang] for slug, lang in pages
+                      if lang in self.versions.get(slug, {})]
+        self._prefetch(wanted)
+        files.extend(self.article_file(article) for article in wanted)
+        files.extend(self.image_files())
+        files.append(self.opml_file())
+        return files
+
+    def keep_rendered_bodies(self, *, full_build: bool) -> None:
+        """Save the rendered-body cache after the files were written (a full build also drops stale bodies)."""
+        self.bodies.save(prune=full_build)
+
+    def image_files(self) -> list[OutputFile]:
+        """Copies under ``public/`` of the local images that the rendered items link to from elsewhere."""
+        copies: dict[str, OutputFile] = {}
+        for item in self._items.values():
+            enclosure = item.enclosure
+            if enclosure and enclosure.copy_from and enclosure.public_path:
+                copies[enclosure.public_path] = OutputFile(
+                    enclosure.public_path, enclosure.copy_from.read_bytes(), enclosure.media_type, item.lang)
+        return [copies[path] for path in sorted(copies)]
+
+
+__all__ = ["BodyRenderer", "OutputFile", "SiteFeeds", "renderer_fingerprint"]
