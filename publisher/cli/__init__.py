@@ -91,10 +91,9 @@ class PublisherGroup(click.Group):
             raise
         except ModuleNotFoundError as exc:
             if (exc.name or "").split(".")[0] in TRANSLATION_MODULES:
-                raise UserError(
-                    f"offline translation is not installed ({exc.name} is missing): "
-                    "pip install torch==2.13.0 && pip install 'publisher[translate]'"
-                ) from None
+                from publisher.translate.packages import extra_missing
+
+                raise UserError(extra_missing(exc.name or "")) from None
             raise _internal(exc) from None
         except Exception as exc:
             raise _internal(exc) from None
