@@ -1,6 +1,7 @@
 """Every core setting, declared once: its name, default, help text and whether it is a secret.
 
-Channels declare their own settings on their class (``Channel.settings``); ``all_settings()`` returns both.
+Channels declare their own settings on their class (``Channel.settings``);
+``publisher.setting_registry`` finds any of them by name.
 Values come from, in rising order: the default, the site's ``publisher.toml``, the site's ``.env``, the
 environment. Secrets are refused in ``publisher.toml`` and never printed.
 """
@@ -237,20 +238,3 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     SITE_SETTINGS + TRANSLATION_SETTINGS + EMAIL_SETTINGS + FEED_SETTINGS + SOCIAL_SETTINGS + WEB_SETTINGS
 )
 
-
-def all_settings() -> list[Setting]:
-    """Core settings, then each registered channel's, each name once."""
-    from publisher.channels.registry import get_channel_classes
-
-    seen: dict[str, Setting] = {s.name: s for s in CORE_SETTINGS}
-    for cls in get_channel_classes().values():
-        for setting in cls.settings:
-            seen.setdefault(setting.name, setting)
-    return list(seen.values())
-
-
-def find_setting(name: str) -> Setting | None:
-    for setting in CORE_SETTINGS:
-        if setting.name == name:
-            return setting
-    return None

@@ -161,7 +161,7 @@ def test_missing_site_folder(tmp_path: Path) -> None:
 
 
 def test_env_example_documents_every_setting() -> None:
-    from publisher.settings import all_settings
+    from publisher.setting_registry import all_settings
 
     text = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
     names = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}

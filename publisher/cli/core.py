@@ -202,6 +202,7 @@ def config_check(ctx: click.Context) -> None:
 
     from publisher.channels.registry import channel_names, get_channel
     from publisher.errors import ConfigError
+    from publisher.setting_registry import all_settings
     from publisher.settings import CORE_SETTINGS
 
     site = get_site(ctx)
@@ -212,30 +213,27 @@ def config_check(ctx: click.Context) -> None:
         table.add_column(column, overflow="fold")
     for name in channel_names():
         channel = get_channel(name, site)
-        problems += channel.check()
+        problems += [problem for problem in channel.check() if problem not in problems]
         mode = "configured" if channel.is_configured() else "local fallback"
         table.add_row(name, mode, channel.destination(), ", ".join(channel.missing_settings()))
     out.print(table)
-    settings = Table(title="Core settings")
+    settings = Table(title="Settings")
     for column in ("setting", "value", "from"):
         settings.add_column(column, overflow="fold")
-    for setting in CORE_SETTINGS:
+    for setting in all_settings():   # core and channel settings, each checked once
         try:
             site.config.get(setting)
         except ConfigError as exc:
-            problems.append(str(exc))
-        settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
+            if str(exc) not in problems:
+                problems.append(str(exc))
+        # every core setting; a channel's only when set (its table row above says what is missing)
+        if setting in CORE_SETTINGS or site.config.is_set(setting):
+            settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
     out.print(settings)
-    import importlib.util
+    from publisher.translate.packages import setup_warnings
 
-    if importlib.util.find_spec("argostranslate") is None:
-        click.echo("Warning: offline translation is not installed: pip install 'publisher[translate]' "
-                   "(see README)", err=True)
-    else:
-        from publisher.translate.packages import setup_warnings
-
-        for warning in setup_warnings(site.languages, site.config):
-            click.echo(f"Warning: {warning}", err=True)
+    for warning in setup_warnings(site.languages, site.config):
+        click.echo(f"Warning: {warning}", err=True)
     for warning in _link_warnings(site):
         click.echo(f"Warning: {warning}", err=True)
     if problems:
