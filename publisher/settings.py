@@ -110,12 +110,19 @@ def parse_timezone(text: str) -> Any:
 
 
 def parse_languages(text: str) -> tuple[str, ...]:
-    from publisher.article import LANGUAGES
+    """Language codes (ISO 639, optionally with a region: ``en``, ``ko``, ``pt-BR``), each once.
+
+    Any code is accepted here; whether the site can publish in it (UI strings, translation models) is
+    checked against the site by ``Site.languages`` and ``publisher config check``.
+    """
+    import re
 
     langs = tuple(part.strip() for part in text.split(",") if part.strip())
     for lang in langs:
-        if lang not in LANGUAGES:
-            raise ValueError(f"expected languages among {', '.join(LANGUAGES)}, got {lang!r}")
+        if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", lang):
+            raise ValueError(f"expected language codes such as en, ko or fr, got {lang!r}")
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"expected each language once, got {text.strip()!r}")
     if not langs:
         raise ValueError("expected at least one language")
     return langs

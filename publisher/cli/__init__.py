@@ -148,6 +148,26 @@ def get_site(ctx: click.Context) -> Site:
     return root.obj["site"]
 
 
+class SiteLanguage(click.ParamType):
+    """A language code among the site's PUBLISHER_LANGUAGES; anything else is one line, exit 2."""
+
+    name = "LANG"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if ctx is None:
+            return text
+        languages = get_site(ctx).languages   # the root group has chosen the site before options are read
+        if text not in languages:
+            option = param.opts[0] if param is not None and param.opts else "language"
+            raise UserError(f"{option}: {text!r} is not a language of this site; expected one of "
+                            f"{', '.join(languages)} (PUBLISHER_LANGUAGES)")
+        return text
+
+
+SITE_LANGUAGE = SiteLanguage()
+
+
 def console(stderr: bool = False) -> Any:
     """A rich console that prints text as given: slugs, names, paths and remote errors may hold "[...]", which
     rich markup would swallow or (a stray "[/]") fail on. Style with ``style=`` or ``rich.text.Text`` instead."""

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import click
 
-from publisher.cli import UserError, console, get_site
-
-LANG_CHOICE = click.Choice(["en", "ko"])
-
+from publisher.cli import SITE_LANGUAGE, UserError, console, get_site
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="Publish through this channel only (repeatable). Default: every channel.")
-@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Publish this language only (repeatable).")
+@click.option("--lang", "langs", multiple=True, type=SITE_LANGUAGE, help="Publish this language only (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing, change nothing.")
 @click.option("--force", is_flag=True, help="Send again even what the ledger says was already sent.")
 @click.option("--retry-unconfirmed", is_flag=True,
@@ -78,7 +75,7 @@ def _grouped(reports: list) -> list[tuple]:  # noqa: ANN001 - DeliveryReport, im
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the renditions into.")
 @click.option("--channel", "channels", multiple=True, metavar="NAME", help="Only this channel (repeatable).")
-@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Only this language (repeatable).")
+@click.option("--lang", "langs", multiple=True, type=SITE_LANGUAGE, help="Only this language (repeatable).")
 @click.pass_context
 def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels: tuple[str, ...],
             langs: tuple[str, ...]) -> None:
@@ -232,8 +229,13 @@ def config_check(ctx: click.Context) -> None:
     out.print(settings)
     from publisher.translate.packages import setup_warnings
 
-    for warning in setup_warnings(site.languages, site.config):
-        click.echo(f"Warning: {warning}", err=True)
+    try:
+        languages = site.languages   # a language without UI strings
+    except ConfigError as exc:
+        problems.append(str(exc))
+    else:
+        for warning in setup_warnings(languages, site.config):
+            click.echo(f"Warning: {warning}", err=True)
     for warning in _link_warnings(site):
         click.echo(f"Warning: {warning}", err=True)
     if problems:

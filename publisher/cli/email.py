@@ -10,10 +10,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import console, get_site
-
-LANG_CHOICE = click.Choice(["en", "ko"])
-
+from publisher.cli import SITE_LANGUAGE, console, get_site
 
 @click.group()
 def subscribers() -> None:
@@ -22,16 +19,19 @@ def subscribers() -> None:
 
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--lang", type=LANG_CHOICE, default="en", show_default=True, help="Language of the bulletins.")
+@click.option("--lang", type=SITE_LANGUAGE,
+              help="Language of the bulletins. Default: the site's first language (PUBLISHER_LANGUAGES).")
 @click.option("--name", help="Display name, used in the To: header.")
 @click.option("--theme", "themes", multiple=True, metavar="THEME", help="Only bulletins on this theme (repeatable).")
 @click.option("--pending", is_flag=True, help="Ask for confirmation by email first (double opt-in).")
 @click.pass_context
-def add(ctx: click.Context, email: str, lang: str, name: str | None, themes: tuple[str, ...], pending: bool) -> None:
+def add(ctx: click.Context, email: str, lang: str | None, name: str | None, themes: tuple[str, ...],
+        pending: bool) -> None:
     """Add EMAIL to the list (an address already there, in any case, is left as it is)."""
     from publisher.article import slugify
 
     site = get_site(ctx)
+    lang = lang or site.languages[0]
     subscribers_list = site.subscribers()
     existed = subscribers_list.get(email) is not None
     subscriber = subscribers_list.add(email, name=name, lang=lang, status="pending" if pending else "active",
@@ -140,7 +140,7 @@ def export(ctx: click.Context, out_file: Path | None, status: str | None) -> Non
 @click.option("--since", "since_text", required=True, metavar="DATE",
               help="Articles dated on or after this day (YYYY-MM-DD, in PUBLISHER_TIMEZONE).")
 @click.option("--theme", help="Only articles on this theme, to the subscribers who follow it (or every theme).")
-@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE,
+@click.option("--lang", "langs", multiple=True, type=SITE_LANGUAGE,
               help="Only these language versions (repeatable). Default: the site's languages.")
 @click.option("--dry-run", is_flag=True, help="Count who would get what; send nothing, change nothing.")
 @click.option("--force", is_flag=True, help="Send again to subscribers the ledger says already got this digest.")
