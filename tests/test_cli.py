@@ -81,7 +81,7 @@ def test_publish_sample_site_in_both_languages_then_never_twice(cli: Callable[..
     assert ledger.counts()["sent"] == sent_before
 
     status = cli("status", "--json")
-    rows = json.loads(status.stdout)
+    rows = [json.loads(line) for line in status.stdout.splitlines()]   # JSON Lines, like every --json
     assert {r["channel"] for r in rows} >= {"feeds", "x", "mastodon", "bluesky", "facebook", "linkedin"}
     assert all(r["state"] in ("sent", "skipped") for r in rows), [r for r in rows if r["state"] != "sent"]
 

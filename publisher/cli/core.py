@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from publisher.cli import SITE_LANGUAGE, UserError, console, get_site
+from publisher.cli import SITE_LANGUAGE, UserError, console, echo_json_lines, get_site
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
@@ -105,7 +103,7 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print every ledger row as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Every ledger row as JSON Lines (one object per line).")
 @click.option("--channel", help="Only this channel.")
 @click.pass_context
 def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None) -> None:
@@ -119,14 +117,10 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     ledger = site.ledger()
     slugs: list[str | None] = [s.slug for s in load_stories(list(paths), site)] if paths else [None]
     if as_json:
-        out = sys.stdout
-        out.write("[")
-        first = True
-        for slug in slugs:
-            for row in ledger.rows(article=slug, channel=channel):
-                out.write(("" if first else ",") + "\n  " + json.dumps(row.as_dict(), ensure_ascii=False))
-                first = False
-        out.write("\n]\n")
+        from publisher.timefmt import iso_text
+
+        echo_json_lines({**row.as_dict(), "created_at": iso_text(row.created_at), "updated_at": iso_text(row.updated_at)}
+                        for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
     query = ("SELECT article, lang, channel, state, COUNT(*) AS n FROM deliveries "
              "WHERE (? IS NULL OR article = ?) AND (? IS NULL OR channel = ?) GROUP BY article, lang, channel, state "

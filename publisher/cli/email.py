@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import SITE_LANGUAGE, console, get_site
+from publisher.cli import SITE_LANGUAGE, console, echo_json_lines, get_site
 
 @click.group()
 def subscribers() -> None:
@@ -88,8 +87,7 @@ def list_(ctx: click.Context, as_json: bool, status: str | None) -> None:
     site = get_site(ctx)
     subscribers_list = site.subscribers()
     if as_json:
-        for subscriber in subscribers_list.iter_all(status=status):
-            click.echo(json.dumps(_as_dict(subscriber), ensure_ascii=False))
+        echo_json_lines(_as_dict(subscriber) for subscriber in subscribers_list.iter_all(status=status))
         return
     from rich.table import Table
 
@@ -220,6 +218,6 @@ def _as_dict(subscriber: Any) -> dict[str, Any]:
         "lang": subscriber.lang,
         "status": subscriber.status,
         "themes": subscriber.themes,
-        "created_at": subscriber.created_at.isoformat() if subscriber.created_at else None,
-        "confirmed_at": subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
+        "created_at": subscriber.created_at,     # datetimes: echo_json_lines writes them in the one format
+        "confirmed_at": subscriber.confirmed_at,
     }
