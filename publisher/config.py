@@ -34,9 +34,9 @@ class Config:
                     values[name], sources[name] = value, "publisher.toml"
             env_path = root / ".env"
             if env_path.is_file():
-                for name, value in _read_dotenv(env_path).items():
-                    if value is not None:
-                        values[name], sources[name] = value, ".env"
+                for name, maybe in _read_dotenv(env_path).items():
+                    if maybe is not None:   # a bare NAME line in .env sets nothing
+                        values[name], sources[name] = maybe, ".env"
         for name, value in (os.environ if environ is None else environ).items():
             values[name], sources[name] = value, "environment"
         return cls(values, sources)

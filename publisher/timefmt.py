@@ -1,4 +1,4 @@
-"""The one timestamp format of machine output: ISO 8601 to the second, with its UTC offset (2024-06-28T09:00:00+00:00)."""
+"""The one timestamp format of machine output: ISO 8601 to the second, with its offset (2024-06-28T09:00:00+00:00)."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ class PublisherGroup(click.Group):
             if exc.name and exc.name.startswith("publisher"):
                 return None  # a command whose module is not part of this build
             raise
-        command = getattr(module, attribute)
+        command: click.Command = getattr(module, attribute)
         self.commands[cmd_name] = command
         return command
 
@@ -152,7 +152,8 @@ def get_site(ctx: click.Context) -> Site:
     root.ensure_object(dict)
     if "site" not in root.obj:
         root.obj["site"] = Site.discover(root.obj.get("site_dir"))
-    return root.obj["site"]
+    site: Site = root.obj["site"]
+    return site
 
 
 def echo_json_lines(records: Iterable[Mapping[str, Any]]) -> None:
@@ -173,24 +174,19 @@ def echo_json_lines(records: Iterable[Mapping[str, Any]]) -> None:
         click.echo(json.dumps(record, ensure_ascii=False, default=encode))
 
 
-class SiteLanguage(click.ParamType):
-    """A language code among the site's PUBLISHER_LANGUAGES; anything else is one line, exit 2."""
-
-    name = "LANG"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value).strip()
-        if ctx is None:
-            return text
-        languages = get_site(ctx).languages   # the root group has chosen the site before options are read
-        if text not in languages:
-            option = param.opts[0] if param is not None and param.opts else "language"
-            raise UserError(f"{option}: {text!r} is not a language of this site; expected one of "
+def site_language(ctx: click.Context, param: click.Parameter,
+                  value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+    """Option callback: each ``--lang``/``--to`` value is a language of the site (PUBLISHER_LANGUAGES);
+    anything else is one line, exit 2. The root group has chosen the site before options are read."""
+    if value is None or value == ():
+        return value
+    languages = get_site(ctx).languages
+    for given in (value,) if isinstance(value, str) else value:
+        if given not in languages:
+            option = param.opts[0] if param.opts else "language"
+            raise UserError(f"{option}: {given!r} is not a language of this site; expected one of "
                             f"{', '.join(languages)} (PUBLISHER_LANGUAGES)")
-        return text
-
-
-SITE_LANGUAGE = SiteLanguage()
+    return value
 
 
 def console(stderr: bool = False) -> Any:

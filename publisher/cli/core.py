@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from publisher.cli import SITE_LANGUAGE, UserError, console, echo_json_lines, get_site
+from publisher.cli import UserError, console, echo_json_lines, get_site, site_language
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="Publish through this channel only (repeatable). Default: every channel.")
-@click.option("--lang", "langs", multiple=True, type=SITE_LANGUAGE, help="Publish this language only (repeatable).")
+@click.option("--lang", "langs", multiple=True, metavar="LANG", callback=site_language,
+              help="Publish this language only (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing, change nothing.")
 @click.option("--force", is_flag=True, help="Send again even what the ledger says was already sent.")
 @click.option("--retry-unconfirmed", is_flag=True,
@@ -73,7 +74,8 @@ def _grouped(reports: list) -> list[tuple]:  # noqa: ANN001 - DeliveryReport, im
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the renditions into.")
 @click.option("--channel", "channels", multiple=True, metavar="NAME", help="Only this channel (repeatable).")
-@click.option("--lang", "langs", multiple=True, type=SITE_LANGUAGE, help="Only this language (repeatable).")
+@click.option("--lang", "langs", multiple=True, metavar="LANG", callback=site_language,
+              help="Only this language (repeatable).")
 @click.pass_context
 def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels: tuple[str, ...],
             langs: tuple[str, ...]) -> None:
@@ -119,7 +121,8 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     if as_json:
         from publisher.timefmt import iso_text
 
-        echo_json_lines({**row.as_dict(), "created_at": iso_text(row.created_at), "updated_at": iso_text(row.updated_at)}
+        echo_json_lines({**row.as_dict(), "created_at": iso_text(row.created_at),
+                         "updated_at": iso_text(row.updated_at)}
                         for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
     query = ("SELECT article, lang, channel, state, COUNT(*) AS n FROM deliveries "

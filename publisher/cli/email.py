@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import SITE_LANGUAGE, console, echo_json_lines, get_site
+from publisher.cli import console, echo_json_lines, get_site, site_language
 
 @click.group()
 def subscribers() -> None:
@@ -18,7 +18,7 @@ def subscribers() -> None:
 
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--lang", type=SITE_LANGUAGE,
+@click.option("--lang", metavar="LANG", callback=site_language,
               help="Language of the bulletins. Default: the site's first language (PUBLISHER_LANGUAGES).")
 @click.option("--name", help="Display name, used in the To: header.")
 @click.option("--theme", "themes", multiple=True, metavar="THEME", help="Only bulletins on this theme (repeatable).")
@@ -138,7 +138,7 @@ def export(ctx: click.Context, out_file: Path | None, status: str | None) -> Non
 @click.option("--since", "since_text", required=True, metavar="DATE",
               help="Articles dated on or after this day (YYYY-MM-DD, in PUBLISHER_TIMEZONE).")
 @click.option("--theme", help="Only articles on this theme, to the subscribers who follow it (or every theme).")
-@click.option("--lang", "langs", multiple=True, type=SITE_LANGUAGE,
+@click.option("--lang", "langs", multiple=True, metavar="LANG", callback=site_language,
               help="Only these language versions (repeatable). Default: the site's languages.")
 @click.option("--dry-run", is_flag=True, help="Count who would get what; send nothing, change nothing.")
 @click.option("--force", is_flag=True, help="Send again to subscribers the ledger says already got this digest.")

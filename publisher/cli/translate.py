@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from publisher.cli import SITE_LANGUAGE, console, get_site
+from publisher.cli import console, get_site, site_language
 
 @click.group()
 def models() -> None:
@@ -73,7 +73,8 @@ def install_model(ctx: click.Context, pair: tuple[str, ...], archive: Path | Non
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--to", "target_lang", type=SITE_LANGUAGE, required=True, help="Language to translate into.")
+@click.option("--to", "target_lang", metavar="LANG", callback=site_language, required=True,
+              help="Language to translate into.")
 @click.option("--force", is_flag=True, help="Replace an existing original, human or reviewed version too.")
 @click.pass_context
 def translate(ctx: click.Context, paths: tuple[Path, ...], target_lang: str, force: bool) -> None:

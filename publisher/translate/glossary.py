@@ -1,4 +1,4 @@
-"""The glossary (``locales/glossary.tsv``): names and institutional terms the model must not guess, one column per language.
+"""The glossary (``locales/glossary.tsv``): names and institutional terms the model must not guess, per language.
 
 The header names the columns: language codes, then an optional ``note`` (``en<TAB>ko<TAB>note``; a site in
 three languages writes ``en<TAB>ko<TAB>fr<TAB>note``). Every row gives the term in every language of its file.
