@@ -181,6 +181,18 @@ def test_translation_commands_without_the_extra_say_how_to_install_it(cli: Calla
     assert "pip install 'publisher[translate]'" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("args", [("translate", "{site}/content/2024-sdg16-knowledge-forum.en.md", "--to", "ko"),
+                                  ("models", "install", "en", "ko"), ("models", "install", "--file", "x.argosmodel")])
+def test_every_translation_command_without_the_extra_says_how_to_install_it(
+        cli: Callable[..., Result], site_dir: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
+    for name in ("argostranslate", "argostranslate.package", "ctranslate2"):
+        monkeypatch.setitem(sys.modules, name, None)
+    result = cli(*(arg.format(site=site_dir) for arg in args))
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: offline translation is not installed (argostranslate is missing): "
+                             "pip install torch==2.13.0 && pip install 'publisher[translate]'\n")
+
+
 def test_readme_main_job(cli: Callable[..., Result], site: Site, site_dir: Path) -> None:
     """The README's first command on the sample site: subscribers, then publish; mail in each reader's language."""
     import mailbox
