@@ -9,6 +9,7 @@ import click
 
 from publisher.cli import UserError, console, echo_json_lines, get_site, site_language
 
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--channel", "channels", multiple=True, metavar="NAME",

@@ -11,6 +11,7 @@ import click
 
 from publisher.cli import console, echo_json_lines, get_site, site_language
 
+
 @click.group()
 def subscribers() -> None:
     """Manage the bulletin subscribers: add, import, list, remove, export."""

@@ -8,6 +8,7 @@ import click
 
 from publisher.cli import console, get_site, site_language
 
+
 @click.group()
 def models() -> None:
     """Offline translation models (Argos Translate packages): list and install them.
