@@ -15,7 +15,6 @@ from publisher.errors import ContentError, NotFound, PublisherError
 if TYPE_CHECKING:
     from publisher.site import Site
 
-LANGUAGES = ("en", "ko")
 TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
 MANDATORY_PROPERTIES = ("title", "date")
 KNOWN_KEYS = ("title", "date", "updated", "lang", "slug", "summary", "author", "theme", "tags", "image", "url",
@@ -234,9 +233,10 @@ def article_from_text(text: str, path: Path, site: Site) -> Article:
         if meta.get(key) in (None, ""):
             raise ContentError(path, key, "is required")
 
+    languages = site.known_languages
     lang = _text(meta, "lang", path) or file_lang
-    if lang not in LANGUAGES:
-        raise ContentError(path, "lang", f"unknown language {lang!r}; expected one of {', '.join(LANGUAGES)}")
+    if lang not in languages:
+        raise ContentError(path, "lang", f"unknown language {lang!r}; expected one of {', '.join(languages)}")
     if lang != file_lang:
         raise ContentError(path, "lang", f"says {lang!r} but the file name says {file_lang!r}")
     slug = _text(meta, "slug", path) or file_slug
@@ -278,10 +278,11 @@ def article_from_text(text: str, path: Path, site: Site) -> Article:
         raise ContentError(path, "translation.status",
                            f"unknown status {status!r}; expected one of {', '.join(TRANSLATION_STATUSES)}")
     source = raw_tr.get("source")
-    if source is not None and source not in LANGUAGES:
+    if source is not None and source not in languages:
         raise ContentError(path, "translation.source", f"unknown language {source!r}")
     if status != "original" and source is None:
-        source = next((other for other in LANGUAGES if other != lang), None)
+        # unsaid: the site's first other language (the other one, on a two-language site)
+        source = next((other for other in languages if other != lang), None)
     translation = TranslationInfo(status, source, str(raw_tr["model"]) if raw_tr.get("model") else None)
 
     url = _text(meta, "url", path) or site.url_for(lang, slug)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from publisher.errors import ConfigError
-from publisher.settings import NOT_GIVEN, Setting, find_setting
+from publisher.setting_registry import find_setting
+from publisher.settings import NOT_GIVEN, Setting
 
 SOURCES = ("environment", ".env", "publisher.toml", "default")
 
@@ -33,9 +34,9 @@ class Config:
                     values[name], sources[name] = value, "publisher.toml"
             env_path = root / ".env"
             if env_path.is_file():
-                for name, value in _read_dotenv(env_path).items():
-                    if value is not None:
-                        values[name], sources[name] = value, ".env"
+                for name, maybe in _read_dotenv(env_path).items():
+                    if maybe is not None:   # a bare NAME line in .env sets nothing
+                        values[name], sources[name] = maybe, ".env"
         for name, value in (os.environ if environ is None else environ).items():
             values[name], sources[name] = value, "environment"
         return cls(values, sources)
@@ -123,10 +124,11 @@ def _read_toml(path: Path) -> dict[str, str]:
         raise ConfigError(str(path), f"invalid TOML: {exc}") from None
     values: dict[str, str] = {}
     for name, value in data.items():
+        # core and channel settings alike: X_API_KEY is a secret although its name does not say so
         setting = find_setting(name)
         if setting is not None and setting.secret or _looks_secret(name):
             raise ConfigError(name, "is a secret: set it in the environment or .env, not in publisher.toml",
-                              "publisher.toml")
+                              str(path))
         if isinstance(value, bool):
             values[name] = "true" if value else "false"
         elif isinstance(value, (int, float, str)):

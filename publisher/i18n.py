@@ -44,6 +44,25 @@ def _packaged(lang: str) -> dict[str, str]:
     return _read_catalogs(locales_dir(), lang)
 
 
+def _languages_in(root: Path) -> set[str]:
+    if not root.is_dir():
+        return set()
+    return {folder.name for folder in root.iterdir() if any((folder / "LC_MESSAGES").glob("*.po"))}
+
+
+@lru_cache(maxsize=1)
+def _packaged_languages() -> frozenset[str]:
+    return frozenset(_languages_in(locales_dir()))
+
+
+def catalog_languages(site: Site | None = None) -> tuple[str, ...]:
+    """Languages that have UI strings (``locales/<lang>/LC_MESSAGES/*.po``), packaged or the site's own."""
+    found = set(_packaged_languages())
+    if site is not None:
+        found |= _languages_in(site.locales_dir)
+    return tuple(sorted(found))
+
+
 class UIStrings:
     """Translated UI strings for one site: the site's catalogs first, then the packaged ones."""
 
@@ -87,19 +106,26 @@ def language_name(code: str, in_lang: str) -> str:
     return str(Locale.parse(in_lang).languages.get(code, code))
 
 
+# The date conventions a bare language code stands for; the others are Babel's own ("ko" -> ko_KR).
+# English dates are written the British way ("28 June 2024"), as the UN system writes them.
+DATE_LOCALES = {"en": "en_GB"}
+
+
+def _date_locale(lang: str) -> str:
+    return DATE_LOCALES.get(lang, lang.replace("-", "_"))
+
+
 def format_date(value: datetime, lang: str, format: str = "long") -> str:
     """A date as readers of ``lang`` write it: "28 June 2024" / "2024년 6월 28일"."""
     from babel.dates import format_date as babel_format_date
 
-    locale = {"en": "en_GB"}.get(lang, lang)
-    return str(babel_format_date(value, format=format, locale=locale))
+    return str(babel_format_date(value, format=format, locale=_date_locale(lang)))
 
 
 def format_datetime(value: datetime, lang: str, format: str = "medium") -> str:
     from babel.dates import format_datetime as babel_format_datetime
 
-    locale = {"en": "en_GB"}.get(lang, lang)
-    return str(babel_format_datetime(value, format=format, locale=locale, tzinfo=value.tzinfo))
+    return str(babel_format_datetime(value, format=format, locale=_date_locale(lang), tzinfo=value.tzinfo))
 
 
 MACHINE_NOTICE = "This text was translated from {language} by machine and may contain errors."

@@ -1,6 +1,7 @@
 """Every core setting, declared once: its name, default, help text and whether it is a secret.
 
-Channels declare their own settings on their class (``Channel.settings``); ``all_settings()`` returns both.
+Channels declare their own settings on their class (``Channel.settings``);
+``publisher.setting_registry`` finds any of them by name.
 Values come from, in rising order: the default, the site's ``publisher.toml``, the site's ``.env``, the
 environment. Secrets are refused in ``publisher.toml`` and never printed.
 """
@@ -109,12 +110,19 @@ def parse_timezone(text: str) -> Any:
 
 
 def parse_languages(text: str) -> tuple[str, ...]:
-    from publisher.article import LANGUAGES
+    """Language codes (ISO 639, optionally with a region: ``en``, ``ko``, ``pt-BR``), each once.
+
+    Any code is accepted here; whether the site can publish in it (UI strings, translation models) is
+    checked against the site by ``Site.languages`` and ``publisher config check``.
+    """
+    import re
 
     langs = tuple(part.strip() for part in text.split(",") if part.strip())
     for lang in langs:
-        if lang not in LANGUAGES:
-            raise ValueError(f"expected languages among {', '.join(LANGUAGES)}, got {lang!r}")
+        if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", lang):
+            raise ValueError(f"expected language codes such as en, ko or fr, got {lang!r}")
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"expected each language once, got {text.strip()!r}")
     if not langs:
         raise ValueError("expected at least one language")
     return langs
@@ -237,20 +245,3 @@ CORE_SETTINGS: tuple[Setting, ...] = (
     SITE_SETTINGS + TRANSLATION_SETTINGS + EMAIL_SETTINGS + FEED_SETTINGS + SOCIAL_SETTINGS + WEB_SETTINGS
 )
 
-
-def all_settings() -> list[Setting]:
-    """Core settings, then each registered channel's, each name once."""
-    from publisher.channels.registry import get_channel_classes
-
-    seen: dict[str, Setting] = {s.name: s for s in CORE_SETTINGS}
-    for cls in get_channel_classes().values():
-        for setting in cls.settings:
-            seen.setdefault(setting.name, setting)
-    return list(seen.values())
-
-
-def find_setting(name: str) -> Setting | None:
-    for setting in CORE_SETTINGS:
-        if setting.name == name:
-            return setting
-    return None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.config import Config
-from publisher.errors import NotFound
+from publisher.errors import ConfigError, NotFound
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -81,9 +81,27 @@ class Site:
     def url(self) -> str:
         return str(self.config.get("PUBLISHER_SITE_URL"))
 
-    @property
+    @cached_property
     def languages(self) -> tuple[str, ...]:
-        return tuple(self.config.get("PUBLISHER_LANGUAGES"))
+        """``PUBLISHER_LANGUAGES``; a language without UI strings is a ConfigError, not English text under its name."""
+        from publisher.i18n import catalog_languages
+
+        languages = tuple(self.config.get("PUBLISHER_LANGUAGES"))
+        missing = [lang for lang in languages if lang not in catalog_languages(self)]
+        if missing:
+            raise ConfigError("PUBLISHER_LANGUAGES", f"{', '.join(missing)}: no UI strings in publisher or in "
+                              f"{self.locales_dir}; add {self.locales_dir}/{missing[0]}/LC_MESSAGES/*.po "
+                              f"(translated from publisher's en catalogs) or remove {missing[0]!r}",
+                              self.config.source("PUBLISHER_LANGUAGES"))
+        return languages
+
+    @property
+    def known_languages(self) -> tuple[str, ...]:
+        """The site's languages, then any other with UI strings: a content file in one of those is read (as
+        before a site chose fewer languages), but only the site's languages are published."""
+        from publisher.i18n import catalog_languages
+
+        return self.languages + tuple(lang for lang in catalog_languages(self) if lang not in self.languages)
 
     @property
     def timezone(self) -> ZoneInfo:

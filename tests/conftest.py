@@ -1,10 +1,10 @@
-"""Shared fixtures: a temporary copy of the sample site and a CLI runner bound to it."""
+"""Shared fixtures: an empty home folder, a temporary copy of the sample site and a CLI runner bound to it."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,35 @@ SETTING_PREFIXES = ("PUBLISHER_", "SMTP_", "BULLETIN_", "DKIM_", "X_", "MASTODON
                     "LINKEDIN_", "SITE_", "FEED_", "ARGOS_")
 
 
+# Where libraries look for per-user files (argostranslate's models and caches, babel, matplotlib...).
+XDG_FOLDERS = {"XDG_DATA_HOME": ".local/share", "XDG_CONFIG_HOME": ".config", "XDG_CACHE_HOME": ".cache",
+               "XDG_STATE_HOME": ".local/state"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """HOME and the XDG folders are empty temporary folders, as on a fresh machine, for the whole session.
+
+    Session-wide because some libraries read them once, at import (argostranslate fixes its package folder
+    then): every test must see the same empty home, whichever test imports them first.
+    """
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        patch.setenv("USERPROFILE", str(home))   # what Path.home() reads on Windows
+        for name, folder in XDG_FOLDERS.items():
+            patch.setenv(name, str(home / folder))
+        yield home
+
+
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own settings."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_home: Path) -> None:
+    """No test sees the developer's own settings, nor models a previous test installed."""
     for name in list(os.environ):
         if name.startswith(SETTING_PREFIXES):
             monkeypatch.delenv(name, raising=False)
+    # Not created: a test that installs a model makes it; the others see a folder with nothing installed.
+    monkeypatch.setenv("ARGOS_PACKAGES_DIR", str(tmp_path / "argos-packages"))
 
 
 def set_settings(site: Site, **values: object) -> Site:

@@ -81,7 +81,7 @@ def test_publish_sample_site_in_both_languages_then_never_twice(cli: Callable[..
     assert ledger.counts()["sent"] == sent_before
 
     status = cli("status", "--json")
-    rows = json.loads(status.stdout)
+    rows = [json.loads(line) for line in status.stdout.splitlines()]   # JSON Lines, like every --json
     assert {r["channel"] for r in rows} >= {"feeds", "x", "mastodon", "bluesky", "facebook", "linkedin"}
     assert all(r["state"] in ("sent", "skipped") for r in rows), [r for r in rows if r["state"] != "sent"]
 
@@ -161,7 +161,7 @@ def test_missing_site_folder(tmp_path: Path) -> None:
 
 
 def test_env_example_documents_every_setting() -> None:
-    from publisher.settings import all_settings
+    from publisher.setting_registry import all_settings
 
     text = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
     names = {line.split("=", 1)[0].lstrip("# ").strip() for line in text.splitlines() if "=" in line}
@@ -179,6 +179,18 @@ def test_translation_commands_without_the_extra_say_how_to_install_it(cli: Calla
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("Error: offline translation is not installed")
     assert "pip install 'publisher[translate]'" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [("translate", "{site}/content/2024-sdg16-knowledge-forum.en.md", "--to", "ko"),
+                                  ("models", "install", "en", "ko"), ("models", "install", "--file", "x.argosmodel")])
+def test_every_translation_command_without_the_extra_says_how_to_install_it(
+        cli: Callable[..., Result], site_dir: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
+    for name in ("argostranslate", "argostranslate.package", "ctranslate2"):
+        monkeypatch.setitem(sys.modules, name, None)
+    result = cli(*(arg.format(site=site_dir) for arg in args))
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: offline translation is not installed (argostranslate is missing): "
+                             "pip install torch==2.13.0 && pip install 'publisher[translate]'\n")
 
 
 def test_readme_main_job(cli: Callable[..., Result], site: Site, site_dir: Path) -> None:

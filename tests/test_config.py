@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from publisher.config import Config
 from publisher.errors import ConfigError
@@ -63,3 +65,42 @@ def test_tokens_are_signed_and_bound_to_their_purpose(site: Site) -> None:
         tokens.verify("confirm", token, site)
     with pytest.raises(BadToken):
         tokens.verify("unsubscribe", token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], site)
+
+
+def test_a_channel_secret_in_the_site_file_is_one_line_naming_the_file_and_the_setting(
+        site_dir: Path, cli: Callable[..., Result]) -> None:
+    toml = site_dir / "publisher.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + 'X_API_KEY = "hunter2"\n', encoding="utf-8")
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"Error: X_API_KEY (from {toml}): is a secret: set it in the environment "
+                                     "or .env, not in publisher.toml")
+    assert "hunter2" not in result.output
+
+
+def test_every_lookup_sees_core_and_channel_settings_alike() -> None:
+    from publisher.channels.registry import get_channel_classes
+    from publisher.setting_registry import all_settings, find_setting
+    from publisher.settings import CORE_SETTINGS
+
+    names = [setting.name for setting in all_settings()]
+    assert len(names) == len(set(names))
+    for setting in CORE_SETTINGS:
+        assert find_setting(setting.name) is setting
+    for cls in get_channel_classes().values():
+        for setting in cls.settings:
+            assert setting.name in names and find_setting(setting.name) is not None
+    x_key = find_setting("X_API_KEY")
+    assert x_key is not None and x_key.secret
+    assert find_setting("SMTP_PORT") is not None and find_setting("NOBODY_DECLARES_THIS") is None
+    # a channel setting read by name is parsed as its channel declares it, and a secret is never described
+    config = Config.from_mapping({"SMTP_PORT": "2525", "X_API_KEY": "hunter2"})
+    assert config.get("SMTP_PORT") == 2525
+    assert config.describe("X_API_KEY") == "set"
+
+
+def test_config_check_validates_channel_settings_once(cli: Callable[..., Result]) -> None:
+    result = cli("config", "check", env={"SMTP_PORT": "many"})
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: SMTP_PORT")]
+    assert len(errors) == 1 and "expected a whole number" in errors[0]

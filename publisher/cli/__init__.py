@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -47,6 +48,10 @@ class UserError(click.ClickException):
     exit_code = EXIT_USER_ERROR
 
 
+class OutputClosed(Exception):
+    """Whoever read our standard output has stopped (``| head -1``); not an OSError, so click leaves it to main()."""
+
+
 class InternalError(click.ClickException):
     """A bug, shown as one line with exit code 1; ``PUBLISHER_DEBUG=1`` shows the traceback."""
 
@@ -72,7 +77,7 @@ class PublisherGroup(click.Group):
             if exc.name and exc.name.startswith("publisher"):
                 return None  # a command whose module is not part of this build
             raise
-        command = getattr(module, attribute)
+        command: click.Command = getattr(module, attribute)
         self.commands[cmd_name] = command
         return command
 
@@ -89,12 +94,13 @@ class PublisherGroup(click.Group):
             raise UserError(f"{exc.filename}: is a folder") from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            raise OutputClosed() from None
         except ModuleNotFoundError as exc:
             if (exc.name or "").split(".")[0] in TRANSLATION_MODULES:
-                raise UserError(
-                    f"offline translation is not installed ({exc.name} is missing): "
-                    "pip install torch==2.13.0 && pip install 'publisher[translate]'"
-                ) from None
+                from publisher.translate.packages import extra_missing
+
+                raise UserError(extra_missing(exc.name or "")) from None
             raise _internal(exc) from None
         except Exception as exc:
             raise _internal(exc) from None
@@ -146,7 +152,41 @@ def get_site(ctx: click.Context) -> Site:
     root.ensure_object(dict)
     if "site" not in root.obj:
         root.obj["site"] = Site.discover(root.obj.get("site_dir"))
-    return root.obj["site"]
+    site: Site = root.obj["site"]
+    return site
+
+
+def echo_json_lines(records: Iterable[Mapping[str, Any]]) -> None:
+    """Machine output, the one form every ``--json`` prints: JSON Lines, one object per line, UTF-8 as written,
+    timestamps as ``publisher.timefmt.iso`` writes them. It streams, and ``| head -1`` reads one whole record."""
+    import json
+    from datetime import datetime, timezone
+
+    from publisher.timefmt import iso
+
+    def encode(value: object) -> object:
+        if isinstance(value, datetime):
+            # the storage layer keeps UTC; a naive value read back from it is UTC too
+            return iso(value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc))
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    for record in records:
+        click.echo(json.dumps(record, ensure_ascii=False, default=encode))
+
+
+def site_language(ctx: click.Context, param: click.Parameter,
+                  value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+    """Option callback: each ``--lang``/``--to`` value is a language of the site (PUBLISHER_LANGUAGES);
+    anything else is one line, exit 2. The root group has chosen the site before options are read."""
+    if value is None or value == ():
+        return value
+    languages = get_site(ctx).languages
+    for given in (value,) if isinstance(value, str) else value:
+        if given not in languages:
+            option = param.opts[0] if param.opts else "language"
+            raise UserError(f"{option}: {given!r} is not a language of this site; expected one of "
+                            f"{', '.join(languages)} (PUBLISHER_LANGUAGES)")
+    return value
 
 
 def console(stderr: bool = False) -> Any:
@@ -157,9 +197,33 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False)
 
 
+# What a shell reports for a program that SIGPIPE ended (128 + 13), as `yes | head -1` does.
+EXIT_OUTPUT_CLOSED = 141
+
+
 def main() -> None:
+    """The console script: the command line, and a quiet end when the reader of the output goes away."""
     try:
-        cli(prog_name="publisher")
+        try:
+            cli(prog_name="publisher")
+        finally:
+            # Output that fits the buffer meets the closed pipe here, not at interpreter exit, where Python
+            # would print "Exception ignored ... BrokenPipeError".
+            sys.stdout.flush()
+    except (BrokenPipeError, OutputClosed):
+        _discard_stdout()
+        sys.exit(EXIT_OUTPUT_CLOSED)
     except KeyboardInterrupt:  # pragma: no cover - click handles most of these itself
         click.echo("Aborted.", err=True)
         sys.exit(130)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so the flush at exit has somewhere to go (the Python docs' recipe)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):   # no file descriptor (an embedding host): nothing left to flush into
+        pass

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from publisher.cli import UserError, console, get_site
-
-LANG_CHOICE = click.Choice(["en", "ko"])
+from publisher.cli import UserError, console, echo_json_lines, get_site, site_language
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--channel", "channels", multiple=True, metavar="NAME",
               help="Publish through this channel only (repeatable). Default: every channel.")
-@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Publish this language only (repeatable).")
+@click.option("--lang", "langs", multiple=True, metavar="LANG", callback=site_language,
+              help="Publish this language only (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing, change nothing.")
 @click.option("--force", is_flag=True, help="Send again even what the ledger says was already sent.")
 @click.option("--retry-unconfirmed", is_flag=True,
@@ -78,7 +75,8 @@ def _grouped(reports: list) -> list[tuple]:  # noqa: ANN001 - DeliveryReport, im
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the renditions into.")
 @click.option("--channel", "channels", multiple=True, metavar="NAME", help="Only this channel (repeatable).")
-@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE, help="Only this language (repeatable).")
+@click.option("--lang", "langs", multiple=True, metavar="LANG", callback=site_language,
+              help="Only this language (repeatable).")
 @click.pass_context
 def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels: tuple[str, ...],
             langs: tuple[str, ...]) -> None:
@@ -108,7 +106,7 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print every ledger row as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Every ledger row as JSON Lines (one object per line).")
 @click.option("--channel", help="Only this channel.")
 @click.pass_context
 def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None) -> None:
@@ -122,14 +120,11 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     ledger = site.ledger()
     slugs: list[str | None] = [s.slug for s in load_stories(list(paths), site)] if paths else [None]
     if as_json:
-        out = sys.stdout
-        out.write("[")
-        first = True
-        for slug in slugs:
-            for row in ledger.rows(article=slug, channel=channel):
-                out.write(("" if first else ",") + "\n  " + json.dumps(row.as_dict(), ensure_ascii=False))
-                first = False
-        out.write("\n]\n")
+        from publisher.timefmt import iso_text
+
+        echo_json_lines({**row.as_dict(), "created_at": iso_text(row.created_at),
+                         "updated_at": iso_text(row.updated_at)}
+                        for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
     summary: dict[tuple[str, str, str], dict[str, int]] = {}
     for slug in slugs:
@@ -198,6 +193,7 @@ def config_check(ctx: click.Context) -> None:
 
     from publisher.channels.registry import channel_names, get_channel
     from publisher.errors import ConfigError
+    from publisher.setting_registry import all_settings
     from publisher.settings import CORE_SETTINGS
 
     site = get_site(ctx)
@@ -208,29 +204,31 @@ def config_check(ctx: click.Context) -> None:
         table.add_column(column, overflow="fold")
     for name in channel_names():
         channel = get_channel(name, site)
-        problems += channel.check()
+        problems += [problem for problem in channel.check() if problem not in problems]
         mode = "configured" if channel.is_configured() else "local fallback"
         table.add_row(name, mode, channel.destination(), ", ".join(channel.missing_settings()))
     out.print(table)
-    settings = Table(title="Core settings")
+    settings = Table(title="Settings")
     for column in ("setting", "value", "from"):
         settings.add_column(column, overflow="fold")
-    for setting in CORE_SETTINGS:
+    for setting in all_settings():   # core and channel settings, each checked once
         try:
             site.config.get(setting)
         except ConfigError as exc:
-            problems.append(str(exc))
-        settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
+            if str(exc) not in problems:
+                problems.append(str(exc))
+        # every core setting; a channel's only when set (its table row above says what is missing)
+        if setting in CORE_SETTINGS or site.config.is_set(setting):
+            settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
     out.print(settings)
-    import importlib.util
+    from publisher.translate.packages import setup_warnings
 
-    if importlib.util.find_spec("argostranslate") is None:
-        click.echo("Warning: offline translation is not installed: pip install 'publisher[translate]' "
-                   "(see README)", err=True)
+    try:
+        languages = site.languages   # a language without UI strings
+    except ConfigError as exc:
+        problems.append(str(exc))
     else:
-        from publisher.translate.packages import setup_warnings
-
-        for warning in setup_warnings(site.languages, site.config):
+        for warning in setup_warnings(languages, site.config):
             click.echo(f"Warning: {warning}", err=True)
     for warning in _link_warnings(site):
         click.echo(f"Warning: {warning}", err=True)

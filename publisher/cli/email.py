@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -10,9 +9,7 @@ from typing import Any
 
 import click
 
-from publisher.cli import console, get_site
-
-LANG_CHOICE = click.Choice(["en", "ko"])
+from publisher.cli import console, echo_json_lines, get_site, site_language
 
 
 @click.group()
@@ -22,16 +19,19 @@ def subscribers() -> None:
 
 @subscribers.command("add")
 @click.argument("email")
-@click.option("--lang", type=LANG_CHOICE, default="en", show_default=True, help="Language of the bulletins.")
+@click.option("--lang", metavar="LANG", callback=site_language,
+              help="Language of the bulletins. Default: the site's first language (PUBLISHER_LANGUAGES).")
 @click.option("--name", help="Display name, used in the To: header.")
 @click.option("--theme", "themes", multiple=True, metavar="THEME", help="Only bulletins on this theme (repeatable).")
 @click.option("--pending", is_flag=True, help="Ask for confirmation by email first (double opt-in).")
 @click.pass_context
-def add(ctx: click.Context, email: str, lang: str, name: str | None, themes: tuple[str, ...], pending: bool) -> None:
+def add(ctx: click.Context, email: str, lang: str | None, name: str | None, themes: tuple[str, ...],
+        pending: bool) -> None:
     """Add EMAIL to the list (an address already there, in any case, is left as it is)."""
     from publisher.article import slugify
 
     site = get_site(ctx)
+    lang = lang or site.languages[0]
     subscribers_list = site.subscribers()
     existed = subscribers_list.get(email) is not None
     subscriber = subscribers_list.add(email, name=name, lang=lang, status="pending" if pending else "active",
@@ -88,8 +88,7 @@ def list_(ctx: click.Context, as_json: bool, status: str | None) -> None:
     site = get_site(ctx)
     subscribers_list = site.subscribers()
     if as_json:
-        for subscriber in subscribers_list.iter_all(status=status):
-            click.echo(json.dumps(_as_dict(subscriber), ensure_ascii=False))
+        echo_json_lines(_as_dict(subscriber) for subscriber in subscribers_list.iter_all(status=status))
         return
     from rich.table import Table
 
@@ -140,7 +139,7 @@ def export(ctx: click.Context, out_file: Path | None, status: str | None) -> Non
 @click.option("--since", "since_text", required=True, metavar="DATE",
               help="Articles dated on or after this day (YYYY-MM-DD, in PUBLISHER_TIMEZONE).")
 @click.option("--theme", help="Only articles on this theme, to the subscribers who follow it (or every theme).")
-@click.option("--lang", "langs", multiple=True, type=LANG_CHOICE,
+@click.option("--lang", "langs", multiple=True, metavar="LANG", callback=site_language,
               help="Only these language versions (repeatable). Default: the site's languages.")
 @click.option("--dry-run", is_flag=True, help="Count who would get what; send nothing, change nothing.")
 @click.option("--force", is_flag=True, help="Send again to subscribers the ledger says already got this digest.")
@@ -202,6 +201,6 @@ def _as_dict(subscriber: Any) -> dict[str, Any]:
         "lang": subscriber.lang,
         "status": subscriber.status,
         "themes": subscriber.themes,
-        "created_at": subscriber.created_at.isoformat() if subscriber.created_at else None,
-        "confirmed_at": subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else None,
+        "created_at": subscriber.created_at,     # datetimes: echo_json_lines writes them in the one format
+        "confirmed_at": subscriber.confirmed_at,
     }

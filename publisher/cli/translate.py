@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from publisher.cli import console, get_site
-
-LANG_CHOICE = click.Choice(["en", "ko"])
+from publisher.cli import console, get_site, site_language
 
 
 @click.group()
@@ -76,7 +74,8 @@ def install_model(ctx: click.Context, pair: tuple[str, ...], archive: Path | Non
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--to", "target_lang", type=LANG_CHOICE, required=True, help="Language to translate into.")
+@click.option("--to", "target_lang", metavar="LANG", callback=site_language, required=True,
+              help="Language to translate into.")
 @click.option("--force", is_flag=True, help="Replace an existing original, human or reviewed version too.")
 @click.pass_context
 def translate(ctx: click.Context, paths: tuple[Path, ...], target_lang: str, force: bool) -> None:

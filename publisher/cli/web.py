@@ -29,6 +29,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     for name in ("PUBLISHER_SITE_URL", "PUBLISHER_LANGUAGES", "PUBLISHER_TIMEZONE",
                  *(setting.name for setting in WEB_SETTINGS)):
         site.config.get(name)
+    site.languages   # and each language has UI strings
     local_only = is_loopback(host)
     if not local_only and not admin_token(site):
         click.echo(f"Note: listening on {host}; the review page stays closed until PUBLISHER_ADMIN_TOKEN is set.",

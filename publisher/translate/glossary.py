@@ -1,4 +1,8 @@
-"""The bilingual glossary (``locales/glossary.tsv``, en/ko/note): names and institutional terms the model must not guess."""
+"""The glossary (``locales/glossary.tsv``): names and institutional terms the model must not guess, per language.
+
+The header names the columns: language codes, then an optional ``note`` (``en<TAB>ko<TAB>note``; a site in
+three languages writes ``en<TAB>ko<TAB>fr<TAB>note``). Every row gives the term in every language of its file.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +19,26 @@ if TYPE_CHECKING:
     from publisher.site import Site
 
 GLOSSARY_FILE = "glossary.tsv"
-COLUMNS = ("en", "ko", "note")
+NOTE_COLUMN = "note"
+# What the header of a glossary looks like; told to whoever writes one that cannot be read.
+HEADER_EXAMPLE = "en<TAB>ko<TAB>note"
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{2,8})?")
 
 
 @dataclass(frozen=True)
 class GlossaryEntry:
-    en: str
-    ko: str
+    """One row: the term in each language of its file (language code -> term)."""
+
+    pairs: tuple[tuple[str, str], ...]   # (language, term), in the file's column order: hashable, unlike a dict
     note: str = ""
     where: str = ""  # "locales/glossary.tsv:4", for messages
 
-    def term(self, lang: str) -> str:
-        return self.en if lang == "en" else self.ko
+    @property
+    def terms(self) -> dict[str, str]:
+        return dict(self.pairs)
+
+    def term(self, lang: str) -> str | None:
+        return self.terms.get(lang)
 
 
 @dataclass(frozen=True)
@@ -40,29 +52,43 @@ class MissingTerm:
         return f"{self.source} -> {self.expected}"
 
 
+def _header(row: list[str]) -> tuple[tuple[str, ...], bool]:
+    """The language columns of a header row and whether a note column follows them; None when not a header."""
+    cells = [cell.strip().lower() for cell in row]
+    has_note = bool(cells) and cells[-1] == NOTE_COLUMN
+    languages = tuple(cells[:-1] if has_note else cells)
+    if len(languages) < 2 or len(set(languages)) != len(languages) or not all(
+            _LANGUAGE_CODE.fullmatch(code) for code in languages):
+        return (), False
+    return languages, has_note
+
+
 def read_glossary(path: Path) -> list[GlossaryEntry]:
-    """Read one TSV file (header en, ko, note); a bad row is an InputError naming the file, line and column."""
+    """Read one TSV file (header: language codes, then note); a bad row is an InputError naming file, line, column."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(str(path), "is not UTF-8 text") from None
     rows = list(csv.reader(text.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["en", "ko"]:
-        raise InputError(f"{path}:1", "expected a header line: en<TAB>ko<TAB>note")
+    languages, has_note = _header(rows[0]) if rows else ((), False)
+    if not languages:
+        raise InputError(f"{path}:1", f"expected a header line: {HEADER_EXAMPLE}")
+    columns = (*languages, NOTE_COLUMN) if has_note else languages
     entries = []
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row) or row[0].startswith("#"):
             continue
         where = f"{path}:{number}"
-        if len(row) < 2:
-            raise InputError(where, "ko: is missing (columns are separated by a TAB)")
-        if len(row) > 3:
-            raise InputError(where, f"expected 3 columns (en, ko, note), found {len(row)}")
-        en, ko = row[0].strip(), row[1].strip()
-        for name, value in (("en", en), ("ko", ko)):
+        if len(row) < len(languages):
+            raise InputError(where, f"{languages[len(row)]}: is missing (columns are separated by a TAB)")
+        if len(row) > len(columns):
+            raise InputError(where, f"expected {len(columns)} columns ({', '.join(columns)}), found {len(row)}")
+        terms = {lang: cell.strip() for lang, cell in zip(languages, row)}
+        for lang, value in terms.items():
             if not value:
-                raise InputError(where, f"{name}: is empty")
-        entries.append(GlossaryEntry(en, ko, row[2].strip() if len(row) > 2 else "", where))
+                raise InputError(where, f"{lang}: is empty")
+        note = row[len(languages)].strip() if has_note and len(row) > len(languages) else ""
+        entries.append(GlossaryEntry(tuple(terms.items()), note, where))
     return entries
 
 
@@ -78,7 +104,7 @@ def _pattern(term: str, lang: str) -> str:
 
 
 class Glossary:
-    """Terms in both languages; a site's ``locales/glossary.tsv`` overrides the packaged rows with the same term."""
+    """Terms in each language; a site's ``locales/glossary.tsv`` overrides the packaged rows sharing a term."""
 
     def __init__(self, entries: list[GlossaryEntry]) -> None:
         self.entries = entries
@@ -89,8 +115,8 @@ class Glossary:
         entries = read_glossary(locales_dir() / GLOSSARY_FILE) if (locales_dir() / GLOSSARY_FILE).is_file() else []
         if site is not None and (site.locales_dir / GLOSSARY_FILE).is_file():
             own = read_glossary(site.locales_dir / GLOSSARY_FILE)
-            replaced = {e.en for e in own} | {e.ko for e in own}
-            entries = own + [e for e in entries if e.en not in replaced and e.ko not in replaced]
+            replaced = {pair for e in own for pair in e.pairs}
+            entries = own + [e for e in entries if not replaced.intersection(e.pairs)]
         return cls(entries)
 
     def __len__(self) -> int:
@@ -100,7 +126,9 @@ class Glossary:
         """Source term -> target term; when several rows share a source term, the first row wins."""
         mapping: dict[str, str] = {}
         for entry in self.entries:
-            mapping.setdefault(entry.term(source_lang), entry.term(target_lang))
+            source, target = entry.term(source_lang), entry.term(target_lang)
+            if source is not None and target is not None:   # a row from a file without one of the two languages
+                mapping.setdefault(source, target)
         return mapping
 
     def _regex(self, source_lang: str, target_lang: str) -> tuple[re.Pattern[str] | None, dict[str, str]]:

@@ -6,6 +6,7 @@ implicitly (its own update can hang or recurse when offline).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -27,6 +28,29 @@ if TYPE_CHECKING:
 # Argos Translate's own default, so that models installed with argospm are found without configuration.
 DEFAULT_PACKAGES_DIR = Path("~/.local/share/argos-translate/packages")
 _argos_lock = threading.Lock()
+# What the optional "translate" extra brings that this module and the Argos translator use directly.
+EXTRA_MODULES = ("argostranslate", "ctranslate2")
+INSTALL_EXTRA = "pip install torch==2.13.0 && pip install 'publisher[translate]'"
+
+
+def extra_missing(module: str) -> str:
+    """The one line that says offline translation is not installed, and how to install it."""
+    return f"offline translation is not installed ({module} is missing): {INSTALL_EXTRA}"
+
+
+def require_extra() -> None:
+    """Raise TranslationUnavailable saying how to install the extra when it is not installed.
+
+    Checked before any folder is read: without the extra, "no model installed" would send the user to
+    ``publisher models install``, which cannot work either.
+    """
+    for module in EXTRA_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):   # a broken or half-removed install
+            found = False
+        if not found:
+            raise TranslationUnavailable(extra_missing(module))
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,7 @@ def _argos_package_module(directory: Path) -> Iterator[Any]:
 
 def installed_packages(directory: Path) -> list[ModelPackage]:
     """Every translation package in ``directory``, read by argostranslate's own package code."""
+    require_extra()
     if not directory.is_dir():
         return []
     with _argos_package_module(directory) as package:
@@ -159,6 +184,7 @@ def read_package_metadata(archive_path: Path) -> dict[str, Any]:
 
 def install_from_file(archive_path: Path, directory: Path) -> ModelPackage:
     """Install an .argosmodel file with argostranslate's own installer; works offline."""
+    require_extra()
     metadata = read_package_metadata(archive_path)
     directory.mkdir(parents=True, exist_ok=True)
     # Unpacked beside the packages folder, then renamed into it: an interrupted install leaves no half
@@ -188,6 +214,7 @@ def install_from_index(
     import urllib.error
     import urllib.request
 
+    require_extra()   # before a download of tens of megabytes that could not be installed
     base = index_url or default_index_url()
     index_address = base if base.endswith(".json") else base.rstrip("/") + "/index.json"
 
@@ -240,7 +267,7 @@ def setup_warnings(languages: tuple[str, ...] | list[str], config: Config) -> li
     directory = packages_dir(config)
     try:
         pairs = {(p.from_code, p.to_code) for p in installed_packages(directory)}
-    except InputError as exc:
+    except (InputError, TranslationUnavailable) as exc:
         return [str(exc)]
     allow = bool(config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
     warnings = []

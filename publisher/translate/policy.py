@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from publisher.article import Article, Story
-from publisher.channels.base import DeliveryReport
+from publisher.delivery import DeliveryReport
 from publisher.translate.workflow import is_stale
 
 if TYPE_CHECKING:

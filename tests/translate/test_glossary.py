@@ -76,4 +76,4 @@ def test_packaged_glossary_file_is_valid() -> None:
     entries = read_glossary(locales_dir() / "glossary.tsv")
 
     assert len(entries) >= 20
-    assert len({e.en for e in entries}) == len(entries)  # no English term twice
+    assert len({e.term("en") for e in entries}) == len(entries)  # no English term twice
