@@ -51,13 +51,13 @@ def free_port() -> int:
 
 def prepare_site(root: Path, subscribers: int, port: int) -> list[str]:
     """A copy of the sample site with its feeds built and ``subscribers`` active readers; their unsubscribe paths."""
-    from publisher.cli.feeds import build_site
+    from publisher.pipeline import build_feeds
     from publisher.tokens import link
 
     shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("public", "outbox", ".publisher", ".env"))
     (root / ".env").write_text(f"PUBLISHER_SITE_URL=http://127.0.0.1:{port}\n", encoding="utf-8")
     site = Site(root)
-    build_site(site, include_unpublished=True)
+    build_feeds(site, include_unpublished=True)
     readers = site.subscribers()
     paths = []
     for n in range(subscribers):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from publisher.article import Story
+    from publisher.channels.feeds import BuildResult
     from publisher.site import Site
 
 CLAIM_BATCH = 500
@@ -81,7 +82,7 @@ def choose_versions(site: Site, stories: Sequence[Story], langs: Sequence[str],
     batch: Batch = []
     notes: list[DeliveryReport] = []
     for story in stories:
-        allowed, skipped = select_versions(story, langs, site, ChannelContext(dry_run=options.dry_run))
+        allowed, skipped = select_versions(story, langs, site, publishing=True, dry_run=options.dry_run)
         notes += skipped
         if allowed.versions:
             batch.append((allowed, allowed.languages))
@@ -126,6 +127,31 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
         ctx = channel_context(site, options)
         return channel.report(plan(site, channel, renditions, ctx), ctx), renditions, notes
     return deliver(site, channel, batch, options, renditions), renditions, notes   # Channel -> Ledger
+
+
+def build_feeds(site: Site, *, include_unpublished: bool = False) -> BuildResult:
+    """``publisher feeds build``: rebuild every feed and page from the published versions (or all of them).
+
+    With ``include_unpublished`` every version that may be published and is not in the feeds yet is published
+    to them like any delivery (claimed, built once with everything else, marked sent), so later builds and
+    publishes keep it. Otherwise the build writes files only, from what the ledger says was published.
+    """
+    from publisher.channels.feeds import FeedsChannel
+    from publisher.errors import PublisherError
+
+    options = RunOptions()
+    channel = FeedsChannel(site, full_build=True)
+    ctx = channel_context(site, options)
+    batch = channel.unpublished(ctx.published) if include_unpublished else []
+    if batch:
+        reports = deliver(site, channel, list(batch), options)                      # Formatter -> Channel -> Ledger
+        failed = next((r for r in reports if r.state != "sent"), None)
+        if failed is not None:
+            raise PublisherError(f"{failed.article} ({failed.lang}) {failed.where}: {failed.note}")
+        assert channel.last_build is not None and channel.last_build.result is not None
+        return channel.last_build.result
+    with _locked(site, channel.lock_for([])):
+        return channel.rebuild(ctx)                                                 # files only
 
 
 def preview(

@@ -130,10 +130,9 @@ class CredentialField:
 def default_languages() -> tuple[str, ...]:
     """The languages of ``PUBLISHER_LANGUAGES``'s default value: the per-language accounts declared for
     ``.env.example`` and ``config check`` (a site's other languages are read at run time all the same)."""
-    from publisher.settings import find_setting
+    from publisher.settings import CORE_SETTINGS
 
-    setting = find_setting("PUBLISHER_LANGUAGES")
-    default = setting.default if setting is not None else ""
+    default = next(setting.default for setting in CORE_SETTINGS if setting.name == "PUBLISHER_LANGUAGES")
     return tuple(part.strip() for part in str(default).split(",") if part.strip())
 
 

@@ -9,7 +9,6 @@ import click
 from publisher.cli import get_site
 
 if TYPE_CHECKING:
-    from publisher.channels.feeds import BuildResult
     from publisher.site import Site
 
 
@@ -33,8 +32,10 @@ def build(ctx: click.Context, include_all: bool) -> None:
     Each file is written to a temporary file and renamed into place, and only when its bytes changed.
     Files an earlier build wrote that are no longer needed (a deleted article's page) are removed.
     """
+    from publisher.pipeline import build_feeds
+
     site = get_site(ctx)
-    result = build_site(site, include_unpublished=include_all)
+    result = build_feeds(site, include_unpublished=include_all)
     removed = f", {len(result.removed)} removed" if result.removed else ""
     click.echo(f"{len(result.written)} files written, {len(result.unchanged)} unchanged{removed}, in {site.public_dir}")
     for path in result.written:
@@ -56,31 +57,3 @@ def list_feeds(ctx: click.Context) -> None:
         for fmt in spec.formats:
             click.echo(f"{spec.lang}\t{fmt}\t{spec.url(fmt)}\t{spec.title}")
     click.echo(f"-\topml\t{site.url}/{OPML_FILENAME}\tevery feed above, for import into a reader")
-
-
-def build_site(site: Site, *, include_unpublished: bool = False) -> BuildResult:
-    """``publisher feeds build``: rebuild every feed and page from the published versions (or all of them).
-
-    With ``include_unpublished`` every version that may be published and is not in the feeds yet is published
-    to them through the pipeline (claimed, built once with everything else, recorded as sent), so later builds
-    and publishes keep it. Otherwise the build writes files only, from what the ledger says was published.
-    """
-    from publisher import pipeline
-    from publisher.channels.feeds import FeedsChannel
-
-    options = pipeline.RunOptions()
-    channel = FeedsChannel(site, full_build=True)
-    if include_unpublished:
-        batch = channel.unpublished(site.ledger())
-        if batch:
-            reports = pipeline.deliver(site, channel, list(batch), options)
-            failed = next((r for r in reports if r.state != "sent"), None)
-            if failed is not None:
-                from publisher.errors import PublisherError
-
-                raise PublisherError(f"{failed.article} ({failed.lang}) {failed.where}: {failed.note}")
-            assert channel.last_build is not None and channel.last_build.result is not None
-            return channel.last_build.result
-    lock = channel.lock_for([])
-    with site.lock(lock.name, wait=lock.wait, busy=lock.busy):
-        return channel.rebuild(pipeline.channel_context(site, options))

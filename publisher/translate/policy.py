@@ -10,12 +10,11 @@ from publisher.delivery import DeliveryReport
 from publisher.translate.workflow import is_stale
 
 if TYPE_CHECKING:
-    from publisher.channels.base import PublishContext
     from publisher.site import Site
 
 
 def select_versions(
-    story: Story, langs: Sequence[str], site: Site, ctx: PublishContext | None = None
+    story: Story, langs: Sequence[str], site: Site, *, publishing: bool = False, dry_run: bool = False
 ) -> tuple[Story, list[DeliveryReport]]:
     """Keep the versions in ``langs`` that may be published; explain each one left out.
 
@@ -24,11 +23,10 @@ def select_versions(
     sibling file by the same code as ``publisher translate``, and so is a machine translation whose
     original was edited since; otherwise the note says which command makes it.
 
-    Only a publish (``ctx`` given) translates and writes files; without ``ctx`` (a review page, a feed
-    rebuild) this only answers, with no side effect.
+    Only a publish (``publishing``) translates, and writes files unless ``dry_run``; otherwise (a review page,
+    a feed rebuild) this only answers, with no side effect.
     """
     allow_machine = bool(site.config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
-    publishing = ctx is not None
     kept: dict[str, Article] = {}
     notes: list[DeliveryReport] = []
     for lang in langs:
@@ -37,7 +35,7 @@ def select_versions(
         if publishing and (article is None or (stale and article.is_machine_translation and allow_machine)):
             # missing, or a machine translation of an older text: (re)translate; the memory makes a
             # re-translation cost only the edited sentences
-            article, note = _missing_version(story, lang, site, ctx, allow_machine, stale=stale)
+            article, note = _missing_version(story, lang, site, dry_run, allow_machine, stale=stale)
             notes.append(note)
             if article is not None:
                 kept[lang] = article
@@ -69,7 +67,7 @@ def select_versions(
 
 
 def _missing_version(
-    story: Story, lang: str, site: Site, ctx: PublishContext | None, allow_machine: bool, *, stale: bool = False
+    story: Story, lang: str, site: Site, dry_run: bool, allow_machine: bool, *, stale: bool = False
 ) -> tuple[Article | None, DeliveryReport]:
     """Translate the original into ``lang`` when machine translations may be published; else say how to."""
     from publisher.errors import PublisherError
@@ -85,7 +83,6 @@ def _missing_version(
             f"(or set PUBLISHER_ALLOW_MACHINE_TRANSLATION=true to translate when publishing)")
     if original.path is None:
         return None, DeliveryReport(story.slug, lang, "-", "-", "skipped", f"no {lang} version; run: {command}")
-    dry_run = bool(ctx and ctx.dry_run)
     try:
         # A dry run translates in memory (to show what would go out) and writes no file.
         report = translate_file(site, original.path, lang, write=not dry_run)

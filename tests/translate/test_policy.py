@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from publisher.article import load_stories
-from publisher.channels.base import PublishContext
 from publisher.site import Site
 from publisher.translate.policy import select_versions
 
@@ -23,14 +22,15 @@ def story_of(site: Site, slug: str):
     return next(s for s in load_stories([site.content_dir / f"{slug}.en.md"], site) if s.slug == slug)
 
 
-def context(site: Site, *, dry_run: bool = False) -> PublishContext:
-    return PublishContext(site, site.config, site.ledger(), dry_run=dry_run)
+def context(site: Site, *, dry_run: bool = False) -> dict[str, bool]:
+    """The options of a publish run, as the pipeline passes them."""
+    return {"publishing": True, "dry_run": dry_run}
 
 
 def test_missing_language_names_the_command_when_machine_output_is_not_allowed(site: Site, models_dir: Path) -> None:
     story = story_of(site, "2024-sdg16-knowledge-forum")
 
-    chosen, notes = select_versions(story, ["en", "ko"], site, context(site))
+    chosen, notes = select_versions(story, ["en", "ko"], site, **context(site))
 
     assert chosen.languages == ["en"]
     [note] = notes
@@ -44,7 +44,7 @@ def test_missing_language_is_translated_and_written_when_allowed(site: Site, mod
     site = allow_machine_translation(site)
     story = story_of(site, "2024-sdg16-knowledge-forum")
 
-    chosen, notes = select_versions(story, ["en", "ko"], site, context(site))
+    chosen, notes = select_versions(story, ["en", "ko"], site, **context(site))
 
     target = site.content_dir / "2024-sdg16-knowledge-forum.ko.md"
     assert chosen.languages == ["en", "ko"]
@@ -58,7 +58,7 @@ def test_a_dry_run_translates_in_memory_and_writes_nothing(site: Site, models_di
     site = allow_machine_translation(site)
     story = story_of(site, "2024-sdg16-knowledge-forum")
 
-    chosen, notes = select_versions(story, ["ko"], site, context(site, dry_run=True))
+    chosen, notes = select_versions(story, ["ko"], site, **context(site, dry_run=True))
 
     assert chosen.languages == ["ko"] and notes[0].state == "dry-run"
     assert not (site.content_dir / "2024-sdg16-knowledge-forum.ko.md").exists()
@@ -69,7 +69,7 @@ def test_allowed_but_no_model_says_how_to_install_one(site: Site, empty_models_d
     site = allow_machine_translation(site)
     story = story_of(site, "2024-sdg16-knowledge-forum")
 
-    chosen, notes = select_versions(story, ["ko"], site, context(site))
+    chosen, notes = select_versions(story, ["ko"], site, **context(site))
 
     assert chosen.languages == []
     assert notes[0].state == "skipped"
@@ -129,7 +129,7 @@ def test_a_machine_translation_of_an_edited_original_is_translated_again(cli, si
     edit_original(site, slug, "More than 120 participants", "More than 130 participants")
     site = allow_machine_translation(site)
 
-    chosen, notes = select_versions(story_of(site, slug), ["ko"], site, context(site))
+    chosen, notes = select_versions(story_of(site, slug), ["ko"], site, **context(site))
 
     assert chosen.languages == ["ko"]
     [note] = notes
@@ -146,7 +146,7 @@ def test_a_reviewed_translation_of_an_edited_original_is_published_with_a_warnin
     cli("review", str(site.content_dir / f"{slug}.ko.md"))
     edit_original(site, slug, "More than 120 participants", "More than 130 participants")
 
-    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, **context(site))
 
     assert chosen.languages == ["en", "ko"]
     [note] = notes
@@ -160,7 +160,7 @@ def test_an_unchanged_original_leaves_its_translation_alone(cli, site: Site, mod
     site = allow_machine_translation(site)
     before = (site.content_dir / f"{slug}.ko.md").stat().st_mtime_ns
 
-    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, **context(site))
 
     assert chosen.languages == ["en", "ko"] and notes == []
     assert (site.content_dir / f"{slug}.ko.md").stat().st_mtime_ns == before
@@ -176,7 +176,7 @@ def test_review_after_an_edit_of_the_original_warns_and_takes_the_edit_as_review
 
     assert result.exit_code == 0
     assert "the en original was edited after this translation was made" in result.output
-    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, context(site))
+    chosen, notes = select_versions(story_of(site, slug), ["en", "ko"], site, **context(site))
     assert chosen.languages == ["en", "ko"] and notes == []  # reviewed against the current original
 
 

@@ -64,7 +64,7 @@ def mail_server() -> Iterator[tuple[int, MailCatcher]]:
 @pytest.fixture
 def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, str]]:
     """The sample site with its feeds built, served by uvicorn on 127.0.0.1, mailing through aiosmtpd."""
-    from publisher.cli.feeds import build_site
+    from publisher.pipeline import build_feeds
 
     web_port = free_port()
     monkeypatch.setenv("PUBLISHER_SITE_URL", f"http://127.0.0.1:{web_port}")
@@ -73,7 +73,7 @@ def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pyt
     monkeypatch.setenv("SMTP_SECURITY", "none")
     monkeypatch.setenv("BULLETIN_FROM", "UNPOG News <news@unpog.example>")
     served = Site(site.root)
-    build_site(served, include_unpublished=True)
+    build_feeds(served, include_unpublished=True)
     served.close()
     with uvicorn_server(Site(site.root), web_port) as base_url:
         yield Site(site.root), base_url

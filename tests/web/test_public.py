@@ -11,9 +11,9 @@ from tests.web.conftest import heading, make_client
 
 @pytest.fixture
 def built_site(site: Site) -> Site:
-    from publisher.cli.feeds import build_site
+    from publisher.pipeline import build_feeds
 
-    build_site(site, include_unpublished=True)
+    build_feeds(site, include_unpublished=True)
     return site
 
 
