@@ -166,6 +166,8 @@ def preview(
 
     written: list[tuple[Rendition, Path]] = []
     chosen = channels_for(site, channels)
+    for channel in chosen:
+        channel.published = site.ledger()   # a feed shows what was published besides the story
     for story in load_stories(list(paths), site):
         if langs:
             story = story.only(langs)

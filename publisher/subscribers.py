@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from publisher.errors import InputError
 
@@ -255,7 +255,7 @@ class Subscribers:
                     report.already_present += 1
         return report
 
-    def export_csv(self, out: io.TextIOBase, *, status: str | None = None) -> int:
+    def export_csv(self, out: TextIO, *, status: str | None = None) -> int:
         """Write every subscriber as CSV (the import columns plus status, themes and times)."""
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["email", "name", "language", "status", "themes", "created_at", "confirmed_at"])

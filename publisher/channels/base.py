@@ -134,6 +134,9 @@ class Channel:
     def __init__(self, site: Site, config: Config | None = None) -> None:
         self.site = site
         self.config = config if config is not None else site.config
+        #: What was already delivered, for a channel whose rendition shows it (a feed lists the published
+        #: entries besides the story's): set by whoever renders for display (preview, the review page).
+        self.published: PublishedVersions | None = None
 
     # --- settings ------------------------------------------------------------------------------------------
     def is_configured(self) -> bool:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from publisher.cli import UserError, console, echo_json_lines, get_site, site_language
+
+if TYPE_CHECKING:
+    from publisher.delivery import DeliveryReport
+    from publisher.site import Site
 
 
 @click.command()
@@ -62,9 +67,9 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         ctx.exit(1)
 
 
-def _grouped(reports: list) -> list[tuple]:  # noqa: ANN001 - DeliveryReport, imported lazily
+def _grouped(reports: list[DeliveryReport]) -> list[tuple[DeliveryReport, int]]:
     """One line per article, language, channel, state and note: a feed build writes several files at once."""
-    groups: dict[tuple[str, str, str, str, str], list] = {}
+    groups: dict[tuple[str, str, str, str, str], list[DeliveryReport]] = {}
     for r in sorted(reports, key=lambda r: r.article):  # stable: channels keep their order within an article
         groups.setdefault((r.article, r.lang, r.channel, r.state, r.note), []).append(r)
     return [(rows[0], len(rows) - 1) for rows in groups.values()]
@@ -239,7 +244,7 @@ def config_check(ctx: click.Context) -> None:
     out.print("All settings are valid.", style="green")
 
 
-def _link_warnings(site) -> list[str]:  # noqa: ANN001 - Site, imported lazily
+def _link_warnings(site: Site) -> list[str]:
     """Combinations that work locally but fail once mail goes out: links in bulletins point at the site URL."""
     from publisher.errors import ConfigError
 

@@ -105,6 +105,7 @@ def build_review(site: Site, story: Story, conn: Store) -> Review:
     for name in names:
         try:
             channel = get_channel(name, site)
+            channel.published = site.ledger()   # a feed shows what was published besides the story
             titles[name] = channel.title
             # Every version, machine translations included (as `publisher preview` does): the editor decides.
             renditions += channel.render(story, story.languages)
