@@ -153,7 +153,7 @@ def main() -> None:
         from publisher.translate.argos import ArgosTranslator
         from publisher.translate.glossary import Glossary
         from publisher.store.sqlite import SqliteStore
-        from publisher.translate.memory import TranslationMemory
+        from publisher.store import TranslationMemory
         from publisher.translate.segment import segment_markdown
         from publisher.translate.workflow import translate_templates
 

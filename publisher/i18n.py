@@ -108,6 +108,7 @@ def language_name(code: str, in_lang: str) -> str:
 
 # The date conventions a bare language code stands for; the others are Babel's own ("ko" -> ko_KR).
 # English dates are written the British way ("28 June 2024"), as the UN system writes them.
+MSGID_LANGUAGE = "en"   # the language msgids (and theme keys) are written in: the catalogs translate from it
 DATE_LOCALES = {"en": "en_GB"}
 
 

@@ -184,7 +184,8 @@ class WireTemplate:
         message["From"] = builder.sender
         if builder.reply_to is not None:
             message["Reply-To"] = builder.reply_to
-        message["List-Id"] = f"{' '.join(builder.site.title('en').split())} <bulletin.{builder.domain}>"
+        list_name = " ".join(builder.site.title(builder.site.languages[0]).split())
+        message["List-Id"] = f"{list_name} <bulletin.{builder.domain}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         text_cte, html_cte = _transfer_encoding(bulletin.text), _transfer_encoding(html)
         # The email package writes every header and boundary; the payloads are then swapped for markers
@@ -326,7 +327,7 @@ def sender_address(site: Site, config: Config) -> Address:
     host = urlsplit(site.url).hostname or "localhost"
     if "." not in host:
         host = f"{host}.localdomain"
-    return Address(display_name=site.title("en"), addr_spec=f"news@{host}")
+    return Address(display_name=site.title(site.languages[0]), addr_spec=f"news@{host}")
 
 
 __all__ = ["DkimSigner", "MessageBuilder", "Reader", "Recipient", "WireTemplate", "inline_css",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from publisher.site import Site
     from publisher.translate.base import Translator
     from publisher.translate.glossary import Glossary, MissingTerm
-    from publisher.translate.memory import TranslationMemory
+    from publisher.store import TranslationMemory
 
 # How a protected span is written in the model's input. Letters and digits only: SentencePiece models
 # split unknown symbols into <unk>, but copy short Latin codes like this through.

@@ -56,6 +56,8 @@ def site_themes(site: Site) -> list[Theme]:
 
 @lru_cache(maxsize=4)
 def _themes(root: str, signature: tuple[Any, ...], site: Site) -> tuple[Theme, ...]:
+    from publisher.i18n import MSGID_LANGUAGE
+
     found: dict[str, str] = {}
     try:
         articles = site.articles().articles()
@@ -65,8 +67,8 @@ def _themes(root: str, signature: tuple[Any, ...], site: Site) -> tuple[Theme, .
         return ()
     for article in articles:
         if article.theme and article.theme_slug:
-            # The original-language name is the catalog key; an English version is the usual original.
-            if article.lang == "en" or article.theme_slug not in found:
+            # Theme keys are catalog msgids, written in MSGID_LANGUAGE; a version in it names the theme best.
+            if article.lang == MSGID_LANGUAGE or article.theme_slug not in found:
                 found[article.theme_slug] = article.theme
     return tuple(sorted((Theme(slug, name) for slug, name in found.items()), key=lambda t: t.name))
 
