@@ -231,7 +231,8 @@ def config_check(ctx: click.Context) -> None:
     try:
         languages = site.languages   # a language without UI strings
     except ConfigError as exc:
-        problems.append(str(exc))
+        if str(exc) not in problems:   # a channel's check may have met it already
+            problems.append(str(exc))
     else:
         for warning in setup_warnings(languages, site.config):
             click.echo(f"Warning: {warning}", err=True)
