@@ -149,7 +149,7 @@ class Attempt:
         return replace(self, progress=dict(progress))
 
 
-OutcomeState = Literal["sent", "failed", "unconfirmed", "skipped"]
+OutcomeState = Literal["sent", "failed", "unconfirmed", "skipped", "pending"]
 
 
 @dataclass
@@ -161,7 +161,9 @@ class Outcome:
       ``--force``; ``bounced`` marks the subscriber's address bounced;
     - ``unconfirmed``: the outcome is unknown (a timeout, a 5xx after the request left): never sent again
       blindly;
-    - ``skipped``: deliberately not sent.
+    - ``skipped``: deliberately not sent;
+    - ``pending``: not sent and not the recipient's fault (a sender quota, a server gone down): the row waits
+      for a later run, and ``halt`` stops this run (no new attempt is claimed; those in flight finish).
 
     ``detail`` replaces the row's detail when given; ``note`` is the report's text.
     """
@@ -175,6 +177,12 @@ class Outcome:
     permanent: bool = False
     bounced: bool = False
     possible_duplicate: bool = False
+    halt: bool = False
+
+    @classmethod
+    def deferred(cls, reason: str, *, halt: bool = False, **kwargs: Any) -> Outcome:
+        """Not sent, to be tried by a later run; ``halt`` stops this run with ``reason`` as its one line."""
+        return cls("pending", error=reason, halt=halt, **kwargs)
 
     @classmethod
     def sent(cls, remote_id: str | None = None, remote_url: str | None = None, **kwargs: Any) -> Outcome:

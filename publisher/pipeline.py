@@ -100,7 +100,7 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
         if options.dry_run:
             return _would_send(channel, renditions)
         results = send_all(site, channel, renditions, ctx)                         # Channel -> Ledger
-    return channel.report(results, ctx)
+    return channel.report(results, ctx) + _halted(channel, results)
 
 
 def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Sequence[str] | None = None,
@@ -272,6 +272,8 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
             if in_flight and (exhausted or in_flight >= sender.capacity):
                 finished += sender.collect(wait=True)
             finished += sender.collect(wait=False) if in_flight else []
+            if any(outcome.halt for _, outcome in finished):   # the rest waits for a later run: claim nothing more
+                exhausted = True
             starting: list[Attempt] = []
             while not exhausted and in_flight - len(finished) + len(starting) < sender.capacity:
                 attempt = next(todo, None)
@@ -300,6 +302,17 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                 sender.submit(attempt)
                 in_flight += 1
     return results
+
+
+def _halted(channel: Channel, results: Sequence[Result]) -> list[DeliveryReport]:
+    """One line for a run a channel stopped (``Outcome.halt``): why, and that the rest is left pending."""
+    reason = next((r.outcome.error for r in results if r.outcome is not None and r.outcome.halt), None)
+    if reason is None:
+        return []
+    waiting = sum(1 for r in results if r.outcome is not None and r.outcome.state == "pending")
+    return [DeliveryReport("-", "-", channel.name, channel.destination(), "stopped",
+                           f"{reason}; the run stopped and every delivery not yet made is left pending "
+                           f"({waiting} returned unsent): run publish again later")]
 
 
 def _attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,

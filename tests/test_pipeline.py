@@ -203,3 +203,30 @@ def test_no_more_than_capacity_in_flight(site: Site, write_article: Callable[...
     reports = pipeline.publish(site, sorted(site.content_dir.glob("note-*.en.md")), channels=[channel])
     assert [r.state for r in reports if r.channel == "memory"] == ["sent"] * 7
     assert max(in_flight_seen) == 2 and len(channel.delivered) == 7
+
+
+def test_a_deferred_outcome_that_halts_leaves_the_rest_pending(site: Site, write_article: Callable[..., Any]) -> None:
+    """A sender-level refusal (a quota) is nobody's fault: the run stops, the rest waits, a later run sends it."""
+    for n in range(4):
+        write_article(f"note-{n}", "en", title=f"Note {n}", date="2025-01-0" + str(n + 1))
+    paths = sorted(site.content_dir.glob("note-*.en.md"))
+    quota = [True]
+
+    def respond(attempt: Attempt) -> Outcome | None:
+        if attempt.key.article == "note-1" and quota:
+            quota.clear()
+            return Outcome.deferred("550 5.4.5 daily sending quota exceeded", halt=True)
+        return None
+
+    channel = MemoryChannel(site, respond=respond)
+    reports = pipeline.publish(site, paths, channels=[channel])
+    states = {r.article: r.state for r in reports if r.channel == "memory"}
+    assert states == {"note-0": "sent", "note-1": "pending", "-": "stopped"}
+    [stopped] = [r for r in reports if r.state == "stopped"]
+    assert stopped.note.startswith("550 5.4.5 daily sending quota exceeded; the run stopped")
+    ledger = site.ledger()
+    assert ledger.get(DeliveryKey("note-1", "en", "memory", "inbox")).state == "pending"
+    assert ledger.get(DeliveryKey("note-2", "en", "memory", "inbox")) is None   # never claimed
+    again = pipeline.publish(site, paths, channels=[channel])
+    assert {r.article: r.state for r in again if r.channel == "memory"} == {f"note-{n}": "sent" for n in range(4)}
+    assert sorted(a.attempt.key.article for a in channel.delivered) == [f"note-{n}" for n in range(4)]

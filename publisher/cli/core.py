@@ -32,7 +32,7 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     channel.
 
     What was sent is recorded in the ledger and never sent twice, unless --force.
-    Exit code 1 when a delivery failed or its outcome is unknown.
+    Exit code 1 when a delivery failed, its outcome is unknown, or a channel stopped the run.
     """
     from rich.table import Table
     from rich.text import Text
@@ -52,7 +52,7 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         table.add_column(column, overflow="fold")
     footnotes: list[str] = []
     for r, more in _grouped(reports):
-        style = {"failed": "red", "unconfirmed": "yellow", "skipped": "dim", "stale": "yellow"}.get(r.state, "")
+        style = {"failed": "red", "stopped": "red", "unconfirmed": "yellow", "skipped": "dim", "stale": "yellow"}.get(r.state, "")
         where = f"{r.where} (+{more} more)" if more else r.where
         note = r.note
         if len(note) > 48:  # long notes hold commands to copy: print them whole, under the table
@@ -63,7 +63,7 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     out.print(table)
     for number, note in enumerate(footnotes, start=1):
         click.echo(f"[{number}] {note}")
-    if any(r.state in ("failed", "unconfirmed") for r in reports):
+    if any(r.state in ("failed", "unconfirmed", "stopped") for r in reports):
         ctx.exit(1)
 
 
