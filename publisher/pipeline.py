@@ -68,9 +68,33 @@ def publish(
     options = RunOptions(force, dry_run, retry_unconfirmed, console)
     stories = load_stories(list(paths), site)                                     # Article
     batch, reports = choose_versions(site, stories, langs or site.languages, options)  # Translator
-    for channel in channels_for(site, channels):
+    chosen = channels_for(site, channels)
+    validate(site, chosen, batch)                                                   # nothing written before this
+    for channel in chosen:
         reports += deliver(site, channel, batch, options)                          # Formatter -> Channel -> Ledger
     return reports
+
+
+def validate(site: Site, channels: Sequence[Channel], batch: Batch) -> None:
+    """Check the whole run before any channel writes: the core settings, every chosen channel's settings, then
+    what each would render. The first problem stops the run as one line (exit 2), with nothing sent or written."""
+    from publisher.errors import ConfigError, PublisherError
+    from publisher.settings import CORE_SETTINGS
+
+    problems: list[str] = []
+    for setting in CORE_SETTINGS:
+        try:
+            site.config.get(setting)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for channel in channels:
+        found = channel.check()
+        problems += [problem for problem in found if problem not in problems]
+        if not found:
+            problems += [problem for problem in channel.validate(batch) if problem not in problems]
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s): run publisher config check)" if len(problems) > 1 else ""
+        raise PublisherError(f"{problems[0]}{more}; nothing was sent")
 
 
 def choose_versions(site: Site, stories: Sequence[Story], langs: Sequence[str],
@@ -120,6 +144,7 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     if not batch:
         raise NotFound(f"no articles dated {since:%Y-%m-%d} or later" + (f" on the theme {theme!r}" if theme else ""))
     channel = EmailChannel(site)
+    validate(site, [channel], [])                                                   # its settings, before any mail
     originals = {story.slug: story.original for story in stories if any(s.slug == story.slug for s, _ in batch)}
     renditions = channel.render_digest(batch, since=since, theme=theme, langs=wanted,
                                        originals=originals)                        # Formatter

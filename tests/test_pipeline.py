@@ -231,3 +231,30 @@ def test_a_deferred_outcome_that_halts_leaves_the_rest_pending(site: Site, write
     again = pipeline.publish(site, paths, channels=[channel])
     assert {r.article: r.state for r in again if r.channel == "memory"} == {f"note-{n}": "sent" for n in range(4)}
     assert sorted(a.attempt.key.article for a in channel.delivered) == [f"note-{n}" for n in range(4)]
+
+
+@pytest.mark.parametrize("setting, value", [("SMTP_SECURITY", "tls"), ("SMTP_PORT", "not-a-port"),
+                                            ("BULLETIN_FROM", "News <news@@unpog.example>")])
+def test_a_bad_setting_of_any_channel_stops_the_run_before_any_channel_writes(
+        site_dir: Any, cli: Callable[..., Any], setting: str, value: str) -> None:
+    """Feeds come first in a run: with a bad email setting they used to be written before email failed."""
+    from tests.conftest import set_settings
+
+    set_settings(Site(site_dir), SMTP_HOST="mail.example.org", **{setting: value})
+    result = cli("publish")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert setting in line and line.endswith("nothing was sent")
+    assert not (site_dir / "public").exists() and not (site_dir / "outbox").exists()
+    assert not list(Site(site_dir).ledger().rows())
+
+
+def test_content_a_channel_cannot_render_stops_the_run_before_any_channel_writes(
+        site: Site, cli: Callable[..., Any]) -> None:
+    """A half-configured account (a key without its secret) is found while checking, not after the feeds."""
+    (site.root / ".env").write_text("X_API_KEY=only-the-key\n", encoding="utf-8")
+    result = cli("publish")
+    assert result.exit_code == 2
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert line == "Error: X_API_SECRET: is required because X_API_KEY is set"
+    assert not site.public_dir.exists() and not site.outbox_dir.exists()

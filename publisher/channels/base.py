@@ -181,6 +181,19 @@ class Channel:
                 renditions.append(rendition)
         return renditions
 
+    def validate(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> list[str]:
+        """Problems that would stop this channel part-way, found before any channel of the run writes: by
+        default, whatever rendering each story raises (a post that cannot fit, an account half configured)."""
+        from publisher.errors import PublisherError
+
+        problems: list[str] = []
+        for story, langs in batch:
+            try:
+                self.render(story, langs)
+            except PublisherError as exc:
+                problems.append(str(exc))
+        return problems
+
     def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> LockRequest | Sequence[LockRequest] | None:
         """A lock (or several: one per bulletin) the pipeline holds from rendering to the last mark (one
         bulletin sender, one feeds build)."""

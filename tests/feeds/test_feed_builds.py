@@ -181,12 +181,13 @@ def test_a_missing_image_is_one_line_naming_file_and_field_and_nothing_is_writte
     assert not site.public_dir.exists()
     assert not list(site.ledger().rows(channel="feeds"))   # stopped before anything was recorded
 
-    # Through publish: the ledger says why, the run exits 1, the feed files are untouched.
+    # Through publish: the whole run is checked before any channel writes: one line, exit 2, nothing recorded.
     result = cli("publish", str(path), "--channel", "feeds")
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    rows = list(site.ledger().rows(article="broken", channel="feeds"))
-    assert rows and {r.state for r in rows} == {"failed"}
-    assert "image: file not found" in rows[0].last_error
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {path}: image: file not found: images/missing.png (looked in content/, the site folder and "
+        "public/); nothing was sent"]
+    assert not list(site.ledger().rows(article="broken"))
     assert not site.public_dir.exists()
 
 
