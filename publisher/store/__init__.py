@@ -14,7 +14,6 @@ from pathlib import Path
 from publisher.store.interfaces import (
     Clock,
     FeedCache,
-    LegacyMark,
     Ledger,
     Mark,
     RateLimits,
@@ -50,6 +49,6 @@ def open_store(
 
 
 __all__ = [
-    "Clock", "FeedCache", "Ledger", "LegacyMark", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
+    "Clock", "FeedCache", "Ledger", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
     "format_time", "open_store", "utc_now",
 ]

@@ -14,8 +14,6 @@ if TYPE_CHECKING:
 
 # (key, state, remote_id, remote_url, error, detail): None keeps the row's remote_id, remote_url and detail.
 Mark = tuple[DeliveryKey, str, str | None, str | None, str | None, dict[str, Any] | None]
-# The earlier form (key, state, remote_id, error, detail), still accepted by ``mark_many``.
-LegacyMark = tuple[DeliveryKey, str, str | None, str | None, dict[str, Any]]
 # What the store asks the time (an aware datetime), injected by tests.
 Clock = Callable[[], datetime]
 
@@ -82,7 +80,7 @@ class Ledger(Protocol):
         """Record an outcome (the row made if new); ``remote_id``/``remote_url``/``detail`` None keep the old."""
         ...
 
-    def mark_many(self, marks: Iterable[Mark | LegacyMark]) -> None:
+    def mark_many(self, marks: Iterable[Mark]) -> None:
         """``mark`` for several rows that exist: ``(key, state, remote_id, remote_url, error, detail)`` each."""
         ...
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError
-from publisher.store.interfaces import Clock, LegacyMark, Mark, format_time, utc_now
+from publisher.store.interfaces import Clock, Mark, format_time, utc_now
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -334,14 +334,8 @@ class SqliteLedger:
              Delivery.detail_json(detail), now, now, detail is not None),
         )
 
-    def mark_many(self, marks: Iterable[Mark | LegacyMark]) -> None:
-        rows: list[Mark] = []
-        for mark in marks:
-            if len(mark) == 5:   # (key, state, remote_id, error, detail): the form before remote_url
-                key, state, remote_id, error, legacy_detail = mark
-                rows.append((key, state, remote_id, None, error, legacy_detail))
-            else:
-                rows.append(mark)
+    def mark_many(self, marks: Iterable[Mark]) -> None:
+        rows = list(marks)
         for row in rows:
             _check_state(row[1])   # all checked before anything is written
         if not rows:

@@ -75,18 +75,6 @@ def test_mark_many_keeps_what_it_is_not_given(site: Site) -> None:
         "failed", "refused", {}, f"id-{batch[2].target}")
 
 
-def test_mark_many_still_takes_the_five_value_form(site: Site) -> None:
-    """(key, state, remote_id, error, detail), as the email channel wrote them before remote_url was added."""
-    ledger = site.ledger()
-    batch = keys(2)
-    ledger.ensure_pending(batch)
-    ledger.mark_many([(batch[0], "sent", "<id@x>", None, {"message_id": "<id@x>"}),
-                      (batch[1], "failed", None, "550 no such user", {"permanent": True})])
-    rows = ledger.get_many(batch)
-    assert (rows[batch[0]].remote_id, rows[batch[0]].detail) == ("<id@x>", {"message_id": "<id@x>"})
-    assert (rows[batch[1]].last_error, rows[batch[1]].remote_url) == ("550 no such user", None)
-
-
 def test_bulk_statements_stay_under_the_bound_parameter_limit(site: Site) -> None:
     ledger = site.ledger()
     batch = keys(9000)                       # 9000 rows x 9 values: far over SQLite's limit in one statement
