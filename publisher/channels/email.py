@@ -383,10 +383,13 @@ def _outcome(sent: SendOutcome) -> Outcome:
 
 
 def _personalize(builder: MessageBuilder) -> Any:
-    """``build(job) -> (bytes, Message-ID)`` for the transports: the job's bulletin for the job's recipient."""
+    """``build(job) -> (bytes, Message-ID)`` for the transports: the job's bulletin for the job's recipient, with
+    the Message-ID derived from the delivery's key and ``--force`` generation."""
     def build(job: SendJob) -> tuple[bytes, str]:
         bulletin, recipient = job.payload
-        return builder.wire(bulletin, recipient)
+        generation = job.context.generation if isinstance(job.context, Attempt) else 0
+        # The delivery's own Message-ID: a copy re-sent after a crash carries the first copy's.
+        return builder.wire(bulletin, recipient, message_id=builder.delivery_message_id(job.key, generation))
 
     return build
 
