@@ -4,12 +4,15 @@ and AUTH over plain text, each against a real aiosmtpd server on this machine.""
 from __future__ import annotations
 
 import email
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import policy
 from typing import Any
 
 from publisher.delivery import DeliveryKey
 from publisher.site import Site
-from tests.email.conftest import SmtpServer, publish, set_settings, story_for
+from tests.email.conftest import RecordingHandler, SmtpServer, free_port, publish, set_settings, story_for
 
 SLUG = "2024-unpsf-incheon"
 
@@ -64,9 +67,10 @@ def test_a_forced_resend_is_a_new_message_with_a_new_message_id(smtp_site: Site,
     story = story_for(smtp_site, SLUG)
     publish(smtp_site, story, ["en"])
     publish(smtp_site, story, ["en"], force=True)
+    publish(smtp_site, story, ["en"], force=True)
 
-    first, second = copies(smtp_server, "reader00@example.org")
-    assert first["Message-ID"] != second["Message-ID"]
+    sent = copies(smtp_server, "reader00@example.org")
+    assert len({message["Message-ID"] for message in sent}) == 3
 
 
 # --- item 5: control and bidi characters never reach a header -------------------------------------------------
@@ -110,3 +114,137 @@ def test_a_sender_name_from_the_site_title_is_cleaned_too(site: Site) -> None:
     assert parsed["To"].addresses[0].display_name == "Kim Lee"
     assert not any(char in data for char in UNSAFE)
     wired.close()
+
+
+# --- item 3: a refusal of the sender stops the run; the rest waits for a later run ----------------------------
+
+
+class QuotaHandler(RecordingHandler):
+    """Accepts ``allowed`` messages, then answers MAIL FROM as Gmail does once the daily quota is spent."""
+
+    def __init__(self, allowed: int, reply: str = "550 5.4.5 Daily user sending quota exceeded") -> None:
+        super().__init__()
+        self.allowed, self.reply, self.refused = allowed, reply, 0
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        with self.lock:
+            if len(self.messages) >= self.allowed:
+                self.refused += 1
+                return self.reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+
+@contextmanager
+def serve(handler: RecordingHandler) -> Iterator[tuple[Any, int]]:
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield controller, port
+    finally:
+        try:
+            controller.stop()
+        except (AssertionError, RuntimeError):   # already stopped by the test
+            pass
+
+
+def states(site: Site) -> Counter[str]:
+    return Counter(row[0] for row in site.store().connection.execute(
+        "SELECT state FROM deliveries WHERE channel = 'email'"))
+
+
+def test_a_sending_quota_at_mail_from_stops_the_run_and_a_later_run_resumes(site: Site) -> None:
+    handler = QuotaHandler(allowed=4)
+    with serve(handler) as (_, port):
+        wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                             SMTP_CONNECTIONS="3", BULLETIN_FROM="UNPOG News <news@unpog.example>")
+        everyone = add_readers(wired, 12)
+        story = story_for(wired, SLUG)
+
+        reports = publish(wired, story, ["en"])
+
+        assert [r.state for r in reports] == ["pending", "stopped"]
+        stopped = reports[-1]
+        assert stopped.note.startswith("SMTP 127.0.0.1:")
+        assert "refused the sender: 550 5.4.5 Daily user sending quota exceeded (at MAIL FROM)" in stopped.note
+        assert "left pending" in stopped.note and "\n" not in stopped.note
+        assert states(wired) == {"sent": 4, "pending": 8}          # nobody failed: the quota is not theirs
+        assert handler.refused <= 3                                 # at most the ones in flight were tried
+        first = set(handler.received())
+
+        handler.allowed = 100                                       # the quota was reset overnight
+        again = publish(wired, story, ["en"])
+
+        assert [r.state for r in again] == ["sent"]
+        assert again[0].note == "8 sent, 4 already sent"
+        received = handler.received()
+        assert set(received) == set(everyone) and set(received.values()) == {1}
+        assert first < set(received)
+        wired.close()
+
+
+def test_a_quota_named_at_rcpt_stops_the_run_but_a_missing_mailbox_fails_only_its_recipient(site: Site) -> None:
+    class Handler(RecordingHandler):
+        async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+            if address == "reader01@example.org":
+                return "550 5.1.1 reader01@example.org: no such user here"
+            if address == "reader03@example.org":
+                return "452 4.3.1 Sender has exceeded the daily sending limit"
+            return await super().handle_RCPT(server, session, envelope, address, options)
+
+    handler = Handler()
+    with serve(handler) as (_, port):
+        wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                             SMTP_CONNECTIONS="1", BULLETIN_FROM="UNPOG News <news@unpog.example>")
+        add_readers(wired, 6)
+        reports = publish(wired, story_for(wired, SLUG), ["en"])
+
+        ledger = wired.ledger()
+        assert ledger.get(DeliveryKey(SLUG, "en", "email", "reader01@example.org")).state == "failed"
+        assert ledger.get(DeliveryKey(SLUG, "en", "email", "reader03@example.org")).state == "pending"
+        assert states(wired) == {"sent": 2, "failed": 1, "pending": 3}
+        assert reports[-1].state == "stopped" and "exceeded the daily sending limit" in reports[-1].note
+        wired.close()
+
+
+def test_which_replies_refuse_the_sender() -> None:
+    from publisher.mail.smtp import sender_level
+
+    rcpt = "reader@example.org"
+    assert sender_level(550, "5.4.5 Daily user sending quota exceeded", "MAIL FROM", rcpt)
+    assert sender_level(553, "5.7.1 Sender address rejected: not owned by user", "MAIL FROM", rcpt)
+    assert sender_level(451, "4.7.0 Sending rate limit exceeded", "DATA", rcpt)
+    assert sender_level(550, "5.7.1 Message rejected due to content policy", "DATA", rcpt)
+    assert sender_level(550, "5.1.7 Bad sender address", "RCPT TO", rcpt)
+    assert not sender_level(550, "5.1.1 reader@example.org: no such user here", "RCPT TO", rcpt)
+    assert not sender_level(452, "4.2.2 The email account that you tried to reach is over quota", "RCPT TO", rcpt)
+    assert not sender_level(554, "5.7.1 rejected by policy", "RCPT TO", rcpt)     # that recipient's domain
+    assert not sender_level(451, "4.7.1 Greylisted, try again later", "DATA", rcpt)
+    assert not sender_level(451, "4.3.0 Temporary server error", "MAIL FROM", rcpt)
+
+
+def test_bulletin_and_publish_exit_1_with_the_stopped_line(site: Site, cli: Any) -> None:
+    handler = QuotaHandler(allowed=1)
+    with serve(handler) as (_, port):
+        wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                             SMTP_CONNECTIONS="1", BULLETIN_FROM="UNPOG News <news@unpog.example>")
+        add_readers(wired, 3)
+        wired.close()
+
+        result = cli("bulletin", "--since", "2024-01-01", env={"COLUMNS": "300"})
+        assert result.exit_code == 1, result.output
+        assert "550 5.4.5 Daily user sending quota exceeded (at MAIL FROM)" in result.output
+        lines = [line for line in result.output.splitlines() if "the run stopped" in line]
+        assert len(lines) == 1 and lines[0].startswith("email: SMTP 127.0.0.1:")
+
+        handler.allowed = 1 + 2        # enough for the bulletin's two readers left, not for publish's three
+        result = cli("bulletin", "--since", "2024-01-01", env={"COLUMNS": "300"})
+        assert result.exit_code == 0, result.output
+        result = cli("publish", *[str(p) for p in sorted((site.root / "content").glob(f"{SLUG}.*.md"))],
+                     "--channel", "email", env={"COLUMNS": "300"})
+        assert result.exit_code == 1, result.output
+        assert "stopped" in result.output
