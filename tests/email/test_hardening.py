@@ -4,6 +4,7 @@ and AUTH over plain text, each against a real aiosmtpd server on this machine.""
 from __future__ import annotations
 
 import email
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -248,3 +249,123 @@ def test_bulletin_and_publish_exit_1_with_the_stopped_line(site: Site, cli: Any)
                      "--channel", "email", env={"COLUMNS": "300"})
         assert result.exit_code == 1, result.output
         assert "stopped" in result.output
+
+
+# --- item 4: the circuit breaker -------------------------------------------------------------------------------
+
+
+class StopsAfter(RecordingHandler):
+    """Accepts ``count`` messages, then the server goes down (its controller stopped, every connection cut)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count = count
+        self.controller: Any = None
+        self.stopper: threading.Thread | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        with self.lock:
+            if len(self.messages) >= self.count and self.stopper is None:
+                self.stopper = threading.Thread(target=self.controller.stop)
+                self.stopper.start()
+        return reply
+
+
+class Waits:
+    """A fake ``sleep``: records what each SMTP worker thread would have waited, and returns at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_thread: Counter[str] = Counter()
+
+    def __call__(self, seconds: float) -> None:
+        with self.lock:
+            self.by_thread[threading.current_thread().name] += seconds
+
+    def longest(self) -> float:
+        return max(self.by_thread.values(), default=0.0)
+
+
+def run_with_fake_sleep(site: Site, story: Any, sleep: Waits) -> list[Any]:
+    """The email part of ``publish`` (pipeline.deliver's render, claim, send, mark) with the waits faked."""
+    from dataclasses import replace
+
+    from publisher import pipeline
+    from publisher.channels.email import EmailChannel
+
+    channel = EmailChannel(site)
+    ctx = replace(pipeline.channel_context(site, pipeline.RunOptions()), sleep=sleep)
+    results = pipeline.send_all(site, channel, channel.render(story, ["en"]), ctx)
+    return channel.report(results, ctx) + pipeline._halted(channel, results)
+
+
+def test_a_server_gone_down_mid_run_stops_the_run_within_a_minute_with_the_rest_pending(site: Site) -> None:
+    handler = StopsAfter(5)
+    with serve(handler) as (controller, port):
+        handler.controller = controller
+        # Default retry ladder (3 retries, 5 s doubling) and breaker (5): only the wiring is set.
+        wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                             BULLETIN_FROM="UNPOG News <news@unpog.example>")
+        add_readers(wired, 40)
+        story = story_for(wired, SLUG)
+        waits = Waits()
+
+        reports = run_with_fake_sleep(wired, story, waits)
+
+        assert handler.stopper is not None
+        handler.stopper.join()
+        assert waits.longest() < 60              # no worker would have waited a minute (it was 35 s per reader)
+        assert reports[-1].state == "stopped"
+        assert "failures in a row" in reports[-1].note and "the server looks down" in reports[-1].note
+        found = states(wired)
+        assert found.get("failed", 0) == 0 and found.get("in_flight", 0) == 0
+        assert found["pending"] >= 40 - 5 - 4     # at most the ones in flight were tried at all
+        sent = {row[0] for row in wired.store().connection.execute(
+            "SELECT target FROM deliveries WHERE state = 'sent'")}
+        assert sent <= set(handler.received())
+
+    # The server is back: the next run sends to everyone still waiting, and to nobody twice who was marked sent.
+    back = RecordingHandler()
+    from aiosmtpd.controller import Controller
+
+    again = Controller(back, hostname="127.0.0.1", port=port)
+    again.start()
+    try:
+        reports = run_with_fake_sleep(wired, story, Waits())
+    finally:
+        again.stop()
+    assert [r.state for r in reports] == ["sent"]
+    assert states(wired) == {"sent": 40}
+    assert not set(back.received()) & sent
+    wired.close()
+
+
+def test_the_breaker_counts_4xx_answers_across_connections(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    everyone = add_readers(smtp_site, 30)
+    smtp_server.handler.defer_data = {address: 100 for address in everyone}   # "451" to every DATA, for ever
+    waits = Waits()
+
+    reports = run_with_fake_sleep(smtp_site, story_for(smtp_site, SLUG), waits)
+
+    assert reports[-1].state == "stopped"
+    assert "451 4.7.1 Greylisted, try again later (at DATA)" in reports[-1].note
+    assert sum(smtp_server.handler.deferred.values()) < 5 + 3   # the breaker's 5, and what was in flight
+    # One recipient may have run its whole ladder (4 tries) before the 5th failure in a row: failed, not for
+    # good (a later run tries again); nobody else did.
+    found = states(smtp_site)
+    assert found.get("failed", 0) <= 1 and found["pending"] >= 29
+    assert all(not row[0] for row in smtp_site.store().connection.execute(
+        "SELECT json_extract(detail, '$.permanent') FROM deliveries WHERE state = 'failed'"))
+
+
+def test_smtp_breaker_failures_0_turns_the_breaker_off(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    site = set_settings(smtp_site, SMTP_BREAKER_FAILURES="0", SMTP_CONNECTIONS="1", SMTP_RETRIES="1")
+    everyone = add_readers(site, 8)
+    smtp_server.handler.defer_data = {address: 100 for address in everyone}
+
+    reports = run_with_fake_sleep(site, story_for(site, SLUG), Waits())
+
+    assert [r.state for r in reports] == ["failed"]
+    assert states(site) == {"failed": 8}
+    site.close()
