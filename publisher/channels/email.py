@@ -153,6 +153,20 @@ class EmailChannel(Channel):
             problems.append(str(error))
         return problems
 
+    def warnings(self) -> list[str]:
+        """SMTP_SECURITY=none with a login to a host other than this machine: the password would go in clear
+        (sending refuses to log in)."""
+        from publisher.errors import ConfigError
+        from publisher.mail.smtp import smtp_server
+
+        if not self.is_configured():
+            return []
+        try:
+            refusal = smtp_server(self.config).refuses_plain_auth()
+        except ConfigError:
+            return []   # `check()` reports the bad value
+        return [refusal] if refusal is not None else []
+
     def destination(self) -> str:
         from publisher.errors import ConfigError
         from publisher.mail.settings import SMTP_HOST

@@ -13,7 +13,8 @@ from typing import Any
 
 from publisher.delivery import DeliveryKey
 from publisher.site import Site
-from tests.email.conftest import RecordingHandler, SmtpServer, free_port, publish, set_settings, story_for
+from tests.email.conftest import (PasswordCheck, RecordingHandler, SmtpServer, free_port, publish, set_settings,
+                                 story_for)
 
 SLUG = "2024-unpsf-incheon"
 
@@ -369,3 +370,73 @@ def test_smtp_breaker_failures_0_turns_the_breaker_off(smtp_site: Site, smtp_ser
     assert [r.state for r in reports] == ["failed"]
     assert states(site) == {"failed": 8}
     site.close()
+
+
+# --- item 13: no password in clear to a host other than this machine -------------------------------------------
+
+
+class CountingPasswordCheck(PasswordCheck):
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__(username, password)
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls += 1
+        return super().__call__(*args)
+
+
+def test_smtp_security_none_refuses_auth_to_a_host_that_is_not_loopback(site: Site, cli: Any) -> None:
+    import warnings
+
+    import pytest
+    from aiosmtpd.controller import Controller
+
+    from publisher.errors import ConfigError
+    from publisher.mail.message import MessageBuilder, Reader
+    from publisher.mail.send import send_message
+
+    handler, check = RecordingHandler(), CountingPasswordCheck("news", "s3cret-pw")
+    port = free_port()
+    warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=check, auth_required=True,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        # 0.0.0.0 reaches this machine's server on Linux, but is not a loopback address: the rule is the host's.
+        wired = set_settings(site, SMTP_HOST="0.0.0.0", SMTP_PORT=port, SMTP_SECURITY="none",
+                             SMTP_USERNAME="news", BULLETIN_FROM="UNPOG News <news@unpog.example>")
+        (wired.root / ".env").write_text("SMTP_PASSWORD=s3cret-pw\n", encoding="utf-8")
+        add_readers(wired, 2)
+        with pytest.raises(ConfigError) as refused:
+            publish(wired, story_for(wired, SLUG), ["en"])
+        message = str(refused.value)
+        assert message.startswith("SMTP_SECURITY: SMTP_SECURITY=none with SMTP_USERNAME set: the password would "
+                                  "cross the network to 0.0.0.0 unencrypted")
+        assert "\n" not in message and "s3cret-pw" not in message
+        with pytest.raises(ConfigError):
+            builder = MessageBuilder(wired)
+            send_message(wired, builder.compose(Reader("a@example.org"), subject="s", text="t",
+                                                html="<p>t</p>", lang="en"))
+        assert check.calls == 0 and handler.messages == []
+        assert states(wired).get("sent", 0) == 0
+
+        result = cli("config", "check")
+        warning = [line for line in result.output.splitlines() if line.startswith("Warning: SMTP_SECURITY=none")]
+        assert len(warning) == 1 and "unencrypted" in warning[0]
+
+        # To this machine by its loopback name the login is allowed (a local relay), and config check is quiet.
+        loopback = set_settings(wired, SMTP_HOST="127.0.0.1")
+        assert [r.state for r in publish(loopback, story_for(loopback, SLUG), ["en"])] == ["sent"]
+        assert check.calls >= 1 and len(handler.messages) == 2
+        assert "Warning: SMTP_SECURITY" not in cli("config", "check").output
+        loopback.close()
+    finally:
+        controller.stop()
+
+
+def test_loopback_hosts() -> None:
+    from publisher.mail.smtp import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST."))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.0.2.2", "smtp.example.org", "localhost.example.org",
+                                            "::ffff:127.0.0.1x"))
