@@ -225,6 +225,9 @@ SOCIAL_SETTINGS: tuple[Setting, ...] = (
     Setting("SOCIAL_HTTP_TIMEOUT", "Seconds to wait for a social network's answer; a post whose answer does not "
             "come in time is recorded as unconfirmed, never posted again blindly.", default=30.0,
             parse=parse_positive_float),
+    Setting("SOCIAL_BREAKER_FAILURES", "Posts in a row to one social network that got a 5xx, no answer or no "
+            "connection before the run stops posting there, the rest left pending for a later run (0: never).",
+            default=5, parse=parse_non_negative_int),
 )
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------

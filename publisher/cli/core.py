@@ -238,6 +238,9 @@ def config_check(ctx: click.Context) -> None:
             click.echo(f"Warning: {warning}", err=True)
     for warning in _link_warnings(site):
         click.echo(f"Warning: {warning}", err=True)
+    for name in channel_names():   # a channel's valid but risky settings (SMTP_SECURITY=none with a login)
+        for warning in get_channel(name, site).warnings():
+            click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)

@@ -22,6 +22,9 @@ SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 
                        default=3, parse=parse_non_negative_int)
 SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply; doubles each time.",
                            default=5.0, parse=parse_non_negative_float)
+SMTP_BREAKER_FAILURES = Setting("SMTP_BREAKER_FAILURES", "Failures in a row, across all connections (a connection "
+                                "lost or refused, a 4xx reply), that stop a bulletin run with the rest left pending "
+                                "for a later run (0: never stop).", default=5, parse=parse_non_negative_int)
 
 SMTP_SETTINGS = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY, SMTP_CONNECTIONS,
-                 SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY)
+                 SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY, SMTP_BREAKER_FAILURES)
