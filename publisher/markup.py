@@ -100,7 +100,7 @@ def web_url_problem(value: str) -> str | None:
         return "must not hold spaces, control characters or backslashes"
     try:
         parts = urlsplit(value)
-        parts.port   # noqa: B018 -- parsing the port is the check ("https://host:x/" raises)
+        _ = parts.port   # parsing the port is the check: "https://host:x/" raises
     except ValueError:
         return "is not a valid URL"
     if parts.scheme.lower() not in ("http", "https"):

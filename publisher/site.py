@@ -146,7 +146,8 @@ class Site:
             if problem:
                 raise ValueError(f"{problem}: {src}")
             return None
-        if text.startswith("//") or "\\" in text or _SCHEME.match(text) or any(ord(c) < 32 or c == "\x7f" for c in text):
+        if (text.startswith("//") or "\\" in text or _SCHEME.match(text)
+                or any(ord(c) < 32 or c == "\x7f" for c in text)):
             raise ValueError(f"expected a path inside the site folder or an http(s) URL: {src}")
         relative = text.lstrip("/")
         parts = PurePosixPath(relative).parts
@@ -170,11 +171,12 @@ class Site:
         roots = (self.root, self.content_dir.resolve(), self.public_dir.resolve())
         inside = next((root for root in roots if target.is_relative_to(root)), None)
         if inside is None:
-            raise ValueError(f"must stay inside the site folder (it is a link to a file outside): {src}")
+            raise ValueError(f"must stay inside the site folder (the file, or the file it links to, is outside): "
+                             f"{src}")
         private = (self.state_dir.resolve(), self.outbox_dir.resolve())
         if any(target.is_relative_to(folder) for folder in private) or any(
                 part.startswith(".") for part in target.relative_to(inside).parts):
-            raise ValueError(f"a hidden or private file is never published (it is a link to one): {src}")
+            raise ValueError(f"a hidden or private file (settings, state, outbox) is never published: {src}")
         if not _is_image_name(target.name):
             raise ValueError(f"not an image file (it is a link to {target.name}): {src}")
 

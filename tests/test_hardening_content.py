@@ -150,7 +150,7 @@ def test_a_symlink_to_a_file_outside_the_site_is_refused(site: Site, outside: Pa
         with pytest.raises(ValueError, match="must stay inside the site folder"):
             site.media_path(src)
         error = refused(site, f"image:\n  src: {src}\n  alt: x\n")
-        assert error.field == "image.src" and "link to a file outside" in error.message
+        assert error.field == "image.src" and "it links to, is outside" in error.message
 
 
 def test_a_symlinked_image_is_never_copied_enclosed_uploaded_or_served(
@@ -169,6 +169,14 @@ def test_a_symlinked_image_is_never_copied_enclosed_uploaded_or_served(
     planted.symlink_to(outside)
     with pytest.raises(ValueError, match="must stay inside the site folder"):
         site.media_path("images/passwd.png")
+    # and `publisher serve` does not follow it (Starlette's StaticFiles without follow_symlink)
+    from tests.web.conftest import make_client
+
+    (site.public_dir / "images" / "real.png").write_bytes(b"\x89PNG")
+    with make_client(site) as client:
+        assert client.get("/images/real.png").status_code == 200
+        answer = client.get("/images/passwd.png")
+        assert answer.status_code == 404 and b"root:" not in answer.content
 
 
 def test_secrets_and_state_inside_the_site_are_never_media(site: Site) -> None:
