@@ -279,7 +279,7 @@ class LinkedInChannel(SocialChannel):
              idempotency_key: str, attempt: Attempt) -> RemotePost:
         image = self.load_image(article)
         thumbnail = client.upload_image(image.data, image.filename) if image is not None else None
-        return client.publish(little_commentary(post.text), url=article.url, title=article.title,
+        return client.publish(little_commentary(post.text), url=article.url, title=_card_title(article),
                               description=_card_description(article), thumbnail=thumbnail)
 
     def recent_posts(self, client: LinkedInClient, account: SocialAccount) -> list[RemotePost] | None:
@@ -289,10 +289,16 @@ class LinkedInChannel(SocialChannel):
         payload = super().outbox_payload(article, posts)
         payload["requests"] = [
             post_payload("<LINKEDIN_ORGANIZATION_URN>", little_commentary(post.text), url=article.url,
-                         title=article.title, description=_card_description(article))
+                         title=_card_title(article), description=_card_description(article))
             for post in posts
         ]
         return payload
+
+
+def _card_title(article: Article) -> str:
+    from publisher.formatters.social import strip_controls
+
+    return strip_controls(article.title)
 
 
 def _card_description(article: Article) -> str:

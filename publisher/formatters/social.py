@@ -182,11 +182,23 @@ def hashtags(tags: Sequence[str]) -> list[str]:
     return result
 
 
+# C0 controls other than tab and newline, DEL, C1 controls, and the bidi embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069): a platform shows them as boxes, cuts the post at a NUL, or lets them make
+# a post (or its link) read in another order than it was written. Joiners and marks (U+200D, U+200E) stay:
+# emoji sequences and right-to-left text need them.
+_HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without the control and bidi-override characters that must never reach a plain-text post."""
+    return _HIDDEN_CONTROLS.sub("", text)
+
+
 def plain_text(html_text: str) -> str:
     """Sanitized HTML (an article's ``summary_html``) as one line of plain text (``markup.html_to_text``)."""
     from publisher.markup import html_to_text
 
-    return " ".join(html_to_text(html_text).split())
+    return " ".join(strip_controls(html_to_text(html_text)).split())
 
 
 # --- shortening and threads -------------------------------------------------------------------------------
@@ -316,7 +328,8 @@ class PostText:
 
 
 def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in unicodedata.normalize("NFC", text).strip().splitlines()]
+    # the whole post, so the title, the template's own text and every value it shows are cleaned alike
+    lines = [line.rstrip() for line in unicodedata.normalize("NFC", strip_controls(text)).strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

@@ -10,6 +10,7 @@ import pytest
 import requests
 import responses
 
+from publisher.article import Image
 from publisher.channels.social import idempotency_key
 from publisher.channels.x import XChannel
 from publisher.errors import ConfigError
@@ -309,9 +310,14 @@ def test_an_image_path_leading_out_of_the_site_fails_the_post_and_uploads_nothin
     site = make_site(**X_DEFAULT)
     secret = site.root.parent / "outside.png"
     secret.write_bytes(b"\x89PNG not for the public")
-    write_article("escape", "en", "Escape", "Summary.", extra="image:\n  src: ../outside.png\n  alt: x\n")
+    write_article("escape", "en", "Escape", "Summary.")
+    story = story_of(site, "escape")
+    # The loader refuses such an image (tests/test_hardening_content.py); the channel must refuse it as well,
+    # should the article reach it another way.
+    article = story.versions["en"]
+    story.versions["en"] = article.with_changes(image=Image("../outside.png", "x"))
 
-    [report] = publish_with(channel_for(site, fake_clock), story_of(site, "escape"), ["en"])
+    [report] = publish_with(channel_for(site, fake_clock), story, ["en"])
 
     assert report.state == "failed" and report.note == "image ../outside.png: must stay inside the site folder"
     assert len(x_http.calls) == 0                                # no upload, no post
