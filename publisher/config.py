@@ -122,12 +122,27 @@ class Config:
 
 
 def _read_dotenv(path: Path) -> dict[str, str | None]:
+    """The values of a ``.env`` file; a line python-dotenv cannot parse is a ``ConfigError`` naming the file and
+    the line (python-dotenv itself only logs a warning without the file's name, and skips the line)."""
+    import io
+    import re
+
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     try:
-        return dotenv_values(path, encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        # The line itself is never shown: it may hold a secret.
+        where = f"{path}:{binding.original.line}"
+        if binding.error:
+            raise ConfigError(where, "cannot parse this line; expected NAME=value (a quoted value must end with "
+                                     "its quote)")
+        if binding.key is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", binding.key):
+            raise ConfigError(where, "expected NAME=value, where NAME holds only letters, digits and _")
+    return dotenv_values(stream=io.StringIO(text))
 
 
 def _read_toml(path: Path) -> dict[str, str]:

@@ -218,3 +218,52 @@ def test_every_parser_refuses_what_would_fail_later(name: str, value: str, messa
 ])
 def test_the_parsers_still_accept_good_values(name: str, value: str, parsed: object) -> None:
     assert Config.from_mapping({name: value}).get(name) == parsed
+
+
+# --- issue 11: a .env line python-dotenv cannot parse ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("SITE_TITLE_EN=Fine\nSMTP_PASSWORD=\"hunter2\n", 2),        # a quote never closed
+    ("not a setting\nSITE_TITLE_EN=Fine\n", 1),
+    ("SITE_TITLE_EN=Fine\n\n# a comment\n= no name\n", 4),
+    ("\"SITE_TITLE_EN=Fine\n", 1),                              # python-dotenv reads the name '"SITE_TITLE_EN'
+])
+def test_a_dotenv_syntax_error_names_the_file_and_line(site_dir: Path, text: str, line: int,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    env = site_dir / ".env"
+    env.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{env}:{line}: ") as raised:
+        Config.load(site_dir, environ={})
+    assert "hunter2" not in str(raised.value)
+    assert "could not parse" not in caplog.text   # python-dotenv's own warning, without the file's name
+
+
+def test_a_dotenv_still_reads_every_form_it_allows(site_dir: Path) -> None:
+    (site_dir / ".env").write_text(
+        "# comment\nexport SITE_TITLE_EN='Quoted News'\nSITE_TITLE_KO=\"소식 ${SITE_TITLE_EN}\"\n"
+        "SITE_DESCRIPTION_EN=plain # trailing comment\nPUBLISHER_SECRET_KEY\n\n"
+        "SITE_DESCRIPTION_KO=\"two\nlines\"\n", encoding="utf-8")
+    config = Config.load(site_dir, environ={})
+    assert config.raw("SITE_TITLE_EN") == "Quoted News"
+    assert config.raw("SITE_TITLE_KO") == "소식 Quoted News"
+    assert config.raw("SITE_DESCRIPTION_EN") == "plain"
+    assert config.source("PUBLISHER_SECRET_KEY") == "default"   # a bare NAME sets nothing
+    assert config.raw("SITE_DESCRIPTION_KO") == "two\nlines"
+
+
+@pytest.mark.parametrize("command", [("config", "check"), ("publish",), ("status",), ("feeds", "build"),
+                                     ("bulletin", "--since", "2024-01-01"), ("subscribers", "list"),
+                                     ("models", "list")])
+def test_a_dotenv_syntax_error_is_one_line_exit_2_for_every_command(
+        command: tuple[str, ...], site_dir: Path, cli: Callable[..., Result]) -> None:
+    env = site_dir / ".env"
+    env.write_text("SITE_TITLE_EN=Fine\nSMTP_PASSWORD=\"hunter2\n", encoding="utf-8")
+    result = cli(*command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"Error: {env}:2: cannot parse this line; expected NAME=value (a quoted value must "
+                             "end with its quote)\n")
+    assert "hunter2" not in result.output
+    assert "All settings are valid" not in result.output
+    for folder in ("public", "outbox"):
+        assert not (site_dir / folder).exists(), folder
