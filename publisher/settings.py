@@ -233,9 +233,12 @@ def site_settings(languages: Sequence[str]) -> tuple[Setting, ...]:
     """The settings every channel of a site reads (URL, languages, titles...), with each language's texts:
     what a run checks before it writes anything."""
     declared = {setting.name for setting in SITE_SETTINGS}
-    extra = [setting for lang in languages for prefix in LANGUAGE_TEXT_PREFIXES
-             if f"{prefix}{lang.upper()}" not in declared
-             for setting in [language_text_setting(f"{prefix}{lang.upper()}")] if setting is not None]
+    extra: list[Setting] = []
+    for lang in languages:
+        for prefix in LANGUAGE_TEXT_PREFIXES:
+            setting = language_text_setting(f"{prefix}{lang.upper()}")
+            if setting is not None and setting.name not in declared:
+                extra.append(setting)
     return SITE_SETTINGS + tuple(extra)
 
 
