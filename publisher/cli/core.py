@@ -234,6 +234,10 @@ def config_check(ctx: click.Context) -> None:
         if str(exc) not in problems:   # a channel's check may have met it already
             problems.append(str(exc))
     else:
+        from publisher.settings import site_settings
+
+        # SITE_TITLE_<LANG> and the like, for every language of the site (a third one's too)
+        problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
         for warning in setup_warnings(languages, site.config):
             click.echo(f"Warning: {warning}", err=True)
     for warning in _link_warnings(site):

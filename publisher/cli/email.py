@@ -161,8 +161,9 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
     from publisher.errors import InputError
 
     site = get_site(ctx)
+    zone = site.timezone   # outside the try: a bad setting (a ConfigError, a ValueError) is not a bad --since
     try:
-        since = datetime.strptime(since_text.strip(), "%Y-%m-%d").replace(tzinfo=site.timezone)
+        since = datetime.strptime(since_text.strip(), "%Y-%m-%d").replace(tzinfo=zone)
     except ValueError:
         raise InputError("--since", f"expected a date such as 2024-06-01, got {since_text!r}") from None
     reports, renditions, notes = pipeline.bulletin(
