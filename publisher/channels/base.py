@@ -166,6 +166,10 @@ class Channel:
                 problems.append(str(exc))
         return problems
 
+    def warnings(self) -> list[str]:
+        """Things that work today but may not for long (an old pinned API version), for ``config check``."""
+        return []
+
     # --- the interface the pipeline calls ------------------------------------------------------------------
     def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
         """What this channel would deliver for ``story`` in ``langs``: one rendition per delivery. No side

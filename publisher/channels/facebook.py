@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from publisher.channels.api_versions import GRAPH_VERSION
 from publisher.channels.social import (
     AccountSettings,
     CredentialField,
@@ -25,6 +26,7 @@ from publisher.channels.social import (
     SocialChannel,
     network_failure,
 )
+from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     from publisher.formatters.social import LengthRule, PostText
 
 GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_GRAPH_VERSION = "v24.0"
+DEFAULT_GRAPH_VERSION = GRAPH_VERSION.version  # pinned, with the day it was last checked, in api_versions
 FACEBOOK_MESSAGE_LIMIT = 63_206  # characters; a Page post is never near it, but nothing longer is sent
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # app, user, Page and action throttling
 DUPLICATE_STATUS_CODE = 506
@@ -197,6 +199,19 @@ class FacebookChannel(SocialChannel):
         from publisher.formatters.social import LengthRule
 
         return LengthRule("facebook", FACEBOOK_MESSAGE_LIMIT, facebook_length)
+
+    def warnings(self) -> list[str]:
+        """The Graph API version in use, when over a year old (Meta keeps each about two)."""
+        from publisher.channels.api_versions import age_warning, graph_release, today
+
+        try:
+            if not (self.config.is_set("FACEBOOK_GRAPH_VERSION") or self.is_configured()):
+                return []  # a channel not in use has no version to grow old
+            version = str(self.option("FACEBOOK_GRAPH_VERSION"))
+        except ConfigError:  # check() reports the bad value
+            return []
+        warning = age_warning(GRAPH_VERSION, version, graph_release(version), today(self.clock))
+        return [warning] if warning else []
 
     def fallback_description(self) -> str:
         return "JSON files in outbox/facebook/ (set FACEBOOK_PAGE_ID and FACEBOOK_PAGE_ACCESS_TOKEN to post)"

@@ -22,6 +22,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from publisher.channels.api_versions import LINKEDIN_VERSION
 from publisher.channels.social import (
     AccountSettings,
     CredentialField,
@@ -34,6 +35,7 @@ from publisher.channels.social import (
     SocialChannel,
     network_failure,
 )
+from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -46,7 +48,7 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     from publisher.formatters.social import LengthRule, PostText
 
 API_URL = "https://api.linkedin.com/rest"
-DEFAULT_LINKEDIN_VERSION = "202609"
+DEFAULT_LINKEDIN_VERSION = LINKEDIN_VERSION.version  # pinned, with the day it was last checked, in api_versions
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 COMMENTARY_LIMIT = 3000
 DEFAULT_RATE_LIMIT_WAIT = 60.0
@@ -267,6 +269,19 @@ class LinkedInChannel(SocialChannel):
         from publisher.formatters.social import LengthRule
 
         return LengthRule("linkedin", COMMENTARY_LIMIT, commentary_length)
+
+    def warnings(self) -> list[str]:
+        """The LinkedIn-Version in use, when over a year old: LinkedIn retires versions about then."""
+        from publisher.channels.api_versions import age_warning, linkedin_release, today
+
+        try:
+            if not (self.config.is_set("LINKEDIN_API_VERSION") or self.is_configured()):
+                return []  # a channel not in use has no version to grow old
+            version = str(self.option("LINKEDIN_API_VERSION"))
+        except ConfigError:  # check() reports the bad value
+            return []
+        warning = age_warning(LINKEDIN_VERSION, version, linkedin_release(version), today(self.clock))
+        return [warning] if warning else []
 
     def fallback_description(self) -> str:
         return ("JSON files in outbox/linkedin/ (set LINKEDIN_ORGANIZATION_URN and LINKEDIN_ACCESS_TOKEN to post)")

@@ -204,12 +204,14 @@ def config_check(ctx: click.Context) -> None:
     site = get_site(ctx)
     out = console()
     problems: list[str] = []
+    warnings: list[str] = []
     table = Table(title=f"Channels of {site.root}")
     for column in ("channel", "mode", "destination", "missing settings"):
         table.add_column(column, overflow="fold")
     for name in channel_names():
         channel = get_channel(name, site)
         problems += [problem for problem in channel.check() if problem not in problems]
+        warnings += channel.warnings()
         mode = "configured" if channel.is_configured() else "local fallback"
         table.add_row(name, mode, channel.destination(), ", ".join(channel.missing_settings()))
     out.print(table)
@@ -236,7 +238,7 @@ def config_check(ctx: click.Context) -> None:
     else:
         for warning in setup_warnings(languages, site.config):
             click.echo(f"Warning: {warning}", err=True)
-    for warning in _link_warnings(site):
+    for warning in [*_link_warnings(site), *warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:

@@ -217,3 +217,37 @@ def test_without_settings_the_request_goes_to_the_outbox(make_site) -> None:
     [request] = payload["requests"]
     assert request["data"]["link"] == story_of(site, SLUG).get("ko").url
     assert request["data"]["message"] == payload["posts"][0]["text"]
+
+
+# --- the pinned Graph API version (publisher/channels/api_versions.py) ------------------------------------
+
+
+def at(day: str) -> FakeClock:
+    from datetime import UTC, datetime
+
+    return FakeClock(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(("version", "today", "warned"), [
+    (None, "2026-10-08", False),       # the default v24.0 (2025-10-08), a year old to the day
+    (None, "2026-10-10", True),
+    ("v23.0", "2026-10-10", True),     # older than the default, so at least as old
+    ("v99.0", "2040-01-01", False),    # newer than the default: its age is not known, so no guess
+])
+def test_config_check_warns_when_the_graph_version_in_use_is_over_a_year_old(make_site, version, today,
+                                                                              warned) -> None:
+    from publisher.channels.api_versions import GRAPH_VERSION
+
+    assert FacebookChannel.settings[-1].default == GRAPH_VERSION.version == "v24.0"
+    settings = {**PAGE} if version is None else {**PAGE, "FACEBOOK_GRAPH_VERSION": version}
+    warnings = channel_for(make_site(**settings), at(today)).warnings()
+    if not warned:
+        assert warnings == []
+    else:
+        [warning] = warnings
+        assert warning.startswith(f"FACEBOOK_GRAPH_VERSION: Meta's Graph API version {version or 'v24.0'}")
+        assert "from 2025-10-08, over a year old" in warning and "about two years" in warning
+
+
+def test_no_graph_version_warning_when_facebook_is_not_used(make_site) -> None:
+    assert channel_for(make_site(), at("2030-01-01")).warnings() == []
