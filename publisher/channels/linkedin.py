@@ -4,8 +4,9 @@
 headers, authored by ``LINKEDIN_ORGANIZATION_URN``. The commentary escapes every character the little format
 reserves (``| { } @ [ ] ( ) < > # \\ * _ ~``) and writes hashtags as ``{hashtag|\\#|tag}`` templates; the
 article is attached as ``content.article`` (its URL, title, summary and image, which LinkedIn does not fetch
-itself: it is uploaded through the Images API first). LinkedIn answers 201 with the new post's URN in the
-``x-restli-id`` header.
+itself: it is uploaded through the Images API first, ``initializeUpload`` then a PUT of the bytes, and its
+``urn:li:image:...`` goes in the card as ``thumbnail``, with the image's alt text as ``thumbnailAltText``).
+LinkedIn answers 201 with the new post's URN in the ``x-restli-id`` header.
 
 The Posts API has no idempotency key. For ``--retry-unconfirmed`` it can list an organization's recent posts
 (the ``author`` finder, which needs the ``r_organization_social`` permission): the post is looked for by the
@@ -137,10 +138,10 @@ class LinkedInClient:
         })
 
     def publish(self, commentary: str, *, url: str, title: str, description: str,
-                thumbnail: str | None = None) -> RemotePost:
+                thumbnail: str | None = None, thumbnail_alt: str | None = None) -> RemotePost:
         """POST /rest/posts: the organization's public post, with the article as its card."""
         payload = post_payload(self.organization, commentary, url=url, title=title, description=description,
-                               thumbnail=thumbnail)
+                               thumbnail=thumbnail, thumbnail_alt=thumbnail_alt)
         response = self._call("POST", f"{self._base}/posts", "post to LinkedIn", json=payload)
         urn = response.headers.get("x-restli-id") if response is not None else None
         if not urn:
@@ -218,11 +219,13 @@ class LinkedInClient:
 
 
 def post_payload(author: str, commentary: str, *, url: str, title: str, description: str,
-                 thumbnail: str | None = None) -> dict[str, Any]:
+                 thumbnail: str | None = None, thumbnail_alt: str | None = None) -> dict[str, Any]:
     """The Posts API body of an organization's public post with an article card."""
     card = {"source": url, "title": title, "description": description}
     if thumbnail:
         card["thumbnail"] = thumbnail
+        if thumbnail_alt:  # read out by screen readers in place of the card's picture
+            card["thumbnailAltText"] = thumbnail_alt
     return {
         "author": author,
         "commentary": commentary,
@@ -295,7 +298,8 @@ class LinkedInChannel(SocialChannel):
         image = self.load_image(article)
         thumbnail = client.upload_image(image.data, image.filename) if image is not None else None
         return client.publish(little_commentary(post.text), url=article.url, title=article.title,
-                              description=_card_description(article), thumbnail=thumbnail)
+                              description=_card_description(article), thumbnail=thumbnail,
+                              thumbnail_alt=image.alt if image is not None else None)
 
     def recent_posts(self, client: LinkedInClient, account: SocialAccount) -> list[RemotePost] | None:
         return client.recent_posts()

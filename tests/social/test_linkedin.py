@@ -266,6 +266,10 @@ def test_the_articles_image_is_uploaded_as_the_cards_thumbnail(make_site, http) 
     assert upload.request.headers["Authorization"] == "Bearer linkedin-token-secret"
     card = json.loads(post_calls(http)[0].request.body)["content"]["article"]
     assert card["thumbnail"] == IMAGE_URN and card["title"].startswith("세계 공공행정의 역량 강화")
+    assert card["thumbnailAltText"] == story_of(site, SLUG).get("ko").image.alt  # the picture's alt text
+    # the order of the Images API flow: initialize, PUT the bytes, then the post that names the image's URN
+    assert [(c.request.method, c.request.url) for c in http.calls] == [("POST", IMAGES), ("PUT", UPLOAD),
+                                                                       ("POST", POSTS)]
 
 
 def test_a_failed_image_upload_posts_nothing_and_is_failed(make_site, http) -> None:
