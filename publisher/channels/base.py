@@ -167,7 +167,8 @@ class Channel:
         return problems
 
     def warnings(self) -> list[str]:
-        """Settings that are valid but risky (``config check`` prints each as a Warning line)."""
+        """Settings that are valid but risky, or work today but may not for long (an old pinned API version):
+        ``config check`` prints each as a Warning line."""
         return []
 
     # --- the interface the pipeline calls ------------------------------------------------------------------

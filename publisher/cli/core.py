@@ -204,12 +204,14 @@ def config_check(ctx: click.Context) -> None:
     site = get_site(ctx)
     out = console()
     problems: list[str] = []
+    warnings: list[str] = []
     table = Table(title=f"Channels of {site.root}")
     for column in ("channel", "mode", "destination", "missing settings"):
         table.add_column(column, overflow="fold")
     for name in channel_names():
         channel = get_channel(name, site)
         problems += [problem for problem in channel.check() if problem not in problems]
+        warnings += channel.warnings()
         mode = "configured" if channel.is_configured() else "local fallback"
         table.add_row(name, mode, channel.destination(), ", ".join(channel.missing_settings()))
     out.print(table)
@@ -240,11 +242,10 @@ def config_check(ctx: click.Context) -> None:
         problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
         for warning in setup_warnings(languages, site.config):
             click.echo(f"Warning: {warning}", err=True)
-    for warning in _link_warnings(site):
+    # links mail cannot use, then each channel's valid but risky settings (SMTP_SECURITY=none with a login, an
+    # old pinned API version)
+    for warning in [*_link_warnings(site), *warnings]:
         click.echo(f"Warning: {warning}", err=True)
-    for name in channel_names():   # a channel's valid but risky settings (SMTP_SECURITY=none with a login)
-        for warning in get_channel(name, site).warnings():
-            click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
