@@ -18,6 +18,7 @@ from publisher.delivery import DeliveryKey
 from publisher.errors import ConfigError
 from publisher.formatters.social import TELEGRAM_CAPTION_LIMIT, TELEGRAM_CAPTION_RULE, telegram_length
 from tests.social.conftest import FakeClock, publish_with, story_of
+from tests.test_media_fetch import PNG, PUBLIC_IP, Web, image
 
 SLUG = "2024-unpsf-incheon"
 TOKEN = "123456:AAE-secret_token"
@@ -271,3 +272,45 @@ def test_split_caption_prefers_a_paragraph_then_a_sentence_then_a_word() -> None
     caption, rest = split_caption(sentences, TELEGRAM_CAPTION_RULE)
     assert caption.endswith(".") and TELEGRAM_CAPTION_RULE.fits(caption) and rest
     assert caption + " " + rest == sentences.strip()
+
+
+# --- remote images, through SocialChannel.load_image (publisher.media_fetch) ---------------------------------
+
+
+@pytest.fixture
+def web() -> Web:
+    return Web()
+
+
+def test_a_remote_image_is_uploaded_by_a_platform_through_load_image(make_site: Any, web: Web) -> None:
+    web.routes[(PUBLIC_IP, "/forum.png")] = image()
+    site = make_site(**CHATS)
+    path = site.content_dir / "2024-unpsf-incheon.en.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("src: images/unpsf-2024.png",
+                                                             "src: https://cdn.example.org/forum.png"),
+                    encoding="utf-8")
+    bot = FakeBotAPI()
+    channel = channel_for(site, bot)
+    channel.media_fetcher = web.fetcher(site.root)
+
+    [report] = publish_with(channel, story_of(site, "2024-unpsf-incheon"), ["en"])
+
+    assert report.state == "sent"
+    [photo] = bot.messages
+    assert photo["method"] == "sendPhoto" and photo["photo"]["data"] == PNG
+    assert len(list((site.state_dir / "media").glob("*.png"))) == 1
+
+
+def test_a_hostile_remote_image_fails_the_post_and_sends_nothing(make_site: Any, web: Web) -> None:
+    site = make_site(**CHATS)
+    path = site.content_dir / "2024-unpsf-incheon.en.md"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "src: images/unpsf-2024.png", "src: https://169.254.169.254/latest/meta-data/iam"), encoding="utf-8")
+    bot = FakeBotAPI()
+    channel = channel_for(site, bot)
+    channel.media_fetcher = web.fetcher(site.root)
+
+    [report] = publish_with(channel, story_of(site, "2024-unpsf-incheon"), ["en"])
+
+    assert report.state == "failed" and "not a public address" in report.note
+    assert not bot.requests and not web.requests

@@ -337,3 +337,16 @@ def test_a_user_id_that_is_not_a_number_is_a_one_line_config_error(make_site) ->
 def test_threads_counts_an_emoji_as_its_utf8_bytes() -> None:
     assert threads_length("공공행정") == 4
     assert threads_length("👍") == 4 and threads_length("🇰🇷") == 8
+
+
+def test_a_remote_image_is_given_to_threads_by_its_own_url_not_downloaded(make_site, write_article,
+                                                                          threads) -> None:
+    write_article(SLUG, "en", "Remote image", "A short summary.",
+                  extra="image:\n  src: https://cdn.example.org/forum.png\n  alt: The forum\n")
+    site = make_site(**ENGLISH)
+
+    [report] = publish_with(channel_for(site), story_of(site, SLUG), ["en"])
+
+    [post] = threads.published
+    assert report.state == "sent" and post["image_url"] == "https://cdn.example.org/forum.png"
+    assert not (site.state_dir / "media").exists()  # Threads fetches it; nothing here does
