@@ -516,6 +516,10 @@ class SocialChannel(Channel):
         for result, line in zip(results, reports):
             if result.key.target == OUTBOX_TARGET and result.decision == "already_sent":
                 line.note = f"already written: {result.previous_url}"
+            payload = result.rendition.payload if result.rendition is not None else None
+            image = payload.article.image if isinstance(payload, SocialPayload) else None
+            if image is not None and not image.alt.strip():  # every platform here takes alt text: say so
+                line.note = "; ".join(filter(None, [line.note, f"warning: image {image.src} has no alt text"]))
         return reports
 
     # --- the pieces ----------------------------------------------------------------------------------

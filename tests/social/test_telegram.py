@@ -314,3 +314,19 @@ def test_a_hostile_remote_image_fails_the_post_and_sends_nothing(make_site: Any,
 
     assert report.state == "failed" and "not a public address" in report.note
     assert not bot.requests and not web.requests
+
+
+def test_an_image_without_alt_text_is_posted_with_a_warning_in_the_report(make_site, bot) -> None:
+    from publisher.article import Image, Story
+
+    site = make_site(**CHATS)
+    story = story_of(site, SLUG)
+    english = story.get("en")
+    # article files must give alt text, but an article built in code (a translation, a plugin) may lack it
+    bare = Story(SLUG, {"en": english.with_changes(image=Image(english.image.src, ""))})
+
+    [report] = publish_with(channel_for(site, bot), bare, ["en"])
+
+    assert report.state == "sent" and "warning: image images/unpsf-2024.png has no alt text" in report.note
+    [clean] = publish_with(channel_for(site, bot), story_of(site, "2024-digital-government-workshop"), ["en"])
+    assert "alt text" not in clean.note
