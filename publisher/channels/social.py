@@ -282,6 +282,8 @@ class SocialChannel(Channel):
     #: the tests make waits instant by replacing these two on the instance
     sleep: Callable[[float], None] = staticmethod(time.sleep)
     clock: Callable[[], float] = staticmethod(time.time)
+    #: fetches remote images (``publisher.media_fetch.MediaFetcher``); the tests give one with a mock transport
+    media_fetcher: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -534,6 +536,10 @@ class SocialChannel(Channel):
         for result, line in zip(results, reports):
             if result.key.target == OUTBOX_TARGET and result.decision == "already_sent":
                 line.note = f"already written: {result.previous_url}"
+            payload = result.rendition.payload if result.rendition is not None else None
+            image = payload.article.image if isinstance(payload, SocialPayload) else None
+            if image is not None and not image.alt.strip():  # every platform here takes alt text: say so
+                line.note = "; ".join(filter(None, [line.note, f"warning: image {image.src} has no alt text"]))
         return reports
 
     # --- the pieces ----------------------------------------------------------------------------------
@@ -602,7 +608,8 @@ class SocialChannel(Channel):
         return float(self.config.get("SOCIAL_HTTP_TIMEOUT") or 30.0)
 
     def load_image(self, article: Article) -> LocalImage | None:
-        """The article's image from disk (``Site.media_path``'s rule); None if remote or absent."""
+        """The article's image from disk (``Site.media_path``'s rule), or downloaded once if remote
+        (``publisher.media_fetch``: https and public addresses only); None if absent."""
         import mimetypes
 
         if article.image is None:
@@ -611,10 +618,22 @@ class SocialChannel(Channel):
             found = self.site.media_path(article.image.src, near=article.path.parent if article.path else None)
         except ValueError:
             raise PostNotSent(f"image {article.image.src}: must stay inside the site folder") from None
+        if found is None and ("://" in article.image.src or article.image.src.startswith("//")):
+            return self._remote_image(article.image.src, article.image.alt)
         if found is None:
             return None
         media_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
         return LocalImage(found.read_bytes(), found.name, article.image.alt, media_type)
+
+    def _remote_image(self, src: str, alt: str) -> LocalImage:
+        from publisher.media_fetch import MediaFetcher, MediaFetchError
+
+        fetcher = self.media_fetcher or MediaFetcher(self.site.state_dir / "media")
+        try:
+            fetched = fetcher.fetch(src)
+        except MediaFetchError as exc:  # nothing was posted: the post waits for a fixed image or a later run
+            raise PostNotSent(str(exc)) from None
+        return LocalImage(fetched.data, fetched.filename, alt, fetched.media_type)
 
 
 def _payload(rendition: Rendition) -> SocialPayload:

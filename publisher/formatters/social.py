@@ -8,6 +8,8 @@ Every platform counts length its own way, so a post is measured with that platfo
 - Mastodon: user-perceived characters (grapheme clusters, as Mastodon 4 counts them), a URL 23; 500 or the
   instance's ``max_characters``.
 - Bluesky: 300 graphemes, URLs at their written length.
+- Threads: 500 characters (graphemes), an emoji counted as its UTF-8 bytes, as Meta's documentation says.
+- Telegram: 4,096 characters, 1,024 in a photo's caption, counted in UTF-16 code units as the Bot API does.
 
 A text that is too long is shortened (the summary first, then the hashtags from the last, then the title) at
 whitespace only, so a word, URL, hashtag or Hangul syllable is never cut, or, for X, split into a numbered
@@ -35,6 +37,9 @@ ELLIPSIS = "…"
 X_LIMIT = 280
 MASTODON_DEFAULT_LIMIT = 500
 BLUESKY_LIMIT = 300
+THREADS_LIMIT = 500
+TELEGRAM_MESSAGE_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
 URL_WEIGHT = 23  # X's transformedURLLength; Mastodon counts every URL as 23 characters too
 
 # twitter-text v3 (config/v3.json): weights are in hundredths; ranges of weight 100, everything else 200.
@@ -133,6 +138,22 @@ def mastodon_length(text: str) -> int:
     return total + grapheme_length(text[last:])
 
 
+def threads_length(text: str) -> int:
+    """The length Threads counts: graphemes, except that an emoji weighs its UTF-8 bytes (a flag 8)."""
+    text = unicodedata.normalize("NFC", text)
+    total = grapheme_length(text)
+    if _regex(_EMOJI_START_PATTERN).search(text):
+        for cluster in _regex(r"\X").findall(text):
+            if _regex(_EMOJI_START_PATTERN).search(cluster):
+                total += len(cluster.encode("utf-8")) - 1
+    return total
+
+
+def telegram_length(text: str) -> int:
+    """The length Telegram counts: UTF-16 code units (an emoji outside the BMP weighs 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 @dataclass(frozen=True)
 class LengthRule:
     """How one platform measures a post, and its maximum."""
@@ -148,6 +169,9 @@ class LengthRule:
 
 X_RULE = LengthRule("x", X_LIMIT, x_weighted_length, "weighted characters")
 BLUESKY_RULE = LengthRule("bluesky", BLUESKY_LIMIT, grapheme_length, "graphemes")
+THREADS_RULE = LengthRule("threads", THREADS_LIMIT, threads_length, "characters")
+TELEGRAM_RULE = LengthRule("telegram", TELEGRAM_MESSAGE_LIMIT, telegram_length, "UTF-16 code units")
+TELEGRAM_CAPTION_RULE = LengthRule("telegram", TELEGRAM_CAPTION_LIMIT, telegram_length, "UTF-16 code units")
 
 
 def mastodon_rule(limit: int = MASTODON_DEFAULT_LIMIT) -> LengthRule:
