@@ -40,7 +40,17 @@ def feed_media_type(filename: str) -> str | None:
 
 
 class PublicFiles(StaticFiles):
-    """``public/`` with ETag and Last-Modified (conditional GETs answer 304) and the registered feed types."""
+    """``public/`` with ETag and Last-Modified (conditional GETs answer 304) and the registered feed types.
+
+    Nothing whose name starts with a dot is served: the temporary file of a write cut short, a ``.git`` or
+    ``.env`` someone left there. The path is checked as decoded, so ``%2e`` is a dot too.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        # scope["path"] is decoded and not yet normalized: "/en/./x" and "/.tmp" both have a dot part.
+        if any(part.startswith(".") for part in scope["path"].split("/")):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
     async def check_config(self) -> None:
         # A fresh site has no public/ until the first publish: its addresses are 404s, not server errors.
@@ -138,11 +148,12 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}/publish", review.publish, methods=["POST"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
+    middleware = [Middleware(AccessLog)]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, NotFound: not_found,
                                         BadToken: bad_token, review.ReviewClosed: review.closed_page,
                                         PublisherError: publisher_error},
-                    middleware=[Middleware(AccessLog)],
+                    middleware=middleware,
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state
     return app
