@@ -229,6 +229,21 @@ SOCIAL_SETTINGS: tuple[Setting, ...] = (
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------
 
+def parse_proxy_addresses(text: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``), or ``*`` for any peer; empty for none."""
+    import ipaddress
+
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    if items == ("*",):
+        return items
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"expected IP addresses or networks separated by commas (or *), got {item!r}") from None
+    return items
+
+
 WEB_SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISHER_ADMIN_TOKEN", "Token that opens the review page (/review) when `publisher serve` listens "
             "beyond localhost: sent as 'Authorization: Bearer <token>' or typed in at /review/login. Without it "
@@ -239,6 +254,10 @@ WEB_SETTINGS: tuple[Setting, ...] = (
             "asks: the subscribe form cannot be used to flood someone's inbox.", default=3, parse=parse_positive_int),
     Setting("PUBLISHER_CONFIRM_LINK_HOURS", "Hours a subscription confirmation link stays valid.",
             default=72, parse=parse_positive_int),
+    Setting("PUBLISHER_FORWARDED_ALLOW_IPS", "Addresses of the reverse proxies in front of `publisher serve` "
+            "(comma-separated IPs or networks, as uvicorn's --forwarded-allow-ips): only from these are "
+            "X-Forwarded-For and X-Forwarded-Proto believed. Empty: no proxy is trusted, and rate limits count "
+            "the connecting address.", default=(), parse=parse_proxy_addresses),
 )
 
 CORE_SETTINGS: tuple[Setting, ...] = (

@@ -19,10 +19,12 @@ from starlette.staticfiles import StaticFiles
 
 from publisher.errors import BadToken, NotFound, PublisherError
 from publisher.web import review, subscription
+from publisher.web.guards import is_loopback
 from publisher.web.pages import message_page, page_language
 from publisher.web.state import WebState, web_state
 
 if TYPE_CHECKING:
+    import uvicorn
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -149,6 +151,12 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     middleware = [Middleware(AccessLog)]
+    proxies = tuple(site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") or ())
+    if proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        # First, so the access log and the rate limits see the visitor, not the proxy.
+        middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(proxies)))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, NotFound: not_found,
                                         BadToken: bad_token, review.ReviewClosed: review.closed_page,
@@ -157,6 +165,20 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state
     return app
+
+
+def server_config(site: Site, host: str, port: int) -> uvicorn.Config:
+    """How ``publisher serve`` runs the app under uvicorn.
+
+    uvicorn's own proxy handling is off: by default it believes X-Forwarded-For from any peer on 127.0.0.1,
+    which let one local client pose as any number of visitors. The app trusts only the proxies named in
+    ``PUBLISHER_FORWARDED_ALLOW_IPS`` (see ``create_app``). Its access log is off too: it prints the signed
+    tokens in the paths, and ``AccessLog`` cuts them out.
+    """
+    import uvicorn
+
+    return uvicorn.Config(create_app(site, review_local_only=is_loopback(host)), host=host, port=port,
+                          log_level="info", access_log=False, server_header=False, proxy_headers=False)
 
 
 async def home(request: Request) -> Response:

@@ -59,3 +59,77 @@ def test_dot_files_and_dot_folders_are_404_encoded_or_not(built_site: Site, path
         assert client.get("/en/rss.xml").status_code == 200      # the rest of public/ is still served
     assert response.status_code == 404
     assert "do-not-serve" not in response.text
+
+
+# --- 14: forwarding headers only from the proxies named in PUBLISHER_FORWARDED_ALLOW_IPS -------------------
+
+
+def subscribe_with(client: httpx.Client | object, forwarded_for: str) -> int:
+    page = client.get("/subscribe?lang=en")  # type: ignore[attr-defined]
+    data = {"csrf_token": form_token(page.text), "ui_lang": "en", "lang": "en",
+            "email": f"r{forwarded_for.replace('.', '-')}@example.org"}
+    return int(client.post("/subscribe", data=data,  # type: ignore[attr-defined]
+                           headers={"X-Forwarded-For": forwarded_for}).status_code)
+
+
+@pytest.fixture
+def serve_url(site: Site) -> Iterator[str]:
+    """The app as ``publisher serve`` runs it (``server_config``) under a real uvicorn on 127.0.0.1."""
+    import uvicorn
+
+    from publisher.web.app import server_config
+
+    port = free_port()
+    config = server_config(Site(site.root), "127.0.0.1", port)
+    config.log_level = "warning"
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)   # waiting for the server thread to listen, not for time to pass
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_rotating_x_forwarded_for_from_127_0_0_1_does_not_bypass_the_subscribe_limit(
+    site: Site, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    monkeypatch.setenv("PUBLISHER_SUBSCRIBE_RATE_LIMIT", "3")
+    base = request.getfixturevalue("serve_url")
+    with httpx.Client(base_url=base) as client:
+        answers = [subscribe_with(client, f"198.51.100.{n}") for n in range(1, 6)]
+    assert answers == [200, 200, 200, 429, 429]
+
+
+def test_rotating_x_forwarded_for_does_not_bypass_the_login_limit(
+    site: Site, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    from publisher.web.review import LOGIN_ATTEMPTS
+
+    monkeypatch.setenv("PUBLISHER_ADMIN_TOKEN", "correct horse battery staple")
+    base = request.getfixturevalue("serve_url")
+    with httpx.Client(base_url=base) as client:
+        token = form_token(client.get("/review/login").text)
+        answers = [client.post("/review/login", headers={"X-Forwarded-For": f"198.51.100.{n}"},
+                               data={"csrf_token": token, "token": "guess", "next": "/review"}).status_code
+                   for n in range(LOGIN_ATTEMPTS + 2)]
+    assert answers == [403] * LOGIN_ATTEMPTS + [429, 429]
+
+
+def test_a_named_proxy_is_believed_and_nobody_else(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISHER_SUBSCRIBE_RATE_LIMIT", "1")
+    monkeypatch.setenv("PUBLISHER_FORWARDED_ALLOW_IPS", "127.0.0.1, 10.0.0.0/8")
+    with make_client(Site(site.root), client=LOCAL_CLIENT) as proxy:     # each visitor counted on their own
+        assert [subscribe_with(proxy, f"198.51.100.{n}") for n in range(1, 4)] == [200, 200, 200]
+        assert subscribe_with(proxy, "198.51.100.1") == 429
+    with make_client(Site(site.root), client=REMOTE_CLIENT) as stranger:  # not a proxy: its header is ignored
+        assert [subscribe_with(stranger, f"192.0.2.{n}") for n in range(1, 3)] == [200, 429]
+
+
+def test_no_proxy_is_trusted_by_default(site: Site) -> None:
+    assert site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") == ()
