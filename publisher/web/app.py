@@ -77,6 +77,43 @@ class PublicFiles(StaticFiles):
         return response
 
 
+# Each kind of response gets the strictest policy it works with. public/ holds static pages whose one
+# stylesheet is an inline <style> block, images (local or https) and feeds; no script, form or frame.
+STATIC_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; media-src 'self' https:; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class SecurityHeaders:
+    """Every answer without security headers of its own (files under public/, redirects) gets ``STATIC_HEADERS``;
+    the app's pages set stricter ones (``publisher.web.pages.PAGE_HEADERS``), which are kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                        for name, value in STATIC_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in self.headers if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 TOKEN_IN_PATH = re.compile(r"^/(confirm|unsubscribe|preferences)/[^/?]+")
 access_log = logging.getLogger("publisher.web.access")
 
@@ -150,7 +187,7 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}/publish", review.publish, methods=["POST"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
-    middleware = [Middleware(AccessLog)]
+    middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]
     proxies = tuple(site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") or ())
     if proxies:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware

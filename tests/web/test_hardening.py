@@ -133,3 +133,65 @@ def test_a_named_proxy_is_believed_and_nobody_else(site: Site, monkeypatch: pyte
 
 def test_no_proxy_is_trusted_by_default(site: Site) -> None:
     assert site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") == ()
+
+
+# --- 15: security headers on every kind of answer ---------------------------------------------------------
+
+
+def assert_security_headers(response: httpx.Response, *, referrer: str | None = None) -> None:
+    headers = response.headers
+    assert headers.get("x-content-type-options") == "nosniff", response.url
+    assert headers.get("referrer-policy") in ({referrer} if referrer else {"no-referrer",
+                                                                           "strict-origin-when-cross-origin"})
+    policy = {part.split()[0]: part.split()[1:] for part in headers["content-security-policy"].split(";")
+              if part.strip()}
+    assert policy["default-src"] == ["'none'"]
+    assert "script-src" not in policy           # no script at all, inline or not
+    assert policy["frame-ancestors"] == ["'none'"] and policy["base-uri"] == ["'none'"]
+
+
+def test_public_files_feeds_opml_and_redirects_carry_the_security_headers(built_site: Site) -> None:
+    with make_client(built_site, client=REMOTE_CLIENT) as client:
+        answers = {
+            "index page": client.get("/en/"),
+            "article page": client.get(next(p for p in ("/en/" + d.name + "/" for d in
+                                                        (built_site.public_dir / "en").iterdir() if d.is_dir()))),
+            "rss": client.get("/en/rss.xml"), "atom": client.get("/ko/atom.xml"), "json": client.get("/en/feed.json"),
+            "opml": client.get("/feeds.opml"),
+            "image": client.get("/images/unpsf-2024.png"),
+            "home redirect": client.get("/", follow_redirects=False),
+            "language redirect": client.get("/en", follow_redirects=False),
+            "missing file": client.get("/en/nothing-here.xml"),
+        }
+        etag = answers["rss"].headers["etag"]
+        answers["not modified"] = client.get("/en/rss.xml", headers={"If-None-Match": etag})
+    assert answers["home redirect"].status_code == 302 and answers["language redirect"].status_code in (301, 307)
+    assert answers["not modified"].status_code == 304 and answers["image"].status_code == 200
+    for kind, response in answers.items():
+        assert_security_headers(response), kind
+
+
+def test_the_static_policy_allows_what_the_generated_pages_use(built_site: Site) -> None:
+    """The pages' one stylesheet is an inline <style>; their images are local or https; there is no script."""
+    with make_client(built_site) as client:
+        response = client.get("/en/")
+        policy = response.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in policy and "img-src 'self' https:" in policy
+    for page in built_site.public_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "<script" not in html and 'rel="stylesheet"' not in html, page
+        for src in re.findall(r'<img[^>]* src="([^"]+)"', html):
+            parts = urlsplit(src)   # 'self' (relative, or the site's own address) or https
+            assert (not parts.scheme and not parts.netloc) or parts.scheme == "https" \
+                or parts.netloc == urlsplit(built_site.url).netloc, src
+
+
+def test_the_apps_own_pages_carry_the_security_headers(site: Site) -> None:
+    add_subscriber(site, "p@example.org", status="pending")
+    confirm = link(site, "confirm", {"email": "p@example.org"}).removeprefix(site.url)
+    with make_client(site, client=REMOTE_CLIENT) as client:
+        answers = [client.get("/subscribe"), client.get(confirm), client.get("/confirm/not-a-token"),
+                   client.get("/review"), client.get("/nowhere"), client.delete("/subscribe")]
+    assert [r.status_code for r in answers] == [200, 200, 400, 403, 404, 405]
+    for response in answers:
+        assert_security_headers(response, referrer="no-referrer")   # these pages hold signed links
