@@ -195,3 +195,36 @@ def test_the_apps_own_pages_carry_the_security_headers(site: Site) -> None:
     assert [r.status_code for r in answers] == [200, 200, 400, 403, 404, 405]
     for response in answers:
         assert_security_headers(response, referrer="no-referrer")   # these pages hold signed links
+
+
+# --- 16: links on error pages never leave the site --------------------------------------------------------
+
+
+def links_in(html: str) -> list[str]:
+    return re.findall(r'(?:href|action|src)="([^"]*)"', html)
+
+
+@pytest.mark.parametrize("path", [
+    "//evil.example/x", "///evil.example/x", "/\\evil.example/x", "//evil.example/%2e%2e/x",
+    "/%2F%2Fevil.example/x", "//evil.example/confirm/abc", "//evil.example/review",
+])
+def test_no_link_on_an_error_page_leads_off_site(site: Site, path: str) -> None:
+    with make_client(site, client=REMOTE_CLIENT) as client:
+        responses = [client.get(BASE + path), client.get(BASE + path + "?lang=ko"), client.post(BASE + path)]
+    for response in responses:
+        assert response.status_code in (404, 405)
+        found = links_in(response.text)
+        assert any("lang=" in href for href in found)           # the language switch is there
+        for href in found:
+            assert not href.startswith(("//", "/\\", "\\")), href
+            parts = urlsplit(href)
+            assert not parts.scheme and not parts.netloc, href
+            assert "evil.example" not in href, href
+
+
+def test_the_language_switch_keeps_the_route(site: Site) -> None:
+    with make_client(site) as client:
+        page = client.get("/subscribe?lang=ko").text
+        missing = client.get("/en/nothing/").text
+    assert 'href="/subscribe?lang=en"' in page
+    assert 'href="?lang=ko"' in missing       # this very address, on this site
