@@ -114,8 +114,34 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-TOKEN_IN_PATH = re.compile(r"^/(confirm|unsubscribe|preferences)/[^/?]+")
+LINK_PURPOSES = ("confirm", "unsubscribe", "preferences")
+# An itsdangerous token: [.]payload.timestamp.signature, all base64url (a leading dot when zlib-compressed).
+SIGNED_TOKEN = re.compile(r"\.?[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]{4,12}\.[A-Za-z0-9_\-]{16,}")
 access_log = logging.getLogger("publisher.web.access")
+
+
+def redacted_path(path: str) -> str:
+    """``path`` fit for a log: everything after a link's purpose (``confirm``, ``unsubscribe``, ``preferences``,
+    in any case, however many slashes) and anything shaped like a signed token becomes ``<token>``.
+
+    The path is decoded again first (a double-encoded ``%252F`` is still a slash to whoever reads the log).
+    """
+    from urllib.parse import unquote
+
+    for _ in range(3):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    segments = path.split("/")
+    kept: list[str] = []
+    for index, segment in enumerate(segments):
+        if segment.strip().lower() in LINK_PURPOSES:
+            # Whatever follows is the token, or a mangled piece of one.
+            kept += [segment, "<token>"] if index < len(segments) - 1 else [segment]
+            break
+        kept.append(SIGNED_TOKEN.sub("<token>", segment))
+    return "/".join(kept)
 
 
 class AccessLog:
@@ -144,7 +170,7 @@ class AccessLog:
             await self.app(scope, receive, send_and_note)
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                path = TOKEN_IN_PATH.sub(r"/\1/<token>", scope["path"])
+                path = redacted_path(scope["path"])
                 client = scope.get("client") or ("-", 0)
                 access_log.info('%s "%s %s" %d %.1f ms', client[0], scope["method"], path, status,
                                 (time.perf_counter() - started) * 1000)
@@ -244,7 +270,8 @@ async def publisher_error(request: Request, exc: Exception) -> Response:
     review pages and in the log; a reader gets a plain apology. Never a traceback."""
     site = web_state(request).site
     one_line = " ".join(str(exc).split())
-    logging.getLogger("publisher.web").error("%s %s: %s", request.method, request.url.path, one_line)
+    logging.getLogger("publisher.web").error("%s %s: %s", request.method, redacted_path(request.url.path),
+                                             one_line)
     for_editor = request.url.path.startswith("/review")
     return message_page(request, site, page_language(request, site), status_code=500,
                         title="Something went wrong",

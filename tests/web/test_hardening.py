@@ -228,3 +228,37 @@ def test_the_language_switch_keeps_the_route(site: Site) -> None:
         missing = client.get("/en/nothing/").text
     assert 'href="/subscribe?lang=en"' in page
     assert 'href="?lang=ko"' in missing       # this very address, on this site
+
+
+# --- 17: no token in the access log, whatever the path looks like -----------------------------------------
+
+
+def test_tokens_are_cut_out_of_the_access_log(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    add_subscriber(site, "reader@example.org")
+    token = link(site, "unsubscribe", {"email": "reader@example.org"}).rsplit("/", 1)[1]
+    payload, stamp, signature = token.split(".")
+    paths = [f"/unsubscribe/{token}", f"/unsubscribe//{token}", f"//confirm/{token}", f"/Confirm/{token}",
+             f"/UNSUBSCRIBE/{token}/", f"/unsubscribe%2F{token}", f"/unsubscribe%252F{token}",
+             f"/preferences/%2F{token}", f"/confirm/{token}/more", f"/elsewhere/{token}", f"/{token}",
+             f"/x{token}.html", f"/unsubscribe/{payload}.{stamp}", f"/%2Funsubscribe/{signature}"]
+    with caplog.at_level(logging.INFO, logger="publisher.web.access"), make_client(site) as client:
+        for path in paths:
+            client.get(BASE + path)
+    lines = [record.getMessage() for record in caplog.records if record.name == "publisher.web.access"]
+    assert len(lines) == len(paths)
+    for line in lines:
+        assert payload not in line and signature not in line, line
+        assert "<token>" in line, line
+
+
+def test_a_broken_setting_logged_on_a_link_page_has_no_token(
+    site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = link(site, "confirm", {"email": "p@example.org"}).rsplit("/", 1)[1]
+    monkeypatch.setenv("PUBLISHER_CONFIRM_LINK_HOURS", "soon")
+    with caplog.at_level(logging.INFO), make_client(Site(site.root)) as client:
+        assert client.get(f"//confirm/{token}").status_code in (404, 500)
+        assert client.get(f"/confirm/{token}").status_code == 500
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("publisher"))
+    assert "PUBLISHER_CONFIRM_LINK_HOURS" in ours
+    assert token.split(".")[2] not in ours
