@@ -262,3 +262,74 @@ def test_a_broken_setting_logged_on_a_link_page_has_no_token(
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("publisher"))
     assert "PUBLISHER_CONFIRM_LINK_HOURS" in ours
     assert token.split(".")[2] not in ours
+
+
+# --- 18: a confirmation link never overrides a later unsubscribe ------------------------------------------
+
+
+def subscribe(client: object, address: str) -> None:
+    page = client.get("/subscribe?lang=en")  # type: ignore[attr-defined]
+    answer = client.post("/subscribe", data={  # type: ignore[attr-defined]
+        "csrf_token": form_token(page.text), "ui_lang": "en", "lang": "en", "email": address})
+    assert answer.status_code == 200
+
+
+def unsubscribe(client: object, site: Site, address: str) -> None:
+    path = link(site, "unsubscribe", {"email": address}).removeprefix(site.url)
+    assert client.post(path, data={"List-Unsubscribe": "One-Click"}).status_code == 200  # type: ignore[attr-defined]
+
+
+def test_an_old_confirm_link_replayed_after_unsubscribing_changes_nothing(site: Site) -> None:
+    with make_client(site) as client:
+        subscribe(client, "reader@example.org")
+        old_link = link_in(mails(site)[-1], "confirm")
+        assert heading(client.post(old_link).text) == "Subscription confirmed"
+        unsubscribe(client, site, "reader@example.org")
+        assert subscriber(site, "reader@example.org").status == "unsubscribed"
+
+        replayed_get, replayed_post = client.get(old_link), client.post(old_link)
+    assert subscriber(site, "reader@example.org").status == "unsubscribed"
+    for response in (replayed_get, replayed_post):
+        assert heading(response.text) == "Not subscribed"
+        assert 'href="/subscribe?lang=en"' in response.text       # the way back is a new request
+        assert "confirm" not in links_in(response.text)
+
+
+def test_a_confirm_link_of_a_pending_address_that_unsubscribed_changes_nothing(site: Site) -> None:
+    add_subscriber(site, "p@example.org", status="pending")
+    confirm = link(site, "confirm", {"email": "p@example.org"}).removeprefix(site.url)
+    with make_client(site) as client:
+        unsubscribe(client, site, "p@example.org")
+        assert heading(client.post(confirm).text) == "Not subscribed"
+    assert subscriber(site, "p@example.org").status == "unsubscribed"
+
+
+def test_after_unsubscribing_a_new_request_brings_a_new_link_and_only_it_confirms(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_subscriber(site, "reader@example.org", status="pending")
+    # The first request's link, made an hour ago (the signer's clock is the only one tokens read).
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda self: int(time.time()) - 3600)
+    old_link = link(site, "confirm", {"email": "reader@example.org"}).removeprefix(site.url)
+    monkeypatch.undo()
+    with make_client(site) as client:
+        unsubscribe(client, site, "reader@example.org")
+        subscribe(client, "reader@example.org")     # anyone can fill in the form with this address
+        assert subscriber(site, "reader@example.org").status == "pending"
+        replayed = client.post(old_link)
+        assert replayed.status_code == 400 and "This link has expired." in replayed.text
+        assert subscriber(site, "reader@example.org").status == "pending"
+
+        new_link = link_in(mails(site)[-1], "confirm")
+        assert heading(client.post(new_link).text) == "Subscription confirmed"
+    assert subscriber(site, "reader@example.org").status == "active"
+
+
+def test_confirm_moves_only_pending_to_active(site: Site) -> None:
+    subscribers = site.subscribers()
+    for status in ("unsubscribed", "bounced"):
+        subscribers.add(f"{status}@example.org", status=status)
+        assert subscribers.confirm(f"{status}@example.org").status == status
+    subscribers.add("pending@example.org", status="pending")
+    assert subscribers.confirm("pending@example.org").status == "active"
+    assert subscribers.request_again("pending@example.org").status == "active"   # an active address stays
