@@ -236,12 +236,16 @@ def parse_proxy_addresses(text: str) -> tuple[str, ...]:
     items = tuple(item.strip() for item in text.split(",") if item.strip())
     if items == ("*",):
         return items
+    parsed: list[str] = []
     for item in items:
         try:
-            ipaddress.ip_network(item, strict=False)
+            # Written as uvicorn reads them: it takes "10.0.0.1/8" for a name, which no peer ever matches.
+            parsed.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                          else str(ipaddress.ip_address(item)))
         except ValueError:
-            raise ValueError(f"expected IP addresses or networks separated by commas (or *), got {item!r}") from None
-    return items
+            raise ValueError(f"expected IP addresses or networks separated by commas (or * alone), "
+                             f"got {item!r}") from None
+    return tuple(parsed)
 
 
 WEB_SETTINGS: tuple[Setting, ...] = (

@@ -135,6 +135,16 @@ def test_no_proxy_is_trusted_by_default(site: Site) -> None:
     assert site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") == ()
 
 
+def test_the_proxy_setting_is_read_as_uvicorn_matches_it() -> None:
+    from publisher.settings import parse_proxy_addresses
+
+    assert parse_proxy_addresses(" 127.0.0.1, 10.0.0.1/8 ,::1") == ("127.0.0.1", "10.0.0.0/8", "::1")
+    assert parse_proxy_addresses("*") == ("*",) and parse_proxy_addresses("") == ()
+    for bad in ("nginx", "*, 10.0.0.1", "300.1.1.1"):
+        with pytest.raises(ValueError, match="expected IP addresses"):
+            parse_proxy_addresses(bad)
+
+
 # --- 15: security headers on every kind of answer ---------------------------------------------------------
 
 
