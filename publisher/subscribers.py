@@ -110,6 +110,13 @@ def normalize_themes(themes: Iterable[str] | None, where: str = "themes") -> lis
     return result
 
 
+def link_predates_request(subscriber: Subscriber, link_made: int) -> bool:
+    """True when a confirmation link made at ``link_made`` (Unix seconds, as tokens stamp it) is older than the
+    subscriber's last change: the request it answered was replaced by a newer one, with a newer link."""
+    since = subscriber.updated_at
+    return since is not None and link_made < int(since.timestamp())
+
+
 class Subscribers:
     """The subscriber list of one site (``site.subscribers()``): checks every value, then stores it.
 
@@ -156,8 +163,7 @@ class Subscribers:
         before the address last became pending belongs to an earlier request, and changes nothing either.
         """
         subscriber = self._require(email)
-        since = subscriber.updated_at
-        if link_made is not None and since is not None and link_made < int(since.timestamp()):
+        if link_made is not None and link_predates_request(subscriber, link_made):
             return subscriber
         self.store.update(subscriber.email.lower(), status="active", confirm=True, only_status="pending")
         return self._require(email)

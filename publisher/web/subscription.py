@@ -262,12 +262,6 @@ def _confirm_link(request: Request, site: Site) -> tuple[str, int]:
     return address, made
 
 
-def _link_replaced(subscriber: Subscriber, made: int) -> bool:
-    """A link made before the address last asked to subscribe: that request was answered by a newer link."""
-    since = subscriber.updated_at
-    return since is not None and made < int(since.timestamp())
-
-
 def confirmed_page(request: Request, site: Site, subscriber: Subscriber) -> Response:
     from publisher.tokens import link
 
@@ -300,7 +294,9 @@ def _confirm_answer(request: Request, site: Site, subscriber: Subscriber | None,
         # Unsubscribed or bounced after this link was sent: the link does not undo that; the page offers the
         # form, and a new request brings a new link.
         return not_subscribed(request, site, page_language(request, site, subscriber.lang))
-    if _link_replaced(subscriber, made):
+    from publisher.subscribers import link_predates_request
+
+    if link_predates_request(subscriber, made):
         return bad_link(request, site, BadToken("this link has expired"))
     return None
 
