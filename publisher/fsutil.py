@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from publisher.errors import PublisherError
+
+# mkstemp names a temporary file ``.<target name>.<8 random characters>.tmp`` beside its target; a process
+# killed between mkstemp and the rename leaves one behind, which ``sweep_temporary_files`` recognizes.
+TEMP_SUFFIX = ".tmp"
+TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + r"\Z", re.DOTALL)
+
+
+def temp_prefix(path: Path) -> str:
+    return f".{path.name}."
 
 
 def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = 0o644) -> Path:
@@ -14,7 +24,7 @@ def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = 0o644) -> P
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
         raise PublisherError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
@@ -48,3 +58,26 @@ def write_if_changed(path: Path | str, data: bytes) -> bool:
         pass
     atomic_write_bytes(path, data)
     return True
+
+
+def sweep_temporary_files(folder: Path | str) -> list[Path]:
+    """Remove the temporary files that interrupted atomic writes left anywhere under ``folder``; return them.
+
+    Only call it while no other process writes there (the feeds build holds its lock): a temporary file of a
+    write in progress looks exactly like a stale one. Symbolic links are neither followed nor removed.
+    """
+    removed: list[Path] = []
+    for parent, folders, names in os.walk(folder):
+        for name in names:
+            if not TEMP_NAME.match(name):
+                continue
+            candidate = Path(parent) / name
+            try:
+                if candidate.is_symlink() or not candidate.is_file():
+                    continue
+                candidate.unlink()
+            except OSError as exc:
+                raise PublisherError(f"{candidate}: cannot remove a stale temporary file: "
+                                     f"{exc.strerror or exc}") from None
+            removed.append(candidate)
+    return removed

@@ -342,6 +342,25 @@ SOCIAL_SETTINGS: tuple[Setting, ...] = (
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------
 
+def parse_proxy_addresses(text: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``), or ``*`` for any peer; empty for none."""
+    import ipaddress
+
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    if items == ("*",):
+        return items
+    parsed: list[str] = []
+    for item in items:
+        try:
+            # Written as uvicorn reads them: it takes "10.0.0.1/8" for a name, which no peer ever matches.
+            parsed.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                          else str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ValueError(f"expected IP addresses or networks separated by commas (or * alone), "
+                             f"got {item!r}") from None
+    return tuple(parsed)
+
+
 WEB_SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISHER_ADMIN_TOKEN", "Token that opens the review page (/review) when `publisher serve` listens "
             "beyond localhost: sent as 'Authorization: Bearer <token>' or typed in at /review/login. Without it "
@@ -352,6 +371,10 @@ WEB_SETTINGS: tuple[Setting, ...] = (
             "asks: the subscribe form cannot be used to flood someone's inbox.", default=3, parse=parse_positive_int),
     Setting("PUBLISHER_CONFIRM_LINK_HOURS", "Hours a subscription confirmation link stays valid.",
             default=72, parse=parse_positive_int),
+    Setting("PUBLISHER_FORWARDED_ALLOW_IPS", "Addresses of the reverse proxies in front of `publisher serve` "
+            "(comma-separated IPs or networks, as uvicorn's --forwarded-allow-ips): only from these are "
+            "X-Forwarded-For and X-Forwarded-Proto believed. Empty: no proxy is trusted, and rate limits count "
+            "the connecting address.", default=(), parse=parse_proxy_addresses),
 )
 
 CORE_SETTINGS: tuple[Setting, ...] = (

@@ -30,6 +30,7 @@ class Subscriber:
     themes: list[str]
     created_at: datetime
     confirmed_at: datetime | None
+    updated_at: datetime | None = None   # the last change of any field (a pending address: when it asked)
 
     def follows(self, theme: str | None) -> bool:
         """True when a bulletin on `theme` is for this subscriber (no themes chosen = every theme)."""
@@ -109,6 +110,13 @@ def normalize_themes(themes: Iterable[str] | None, where: str = "themes") -> lis
     return result
 
 
+def link_predates_request(subscriber: Subscriber, link_made: int) -> bool:
+    """True when a confirmation link made at ``link_made`` (Unix seconds, as tokens stamp it) is older than the
+    subscriber's last change: the request it answered was replaced by a newer one, with a newer link."""
+    since = subscriber.updated_at
+    return since is not None and link_made < int(since.timestamp())
+
+
 class Subscribers:
     """The subscriber list of one site (``site.subscribers()``): checks every value, then stores it.
 
@@ -146,12 +154,30 @@ class Subscribers:
         key = self._key(email)
         return self.store.get(key) if key is not None else None
 
-    def confirm(self, email: str) -> Subscriber:
-        """The subscriber followed a signed confirmation link: the address becomes active (also after an
-        earlier unsubscribe, because confirming is the subscriber's own act)."""
+    def confirm(self, email: str, *, link_made: int | None = None) -> Subscriber:
+        """The subscriber followed a signed confirmation link (made at ``link_made``, Unix seconds): a *pending*
+        address becomes active.
+
+        Any other is left as it is: a confirmation link never overrides a later unsubscribe (or bounce); an
+        address that left needs a new request (``request_again``) and the new link it brings. A link made
+        before the address last became pending belongs to an earlier request, and changes nothing either.
+        """
         subscriber = self._require(email)
-        if subscriber.status != "active":
-            self.store.update(subscriber.email.lower(), status="active", confirm=True)
+        if link_made is not None and link_predates_request(subscriber, link_made):
+            return subscriber
+        self.store.update(subscriber.email.lower(), status="active", confirm=True, only_status="pending")
+        return self._require(email)
+
+    def request_again(
+        self, email: str, *, lang: str | None = None, themes: Iterable[str] | None = None
+    ) -> Subscriber:
+        """A new subscription request for an address that is not active: pending again (from now, so links
+        made before are refused), with the language and themes asked for. An active address is unchanged."""
+        subscriber = self._require(email)
+        new_lang = normalize_lang(lang, where="language", languages=self.languages) if lang is not None else None
+        new_themes = normalize_themes(themes) if themes is not None else None
+        self.store.update(subscriber.email.lower(), status="pending", lang=new_lang, themes=new_themes,
+                          unless_status="active")
         return self._require(email)
 
     def unsubscribe(self, email: str) -> bool:

@@ -42,17 +42,24 @@ def verify(purpose: str, token: str, site: Site, max_age: int | None = None, *,
            clock: Clock | None = None) -> dict[str, Any]:
     """The signed data, or ``BadToken`` for a forged, altered or expired token (older than ``max_age``
     seconds at ``clock()``, default: now)."""
+    return verify_stamped(purpose, token, site, max_age, clock=clock)[0]
+
+
+def verify_stamped(purpose: str, token: str, site: Site, max_age: int | None = None, *,
+                   clock: Clock | None = None) -> tuple[dict[str, Any], int]:
+    """``verify``, and when the token was made (Unix seconds): a link made before a later change of state
+    can be told apart from one made after it."""
     from itsdangerous import BadSignature, SignatureExpired
 
     try:
-        data = _serializer(site, purpose, clock).loads(token, max_age=max_age)
+        data, stamp = _serializer(site, purpose, clock).loads(token, max_age=max_age, return_timestamp=True)
     except SignatureExpired:
         raise BadToken("this link has expired") from None
     except BadSignature:
         raise BadToken("this link is not valid") from None
     if not isinstance(data, dict):
         raise BadToken("this link is not valid")
-    return data
+    return data, int(stamp.timestamp())
 
 
 def link_maker(site: Site, purpose: str) -> Callable[[dict[str, Any]], str]:

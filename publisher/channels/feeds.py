@@ -53,10 +53,13 @@ def write_outputs(site: Site, files: Iterable[OutputFile], *, full_build: bool =
 
     Every path written is remembered in ``.publisher/feeds-files.json``. After a full build, files that an
     earlier build wrote and this one did not (the page of a deleted article, the feed of a theme no article
-    has any more) are removed; nothing else under ``public/`` is ever touched.
+    has any more) are removed, and so are the temporary files a killed build left (the caller holds the feeds
+    lock, so no other build is writing); nothing else under ``public/`` is ever touched.
     """
-    from publisher.fsutil import atomic_write_text, write_if_changed
+    from publisher.fsutil import atomic_write_text, sweep_temporary_files, write_if_changed
 
+    if site.public_dir.is_dir():
+        sweep_temporary_files(site.public_dir)
     result = BuildResult()
     for output in files:
         changed = write_if_changed(site.public_dir / output.path, output.content)

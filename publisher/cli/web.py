@@ -38,16 +38,15 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
     import uvicorn
 
-    from publisher.web import create_app
+    from publisher.web.app import server_config
 
     check_can_listen(host, port)
-    # Our access log cuts the signed tokens out of the paths; uvicorn's would write them to the log.
+    # Our access log cuts the signed tokens out of the paths (uvicorn's is off: see server_config).
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     click.echo(f"Serving {site.root} on http://{host}:{port}/ (review page: /review)", err=True)
     # uvicorn binds the address itself: handed a socket bound here (Server.run(sockets=...)), every answer
     # took ~44 ms instead of ~1 ms, the mark of a delayed-ACK stall (measured with bench/unsubscribe.py).
-    uvicorn.run(create_app(site, review_local_only=local_only), host=host, port=port, log_level="info",
-                access_log=False, server_header=False)
+    uvicorn.Server(server_config(site, host, port)).run()
 
 
 def check_can_listen(host: str, port: int) -> None:

@@ -146,9 +146,11 @@ class SubscriberStore(Protocol):
         themes: Sequence[str] | None = None,
         confirm: bool = False,
         unless_status: str | None = None,
+        only_status: str | None = None,
     ) -> bool:
         """Change the given fields and ``updated_at`` (``confirm``: ``confirmed_at`` too); with
-        ``unless_status``, only a row not in that status. True if a row changed."""
+        ``unless_status``, only a row not in that status; with ``only_status``, only a row in that status.
+        True if a row changed."""
         ...
 
     def delete(self, email_key: str) -> bool:

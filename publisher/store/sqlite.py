@@ -609,7 +609,7 @@ def _filter(
 
 # --- subscribers -------------------------------------------------------------------------------------------
 
-_SUBSCRIBER_COLUMNS = "email, name, lang, status, themes, created_at, confirmed_at"
+_SUBSCRIBER_COLUMNS = "email, name, lang, status, themes, created_at, confirmed_at, updated_at"
 
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
@@ -622,6 +622,7 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         themes=[theme for theme in row["themes"].split(",") if theme],
         created_at=datetime.fromisoformat(row["created_at"]),
         confirmed_at=datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None,
+        updated_at=datetime.fromisoformat(row["updated_at"]),
     )
 
 
@@ -664,6 +665,7 @@ class SqliteSubscribers:
         themes: Sequence[str] | None = None,
         confirm: bool = False,
         unless_status: str | None = None,
+        only_status: str | None = None,
     ) -> bool:
         now = self.store.now()
         sets, params = ["updated_at = ?"], [now]
@@ -678,6 +680,9 @@ class SqliteSubscribers:
         if unless_status is not None:
             where += " AND status != ?"
             params.append(unless_status)
+        if only_status is not None:
+            where += " AND status = ?"
+            params.append(only_status)
         cursor = self.conn.execute(f"UPDATE subscribers SET {', '.join(sets)} WHERE {where}", params)
         return cursor.rowcount > 0
 

@@ -19,10 +19,12 @@ from starlette.staticfiles import StaticFiles
 
 from publisher.errors import BadToken, NotFound, PublisherError
 from publisher.web import review, subscription
+from publisher.web.guards import is_loopback
 from publisher.web.pages import message_page, page_language
 from publisher.web.state import WebState, web_state
 
 if TYPE_CHECKING:
+    import uvicorn
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,7 +42,17 @@ def feed_media_type(filename: str) -> str | None:
 
 
 class PublicFiles(StaticFiles):
-    """``public/`` with ETag and Last-Modified (conditional GETs answer 304) and the registered feed types."""
+    """``public/`` with ETag and Last-Modified (conditional GETs answer 304) and the registered feed types.
+
+    Nothing whose name starts with a dot is served: the temporary file of a write cut short, a ``.git`` or
+    ``.env`` someone left there. The path is checked as decoded, so ``%2e`` is a dot too.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        # scope["path"] is decoded and not yet normalized: "/en/./x" and "/.tmp" both have a dot part.
+        if any(part.startswith(".") for part in scope["path"].split("/")):
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
 
     async def check_config(self) -> None:
         # A fresh site has no public/ until the first publish: its addresses are 404s, not server errors.
@@ -65,8 +77,71 @@ class PublicFiles(StaticFiles):
         return response
 
 
-TOKEN_IN_PATH = re.compile(r"^/(confirm|unsubscribe|preferences)/[^/?]+")
+# Each kind of response gets the strictest policy it works with. public/ holds static pages whose one
+# stylesheet is an inline <style> block, images (local or https) and feeds; no script, form or frame.
+STATIC_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; media-src 'self' https:; "
+        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+class SecurityHeaders:
+    """Every answer without security headers of its own (files under public/, redirects) gets ``STATIC_HEADERS``;
+    the app's pages set stricter ones (``publisher.web.pages.PAGE_HEADERS``), which are kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                        for name, value in STATIC_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(name, value) for name, value in self.headers if name not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+LINK_PURPOSES = ("confirm", "unsubscribe", "preferences")
+# An itsdangerous token: [.]payload.timestamp.signature, all base64url (a leading dot when zlib-compressed).
+SIGNED_TOKEN = re.compile(r"\.?[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]{4,12}\.[A-Za-z0-9_\-]{16,}")
 access_log = logging.getLogger("publisher.web.access")
+
+
+def redacted_path(path: str) -> str:
+    """``path`` fit for a log: everything after a link's purpose (``confirm``, ``unsubscribe``, ``preferences``,
+    in any case, however many slashes) and anything shaped like a signed token becomes ``<token>``.
+
+    The path is decoded again first (a double-encoded ``%252F`` is still a slash to whoever reads the log).
+    """
+    from urllib.parse import unquote
+
+    for _ in range(3):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    segments = path.split("/")
+    kept: list[str] = []
+    for index, segment in enumerate(segments):
+        if segment.strip().lower() in LINK_PURPOSES:
+            # Whatever follows is the token, or a mangled piece of one.
+            kept += [segment, "<token>"] if index < len(segments) - 1 else [segment]
+            break
+        kept.append(SIGNED_TOKEN.sub("<token>", segment))
+    return "/".join(kept)
 
 
 class AccessLog:
@@ -95,7 +170,7 @@ class AccessLog:
             await self.app(scope, receive, send_and_note)
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                path = TOKEN_IN_PATH.sub(r"/\1/<token>", scope["path"])
+                path = redacted_path(scope["path"])
                 client = scope.get("client") or ("-", 0)
                 access_log.info('%s "%s %s" %d %.1f ms', client[0], scope["method"], path, status,
                                 (time.perf_counter() - started) * 1000)
@@ -138,14 +213,35 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}/publish", review.publish, methods=["POST"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
+    middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]
+    proxies = tuple(site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") or ())
+    if proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        # First, so the access log and the rate limits see the visitor, not the proxy.
+        middleware.insert(0, Middleware(ProxyHeadersMiddleware, trusted_hosts=list(proxies)))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, NotFound: not_found,
                                         BadToken: bad_token, review.ReviewClosed: review.closed_page,
                                         PublisherError: publisher_error},
-                    middleware=[Middleware(AccessLog)],
+                    middleware=middleware,
                     max_body_size=64 * 1024)  # the forms are small; a bigger body is not a subscriber
     app.state.web = state
     return app
+
+
+def server_config(site: Site, host: str, port: int) -> uvicorn.Config:
+    """How ``publisher serve`` runs the app under uvicorn.
+
+    uvicorn's own proxy handling is off: by default it believes X-Forwarded-For from any peer on 127.0.0.1,
+    which let one local client pose as any number of visitors. The app trusts only the proxies named in
+    ``PUBLISHER_FORWARDED_ALLOW_IPS`` (see ``create_app``). Its access log is off too: it prints the signed
+    tokens in the paths, and ``AccessLog`` cuts them out.
+    """
+    import uvicorn
+
+    return uvicorn.Config(create_app(site, review_local_only=is_loopback(host)), host=host, port=port,
+                          log_level="info", access_log=False, server_header=False, proxy_headers=False)
 
 
 async def home(request: Request) -> Response:
@@ -174,7 +270,8 @@ async def publisher_error(request: Request, exc: Exception) -> Response:
     review pages and in the log; a reader gets a plain apology. Never a traceback."""
     site = web_state(request).site
     one_line = " ".join(str(exc).split())
-    logging.getLogger("publisher.web").error("%s %s: %s", request.method, request.url.path, one_line)
+    logging.getLogger("publisher.web").error("%s %s: %s", request.method, redacted_path(request.url.path),
+                                             one_line)
     for_editor = request.url.path.startswith("/review")
     return message_page(request, site, page_language(request, site), status_code=500,
                         title="Something went wrong",

@@ -56,6 +56,21 @@ def page_language(request: Request, site: Site, preferred: str | None = None) ->
     return languages[0]
 
 
+def route_path(request: Request) -> str:
+    """The path of the app route that answered, rebuilt from its pattern and parameters; "" (a link to this
+    same address) when no route of ours matched.
+
+    Never the raw path: ``//evil.example/x`` (or ``/\\evil.example``) in a link is another site to a browser.
+    """
+    from starlette.routing import Route, replace_params
+
+    route = request.scope.get("route")
+    if not isinstance(route, Route):
+        return ""   # a 404, or a file under public/: "?lang=ko" stays on this address and on this site
+    path, _ = replace_params(route.path_format, route.param_convertors, dict(request.path_params))
+    return path
+
+
 def render_page(
     request: Request,
     site: Site,
@@ -71,8 +86,9 @@ def render_page(
 
     from publisher.i18n import language_name
 
+    here = route_path(request)
     switch = [
-        {"lang": code, "name": language_name(code, code), "href": f"{request.url.path}?lang={code}",
+        {"lang": code, "name": language_name(code, code), "href": f"{here}?lang={code}",
          "current": code == lang}
         for code in site.languages
     ]

@@ -182,8 +182,9 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
                                    themes=wanted.themes)
         if existing.status == "active":
             return existing
-        # Pending, unsubscribed or bounced: nothing is sent to it until the link is followed.
-        return subscribers.set_preferences(wanted.email, lang=wanted.lang, themes=wanted.themes)
+        # Pending, unsubscribed or bounced: a new request, pending from now (the links of earlier requests no
+        # longer confirm it), and nothing is sent to it until the new link is followed.
+        return subscribers.request_again(wanted.email, lang=wanted.lang, themes=wanted.themes)
 
     try:
         subscriber = state.with_database(register)
@@ -249,9 +250,16 @@ def not_subscribed(request: Request, site: Site, lang: str) -> Response:
 # link in a mail, and must not confirm a subscription nobody asked for.
 
 
-def _confirmed_address(request: Request, site: Site) -> str:
+def _confirm_link(request: Request, site: Site) -> tuple[str, int]:
+    """The address in the confirmation link and when the link was made; ``BadToken`` if it is no good."""
+    from publisher.tokens import verify_stamped
+
     hours = int(site.config.get("PUBLISHER_CONFIRM_LINK_HOURS"))
-    return token_address(request, site, "confirm", max_age=hours * 3600)
+    data, made = verify_stamped("confirm", request.path_params["token"], site, max_age=hours * 3600)
+    address = data.get("email")
+    if not isinstance(address, str) or "@" not in address:
+        raise BadToken("this link is not valid")
+    return address, made
 
 
 def confirmed_page(request: Request, site: Site, subscriber: Subscriber) -> Response:
@@ -267,32 +275,50 @@ def confirm_page(request: Request) -> Response:
     """GET: a page with a button (nothing changes), or the confirmed page when the address is already active."""
     state = web_state(request)
     site = state.site
-    address = _confirmed_address(request, site)   # BadToken: the app's 400 page
+    address, made = _confirm_link(request, site)   # BadToken: the app's 400 page
     subscriber = _load_subscriber(state, address)
-    if subscriber is None:
-        return not_subscribed(request, site, page_language(request, site))   # erased since the mail was sent
-    if subscriber.status == "active":
-        return confirmed_page(request, site, subscriber)
+    answer = _confirm_answer(request, site, subscriber, made)
+    if answer is not None or subscriber is None:
+        return answer or not_subscribed(request, site, page_language(request, site))
     return render_page(request, site, "confirm.html.j2", page_language(request, site, subscriber.lang),
                        email=subscriber.email, action=request.url.path)
 
 
+def _confirm_answer(request: Request, site: Site, subscriber: Subscriber | None, made: int) -> Response | None:
+    """The page for a confirmation link whose address is not (or no longer) pending, or None: it is."""
+    if subscriber is None:
+        return not_subscribed(request, site, page_language(request, site))   # erased since the mail was sent
+    if subscriber.status == "active":
+        return confirmed_page(request, site, subscriber)
+    if subscriber.status != "pending":
+        # Unsubscribed or bounced after this link was sent: the link does not undo that; the page offers the
+        # form, and a new request brings a new link.
+        return not_subscribed(request, site, page_language(request, site, subscriber.lang))
+    from publisher.subscribers import link_predates_request
+
+    if link_predates_request(subscriber, made):
+        return bad_link(request, site, BadToken("this link has expired"))
+    return None
+
+
 def confirm(request: Request) -> Response:
-    """POST: the address becomes active (a harmless no-op the second time). The token is the only credential."""
+    """POST: a pending address becomes active (a harmless no-op the second time). The token is the only
+    credential, and it confirms only the request it was sent for: never an address that left since."""
     state = web_state(request)
     site = state.site
-    address = _confirmed_address(request, site)   # BadToken: the app's 400 page
+    address, made = _confirm_link(request, site)   # BadToken: the app's 400 page
 
     def activate(conn: Store) -> Subscriber | None:
         subscribers = state.site.subscribers()
         if subscribers.get(address) is None:
             return None
-        return subscribers.confirm(address)
+        return subscribers.confirm(address, link_made=made)
 
     subscriber = state.with_database(activate)
-    if subscriber is None:
-        return not_subscribed(request, site, page_language(request, site))
-    return confirmed_page(request, site, subscriber)
+    # Active now, or one of the reasons it was not activated; still pending with a current link only if a
+    # concurrent change (the CLI) raced the update: the link is refused rather than the address guessed at.
+    return (_confirm_answer(request, site, subscriber, made)
+            or bad_link(request, site, BadToken("this link has expired")))
 
 
 # --- unsubscribe ----------------------------------------------------------------------------------------------

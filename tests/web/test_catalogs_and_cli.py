@@ -115,6 +115,7 @@ def test_serve_runs_uvicorn_and_answers(site_dir: Path) -> None:
     ("PUBLISHER_SUBSCRIBE_RATE_LIMIT", "lots"),
     ("PUBLISHER_CONFIRM_LINK_HOURS", "soon"),
     ("PUBLISHER_LANGUAGES", "en,fr"),
+    ("PUBLISHER_FORWARDED_ALLOW_IPS", "nginx.internal"),
 ])
 def test_serve_with_a_bad_setting_is_one_line_and_exit_2(cli, name: str, value: str) -> None:
     result = cli("serve", env={name: value})
