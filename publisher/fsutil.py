@@ -20,8 +20,14 @@ def temp_prefix(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path | str, data: bytes, *, mode: int = 0o644) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
+
+    Only a regular file is ever replaced: renaming over a device, a folder or a symbolic link (``--out
+    /dev/full`` run as root) would destroy what is there, so such a target is refused.
+    """
     path = Path(path)
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+        raise PublisherError(f"{path}: not a regular file; refusing to replace it")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
