@@ -72,6 +72,11 @@ class CT2FolderTranslator(Translator):
         """The token every output starts with (the target language), if the model needs one."""
 
     def translate_batch(self, sentences: Sequence[str]) -> list[str]:
+        # CTranslate2 sorts the sentences by length and decodes this many at once
+        return self.run(sentences, max_batch_size=64)
+
+    def run(self, sentences: Sequence[str], **options: object) -> list[str]:
+        """``translate_batch`` with CTranslate2 options of the caller's (the benchmark's baseline uses Argos's)."""
         if not sentences:
             return []
         translator, source_spm, target_spm = self._loaded()
@@ -84,7 +89,7 @@ class CT2FolderTranslator(Translator):
             beam_size=self.beam_size,
             max_decoding_length=self.max_tokens,
             replace_unknowns=True,
-            max_batch_size=64,   # CTranslate2 sorts the sentences by length and decodes this many at once
+            **options,
         )
         translations: list[str] = []
         for result in results:
