@@ -234,7 +234,7 @@ def config_check(ctx: click.Context) -> None:
         if str(exc) not in problems:   # a channel's check may have met it already
             problems.append(str(exc))
     else:
-        for warning in setup_warnings(languages, site.config):
+        for warning in setup_warnings(languages, site.config, site):
             click.echo(f"Warning: {warning}", err=True)
     for warning in _link_warnings(site):
         click.echo(f"Warning: {warning}", err=True)

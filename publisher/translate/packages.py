@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from publisher.errors import InputError, TranslationUnavailable
+from publisher.errors import ConfigError, InputError, TranslationUnavailable
 
 if TYPE_CHECKING:
     from publisher.config import Config
+    from publisher.site import Site
 
 # Argos Translate's own default, so that models installed with argospm are found without configuration.
 DEFAULT_PACKAGES_DIR = Path("~/.local/share/argos-translate/packages")
@@ -259,11 +260,14 @@ def install_from_index(
         return install_from_file(download, directory)
 
 
-def setup_warnings(languages: tuple[str, ...] | list[str], config: Config) -> list[str]:
+def setup_warnings(languages: tuple[str, ...] | list[str], config: Config, site: Site | None = None) -> list[str]:
     """What ``publisher config check`` should warn about: a language pair of the site with no model installed.
 
-    Checked at configuration time so that ``publish --lang ko`` does not discover it later.
+    Checked at configuration time so that ``publish --lang ko`` does not discover it later. A pair whose
+    TRANSLATION_MODEL_<FROM>_<TO> names a CTranslate2 model is checked against that model (given the site).
     """
+    from publisher.translate.registry import ARGOS, chosen_name
+
     directory = packages_dir(config)
     try:
         pairs = {(p.from_code, p.to_code) for p in installed_packages(directory)}
@@ -273,7 +277,24 @@ def setup_warnings(languages: tuple[str, ...] | list[str], config: Config) -> li
     warnings = []
     for source in languages:
         for target in languages:
-            if source != target and (source, target) not in pairs:
+            if source == target:
+                continue
+            try:
+                chosen = chosen_name(config, source, target)
+            except ConfigError as exc:
+                warnings.append(str(exc))
+                continue
+            if chosen != ARGOS:
+                if site is not None:
+                    from publisher.translate.ct2models import find_model, models_dir
+
+                    try:
+                        find_model(models_dir(site), chosen, source, target,
+                                   setting=f"TRANSLATION_MODEL_{source.upper()}_{target.upper()}")
+                    except (ConfigError, InputError) as exc:
+                        warnings.append(str(exc))
+                continue
+            if (source, target) not in pairs:
                 consequence = ("articles without a " + target + " version are not published in " + target
                                if allow else "publisher translate --to " + target + " cannot run")
                 warnings.append(f"no {source}->{target} translation model in {directory}: {consequence}; "

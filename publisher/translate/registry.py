@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from publisher.config import Config
+
 if TYPE_CHECKING:
     from publisher.site import Site
     from publisher.translate.base import Translator
@@ -39,14 +41,15 @@ def setting_for(source_lang: str, target_lang: str) -> str:
     return f"TRANSLATION_MODEL_{source_lang.upper()}_{target_lang.upper()}"
 
 
-def chosen_name(site: Site, source_lang: str, target_lang: str) -> str:
+def chosen_name(site: Site | Config, source_lang: str, target_lang: str) -> str:
     """The model the settings pick for a pair; ``argos`` where no setting exists or it is unset."""
     from publisher.setting_registry import find_setting
 
+    config = site if isinstance(site, Config) else site.config
     name = setting_for(source_lang, target_lang)
     if find_setting(name) is None:   # a pair without a setting of its own (only en<->ko have one)
         return ARGOS
-    return str(site.config.get(name) or ARGOS).strip() or ARGOS
+    return str(config.get(name) or ARGOS).strip() or ARGOS
 
 
 def all_models(site: Site) -> list[ModelRow]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
+from publisher.config import Config
 from publisher.site import Site
 from publisher.translate.ct2models import MANIFEST, installed_models
 from publisher.translate.synthetic import NLLB_LANGUAGE_CODES, build_marian_model, build_nllb_model
@@ -389,3 +390,18 @@ def test_install_options_without_dir_are_a_usage_error(cli: Cli, empty_models_di
     result = cli("models", "install", "en", "ko", "--kind", "nllb")
 
     assert result.exit_code == 2 and "--kind, --from, --to and --name go with --dir PATH" in result.output
+
+
+def test_setup_warnings_check_the_model_each_direction_chooses(cli: Cli, ct2_folders, site_dir: Path,
+                                                               empty_models_dir: Path) -> None:
+    from publisher.translate.packages import setup_warnings
+
+    install(cli, ct2_folders["marian-ko-en"])
+    install(cli, ct2_folders["marian-en-ko"])
+    chosen = Site(site_dir, Config.load(site_dir, {"TRANSLATION_MODEL_EN_KO": "opus-mt-en-ko",
+                                                    "TRANSLATION_MODEL_KO_EN": "opus-mt-en-ko"}))
+
+    warnings = setup_warnings(("en", "ko"), chosen.config, chosen)
+
+    # en->ko is served (no Argos package needed); ko->en names a model of the other direction
+    assert warnings == ["TRANSLATION_MODEL_KO_EN: model 'opus-mt-en-ko' translates en->ko, not ko->en"]
