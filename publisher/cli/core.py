@@ -226,7 +226,7 @@ def config_check(ctx: click.Context) -> None:
         if setting in CORE_SETTINGS or site.config.is_set(setting):
             settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
     out.print(settings)
-    from publisher.translate.packages import setup_warnings
+    from publisher.translate.registry import setup_warnings
 
     try:
         languages = site.languages   # a language without UI strings

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from publisher.errors import ConfigError, InputError, TranslationUnavailable
+from publisher.errors import InputError, TranslationUnavailable
 
 if TYPE_CHECKING:
     from publisher.config import Config
-    from publisher.site import Site
 
 # Argos Translate's own default, so that models installed with argospm are found without configuration.
 DEFAULT_PACKAGES_DIR = Path("~/.local/share/argos-translate/packages")
@@ -258,45 +257,3 @@ def install_from_index(
         else:
             raise TranslationUnavailable(errors[-1])
         return install_from_file(download, directory)
-
-
-def setup_warnings(languages: tuple[str, ...] | list[str], config: Config, site: Site | None = None) -> list[str]:
-    """What ``publisher config check`` should warn about: a language pair of the site with no model installed.
-
-    Checked at configuration time so that ``publish --lang ko`` does not discover it later. A pair whose
-    TRANSLATION_MODEL_<FROM>_<TO> names a CTranslate2 model is checked against that model (given the site).
-    """
-    from publisher.translate.registry import ARGOS, chosen_name
-
-    directory = packages_dir(config)
-    try:
-        pairs = {(p.from_code, p.to_code) for p in installed_packages(directory)}
-    except (InputError, TranslationUnavailable) as exc:
-        return [str(exc)]
-    allow = bool(config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
-    warnings = []
-    for source in languages:
-        for target in languages:
-            if source == target:
-                continue
-            try:
-                chosen = chosen_name(config, source, target)
-            except ConfigError as exc:
-                warnings.append(str(exc))
-                continue
-            if chosen != ARGOS:
-                if site is not None:
-                    from publisher.translate.ct2models import find_model, models_dir
-
-                    try:
-                        find_model(models_dir(site), chosen, source, target,
-                                   setting=f"TRANSLATION_MODEL_{source.upper()}_{target.upper()}")
-                    except (ConfigError, InputError) as exc:
-                        warnings.append(str(exc))
-                continue
-            if (source, target) not in pairs:
-                consequence = ("articles without a " + target + " version are not published in " + target
-                               if allow else "publisher translate --to " + target + " cannot run")
-                warnings.append(f"no {source}->{target} translation model in {directory}: {consequence}; "
-                                f"run: publisher models install {source} {target}")
-    return warnings

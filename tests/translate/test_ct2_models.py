@@ -394,7 +394,7 @@ def test_install_options_without_dir_are_a_usage_error(cli: Cli, empty_models_di
 
 def test_setup_warnings_check_the_model_each_direction_chooses(cli: Cli, ct2_folders, site_dir: Path,
                                                                empty_models_dir: Path) -> None:
-    from publisher.translate.packages import setup_warnings
+    from publisher.translate.registry import setup_warnings
 
     install(cli, ct2_folders["marian-ko-en"])
     install(cli, ct2_folders["marian-en-ko"])
