@@ -211,15 +211,126 @@ def parse_datetime(value: Any, tz: tzinfo, path: Path | str, field_name: str) ->
     return result
 
 
-def _text(meta: Mapping[str, Any], key: str, path: Path | str, *, required: bool = False) -> str:
+def _is_text(value: Any) -> bool:
+    """A scalar YAML gives for text: a string, or a number written bare ("title: 2024"); never a boolean
+    ("title: yes" is YAML's true), a date, a list or a mapping, whose str() would be published as it looks."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _text(meta: Mapping[str, Any], key: str, path: Path | str, *, required: bool = False,
+          field_name: str | None = None) -> str:
     value = meta.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    name = field_name or key
+    if _absent(value):
         if required:
-            raise ContentError(path, key, "is required")
+            raise ContentError(path, name, "is required")
         return ""
-    if not isinstance(value, (str, int, float)):
-        raise ContentError(path, key, "expected text")
+    if not _is_text(value):
+        raise ContentError(path, name, f"expected text, got {_kind(value)}")
     return str(value).strip()
+
+
+def _kind(value: Any) -> str:
+    """What a wrong value is, for a message: "a list", "true", "a date"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, (datetime, date_type)):
+        return "a date"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return repr(value)
+
+
+def _tags(meta: Mapping[str, Any], path: Path | str) -> list[str]:
+    value = meta.get("tags")
+    if _absent(value):
+        return []
+    if isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    if isinstance(value, list) and all(_is_text(t) for t in value):
+        return [str(t).strip() for t in value if str(t).strip()]
+    raise ContentError(path, "tags", f"expected a list of words, got {_kind(value)}")
+
+
+def _url(meta: Mapping[str, Any], path: Path | str, site: Site, lang: str, slug: str) -> str:
+    """``url``: an absolute http(s) URL, or a path on the site (``/en/news/``); default ``{URL}/{lang}/{slug}/``."""
+    from publisher.markup import site_path_problem, web_url_problem
+
+    value = meta.get("url")
+    if _absent(value):
+        return site.url_for(lang, slug)
+    if not isinstance(value, str):
+        raise ContentError(path, "url", f"expected an http(s) URL, got {_kind(value)}")
+    url = value.strip()
+    if url.startswith("/") and not url.startswith("//"):
+        problem = site_path_problem(url)
+        if problem:
+            raise ContentError(path, "url", f"{problem}: {url!r}")
+        return site.url + url
+    problem = web_url_problem(url)
+    if problem:
+        raise ContentError(path, "url", f"{problem} (or a path on the site such as /en/news/), got {url!r}")
+    return url
+
+
+def _image(meta: Mapping[str, Any], path: Path, site: Site) -> Image | None:
+    """``image: {src, alt}``, checked as the channels will use it: a remote http(s) URL, or a file inside the
+    site that exists now (``Site.media_path``), so that ``publish`` stops before any channel writes."""
+    raw = meta.get("image")
+    if _absent(raw):
+        return None
+    if isinstance(raw, str):
+        raise ContentError(path, "image", "expected {src: ..., alt: ...}: an image needs alt text")
+    if not isinstance(raw, Mapping):
+        raise ContentError(path, "image", f"expected {{src: ..., alt: ...}}, got {_kind(raw)}")
+    src_value = raw.get("src")
+    if _absent(src_value):
+        raise ContentError(path, "image.src", "is required")
+    if not isinstance(src_value, str):
+        raise ContentError(path, "image.src", f"expected a file path or an http(s) URL, got {_kind(src_value)}")
+    alt = _text(raw, "alt", path, field_name="image.alt") if not _absent(raw.get("alt")) else ""
+    if not alt:
+        raise ContentError(path, "image.alt", "is required (describe the image for readers who cannot see it)")
+    src = src_value.strip()
+    try:
+        found = site.media_path(src, near=path.parent)
+    except ValueError as exc:
+        raise ContentError(path, "image.src", str(exc)) from None
+    if found is None and not src.lower().startswith(("http://", "https://")):
+        raise ContentError(path, "image.src", f"file not found: {src} (looked next to the article, in content/, "
+                                              "the site folder and public/)")
+    return Image(src, alt)
+
+
+def _translation(meta: Mapping[str, Any], path: Path | str, lang: str,
+                 languages: tuple[str, ...]) -> TranslationInfo:
+    raw = meta.get("translation")
+    if _absent(raw):
+        raw = {}
+    elif isinstance(raw, str):
+        raw = {"status": raw}
+    if not isinstance(raw, Mapping):
+        raise ContentError(path, "translation", f"expected {{status: ..., source: ...}}, got {_kind(raw)}")
+    status = _text(raw, "status", path, field_name="translation.status") or "original"
+    if status not in TRANSLATION_STATUSES:
+        raise ContentError(path, "translation.status",
+                           f"unknown status {status!r}; expected one of {', '.join(TRANSLATION_STATUSES)}")
+    source: str | None = _text(raw, "source", path, field_name="translation.source") or None
+    if source is not None and source not in languages:
+        raise ContentError(path, "translation.source", f"unknown language {source!r}")
+    if status != "original" and source is None:
+        # unsaid: the site's first other language (the other one, on a two-language site)
+        source = next((other for other in languages if other != lang), None)
+    model = _text(raw, "model", path, field_name="translation.model") or None
+    return TranslationInfo(status, source, model)
 
 
 def article_from_text(text: str, path: Path, site: Site) -> Article:
@@ -245,52 +356,16 @@ def article_from_text(text: str, path: Path, site: Site) -> Article:
 
     tz = site.timezone
     date = parse_datetime(meta["date"], tz, path, "date")
-    updated = parse_datetime(meta["updated"], tz, path, "updated") if meta.get("updated") else None
+    updated = parse_datetime(meta["updated"], tz, path, "updated") if not _absent(meta.get("updated")) else None
     if updated is not None and updated < date:
         raise ContentError(path, "updated", "is earlier than date")
 
-    tags_value = meta.get("tags") or []
-    if isinstance(tags_value, str):
-        tags = [t.strip() for t in tags_value.split(",") if t.strip()]
-    elif isinstance(tags_value, list) and all(isinstance(t, (str, int)) for t in tags_value):
-        tags = [str(t).strip() for t in tags_value if str(t).strip()]
-    else:
-        raise ContentError(path, "tags", "expected a list of words")
-
-    image = None
-    if meta.get("image"):
-        raw = meta["image"]
-        if isinstance(raw, str):
-            raise ContentError(path, "image", "expected {src: ..., alt: ...}: an image needs alt text")
-        if not isinstance(raw, dict) or not raw.get("src"):
-            raise ContentError(path, "image.src", "is required")
-        if not str(raw.get("alt") or "").strip():
-            raise ContentError(path, "image.alt", "is required (describe the image for readers who cannot see it)")
-        image = Image(str(raw["src"]).strip(), str(raw["alt"]).strip())
-
-    raw_tr = meta.get("translation") or {}
-    if isinstance(raw_tr, str):
-        raw_tr = {"status": raw_tr}
-    if not isinstance(raw_tr, dict):
-        raise ContentError(path, "translation", "expected {status: ..., source: ...}")
-    status = str(raw_tr.get("status") or "original")
-    if status not in TRANSLATION_STATUSES:
-        raise ContentError(path, "translation.status",
-                           f"unknown status {status!r}; expected one of {', '.join(TRANSLATION_STATUSES)}")
-    source = raw_tr.get("source")
-    if source is not None and source not in languages:
-        raise ContentError(path, "translation.source", f"unknown language {source!r}")
-    if status != "original" and source is None:
-        # unsaid: the site's first other language (the other one, on a two-language site)
-        source = next((other for other in languages if other != lang), None)
-    translation = TranslationInfo(status, source, str(raw_tr["model"]) if raw_tr.get("model") else None)
-
-    url = _text(meta, "url", path) or site.url_for(lang, slug)
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
     return Article(
         slug=slug, lang=lang, title=_text(meta, "title", path, required=True), date=date, body=body.rstrip() + "\n",
         summary=_text(meta, "summary", path), updated=updated, author=_text(meta, "author", path) or None,
-        theme=_text(meta, "theme", path) or None, tags=tags, image=image, url=url, translation=translation,
+        theme=_text(meta, "theme", path) or None, tags=_tags(meta, path), image=_image(meta, path, site),
+        url=_url(meta, path, site, lang, slug), translation=_translation(meta, path, lang, languages),
         path=path, extra=extra,
     )
 

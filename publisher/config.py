@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from publisher.errors import ConfigError
 from publisher.setting_registry import find_setting
-from publisher.settings import NOT_GIVEN, Setting
+from publisher.settings import NOT_GIVEN, Setting, language_text_setting
 
 SOURCES = ("environment", ".env", "publisher.toml", "default")
 
@@ -49,7 +49,7 @@ class Config:
     def _setting(self, setting: Setting | str) -> Setting:
         if isinstance(setting, Setting):
             return setting
-        found = find_setting(setting)
+        found = find_setting(setting) or language_text_setting(setting)
         return found if found is not None else Setting(setting, "")
 
     def raw(self, name: str) -> str | None:
@@ -89,10 +89,27 @@ class Config:
         if setting.choices is not None and text.strip() not in setting.choices:
             raise ConfigError(setting.name, f"expected one of {', '.join(setting.choices)}, got {text!r}",
                               self.source(setting.name))
+        if setting.choices is not None:
+            text = text.strip()   # the value checked is the value used
         try:
             return setting.parse(text)
         except ValueError as exc:
             raise ConfigError(setting.name, str(exc), self.source(setting.name)) from None
+
+    def problems(self, settings: Iterable[Setting | str]) -> list[ConfigError]:
+        """Every invalid value among ``settings``, each parsed as ``get`` parses it."""
+        found: list[ConfigError] = []
+        for setting in settings:
+            try:
+                self.get(setting)
+            except ConfigError as exc:
+                found.append(exc)
+        return found
+
+    def validate(self, settings: Iterable[Setting | str]) -> None:
+        """Raise the first invalid value among ``settings`` (a run calls this before it writes anything)."""
+        for problem in self.problems(settings):
+            raise problem
 
     def describe(self, setting: Setting | str) -> str:
         """A printable value: secrets are never shown, only whether they are set."""
@@ -105,12 +122,27 @@ class Config:
 
 
 def _read_dotenv(path: Path) -> dict[str, str | None]:
+    """The values of a ``.env`` file; a line python-dotenv cannot parse is a ``ConfigError`` naming the file and
+    the line (python-dotenv itself only logs a warning without the file's name, and skips the line)."""
+    import io
+    import re
+
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     try:
-        return dotenv_values(path, encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read: {exc}") from None
+    for binding in parse_stream(io.StringIO(text)):
+        # The line itself is never shown: it may hold a secret.
+        where = f"{path}:{binding.original.line}"
+        if binding.error:
+            raise ConfigError(where, "cannot parse this line; expected NAME=value (a quoted value must end with "
+                                     "its quote)")
+        if binding.key is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", binding.key):
+            raise ConfigError(where, "expected NAME=value, where NAME holds only letters, digits and _")
+    return dotenv_values(stream=io.StringIO(text))
 
 
 def _read_toml(path: Path) -> dict[str, str]:

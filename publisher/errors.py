@@ -8,7 +8,8 @@
     ├── ChannelError               a channel that cannot be loaded or used
     ├── TranslationUnavailable     no model for a language pair, with the command that installs one
     ├── BadToken (ValueError)      a forged, altered or expired signed link
-    └── LockBusy                   a lock asked for without waiting is held by another run
+    ├── LockBusy                   a lock asked for without waiting is held by another run
+    └── StorageError               the database cannot be read or written: "site.db: the disk is full ..."
 """
 
 from __future__ import annotations
@@ -73,3 +74,18 @@ class LockBusy(PublisherError):
     def __init__(self, name: str, message: str | None = None) -> None:
         self.name = name
         super().__init__(message or f"{name}: another run holds this lock right now; try again when it has finished")
+
+
+class StorageError(PublisherError):
+    """The database cannot be read or written for a reason outside the program: the disk is full, the file or
+    its folder is read-only, the file is not a database or is damaged, another process holds it too long.
+
+    ``path`` is the database file, ``code`` SQLite's primary result code (``sqlite3.SQLITE_FULL``...) when the
+    error came from SQLite.
+    """
+
+    def __init__(self, path: Path | str, cause: str, code: int | None = None) -> None:
+        self.path = path
+        self.cause = cause
+        self.code = code
+        super().__init__(f"{path}: {cause}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -19,6 +20,10 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
+# Characters no address may hold: whitespace and controls (a browser drops a tab or newline inside
+# "java\tscript:", so they hide a scheme), a backslash (browsers read "/\\evil.example" as "//evil.example")
+# and the bidi controls that make an address read differently from what it is.
+_NOT_IN_URL = re.compile("[\\x00-\\x20\\x7f-\\x9f\\\\\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @lru_cache(maxsize=1)
@@ -80,3 +85,35 @@ def html_to_text(html: str, *, link_urls: bool = False) -> str:
             out.append(line)
 
     return "\n".join(out).strip()
+
+
+def web_url_problem(value: str) -> str | None:
+    """Why ``value`` is not an absolute ``http(s)`` address with a host that a reader may follow, or None.
+
+    Used for every address an article gives (``url``, ``image.src``): anything else (``javascript:``, ``data:``,
+    ``file:``, a protocol-relative ``//host``) would reach an email's ``<a href>``, a page's ``<link>`` or a
+    feed's ``<link>``, ``xml:base`` and JSON Feed ``url`` as written.
+    """
+    from urllib.parse import urlsplit
+
+    if _NOT_IN_URL.search(value):
+        return "must not hold spaces, control characters or backslashes"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port   # parsing the port is the check: "https://host:x/" raises
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "expected an http:// or https:// URL"
+    if not parts.hostname:
+        return "expected a host name after the scheme, as in https://example.org/"
+    return None
+
+
+def site_path_problem(value: str) -> str | None:
+    """Why ``value`` is not a path on the site (``/en/news/``, which the site's URL is put before), or None."""
+    if not value.startswith("/") or value.startswith("//"):
+        return "expected a path that starts with one '/'"
+    if _NOT_IN_URL.search(value):
+        return "must not hold spaces, control characters or backslashes"
+    return None

@@ -66,6 +66,7 @@ def publish(
     from publisher.article import load_stories
 
     options = RunOptions(force, dry_run, retry_unconfirmed, console)
+    check_site_settings(site)
     stories = load_stories(list(paths), site)                                     # Article
     batch, reports = choose_versions(site, stories, langs or site.languages, options)  # Translator
     chosen = channels_for(site, channels)
@@ -95,6 +96,14 @@ def validate(site: Site, channels: Sequence[Channel], batch: Batch) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more problem(s): run publisher config check)" if len(problems) > 1 else ""
         raise PublisherError(f"{problems[0]}{more}; nothing was sent")
+
+
+def check_site_settings(site: Site) -> None:
+    """The settings every channel reads (site URL, titles, descriptions...), parsed before anything is written:
+    a bad one is one ``ConfigError`` rather than a failure after the first channel's files."""
+    from publisher.settings import site_settings
+
+    site.config.validate(site_settings(site.languages))
 
 
 def choose_versions(site: Site, stories: Sequence[Story], langs: Sequence[str],
@@ -137,6 +146,7 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     from publisher.errors import NotFound
 
     options = RunOptions(force, dry_run, False, console)
+    check_site_settings(site)
     wanted = list(langs or site.languages)
     stories = [story for story in site.articles().stories.values()
                if story.original.date >= since and (theme is None or story.original.theme_slug == theme)]
@@ -165,6 +175,7 @@ def build_feeds(site: Site, *, include_unpublished: bool = False) -> BuildResult
     from publisher.errors import PublisherError
 
     options = RunOptions()
+    check_site_settings(site)
     channel = FeedsChannel(site, full_build=True)
     ctx = channel_context(site, options)
     batch = channel.unpublished(ctx.published) if include_unpublished else []

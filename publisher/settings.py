@@ -8,7 +8,7 @@ environment. Secrets are refused in ``publisher.toml`` and never printed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +93,68 @@ def parse_positive_float(text: str) -> float:
     return value
 
 
+# Characters that would let a value written into a header or a one-line field start a line of its own (CR,
+# LF, NEL, U+2028/9) or show other text than it holds (NUL, other C0/C1 controls, DEL, bidi overrides).
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character in ``text``, or None."""
+    import unicodedata
+
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            return char
+    return None
+
+
+def parse_line(text: str) -> str:
+    """One line of text (a site title, a description): it ends up in mail headers and one-line fields."""
+    char = _control_character(text)
+    if char is not None:
+        raise ValueError(f"expected one line of text without control characters, got {text!r} "
+                         f"(holds U+{ord(char):04X})")
+    return text
+
+
 def parse_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
     value = text.strip().rstrip("/")
-    if not (value.startswith("http://") or value.startswith("https://")) or "://" == value[-3:]:
-        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+    expected = f"expected an http:// or https:// URL, got {text!r}"
+    if _control_character(value) is not None or any(char.isspace() for char in value):
+        raise ValueError(expected)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port   # a port that is not a number raises ValueError
+    except ValueError:
+        raise ValueError(expected) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not value.startswith(f"{parts.scheme}://"):
+        raise ValueError(expected)
+    return value
+
+
+def parse_port(text: str) -> int:
+    value = parse_int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"expected a port number from 1 to 65535, got {text!r}")
+    return value
+
+
+def parse_hostname(text: str) -> str:
+    """A DNS name such as ``mail.example.org`` or an IP address (an SMTP host, a DKIM domain or selector):
+    nothing that could end an SMTP command or a DKIM-Signature tag."""
+    import ipaddress
+    import re
+
+    value = text.strip().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    label = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    if len(value) > 253 or not re.fullmatch(rf"{label}(\.{label})*", value):
+        raise ValueError(f"expected a host name such as mail.example.org, got {text!r}")
     return value
 
 
@@ -130,7 +188,7 @@ def parse_languages(text: str) -> tuple[str, ...]:
 
 def parse_database_url(text: str) -> str:
     value = text.strip()
-    if not value.startswith("sqlite:///"):
+    if not value.startswith("sqlite:///") or not value[len("sqlite:///"):] or _control_character(value):
         raise ValueError("only sqlite:///PATH is supported, e.g. sqlite:////var/lib/publisher/site.db")
     return value
 
@@ -149,11 +207,40 @@ SITE_SETTINGS: tuple[Setting, ...] = (
             "Without it a random key is generated once and kept in .publisher/secret_key.", secret=True),
     Setting("PUBLISHER_DEBUG", "Show the full traceback of an internal error instead of one line.",
             default=False, parse=parse_bool),
-    Setting("SITE_TITLE_EN", "Site name in English (feeds, emails, pages).", default="News"),
-    Setting("SITE_TITLE_KO", "Site name in Korean (feeds, emails, pages).", default="소식"),
-    Setting("SITE_DESCRIPTION_EN", "One-line site description in English (feeds, pages).", default=""),
-    Setting("SITE_DESCRIPTION_KO", "One-line site description in Korean (feeds, pages).", default=""),
+    Setting("SITE_TITLE_EN", "Site name in English (feeds, emails, pages).", default="News", parse=parse_line),
+    Setting("SITE_TITLE_KO", "Site name in Korean (feeds, emails, pages).", default="소식", parse=parse_line),
+    Setting("SITE_DESCRIPTION_EN", "One-line site description in English (feeds, pages).", default="",
+            parse=parse_line),
+    Setting("SITE_DESCRIPTION_KO", "One-line site description in Korean (feeds, pages).", default="",
+            parse=parse_line),
 )
+
+# Per-language site texts beyond the declared English and Korean ones (SITE_TITLE_FR for a site in French).
+LANGUAGE_TEXT_PREFIXES = {"SITE_TITLE_": "Site name in {lang} (feeds, emails, pages).",
+                          "SITE_DESCRIPTION_": "One-line site description in {lang} (feeds, pages)."}
+
+
+def language_text_setting(name: str) -> Setting | None:
+    """The setting ``SITE_TITLE_<LANG>`` or ``SITE_DESCRIPTION_<LANG>`` for a language not declared above."""
+    for prefix, help_text in LANGUAGE_TEXT_PREFIXES.items():
+        lang = name[len(prefix):]
+        if name.startswith(prefix) and lang:
+            return Setting(name, help_text.format(lang=lang), default="", parse=parse_line)
+    return None
+
+
+def site_settings(languages: Sequence[str]) -> tuple[Setting, ...]:
+    """The settings every channel of a site reads (URL, languages, titles...), with each language's texts:
+    what a run checks before it writes anything."""
+    declared = {setting.name for setting in SITE_SETTINGS}
+    extra: list[Setting] = []
+    for lang in languages:
+        for prefix in LANGUAGE_TEXT_PREFIXES:
+            setting = language_text_setting(f"{prefix}{lang.upper()}")
+            if setting is not None and setting.name not in declared:
+                extra.append(setting)
+    return SITE_SETTINGS + tuple(extra)
+
 
 # --- translation (issue 3) --------------------------------------------------------------------------------
 
@@ -176,7 +263,7 @@ TRANSLATION_SETTINGS: tuple[Setting, ...] = (
             default=256, parse=parse_positive_int),
     Setting("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT",
             "Seconds `publisher models install FROM TO` waits for the package index before giving up (offline).",
-            default=20.0, parse=parse_float),
+            default=20.0, parse=parse_positive_float),
     Setting("TRANSLATION_MODEL_EN_KO",
             "Model that translates English into Korean: 'argos' (the installed Argos package) or the name of a "
             "model installed with `publisher models install --dir` (`publisher models list`). Default: argos."),
@@ -191,12 +278,33 @@ TRANSLATION_SETTINGS: tuple[Setting, ...] = (
 # --- email (issue 4) --------------------------------------------------------------------------------------
 
 def parse_mailbox(text: str) -> str:
-    """`Name <addr@example.org>` or `addr@example.org`; the address itself is validated when mail is built."""
-    from email.utils import parseaddr
+    """`Name <addr@example.org>` or `addr@example.org`: one address, parsed as the mail header will be.
+
+    Python's lenient ``parseaddr`` reads ``News <news@exa mple.org>`` as news@example.org and a line break as
+    the end of the value, so the text is parsed as a ``From:`` header, refused on any defect but an obsolete
+    form, and its address checked as a subscriber's is (email-validator, offline).
+    """
+    from email.errors import ObsoleteHeaderDefect
+    from email.policy import default as policy
+
+    from email_validator import EmailNotValidError, validate_email
 
     value = text.strip()
-    if "@" not in parseaddr(value)[1]:
-        raise ValueError(f"expected an address such as 'News <news@example.org>', got {text!r}")
+    expected = f"expected an address such as 'News <news@example.org>', got {text!r}"
+    if _control_character(value) is not None:
+        raise ValueError(f"{expected} (holds a control character)")
+    try:
+        header = policy.header_factory("From", value)
+        addresses = header.addresses
+    except (ValueError, IndexError, AttributeError):   # the header parser gives up on some malformed forms
+        raise ValueError(expected) from None
+    if len(addresses) != 1 or any(not isinstance(defect, ObsoleteHeaderDefect) for defect in header.defects):
+        raise ValueError(expected)
+    address = addresses[0].addr_spec
+    try:
+        validate_email(address, check_deliverability=False)   # deliverability needs DNS; the tool works offline
+    except EmailNotValidError as error:
+        raise ValueError(f"{expected} ({error})") from None
     return value
 
 
@@ -211,8 +319,10 @@ EMAIL_SETTINGS: tuple[Setting, ...] = (
     Setting("BULLETIN_POSTAL_ADDRESS", "Postal address shown at the foot of every bulletin (anti-spam laws).",
             default=""),
     Setting("DKIM_DOMAIN", "Domain that signs the bulletins with DKIM (d=); set with DKIM_SELECTOR and "
-            "DKIM_PRIVATE_KEY_FILE to sign."),
-    Setting("DKIM_SELECTOR", "DKIM selector (s=): the DNS name <selector>._domainkey.<domain> holds the public key."),
+            "DKIM_PRIVATE_KEY_FILE to sign.",
+            parse=parse_hostname),
+    Setting("DKIM_SELECTOR", "DKIM selector (s=): the DNS name <selector>._domainkey.<domain> holds the public key.",
+            parse=parse_hostname),
     Setting("DKIM_PRIVATE_KEY_FILE", "PEM file with the DKIM private key (RSA); keep the file itself private."),
 )
 
@@ -234,6 +344,9 @@ SOCIAL_SETTINGS: tuple[Setting, ...] = (
     Setting("SOCIAL_HTTP_TIMEOUT", "Seconds to wait for a social network's answer; a post whose answer does not "
             "come in time is recorded as unconfirmed, never posted again blindly.", default=30.0,
             parse=parse_positive_float),
+    Setting("SOCIAL_BREAKER_FAILURES", "Posts in a row to one social network that got a 5xx, no answer or no "
+            "connection before the run stops posting there, the rest left pending for a later run (0: never).",
+            default=5, parse=parse_non_negative_int),
 )
 
 # --- web (issue 7) ----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from contextlib import AbstractContextManager
 from functools import cached_property
@@ -21,6 +22,20 @@ if TYPE_CHECKING:
     from publisher.i18n import UIStrings
     from publisher.store import FeedCache, Ledger, Store
     from publisher.subscribers import Subscribers
+
+
+# "javascript:", "data:", "file:", "C:" ...: a scheme is letters, digits, "+", "-", "." before the first colon
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _is_remote(src: str) -> bool:
+    return src.lower().startswith(("http://", "https://"))
+
+
+def _is_image_name(name: str) -> bool:
+    import mimetypes
+
+    return (mimetypes.guess_type(name)[0] or "").startswith("image/")
 
 
 class Site:
@@ -113,25 +128,72 @@ class Site:
 
     def media_path(self, src: str, *, near: Path | None = None) -> Path | None:
         """The local file behind an image ``src``, the one rule every channel uses: looked up next to the article
-        (``near``), under ``content/``, the site folder, then ``public/``. None for a remote URL or a missing
-        file; ``ValueError`` for a path that leaves the site (no channel may read, let alone upload, it)."""
-        if "://" in src or src.startswith("//"):
+        (``near``), under ``content/``, the site folder, then ``public/``. None for a remote (``http(s)``) URL or a
+        missing file.
+
+        ``ValueError`` for anything no channel may read, let alone copy to ``public/`` or upload: another scheme
+        (``file:``, ``data:``), a path that leaves the site (``..``, or a symlink whose target is outside the site
+        folder, its ``content/`` or its ``public/``), a hidden file or folder (``.env``, ``.publisher/``), the
+        state and outbox folders, and a file that is not an image.
+        """
+        from pathlib import PurePosixPath
+
+        from publisher.markup import web_url_problem
+
+        text = src.strip()
+        if _is_remote(text):
+            problem = web_url_problem(text)
+            if problem:
+                raise ValueError(f"{problem}: {src}")
             return None
-        relative = src.strip().lstrip("/")
-        if ".." in Path(relative).parts:
-            raise ValueError(f"{src}: must stay inside the site folder")
+        if (text.startswith("//") or "\\" in text or _SCHEME.match(text)
+                or any(ord(c) < 32 or c == "\x7f" for c in text)):
+            raise ValueError(f"expected a path inside the site folder or an http(s) URL: {src}")
+        relative = text.lstrip("/")
+        parts = PurePosixPath(relative).parts
+        if ".." in parts:
+            raise ValueError(f"must stay inside the site folder: {src}")
+        if any(part.startswith(".") for part in parts):
+            raise ValueError(f"a hidden file or folder is never published: {src}")
+        if not _is_image_name(relative):
+            raise ValueError(f"not an image file (expected a name such as photo.png or photo.jpg): {src}")
         folders = [near] if near is not None else []
         for folder in (*folders, self.content_dir, self.root, self.public_dir):
-            if (folder / relative).is_file():
-                return folder / relative
+            candidate = folder / relative
+            if candidate.is_file():
+                self._check_media_target(candidate, src)
+                return candidate
         return None
 
+    def _check_media_target(self, candidate: Path, src: str) -> None:
+        """Refuse a file whose real location (symlinks followed) is not one a site may publish."""
+        target = candidate.resolve()
+        roots = (self.root, self.content_dir.resolve(), self.public_dir.resolve())
+        inside = next((root for root in roots if target.is_relative_to(root)), None)
+        if inside is None:
+            raise ValueError(f"must stay inside the site folder (the file, or the file it links to, is outside): "
+                             f"{src}")
+        private = (self.state_dir.resolve(), self.outbox_dir.resolve())
+        if any(target.is_relative_to(folder) for folder in private) or any(
+                part.startswith(".") for part in target.relative_to(inside).parts):
+            raise ValueError(f"a hidden or private file (settings, state, outbox) is never published: {src}")
+        if not _is_image_name(target.name):
+            raise ValueError(f"not an image file (it is a link to {target.name}): {src}")
+
     def media_url(self, src: str) -> str:
-        """Public URL of an image: remote URLs as they are, a local file at ``{URL}/<src>`` (the feeds build
-        copies it to ``public/<src>``)."""
-        if "://" in src or src.startswith("//"):
-            return src
-        return f"{self.url}/{src.strip().lstrip('/')}"
+        """Public URL of an image: remote ``http(s)`` URLs as they are, a local file at ``{URL}/<src>`` (the feeds
+        build copies it to ``public/<src>``); ``ValueError`` for any other scheme or a protocol-relative URL."""
+        text = src.strip()
+        if _is_remote(text):
+            from publisher.markup import web_url_problem
+
+            problem = web_url_problem(text)
+            if problem:
+                raise ValueError(f"{problem}: {src}")
+            return text
+        if text.startswith("//") or "\\" in text or _SCHEME.match(text):
+            raise ValueError(f"expected a path inside the site folder or an http(s) URL: {src}")
+        return f"{self.url}/{text.lstrip('/')}"
 
     def title(self, lang: str) -> str:
         return str(self.config.get(f"SITE_TITLE_{lang.upper()}") or self.config.get("SITE_TITLE_EN"))

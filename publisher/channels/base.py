@@ -166,6 +166,11 @@ class Channel:
                 problems.append(str(exc))
         return problems
 
+    def warnings(self) -> list[str]:
+        """Settings that are valid but risky, or work today but may not for long (an old pinned API version):
+        ``config check`` prints each as a Warning line."""
+        return []
+
     # --- the interface the pipeline calls ------------------------------------------------------------------
     def render(self, story: Story, langs: Sequence[str]) -> list[Rendition]:
         """What this channel would deliver for ``story`` in ``langs``: one rendition per delivery. No side

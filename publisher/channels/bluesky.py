@@ -114,6 +114,12 @@ def post_web_url(handle: str, uri: str) -> str:
     return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
 
 
+def _card_title(article: Article) -> str:
+    from publisher.formatters.social import strip_controls
+
+    return strip_controls(article.title)
+
+
 def _card_description(article: Article) -> str:
     from publisher.formatters.social import grapheme_length, plain_text, shorten_to_fit
 
@@ -325,7 +331,7 @@ class BlueskyChannel(SocialChannel):
             if small is not None:
                 thumb = client.upload_thumbnail(small)
         return models.AppBskyEmbedExternal.Main(external=models.AppBskyEmbedExternal.External(
-            uri=article.url, title=article.title, description=_card_description(article), thumb=thumb,
+            uri=article.url, title=_card_title(article), description=_card_description(article), thumb=thumb,
         ))
 
     def _record_key(self, attempt: Attempt, idempotency_key: str) -> tuple[str, bool]:

@@ -8,8 +8,11 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
   rather get it twice than never) and is reported as a possible duplicate, as is a message re-sent after a
   connection was lost once the whole message had left;
 * the sending session (``open``) keeps at most ``SMTP_CONNECTIONS`` recipients in flight (its ``capacity``),
-  so a crash or ``kill -9`` leaves at most that many in doubt, paced to ``SMTP_RATE_PER_SECOND``; a 5xx is
-  a permanent failure (a 550/551/553 to RCPT also marks the address bounced);
+  so a crash or ``kill -9`` leaves at most that many in doubt, paced to ``SMTP_RATE_PER_SECOND``; a 5xx about
+  the recipient is a permanent failure (a 550/551/553 to RCPT also marks the address bounced);
+* a refusal of the sender (a 5xx to MAIL FROM, a sending quota, a policy) and ``SMTP_BREAKER_FAILURES``
+  failures in a row (the server is down) stop the run: the recipients in hand are ``Outcome.deferred`` with
+  ``halt``, the rest stay pending, and a later run sends to them;
 * one process at a time sends a given bulletin (``lock_for``): a second run started meanwhile stops with one
   line instead of sending the rows the first one has not reached yet.
 """
@@ -39,14 +42,14 @@ if TYPE_CHECKING:
 
 SUBSCRIBER_BATCH = 1000
 TARGET = "subscribers"
-STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "skipped",
-               "not_retried", "in_doubt")
+STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "deferred",
+               "skipped", "not_retried", "in_doubt")
 WORDS = {
     "sent": "sent", "resent": "re-sent after an interruption (possible duplicates)",
     "already_sent": "already sent", "failed": "failed", "bounced": "bounced (address marked bounced)",
     "skipped": "skipped", "not_retried": "failed before (5xx), not retried",
     "would_send": "would be sent", "would_resend": "would be sent again (possible duplicates)",
-    "in_doubt": "being sent by another run",
+    "in_doubt": "being sent by another run", "deferred": "left pending for a later run",
 }
 
 
@@ -84,6 +87,8 @@ class RunSummary:
         counts = self.counts.get(lang, Counter())
         if counts.get("failed") or counts.get("bounced"):
             return "failed"
+        if counts.get("deferred"):
+            return "pending"
         if counts.get("would_send") or counts.get("would_resend"):
             return "dry-run"
         if counts.get("sent") or counts.get("resent") or counts.get("already_sent"):
@@ -147,6 +152,20 @@ class EmailChannel(Channel):
         except ConfigError as error:
             problems.append(str(error))
         return problems
+
+    def warnings(self) -> list[str]:
+        """SMTP_SECURITY=none with a login to a host other than this machine: the password would go in clear
+        (sending refuses to log in)."""
+        from publisher.errors import ConfigError
+        from publisher.mail.smtp import smtp_server
+
+        if not self.is_configured():
+            return []
+        try:
+            refusal = smtp_server(self.config).refuses_plain_auth()
+        except ConfigError:
+            return []   # `check()` reports the bad value
+        return [refusal] if refusal is not None else []
 
     def destination(self) -> str:
         from publisher.errors import ConfigError
@@ -274,13 +293,14 @@ class EmailChannel(Channel):
         """A session over the SMTP pool (SMTP_CONNECTIONS in flight) or the Maildir (one)."""
         from publisher.mail.maildir import MaildirTransport
         from publisher.mail.message import MessageBuilder
-        from publisher.mail.smtp import SmtpPool, retry_policy, smtp_server
+        from publisher.mail.smtp import SmtpPool, breaker_failures, retry_policy, smtp_server
 
         builder = MessageBuilder(self.site, self.config, clock=ctx.clock)
         transport: _Transport
         if self.is_configured():
             transport = SmtpPool(smtp_server(self.config), _personalize(builder),
-                                 int(self.config.get(SMTP_CONNECTIONS)), retry_policy(self.config), sleep=ctx.sleep)
+                                 int(self.config.get(SMTP_CONNECTIONS)), retry_policy(self.config), sleep=ctx.sleep,
+                                 breaker=breaker_failures(self.config))
         else:
             transport = MaildirTransport(self.site, _personalize(builder))
         return BulletinSender(self, ctx, transport, builder.sender.addr_spec,
@@ -303,6 +323,8 @@ class EmailChannel(Channel):
                 summary.possible_duplicates[lang] += 1
             if outcome.state == "sent":
                 summary.add(lang, "resent" if outcome.possible_duplicate else "sent")
+            elif outcome.state == "pending":   # the run stopped: the pipeline's "stopped" line says why
+                summary.add(lang, "deferred")
             else:
                 summary.add(lang, "bounced" if outcome.bounced else "failed", outcome.error)
         where = f"{TARGET} ({self.destination()})"
@@ -357,7 +379,7 @@ class BulletinSender(Sender):
         while (ready := self.transport.next_outcome(timeout=0)) is not None:
             done.append(ready)
         self._in_flight -= len(done)
-        return [(outcome.job.context, _outcome(outcome)) for outcome in done]
+        return [(outcome.job.context, _outcome(outcome, outcome.job.context.generation)) for outcome in done]
 
     def _pace(self) -> None:
         """Wait for this message's slot. The wait never exceeds one interval, so a clock set back (the
@@ -371,22 +393,31 @@ class BulletinSender(Sender):
         self._next_slot = max(now, slot) + self.interval
 
 
-def _outcome(sent: SendOutcome) -> Outcome:
-    """What one SMTP (or Maildir) outcome means to the pipeline; the detail is the row's detail."""
+def _outcome(sent: SendOutcome, generation: int = 0) -> Outcome:
+    """What one SMTP (or Maildir) outcome means to the pipeline; the detail is the row's detail (with the
+    ``--force`` generation the Message-ID was made from, so the next forced copy gets a new one)."""
     detail: dict[str, Any] = {"message_id": sent.message_id, "attempts": sent.attempts}
+    if generation:
+        detail["generation"] = generation
     if sent.state == "sent":
         return Outcome.sent(sent.message_id, detail=detail, possible_duplicate=sent.possible_duplicate)
     if sent.code is not None:
         detail["code"] = sent.code
+    if sent.state == "pending":   # the pool halted: not this recipient's fault, a later run sends it
+        return Outcome.deferred(sent.error or "the SMTP session stopped", halt=sent.halt,
+                                possible_duplicate=sent.possible_duplicate, detail=detail)
     return Outcome.failed(sent.error or "not sent", permanent=sent.permanent, bounced=sent.bounced,
                           possible_duplicate=sent.possible_duplicate, detail=detail)
 
 
 def _personalize(builder: MessageBuilder) -> Any:
-    """``build(job) -> (bytes, Message-ID)`` for the transports: the job's bulletin for the job's recipient."""
+    """``build(job) -> (bytes, Message-ID)`` for the transports: the job's bulletin for the job's recipient, with
+    the Message-ID derived from the delivery's key and ``--force`` generation."""
     def build(job: SendJob) -> tuple[bytes, str]:
         bulletin, recipient = job.payload
-        return builder.wire(bulletin, recipient)
+        generation = job.context.generation if isinstance(job.context, Attempt) else 0
+        # The delivery's own Message-ID: a copy re-sent after a crash carries the first copy's.
+        return builder.wire(bulletin, recipient, message_id=builder.delivery_message_id(job.key, generation))
 
     return build
 

@@ -1,6 +1,9 @@
-"""A Facebook Page through the Graph API: the post's message and the article's link on the Page's feed.
+"""A Facebook Page through the Graph API: the post's message and the article's link, or its image, on the Page.
 
-``POST https://graph.facebook.com/<version>/<page id>/feed`` with ``message`` and ``link``, authorised by a
+An article with an image becomes a Page photo post: ``POST https://graph.facebook.com/<version>/<page id>/photos``
+with the image file as ``source``, the post's text (the link written out in it) as ``caption`` and the image's
+alt text as ``alt_text_custom``, in one request that publishes the photo and its feed story together. An article
+without one is a link post: ``POST /<page id>/feed`` with ``message`` and ``link``. Either is authorised by a
 Page access token (sent as a bearer header, never in a URL). The Graph API has no idempotency key, so the
 never-twice rules are ``SocialChannel``'s: a 5xx or a timeout leaves the row unconfirmed, and
 ``--retry-unconfirmed`` first reads the Page's recent posts (``GET /<page id>/feed``) for the article's URL.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from publisher.channels.api_versions import GRAPH_VERSION
 from publisher.channels.social import (
     AccountSettings,
     CredentialField,
@@ -25,6 +29,7 @@ from publisher.channels.social import (
     SocialChannel,
     network_failure,
 )
+from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -33,12 +38,14 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     import requests
 
     from publisher.article import Article
+    from publisher.channels.social import LocalImage
     from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, PostText
 
 GRAPH_URL = "https://graph.facebook.com"
-DEFAULT_GRAPH_VERSION = "v24.0"
+DEFAULT_GRAPH_VERSION = GRAPH_VERSION.version  # pinned, with the day it was last checked, in api_versions
 FACEBOOK_MESSAGE_LIMIT = 63_206  # characters; a Page post is never near it, but nothing longer is sent
+FACEBOOK_IMAGE_MAX_BYTES = 10 * 1024 * 1024 - 1  # the Photo reference: a static image under 10 MB
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # app, user, Page and action throttling
 DUPLICATE_STATUS_CODE = 506
 DEFAULT_RATE_LIMIT_WAIT = 60.0
@@ -98,6 +105,22 @@ class GraphClient:
         if not post_id:
             raise OutcomeUnknown("Facebook accepted the post but gave no id; check the Page")
         return RemotePost(post_id, post_url(post_id), message, (link,))
+
+    def publish_photo(self, caption: str, image: LocalImage, link: str) -> RemotePost:
+        """POST /<page>/photos: the image, published with the post's text (and so its link) as the caption.
+
+        One request uploads the photo and publishes its story on the Page's feed; Facebook answers with both
+        ids, and the story's (``post_id``) is the one the feed lists, so it is the one recorded.
+        """
+        data = {"caption": caption, "published": "true"}
+        if image.alt:
+            data["alt_text_custom"] = image.alt
+        body = self._call("POST", "photos", "post the photo to the Facebook Page", data=data,
+                          files={"source": (image.filename, image.data, image.media_type)})
+        post_id = str(body.get("post_id") or body.get("id") or "")
+        if not post_id:
+            raise OutcomeUnknown("Facebook accepted the photo but gave no id; check the Page")
+        return RemotePost(post_id, post_url(post_id), caption, (link,))
 
     def recent_posts(self) -> list[RemotePost]:
         """The Page's latest posts, with their message and the links they carry."""
@@ -198,6 +221,19 @@ class FacebookChannel(SocialChannel):
 
         return LengthRule("facebook", FACEBOOK_MESSAGE_LIMIT, facebook_length)
 
+    def warnings(self) -> list[str]:
+        """The Graph API version in use, when over a year old (Meta keeps each about two)."""
+        from publisher.channels.api_versions import age_warning, graph_release, today
+
+        try:
+            if not (self.config.is_set("FACEBOOK_GRAPH_VERSION") or self.is_configured()):
+                return []  # a channel not in use has no version to grow old
+            version = str(self.option("FACEBOOK_GRAPH_VERSION"))
+        except ConfigError:  # check() reports the bad value
+            return []
+        warning = age_warning(GRAPH_VERSION, version, graph_release(version), today(self.clock))
+        return [warning] if warning else []
+
     def fallback_description(self) -> str:
         return "JSON files in outbox/facebook/ (set FACEBOOK_PAGE_ID and FACEBOOK_PAGE_ACCESS_TOKEN to post)"
 
@@ -207,13 +243,25 @@ class FacebookChannel(SocialChannel):
 
     def post(self, client: GraphClient, article: Article, post: PostText, *, reply_to: RemotePost | None,
              idempotency_key: str, attempt: Attempt) -> RemotePost:
-        return client.publish(post.text, article.url)
+        image = self.load_image(article)
+        if image is None:
+            return client.publish(post.text, article.url)
+        if len(image.data) > FACEBOOK_IMAGE_MAX_BYTES:
+            raise PostNotSent(f"image {image.filename} is 10 MB or more; Facebook takes photos under 10 MB")
+        return client.publish_photo(post.text, image, article.url)
 
     def recent_posts(self, client: GraphClient, account: SocialAccount) -> list[RemotePost] | None:
         return client.recent_posts()
 
     def outbox_payload(self, article: Article, posts: Sequence[PostText]) -> dict[str, Any]:
         payload = super().outbox_payload(article, posts)
-        payload["requests"] = [{"method": "POST", "path": "/<FACEBOOK_PAGE_ID>/feed",
-                                "data": {"message": post.text, "link": article.url}} for post in posts]
+        if article.image is not None:
+            image = article.image
+            payload["requests"] = [{"method": "POST", "path": "/<FACEBOOK_PAGE_ID>/photos",
+                                    "data": {"caption": post.text, "published": "true",
+                                             "alt_text_custom": image.alt, "source": f"<the file {image.src}>"}}
+                                   for post in posts]
+        else:
+            payload["requests"] = [{"method": "POST", "path": "/<FACEBOOK_PAGE_ID>/feed",
+                                    "data": {"message": post.text, "link": article.url}} for post in posts]
         return payload

@@ -4,8 +4,9 @@
 headers, authored by ``LINKEDIN_ORGANIZATION_URN``. The commentary escapes every character the little format
 reserves (``| { } @ [ ] ( ) < > # \\ * _ ~``) and writes hashtags as ``{hashtag|\\#|tag}`` templates; the
 article is attached as ``content.article`` (its URL, title, summary and image, which LinkedIn does not fetch
-itself: it is uploaded through the Images API first). LinkedIn answers 201 with the new post's URN in the
-``x-restli-id`` header.
+itself: it is uploaded through the Images API first, ``initializeUpload`` then a PUT of the bytes, and its
+``urn:li:image:...`` goes in the card as ``thumbnail``, with the image's alt text as ``thumbnailAltText``).
+LinkedIn answers 201 with the new post's URN in the ``x-restli-id`` header.
 
 The Posts API has no idempotency key. For ``--retry-unconfirmed`` it can list an organization's recent posts
 (the ``author`` finder, which needs the ``r_organization_social`` permission): the post is looked for by the
@@ -22,6 +23,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
+from publisher.channels.api_versions import LINKEDIN_VERSION
 from publisher.channels.social import (
     AccountSettings,
     CredentialField,
@@ -34,6 +36,7 @@ from publisher.channels.social import (
     SocialChannel,
     network_failure,
 )
+from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -46,7 +49,7 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     from publisher.formatters.social import LengthRule, PostText
 
 API_URL = "https://api.linkedin.com/rest"
-DEFAULT_LINKEDIN_VERSION = "202609"
+DEFAULT_LINKEDIN_VERSION = LINKEDIN_VERSION.version  # pinned, with the day it was last checked, in api_versions
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 COMMENTARY_LIMIT = 3000
 DEFAULT_RATE_LIMIT_WAIT = 60.0
@@ -135,10 +138,10 @@ class LinkedInClient:
         })
 
     def publish(self, commentary: str, *, url: str, title: str, description: str,
-                thumbnail: str | None = None) -> RemotePost:
+                thumbnail: str | None = None, thumbnail_alt: str | None = None) -> RemotePost:
         """POST /rest/posts: the organization's public post, with the article as its card."""
         payload = post_payload(self.organization, commentary, url=url, title=title, description=description,
-                               thumbnail=thumbnail)
+                               thumbnail=thumbnail, thumbnail_alt=thumbnail_alt)
         response = self._call("POST", f"{self._base}/posts", "post to LinkedIn", json=payload)
         urn = response.headers.get("x-restli-id") if response is not None else None
         if not urn:
@@ -216,11 +219,13 @@ class LinkedInClient:
 
 
 def post_payload(author: str, commentary: str, *, url: str, title: str, description: str,
-                 thumbnail: str | None = None) -> dict[str, Any]:
+                 thumbnail: str | None = None, thumbnail_alt: str | None = None) -> dict[str, Any]:
     """The Posts API body of an organization's public post with an article card."""
     card = {"source": url, "title": title, "description": description}
     if thumbnail:
         card["thumbnail"] = thumbnail
+        if thumbnail_alt:  # read out by screen readers in place of the card's picture
+            card["thumbnailAltText"] = thumbnail_alt
     return {
         "author": author,
         "commentary": commentary,
@@ -268,6 +273,19 @@ class LinkedInChannel(SocialChannel):
 
         return LengthRule("linkedin", COMMENTARY_LIMIT, commentary_length)
 
+    def warnings(self) -> list[str]:
+        """The LinkedIn-Version in use, when over a year old: LinkedIn retires versions about then."""
+        from publisher.channels.api_versions import age_warning, linkedin_release, today
+
+        try:
+            if not (self.config.is_set("LINKEDIN_API_VERSION") or self.is_configured()):
+                return []  # a channel not in use has no version to grow old
+            version = str(self.option("LINKEDIN_API_VERSION"))
+        except ConfigError:  # check() reports the bad value
+            return []
+        warning = age_warning(LINKEDIN_VERSION, version, linkedin_release(version), today(self.clock))
+        return [warning] if warning else []
+
     def fallback_description(self) -> str:
         return ("JSON files in outbox/linkedin/ (set LINKEDIN_ORGANIZATION_URN and LINKEDIN_ACCESS_TOKEN to post)")
 
@@ -279,8 +297,9 @@ class LinkedInChannel(SocialChannel):
              idempotency_key: str, attempt: Attempt) -> RemotePost:
         image = self.load_image(article)
         thumbnail = client.upload_image(image.data, image.filename) if image is not None else None
-        return client.publish(little_commentary(post.text), url=article.url, title=article.title,
-                              description=_card_description(article), thumbnail=thumbnail)
+        return client.publish(little_commentary(post.text), url=article.url, title=_card_title(article),
+                              description=_card_description(article), thumbnail=thumbnail,
+                              thumbnail_alt=image.alt if image is not None else None)
 
     def recent_posts(self, client: LinkedInClient, account: SocialAccount) -> list[RemotePost] | None:
         return client.recent_posts()
@@ -289,10 +308,16 @@ class LinkedInChannel(SocialChannel):
         payload = super().outbox_payload(article, posts)
         payload["requests"] = [
             post_payload("<LINKEDIN_ORGANIZATION_URN>", little_commentary(post.text), url=article.url,
-                         title=article.title, description=_card_description(article))
+                         title=_card_title(article), description=_card_description(article))
             for post in posts
         ]
         return payload
+
+
+def _card_title(article: Article) -> str:
+    from publisher.formatters.social import strip_controls
+
+    return strip_controls(article.title)
 
 
 def _card_description(article: Article) -> str:

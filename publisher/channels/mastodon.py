@@ -2,8 +2,10 @@
 
 The ``Idempotency-Key`` header comes from the delivery (its key and generation), so the same request sent twice
 (by a retry after a timeout) makes one status: the instance answers the second with the first. Mastodon keeps
-those keys for about an hour, which is why the pipeline's ``unconfirmed`` rule still applies. The length limit is the instance's
-``max_characters`` (asked once per run), or ``MASTODON_MAX_CHARACTERS``, or 500.
+those keys for about an hour, which is why the pipeline's ``unconfirmed`` rule still applies. The length limit
+is the instance's ``max_characters`` (asked once per run), or ``MASTODON_MAX_CHARACTERS``, or 500. With
+``MASTODON_LONG_TEXT=thread`` a longer post becomes a numbered thread of replies within that limit, which resumes
+after its last posted part (``SocialChannel`` records each part), each part with its own idempotency key.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:  # Mastodon.py is imported only when a post is made
 
     from publisher.article import Article
     from publisher.delivery import Attempt
-    from publisher.formatters.social import LengthRule, PostText
+    from publisher.formatters.social import LengthRule, LongTextMode, PostText
 
 MASTODON_CREDENTIALS = (
     CredentialField("API_BASE_URL", "Address of the Mastodon instance, e.g. https://mastodon.social",
@@ -51,6 +53,9 @@ class MastodonChannel(SocialChannel):
     settings = AccountSettings("MASTODON", MASTODON_CREDENTIALS, "Mastodon", (
         Setting("MASTODON_MAX_CHARACTERS", "Longest post the instance accepts. Default: asked from the instance "
                 "(its max_characters) when posting, 500 in previews.", parse=parse_positive_int),
+        Setting("MASTODON_LONG_TEXT", "What to do with a post over the instance's limit: 'shorten' it, or post "
+                "it as a numbered 'thread' of replies (1/3, 2/3, ...).", default="shorten",
+                choices=("shorten", "thread")),
     ))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -65,6 +70,9 @@ class MastodonChannel(SocialChannel):
             return mastodon_rule(int(configured))
         learned = self._instance_limits.get(account["API_BASE_URL"]) if account is not None else None
         return mastodon_rule(learned or MASTODON_DEFAULT_LIMIT)
+
+    def long_text_mode(self) -> LongTextMode:
+        return "thread" if self.option("MASTODON_LONG_TEXT") == "thread" else "shorten"
 
     def fallback_description(self) -> str:
         return "JSON files in outbox/mastodon/ (set MASTODON_API_BASE_URL and MASTODON_ACCESS_TOKEN to post)"

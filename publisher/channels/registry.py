@@ -48,7 +48,7 @@ def get_channel_classes() -> dict[str, type[Channel]]:
 
 def channel_names() -> list[str]:
     """Built-in order first, then third-party channels alphabetically."""
-    builtin = ["feeds", "email", "x", "mastodon", "bluesky", "facebook", "linkedin"]
+    builtin = ["feeds", "email", "x", "mastodon", "bluesky", "facebook", "linkedin", "threads", "telegram"]
     names = list(get_channel_classes())
     return [n for n in builtin if n in names] + sorted(n for n in names if n not in builtin)
 

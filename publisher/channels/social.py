@@ -24,6 +24,9 @@ thread parts posted so far (``{"parts": [{"id", "url"}], "total": 3, "generation
 - a 5xx or a timeout after the request left: ``unconfirmed``. ``publish --retry-unconfirmed`` first looks for
   the post among the account's recent posts (``find_existing``: by the article's URL, else by its text);
 - a platform's "duplicate content" refusal counts as posted;
+- the circuit breaker: after ``SOCIAL_BREAKER_FAILURES`` posts in a row in one run got a 5xx, no answer or no
+  connection, the platform is taken to be down: the next delivery is ``Outcome.deferred`` with ``halt``
+  (nothing posted; the run stops and the rest stays pending for a later run);
 - a thread resumes after its last posted part (``ctx.checkpoint`` records each part as it is posted).
 """
 
@@ -96,6 +99,10 @@ class PostNotSent(SocialPostError):
 
 class OutcomeUnknown(SocialPostError):
     """A 5xx or a timeout after the request left: the post may exist. Never retried blindly."""
+
+
+class NoConnection(PostNotSent):
+    """The request never left (no connection, TLS refused, connect timeout): counts for the circuit breaker."""
 
 
 class RateLimited(SocialPostError):
@@ -230,7 +237,7 @@ def network_failure(exc: BaseException, action: str = "post") -> SocialPostError
             continue
         seen.add(id(current))
         if isinstance(current, tuple(never_left)):
-            return PostNotSent(f"could not {action}: no connection ({type(current).__name__})")
+            return NoConnection(f"could not {action}: no connection ({type(current).__name__})")
         pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
     return OutcomeUnknown(f"no answer to the {action} ({type(exc).__name__}); it may have been made")
 
@@ -275,6 +282,8 @@ class SocialChannel(Channel):
     #: the tests make waits instant by replacing these two on the instance
     sleep: Callable[[float], None] = staticmethod(time.sleep)
     clock: Callable[[], float] = staticmethod(time.time)
+    #: fetches remote images (``publisher.media_fetch.MediaFetcher``); the tests give one with a mock transport
+    media_fetcher: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -284,6 +293,7 @@ class SocialChannel(Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[str, Any] = {}  # account label -> client, opened once per run
+        self._down: list[str] = []  # the circuit breaker: why each post in a row failed for want of an answer
 
     # --- hooks a platform writes ---------------------------------------------------------------------
     def length_rule(self, account: SocialAccount | None) -> LengthRule:
@@ -408,6 +418,7 @@ class SocialChannel(Channel):
         """A run's session: every setting a post needs is read now, so a bad one stops the run before any
         row is claimed; clients are opened on first use, once per account."""
         self._clients = {}
+        self._down = []
         if any(_payload(r).account is not None for r in renditions):
             self.check_sending_settings()
         return Sender(self, ctx)
@@ -420,6 +431,7 @@ class SocialChannel(Channel):
             if setting.name not in credentials:
                 self.config.get(setting)
         self._rate_limit_policy()
+        self.config.get("SOCIAL_BREAKER_FAILURES")
         _ = self.http_timeout
 
     def client_for(self, account: SocialAccount) -> Any:
@@ -434,6 +446,10 @@ class SocialChannel(Channel):
         if payload.account is None:
             return self._write_outbox(payload.article)
         article, account = payload.article, payload.account
+        limit = int(self.config.get("SOCIAL_BREAKER_FAILURES") or 0)
+        if limit and len(self._down) >= limit:   # the platform looks down: post nothing more this run
+            return Outcome.deferred(f"{self.name}: {len(self._down)} posts in a row got a 5xx, no answer or no "
+                                    f"connection (last: {self._down[-1]}); the platform looks down", halt=True)
         client = self.client_for(account)  # may learn the platform's limit (Mastodon's max_characters)
         posts = self.format_posts(article, account)
         done = _parts(attempt.progress)
@@ -459,10 +475,16 @@ class SocialChannel(Channel):
             except RateLimited as exc:
                 return Outcome.failed(str(exc), detail=detail(), note=f"{exc}; nothing posted, run publish again later")
             except OutcomeUnknown as exc:
+                self._down.append(str(exc))
                 return Outcome.unconfirmed(str(exc), detail=detail(),
                                            note=f"{exc}; the post may exist: check, then publish --retry-unconfirmed")
             except PostNotSent as exc:
+                if isinstance(exc, NoConnection):
+                    self._down.append(str(exc))
+                else:   # the platform answered: it is up
+                    self._down = []
                 return Outcome.failed(str(exc), detail=detail(), note=str(exc))
+            self._down = []
             done.append(remote)
             if len(done) < len(posts):  # progress survives a crash between two thread parts
                 ctx.checkpoint(attempt, detail())
@@ -514,6 +536,10 @@ class SocialChannel(Channel):
         for result, line in zip(results, reports):
             if result.key.target == OUTBOX_TARGET and result.decision == "already_sent":
                 line.note = f"already written: {result.previous_url}"
+            payload = result.rendition.payload if result.rendition is not None else None
+            image = payload.article.image if isinstance(payload, SocialPayload) else None
+            if image is not None and not image.alt.strip():  # every platform here takes alt text: say so
+                line.note = "; ".join(filter(None, [line.note, f"warning: image {image.src} has no alt text"]))
         return reports
 
     # --- the pieces ----------------------------------------------------------------------------------
@@ -582,7 +608,8 @@ class SocialChannel(Channel):
         return float(self.config.get("SOCIAL_HTTP_TIMEOUT") or 30.0)
 
     def load_image(self, article: Article) -> LocalImage | None:
-        """The article's image from disk (``Site.media_path``'s rule); None if remote or absent."""
+        """The article's image from disk (``Site.media_path``'s rule), or downloaded once if remote
+        (``publisher.media_fetch``: https and public addresses only); None if absent."""
         import mimetypes
 
         if article.image is None:
@@ -591,10 +618,22 @@ class SocialChannel(Channel):
             found = self.site.media_path(article.image.src, near=article.path.parent if article.path else None)
         except ValueError:
             raise PostNotSent(f"image {article.image.src}: must stay inside the site folder") from None
+        if found is None and ("://" in article.image.src or article.image.src.startswith("//")):
+            return self._remote_image(article.image.src, article.image.alt)
         if found is None:
             return None
         media_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
         return LocalImage(found.read_bytes(), found.name, article.image.alt, media_type)
+
+    def _remote_image(self, src: str, alt: str) -> LocalImage:
+        from publisher.media_fetch import MediaFetcher, MediaFetchError
+
+        fetcher = self.media_fetcher or MediaFetcher(self.site.state_dir / "media")
+        try:
+            fetched = fetcher.fetch(src)
+        except MediaFetchError as exc:  # nothing was posted: the post waits for a fixed image or a later run
+            raise PostNotSent(str(exc)) from None
+        return LocalImage(fetched.data, fetched.filename, alt, fetched.media_type)
 
 
 def _payload(rendition: Rendition) -> SocialPayload:
@@ -634,7 +673,8 @@ def _relative(path: Path, root: Path) -> str:
 
 
 __all__ = [
-    "AccountSettings", "CredentialField", "DuplicatePost", "LocalImage", "OutcomeUnknown", "PostNotSent",
+    "AccountSettings", "CredentialField", "DuplicatePost", "LocalImage", "NoConnection", "OutcomeUnknown",
+    "PostNotSent",
     "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPayload", "SocialPostError",
     "account_setting", "account_settings", "default_languages", "idempotency_key", "language_name",
     "network_failure",

@@ -1,9 +1,11 @@
-"""X (Twitter) through tweepy: posts and numbered threads with OAuth 1.0a user context, the image by media upload.
+"""X (Twitter) through tweepy: posts and numbered threads with OAuth 1.0a user context, the image through API v2.
 
 tweepy's ``Client.create_tweet`` posts to ``POST https://api.twitter.com/2/tweets``; a thread part replies to the
-one before through ``in_reply_to_tweet_id``. Images go through v1.1 ``media/upload`` (``tweepy.API``), the only
-upload tweepy has. X answers a text it has already seen from this account with a 403 "duplicate content", which
-is recorded as posted. Everything else about never posting twice lives in ``SocialChannel``.
+one before through ``in_reply_to_tweet_id``. The image goes up through the v2 media endpoints
+(``POST https://api.x.com/2/media/upload``, then ``POST /2/media/metadata`` for its alt text), signed with the
+same OAuth 1.0a user context; X retired v1.1 ``media/upload`` for self-serve tiers in 2025 and tweepy has no v2
+upload yet. X answers a text it has already seen from this account with a 403 "duplicate content", which is
+recorded as posted. Everything else about never posting twice lives in ``SocialChannel``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # tweepy and requests are imported only when a post is made
     import requests
 
     from publisher.article import Article
+    from publisher.channels.social import LocalImage
     from publisher.delivery import Attempt
     from publisher.formatters.social import LengthRule, LongTextMode, PostText
 
@@ -37,12 +40,15 @@ X_CREDENTIALS = (
     CredentialField("ACCESS_TOKEN", "X access token of the account (OAuth 1.0a user context, read and write)"),
     CredentialField("ACCESS_TOKEN_SECRET", "X access token secret of the account"),
 )
-X_IMAGE_MAX_BYTES = 5 * 1024 * 1024  # X refuses larger images in a simple upload
+X_IMAGE_MAX_BYTES = 5 * 1024 * 1024  # X refuses larger images in a one-shot upload
+X_ALT_TEXT_LIMIT = 1000
+MEDIA_UPLOAD_URL = "https://api.x.com/2/media/upload"
+MEDIA_METADATA_URL = "https://api.x.com/2/media/metadata"
 RECENT_POSTS_LOOKED_AT = 20
 
 
 class XClient:
-    """tweepy's v2 client (posts) and, only when an image is sent, its v1.1 API (media upload)."""
+    """tweepy's v2 client (posts), and the OAuth 1.0a signer the v2 media upload shares with it."""
 
     def __init__(self, account: SocialAccount, timeout: float) -> None:
         import tweepy
@@ -56,27 +62,43 @@ class XClient:
         )
         # tweepy's Client sets no timeout at all: without one a stalled connection would hang the run.
         self.v2.session = _session_with_timeout(timeout)
-        self._v1: Any = None
         self._user_id: str | None = None
         self.uploaded_media: dict[str, str] = {}  # image digest -> media id, so a retry does not upload again
 
-    @property
-    def v1(self) -> Any:
-        if self._v1 is None:
-            import tweepy
+    def oauth1(self) -> Any:
+        """The account's OAuth 1.0a user context as requests-oauthlib signs it (what tweepy's Client uses)."""
+        from requests_oauthlib import OAuth1
 
-            handler = tweepy.OAuth1UserHandler(
-                self.account["API_KEY"], self.account["API_SECRET"],
-                self.account["ACCESS_TOKEN"], self.account["ACCESS_TOKEN_SECRET"],
-            )
-            self._v1 = tweepy.API(handler, timeout=self.timeout, retry_count=0)
-        return self._v1
+        return OAuth1(self.account["API_KEY"], client_secret=self.account["API_SECRET"],
+                      resource_owner_key=self.account["ACCESS_TOKEN"],
+                      resource_owner_secret=self.account["ACCESS_TOKEN_SECRET"])
 
     def user_id(self) -> str:
         if self._user_id is None:
             me = self.v2.get_me(user_auth=True)
             self._user_id = str(me.data["id"])
         return self._user_id
+
+
+def upload_image_v2(client: XClient, image: LocalImage) -> str:
+    """Upload ``image`` in one shot through X API v2 and set its alt text; return the media id.
+
+    Written by hand because tweepy 4.17 only uploads through v1.1 ``media/upload``, which X retired for
+    self-serve tiers in 2025 (tweepy#2217). Drop this function for tweepy's own call once tweepy gains a v2
+    upload. Raises ``requests.HTTPError`` or another ``requests.RequestException``; the caller maps them.
+    """
+    session, auth = client.v2.session, client.oauth1()
+    # multipart: OAuth 1.0a signs no multipart body, only the URL and the oauth_* parameters
+    response = session.post(MEDIA_UPLOAD_URL, auth=auth,
+                            files={"media": (image.filename, image.data, image.media_type)},
+                            data={"media_category": "tweet_image", "media_type": image.media_type})
+    response.raise_for_status()
+    media_id = str(response.json()["data"]["id"])
+    if image.alt:
+        session.post(MEDIA_METADATA_URL, auth=auth, json={
+            "id": media_id, "metadata": {"alt_text": {"text": image.alt[:X_ALT_TEXT_LIMIT]}},
+        }).raise_for_status()
+    return media_id
 
 
 def _session_with_timeout(timeout: float) -> requests.Session:
@@ -153,9 +175,7 @@ class XChannel(SocialChannel):
         return RemotePost(tweet_id, tweet_url(tweet_id), text=str(response.data.get("text", post.text)))
 
     def _upload_image(self, client: XClient, article: Article) -> list[str] | None:
-        import io
-
-        import tweepy
+        import requests
 
         image = self.load_image(article)
         if image is None:
@@ -164,16 +184,18 @@ class XChannel(SocialChannel):
             return [client.uploaded_media[image.digest]]
         if len(image.data) > X_IMAGE_MAX_BYTES:
             raise PostNotSent(f"image {image.filename} is over 5 MB, the most X takes")
+        # An upload is not a post: whatever fails here, nothing was published, so it may be tried again later.
         try:
-            media = client.v1.media_upload(image.filename, file=io.BytesIO(image.data))
-            if image.alt:
-                client.v1.create_media_metadata(media.media_id, image.alt[:1000])
-        except tweepy.TooManyRequests as exc:
-            raise RateLimited(_reason(exc), reset_at=self._reset_at(exc)) from None
-        except tweepy.TweepyException as exc:  # an upload is not a post: nothing was published, try later
-            raise PostNotSent(f"image upload failed: {_reason(exc)}") from None
-        client.uploaded_media[image.digest] = str(media.media_id)
-        return [str(media.media_id)]
+            media_id = upload_image_v2(client, image)
+        except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 429:
+                raise RateLimited(f"image upload: {_http_reason(exc.response)}",
+                                  reset_at=self._reset_at(exc)) from None
+            raise PostNotSent(f"image upload failed: {_http_reason(exc.response)}") from None
+        except (requests.RequestException, KeyError, TypeError, ValueError) as exc:
+            raise PostNotSent(f"image upload failed: {type(exc).__name__}") from None
+        client.uploaded_media[image.digest] = media_id
+        return [media_id]
 
     def _reset_at(self, exc: Any) -> float | None:
         """When X takes posts again (Unix time), from the 429's headers; None when it did not say."""
@@ -214,6 +236,19 @@ class XChannel(SocialChannel):
 def _reason(exc: Exception) -> str:
     """tweepy's message on one line ("403 Forbidden - ..."), never with request headers or tokens."""
     return " - ".join(line for line in str(exc).splitlines() if line.strip())
+
+
+def _http_reason(response: requests.Response | None) -> str:
+    """X's answer on one line ("403 Forbidden - ..."), from its JSON problem details when it gave them."""
+    if response is None:
+        return "no answer"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = (body.get("detail") or body.get("title")) if isinstance(body, dict) else None
+    said = f"{response.status_code} {response.reason or ''}".strip()
+    return f"{said} - {detail}" if detail else said
 
 
 def _is_network_error(exc: Exception) -> bool:

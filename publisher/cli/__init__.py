@@ -6,6 +6,7 @@ A ``PublisherError`` becomes one line, ``Error: ...``, on stderr with exit code 
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 from collections.abc import Iterable, Mapping
@@ -102,8 +103,22 @@ class PublisherGroup(click.Group):
 
                 raise UserError(extra_missing(exc.name or "")) from None
             raise _internal(exc) from None
+        except OSError as exc:
+            if exc.errno not in _DISK_ERRNOS:
+                raise _internal(exc) from None
+            raise UserError(_disk_error(exc)) from None
         except Exception as exc:
             raise _internal(exc) from None
+
+
+# Errors of the disk rather than of the program: a full disk or quota, a read-only file system, an I/O error.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
+
+
+def _disk_error(exc: OSError) -> str:
+    """``/site/public/en/feed.json: No space left on device``: the file and the cause, on one line."""
+    cause = exc.strerror or errno.errorcode.get(exc.errno or 0, "") or str(exc)
+    return _one_line(f"{exc.filename}: {cause}" if exc.filename else f"cannot write: {cause}")
 
 
 def _internal(exc: Exception) -> Exception:
@@ -213,6 +228,12 @@ def main() -> None:
     except (BrokenPipeError, OutputClosed):
         _discard_stdout()
         sys.exit(EXIT_OUTPUT_CLOSED)
+    except OSError as exc:   # output on a full disk, met outside a command (--version) or at the last flush
+        if exc.errno not in _DISK_ERRNOS:
+            raise
+        _discard_stdout()
+        click.echo(f"Error: {_disk_error(exc)}", err=True)
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:  # pragma: no cover - click handles most of these itself
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -204,12 +204,14 @@ def config_check(ctx: click.Context) -> None:
     site = get_site(ctx)
     out = console()
     problems: list[str] = []
+    warnings: list[str] = []
     table = Table(title=f"Channels of {site.root}")
     for column in ("channel", "mode", "destination", "missing settings"):
         table.add_column(column, overflow="fold")
     for name in channel_names():
         channel = get_channel(name, site)
         problems += [problem for problem in channel.check() if problem not in problems]
+        warnings += channel.warnings()
         mode = "configured" if channel.is_configured() else "local fallback"
         table.add_row(name, mode, channel.destination(), ", ".join(channel.missing_settings()))
     out.print(table)
@@ -234,9 +236,19 @@ def config_check(ctx: click.Context) -> None:
         if str(exc) not in problems:   # a channel's check may have met it already
             problems.append(str(exc))
     else:
+<<<<<<< HEAD
         for warning in setup_warnings(languages, site.config, site):
+=======
+        from publisher.settings import site_settings
+
+        # SITE_TITLE_<LANG> and the like, for every language of the site (a third one's too)
+        problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
+        for warning in setup_warnings(languages, site.config):
+>>>>>>> main
             click.echo(f"Warning: {warning}", err=True)
-    for warning in _link_warnings(site):
+    # links mail cannot use, then each channel's valid but risky settings (SMTP_SECURITY=none with a login, an
+    # old pinned API version)
+    for warning in [*_link_warnings(site), *warnings]:
         click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:

@@ -150,7 +150,9 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
 
     The digest is recorded in the ledger as digest-DATE[-THEME], one row per subscriber: running the same
     command again after an interruption sends only to those who did not get it (see docs for the rule about
-    the few that were being sent at the moment of a crash). Exit code 1 when a delivery failed.
+    the few that were being sent at the moment of a crash). A refusal of the sender (a sending quota) or an
+    SMTP server gone down stops the run with one line, the rest left for the next run. Exit code 1 when a
+    delivery failed or the run stopped.
     """
     from rich.table import Table
 
@@ -159,8 +161,9 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
     from publisher.errors import InputError
 
     site = get_site(ctx)
+    zone = site.timezone   # outside the try: a bad setting (a ConfigError, a ValueError) is not a bad --since
     try:
-        since = datetime.strptime(since_text.strip(), "%Y-%m-%d").replace(tzinfo=site.timezone)
+        since = datetime.strptime(since_text.strip(), "%Y-%m-%d").replace(tzinfo=zone)
     except ValueError:
         raise InputError("--since", f"expected a date such as 2024-06-01, got {since_text!r}") from None
     reports, renditions, notes = pipeline.bulletin(
@@ -173,7 +176,10 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
                         f"{len(stories)} articles")
     for column in ("language", "articles", "subject", "where", "state", "note"):
         table.add_column(column, overflow="fold")
+    stopped = [report for report in reports if report.state == "stopped"]
     for report in reports:
+        if report.state == "stopped":   # not a language: said on its own line below
+            continue
         shown = by_lang.get(report.lang, fallback)   # readers without their language get the fallback's
         table.add_row(report.lang, str(len(shown.meta["articles"])) if shown else "0",
                       shown.meta["subject"] if shown else "", report.where, report.state, report.note)
@@ -184,7 +190,9 @@ def bulletin(ctx: click.Context, since_text: str, theme: str | None, langs: tupl
     if possible_duplicates:
         click.echo(f"{possible_duplicates} subscribers were being sent this digest when an earlier "
                    f"run stopped; they got it again and may have it twice.", err=True)
-    if not dry_run and any(r.state == "failed" for r in reports):
+    for report in stopped:
+        click.echo(f"{report.channel}: {report.note}", err=True)
+    if not dry_run and any(r.state in ("failed", "stopped") for r in reports):
         ctx.exit(1)
 
 

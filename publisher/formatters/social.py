@@ -8,6 +8,8 @@ Every platform counts length its own way, so a post is measured with that platfo
 - Mastodon: user-perceived characters (grapheme clusters, as Mastodon 4 counts them), a URL 23; 500 or the
   instance's ``max_characters``.
 - Bluesky: 300 graphemes, URLs at their written length.
+- Threads: 500 characters (graphemes), an emoji counted as its UTF-8 bytes, as Meta's documentation says.
+- Telegram: 4,096 characters, 1,024 in a photo's caption, counted in UTF-16 code units as the Bot API does.
 
 A text that is too long is shortened (the summary first, then the hashtags from the last, then the title) at
 whitespace only, so a word, URL, hashtag or Hangul syllable is never cut, or, for X, split into a numbered
@@ -35,6 +37,9 @@ ELLIPSIS = "…"
 X_LIMIT = 280
 MASTODON_DEFAULT_LIMIT = 500
 BLUESKY_LIMIT = 300
+THREADS_LIMIT = 500
+TELEGRAM_MESSAGE_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
 URL_WEIGHT = 23  # X's transformedURLLength; Mastodon counts every URL as 23 characters too
 
 # twitter-text v3 (config/v3.json): weights are in hundredths; ranges of weight 100, everything else 200.
@@ -133,6 +138,22 @@ def mastodon_length(text: str) -> int:
     return total + grapheme_length(text[last:])
 
 
+def threads_length(text: str) -> int:
+    """The length Threads counts: graphemes, except that an emoji weighs its UTF-8 bytes (a flag 8)."""
+    text = unicodedata.normalize("NFC", text)
+    total = grapheme_length(text)
+    if _regex(_EMOJI_START_PATTERN).search(text):
+        for cluster in _regex(r"\X").findall(text):
+            if _regex(_EMOJI_START_PATTERN).search(cluster):
+                total += len(cluster.encode("utf-8")) - 1
+    return total
+
+
+def telegram_length(text: str) -> int:
+    """The length Telegram counts: UTF-16 code units (an emoji outside the BMP weighs 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 @dataclass(frozen=True)
 class LengthRule:
     """How one platform measures a post, and its maximum."""
@@ -148,6 +169,9 @@ class LengthRule:
 
 X_RULE = LengthRule("x", X_LIMIT, x_weighted_length, "weighted characters")
 BLUESKY_RULE = LengthRule("bluesky", BLUESKY_LIMIT, grapheme_length, "graphemes")
+THREADS_RULE = LengthRule("threads", THREADS_LIMIT, threads_length, "characters")
+TELEGRAM_RULE = LengthRule("telegram", TELEGRAM_MESSAGE_LIMIT, telegram_length, "UTF-16 code units")
+TELEGRAM_CAPTION_RULE = LengthRule("telegram", TELEGRAM_CAPTION_LIMIT, telegram_length, "UTF-16 code units")
 
 
 def mastodon_rule(limit: int = MASTODON_DEFAULT_LIMIT) -> LengthRule:
@@ -182,11 +206,23 @@ def hashtags(tags: Sequence[str]) -> list[str]:
     return result
 
 
+# C0 controls other than tab and newline, DEL, C1 controls, and the bidi embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069): a platform shows them as boxes, cuts the post at a NUL, or lets them make
+# a post (or its link) read in another order than it was written. Joiners and marks (U+200D, U+200E) stay:
+# emoji sequences and right-to-left text need them.
+_HIDDEN_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without the control and bidi-override characters that must never reach a plain-text post."""
+    return _HIDDEN_CONTROLS.sub("", text)
+
+
 def plain_text(html_text: str) -> str:
     """Sanitized HTML (an article's ``summary_html``) as one line of plain text (``markup.html_to_text``)."""
     from publisher.markup import html_to_text
 
-    return " ".join(html_to_text(html_text).split())
+    return " ".join(strip_controls(html_to_text(html_text)).split())
 
 
 # --- shortening and threads -------------------------------------------------------------------------------
@@ -316,7 +352,8 @@ class PostText:
 
 
 def _tidy(text: str) -> str:
-    lines = [line.rstrip() for line in unicodedata.normalize("NFC", text).strip().splitlines()]
+    # the whole post, so the title, the template's own text and every value it shows are cleaned alike
+    lines = [line.rstrip() for line in unicodedata.normalize("NFC", strip_controls(text)).strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

@@ -11,7 +11,9 @@ time from the recipient. Transactional mail (a confirmation request, a note to a
 from __future__ import annotations
 
 import email
+import hashlib
 import html as html_lib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +31,11 @@ if TYPE_CHECKING:
     from publisher.config import Config
     from publisher.formatters.email import Bulletin
     from publisher.site import Site
+
+# What a header value must never carry: control characters (C0, DEL, C1: a line break would start a header of
+# its own, a NUL truncates it in some clients) and the bidi embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069), which make a Subject or sender name read differently from what it is.
+_UNSAFE_IN_HEADER = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 # Headers DKIM signs: the ones a forwarder or list manager must not change, RFC 8058 ones included.
 DKIM_SIGNED_HEADERS = (
@@ -90,9 +97,9 @@ class MessageBuilder:
         data = {"email": recipient.email}
         return self._links[0](data), self._links[1](data)
 
-    def wire(self, bulletin: Bulletin, recipient: Recipient) -> tuple[bytes, str]:
+    def wire(self, bulletin: Bulletin, recipient: Recipient, *, message_id: str | None = None) -> tuple[bytes, str]:
         """The message for this recipient as sent on the wire (CRLF, DKIM-signed when configured), and its
-        Message-ID.
+        Message-ID (``message_id``, the delivery's own from ``delivery_message_id``; else a new one).
 
         The parts every recipient shares were built and serialized once per bulletin by the email package
         (`WireTemplate`); here only the recipient's headers are written and the two bodies, which hold the
@@ -104,7 +111,8 @@ class MessageBuilder:
             template = self._templates[id(bulletin)] = WireTemplate.build(bulletin, self)
         unsubscribe_url, preferences_url = self.links(recipient)
         html_body, text_body = template.personalize(unsubscribe_url, preferences_url)
-        message_id = make_msgid(idstring=bulletin.kind, domain=self.domain)
+        if message_id is None:
+            message_id = make_msgid(idstring=bulletin.kind, domain=self.domain)
         head = (
             f"To: {to_header(recipient.name, recipient.email)}\r\n"
             f"Date: {format_datetime(self._now())}\r\n"
@@ -114,6 +122,12 @@ class MessageBuilder:
             f"List-Unsubscribe: <{unsubscribe_url}>\r\n"
         ).encode("utf-8")   # UTF-8 only for an internationalized address (RFC 6532; sent with SMTPUTF8)
         return self.sign(head + template.fill(text_body, html_body)), message_id
+
+    def delivery_message_id(self, key: object, generation: int = 0) -> str:
+        """The Message-ID of one delivery (its ledger key) in one ``--force`` generation: the same for every
+        copy of that delivery, so a copy re-sent after an interruption folds into the first in mail clients."""
+        digest = hashlib.sha256(f"{key}/generation-{generation}".encode()).hexdigest()[:32]
+        return f"<{digest}@{self.domain}>"
 
     def message(self, bulletin: Bulletin, recipient: Recipient) -> EmailMessage:
         """The same message parsed back into an `EmailMessage` (for previews and tests)."""
@@ -129,7 +143,7 @@ class MessageBuilder:
         """One message to one reader now (a confirmation request, a note): the sender's headers, both bodies,
         and ``Auto-Submitted`` so that no vacation reply answers it (RFC 3834)."""
         message = EmailMessage()
-        message["Subject"] = " ".join(subject.split())
+        message["Subject"] = header_text(subject)
         message["From"] = self.sender
         if self.reply_to is not None:
             message["Reply-To"] = self.reply_to
@@ -180,11 +194,11 @@ class WireTemplate:
     def build(cls, bulletin: Bulletin, builder: MessageBuilder) -> WireTemplate:
         html = inline_css(bulletin.html)   # the link markers are plain ASCII: css-inline leaves them as they are
         message = EmailMessage()
-        message["Subject"] = bulletin.subject
+        message["Subject"] = header_text(bulletin.subject)
         message["From"] = builder.sender
         if builder.reply_to is not None:
             message["Reply-To"] = builder.reply_to
-        list_name = " ".join(builder.site.title(builder.site.languages[0]).split())
+        list_name = header_text(builder.site.title(builder.site.languages[0]))
         message["List-Id"] = f"{list_name} <bulletin.{builder.domain}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         text_cte, html_cte = _transfer_encoding(bulletin.text), _transfer_encoding(html)
@@ -226,10 +240,14 @@ def to_header(name: str | None, address: str) -> str:
     return f"{encoded} <{address}>"
 
 
-def _one_line_name(name: str | None) -> str:
-    from publisher.subscribers import normalize_name
+def header_text(text: str) -> str:
+    """``text`` fit for a header value: control characters become spaces, bidi controls go, spacing is one
+    space (a title or name written by someone else never writes a header of its own or reads backwards)."""
+    return " ".join(_UNSAFE_IN_HEADER.sub(lambda m: " " if m.group() < "\u0100" else "", text).split())
 
-    return normalize_name(name) or ""
+
+def _one_line_name(name: str | None) -> str:
+    return header_text(name or "")
 
 
 def _ascii_addresses(message: EmailMessage) -> bool:
@@ -314,7 +332,7 @@ def parse_address_header(text: str, name: str) -> Address:
         normalized = normalize_email(addr_spec, where=name)
     except Exception as error:  # InputError: re-raised as the setting's error
         raise ConfigError(name, str(error).split(": ", 1)[-1]) from None
-    return Address(display_name=display_name, addr_spec=normalized)
+    return Address(display_name=header_text(display_name), addr_spec=normalized)
 
 
 def sender_address(site: Site, config: Config) -> Address:
@@ -327,8 +345,8 @@ def sender_address(site: Site, config: Config) -> Address:
     host = urlsplit(site.url).hostname or "localhost"
     if "." not in host:
         host = f"{host}.localdomain"
-    return Address(display_name=site.title(site.languages[0]), addr_spec=f"news@{host}")
+    return Address(display_name=header_text(site.title(site.languages[0])), addr_spec=f"news@{host}")
 
 
-__all__ = ["DkimSigner", "MessageBuilder", "Reader", "Recipient", "WireTemplate", "inline_css",
+__all__ = ["DkimSigner", "MessageBuilder", "Reader", "Recipient", "WireTemplate", "header_text", "inline_css",
            "parse_address_header", "sender_address", "to_header"]

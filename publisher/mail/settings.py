@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from publisher.settings import (Setting, parse_non_negative_float, parse_non_negative_int, parse_positive_float,
-                                parse_positive_int)
+from publisher.settings import (Setting, parse_hostname, parse_line, parse_non_negative_float, parse_non_negative_int,
+                                parse_port, parse_positive_float, parse_positive_int)
 
-SMTP_HOST = Setting("SMTP_HOST", "SMTP server for bulletins; without it mail goes to the Maildir outbox/mail/.")
+SMTP_HOST = Setting("SMTP_HOST", "SMTP server for bulletins; without it mail goes to the Maildir outbox/mail/.",
+                    parse=parse_hostname)
 SMTP_PORT = Setting("SMTP_PORT", "SMTP port. Default: 465 with SMTP_SECURITY=ssl, 587 with starttls, 25 with none.",
-                    parse=parse_positive_int)
-SMTP_USERNAME = Setting("SMTP_USERNAME", "SMTP login name (no login when unset).")
+                    parse=parse_port)
+SMTP_USERNAME = Setting("SMTP_USERNAME", "SMTP login name (no login when unset).", parse=parse_line)
 SMTP_PASSWORD = Setting("SMTP_PASSWORD", "SMTP password.", secret=True)
 SMTP_SECURITY = Setting("SMTP_SECURITY", "How the connection is protected: starttls, ssl or none.",
                         default="starttls", choices=("starttls", "ssl", "none"))
@@ -22,6 +23,9 @@ SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 
                        default=3, parse=parse_non_negative_int)
 SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply; doubles each time.",
                            default=5.0, parse=parse_non_negative_float)
+SMTP_BREAKER_FAILURES = Setting("SMTP_BREAKER_FAILURES", "Failures in a row, across all connections (a connection "
+                                "lost or refused, a 4xx reply), that stop a bulletin run with the rest left pending "
+                                "for a later run (0: never stop).", default=5, parse=parse_non_negative_int)
 
 SMTP_SETTINGS = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY, SMTP_CONNECTIONS,
-                 SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY)
+                 SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY, SMTP_BREAKER_FAILURES)

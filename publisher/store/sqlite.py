@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
-from publisher.errors import PublisherError
+from publisher.errors import PublisherError, StorageError
 from publisher.store.interfaces import Clock, Mark, format_time, utc_now
 
 if TYPE_CHECKING:
@@ -23,6 +23,144 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations" / "sqlite"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Rows per multi-row statement: far below SQLite's limit on bound parameters (32766; 999 in old builds).
 _CHUNK = 100
+
+
+# --- errors: what SQLite says about the disk or the file becomes one line naming the database --------------
+
+# SQLite's primary result codes for a cause outside the program, and what to tell the user. Any other code (a
+# constraint, an SQL error) is a bug or a rule the caller handles, and goes up unchanged.
+_CAUSES: dict[int, str] = {
+    sqlite3.SQLITE_FULL: "the disk is full, or the database has reached its size limit; free some space and "
+                         "run again",
+    sqlite3.SQLITE_READONLY: "the database is read-only; check the permissions of the file and of its folder "
+                             "(SQLite writes a -wal and a -shm file beside it)",
+    sqlite3.SQLITE_CANTOPEN: "cannot open the database file; check that its folder exists and can be written",
+    sqlite3.SQLITE_PERM: "access to the database was refused",
+    sqlite3.SQLITE_NOTADB: "not a SQLite database; check PUBLISHER_DATABASE_URL, or move the file away",
+    sqlite3.SQLITE_CORRUPT: "the database is damaged; restore it from a backup",
+    sqlite3.SQLITE_IOERR: "the disk could not be read or written (I/O error); check the disk",
+    sqlite3.SQLITE_BUSY: "another process has held the database for too long; try again when it has finished",
+    sqlite3.SQLITE_LOCKED: "another process has held the database for too long; try again when it has finished",
+}
+
+
+def storage_error(path: Path | str, error: sqlite3.Error) -> StorageError | None:
+    """``error`` as a ``StorageError`` naming ``path`` when its cause is the disk or the file, else None."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary not in _CAUSES:
+        return None
+    return StorageError(path, f"{_CAUSES[primary]} ({error})", primary)
+
+
+def _raise_storage_error(path: Path | str, error: sqlite3.Error) -> None:
+    """Raise ``error`` as a ``StorageError`` if it is about the disk or the file; else return (the caller
+    re-raises the original)."""
+    translated = storage_error(path, error)
+    if translated is not None:
+        raise translated from error
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose statements and row fetches raise ``StorageError`` for a disk or file problem."""
+
+    def _path(self) -> Path:
+        path: Path = getattr(self.connection, "path", Path("database"))
+        return path
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            _raise_storage_error(self._path(), exc)
+            raise
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> _Cursor:
+        try:
+            super().executemany(sql, seq_of_parameters)
+        except sqlite3.Error as exc:
+            _raise_storage_error(self._path(), exc)
+            raise
+        return self
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            _raise_storage_error(self._path(), exc)
+            raise
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        try:
+            return super().fetchmany(self.arraysize if size is None else size)
+        except sqlite3.Error as exc:
+            _raise_storage_error(self._path(), exc)
+            raise
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            _raise_storage_error(self._path(), exc)
+            raise
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            _raise_storage_error(self._path(), exc)
+            raise
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that knows its file and raises ``StorageError`` naming it (the store's boundary: no
+    ``sqlite3.OperationalError`` about the disk leaves this module)."""
+
+    path: Path
+
+    def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(database, *args, **kwargs)
+        self.path = Path(database)
+
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        return super().cursor(factory)
+
+    # sqlite3.Connection.execute makes its cursor in C, without calling ``cursor()``: make it here instead.
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        cursor: _Cursor = self.cursor()
+        return cursor.execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> _Cursor:
+        cursor: _Cursor = self.cursor()
+        return cursor.executemany(sql, seq_of_parameters)
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except sqlite3.Error as exc:
+            _raise_storage_error(self.path, exc)
+            raise
+
+
+def _open(path: Path, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` with the translating connection; StorageError if the file cannot be opened."""
+    try:
+        return sqlite3.connect(path, factory=_Connection, **kwargs)
+    except sqlite3.Error as exc:
+        _raise_storage_error(path, exc)
+        raise
+
+
+def _rollback(conn: sqlite3.Connection, statement: str = "ROLLBACK") -> None:
+    """Undo a failed transaction without hiding why it failed: SQLite has already rolled back by itself after
+    some errors (a full disk), and then ROLLBACK fails with "no transaction is active"."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute(statement)
+    except (sqlite3.Error, StorageError):
+        pass
 
 
 # --- connection and migrations -----------------------------------------------------------------------------
@@ -48,15 +186,19 @@ def connect(
     block the sender."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=check_same_thread)
-    except (OSError, sqlite3.Error) as exc:
-        raise PublisherError(f"{path}: cannot open the database: {exc}") from None
-    conn.row_factory = sqlite3.Row
-    _enable_wal(conn, path)
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    names = migrate(conn, clock=clock)
+    except OSError as exc:
+        raise StorageError(path, f"cannot create the database's folder: {exc.strerror or exc}") from None
+    conn = _open(path, timeout=30, isolation_level=None, check_same_thread=check_same_thread)
+    try:
+        conn.row_factory = sqlite3.Row
+        _enable_wal(conn, path)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        names = migrate(conn, clock=clock)
+    except BaseException:
+        conn.close()
+        raise
     if applied is not None:
         applied += names
     return conn
@@ -70,9 +212,9 @@ def _enable_wal(conn: sqlite3.Connection, path: Path, timeout: float = 30.0) -> 
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise PublisherError(f"{path}: cannot open the database: {exc}") from None
+        except StorageError as exc:
+            if exc.code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                raise
             time.sleep(0.01)
 
 
@@ -100,8 +242,11 @@ def migrate(conn: sqlite3.Connection, *, clock: Clock | None = None) -> list[str
             conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                          (version, name, format_time((clock or utc_now)())))
             conn.execute("COMMIT")
+        except StorageError:   # the disk or the file, not the migration: the error names the database
+            _rollback(conn)
+            raise
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise PublisherError(f"{path.name}: migration failed: {exc}") from None
         applied.append(name)
     return applied
@@ -133,8 +278,8 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         try:
             yield
         except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
+            _rollback(conn, f"ROLLBACK TO {name}")
+            _rollback(conn, f"RELEASE {name}")
             raise
         conn.execute(f"RELEASE {name}")
         return
@@ -142,9 +287,13 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
-    conn.execute("COMMIT")
+    try:
+        conn.execute("COMMIT")
+    except BaseException:   # a full disk can refuse the commit itself; leave no transaction open behind it
+        _rollback(conn)
+        raise
 
 
 _savepoints = itertools.count(1)
@@ -693,16 +842,18 @@ class SqliteFeedCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._db = self._open()
-            except sqlite3.DatabaseError:
+            except StorageError as exc:
+                if exc.code not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+                    raise   # a full or read-only disk: starting again would not help
                 self.path.unlink(missing_ok=True)
                 self._db = self._open()
         return self._db
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = _open(self.path, timeout=30, isolation_level=None)
         try:
             db.execute("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)")
-        except sqlite3.DatabaseError:
+        except BaseException:
             db.close()
             raise
         return db

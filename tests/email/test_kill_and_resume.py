@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email
 import os
 import signal
 import subprocess
 import sys
 import time
+from email import policy
 
 import pytest
 
@@ -70,6 +72,10 @@ def test_kill_9_then_rerun_reaches_everyone_and_duplicates_at_most_the_in_flight
     flagged = {row[0] for row in smtp_site.store().connection.execute(
         "SELECT target FROM deliveries WHERE json_extract(detail, '$.possible_duplicate')")}
     assert twice <= flagged                                    # every duplicate was reported as possible
+    for address in twice:                                      # ...and carries the first copy's Message-ID
+        ids = {email.message_from_bytes(data, policy=policy.default)["Message-ID"]
+               for rcpts, data in handler.messages if address in rcpts}
+        assert len(ids) == 1, (address, ids)
     if flagged:
         assert f"{len(flagged)} subscribers were being sent this digest when an earlier run stopped" in err
     states = dict(smtp_site.store().connection.execute(

@@ -173,20 +173,18 @@ def test_a_missing_image_is_one_line_naming_file_and_field_and_nothing_is_writte
 ) -> None:
     path = write_article("broken", "en", title="Broken", date="2030-01-01T09:00:00+09:00",
                          image={"src": "images/missing.png", "alt": "Nothing"})
+    line = (f"Error: {path}: image.src: file not found: images/missing.png (looked next to the article, in "
+            "content/, the site folder and public/)")
     result = cli("feeds", "build", "--all")
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [
-        f"Error: {path}: image: file not found: images/missing.png (looked in content/, the site folder and public/)"]
+    assert result.output.strip().splitlines() == [line]
     assert "Traceback" not in result.output
     assert not site.public_dir.exists()
     assert not list(site.ledger().rows(channel="feeds"))   # stopped before anything was recorded
 
-    # Through publish: the whole run is checked before any channel writes: one line, exit 2, nothing recorded.
+    # Through publish: refused when the article is loaded, before any channel claims or writes anything.
     result = cli("publish", str(path), "--channel", "feeds")
-    assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.output.strip().splitlines() == [
-        f"Error: {path}: image: file not found: images/missing.png (looked in content/, the site folder and "
-        "public/); nothing was sent"]
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [line]
     assert not list(site.ledger().rows(article="broken"))
     assert not site.public_dir.exists()
 
@@ -350,7 +348,7 @@ def test_one_channel_publishing_several_stories_sees_edits_made_in_between(site:
 
 def test_a_failed_republish_keeps_the_entry_id_handed_out_first(site: Site, write_article) -> None:
     from publisher import pipeline
-    from publisher.article import load_stories
+    from publisher.article import Story, load_stories
     from publisher.channels.feeds import FeedsChannel
 
     image = site.root / "images" / "kept.png"
@@ -359,18 +357,19 @@ def test_a_failed_republish_keeps_the_entry_id_handed_out_first(site: Site, writ
     path = write_article("kept", "en", title="Kept", date="2030-01-01T09:00:00+09:00",
                          image={"src": "images/kept.png", "alt": "A picture"})
 
-    def publish_it() -> list[str]:
-        story = load_stories([path], site)[0]
+    def publish_it(story: Story | None = None) -> list[str]:
+        story = story or load_stories([path], site)[0]
         return [r.state for r in pipeline.deliver(site, FeedsChannel(site), [(story, ["en"])], pipeline.RunOptions())]
 
     assert set(publish_it()) == {"sent"}
     key = DeliveryKey("kept", "en", "feeds", "en/rss.xml")
     guid = site.ledger().get(key).detail["guid"]
+    loaded = load_stories([path], site)[0]   # the loader checks the image: it goes missing after that
     image.unlink()
     (site.public_dir / "images" / "kept.png").unlink()   # the copy the build made
-    assert set(publish_it()) == {"failed"}
+    assert set(publish_it(loaded)) == {"failed"}
     row = site.ledger().get(key)
-    assert row.state == "failed" and "image: file not found" in row.last_error
+    assert row.state == "failed" and "file not found: images/kept.png" in row.last_error
     assert row.detail["guid"] == guid
     # Fixed, and the host moved: the entry keeps the id it was first given.
     image.write_bytes(b"\x89PNG" + b"0" * 60)

@@ -10,8 +10,8 @@ import responses
 from tests.social.conftest import X_DEFAULT
 
 TWEETS = "https://api.twitter.com/2/tweets"
-UPLOAD = "https://upload.twitter.com/1.1/media/upload.json"
-METADATA = "https://upload.twitter.com/1.1/media/metadata/create.json"
+UPLOAD = "https://api.x.com/2/media/upload"  # X API v2: the v1.1 media endpoints are retired
+METADATA = "https://api.x.com/2/media/metadata"
 ME = "https://api.twitter.com/2/users/me"
 USER_TWEETS = "https://api.twitter.com/2/users/42/tweets"
 
@@ -20,8 +20,8 @@ def test_publish_to_x_then_an_unknown_outcome_then_retry(cli, site_dir, http) ->
     (site_dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in X_DEFAULT.items()), encoding="utf-8")
     english = str(site_dir / "content" / "2024-unpsf-incheon.en.md")
     korean = str(site_dir / "content" / "2024-unpsf-incheon.ko.md")
-    http.add(responses.POST, UPLOAD, json={"media_id": 5, "media_id_string": "5"})
-    http.add(responses.POST, METADATA, body="")
+    http.add(responses.POST, UPLOAD, json={"data": {"id": "5", "media_key": "3_5"}})
+    http.add(responses.POST, METADATA, json={"data": {"id": "5", "associated_metadata": True}})
     http.add(responses.POST, TWEETS, json={"data": {"id": "100", "text": "t"}}, status=201)
 
     first = cli("publish", english, "--channel", "x", "--lang", "en", env={"COLUMNS": "200"})

@@ -266,6 +266,10 @@ def test_the_articles_image_is_uploaded_as_the_cards_thumbnail(make_site, http) 
     assert upload.request.headers["Authorization"] == "Bearer linkedin-token-secret"
     card = json.loads(post_calls(http)[0].request.body)["content"]["article"]
     assert card["thumbnail"] == IMAGE_URN and card["title"].startswith("세계 공공행정의 역량 강화")
+    assert card["thumbnailAltText"] == story_of(site, SLUG).get("ko").image.alt  # the picture's alt text
+    # the order of the Images API flow: initialize, PUT the bytes, then the post that names the image's URN
+    assert [(c.request.method, c.request.url) for c in http.calls] == [("POST", IMAGES), ("PUT", UPLOAD),
+                                                                       ("POST", POSTS)]
 
 
 def test_a_failed_image_upload_posts_nothing_and_is_failed(make_site, http) -> None:
@@ -276,3 +280,54 @@ def test_a_failed_image_upload_posts_nothing_and_is_failed(make_site, http) -> N
 
     assert report.state == "failed" and "upload the image to LinkedIn" in report.note
     assert post_calls(http) == []
+
+
+# --- the pinned LinkedIn-Version (publisher/channels/api_versions.py) -------------------------------------
+
+
+def at(day: str) -> FakeClock:
+    from datetime import UTC, datetime
+
+    return FakeClock(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp())
+
+
+def test_the_default_version_is_pinned_in_one_place_with_the_day_it_was_checked() -> None:
+    from publisher.channels import api_versions
+
+    assert LinkedInChannel.settings[-1].default == api_versions.LINKEDIN_VERSION.version == "202609"
+    import time
+
+    for pinned in api_versions.PINNED:  # each says when it was last checked, never a day to come
+        assert pinned.released <= pinned.checked <= api_versions.today(time.time)
+
+
+@pytest.mark.parametrize(("version", "today", "warned"), [
+    ("202609", "2027-09-01", False),   # exactly a year: still fine
+    ("202609", "2027-09-03", True),    # a year and two days
+    ("202501", "2025-06-30", False),
+    ("202501", "2026-02-01", True),
+])
+def test_config_check_warns_when_the_linkedin_version_in_use_is_over_a_year_old(make_site, version, today,
+                                                                                 warned) -> None:
+    settings = {**ORGANIZATION} if version == "202609" else {**ORGANIZATION, "LINKEDIN_API_VERSION": version}
+    channel = channel_for(make_site(**settings), at(today))
+    warnings = channel.warnings()
+    if not warned:
+        assert warnings == []
+    else:
+        [warning] = warnings
+        assert warning.startswith(f"LINKEDIN_API_VERSION: LinkedIn version {version}")
+        assert "over a year old" in warning and f"{version[:4]}-{version[4:]}-01" in warning
+
+
+def test_no_version_warning_for_linkedin_when_it_is_not_used_or_its_version_is_bad(make_site) -> None:
+    assert channel_for(make_site(), at("2030-01-01")).warnings() == []
+    bad = channel_for(make_site(**ORGANIZATION, LINKEDIN_API_VERSION="2026-09"), at("2030-01-01"))
+    assert bad.warnings() == [] and bad.check()  # the bad value is check()'s error, not a warning
+
+
+def test_publisher_config_check_prints_the_version_warning(cli) -> None:
+    result = cli("config", "check", env={**ORGANIZATION, "LINKEDIN_API_VERSION": "202401"})
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Warning: LINKEDIN_API_VERSION")]
+    assert "LinkedIn version 202401 is from 2024-01-01, over a year old" in line

@@ -265,3 +265,115 @@ def test_a_bad_instance_address_is_a_one_line_error_naming_the_setting(make_site
         "MASTODON_API_BASE_URL (from .env): expected an http:// or https:// URL, got 'mastodon.example'"]
     with pytest.raises(ConfigError, match=r"^MASTODON_API_BASE_URL \(from \.env\): expected an http"):
         publish_with(channel, story_of(site, SLUG), ["en"])
+
+
+# --- threads (MASTODON_LONG_TEXT=thread) -------------------------------------------------------------------
+
+LONG_SUMMARY = "The workshop discussed digital transformation and inclusive governance for climate action. " * 16
+
+
+def long_article(write_article: Any) -> DeliveryKey:
+    write_article("long-english", "en", "A long story", LONG_SUMMARY.strip(), ["Public administration"])
+    return DeliveryKey("long-english", "en", "mastodon", "default")
+
+
+def test_a_long_article_becomes_a_numbered_thread_within_the_instances_limit(make_site, write_article, api,
+                                                                               clock) -> None:
+    row_key = long_article(write_article)
+    site = make_site(**MASTODON_DEFAULT, MASTODON_LONG_TEXT="thread")
+    api.replace(responses.GET, INSTANCE_V2, json=instance(300))  # the instance's max_characters, not 500
+    for number in range(1, 10):
+        api.add(responses.POST, STATUSES, json=status(f"50{number}"))
+
+    [report] = publish_with(channel_for(site, clock), story_of(site, "long-english"), ["en"])
+
+    calls = status_calls(api)
+    sent = [form(call) for call in calls]
+    assert report.state == "sent" and len(sent) >= 4
+    for number, body in enumerate(sent, start=1):
+        assert body["status"].endswith(f" {number}/{len(sent)}") and mastodon_length(body["status"]) <= 300
+        assert body["language"] == "en"
+        assert calls[number - 1].request.headers["Idempotency-Key"] == idempotency_key(row_key, number)
+    assert "in_reply_to_id" not in sent[0]
+    assert [body["in_reply_to_id"] for body in sent[1:]] == [f"50{n}" for n in range(1, len(sent))]
+    row = site.ledger().get(row_key)
+    assert [part["id"] for part in row.detail["parts"]] == [f"50{n}" for n in range(1, len(sent) + 1)]
+    assert row.remote_id == "501"
+
+
+def test_a_mastodon_thread_resumes_after_a_failure_at_part_3(make_site, write_article, api, clock) -> None:
+    row_key = long_article(write_article)
+    site = make_site(**MASTODON_DEFAULT, MASTODON_LONG_TEXT="thread")
+    api.add(responses.POST, STATUSES, json=status("601"))
+    api.add(responses.POST, STATUSES, json=status("602"))
+    api.add(responses.POST, STATUSES, json={"error": "Service Unavailable"}, status=503)
+    channel = channel_for(site, clock)
+
+    [first] = publish_with(channel, story_of(site, "long-english"), ["en"])
+
+    assert first.state == "unconfirmed"
+    row = site.ledger().get(row_key)
+    assert [part["id"] for part in row.detail["parts"]] == ["601", "602"]
+    total = row.detail["total"]
+    assert total >= 4
+    third_try = status_calls(api)[2]
+    assert form(third_try)["status"].endswith(f" 3/{total}") and form(third_try)["in_reply_to_id"] == "602"
+
+    # Without --retry-unconfirmed nothing is posted: the 503 may have hidden a success.
+    [second] = publish_with(channel, story_of(site, "long-english"), ["en"])
+    assert second.state == "unconfirmed" and len(status_calls(api)) == 3
+
+    # With it, part 3 is looked for among the account's statuses; absent, it is posted as a reply to part 2,
+    # under the same idempotency key (had the first try landed, the instance would answer with it), and the
+    # rest of the thread follows. Parts 1 and 2 are not posted again.
+    api.add(responses.GET, VERIFY, json={"id": "77", "username": "unpog", "acct": "unpog"})
+    api.add(responses.GET, ACCOUNT_STATUSES, json=[status("602", "<p>part two</p>"), status("601", "<p>one</p>")])
+    api.replace(responses.POST, STATUSES, json=status("603"))
+    for number in range(4, total + 1):
+        api.add(responses.POST, STATUSES, json=status(f"60{number}"))
+
+    [third] = publish_with(channel, story_of(site, "long-english"), ["en"], retry_unconfirmed=True)
+
+    assert third.state == "sent"
+    resumed = status_calls(api)[3:]
+    assert len(resumed) == total - 2
+    assert form(resumed[0])["status"] == form(third_try)["status"]
+    assert form(resumed[0])["in_reply_to_id"] == "602"
+    assert resumed[0].request.headers["Idempotency-Key"] == third_try.request.headers["Idempotency-Key"]
+    assert resumed[0].request.headers["Idempotency-Key"] == idempotency_key(row_key, 3)
+    assert [form(call)["in_reply_to_id"] for call in resumed[1:]] == [f"60{n}" for n in range(3, total)]
+    row = site.ledger().get(row_key)
+    assert row.state == "sent" and row.remote_id == "601"
+    assert [part["id"] for part in row.detail["parts"]] == [f"60{n}" for n in range(1, total + 1)]
+
+
+def test_a_thread_refused_at_part_3_resumes_there_on_the_next_run(make_site, write_article, api, clock) -> None:
+    row_key = long_article(write_article)
+    site = make_site(**MASTODON_DEFAULT, MASTODON_LONG_TEXT="thread")
+    api.add(responses.POST, STATUSES, json=status("701"))
+    api.add(responses.POST, STATUSES, json=status("702"))
+    api.add(responses.POST, STATUSES, json={"error": "Validation failed: Text character limit"}, status=422)
+    channel = channel_for(site, clock)
+
+    [first] = publish_with(channel, story_of(site, "long-english"), ["en"])
+    assert first.state == "failed"  # refused: nothing was posted at part 3, so a later run may post it
+
+    total = site.ledger().get(row_key).detail["total"]
+    api.replace(responses.POST, STATUSES, json=status("703"))
+    for number in range(4, total + 1):
+        api.add(responses.POST, STATUSES, json=status(f"70{number}"))
+    [second] = publish_with(channel, story_of(site, "long-english"), ["en"])
+
+    assert second.state == "sent"
+    resumed = status_calls(api)[3:]
+    assert form(resumed[0])["status"].endswith(f" 3/{total}") and form(resumed[0])["in_reply_to_id"] == "702"
+    assert len(resumed) == total - 2
+
+
+def test_shorten_stays_the_default_and_thread_is_the_only_other_choice(make_site, write_article, clock) -> None:
+    long_article(write_article)
+    site = make_site(**MASTODON_DEFAULT)
+    [rendition] = channel_for(site, clock).render(story_of(site, "long-english"), ["en"])
+    assert len(rendition.files) == 1 and rendition.files[0].meta["parts"] == 1  # shortened, as before
+    site = make_site(**MASTODON_DEFAULT, MASTODON_LONG_TEXT="threads")
+    assert any("MASTODON_LONG_TEXT" in problem for problem in channel_for(site, clock).check())

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 import pytest
 import requests
 import responses
 
+from publisher.article import Image
 from publisher.channels.social import idempotency_key
 from publisher.channels.x import XChannel
 from publisher.errors import ConfigError
@@ -20,20 +24,30 @@ from tests.social.conftest import NOW, X_DEFAULT, X_KOREAN, FakeClock, publish_w
 TWEETS = "https://api.twitter.com/2/tweets"
 ME = "https://api.twitter.com/2/users/me"
 USER_TWEETS = "https://api.twitter.com/2/users/42/tweets"
-UPLOAD = "https://upload.twitter.com/1.1/media/upload.json"
-METADATA = "https://upload.twitter.com/1.1/media/metadata/create.json"
+UPLOAD = "https://api.x.com/2/media/upload"
+METADATA = "https://api.x.com/2/media/metadata"
+MEDIA_ID = "1880028106020515840"
 SLUG = "2024-unpsf-incheon"
 DUPLICATE_BODY = {"detail": "You are not allowed to create a Tweet with duplicate content.", "type": "about:blank",
                   "title": "Forbidden", "status": 403}
 
 
+def retired_calls(http: responses.RequestsMock) -> list[str]:
+    """Calls to the v1.1 API X retired for media (upload.twitter.com, any /1.1/ path): there must be none."""
+    return [call.request.url for call in http.calls
+            if "upload.twitter.com" in call.request.url or "/1.1/" in call.request.url]
+
+
 @pytest.fixture
-def x_http(http: responses.RequestsMock) -> responses.RequestsMock:
-    """The X API under tweepy: the sample article's image upload is answered; each test adds its tweets."""
-    http.add(responses.POST, UPLOAD, json={"media_id": 8888, "media_id_string": "8888", "size": 10,
-                                           "image": {"image_type": "image/png", "w": 1, "h": 1}})
-    http.add(responses.POST, METADATA, body="", status=200)
-    return http
+def x_http(http: responses.RequestsMock) -> Iterator[responses.RequestsMock]:
+    """The X API under tweepy and requests: the sample article's image upload through v2 is answered (as
+    docs.x.com shows it); each test adds its tweets. Any call to the retired v1.1 endpoints fails the test."""
+    http.add(responses.POST, UPLOAD, json={"data": {"id": MEDIA_ID, "media_key": f"3_{MEDIA_ID}", "size": 10,
+                                                    "expires_after_secs": 86400,
+                                                    "image": {"image_type": "image/png", "w": 1, "h": 1}}})
+    http.add(responses.POST, METADATA, json={"data": {"id": MEDIA_ID, "associated_metadata": True}})
+    yield http
+    assert retired_calls(http) == []
 
 
 def tweet_calls(http: responses.RequestsMock) -> list[Any]:
@@ -288,7 +302,19 @@ def test_other_403_fails_and_may_be_retried(make_site, x_http, fake_clock) -> No
     assert "ck-default" not in report.note
 
 
-def test_image_is_uploaded_through_v1_media_upload_with_alt_text(make_site, x_http, fake_clock) -> None:
+def multipart_fields(request: Any) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body's fields: name -> (filename, content)."""
+    content_type = request.headers["Content-Type"]
+    if isinstance(content_type, bytes):  # requests-oauthlib leaves the headers of a request it signs as bytes
+        content_type = content_type.decode()
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + request.body)
+    return {part.get_param("name", header="content-disposition"): (part.get_filename(),
+                                                                   part.get_payload(decode=True))
+            for part in message.iter_parts()}
+
+
+def test_an_image_post_goes_through_api_v2_only_with_alt_text_and_oauth1(make_site, x_http, fake_clock) -> None:
     site = make_site(**X_DEFAULT)
     article = story_of(site, SLUG).get("en")
     assert article.image is not None  # the sample's images/unpsf-2024.png
@@ -298,10 +324,63 @@ def test_image_is_uploaded_through_v1_media_upload_with_alt_text(make_site, x_ht
 
     assert report.state == "sent"
     upload, metadata, tweet = x_http.calls
-    assert upload.request.headers["Authorization"].startswith("OAuth ")
-    assert b"image/png" in upload.request.body or b"PNG" in upload.request.body
-    assert json.loads(metadata.request.body) == {"media_id": 8888, "alt_text": {"text": article.image.alt}}
-    assert json.loads(tweet.request.body)["media"] == {"media_ids": ["8888"]}
+    assert [call.request.url for call in x_http.calls] == [UPLOAD, METADATA, TWEETS]
+    assert all(call.request.url.startswith(("https://api.x.com/2/", "https://api.twitter.com/2/"))
+               for call in x_http.calls)
+    for call in (upload, metadata, tweet):  # the same OAuth 1.0a user context signs all three
+        auth = call.request.headers["Authorization"]
+        auth = auth.decode() if isinstance(auth, bytes) else auth  # requests-oauthlib gives bytes for multipart
+        assert auth.startswith("OAuth ") and 'oauth_consumer_key="ck-default"' in auth
+        assert 'oauth_token="at-default"' in auth and "oauth_signature=" in auth
+        assert "cs-default" not in auth and "ats-default" not in auth
+    fields = multipart_fields(upload.request)
+    image = (site.root / "content" / "images" / "unpsf-2024.png").read_bytes()
+    assert fields["media"] == ("unpsf-2024.png", image)
+    assert fields["media_category"] == (None, b"tweet_image") and fields["media_type"] == (None, b"image/png")
+    assert json.loads(metadata.request.body) == {"id": MEDIA_ID, "metadata": {"alt_text": {"text": article.image.alt}}}
+    assert json.loads(tweet.request.body)["media"] == {"media_ids": [MEDIA_ID]}
+    assert site.ledger().get(key()).remote_id == "8001"
+
+
+def test_the_retired_v1_upload_would_fail_the_test(http) -> None:
+    # The guard the x_http fixture applies: a call to upload.twitter.com or a /1.1/ path is caught.
+    http.add(responses.POST, "https://upload.twitter.com/1.1/media/upload.json", json={"media_id": 1})
+    requests.post("https://upload.twitter.com/1.1/media/upload.json", timeout=5)
+    assert retired_calls(http) == ["https://upload.twitter.com/1.1/media/upload.json"]
+
+
+@pytest.mark.parametrize(("answer", "state", "note"), [
+    ({"json": {"title": "Forbidden", "detail": "Your client app is not configured with the appropriate oauth1 "
+               "app permissions for this endpoint.", "status": 403}, "status": 403},
+     "failed", "image upload failed: 403 Forbidden - Your client app is not configured"),
+    ({"json": {"title": "Service Unavailable"}, "status": 503}, "failed", "image upload failed: 503"),
+    ({"body": requests.exceptions.ReadTimeout("read timed out")}, "failed", "image upload failed: ReadTimeout"),
+], ids=["403", "503", "timeout"])
+def test_a_failed_upload_posts_nothing_and_may_be_tried_again(make_site, x_http, fake_clock, answer, state,
+                                                              note) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.replace(responses.POST, UPLOAD, **answer)
+
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
+
+    # An upload is not a post: nothing was published, so the row is failed (not unconfirmed) and a later
+    # run may post.
+    assert (report.state, site.ledger().get(key()).state) == (state, state)
+    assert report.note.startswith(note) and "ck-default" not in report.note
+    assert tweet_calls(x_http) == []
+
+
+def test_a_rate_limited_upload_waits_for_the_reset_then_uploads_once(make_site, x_http, fake_clock) -> None:
+    site = make_site(**X_DEFAULT)
+    x_http.replace(responses.POST, UPLOAD, json={"title": "Too Many Requests"}, status=429,
+                   headers={"x-rate-limit-reset": str(int(NOW) + 10)})
+    x_http.add(responses.POST, UPLOAD, json={"data": {"id": MEDIA_ID, "media_key": f"3_{MEDIA_ID}"}})
+    x_http.add(responses.POST, TWEETS, **created("8101"))
+
+    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
+
+    assert report.state == "sent" and fake_clock.sleeps == [11.0]
+    assert [c.request.url for c in x_http.calls] == [UPLOAD, UPLOAD, METADATA, TWEETS]
 
 
 def test_an_image_path_leading_out_of_the_site_fails_the_post_and_uploads_nothing(make_site, x_http, fake_clock,
@@ -309,9 +388,14 @@ def test_an_image_path_leading_out_of_the_site_fails_the_post_and_uploads_nothin
     site = make_site(**X_DEFAULT)
     secret = site.root.parent / "outside.png"
     secret.write_bytes(b"\x89PNG not for the public")
-    write_article("escape", "en", "Escape", "Summary.", extra="image:\n  src: ../outside.png\n  alt: x\n")
+    write_article("escape", "en", "Escape", "Summary.")
+    story = story_of(site, "escape")
+    # The loader refuses such an image (tests/test_hardening_content.py); the channel must refuse it as well,
+    # should the article reach it another way.
+    article = story.versions["en"]
+    story.versions["en"] = article.with_changes(image=Image("../outside.png", "x"))
 
-    [report] = publish_with(channel_for(site, fake_clock), story_of(site, "escape"), ["en"])
+    [report] = publish_with(channel_for(site, fake_clock), story, ["en"])
 
     assert report.state == "failed" and report.note == "image ../outside.png: must stay inside the site folder"
     assert len(x_http.calls) == 0                                # no upload, no post

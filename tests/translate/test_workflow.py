@@ -53,6 +53,7 @@ def links(markdown: str) -> list[str]:
 
 
 def test_translate_writes_the_sibling_with_machine_status(cli, site: Site, models_dir: Path, write_article) -> None:
+    (site.content_dir / "images" / "forum.png").write_bytes(b"\x89PNG")   # an image is checked when loaded
     source = write_article("workshop", "en", STRUCTURED_BODY, title="UNPOG workshop in Incheon",
                            summary="Officials from 12 countries met in Incheon.", tags=["digital government"],
                            image={"src": "images/forum.png", "alt": "Participants in Incheon"})
