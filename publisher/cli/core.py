@@ -236,15 +236,11 @@ def config_check(ctx: click.Context) -> None:
         if str(exc) not in problems:   # a channel's check may have met it already
             problems.append(str(exc))
     else:
-<<<<<<< HEAD
-        for warning in setup_warnings(languages, site.config, site):
-=======
         from publisher.settings import site_settings
 
         # SITE_TITLE_<LANG> and the like, for every language of the site (a third one's too)
         problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
-        for warning in setup_warnings(languages, site.config):
->>>>>>> main
+        for warning in setup_warnings(languages, site.config, site):
             click.echo(f"Warning: {warning}", err=True)
     # links mail cannot use, then each channel's valid but risky settings (SMTP_SECURITY=none with a login, an
     # old pinned API version)
