@@ -405,3 +405,23 @@ def test_setup_warnings_check_the_model_each_direction_chooses(cli: Cli, ct2_fol
 
     # en->ko is served (no Argos package needed); ko->en names a model of the other direction
     assert warnings == ["TRANSLATION_MODEL_KO_EN: model 'opus-mt-en-ko' translates en->ko, not ko->en"]
+
+
+def test_evaluate_runs_on_the_example_sites_parallel_set(cli: Cli, both_shapes: list[str], tmp_path: Path) -> None:
+    import sacrebleu
+
+    tsv = Path(__file__).resolve().parents[2] / "examples" / "unpog" / "eval" / "en-ko.tsv"
+    out = tmp_path / "hyp.txt"
+
+    result = cli("models", "evaluate", str(tsv), "--from", "en", "--to", "ko", "--model", both_shapes[1],
+                 "--out", str(out), "--json")
+
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    rows = [line.split("\t") for line in tsv.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")][1:]
+    assert record["sentences"] == len(rows) >= 60
+    hypotheses = out.read_text(encoding="utf-8").splitlines()
+    chrf = sacrebleu.corpus_chrf(hypotheses, [[row[1] for row in rows]])
+    assert record["chrf"] == round(chrf.score, 2)
+    assert record["glossary_terms"] > 0 and record["glossary_hits"] <= record["glossary_terms"]
