@@ -174,8 +174,8 @@ class TranslationMemory(Protocol):
         ...
 
     def lookup_any_model(self, source_lang: str, target_lang: str, sentences: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """(translation, model) of each sentence any model translated, the most recently used entry first choice;
-        only when the user asks to reuse other models' sentences (nothing is recorded)."""
+        """(translation, model) of each sentence any model translated (where several did, the entry used last);
+        only when the user asks to reuse other models' sentences. Records no hit."""
         ...
 
     def remember(self, model: str, source_lang: str, target_lang: str, translations: Mapping[str, str]) -> None:

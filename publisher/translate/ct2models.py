@@ -227,7 +227,7 @@ def _marian_direction(folder: Path, vocabulary: Sequence[str], source_lang: str 
                                           "give it with --from LANG --to LANG")
         source_lang, target_lang = named
     elif named is not None and named == (target_lang, source_lang):
-        raise InputError(str(folder), f"is a {named[0]}->{named[1]} model (its folder name says so), "
+        raise InputError(str(folder), f"translates {named[0]}->{named[1]} (its folder name says so), "
                                       f"not {source_lang}->{target_lang}")
     if "ko" in (source_lang, target_lang):
         # Korean text needs Hangul pieces: a tokenizer without them is for the other language.
@@ -236,7 +236,7 @@ def _marian_direction(folder: Path, vocabulary: Sequence[str], source_lang: str 
         korean_side, other_side = (target_share, source_share) if target_lang == "ko" else (source_share, target_share)
         if korean_side <= other_side:
             actual = (target_lang, source_lang)
-            raise InputError(str(folder), f"is a {actual[0]}->{actual[1]} model, not {source_lang}->{target_lang}: "
+            raise InputError(str(folder), f"translates {actual[0]}->{actual[1]}, not {source_lang}->{target_lang}: "
                                           f"its {'target' if target_lang == 'ko' else 'source'}.spm has no "
                                           "more Korean pieces than the other side")
     prefix = {}

@@ -85,7 +85,7 @@ def bleu_tokenizer(target_lang: str) -> tuple[str, str]:
     try:
         BLEU(tokenize=KOREAN_TOKENIZER)
     except (RuntimeError, ImportError):
-        return FALLBACK_TOKENIZER, f"{KOREAN_TOKENIZER} is not installed (pip install 'sacrebleu[ko]')"
+        return FALLBACK_TOKENIZER, f"{KOREAN_TOKENIZER} is not installed; pip install 'sacrebleu[ko]' to use it"
     return KOREAN_TOKENIZER, "MeCab-ko is installed"
 
 

@@ -311,7 +311,7 @@ def _train_on(sentences: tuple[str, ...], vocab_size: int) -> bytes:
     return model.getvalue()
 
 
-def _padded(vocabulary: list[str], size: int | None, tail: list[str] = []) -> list[str]:  # noqa: B006 (not mutated)
+def _padded(vocabulary: list[str], size: int | None, tail: tuple[str, ...] = ()) -> list[str]:
     """``vocabulary``, fillers up to ``size`` (a benchmark's output layer as large as a real model's), then ``tail``."""
     unique = list(dict.fromkeys(vocabulary))
     unique += [f"\u2581filler{i}" for i in range((size or 0) - len(unique) - len(tail))]
@@ -364,7 +364,7 @@ def build_nllb_model(
     sentencepiece_model = train_sentencepiece(400)
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     vocabulary = _padded(specials + [p for p in _pieces(sentencepiece_model) if p not in specials], shape.vocab_size,
-                         tail=[*languages, "<mask>"])
+                         tail=(*languages, "<mask>"))
     write_ctranslate2_model(destination, shape, vocabulary, seed=seed, quantization=quantization, architecture=NLLB)
     (destination / "sentencepiece.bpe.model").write_bytes(sentencepiece_model)
     (destination / "README.md").write_text("Random weights in the shape of NLLB-200: deterministic gibberish.\n",

@@ -325,8 +325,8 @@ def test_a_file_linking_outside_the_named_folder_is_not_read(cli: Cli, ct2_folde
 
 
 @pytest.mark.parametrize("folder, options, message", [
-    ("marian-en-ko", ("--from", "ko", "--to", "en"), "is a en->ko model (its folder name says so), not ko->en"),
-    ("marian-unnamed", ("--from", "ko", "--to", "en"), "is a en->ko model, not ko->en: its source.spm has no more Korean"),
+    ("marian-en-ko", ("--from", "ko", "--to", "en"), "translates en->ko (its folder name says so), not ko->en"),
+    ("marian-unnamed", ("--from", "ko", "--to", "en"), "translates en->ko, not ko->en: its source.spm has no more Korean"),
     ("marian-unnamed", (), "direction is not in its folder name: give it with --from LANG --to LANG"),
     ("nllb-no-korean", (), "lacks the language codes kor_Hang"),
     ("nllb-no-korean", ("--from", "en", "--to", "ko"), "cannot translate en->ko: its vocabulary has no kor_Hang"),
