@@ -1,6 +1,6 @@
 """Benchmark: translating a 600-word article, our one-batch path against argostranslate's paragraph-by-paragraph path.
 
-Run: python bench/translate.py [--beam-size 4] [--max-tokens 64] [--repeat 3]
+Run: python bench/translate.py [--beam-size 4] [--max-tokens 64] [--repeat 3] [--shapes argos,marian,nllb]
 
 The model has the dimensions of a published Argos model (6 layers, 8 heads, d_model 512, FFN 2048,
 8000-token vocabulary, int8 weights) with random weights, so it is built offline in seconds; its output is
@@ -14,6 +14,12 @@ Three timings, measured in this run on this machine:
   batched   publisher.translate: every sentence of the article in one CTranslate2 call;
   memory    the same article again, every sentence answered from the translation memory.
 Goals: batched >= 3x faster than baseline; memory >= 100x faster than batched.
+
+Then the same for a model of each CTranslate2 folder shape (``models install --dir``), at the same size:
+OPUS-MT's (Marian: post-norm, Swish, source.spm/target.spm) and NLLB-200's (pre-norm, one SentencePiece
+model, language-code prefix). Their baseline is argostranslate's calling pattern on the same model:
+one CTranslate2 call per paragraph, batches of 32 tokens (its ``ARGOS_BATCH_SIZE``), length penalty 0.2.
+Sentences per second count the article's distinct model inputs.
 """
 
 from __future__ import annotations
@@ -65,6 +71,18 @@ def build_model(workdir: Path):
     packages = workdir / "packages"
     install_from_file(archive, packages)
     return find_package(packages, "en", "ko")
+
+
+def build_folder(kind: str, workdir: Path):
+    """A Marian- or NLLB-shape folder at Argos size, installed (copied) as `models install --dir` does."""
+    from publisher.translate.ct2models import install_folder
+    from publisher.translate.synthetic import ARGOS_BASE, build_marian_model, build_nllb_model
+
+    if kind == "marian":
+        folder = build_marian_model(workdir / "opus-mt-en-ko", "en", "ko", shape=ARGOS_BASE, quantization="int8")
+    else:
+        folder = build_nllb_model(workdir / "nllb-200-bench", shape=ARGOS_BASE, quantization="int8")
+    return install_folder(folder, workdir / "ct2models", source_lang="en", target_lang="ko")
 
 
 def make_article():
@@ -136,74 +154,125 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=4, help="beam size for both paths (Argos's default: 4)")
     parser.add_argument("--max-tokens", type=int, default=64, help="max_decoding_length for both paths")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each path; the fastest counts")
+    parser.add_argument("--shapes", default="argos,marian,nllb", help="which models to run, comma-separated")
     options = parser.parse_args()
+    shapes = [shape.strip() for shape in options.shapes.split(",") if shape.strip()]
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         os.environ.setdefault("ARGOS_PACKAGES_DIR", str(workdir / "packages"))
-        started = time.perf_counter()
-        package = build_model(workdir)
-        print(f"model: {package.model_id}, 6 layers, 8 heads, d_model 512, FFN 2048, vocabulary 8000, int8 "
-              f"(built and installed in {time.perf_counter() - started:.1f} s)")
+        if "argos" in shapes:
+            bench_argos(workdir, options)
+        for kind in ("marian", "nllb"):
+            if kind in shapes:
+                bench_folder(kind, workdir, options)
 
-        from argostranslate import package as argos_package
-        from argostranslate import settings as argos_settings
-        from argostranslate.translate import apply_packaged_translation
 
-        from publisher.translate.argos import ArgosTranslator
-        from publisher.translate.glossary import Glossary
-        from publisher.store.sqlite import SqliteStore
-        from publisher.store import TranslationMemory
-        from publisher.translate.segment import segment_markdown
-        from publisher.translate.workflow import translate_templates
+def bench_folder(kind: str, workdir: Path, options) -> None:
+    """Batched against paragraph by paragraph for one CTranslate2 folder shape."""
+    from publisher.store.sqlite import SqliteStore
+    from publisher.translate.ct2 import translator_for
+    from publisher.translate.glossary import Glossary
+    from publisher.translate.segment import segment_markdown
+    from publisher.translate.workflow import translate_templates
 
-        glossary = Glossary.load()
-        article = make_article()
-        words = len(article.body.split())
-        translator = ArgosTranslator(package, beam_size=options.beam_size, max_tokens=options.max_tokens)
-        ct2_model, _ = translator._model()  # loaded once per process, shared by both paths
+    started = time.perf_counter()
+    model = build_folder(kind, workdir)
+    print(f"\nmodel: {model.model_id('en', 'ko')} ({kind} shape), 6 layers, 8 heads, d_model 512, FFN 2048, "
+          f"vocabulary 8000, int8 (built and installed in {time.perf_counter() - started:.1f} s)")
+    glossary = Glossary.load()
+    article = make_article()
+    translator = translator_for(model, "en", "ko", beam_size=options.beam_size, max_tokens=options.max_tokens)
 
-        def template():
-            return segment_markdown(article.body, "en", lambda text: glossary.find(text, "en", "ko"))
+    def template():
+        return segment_markdown(article.body, "en", lambda text: glossary.find(text, "en", "ko"))
 
-        paragraphs = paragraphs_of(template())
-        sentences = sum(len(p) for p in paragraphs)
-        print(f"article: {words} words, {len(paragraphs)} paragraphs, {sentences} sentences; "
-              f"beam size {options.beam_size}, max_decoding_length {options.max_tokens}")
+    paragraphs = paragraphs_of(template())
+    sentences = sum(len(p) for p in paragraphs)
 
-        argos_settings.beam_size = options.beam_size
-        pkg = argos_package.Package(package.path)
-        by_paragraph = {" ".join(p): p for p in paragraphs}
-        sentencizer = GivenSentences(by_paragraph)
-        bounded = BoundedTranslator(ct2_model, options.max_tokens)
+    def baseline() -> None:
+        for paragraph in paragraphs:
+            translator.run(paragraph, max_batch_size=32, batch_type="tokens", length_penalty=0.2)
 
-        def baseline() -> None:
-            for paragraph in by_paragraph:
-                apply_packaged_translation(pkg, paragraph, bounded, sentencizer, num_hypotheses=1)
+    def batched() -> None:
+        memory = SqliteStore(Path(":memory:"), state_dir=workdir).translation_memory
+        translate_templates([template()], translator, memory)
 
-        def fresh_memory() -> TranslationMemory:
-            return SqliteStore(Path(":memory:"), state_dir=workdir).translation_memory
+    translator.translate_batch(["Warm up."])
+    baseline_s, batched_s = interleaved_best(options.repeat, baseline, batched)
+    print(f"baseline (paragraph by paragraph, Argos's batching): {baseline_s:8.3f} s   "
+          f"{sentences / baseline_s:6.1f} sentences/s")
+    print(f"batched  (publisher, one translate_batch call):      {batched_s:8.3f} s   "
+          f"{sentences / batched_s:6.1f} sentences/s   {baseline_s / batched_s:5.1f}x faster than baseline (goal >= 3x)")
 
-        def batched() -> None:
-            translate_templates([template()], translator, fresh_memory())
 
-        remembered = fresh_memory()
-        translate_templates([template()], translator, remembered)
+def bench_argos(workdir: Path, options) -> None:
+    """Our one-batch path against argostranslate's own paragraph-by-paragraph path, and the memory."""
+    started = time.perf_counter()
+    package = build_model(workdir)
+    print(f"model: {package.model_id}, 6 layers, 8 heads, d_model 512, FFN 2048, vocabulary 8000, int8 "
+          f"(built and installed in {time.perf_counter() - started:.1f} s)")
 
-        def from_memory() -> None:
-            _, counts = translate_templates([template()], translator, remembered)
-            assert counts.sent_to_model == 0
+    from argostranslate import package as argos_package
+    from argostranslate import settings as argos_settings
+    from argostranslate.translate import apply_packaged_translation
 
-        translator.translate_batch(["Warm up."])
-        baseline_s, batched_s = interleaved_best(options.repeat, baseline, batched)
-        (memory_s,) = interleaved_best(max(options.repeat, 5), from_memory)
+    from publisher.translate.argos import ArgosTranslator
+    from publisher.translate.glossary import Glossary
+    from publisher.store.sqlite import SqliteStore
+    from publisher.store import TranslationMemory
+    from publisher.translate.segment import segment_markdown
+    from publisher.translate.workflow import translate_templates
 
-        print(f"baseline (argostranslate, paragraph by paragraph): {baseline_s:8.3f} s")
-        print(f"batched  (publisher, one translate_batch call):     {batched_s:8.3f} s   "
-              f"{baseline_s / batched_s:6.1f}x faster than baseline (goal >= 3x)")
-        print(f"memory   (publisher, re-run from the memory):       {memory_s:8.3f} s   "
-              f"{batched_s / memory_s:6.0f}x faster than batched (goal >= 100x), "
-              f"{baseline_s / memory_s:.0f}x faster than baseline")
+    glossary = Glossary.load()
+    article = make_article()
+    words = len(article.body.split())
+    translator = ArgosTranslator(package, beam_size=options.beam_size, max_tokens=options.max_tokens)
+    ct2_model, _ = translator._model()  # loaded once per process, shared by both paths
+
+    def template():
+        return segment_markdown(article.body, "en", lambda text: glossary.find(text, "en", "ko"))
+
+    paragraphs = paragraphs_of(template())
+    sentences = sum(len(p) for p in paragraphs)
+    print(f"article: {words} words, {len(paragraphs)} paragraphs, {sentences} sentences; "
+          f"beam size {options.beam_size}, max_decoding_length {options.max_tokens}")
+
+    argos_settings.beam_size = options.beam_size
+    pkg = argos_package.Package(package.path)
+    by_paragraph = {" ".join(p): p for p in paragraphs}
+    sentencizer = GivenSentences(by_paragraph)
+    bounded = BoundedTranslator(ct2_model, options.max_tokens)
+
+    def baseline() -> None:
+        for paragraph in by_paragraph:
+            apply_packaged_translation(pkg, paragraph, bounded, sentencizer, num_hypotheses=1)
+
+    def fresh_memory() -> TranslationMemory:
+        return SqliteStore(Path(":memory:"), state_dir=workdir).translation_memory
+
+    def batched() -> None:
+        translate_templates([template()], translator, fresh_memory())
+
+    remembered = fresh_memory()
+    translate_templates([template()], translator, remembered)
+
+    def from_memory() -> None:
+        _, counts = translate_templates([template()], translator, remembered)
+        assert counts.sent_to_model == 0
+
+    translator.translate_batch(["Warm up."])
+    baseline_s, batched_s = interleaved_best(options.repeat, baseline, batched)
+    (memory_s,) = interleaved_best(max(options.repeat, 5), from_memory)
+
+    print(f"baseline (argostranslate, paragraph by paragraph): {baseline_s:8.3f} s   "
+          f"{sentences / baseline_s:6.1f} sentences/s")
+    print(f"batched  (publisher, one translate_batch call):     {batched_s:8.3f} s   "
+          f"{sentences / batched_s:6.1f} sentences/s   "
+          f"{baseline_s / batched_s:6.1f}x faster than baseline (goal >= 3x)")
+    print(f"memory   (publisher, re-run from the memory):       {memory_s:8.3f} s   "
+          f"{batched_s / memory_s:6.0f}x faster than batched (goal >= 100x), "
+          f"{baseline_s / memory_s:.0f}x faster than baseline")
 
 
 if __name__ == "__main__":

@@ -264,6 +264,15 @@ TRANSLATION_SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT",
             "Seconds `publisher models install FROM TO` waits for the package index before giving up (offline).",
             default=20.0, parse=parse_positive_float),
+    Setting("TRANSLATION_MODEL_EN_KO",
+            "Model that translates English into Korean: 'argos' (the installed Argos package) or the name of a "
+            "model installed with `publisher models install --dir` (`publisher models list`). Default: argos."),
+    Setting("TRANSLATION_MODEL_KO_EN",
+            "Model that translates Korean into English, as TRANSLATION_MODEL_EN_KO (one NLLB model can serve "
+            "both). Default: argos."),
+    Setting("PUBLISHER_MODELS_DIR",
+            "Folder `publisher models install --dir` copies OPUS-MT and NLLB models into (relative to the site). "
+            "Default: <site>/.publisher/models."),
 )
 
 # --- email (issue 4) --------------------------------------------------------------------------------------

@@ -228,7 +228,7 @@ def config_check(ctx: click.Context) -> None:
         if setting in CORE_SETTINGS or site.config.is_set(setting):
             settings.add_row(setting.name, site.config.describe(setting), site.config.source(setting.name))
     out.print(settings)
-    from publisher.translate.packages import setup_warnings
+    from publisher.translate.registry import setup_warnings
 
     try:
         languages = site.languages   # a language without UI strings
@@ -240,7 +240,7 @@ def config_check(ctx: click.Context) -> None:
 
         # SITE_TITLE_<LANG> and the like, for every language of the site (a third one's too)
         problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
-        for warning in setup_warnings(languages, site.config):
+        for warning in setup_warnings(languages, site.config, site):
             click.echo(f"Warning: {warning}", err=True)
     # links mail cannot use, then each channel's valid but risky settings (SMTP_SECURITY=none with a login, an
     # old pinned API version)

@@ -175,6 +175,11 @@ class TranslationMemory(Protocol):
         """The remembered translation of each sentence that has one (and a hit recorded for each)."""
         ...
 
+    def lookup_any_model(self, source_lang: str, target_lang: str, sentences: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(translation, model) of each sentence any model translated (where several did, the entry used last);
+        only when the user asks to reuse other models' sentences. Records no hit."""
+        ...
+
     def remember(self, model: str, source_lang: str, target_lang: str, translations: Mapping[str, str]) -> None:
         """Store translations in one transaction; a sentence translated again replaces the old entry."""
         ...

@@ -761,6 +761,20 @@ class SqliteTranslationMemory:
                 )
         return found
 
+    def lookup_any_model(self, source_lang: str, target_lang: str, sentences: Iterable[str]) -> dict[str, tuple[str, str]]:
+        unique = list(dict.fromkeys(sentences))
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(unique, 900):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                "SELECT source_text, target_text, model FROM translation_memory "
+                f"WHERE source_lang = ? AND target_lang = ? AND source_text IN ({marks}) "
+                "ORDER BY used_at, model",   # the most recently used entry last, so it wins
+                (source_lang, target_lang, *chunk),
+            )
+            found.update((row[0], (row[1], row[2])) for row in rows)
+        return found
+
     def remember(self, model: str, source_lang: str, target_lang: str, translations: Mapping[str, str]) -> None:
         if not translations:
             return

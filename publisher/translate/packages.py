@@ -257,25 +257,3 @@ def install_from_index(
         else:
             raise TranslationUnavailable(errors[-1])
         return install_from_file(download, directory)
-
-
-def setup_warnings(languages: tuple[str, ...] | list[str], config: Config) -> list[str]:
-    """What ``publisher config check`` should warn about: a language pair of the site with no model installed.
-
-    Checked at configuration time so that ``publish --lang ko`` does not discover it later.
-    """
-    directory = packages_dir(config)
-    try:
-        pairs = {(p.from_code, p.to_code) for p in installed_packages(directory)}
-    except (InputError, TranslationUnavailable) as exc:
-        return [str(exc)]
-    allow = bool(config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
-    warnings = []
-    for source in languages:
-        for target in languages:
-            if source != target and (source, target) not in pairs:
-                consequence = ("articles without a " + target + " version are not published in " + target
-                               if allow else "publisher translate --to " + target + " cannot run")
-                warnings.append(f"no {source}->{target} translation model in {directory}: {consequence}; "
-                                f"run: publisher models install {source} {target}")
-    return warnings

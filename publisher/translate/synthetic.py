@@ -130,7 +130,27 @@ def _vocabulary(sentencepiece_model: bytes, size: int | None) -> list[str]:
     return vocabulary
 
 
-def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int) -> transformer_spec.TransformerSpec:
+@dataclass(frozen=True)
+class Architecture:
+    """How the Transformer is wired and configured: OpenNMT's (Argos), Marian's (OPUS-MT) or M2M-100's (NLLB)."""
+
+    pre_norm: bool = True
+    activation: str = "RELU"                   # a ctranslate2.specs.common_spec.Activation member
+    start_from_zero_embedding: bool = False    # Marian's decoder starts from a zero vector
+    config: tuple[tuple[str, str], ...] = ()   # CTranslate2 config.json entries (special tokens)
+
+
+OPENNMT = Architecture()
+# As ctranslate2.converters.transformers.MarianMTLoader converts an OPUS-MT model.
+MARIAN = Architecture(pre_norm=False, activation="SWISH", start_from_zero_embedding=True,
+                      config=(("eos_token", "</s>"), ("unk_token", "<unk>"), ("decoder_start_token", "</s>")))
+# As its M2M100Loader converts NLLB-200.
+NLLB = Architecture(config=(("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>"),
+                            ("decoder_start_token", "</s>")))
+
+
+def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int,
+                        architecture: Architecture = OPENNMT) -> transformer_spec.TransformerSpec:
     """A CTranslate2 TransformerSpec with every weight filled from a seeded random generator."""
     import numpy as np
     from ctranslate2.specs import common_spec, transformer_spec
@@ -163,12 +183,19 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int) -> 
         linear(spec.linear_0, ffn, d)
         linear(spec.linear_1, d, ffn)
 
-    spec = transformer_spec.TransformerSpec.from_config(shape.layers, shape.heads)
+    spec = transformer_spec.TransformerSpec.from_config(
+        shape.layers, shape.heads, pre_norm=architecture.pre_norm,
+        activation=getattr(common_spec.Activation, architecture.activation),
+    )
     spec.encoder.embeddings[0].weight = matrix(vocab, d)
     spec.decoder.embeddings.weight = matrix(vocab, d)
+    spec.decoder.start_from_zero_embedding = architecture.start_from_zero_embedding
+    for key, value in architecture.config:
+        setattr(spec.config, key, value)
     for stack in (spec.encoder, spec.decoder):
         position_encodings(stack.position_encodings)
-        layer_norm(stack.layer_norm)
+        if architecture.pre_norm:   # a post-norm stack has no final layer norm
+            layer_norm(stack.layer_norm)
     for layer in spec.encoder.layer:
         layer_norm(layer.self_attention.layer_norm)
         linear(layer.self_attention.linear[0], 3 * d, d)
@@ -190,9 +217,10 @@ def _random_transformer(shape: ModelShape, vocabulary: list[str], seed: int) -> 
 
 
 def write_ctranslate2_model(
-    output_dir: Path, shape: ModelShape, vocabulary: list[str], seed: int = 7, quantization: str | None = None
+    output_dir: Path, shape: ModelShape, vocabulary: list[str], seed: int = 7, quantization: str | None = None,
+    architecture: Architecture = OPENNMT,
 ) -> Path:
-    """Write a CTranslate2 model directory with random weights over ``vocabulary``."""
+    """Write a CTranslate2 model directory (model.bin, config.json, shared_vocabulary.json) with random weights."""
     from ctranslate2.converters.converter import Converter
 
     # ctranslate2 ships no type hints, so mypy sees its Converter as Any
@@ -200,7 +228,7 @@ def write_ctranslate2_model(
         """Feeds CTranslate2's own converter machinery (validation, serialization) a spec we filled."""
 
         def _load(self) -> transformer_spec.TransformerSpec:
-            return _random_transformer(shape, vocabulary, seed)
+            return _random_transformer(shape, vocabulary, seed, architecture)
 
     return Path(RandomWeightsConverter().convert(str(output_dir), quantization=quantization, force=True))
 
@@ -252,4 +280,93 @@ def build_argos_package(
             for path in sorted(package_dir.rglob("*")):
                 archive.write(path, path.relative_to(Path(workdir)))
         shutil.move(partial, destination)
+    return destination
+
+
+# ---------------------------------------------------------------- CTranslate2 folders (OPUS-MT, NLLB-200)
+
+
+def _sentences_in(lang: str) -> tuple[str, ...]:
+    """The training sentences written in one language (Hangul or not)."""
+    korean = tuple(s for s in TRAINING_SENTENCES if any("\uac00" <= c <= "\ud7a3" for c in s))
+    return korean if lang == "ko" else tuple(s for s in TRAINING_SENTENCES if s not in korean)
+
+
+def _pieces(sentencepiece_model: bytes) -> list[str]:
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_proto=sentencepiece_model)
+    return [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+
+
+def _train_on(sentences: tuple[str, ...], vocab_size: int) -> bytes:
+    """A SentencePiece model trained on ``sentences`` only (not the built-in bilingual set)."""
+    import sentencepiece
+
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size, character_coverage=1.0,
+        hard_vocab_limit=False, minloglevel=2,
+    )
+    return model.getvalue()
+
+
+def _padded(vocabulary: list[str], size: int | None, tail: tuple[str, ...] = ()) -> list[str]:
+    """``vocabulary``, fillers up to ``size`` (a benchmark's output layer as large as a real model's), then ``tail``."""
+    unique = list(dict.fromkeys(vocabulary))
+    unique += [f"\u2581filler{i}" for i in range((size or 0) - len(unique) - len(tail))]
+    return unique + [token for token in tail if token not in unique]
+
+
+def build_marian_model(
+    destination: Path,
+    from_code: str = "en",
+    to_code: str = "ko",
+    shape: ModelShape = TINY,
+    seed: int = 7,
+    quantization: str | None = None,
+    language_token: str | None = None,
+) -> Path:
+    """A folder as ``ct2-transformers-converter`` writes an OPUS-MT model, with its source.spm and target.spm.
+
+    Marian's vocabulary is shared: ``</s>``, ``<unk>``, then both tokenizers' pieces (Transformers' ``<pad>``
+    is dropped by the converter). ``language_token`` (e.g. ``>>kor<<``) adds the target-language token a
+    multilingual OPUS-MT model expects first in its input.
+    """
+    source_model = _train_on(_sentences_in(from_code), 120)
+    target_model = _train_on(_sentences_in(to_code), 120)
+    specials = ["</s>", "<unk>"]
+    vocabulary = _padded(specials + [p for p in _pieces(source_model) + _pieces(target_model) if p not in specials]
+                         + ([language_token] if language_token else []), shape.vocab_size)
+    write_ctranslate2_model(destination, shape, vocabulary, seed=seed, quantization=quantization, architecture=MARIAN)
+    (destination / "source.spm").write_bytes(source_model)
+    (destination / "target.spm").write_bytes(target_model)
+    (destination / "README.md").write_text("Random weights in the shape of an OPUS-MT model: deterministic gibberish.\n",
+                                           encoding="utf-8")
+    return destination
+
+
+# A few of NLLB-200's 202 language codes, in its vocabulary's order (after the SentencePiece pieces).
+NLLB_LANGUAGE_CODES = ("deu_Latn", "eng_Latn", "fra_Latn", "jpn_Jpan", "kor_Hang", "zho_Hans")
+
+
+def build_nllb_model(
+    destination: Path,
+    shape: ModelShape = TINY,
+    seed: int = 7,
+    quantization: str | None = None,
+    languages: tuple[str, ...] = NLLB_LANGUAGE_CODES,
+) -> Path:
+    """A folder as ``ct2-transformers-converter`` writes NLLB-200: one sentencepiece.bpe.model for every language.
+
+    The vocabulary is fairseq's order: ``<s> <pad> </s> <unk>``, the pieces, the language codes, ``<mask>``.
+    """
+    sentencepiece_model = train_sentencepiece(400)
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    vocabulary = _padded(specials + [p for p in _pieces(sentencepiece_model) if p not in specials], shape.vocab_size,
+                         tail=(*languages, "<mask>"))
+    write_ctranslate2_model(destination, shape, vocabulary, seed=seed, quantization=quantization, architecture=NLLB)
+    (destination / "sentencepiece.bpe.model").write_bytes(sentencepiece_model)
+    (destination / "README.md").write_text("Random weights in the shape of NLLB-200: deterministic gibberish.\n",
+                                           encoding="utf-8")
     return destination

@@ -37,6 +37,7 @@ class TranslationReport:
     sentences: int = 0
     from_memory: int = 0
     sent_to_model: int = 0
+    from_other_models: int = 0  # of from_memory: sentences another model translated (reuse asked for)
     repaired: list[str] = field(default_factory=list)  # sentences whose protected spans the model dropped
     missing_terms: list[MissingTerm] = field(default_factory=list)
     path: Path | None = None
@@ -44,7 +45,9 @@ class TranslationReport:
     def summary(self) -> str:
         """E.g. "12 sentences: 1 by the model, 11 from memory"."""
         plural = "" if self.sentences == 1 else "s"
-        return f"{self.sentences} sentence{plural}: {self.sent_to_model} by the model, {self.from_memory} from memory"
+        others = f" ({self.from_other_models} of them by other models)" if self.from_other_models else ""
+        return (f"{self.sentences} sentence{plural}: {self.sent_to_model} by the model, "
+                f"{self.from_memory} from memory{others}")
 
 
 def model_input(segment: Segment) -> str:
@@ -124,17 +127,27 @@ def translate_template_groups(
     memory: TranslationMemory | None,
     *,
     remember: bool = True,
+    reuse_memory: bool = False,
 ) -> list[tuple[list[str], TranslationCounts]]:
     """Like ``translate_templates`` for several articles at once: still ONE model call for all of them.
 
     ``remember=False`` reads the memory but adds nothing to it (a dry run changes nothing).
+    The memory answers with this model's own sentences only (the memory is keyed by model id), unless
+    ``reuse_memory``: then a sentence another model translated is taken too; it stays recorded as that
+    model's and is not copied under this one's name.
     """
     model, source, target = translator.model_id, translator.source_lang, translator.target_lang
     group_segments = [[segment for template in group for segment in template.segments] for group in groups]
     all_inputs = list(dict.fromkeys(model_input(s) for segments in group_segments for s in segments))
     known = memory.lookup(model, source, target, all_inputs) if memory is not None else {}
-    remembered = set(known)
     missing = [text for text in all_inputs if text not in known]
+    others: set[str] = set()
+    if memory is not None and reuse_memory and missing:
+        borrowed = memory.lookup_any_model(source, target, missing)
+        known.update((text, translation) for text, (translation, _) in borrowed.items())
+        others = set(borrowed)
+        missing = [text for text in missing if text not in known]
+    remembered = set(known)
     if missing:
         fresh = dict(zip(missing, translator.translate_batch(missing), strict=True))
         if memory is not None and remember:
@@ -148,7 +161,8 @@ def translate_template_groups(
         # Counted in distinct model inputs: a sentence with a link or emphasis also sends its marked fragments.
         from_memory = sum(1 for text in unique if text in remembered)
         counts = TranslationCounts(sentences=len(unique), from_memory=from_memory,
-                                   sent_to_model=len(unique) - from_memory)
+                                   sent_to_model=len(unique) - from_memory,
+                                   from_other_models=sum(1 for text in unique if text in others))
         restored: dict[int, tuple[str, bool]] = {
             id(segment): restore(segment, known[text], target) for segment, text in zip(segments, inputs, strict=True)
         }
@@ -165,6 +179,7 @@ class TranslationCounts:
     sentences: int = 0
     from_memory: int = 0
     sent_to_model: int = 0
+    from_other_models: int = 0
     repaired: list[str] = field(default_factory=list)
 
 
@@ -194,6 +209,7 @@ def translate_articles(
     glossary: Glossary | None = None,
     memory: TranslationMemory | None = None,
     remember: bool = True,
+    reuse_memory: bool = False,
 ) -> list[TranslationReport]:
     """Translate several articles with one model call per source language (none written)."""
     from publisher.translate.glossary import Glossary
@@ -207,7 +223,7 @@ def translate_articles(
         batch = [a for a in articles if a.lang == source_lang]
         backend = translator or get_translator(site, source_lang, target_lang)
         groups = [_templates_of(article, target_lang, glossary) for article in batch]
-        results = translate_template_groups(groups, backend, memory, remember=remember)
+        results = translate_template_groups(groups, backend, memory, remember=remember, reuse_memory=reuse_memory)
         for article, (rendered, counts) in zip(batch, results, strict=True):
             reports[id(article)] = _translated(article, target_lang, site, rendered, counts, backend, glossary)
     return [reports[id(article)] for article in articles]
@@ -259,7 +275,8 @@ def _translated(
     target_text = "\n".join([translated.title, translated.summary, translated.body, alt])
     return TranslationReport(
         source=article, article=translated, model=translator.model_id, sentences=counts.sentences,
-        from_memory=counts.from_memory, sent_to_model=counts.sent_to_model, repaired=counts.repaired,
+        from_memory=counts.from_memory, sent_to_model=counts.sent_to_model,
+        from_other_models=counts.from_other_models, repaired=counts.repaired,
         missing_terms=glossary.missing(source_text, _unescape(target_text), source_lang, target_lang),
     )
 
@@ -312,13 +329,15 @@ def translate_file(
     force: bool = False,
     write: bool = True,
     translator: Translator | None = None,
+    reuse_memory: bool = False,
 ) -> TranslationReport:
     """``publisher translate PATH --to LANG``: write ``content/<slug>.<lang>.md`` with ``translation: machine``.
 
     An existing ``original``, ``human`` or ``reviewed`` version is only replaced with ``force``; an older
     machine translation is replaced (it is the same command run again).
     """
-    return translate_files(site, [path], target_lang, force=force, write=write, translator=translator)[0]
+    return translate_files(site, [path], target_lang, force=force, write=write, translator=translator,
+                           reuse_memory=reuse_memory)[0]
 
 
 def translate_files(
@@ -329,6 +348,7 @@ def translate_files(
     force: bool = False,
     write: bool = True,
     translator: Translator | None = None,
+    reuse_memory: bool = False,
 ) -> list[TranslationReport]:
     """``translate_file`` for several files: every check passes before anything is translated or written,
     and all their sentences go to the model in one call. ``write=False`` (a dry run) writes nothing at all,
@@ -339,7 +359,8 @@ def translate_files(
     for article in articles:
         check_source(article, target_lang)
         check_can_overwrite(site, article_path(site, article.slug, target_lang), force=force)
-    reports = translate_articles(articles, target_lang, site, translator=translator, remember=write)
+    reports = translate_articles(articles, target_lang, site, translator=translator, remember=write,
+                                 reuse_memory=reuse_memory)
     if write:
         for report in reports:
             target_path = article_path(site, report.article.slug, target_lang)
@@ -410,15 +431,9 @@ def mark_reviewed(site: Site, path: Path) -> ReviewResult:
 # ---------------------------------------------------------------- backends
 
 
-def get_translator(site: Site, source_lang: str, target_lang: str) -> Translator:
-    """The installed backend for a pair; TranslationUnavailable (with the install command) when there is none."""
-    from publisher.translate.argos import ArgosTranslator
-    from publisher.translate.packages import find_package, packages_dir
+def get_translator(site: Site, source_lang: str, target_lang: str, name: str | None = None) -> Translator:
+    """The backend for a pair (``name``, else TRANSLATION_MODEL_<FROM>_<TO>, else Argos); TranslationUnavailable
+    (with the install command) when it is not installed."""
+    from publisher.translate.registry import get_translator as chosen
 
-    config = site.config
-    package = find_package(packages_dir(config), source_lang, target_lang)
-    return ArgosTranslator(
-        package,
-        beam_size=int(config.get("PUBLISHER_TRANSLATION_BEAM_SIZE")),
-        max_tokens=int(config.get("PUBLISHER_TRANSLATION_MAX_TOKENS")),
-    )
+    return chosen(site, source_lang, target_lang, name)

@@ -150,7 +150,7 @@ def test_installing_again_replaces_the_package_in_place(cli, argos_archives, emp
 
 
 def test_setup_warnings_name_each_missing_pair(site, empty_models_dir: Path) -> None:
-    from publisher.translate.packages import setup_warnings
+    from publisher.translate.registry import setup_warnings
 
     warnings = setup_warnings(("en", "ko"), site.config)
 
@@ -163,7 +163,7 @@ def test_setup_warnings_name_each_missing_pair(site, empty_models_dir: Path) -> 
 
 
 def test_no_setup_warning_when_both_pairs_are_installed(site, models_dir: Path) -> None:
-    from publisher.translate.packages import setup_warnings
+    from publisher.translate.registry import setup_warnings
 
     assert setup_warnings(("en", "ko"), site.config) == []
 
