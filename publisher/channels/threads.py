@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
     from publisher.formatters.social import LengthRule, LongTextMode, PostText
 
 GRAPH_URL = "https://graph.threads.net"
-DEFAULT_API_VERSION = "v1.0"  # the only Threads API version; checked 2026-07
+DEFAULT_API_VERSION = "v1.0"  # the only Threads API version in the docs read on 2026-12-01
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # app, user, account and action throttling, as on Facebook
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 DEFAULT_POST_QUOTA = 250  # posts per 24 hours, when the limit endpoint does not say
