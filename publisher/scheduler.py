@@ -89,7 +89,9 @@ def show_time(moment: datetime, tz: tzinfo) -> str:
 
 def site_path(site: Site, path: Path) -> str:
     """A content path as a job stores it: relative to the site folder when inside it (the site may move)."""
-    resolved = (site.root / path).resolve() if not path.is_absolute() else path.resolve()
+    if not path.exists() and not path.is_absolute() and (site.root / path).exists():
+        path = site.root / path   # as load_stories reads it: relative to the working folder, else the site's
+    resolved = path.resolve()
     try:
         return resolved.relative_to(site.root).as_posix()
     except ValueError:

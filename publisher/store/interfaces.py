@@ -298,8 +298,8 @@ class Jobs(Protocol):
         """Jobs in these states (default: every state), by due time."""
         ...
 
-    def next_due(self) -> datetime | None:
-        """When the earliest pending job is due (or a running job's lease runs out)."""
+    def next_due(self, kinds: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest pending job (of ``kinds``) is due, or a running job's lease runs out."""
         ...
 
     def last_done(self, kind: str) -> Job | None:

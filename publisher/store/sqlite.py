@@ -966,10 +966,13 @@ class SqliteJobs:
             values.append(kind)
         return [_job(row) for row in self.conn.execute(sql + " ORDER BY due_at, id", values)]
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, kinds: Sequence[str] | None = None) -> datetime | None:
+        kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        values = tuple(kinds or ())
         row = self.conn.execute(
-            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM jobs WHERE state = 'pending'"
-            " UNION ALL SELECT MIN(lease_until) FROM jobs WHERE state = 'running')").fetchone()
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM jobs WHERE state = 'pending'" + kind_filter
+            + " UNION ALL SELECT MIN(lease_until) FROM jobs WHERE state = 'running'" + kind_filter + ")",
+            values + values).fetchone()
         return _moment(row[0])
 
     def last_done(self, kind: str) -> Job | None:
