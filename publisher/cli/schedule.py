@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -143,3 +145,48 @@ def worker(ctx: click.Context, once: bool, until_idle: bool, poll: float, lease:
         signal.signal(signal.SIGINT, previous_int)
     if (once or until_idle) and any(run.outcome == "failed" for run in runs):
         ctx.exit(1)
+
+
+@contextmanager
+def background_worker(site: Site) -> Iterator[None]:
+    """``serve --worker``: the worker in a thread of the server's process, on a Site (and database connection)
+    of its own; on leaving, it finishes the job in hand and stops."""
+    import threading
+
+    from publisher.pipeline import check_site_settings
+    from publisher.site import Site as SiteClass
+    from publisher.worker import Worker, check_worker_settings
+
+    check_site_settings(site)
+    check_worker_settings(site)
+    own = SiteClass(site.root)
+    runner = Worker(own, console=console(stderr=True))
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            runner.run()
+        except BaseException as exc:   # shown when the server stops; the server itself keeps serving
+            failed.append(exc)
+            click.echo(f"worker stopped: {type(exc).__name__}: {exc}", err=True)
+        finally:
+            own.close()
+
+    import signal
+
+    def on_term(signum: int, frame: object) -> None:
+        runner.stop()
+
+    # uvicorn puts back the handlers it found and raises the signal it caught again once it has shut down:
+    # found here, it stops the worker instead of killing the process with the job in hand.
+    previous = {number: signal.signal(number, on_term) for number in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=work, name="publisher-worker", daemon=True)
+    thread.start()
+    click.echo(f"Worker {runner.owner} running in this process", err=True)
+    try:
+        yield
+    finally:
+        runner.stop()
+        thread.join()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
