@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,6 +125,22 @@ def schedule_embargoed(site: Site, held: Sequence[Held], *, channels: Sequence[s
     return jobs
 
 
+def window_open(window: tuple[time, time], moment: datetime, tz: tzinfo) -> bool:
+    """True when ``moment`` falls in the daily window (``opens``-``closes`` in ``tz``; it may cross midnight)."""
+    opens, closes = window
+    local = moment.astimezone(tz).time().replace(tzinfo=None)
+    return opens <= local < closes if opens < closes else local >= opens or local < closes
+
+
+def next_opening(window: tuple[time, time], moment: datetime, tz: tzinfo) -> datetime:
+    """When the window next opens after ``moment`` (``moment`` itself if it is open)."""
+    if window_open(window, moment, tz):
+        return moment
+    local = moment.astimezone(tz)
+    today = datetime.combine(local.date(), window[0], tzinfo=tz)
+    return today if today > local else datetime.combine(local.date() + timedelta(days=1), window[0], tzinfo=tz)
+
+
 def retry_delay(attempts: int, base: timedelta = timedelta(minutes=5), most: timedelta = timedelta(hours=6)
                 ) -> timedelta:
     """How long a deferred delivery waits before the next try: doubling from ``base``, at most ``most``."""
@@ -132,5 +148,5 @@ def retry_delay(attempts: int, base: timedelta = timedelta(minutes=5), most: tim
 
 
 __all__ = ["DIGEST", "PUBLISH", "PURGE_PENDING", "RETRY_UNCONFIRMED", "Held", "embargo", "is_public",
-           "parse_when", "publish_key", "retry_delay", "schedule_embargoed", "schedule_publish", "show_time",
-           "site_path", "split_embargoed", "wall_clock"]
+           "next_opening", "parse_when", "publish_key", "retry_delay", "schedule_embargoed", "schedule_publish", "show_time",
+           "site_path", "split_embargoed", "wall_clock", "window_open"]

@@ -419,6 +419,28 @@ def parse_cron(text: str) -> str:
     return value
 
 
+def parse_send_windows(text: str) -> dict[str, tuple[Any, Any]]:
+    """``x=08:00-22:00, mastodon=08:00-22:00``: per channel, the daily hours a job may send (site time zone);
+    a window may cross midnight (``22:00-06:00``)."""
+    from datetime import time
+
+    windows: dict[str, tuple[Any, Any]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, hours = item.partition("=")
+        start, _, end = hours.partition("-")
+        try:
+            opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        except ValueError:
+            raise ValueError(f"expected channel=HH:MM-HH:MM separated by commas, e.g. x=08:00-22:00, "
+                             f"got {item!r}") from None
+        if not name.strip() or opens == closes:
+            raise ValueError(f"expected channel=HH:MM-HH:MM with two different times, got {item!r}")
+        windows[name.strip()] = (opens, closes)
+    return windows
+
+
 SCHEDULE_SETTINGS: tuple[Setting, ...] = (
     Setting("SCHEDULE_MAX_LATE", "A job more than this past due when the worker sees it (the machine was off) is "
             "held as overdue, not sent, until `publisher schedule release ID` (e.g. 1h, 30m; 0: never hold).",
@@ -431,6 +453,9 @@ SCHEDULE_SETTINGS: tuple[Setting, ...] = (
             parse=parse_duration),
     Setting("SCHEDULE_RETRY_UNCONFIRMED_EVERY", "How often the worker resolves deliveries whose outcome was unknown "
             "(publish --retry-unconfirmed), e.g. 1h. Empty: never on its own.", default="", parse=parse_duration_or_off),
+    Setting("SCHEDULE_SEND_WINDOWS", "Hours each channel's scheduled jobs may send, in PUBLISHER_TIMEZONE, e.g. "
+            "'x=08:00-22:00, mastodon=08:00-22:00'; a job due outside its window waits for the next opening. "
+            "Empty: any time.", default={}, parse=parse_send_windows),
     Setting("SCHEDULE_PURGE_PENDING_EVERY", "How often the worker deletes subscribers who never confirmed within "
             "PUBLISHER_CONFIRM_LINK_HOURS, e.g. 1d. Empty: never.", default="1d", parse=parse_duration_or_off),
 )

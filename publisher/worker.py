@@ -132,7 +132,8 @@ class Worker:
             every: timedelta | None = self.site.config.get(name)
             if every and not self.jobs.list(["pending", "running", "overdue"], kind=kind):
                 last = self.jobs.last_done(kind)
-                due = now if last is None else max(last.due_at + every, now - every)
+                # housekeeping is never held as overdue: after a pause it simply runs now
+                due = now if last is None else max(last.due_at + every, now)
                 self.jobs.schedule(kind, kind, {"every": every.total_seconds()}, due)
 
     def run_job(self, job: Job) -> JobRun:
@@ -174,11 +175,41 @@ class Worker:
     def _publish(self, job: Job, *, retry_unconfirmed: bool = False) -> JobRun:
         from publisher import pipeline
 
+        channels, waiting = self._in_window(job)
+        if not channels:
+            return JobRun(job, "done", waiting)
         paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
-        reports = pipeline.publish(self.site, paths, channels=job.payload.get("channels") or None,
+        reports = pipeline.publish(self.site, paths, channels=channels or None,
                                    langs=job.payload.get("langs") or None, console=self.console, clock=self.clock,
                                    retry_unconfirmed=retry_unconfirmed or bool(job.payload.get("retry_unconfirmed")))
-        return _judged(job, reports)
+        run = _judged(job, reports)
+        run.note = "; ".join(part for part in (run.note, waiting) if part)
+        return run
+
+    def _in_window(self, job: Job) -> tuple[list[str] | None, str]:
+        """The job's channels whose send window (``SCHEDULE_SEND_WINDOWS``) is open now (None: every channel,
+        no window in the way), and a note; each closed channel's part becomes a job due at its next opening."""
+        windows: dict[str, Any] = self.site.config.get("SCHEDULE_SEND_WINDOWS") or {}
+        named: list[str] = list(job.payload.get("channels") or [])
+        if not windows or (named and not set(named) & set(windows)):
+            return named or None, ""
+        if not named:
+            from publisher.channels.registry import channel_names
+
+            named = list(channel_names())
+        now, tz = self.clock(), self.site.timezone
+        closed = [name for name in named if name in windows and not scheduler.window_open(windows[name], now, tz)]
+        if not closed:
+            return named if job.payload.get("channels") else None, ""
+        later: dict[datetime, list[str]] = {}
+        for name in closed:
+            later.setdefault(scheduler.next_opening(windows[name], now, tz), []).append(name)
+        for opening, names in sorted(later.items()):
+            scheduler.schedule_publish(self.site, job.payload.get("paths", []), opening, channels=sorted(names),
+                                       langs=job.payload.get("langs") or None)
+        note = "; ".join(f"{','.join(names)} waits for its send window ({scheduler.show_time(opening, tz)})"
+                         for opening, names in sorted(later.items()))
+        return [name for name in named if name not in closed], note
 
     def _digest(self, job: Job) -> JobRun:
         from publisher import pipeline
@@ -191,17 +222,24 @@ class Worker:
         return _judged(job, reports)
 
     def _retry_unconfirmed(self, job: Job) -> JobRun:
-        """``publish --retry-unconfirmed`` for the articles that have deliveries in doubt, and only those."""
-        ledger = self.site.ledger()
-        rows = list(ledger.rows(state=("unconfirmed", "in_flight")))
+        """``publish --retry-unconfirmed`` for each article with deliveries in doubt: only its languages and
+        channels in doubt, never a version or channel it was not published to."""
+        doubtful: dict[str, list[Any]] = {}
+        for row in self.site.ledger().rows(state=("unconfirmed", "in_flight")):
+            doubtful.setdefault(row.key.article, []).append(row.key)
         library = self.site.articles()
-        paths = [a.path for slug in sorted({row.key.article for row in rows}) if slug in library.stories
-                 for a in library.stories[slug].versions.values() if a.path is not None]
-        if not paths:
+        reports: list[DeliveryReport] = []
+        for slug, keys in sorted(doubtful.items()):
+            story = library.stories.get(slug)
+            if story is None:   # a digest, or an article since removed: nothing to publish it from
+                continue
+            payload = {"paths": [scheduler.site_path(self.site, a.path) for a in story.versions.values()
+                                 if a.path is not None],
+                       "langs": sorted({key.lang for key in keys}), "channels": sorted({key.channel for key in keys})}
+            reports += self._publish(_with_payload(job, payload), retry_unconfirmed=True).reports
+        if not reports:
             return JobRun(job, "done", "nothing in doubt")
-        payload = {"paths": [scheduler.site_path(self.site, p) for p in paths],
-                   "channels": sorted({row.key.channel for row in rows})}
-        return self._publish(_with_payload(job, payload), retry_unconfirmed=True)
+        return _judged(job, reports)
 
     def _purge_pending(self, job: Job) -> JobRun:
         """Delete the subscribers who asked but never confirmed before their link expired."""

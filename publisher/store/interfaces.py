@@ -303,7 +303,8 @@ class Jobs(Protocol):
         ...
 
     def last_done(self, kind: str) -> Job | None:
-        """The most recently due job of ``kind`` that was done."""
+        """The most recently due job of ``kind`` that ran to its end (done or failed): when a recurring job
+        is due next."""
         ...
 
 

@@ -976,8 +976,8 @@ class SqliteJobs:
         return _moment(row[0])
 
     def last_done(self, kind: str) -> Job | None:
-        row = self.conn.execute("SELECT * FROM jobs WHERE kind = ? AND state = 'done' ORDER BY due_at DESC, id DESC"
-                                " LIMIT 1", (kind,)).fetchone()
+        row = self.conn.execute("SELECT * FROM jobs WHERE kind = ? AND state IN ('done', 'failed')"
+                                " ORDER BY due_at DESC, id DESC LIMIT 1", (kind,)).fetchone()
         return _job(row) if row is not None else None
 
 

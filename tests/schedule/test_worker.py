@@ -212,3 +212,90 @@ def test_recurring_digest_holds_what_was_published_since_the_last(site: Site, wr
     [following] = site.store().jobs.list(["pending"], kind="digest")
     assert following.due_at == monday + timedelta(days=7)
     assert following.payload["since"].startswith("2026-12-07T09:00")
+
+
+def test_a_job_outside_its_send_window_waits_for_the_next_opening(site: Site, monkeypatch: pytest.MonkeyPatch
+                                                                    ) -> None:
+    from tests.conftest import set_settings
+
+    site = set_settings(site, SCHEDULE_SEND_WINDOWS="memory=08:00-22:00")
+    channel = MemoryChannel(site)
+    monkeypatch.setattr("publisher.pipeline.channels_for", lambda site, names: [channel])
+    late = datetime(2026, 12, 2, 14, 30, tzinfo=timezone.utc)   # 23:30 KST
+    schedule_publish(site, [f"content/{SLUG}.en.md"], late, channels=["memory"], langs=["en"])
+    clock = FakeClock(late)
+    worker = Worker(site, clock=clock, sleep=clock.sleep)
+    [first] = publishes(worker.run(once=True))
+    assert first.outcome == "done" and "waits for its send window (2026-12-03 08:00 KST)" in first.note
+    assert channel.delivered_keys() == []
+    [waiting] = site.store().jobs.list(["pending"], kind="publish")
+    assert waiting.due_at == datetime(2026, 12, 2, 23, 0, tzinfo=timezone.utc)   # 08:00 KST
+    runs = publishes(worker.run(until_idle=True))
+    assert [r.outcome for r in runs] == ["done"] and channel.delivered_keys() == [f"{SLUG}/en/memory/inbox"]
+    assert clock.now - waiting.due_at < timedelta(seconds=3)
+
+
+def test_a_bad_send_window_is_one_line(site_dir: Path, cli: Callable[..., Result]) -> None:
+    with (site_dir / "publisher.toml").open("a", encoding="utf-8") as out:
+        out.write('SCHEDULE_SEND_WINDOWS = "x=8h-22h"\n')
+    result = cli("config", "check")
+    assert result.exit_code == 2 and "SCHEDULE_SEND_WINDOWS" in result.output
+
+
+def test_max_late_0_never_holds_a_job(site: Site) -> None:
+    from tests.conftest import set_settings
+
+    site = set_settings(site, SCHEDULE_MAX_LATE="0")
+    schedule_publish(site, [f"content/{SLUG}.en.md"], RELEASE, channels=["feeds"], langs=["en"])
+    clock = FakeClock(RELEASE + timedelta(days=2))
+    assert [r.outcome for r in publishes(Worker(site, clock=clock, sleep=clock.sleep).run(once=True))] == ["done"]
+
+
+def test_the_periodic_retry_unconfirmed_resolves_a_post_left_in_doubt(site: Site,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import set_settings
+
+    answers = [Outcome.unconfirmed("timeout", detail={"arrived": True})]
+    channel = MemoryChannel(site, respond=lambda attempt: answers.pop() if answers else None)
+    pipeline.publish(site, [site.content_dir / f"{SLUG}.en.md"], channels=[channel], langs=["en"])
+    [row] = site.ledger().rows(article=SLUG, channel="memory")
+    assert row.state == "unconfirmed"
+    site = set_settings(site, SCHEDULE_RETRY_UNCONFIRMED_EVERY="1h")
+    monkeypatch.setattr("publisher.pipeline.channels_for", lambda site, names: [channel])
+    clock = FakeClock(RELEASE)
+    worker = Worker(site, clock=clock, sleep=clock.sleep)
+    [run] = [r for r in worker.run(once=True) if r.job.kind == "retry_unconfirmed"]
+    assert run.outcome == "done", run.note
+    [row] = site.ledger().rows(article=SLUG, channel="memory")
+    assert row.state == "sent" and len(channel.delivered) == 1   # found, not posted again
+    [following] = site.store().jobs.list(["pending"], kind="retry_unconfirmed")
+    assert following.due_at == RELEASE + timedelta(hours=1)
+
+
+def test_the_worker_purges_subscribers_whose_confirmation_link_expired(site: Site) -> None:
+    subscribers = site.subscribers()
+    subscribers.add("old@example.org", lang="en", status="pending")
+    subscribers.add("active@example.org", lang="en")
+    clock = FakeClock(datetime.now(timezone.utc) + timedelta(hours=73))   # PUBLISHER_CONFIRM_LINK_HOURS=72
+    site.store().clock = clock   # type: ignore[attr-defined] # the store's timestamps: "fresh" asks at the worker's now
+    subscribers.add("fresh@example.org", lang="en", status="pending")
+    [run] = Worker(site, clock=clock, sleep=clock.sleep).run(once=True)
+    assert run.job.kind == "purge_pending" and run.note == "1 unconfirmed subscriber(s) removed"
+    assert {s.email for s in site.subscribers().iter_all()} == {"active@example.org", "fresh@example.org"}
+
+
+def test_a_failing_recurring_job_waits_its_period_instead_of_running_again_at_once(site: Site,
+                                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                                 ) -> None:
+    from tests.conftest import set_settings
+
+    channel = MemoryChannel(site, respond=lambda attempt: Outcome.unconfirmed("timeout"))
+    pipeline.publish(site, [site.content_dir / f"{SLUG}.en.md"], channels=[channel], langs=["en"])
+    site = set_settings(site, SCHEDULE_RETRY_UNCONFIRMED_EVERY="1h")
+    monkeypatch.setattr("publisher.pipeline.channels_for", lambda site, names: [MemoryChannel(site, listable=False,
+                        respond=lambda attempt: Outcome.unconfirmed("timeout again"))])
+    clock = FakeClock(RELEASE)
+    runs = [r for r in Worker(site, clock=clock, sleep=clock.sleep).run(once=True) if r.job.kind == "retry_unconfirmed"]
+    assert [r.outcome for r in runs] == ["failed"]
+    [following] = site.store().jobs.list(["pending"], kind="retry_unconfirmed")
+    assert following.due_at == RELEASE + timedelta(hours=1)
