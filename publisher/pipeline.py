@@ -199,17 +199,14 @@ def build_feeds(site: Site, *, include_unpublished: bool = False, clock: Now | N
     """
     from publisher.channels.feeds import FeedsChannel
     from publisher.errors import PublisherError
-    from publisher.scheduler import split_embargoed, wall_clock
+    from publisher.scheduler import released, wall_clock
 
     options = RunOptions()
     check_site_settings(site)
     channel = FeedsChannel(site, full_build=True)
     ctx = channel_context(site, options)
     batch = channel.unpublished(ctx.published) if include_unpublished else []
-    now = (clock or wall_clock)()
-    batch = [(story, [lang for lang in langs if lang in ready.versions])
-             for story, langs in batch for ready in split_embargoed([story], langs, now)[0]]   # not before publish_at
-    batch = [(story, langs) for story, langs in batch if langs]
+    batch = released(batch, (clock or wall_clock)())                                # not before publish_at
     if batch:
         reports = deliver(site, channel, list(batch), options)                      # Formatter -> Channel -> Ledger
         failed = next((r for r in reports if r.state != "sent"), None)

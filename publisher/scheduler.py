@@ -81,6 +81,16 @@ def split_embargoed(stories: Sequence[Story], langs: Sequence[str], now: datetim
     return ready, held
 
 
+def released(batch: Sequence[tuple[Story, Sequence[str]]], now: datetime) -> list[tuple[Story, list[str]]]:
+    """A run's (story, languages) pairs without the versions still under embargo."""
+    kept: list[tuple[Story, list[str]]] = []
+    for story, langs in batch:
+        free = [lang for lang in langs if (until := embargo(story, lang)) is None or until <= now]
+        if free:
+            kept.append((story, free))
+    return kept
+
+
 def show_time(moment: datetime, tz: tzinfo) -> str:
     """``2026-12-02 09:00 KST``: a time as the office reads it, in the site's zone."""
     local = moment.astimezone(tz)
@@ -148,5 +158,5 @@ def retry_delay(attempts: int, base: timedelta = timedelta(minutes=5), most: tim
 
 
 __all__ = ["DIGEST", "PUBLISH", "PURGE_PENDING", "RETRY_UNCONFIRMED", "Held", "embargo", "is_public",
-           "next_opening", "parse_when", "publish_key", "retry_delay", "schedule_embargoed", "schedule_publish", "show_time",
+           "next_opening", "parse_when", "publish_key", "released", "retry_delay", "schedule_embargoed", "schedule_publish", "show_time",
            "site_path", "split_embargoed", "wall_clock", "window_open"]
