@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 LEASE = timedelta(seconds=60)
 ONE_OFF = (scheduler.PUBLISH,)   # a publish --at, a publish_at, a deferred retry: they run once and are gone
+# What a reader sees: sent hours late it should be a person's choice. Housekeeping just runs late.
+HELD_WHEN_LATE = (scheduler.PUBLISH, scheduler.DIGEST)
 POLL_SECONDS = 2.0   # how often an idle worker looks for jobs another process added
 
 
@@ -110,16 +112,17 @@ class Worker:
         """Claim and run every job due now, one at a time."""
         runs: list[JobRun] = []
         while not self.stopping.is_set():
-            job = self.jobs.claim(self.owner, self.clock(), self.lease, max_late=self.max_late)
+            job = self.jobs.claim(self.owner, self.clock(), self.lease, max_late=self.max_late, hold=HELD_WHEN_LATE)
             if job is None:
                 break
             runs.append(self.run_job(job))
             if job.kind != scheduler.PUBLISH:
-                self.plan_recurring()   # the next digest is due from this one
+                self.plan_recurring(just_ran=job.kind)   # the next one is due from this one
         return runs
 
-    def plan_recurring(self) -> None:
-        """Keep one pending job for each recurring task the settings ask for (the next digest...)."""
+    def plan_recurring(self, just_ran: str | None = None) -> None:
+        """Keep one pending job for each recurring task the settings ask for (the next digest...); the task
+        ``just_ran`` is next due one period from now."""
         now = self.clock()
         if self.digests and not self.jobs.list(["pending", "running", "overdue"], kind=scheduler.DIGEST):
             last = self.jobs.last_done(scheduler.DIGEST)
@@ -133,7 +136,7 @@ class Worker:
             if every and not self.jobs.list(["pending", "running", "overdue"], kind=kind):
                 last = self.jobs.last_done(kind)
                 # housekeeping is never held as overdue: after a pause it simply runs now
-                due = now if last is None else max(last.due_at + every, now)
+                due = now + every if kind == just_ran else now if last is None else max(last.due_at + every, now)
                 self.jobs.schedule(kind, kind, {"every": every.total_seconds()}, due)
 
     def run_job(self, job: Job) -> JobRun:

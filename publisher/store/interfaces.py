@@ -262,9 +262,10 @@ class Jobs(Protocol):
         ...
 
     def claim(self, owner: str, now: datetime, lease: timedelta, *, max_late: timedelta | None = None,
-              kinds: Sequence[str] | None = None) -> Job | None:
-        """Take the oldest due job: pending and due, or running with a lease that ran out. A pending job more
-        than ``max_late`` past due (and not released) is set ``overdue`` instead of being taken."""
+              hold: Sequence[str] | None = None, kinds: Sequence[str] | None = None) -> Job | None:
+        """Take the oldest due job (of ``kinds``): pending and due, or running with a lease that ran out. A
+        pending job (of the kinds in ``hold``; None: any) more than ``max_late`` past due and not released is set
+        ``overdue`` instead of being taken."""
         ...
 
     def renew(self, job_id: int, owner: str, until: datetime) -> bool:

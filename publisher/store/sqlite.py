@@ -874,15 +874,17 @@ class SqliteJobs:
         return job, moved
 
     def claim(self, owner: str, now: datetime, lease: timedelta, *, max_late: timedelta | None = None,
-              kinds: Sequence[str] | None = None) -> Job | None:
+              hold: Sequence[str] | None = None, kinds: Sequence[str] | None = None) -> Job | None:
         stamp = format_time(now)
         kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
         kind_values = tuple(kinds or ())
+        hold_filter = f" AND kind IN ({','.join('?' * len(hold))})" if hold else ""
         with self.store.transaction():
             if max_late is not None:
                 self.conn.execute(
                     "UPDATE jobs SET state = 'overdue', updated_at = ? WHERE state = 'pending' AND late_ok = 0"
-                    " AND due_at < ?" + kind_filter, (stamp, format_time(now - max_late), *kind_values))
+                    " AND due_at < ?" + kind_filter + hold_filter,
+                    (stamp, format_time(now - max_late), *kind_values, *tuple(hold or ())))
             row = self.conn.execute(
                 "SELECT * FROM jobs WHERE ((state = 'pending' AND due_at <= ?)"
                 " OR (state = 'running' AND lease_until < ?))" + kind_filter

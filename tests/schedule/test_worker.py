@@ -299,3 +299,13 @@ def test_a_failing_recurring_job_waits_its_period_instead_of_running_again_at_on
     assert [r.outcome for r in runs] == ["failed"]
     [following] = site.store().jobs.list(["pending"], kind="retry_unconfirmed")
     assert following.due_at == RELEASE + timedelta(hours=1)
+
+
+def test_housekeeping_runs_late_without_being_held(site: Site) -> None:
+    clock = FakeClock(RELEASE)
+    worker = Worker(site, clock=clock, sleep=clock.sleep)
+    worker.run(once=True)   # the first purge
+    clock.now += timedelta(days=3)   # the machine was off
+    runs = worker.run(once=True)
+    assert [(r.job.kind, r.outcome) for r in runs] == [("purge_pending", "done")]
+    assert site.store().jobs.list(["overdue"]) == []
