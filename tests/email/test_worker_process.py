@@ -3,6 +3,7 @@ time, and a ``kill -9`` of the worker mid-bulletin, then a restart, loses and sk
 
 from __future__ import annotations
 
+import email
 import os
 import signal
 import subprocess
@@ -126,3 +127,30 @@ def test_sigterm_lets_the_job_in_hand_finish_and_exits_0(smtp_site: Site, smtp_s
     assert len(smtp_server.handler.received()) >= 20 and set(smtp_server.handler.received()) <= everyone
     finished = smtp_site.store().jobs.get(job.id)
     assert finished is not None and finished.state == "done"
+
+
+def test_two_workers_started_by_mistake_run_each_job_once(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    from collections import Counter
+
+    from publisher.scheduler import schedule_publish
+
+    subscribers = smtp_site.subscribers()
+    with smtp_site.store().transaction():
+        for i in range(10):
+            subscribers.add(f"reader{i:03d}@example.org", lang="en")
+    due = datetime.now(timezone.utc) + timedelta(seconds=2)
+    slugs = ["2024-unpsf-incheon", "2025-public-service-day", "2024-sdg16-knowledge-forum"]
+    jobs = [schedule_publish(smtp_site, [f"content/{slug}.en.md"], due, channels=["email"], langs=["en"])[0]
+            for slug in slugs]
+    smtp_server.handler.delay = 0.01
+    workers = [start_worker(smtp_site, "--until-idle") for _ in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, out + err
+    received = smtp_server.handler.received()
+    assert set(received.values()) == {3} and len(received) == 10   # each article once to each reader
+    subjects = Counter(str(email.message_from_bytes(data)["Subject"]) for _, data in smtp_server.handler.messages)
+    assert len(subjects) == 3 and set(subjects.values()) == {10}
+    for job in jobs:
+        done = smtp_site.store().jobs.get(job.id)
+        assert done is not None and done.state == "done" and done.attempts == 1
