@@ -27,6 +27,11 @@ def wall_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def after_every_embargo() -> datetime:
+    """The clock of ``publish --now``: a time after any ``publish_at``."""
+    return datetime.max.replace(tzinfo=timezone.utc)
+
+
 def parse_when(text: str, tz: tzinfo, field: str = "--at") -> datetime:
     """ISO 8601 with or without seconds and with or without an offset (``2026-12-02 09:00``,
     ``2026-12-02T09:00:00+09:00``); without an offset, in ``tz`` (the site's ``PUBLISHER_TIMEZONE``)."""
@@ -157,6 +162,6 @@ def retry_delay(attempts: int, base: timedelta = timedelta(minutes=5), most: tim
     return min(base * (1 << max(attempts - 1, 0)), most)
 
 
-__all__ = ["DIGEST", "PUBLISH", "PURGE_PENDING", "RETRY_UNCONFIRMED", "Held", "embargo", "is_public",
+__all__ = ["DIGEST", "after_every_embargo", "PUBLISH", "PURGE_PENDING", "RETRY_UNCONFIRMED", "Held", "embargo", "is_public",
            "next_opening", "parse_when", "publish_key", "released", "retry_delay", "schedule_embargoed", "schedule_publish", "show_time",
            "site_path", "split_embargoed", "wall_clock", "window_open"]

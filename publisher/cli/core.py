@@ -58,9 +58,9 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         if not now:
             raise UserError(f"--at: {at} is in the past; give a later time, or add --now to publish now")
     if now:
-        from datetime import datetime, timezone
+        from publisher.scheduler import after_every_embargo
 
-        clock = lambda: datetime.max.replace(tzinfo=timezone.utc)   # noqa: E731 - every embargo has passed
+        clock = after_every_embargo
     for channel in channels_for(site, channels or None):
         if not channel.is_configured():
             out.print(f"{channel.name}: not configured, writing locally to {channel.fallback_description()}",

@@ -104,3 +104,10 @@ def test_the_cli_reports_scheduled_and_exits_0(site: Site, cli: Callable[..., Re
     result = cli("publish", f"content/{SLUG}.en.md", "--channel", "feeds", env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "scheduled for 2999-01-01" in result.output and "09:00 KST" in result.output
+
+
+def test_publish_now_releases_an_embargoed_article_early(site: Site, cli: Callable[..., Result]) -> None:
+    embargo(site, "2999-01-01 09:00")
+    result = cli("publish", f"content/{SLUG}.en.md", "--channel", "feeds", "--now", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "scheduled" not in result.output and SLUG in feed_text(site)
