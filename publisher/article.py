@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
 MANDATORY_PROPERTIES = ("title", "date")
 KNOWN_KEYS = ("title", "date", "updated", "lang", "slug", "summary", "author", "theme", "tags", "image", "url",
-              "translation")
+              "translation", "publish_at")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FILE_RE = re.compile(r"^(?P<slug>.+)\.(?P<lang>[A-Za-z-]+)\.md$")
 
@@ -62,6 +62,7 @@ class Article:
     translation: TranslationInfo = field(default_factory=TranslationInfo)
     path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    publish_at: datetime | None = None   # embargo: held back from every channel until this time
 
     @property
     def body_html(self) -> str:
@@ -360,13 +361,15 @@ def article_from_text(text: str, path: Path, site: Site) -> Article:
     if updated is not None and updated < date:
         raise ContentError(path, "updated", "is earlier than date")
 
+    publish_at = None if _absent(meta.get("publish_at")) else parse_datetime(meta["publish_at"], tz, path,
+                                                                              "publish_at")
     extra = {k: v for k, v in meta.items() if k not in KNOWN_KEYS}
     return Article(
         slug=slug, lang=lang, title=_text(meta, "title", path, required=True), date=date, body=body.rstrip() + "\n",
         summary=_text(meta, "summary", path), updated=updated, author=_text(meta, "author", path) or None,
         theme=_text(meta, "theme", path) or None, tags=_tags(meta, path), image=_image(meta, path, site),
         url=_url(meta, path, site, lang, slug), translation=_translation(meta, path, lang, languages),
-        path=path, extra=extra,
+        path=path, extra=extra, publish_at=publish_at,
     )
 
 
@@ -457,6 +460,8 @@ def article_front_matter(article: Article) -> dict[str, Any]:
         if article.translation.model:
             tr["model"] = article.translation.model
         meta["translation"] = tr
+    if article.publish_at:
+        meta["publish_at"] = article.publish_at.isoformat()
     meta.update(article.extra)
     return meta
 

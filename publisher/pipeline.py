@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from publisher.article import Story
     from publisher.channels.feeds import BuildResult
+    from publisher.scheduler import Held, Now
     from publisher.site import Site
 
 CLAIM_BATCH = 500
@@ -61,19 +62,42 @@ def publish(
     dry_run: bool = False,
     retry_unconfirmed: bool = False,
     console: Console | None = None,
+    clock: Now | None = None,
 ) -> list[DeliveryReport]:
-    """Publish the articles at ``paths`` through ``channels`` (default: all) in ``langs`` (default: the site's)."""
+    """Publish the articles at ``paths`` through ``channels`` (default: all) in ``langs`` (default: the site's).
+
+    A version whose ``publish_at`` is still ahead (by ``clock``) is not sent: it gets a job that the worker
+    runs at that time, and a "scheduled for" line.
+    """
     from publisher.article import load_stories
+    from publisher.scheduler import split_embargoed, wall_clock
 
     options = RunOptions(force, dry_run, retry_unconfirmed, console)
     check_site_settings(site)
     stories = load_stories(list(paths), site)                                     # Article
+    stories, held = split_embargoed(stories, langs or site.languages, (clock or wall_clock)())   # publish_at
     batch, reports = choose_versions(site, stories, langs or site.languages, options)  # Translator
     chosen = channels_for(site, channels)
     validate(site, chosen, batch)                                                   # nothing written before this
+    reports = schedule_held(site, held, channels, reports, dry_run=dry_run)        # -> the worker, later
     for channel in chosen:
         reports += deliver(site, channel, batch, options)                          # Formatter -> Channel -> Ledger
     return reports
+
+
+def schedule_held(site: Site, held: Sequence[Held], channels: Sequence[str | Channel] | None,
+                  reports: list[DeliveryReport], *, dry_run: bool = False) -> list[DeliveryReport]:
+    """A job for each story's versions held back by ``publish_at`` (moved, not added, when it exists): the
+    reports with one "scheduled for" line per held version instead of any other note about it."""
+    from publisher.scheduler import schedule_embargoed, show_time
+
+    names = [c.name if isinstance(c, Channel) else c for c in channels] if channels else None
+    if not dry_run:
+        schedule_embargoed(site, held, channels=names)
+    waiting = {(one.story.slug, one.lang) for one in held}
+    return [r for r in reports if (r.article, r.lang) not in waiting] + [
+        DeliveryReport(one.story.slug, one.lang, ",".join(names) if names else "all", "worker", "scheduled",
+                       f"scheduled for {show_time(one.until, site.timezone)}") for one in held]
 
 
 def validate(site: Site, channels: Sequence[Channel], batch: Batch) -> None:
@@ -137,19 +161,21 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
 
 
 def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Sequence[str] | None = None,
-             force: bool = False, dry_run: bool = False,
-             console: Console | None = None) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
+             force: bool = False, dry_run: bool = False, console: Console | None = None,
+             clock: Now | None = None) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
     """A digest of the articles dated ``since`` or later (on ``theme``) to every subscriber, through the same
     claim, send and mark as ``publish``. Returns the email reports, the digest renditions and the notes of
-    versions left out."""
+    versions left out. Versions still under embargo (``publish_at``) are left out."""
     from publisher.channels.email import EmailChannel
     from publisher.errors import NotFound
+    from publisher.scheduler import split_embargoed, wall_clock
 
     options = RunOptions(force, dry_run, False, console)
     check_site_settings(site)
     wanted = list(langs or site.languages)
     stories = [story for story in site.articles().stories.values()
                if story.original.date >= since and (theme is None or story.original.theme_slug == theme)]
+    stories, _ = split_embargoed(stories, wanted, (clock or wall_clock)())
     batch, notes = choose_versions(site, stories, wanted, options)                 # Translator
     if not batch:
         raise NotFound(f"no articles dated {since:%Y-%m-%d} or later" + (f" on the theme {theme!r}" if theme else ""))
@@ -164,7 +190,7 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     return deliver(site, channel, batch, options, renditions), renditions, notes   # Channel -> Ledger
 
 
-def build_feeds(site: Site, *, include_unpublished: bool = False) -> BuildResult:
+def build_feeds(site: Site, *, include_unpublished: bool = False, clock: Now | None = None) -> BuildResult:
     """``publisher feeds build``: rebuild every feed and page from the published versions (or all of them).
 
     With ``include_unpublished`` every version that may be published and is not in the feeds yet is published
@@ -173,12 +199,14 @@ def build_feeds(site: Site, *, include_unpublished: bool = False) -> BuildResult
     """
     from publisher.channels.feeds import FeedsChannel
     from publisher.errors import PublisherError
+    from publisher.scheduler import released, wall_clock
 
     options = RunOptions()
     check_site_settings(site)
     channel = FeedsChannel(site, full_build=True)
     ctx = channel_context(site, options)
     batch = channel.unpublished(ctx.published) if include_unpublished else []
+    batch = released(batch, (clock or wall_clock)())                                # not before publish_at
     if batch:
         reports = deliver(site, channel, list(batch), options)                      # Formatter -> Channel -> Ledger
         failed = next((r for r in reports if r.state != "sent"), None)

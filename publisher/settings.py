@@ -386,7 +386,91 @@ WEB_SETTINGS: tuple[Setting, ...] = (
             "the connecting address.", default=(), parse=parse_proxy_addresses),
 )
 
+# --- scheduling and the worker (issue 12) ------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> Any:
+    """``90s``, ``30m``, ``1h``, ``2d`` or a number of seconds, as a ``timedelta``."""
+    from datetime import timedelta
+
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], 0) if value else 0
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"expected a duration like 90s, 30m, 1h or 2d, got {text!r}") from None
+    if seconds < 0:
+        raise ValueError(f"expected a duration of 0 or more, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def parse_duration_or_off(text: str) -> Any:
+    """A duration, or None for an empty value or 0 (off)."""
+    if not text.strip():
+        return None
+    value = parse_duration(text)
+    return value if value else None
+
+
+def parse_cron(text: str) -> str:
+    """A cron expression (``0 9 * * MON``), checked by croniter; empty for none."""
+    value = " ".join(text.split())
+    if not value:
+        return ""
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(f"expected a cron expression like '0 9 * * MON' (minute hour day month weekday), "
+                         f"got {text!r}")
+    return value
+
+
+def parse_send_windows(text: str) -> dict[str, tuple[Any, Any]]:
+    """``x=08:00-22:00, mastodon=08:00-22:00``: per channel, the daily hours a job may send (site time zone);
+    a window may cross midnight (``22:00-06:00``)."""
+    from datetime import time
+
+    windows: dict[str, tuple[Any, Any]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, hours = item.partition("=")
+        start, _, end = hours.partition("-")
+        try:
+            opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+        except ValueError:
+            raise ValueError(f"expected channel=HH:MM-HH:MM separated by commas, e.g. x=08:00-22:00, "
+                             f"got {item!r}") from None
+        if not name.strip() or opens == closes:
+            raise ValueError(f"expected channel=HH:MM-HH:MM with two different times, got {item!r}")
+        windows[name.strip()] = (opens, closes)
+    return windows
+
+
+SCHEDULE_SETTINGS: tuple[Setting, ...] = (
+    Setting("SCHEDULE_MAX_LATE", "A job more than this past due when the worker sees it (the machine was off) is "
+            "held as overdue, not sent, until `publisher schedule release ID` (e.g. 1h, 30m; 0: never hold).",
+            default="1h", parse=parse_duration),
+    Setting("BULLETIN_DIGEST_SCHEDULE", "When `publisher worker` sends the digest of what was published since the "
+            "last one: a cron expression in PUBLISHER_TIMEZONE, e.g. '0 9 * * MON'. Empty: no recurring digest.",
+            default="", parse=parse_cron),
+    Setting("SCHEDULE_RETRY_DELAY", "How long a deferred delivery (a rate limit, a platform down, an SMTP quota) "
+            "waits before the worker tries again; doubled on each try, at most 6 hours.", default="5m",
+            parse=parse_duration),
+    Setting("SCHEDULE_RETRY_UNCONFIRMED_EVERY", "How often the worker resolves deliveries whose outcome was unknown "
+            "(publish --retry-unconfirmed), e.g. 1h. Empty: never on its own.", default="", parse=parse_duration_or_off),
+    Setting("SCHEDULE_SEND_WINDOWS", "Hours each channel's scheduled jobs may send, in PUBLISHER_TIMEZONE, e.g. "
+            "'x=08:00-22:00, mastodon=08:00-22:00'; a job due outside its window waits for the next opening. "
+            "Empty: any time.", default={}, parse=parse_send_windows),
+    Setting("SCHEDULE_PURGE_PENDING_EVERY", "How often the worker deletes subscribers who never confirmed within "
+            "PUBLISHER_CONFIRM_LINK_HOURS, e.g. 1d. Empty: never.", default="1d", parse=parse_duration_or_off),
+)
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     SITE_SETTINGS + TRANSLATION_SETTINGS + EMAIL_SETTINGS + FEED_SETTINGS + SOCIAL_SETTINGS + WEB_SETTINGS
+    + SCHEDULE_SETTINGS
 )
 

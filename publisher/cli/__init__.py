@@ -36,6 +36,9 @@ COMMANDS: dict[str, str] = {
     "feeds": "publisher.cli.feeds:feeds",
     # web (issue 7)
     "serve": "publisher.cli.web:serve",
+    # scheduling (issue 12)
+    "schedule": "publisher.cli.schedule:schedule",
+    "worker": "publisher.cli.schedule:worker",
 }
 
 EXIT_USER_ERROR = 2

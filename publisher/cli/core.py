@@ -25,13 +25,19 @@ if TYPE_CHECKING:
 @click.option("--force", is_flag=True, help="Send again even what the ledger says was already sent.")
 @click.option("--retry-unconfirmed", is_flag=True,
               help="Resolve deliveries whose outcome was unknown: look for them remotely, post only if absent.")
+@click.option("--at", "at", metavar="TIME",
+              help="Do not publish now: schedule it for `publisher worker` at TIME (ISO 8601, e.g. "
+                   "'2026-12-02 09:00'; without an offset, in PUBLISHER_TIMEZONE). Scheduling the same again moves it.")
+@click.option("--now", "now", is_flag=True,
+              help="Publish now: ignore the articles' publish_at embargo (and accept an --at in the past).")
 @click.pass_context
 def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
-            dry_run: bool, force: bool, retry_unconfirmed: bool) -> None:
+            dry_run: bool, force: bool, retry_unconfirmed: bool, at: str | None, now: bool) -> None:
     """Publish articles (content files or folders; default: all of content/) in every language through every
     channel.
 
-    What was sent is recorded in the ledger and never sent twice, unless --force.
+    What was sent is recorded in the ledger and never sent twice, unless --force. An article whose publish_at
+    is ahead is scheduled for the worker instead.
     Exit code 1 when a delivery failed, its outcome is unknown, or a channel stopped the run.
     """
     from rich.table import Table
@@ -41,12 +47,27 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
 
     site = get_site(ctx)
     out = console()
+    clock = None
+    if at is not None:
+        from publisher.scheduler import parse_when, wall_clock
+
+        when = parse_when(at, site.timezone, "--at")
+        if when > wall_clock():
+            _schedule(site, paths, channels, langs, when, dry_run)
+            return
+        if not now:
+            raise UserError(f"--at: {at} is in the past; give a later time, or add --now to publish now")
+    if now:
+        from publisher.scheduler import after_every_embargo
+
+        clock = after_every_embargo
     for channel in channels_for(site, channels or None):
         if not channel.is_configured():
             out.print(f"{channel.name}: not configured, writing locally to {channel.fallback_description()}",
                       style="dim")
     reports = run_publish(site, list(paths), channels=channels or None, langs=langs or None, force=force,
-                          dry_run=dry_run, retry_unconfirmed=retry_unconfirmed, console=console(stderr=True))
+                          dry_run=dry_run, retry_unconfirmed=retry_unconfirmed, console=console(stderr=True),
+                          clock=clock)
     table = Table(title="Dry run: nothing was sent" if dry_run else "Published")
     for column in ("article", "language", "channel", "where", "state", "note"):
         table.add_column(column, overflow="fold")
@@ -65,6 +86,26 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         click.echo(f"[{number}] {note}")
     if any(r.state in ("failed", "unconfirmed", "stopped") for r in reports):
         ctx.exit(1)
+
+
+def _schedule(site: Site, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
+              when: datetime, dry_run: bool) -> None:
+    """``publish --at``: check what would be published, then one job (moved if it exists) for the worker."""
+    from publisher.article import load_stories
+    from publisher.pipeline import channels_for, check_site_settings
+    from publisher.scheduler import schedule_publish, show_time, site_path
+
+    check_site_settings(site)
+    load_stories(list(paths), site)   # a bad content file stops it now, not at the time of release
+    channels_for(site, channels or None)   # and so does an unknown channel
+    shown = show_time(when, site.timezone)
+    if dry_run:
+        click.echo(f"Dry run: would schedule the publish for {shown}.")
+        return
+    job, moved = schedule_publish(site, [site_path(site, p) for p in paths], when, channels=list(channels),
+                                  langs=list(langs))
+    click.echo(f"{'Moved' if moved else 'Scheduled'} job {job.id}: publish at {shown}"
+               " (run `publisher worker`; see `publisher schedule list`).")
 
 
 def _grouped(reports: list[DeliveryReport]) -> list[tuple[DeliveryReport, int]]:
@@ -135,6 +176,9 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     for slug in slugs:
         summary.update(ledger.summary(article=slug, channel=channel))
     out = console()
+    from publisher.cli.schedule import print_held
+
+    print_held(site, out)   # jobs held as overdue wait for a person
     if not summary:
         out.print("The ledger is empty: nothing has been published yet.")
         return

@@ -13,8 +13,10 @@ from publisher.cli import get_site
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Beyond 127.0.0.1 the review page needs PUBLISHER_ADMIN_TOKEN.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--worker", "with_worker", is_flag=True,
+              help="Run `publisher worker` in this process too (scheduled publishes, digests, retries): one service.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, with_worker: bool) -> None:
     """Serve public/ (feeds, index and article pages), the pages where readers subscribe, confirm, change
     their preferences and unsubscribe (one click, RFC 8058), and the review page at /review.
 
@@ -46,7 +48,13 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     click.echo(f"Serving {site.root} on http://{host}:{port}/ (review page: /review)", err=True)
     # uvicorn binds the address itself: handed a socket bound here (Server.run(sockets=...)), every answer
     # took ~44 ms instead of ~1 ms, the mark of a delayed-ACK stall (measured with bench/unsubscribe.py).
-    uvicorn.Server(server_config(site, host, port)).run()
+    if not with_worker:
+        uvicorn.Server(server_config(site, host, port)).run()
+        return
+    from publisher.cli.schedule import background_worker
+
+    with background_worker(site):   # stopped, its job in hand finished, when the server stops (SIGTERM)
+        uvicorn.Server(server_config(site, host, port)).run()
 
 
 def check_can_listen(host: str, port: int) -> None:

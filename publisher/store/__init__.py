@@ -14,6 +14,8 @@ from pathlib import Path
 from publisher.store.interfaces import (
     Clock,
     FeedCache,
+    Job,
+    Jobs,
     Ledger,
     Mark,
     RateLimits,
@@ -49,6 +51,6 @@ def open_store(
 
 
 __all__ = [
-    "Clock", "FeedCache", "Ledger", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
+    "Clock", "FeedCache", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
     "format_time", "open_store", "utc_now",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from publisher.delivery import Delivery, DeliveryKey
@@ -219,6 +220,100 @@ class RateLimits(Protocol):
         ...
 
 
+JOB_STATES = ("pending", "running", "done", "cancelled", "overdue", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job the worker runs when it is due: a scheduled publish, a digest, a deferred retry.
+
+    ``state``: ``pending`` (waiting for ``due_at``), ``running`` (a worker holds its lease until ``lease_until``),
+    ``done``, ``cancelled``, ``overdue`` (more than ``SCHEDULE_MAX_LATE`` past due when a worker saw it: held
+    until a person releases it), ``failed`` (gave up; ``last_error`` says why).
+    """
+
+    id: int
+    kind: str
+    key: str
+    payload: dict[str, Any]
+    due_at: datetime
+    state: str = "pending"
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    late_ok: bool = False
+    created_at: datetime | None = None
+    updated_at: datetime | None = field(default=None, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        def text(moment: datetime | None) -> str | None:
+            return format_time(moment) if moment is not None else None
+
+        return {"id": self.id, "kind": self.kind, "key": self.key, "payload": self.payload,
+                "due_at": text(self.due_at), "state": self.state, "lease_owner": self.lease_owner,
+                "lease_until": text(self.lease_until), "attempts": self.attempts, "last_error": self.last_error,
+                "late_ok": self.late_ok, "created_at": text(self.created_at), "updated_at": text(self.updated_at)}
+
+
+class Jobs(Protocol):
+    """The job queue. A worker ``claim``s a job with a lease in one write transaction, so two workers on one
+    database never hold the same job; it ``renew``s the lease while working and ``finish``es or ``release``s
+    the job. A job whose lease ran out (its worker was killed) may be claimed again."""
+
+    def schedule(self, kind: str, key: str, payload: Mapping[str, Any], due_at: datetime) -> tuple[Job, bool]:
+        """Add a pending job, or move the open (pending or overdue) job with the same ``key`` to ``due_at``
+        with this payload; return it and whether it was moved."""
+        ...
+
+    def claim(self, owner: str, now: datetime, lease: timedelta, *, max_late: timedelta | None = None,
+              hold: Sequence[str] | None = None, kinds: Sequence[str] | None = None) -> Job | None:
+        """Take the oldest due job (of ``kinds``): pending and due, or running with a lease that ran out. A
+        pending job (of the kinds in ``hold``; None: any) more than ``max_late`` past due and not released is set
+        ``overdue`` instead of being taken."""
+        ...
+
+    def renew(self, job_id: int, owner: str, until: datetime) -> bool:
+        """Extend ``owner``'s lease; False if the job is no longer ``owner``'s."""
+        ...
+
+    def finish(self, job_id: int, owner: str, *, error: str | None = None) -> bool:
+        """``done`` (or ``failed`` with ``error``) if ``owner`` still holds it."""
+        ...
+
+    def retry(self, job_id: int, owner: str, due_at: datetime, error: str) -> bool:
+        """Put a job ``owner`` holds back to pending, due at ``due_at`` (a deferred delivery)."""
+        ...
+
+    def release(self, job_id: int, owner: str) -> bool:
+        """Give a held job back (pending, lease cleared, the attempt not counted), as on SIGTERM."""
+        ...
+
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel a pending or overdue job; None if there is no such open job."""
+        ...
+
+    def allow_late(self, job_id: int) -> Job | None:
+        """Release an overdue (or pending) job to run though late; None if there is no such job."""
+        ...
+
+    def get(self, job_id: int) -> Job | None:
+        ...
+
+    def list(self, states: Iterable[str] | None = None, kind: str | None = None) -> list[Job]:
+        """Jobs in these states (default: every state), by due time."""
+        ...
+
+    def next_due(self, kinds: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest pending job (of ``kinds``) is due, or a running job's lease runs out."""
+        ...
+
+    def last_done(self, kind: str) -> Job | None:
+        """The most recently due job of ``kind`` that ran to its end (done or failed): when a recurring job
+        is due next."""
+        ...
+
+
 class Store(Protocol):
     """One site's storage: its parts, transactions across them, named locks, and closing."""
 
@@ -236,6 +331,10 @@ class Store(Protocol):
 
     @property
     def rate_limits(self) -> RateLimits:
+        ...
+
+    @property
+    def jobs(self) -> Jobs:
         ...
 
     def feed_cache(self) -> FeedCache:

@@ -9,12 +9,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import Clock, Mark, format_time, utc_now
+from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, utc_now
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -316,6 +317,7 @@ class SqliteStore:
         self._subscribers = SqliteSubscribers(self)
         self._memory = SqliteTranslationMemory(self)
         self._rate_limits = SqliteRateLimits(self)
+        self._jobs = SqliteJobs(self)
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -343,6 +345,10 @@ class SqliteStore:
     @property
     def rate_limits(self) -> SqliteRateLimits:
         return self._rate_limits
+
+    @property
+    def jobs(self) -> SqliteJobs:
+        return self._jobs
 
     def feed_cache(self) -> SqliteFeedCache:
         # A file of its own: a cache may be deleted or damaged at no cost, and it keeps bulky HTML out of the
@@ -829,6 +835,168 @@ class SqliteRateLimits:
         return int(row[0])
 
 
+# --- the job queue ----------------------------------------------------------------------------------------
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _job(row: sqlite3.Row) -> Job:
+    due = datetime.fromisoformat(row["due_at"])
+    return Job(id=row["id"], kind=row["kind"], key=row["key"], payload=json.loads(row["payload"] or "{}"),
+               due_at=due, state=row["state"], lease_owner=row["lease_owner"],
+               lease_until=_moment(row["lease_until"]), attempts=row["attempts"], last_error=row["last_error"],
+               late_ok=bool(row["late_ok"]), created_at=_moment(row["created_at"]),
+               updated_at=_moment(row["updated_at"]))
+
+
+class SqliteJobs:
+    """The ``jobs`` table (``publisher.store.Jobs``).
+
+    Timestamps are fixed-width UTC text (``format_time``), so comparing them as text compares the times.
+    Every change that depends on what a row holds is one ``BEGIN IMMEDIATE`` transaction: the write lock is
+    taken before the row is read, so two workers can never both see a job free and both take it.
+    """
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.store.connection
+
+    def schedule(self, kind: str, key: str, payload: Mapping[str, Any], due_at: datetime) -> tuple[Job, bool]:
+        now = self.store.now()
+        data = json.dumps(dict(payload), sort_keys=True)
+        with self.store.transaction():
+            row = self.conn.execute("SELECT id FROM jobs WHERE key = ? AND state IN ('pending', 'overdue')",
+                                    (key,)).fetchone()
+            if row is not None:
+                self.conn.execute(
+                    "UPDATE jobs SET due_at = ?, payload = ?, kind = ?, state = 'pending', late_ok = 0,"
+                    " last_error = NULL, updated_at = ? WHERE id = ?",
+                    (format_time(due_at), data, kind, now, row["id"]))
+                job_id, moved = int(row["id"]), True
+            else:
+                cursor = self.conn.execute(
+                    "INSERT INTO jobs (kind, key, payload, due_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, key, data, format_time(due_at), now, now))
+                job_id, moved = int(cursor.lastrowid or 0), False
+        job = self.get(job_id)
+        assert job is not None
+        return job, moved
+
+    def claim(self, owner: str, now: datetime, lease: timedelta, *, max_late: timedelta | None = None,
+              hold: Sequence[str] | None = None, kinds: Sequence[str] | None = None) -> Job | None:
+        stamp = format_time(now)
+        kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        kind_values = tuple(kinds or ())
+        hold_filter = f" AND kind IN ({','.join('?' * len(hold))})" if hold else ""
+        with self.store.transaction():
+            if max_late is not None:
+                self.conn.execute(
+                    "UPDATE jobs SET state = 'overdue', updated_at = ? WHERE state = 'pending' AND late_ok = 0"
+                    " AND due_at < ?" + kind_filter + hold_filter,
+                    (stamp, format_time(now - max_late), *kind_values, *tuple(hold or ())))
+            row = self.conn.execute(
+                "SELECT * FROM jobs WHERE ((state = 'pending' AND due_at <= ?)"
+                " OR (state = 'running' AND lease_until < ?))" + kind_filter
+                + " ORDER BY due_at, id LIMIT 1", (stamp, stamp, *kind_values)).fetchone()
+            if row is None:
+                return None
+            self.conn.execute(
+                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_until = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ?", (owner, format_time(now + lease), stamp, row["id"]))
+        return self.get(int(row["id"]))
+
+    def renew(self, job_id: int, owner: str, until: datetime) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND state = 'running' AND lease_owner = ?",
+            (format_time(until), self.store.now(), job_id, owner))
+        return cursor.rowcount == 1
+
+    def finish(self, job_id: int, owner: str, *, error: str | None = None) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE jobs SET state = ?, last_error = ?, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND state = 'running' AND lease_owner = ?",
+            ("failed" if error else "done", error, self.store.now(), job_id, owner))
+        return cursor.rowcount == 1
+
+    def retry(self, job_id: int, owner: str, due_at: datetime, error: str) -> bool:
+        with self.store.transaction():
+            job = self.get(job_id)
+            if job is None or job.state != "running" or job.lease_owner != owner:
+                return False
+            waiting = self.conn.execute("SELECT id FROM jobs WHERE key = ? AND state IN ('pending', 'overdue')",
+                                        (job.key,)).fetchone()
+            if waiting is not None:   # the same thing was scheduled again meanwhile: that job runs it
+                self.conn.execute("UPDATE jobs SET state = 'done', last_error = ?, lease_until = NULL,"
+                                  " updated_at = ? WHERE id = ?", (error, self.store.now(), job_id))
+                return True
+            self.conn.execute(
+                "UPDATE jobs SET state = 'pending', due_at = ?, last_error = ?, lease_owner = NULL,"
+                " lease_until = NULL, late_ok = 1, updated_at = ? WHERE id = ?",
+                (format_time(due_at), error, self.store.now(), job_id))
+        return True
+
+    def release(self, job_id: int, owner: str) -> bool:
+        with self.store.transaction():
+            job = self.get(job_id)
+            if job is None or job.state != "running" or job.lease_owner != owner:
+                return False
+            waiting = self.conn.execute("SELECT id FROM jobs WHERE key = ? AND state IN ('pending', 'overdue')",
+                                        (job.key,)).fetchone()
+            # Given back, it was started: a person should not have to release it again as overdue.
+            state = "cancelled" if waiting is not None else "pending"
+            self.conn.execute(
+                "UPDATE jobs SET state = ?, lease_owner = NULL, lease_until = NULL, attempts = MAX(attempts - 1, 0),"
+                " late_ok = 1, updated_at = ? WHERE id = ?", (state, self.store.now(), job_id))
+        return True
+
+    def cancel(self, job_id: int) -> Job | None:
+        cursor = self.conn.execute(
+            "UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE id = ? AND state IN ('pending', 'overdue')",
+            (self.store.now(), job_id))
+        return self.get(job_id) if cursor.rowcount == 1 else None
+
+    def allow_late(self, job_id: int) -> Job | None:
+        cursor = self.conn.execute(
+            "UPDATE jobs SET state = 'pending', late_ok = 1, updated_at = ? WHERE id = ?"
+            " AND state IN ('pending', 'overdue')", (self.store.now(), job_id))
+        return self.get(job_id) if cursor.rowcount == 1 else None
+
+    def get(self, job_id: int) -> Job | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row is not None else None
+
+    def list(self, states: Iterable[str] | None = None, kind: str | None = None) -> list[Job]:
+        wanted = list(states) if states is not None else list(JOB_STATES)
+        for state in wanted:
+            if state not in JOB_STATES:
+                raise ValueError(f"unknown job state {state!r}")
+        sql = f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(wanted))})"
+        values: list[Any] = list(wanted)
+        if kind is not None:
+            sql += " AND kind = ?"
+            values.append(kind)
+        return [_job(row) for row in self.conn.execute(sql + " ORDER BY due_at, id", values)]
+
+    def next_due(self, kinds: Sequence[str] | None = None) -> datetime | None:
+        kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        values = tuple(kinds or ())
+        row = self.conn.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(due_at) AS t FROM jobs WHERE state = 'pending'" + kind_filter
+            + " UNION ALL SELECT MIN(lease_until) FROM jobs WHERE state = 'running'" + kind_filter + ")",
+            values + values).fetchone()
+        return _moment(row[0])
+
+    def last_done(self, kind: str) -> Job | None:
+        row = self.conn.execute("SELECT * FROM jobs WHERE kind = ? AND state IN ('done', 'failed')"
+                                " ORDER BY due_at DESC, id DESC LIMIT 1", (kind,)).fetchone()
+        return _job(row) if row is not None else None
+
+
 # --- the rendered-bodies cache of the feeds ----------------------------------------------------------------
 
 
@@ -905,6 +1073,7 @@ if TYPE_CHECKING:
         subscribers: interfaces.SubscriberStore = store.subscribers
         memory: interfaces.TranslationMemory = store.translation_memory
         limits: interfaces.RateLimits = store.rate_limits
+        jobs: interfaces.Jobs = store.jobs
         feed_cache: interfaces.FeedCache = cache
         render_cache: delivery.RenderCache = cache
-        del checked_store, ledger, versions, subscribers, memory, limits, feed_cache, render_cache
+        del checked_store, ledger, versions, subscribers, memory, limits, jobs, feed_cache, render_cache

@@ -211,6 +211,7 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}", review.review_story, methods=["GET"]),
         Route("/review/{slug}/publish", review.publish_confirm, methods=["GET"]),
         Route("/review/{slug}/publish", review.publish, methods=["POST"]),
+        Route("/review/{slug}/schedule", review.schedule, methods=["POST"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]

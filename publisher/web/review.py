@@ -256,7 +256,46 @@ def publish_confirm(request: Request) -> Response:
                 for channel in (get_channel(name, site) for name in channel_names())]
     return form_page(request, site, "review_publish.html.j2", lang, story=story, channels=channels,
                      languages=list(allowed.versions), notes=notes, reports=None,
-                     action=f"/review/{story.slug}/publish")
+                     action=f"/review/{story.slug}/publish", schedule=state.with_database(
+                         lambda conn: story_schedule(site, story, conn)))
+
+
+def story_schedule(site: Site, story: Story, conn: Store) -> dict[str, Any]:
+    """The article's schedule for the review page: each version's ``publish_at`` and the publish jobs waiting
+    for it, as the office reads times (the site's zone)."""
+    from publisher.scheduler import show_time, site_path
+
+    files = {site_path(site, a.path) for a in story.versions.values() if a.path is not None}
+    jobs = [job for job in conn.jobs.list(["pending", "running", "overdue"], kind="publish")
+            if files & set(job.payload.get("paths") or [])]
+    return {"embargo": {lang: show_time(a.publish_at, site.timezone) for lang, a in story.versions.items()
+                        if a.publish_at is not None},
+            "jobs": [{"id": job.id, "due": show_time(job.due_at, site.timezone), "state": job.state}
+                     for job in jobs]}
+
+
+async def schedule(request: Request) -> Response:
+    """POST: schedule this article's publish for the worker at the time given (site time zone), or move it."""
+    from publisher.errors import InputError
+    from publisher.scheduler import parse_when, schedule_publish, show_time, site_path, wall_clock
+
+    state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
+    form = await request.form()
+    if not csrf_ok(request, site, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request, site, lang)
+    story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
+    try:
+        when = parse_when(str(form.get("at", "")), site.timezone, "at")
+    except InputError:
+        return message_page(request, site, lang, status_code=400, title="Not scheduled",
+                            message="Please give a date and time like 2026-12-02 09:00.")
+    if when <= wall_clock():
+        return message_page(request, site, lang, status_code=400, title="Not scheduled",
+                            message="Please give a time in the future.")
+    paths = [site_path(site, a.path) for a in story.versions.values() if a.path is not None]
+    state.with_database(lambda conn: schedule_publish(site, paths, when))
+    return message_page(request, site, lang, status_code=200, title="Scheduled",
+                        message=show_time(when, site.timezone))
 
 
 async def publish(request: Request) -> Response:
