@@ -112,6 +112,10 @@ class Ledger(Protocol):
         """``(article, lang, channel)`` -> rows per state (only the states present), sorted by the key."""
         ...
 
+    def articles(self, limit: int | None = None) -> Iterator[str]:
+        """The ledger's articles, the one that appeared last first (at most ``limit``), streamed."""
+        ...
+
     def published(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
         """``(slug, lang)`` -> the detail of the first ``sent`` row of ``channel`` (``PublishedVersions``)."""
         ...
