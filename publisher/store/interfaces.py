@@ -141,6 +141,19 @@ class SubscriberStore(Protocol):
     def get(self, email_key: str) -> Subscriber | None:
         ...
 
+    def position(self) -> int:
+        """Where the list ends now: every subscriber inserted later comes after it (in ``iterate``'s order)."""
+        ...
+
+    def start_import(self) -> None:
+        """Forget the addresses met by an earlier import (``first_in_import``); call it in the transaction."""
+        ...
+
+    def first_in_import(self, email_key: str) -> bool:
+        """Note ``email_key`` as met by the current import; False if it was met already (a repeated row).
+        Kept by the database's unique key, not in memory."""
+        ...
+
     def update(
         self,
         email_key: str,
@@ -162,10 +175,11 @@ class SubscriberStore(Protocol):
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 1000, after: int = 0, through: int | None = None,
     ) -> Iterator[Subscriber]:
         """Matching subscribers in id order, one short query per batch (no read stays open meanwhile).
-        ``theme``: those following it, or every theme (no themes chosen)."""
+        ``theme``: those following it, or every theme (no themes chosen). ``after`` / ``through``: only those
+        inserted after one ``position()`` and up to another."""
         ...
 
     def count(self, *, status: str | None = None, lang: str | None = None, theme: str | None = None) -> int:

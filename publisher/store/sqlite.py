@@ -768,6 +768,22 @@ class SqliteSubscribers:
         ).fetchone()
         return _subscriber(row) if row else None
 
+    def position(self) -> int:
+        # Ids only grow while a transaction holds the write lock, so "after" is "inserted later".
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM subscribers").fetchone()[0])
+
+    def start_import(self) -> None:
+        # A temporary table: this connection's only, gone when it closes; pages beyond the cache go to a
+        # temporary file, so a million addresses do not stay in memory.
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen (email_key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.conn.execute("DELETE FROM temp.import_seen")
+
+    def first_in_import(self, email_key: str) -> bool:
+        cursor = self.conn.execute(
+            "INSERT INTO temp.import_seen (email_key) VALUES (?) ON CONFLICT (email_key) DO NOTHING", (email_key,)
+        )
+        return cursor.rowcount > 0
+
     def update(
         self,
         email_key: str,
@@ -804,12 +820,15 @@ class SqliteSubscribers:
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 1000, after: int = 0, through: int | None = None,
     ) -> Iterator[Subscriber]:
         where, params = _subscriber_filters(status, lang, theme)
+        if through is not None:
+            where += " AND id <= ?" if where else " WHERE id <= ?"
+            params = (*params, through)
         where += " AND id > ?" if where else " WHERE id > ?"
         query = f"SELECT id, {_SUBSCRIBER_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT ?"
-        last_id = 0
+        last_id = after
         while True:
             rows = self.conn.execute(query, (*params, last_id, batch_size)).fetchall()
             for row in rows:
