@@ -13,6 +13,7 @@ from publisher.cli import UserError, console, echo_json_lines, get_site, site_la
 if TYPE_CHECKING:
     from publisher.delivery import DeliveryReport
     from publisher.site import Site
+    from publisher.store import Ledger
 
 
 @click.command()
@@ -109,16 +110,26 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
     console().print(table)
 
 
+_COUNTED = ("sent", "pending", "in_flight", "failed", "unconfirmed", "skipped")
+_COUNT_HEADERS = ("sent", "pending", "in flight", "failed", "unconfirmed", "skipped")
+_ATTENTION = ("unconfirmed", "failed", "in_flight")
+_SHOWN = 50   # rows of a table before "... and N more": a terminal table of thousands helps nobody
+
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Every ledger row as JSON Lines (one object per line).")
 @click.option("--channel", help="Only this channel.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many of the most recent articles to summarize.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every article (with PATH: every row), streamed as tab-separated lines.")
 @click.pass_context
-def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None) -> None:
-    """Show the delivery ledger: counts per article, language and channel, and what needs attention
-    (unconfirmed, failed or left in flight)."""
-    from rich.table import Table
-
+def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None, limit: int,
+           show_all: bool) -> None:
+    """Show the delivery ledger: the most recent articles (counts per language, channel and state, newest
+    first), and always what needs attention (unconfirmed, failed or left in flight). With PATH, the detail of
+    those articles."""
     from publisher.article import load_stories
 
     site = get_site(ctx)
@@ -131,36 +142,134 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
                          "updated_at": iso_text(row.updated_at)}
                         for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
-    summary: dict[tuple[str, str, str], dict[str, int]] = {}
-    for slug in slugs:
-        summary.update(ledger.summary(article=slug, channel=channel))
+    if paths:
+        _status_detail(ledger, [slug for slug in slugs if slug is not None], channel, show_all)
+        return
+    if show_all:
+        _status_everything(ledger, channel)
+        return
+    _status_summary(ledger, channel, limit)
+
+
+def _counts_row(counts: dict[str, int]) -> list[str]:
+    return [str(counts.get(state, 0) or "") for state in _COUNTED]
+
+
+def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
+    """The ``limit`` newest articles, then everything that needs attention, whatever its age: a few short
+    index reads, however long the ledger."""
+    from rich.table import Table
+
     out = console()
-    if not summary:
+    articles = list(ledger.articles(limit + 1))
+    more = len(articles) > limit
+    table = Table(title=f"Deliveries: the {limit} most recent articles (--all for every one)" if more
+                  else "Deliveries")
+    for column in ("article", "language", "channel", *_COUNT_HEADERS):
+        table.add_column(column)
+    for article in articles[:limit]:
+        for (_, lang, chan), counts in ledger.summary(article=article, channel=channel).items():
+            table.add_row(article, lang, chan, *_counts_row(counts))
+    if not articles:
         out.print("The ledger is empty: nothing has been published yet.")
         return
-    table = Table(title="Deliveries")
-    for column in ("article", "language", "channel", "sent", "pending", "in flight", "failed", "unconfirmed",
-                   "skipped"):
-        table.add_column(column)
-    for (article, lang, chan), counts in summary.items():
-        table.add_row(article, lang, chan, *(str(counts.get(s, 0) or "") for s in
-                                             ("sent", "pending", "in_flight", "failed", "unconfirmed", "skipped")))
     out.print(table)
+    _attention(ledger, [None], channel)
+
+
+def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None) -> None:
+    from itertools import islice
+
+    from rich.table import Table
+
+    out = console()
     attention = Table(title="Needs attention")
     for column in ("article", "language", "channel", "target", "state", "attempts", "last error"):
         attention.add_column(column, overflow="fold")
     shown = 0
     for slug in slugs:
-        for row in ledger.rows(article=slug, channel=channel, state=("unconfirmed", "failed", "in_flight")):
-            if shown < 50:
-                attention.add_row(row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
-                                  str(row.attempts), row.last_error or "")
+        for row in islice(ledger.rows(article=slug, channel=channel, state=_ATTENTION), _SHOWN - shown):
+            attention.add_row(row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                              str(row.attempts), row.last_error or "")
             shown += 1
-    if shown:
-        out.print(attention)
-        if shown > 50:
-            out.print(f"... and {shown - 50} more (publisher status --json lists them all)")
-        out.print("Unconfirmed posts are never retried blindly: run `publisher publish PATH --retry-unconfirmed`.")
+    if not shown:
+        return
+    out.print(attention)
+    total = sum(n for slug in slugs for state, n in ledger.counts(article=slug, channel=channel).items()
+                if state in _ATTENTION)
+    if total > shown:
+        out.print(f"... and {total - shown} more (publisher status --all lists them all)")
+    out.print("Unconfirmed posts are never retried blindly: run `publisher publish PATH --retry-unconfirmed`.")
+
+
+def _status_everything(ledger: Ledger, channel: str | None) -> None:
+    """Every article's counts, newest first, then every row that needs attention: tab-separated lines,
+    printed as they are read."""
+    click.echo("\t".join(("article", "language", "channel", *_COUNTED)))
+    for article in ledger.articles():
+        for (_, lang, chan), counts in ledger.summary(article=article, channel=channel).items():
+            click.echo("\t".join((article, lang, chan, *(str(counts.get(state, 0)) for state in _COUNTED))))
+    header = False
+    for row in ledger.rows(channel=channel, state=_ATTENTION):
+        if not header:
+            click.echo("\nneeds attention")
+            click.echo("\t".join(("article", "language", "channel", "target", "state", "attempts", "last error")))
+            header = True
+        click.echo("\t".join((row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                               str(row.attempts), _one_line(row.last_error))))
+
+
+def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_all: bool) -> None:
+    """One article's counts per language and channel, and its rows (every row with --all, streamed)."""
+    from itertools import islice
+
+    from rich.table import Table
+
+    out = console()
+    if show_all:
+        click.echo("\t".join(("article", "language", "channel", "target", "state", "attempts", "where",
+                               "updated", "last error")))
+        for slug in slugs:
+            for row in ledger.rows(article=slug, channel=channel):
+                click.echo("\t".join((row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                                       str(row.attempts), row.remote_url or "", _updated(row.updated_at),
+                                       _one_line(row.last_error))))
+        return
+    for slug in slugs:
+        summary = ledger.summary(article=slug, channel=channel)
+        if not summary:
+            out.print(f"{slug}: nothing in the ledger yet.")
+            continue
+        table = Table(title=slug)
+        for column in ("language", "channel", *_COUNT_HEADERS):
+            table.add_column(column)
+        for (_, lang, chan), counts in summary.items():
+            table.add_row(lang, chan, *_counts_row(counts))
+        out.print(table)
+        rows = Table(title=f"{slug}: deliveries")
+        for column in ("language", "channel", "target", "state", "attempts", "where", "updated", "last error"):
+            rows.add_column(column, overflow="fold")
+        shown = 0
+        for row in islice(ledger.rows(article=slug, channel=channel), _SHOWN):
+            rows.add_row(row.key.lang, row.key.channel, row.key.target, row.state, str(row.attempts),
+                         row.remote_url or "", _updated(row.updated_at), row.last_error or "")
+            shown += 1
+        out.print(rows)
+        total = sum(sum(counts.values()) for counts in summary.values())
+        if total > shown:
+            out.print(f"... and {total - shown} more (publisher status {slug} --all lists every row)")
+    _attention(ledger, list(slugs), channel)
+
+
+def _updated(moment: str | None) -> str:
+    from publisher.timefmt import iso_text
+
+    return iso_text(moment) or ""
+
+
+def _one_line(text: str | None) -> str:
+    """A value for a tab-separated line: its tabs and line breaks would split the line."""
+    return " ".join((text or "").split())
 
 
 @click.command("import")
