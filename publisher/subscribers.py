@@ -106,7 +106,8 @@ def normalize_name(name: str | None) -> str | None:
     would let a name write its own mail headers, so each run of them becomes one space."""
     if not name:
         return None
-    text = "".join(" " if unicodedata.category(char) == "Cc" else char for char in name)
+    text = name if name.isprintable() else "".join(" " if unicodedata.category(char) == "Cc" else char
+                                                   for char in name)
     return " ".join(text.split()) or None
 
 
@@ -284,33 +285,12 @@ class Subscribers:
                 lang_at = next((columns.index(c) for c in ("language", "lang") if c in columns), None)
                 report = ImportReport(status=status, position=self.store.position())
                 self.store.start_import()
+                batch = _ImportBatch(self, report, len(columns), email_at, name_at, lang_at, check_dns, resolver)
                 for cells in rows:
-                    self._import_row(report, cells, f"{path.name}:{reader.line_num}", len(columns), email_at,
-                                     name_at, lang_at, check_dns, resolver)
+                    batch.add(cells, reader.line_num, f"{path.name}:{reader.line_num}")
+                batch.flush()
                 report.through = self.store.position()
         return report
-
-    def _import_row(self, report: ImportReport, cells: list[str], where: str, width: int, email_at: int,
-                    name_at: int | None, lang_at: int | None, check_dns: bool, resolver: Any) -> None:
-        if not any(cell.strip() for cell in cells):
-            return
-        try:
-            if len(cells) > width:
-                raise InputError(where, f"{len(cells)} fields, the header has {width}")
-            address = normalize_email(_cell(cells, email_at), where=f"{where}: email", check_dns=check_dns,
-                                      dns_resolver=resolver)
-            lang = normalize_lang(_cell(cells, lang_at), where=f"{where}: language", languages=self.languages)
-        except InputError as error:
-            report.rejected.append(str(error))
-            return
-        key = address.lower()
-        if not self.store.first_in_import(key):
-            report.rejected.append(f"{where}: email: {address} appears earlier in the file")
-        elif self.store.insert(email=address, email_key=key, name=normalize_name(_cell(cells, name_at)),
-                               lang=lang, status=report.status, themes=[], confirmed=report.status == "active"):
-            report.added += 1
-        else:
-            report.already_present += 1
 
     def added_by(self, report: ImportReport) -> Iterator[Subscriber]:
         """The subscribers an import added, streamed (e.g. to ask each to confirm), as they are now."""
@@ -356,6 +336,53 @@ class Subscribers:
     def _set_status(self, email: str, status: str) -> bool:
         key = self._key(email)
         return key is not None and self.store.update(key, status=status, unless_status=status)
+
+
+class _ImportBatch:
+    """Rows of an import checked one by one, stored ``size`` at a time (a few statements per batch, not per
+    row); its rejections are reported in line order."""
+
+    def __init__(self, subscribers: Subscribers, report: ImportReport, width: int, email_at: int,
+                 name_at: int | None, lang_at: int | None, check_dns: bool, resolver: Any, size: int = 500) -> None:
+        self.subscribers, self.report, self.width, self.size = subscribers, report, width, size
+        self.email_at, self.name_at, self.lang_at = email_at, name_at, lang_at
+        self.check_dns, self.resolver = check_dns, resolver
+        self.rows: list[tuple[str, str, str | None, str]] = []
+        self.wheres: list[tuple[int, str]] = []
+        self.rejected: list[tuple[int, str]] = []
+
+    def add(self, cells: list[str], line: int, where: str) -> None:
+        if not any(cell.strip() for cell in cells):
+            return
+        try:
+            if len(cells) > self.width:
+                raise InputError(where, f"{len(cells)} fields, the header has {self.width}")
+            address = normalize_email(_cell(cells, self.email_at), where=f"{where}: email",
+                                      check_dns=self.check_dns, dns_resolver=self.resolver)
+            lang = normalize_lang(_cell(cells, self.lang_at), where=f"{where}: language",
+                                  languages=self.subscribers.languages)
+        except InputError as error:
+            self.rejected.append((line, str(error)))
+            return
+        self.rows.append((address, address.lower(), normalize_name(_cell(cells, self.name_at)), lang))
+        self.wheres.append((line, where))
+        if len(self.rows) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        report = self.report
+        if self.rows:
+            added, present, repeated = self.subscribers.store.import_batch(
+                self.rows, status=report.status, confirmed=report.status == "active")
+            report.added += added
+            report.already_present += present
+            for index in repeated:
+                line, where = self.wheres[index]
+                self.rejected.append((line, f"{where}: email: {self.rows[index][0]} appears earlier in the file"))
+        report.rejected += [message for _, message in sorted(self.rejected, key=lambda item: item[0])]
+        self.rows.clear()
+        self.wheres.clear()
+        self.rejected.clear()
 
 
 def _timestamp(moment: datetime) -> str:

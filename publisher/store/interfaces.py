@@ -146,12 +146,14 @@ class SubscriberStore(Protocol):
         ...
 
     def start_import(self) -> None:
-        """Forget the addresses met by an earlier import (``first_in_import``); call it in the transaction."""
+        """Forget the addresses met by an earlier import (``import_batch``); call it in the transaction."""
         ...
 
-    def first_in_import(self, email_key: str) -> bool:
-        """Note ``email_key`` as met by the current import; False if it was met already (a repeated row).
-        Kept by the database's unique key, not in memory."""
+    def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
+                     confirmed: bool) -> tuple[int, int, list[int]]:
+        """Insert ``(email, email_key, name, lang)`` rows, in file order, unless their key is taken (the row
+        there is left as it is). Return how many were added, how many were already on the list, and the
+        indexes in ``rows`` of those met earlier in this import: the database's unique keys find them all."""
         ...
 
     def update(

@@ -778,11 +778,32 @@ class SqliteSubscribers:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen (email_key TEXT PRIMARY KEY) WITHOUT ROWID")
         self.conn.execute("DELETE FROM temp.import_seen")
 
-    def first_in_import(self, email_key: str) -> bool:
-        cursor = self.conn.execute(
-            "INSERT INTO temp.import_seen (email_key) VALUES (?) ON CONFLICT (email_key) DO NOTHING", (email_key,)
+    def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
+                     confirmed: bool) -> tuple[int, int, list[int]]:
+        first: dict[str, int] = {}   # within this batch only: its memory is the batch's, not the file's
+        repeated: list[int] = []
+        for index, (_, key, _, _) in enumerate(rows):
+            if key in first:
+                repeated.append(index)
+            else:
+                first[key] = index
+        for chunk in _chunks(list(first), 900):
+            for row in self.conn.execute(
+                f"SELECT email_key FROM temp.import_seen WHERE email_key IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                repeated.append(first.pop(row[0]))
+        fresh = [rows[index] for index in sorted(first.values())]
+        self.conn.executemany("INSERT INTO temp.import_seen (email_key) VALUES (?)", ((r[1],) for r in fresh))
+        now = self.store.now()
+        cursor = self.conn.executemany(
+            "INSERT INTO subscribers"
+            " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+            ((email, key, name, lang, status, now, now if confirmed else None, now)
+             for email, key, name, lang in fresh),
         )
-        return cursor.rowcount > 0
+        added = max(cursor.rowcount, 0) if fresh else 0
+        return added, len(fresh) - added, sorted(repeated)
 
     def update(
         self,
