@@ -57,7 +57,7 @@ def normalize_email(address: str, where: str = "email", *, check_dns: bool = Fal
 
     Only the syntax is checked, unless ``check_dns``: deliverability needs DNS, and the tool works offline.
     """
-    from email_validator import EmailNotValidError, validate_email
+    from email_validator import EmailNotValidError, validate_email  # cached after the first call
 
     candidate = (address or "").strip()
     if not candidate:
@@ -285,9 +285,10 @@ class Subscribers:
                 lang_at = next((columns.index(c) for c in ("language", "lang") if c in columns), None)
                 report = ImportReport(status=status, position=self.store.position())
                 self.store.start_import()
-                batch = _ImportBatch(self, report, len(columns), email_at, name_at, lang_at, check_dns, resolver)
+                batch = _ImportBatch(self, report, path.name, len(columns), email_at, name_at, lang_at,
+                                     check_dns, resolver)
                 for cells in rows:
-                    batch.add(cells, reader.line_num, f"{path.name}:{reader.line_num}")
+                    batch.add(cells, reader.line_num)
                 batch.flush()
                 report.through = self.store.position()
         return report
@@ -342,18 +343,20 @@ class _ImportBatch:
     """Rows of an import checked one by one, stored ``size`` at a time (a few statements per batch, not per
     row); its rejections are reported in line order."""
 
-    def __init__(self, subscribers: Subscribers, report: ImportReport, width: int, email_at: int,
+    def __init__(self, subscribers: Subscribers, report: ImportReport, filename: str, width: int, email_at: int,
                  name_at: int | None, lang_at: int | None, check_dns: bool, resolver: Any, size: int = 500) -> None:
         self.subscribers, self.report, self.width, self.size = subscribers, report, width, size
+        self.filename = filename
         self.email_at, self.name_at, self.lang_at = email_at, name_at, lang_at
         self.check_dns, self.resolver = check_dns, resolver
         self.rows: list[tuple[str, str, str | None, str]] = []
-        self.wheres: list[tuple[int, str]] = []
+        self.lines: list[int] = []
         self.rejected: list[tuple[int, str]] = []
 
-    def add(self, cells: list[str], line: int, where: str) -> None:
+    def add(self, cells: list[str], line: int) -> None:
         if not any(cell.strip() for cell in cells):
             return
+        where = f"{self.filename}:{line}"
         try:
             if len(cells) > self.width:
                 raise InputError(where, f"{len(cells)} fields, the header has {self.width}")
@@ -365,7 +368,7 @@ class _ImportBatch:
             self.rejected.append((line, str(error)))
             return
         self.rows.append((address, address.lower(), normalize_name(_cell(cells, self.name_at)), lang))
-        self.wheres.append((line, where))
+        self.lines.append(line)
         if len(self.rows) >= self.size:
             self.flush()
 
@@ -377,11 +380,12 @@ class _ImportBatch:
             report.added += added
             report.already_present += present
             for index in repeated:
-                line, where = self.wheres[index]
-                self.rejected.append((line, f"{where}: email: {self.rows[index][0]} appears earlier in the file"))
+                line = self.lines[index]
+                self.rejected.append((line, f"{self.filename}:{line}: email: {self.rows[index][0]} appears "
+                                            "earlier in the file"))
         report.rejected += [message for _, message in sorted(self.rejected, key=lambda item: item[0])]
         self.rows.clear()
-        self.wheres.clear()
+        self.lines.clear()
         self.rejected.clear()
 
 

@@ -113,7 +113,7 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
 _COUNTED = ("sent", "pending", "in_flight", "failed", "unconfirmed", "skipped")
 _COUNT_HEADERS = ("sent", "pending", "in flight", "failed", "unconfirmed", "skipped")
 _ATTENTION = ("unconfirmed", "failed", "in_flight")
-_SHOWN = 50   # rows of a table before "... and N more": a terminal table of thousands helps nobody
+_SHOWN = 20   # rows of a table before "... and N more": a terminal table of thousands helps nobody
 
 
 @click.command()
@@ -156,25 +156,42 @@ def _counts_row(counts: dict[str, int]) -> list[str]:
 
 
 def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
-    """The ``limit`` newest articles, then everything that needs attention, whatever its age: a few short
-    index reads, however long the ledger."""
+    """The ``limit`` newest articles, one line each (every language together; per channel, its rows per
+    state), then everything that needs attention, whatever its age: a few short index reads, and a table
+    short enough to draw at once, however long the ledger."""
     from rich.table import Table
 
     out = console()
     articles = list(ledger.articles(limit + 1))
-    more = len(articles) > limit
-    table = Table(title=f"Deliveries: the {limit} most recent articles (--all for every one)" if more
-                  else "Deliveries")
-    for column in ("article", "language", "channel", *_COUNT_HEADERS):
-        table.add_column(column)
-    for article in articles[:limit]:
-        for (_, lang, chan), counts in ledger.summary(article=article, channel=channel).items():
-            table.add_row(article, lang, chan, *_counts_row(counts))
     if not articles:
         out.print("The ledger is empty: nothing has been published yet.")
         return
+    more = len(articles) > limit
+    lines: list[tuple[str, dict[str, dict[str, int]]]] = []
+    channels: list[str] = []
+    for article in articles[:limit]:
+        per_channel: dict[str, dict[str, int]] = {}
+        for (_, _, chan), counts in ledger.summary(article=article, channel=channel).items():
+            merged = per_channel.setdefault(chan, {})
+            for state, n in counts.items():
+                merged[state] = merged.get(state, 0) + n
+            if chan not in channels:
+                channels.append(chan)
+        lines.append((article, per_channel))
+    title = f"Deliveries: the {limit} most recent articles (--limit N for more, --all for every one)" if more \
+        else "Deliveries"
+    table = Table(title=title, caption="rows per state, every language together")
+    table.add_column("article", overflow="fold")
+    for chan in channels:
+        table.add_column(chan)
+    for article, per_channel in lines:
+        table.add_row(article, *(_state_counts(per_channel.get(chan, {})) for chan in channels))
     out.print(table)
     _attention(ledger, [None], channel)
+
+
+def _state_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[state]} {state.replace('_', ' ')}" for state in _COUNTED if counts.get(state))
 
 
 def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None) -> None:

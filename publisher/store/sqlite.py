@@ -743,6 +743,7 @@ class SqliteSubscribers:
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
+        self._import_position = 0   # the list's end when the current import started (``start_import``)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -777,6 +778,7 @@ class SqliteSubscribers:
         # temporary file, so a million addresses do not stay in memory.
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen (email_key TEXT PRIMARY KEY) WITHOUT ROWID")
         self.conn.execute("DELETE FROM temp.import_seen")
+        self._import_position = self.position()
 
     def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
                      confirmed: bool) -> tuple[int, int, list[int]]:
@@ -787,23 +789,45 @@ class SqliteSubscribers:
                 repeated.append(index)
             else:
                 first[key] = index
-        for chunk in _chunks(list(first), 900):
-            for row in self.conn.execute(
-                f"SELECT email_key FROM temp.import_seen WHERE email_key IN ({','.join('?' * len(chunk))})", chunk
-            ):
-                repeated.append(first.pop(row[0]))
-        fresh = [rows[index] for index in sorted(first.values())]
-        self.conn.executemany("INSERT INTO temp.import_seen (email_key) VALUES (?)", ((r[1],) for r in fresh))
+        if not first:
+            return 0, 0, repeated
         now = self.store.now()
-        cursor = self.conn.executemany(
+        fresh = [rows[index] for index in first.values()]
+        # One statement for the batch; RETURNING names the rows the unique key let in, so the others are the
+        # addresses already there (before this import, or added by it from an earlier line).
+        added = {row[0] for row in self.conn.execute(
             "INSERT INTO subscribers"
-            " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-            ((email, key, name, lang, status, now, now if confirmed else None, now)
-             for email, key, name, lang in fresh),
-        )
-        added = max(cursor.rowcount, 0) if fresh else 0
-        return added, len(fresh) - added, sorted(repeated)
+            " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, '', ?, ?, ?)"] * len(fresh))
+            + " ON CONFLICT (email_key) DO NOTHING RETURNING email_key",
+            [value for email, key, name, lang in fresh
+             for value in (email, key, name, lang, status, now, now if confirmed else None, now)],
+        ).fetchall()}
+        taken = [key for key in first if key not in added]
+        present = 0
+        for chunk in _chunks(taken, 900):
+            marks = ",".join("?" * len(chunk))
+            before: list[str] = []
+            for key, row_id in self.conn.execute(
+                f"SELECT email_key, id FROM subscribers WHERE email_key IN ({marks})", chunk
+            ):
+                if row_id > self._import_position:
+                    repeated.append(first[key])   # added by this import, from an earlier line
+                else:
+                    before.append(key)
+            # An address that was on the list before: the first time this import meets it, it is "already
+            # present"; the next, a repeat. Only those are noted (a temporary table, on disk past its cache).
+            met = {row[0] for row in self.conn.execute(
+                f"SELECT email_key FROM temp.import_seen WHERE email_key IN ({','.join('?' * len(before))})",
+                before)} if before else set()
+            for key in before:
+                if key in met:
+                    repeated.append(first[key])
+                else:
+                    present += 1
+            self.conn.executemany("INSERT INTO temp.import_seen (email_key) VALUES (?)",
+                                  [(key,) for key in before if key not in met])
+        return len(added), present, sorted(repeated)
 
     def update(
         self,
