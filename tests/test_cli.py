@@ -268,7 +268,7 @@ def test_status_summarizes_the_newest_articles_and_always_shows_what_needs_atten
     summary, attention = result.output.split("Needs attention")
     shown = re.findall(r"story-\d{3}", summary)
     assert list(dict.fromkeys(shown)) == [f"story-{n:03}" for n in range(29, 9, -1)]   # the 20 newest, newest first
-    assert "the 20 most recent articles" in summary
+    assert "The 20 most recent articles: --limit N shows more, --all every one." in summary
     # the two oldest are beyond the limit, but what needs attention is always shown
     assert "story-000" in attention and "unconfirmed" in attention and "read timed out" in attention
     assert "story-001" in attention and "failed" in attention

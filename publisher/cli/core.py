@@ -178,15 +178,15 @@ def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
             if chan not in channels:
                 channels.append(chan)
         lines.append((article, per_channel))
-    title = f"Deliveries: the {limit} most recent articles (--limit N for more, --all for every one)" if more \
-        else "Deliveries"
-    table = Table(title=title, caption="rows per state, every language together")
+    table = Table(title="Deliveries, newest first", caption="rows per state, every language together")
     table.add_column("article", overflow="fold")
     for chan in channels:
         table.add_column(chan)
     for article, per_channel in lines:
         table.add_row(article, *(_state_counts(per_channel.get(chan, {})) for chan in channels))
     out.print(table)
+    if more:
+        out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
     _attention(ledger, [None], channel)
 
 
