@@ -561,11 +561,19 @@ class SqliteLedger:
     def _first_per_version(
         self, query: Callable[[int], tuple[str, list[Any]]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
-        # In id order, the first row of each version wins: no GROUP BY, so no sort.
+        # In id order, the first row of each version wins: no GROUP BY, so no sort; only the first row's
+        # detail is decoded.
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        for _, delivery in self._pages(query):
-            found.setdefault((delivery.key.article, delivery.key.lang), delivery.detail)
-        return found
+        last_id = 0
+        while True:
+            rows = self.conn.execute(*query(last_id)).fetchall()
+            for row in rows:
+                version = (row["article"], row["lang"])
+                if version not in found:
+                    found[version] = json.loads(row["detail"] or "{}")
+            if not rows:
+                return found
+            last_id = rows[-1]["id"]
 
     def query_plans(self) -> dict[str, list[str]]:
         """``EXPLAIN QUERY PLAN`` of every statement the ledger runs, built as the methods build them (with
@@ -694,12 +702,13 @@ def _summary_sql(article: str, channel: str | None) -> tuple[str, list[Any]]:
 
 
 def _published_sql(channel: str, last_id: int, limit: int) -> tuple[str, list[Any]]:
-    return _rows_sql(None, channel, "sent", None, last_id, limit)
+    return ("SELECT id, article, lang, detail FROM deliveries INDEXED BY deliveries_state_channel "
+            "WHERE state = 'sent' AND channel = ? AND id > ? ORDER BY id LIMIT ?", [channel, last_id, limit])
 
 
 def _details_sql(channel: str, last_id: int, limit: int) -> tuple[str, list[Any]]:
     # The condition repeats the partial index's own WHERE word for word, so SQLite may use it.
-    return (f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_with_detail "
+    return ("SELECT id, article, lang, detail FROM deliveries INDEXED BY deliveries_with_detail "
             "WHERE channel = ? AND detail NOT IN ('', '{}') AND id > ? ORDER BY id LIMIT ?",
             [channel, last_id, limit])
 
