@@ -259,8 +259,9 @@ class Subscribers:
         Bad rows are reported by line number and skipped; good rows are imported in one transaction, so a
         file that is not valid CSV or not UTF-8 imports nothing. Existing addresses (in any case) are left
         exactly as they are, so re-importing a file changes nothing and never re-subscribes someone who
-        unsubscribed: the database's unique keys find them, and an address repeated in the file. ``check_dns``: also ask DNS whether each
-        domain accepts mail (email-validator's deliverability check, through ``dns_resolver`` if given).
+        unsubscribed: the database's unique keys find them, and an address repeated in the file (no set of
+        every address is kept). ``check_dns``: also ask DNS whether each domain accepts mail
+        (email-validator's deliverability check, through ``dns_resolver`` if given).
         """
         path = Path(path)
         resolver = _dns_resolver(dns_resolver) if check_dns else None
