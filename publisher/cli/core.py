@@ -212,8 +212,8 @@ def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None) -> 
     if not shown:
         return
     out.print(attention)
-    total = sum(n for slug in slugs for state, n in ledger.counts(article=slug, channel=channel).items()
-                if state in _ATTENTION)
+    total = sum(n for slug in slugs for n in ledger.counts(article=slug, channel=channel,
+                                                           states=_ATTENTION).values())
     if total > shown:
         out.print(f"... and {total - shown} more (publisher status --all lists them all)")
     out.print("Unconfirmed posts are never retried blindly: run `publisher publish PATH --retry-unconfirmed`.")

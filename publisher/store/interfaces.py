@@ -101,9 +101,11 @@ class Ledger(Protocol):
         ...
 
     def counts(
-        self, article: str | None = None, channel: str | None = None, lang: str | None = None
+        self, article: str | None = None, channel: str | None = None, lang: str | None = None,
+        *, states: Iterable[str] | None = None,
     ) -> dict[str, int]:
-        """How many matching rows are in each state (every state present, 0 if none)."""
+        """How many matching rows are in each state (every state present, 0 if none); with ``states``, in
+        those states only (the others are not counted at all)."""
         ...
 
     def summary(

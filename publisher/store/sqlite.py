@@ -526,11 +526,15 @@ class SqliteLedger:
             last_id = rows[-1]["id"]
 
     def counts(
-        self, article: str | None = None, channel: str | None = None, lang: str | None = None
+        self, article: str | None = None, channel: str | None = None, lang: str | None = None,
+        *, states: Iterable[str] | None = None,
     ) -> dict[str, int]:
         # One counted index range per state: no scan of the table, even for the whole ledger.
+        wanted = STATES if states is None else tuple(states)
+        for state in wanted:
+            _check_state(state)
         return {state: int(self.conn.execute(*_count_sql(article, channel, state, lang)).fetchone()[0])
-                for state in STATES}
+                for state in wanted}
 
     def articles(self, limit: int | None = None) -> Iterator[str]:
         """Every article of the ledger, the one that appeared last first (at most ``limit``)."""

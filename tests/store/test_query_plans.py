@@ -75,6 +75,7 @@ def test_every_statement_the_ledger_really_runs_is_planned_without_scan_or_sort(
                 for state in ("sent", ("failed", "unconfirmed", "in_flight"), None):
                     list(ledger.rows(article=article, channel=channel, state=state, lang=lang, batch_size=3))
                 ledger.counts(article=article, channel=channel, lang=lang)
+                ledger.counts(article=article, channel=channel, lang=lang, states=("failed", "in_flight"))
             ledger.summary(article=article, channel=channel)
     list(ledger.articles(5))
     ledger.published("feeds")
