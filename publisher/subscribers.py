@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from publisher.errors import InputError
 
@@ -44,21 +44,48 @@ class ImportReport:
     added: int = 0
     already_present: int = 0
     rejected: list[str] = field(default_factory=list)
-    added_emails: list[str] = field(default_factory=list)   # the new addresses, e.g. to ask them to confirm
+    status: str = "active"   # of the addresses added
+    # Where the list ended before and after the import (``SubscriberStore.position``): the added addresses
+    # lie between, and ``Subscribers.added_by`` streams them; no list of them is kept in memory.
+    position: int = 0
+    through: int = 0
 
 
-def normalize_email(address: str, where: str = "email") -> str:
-    """The address as email-validator normalizes it (domain lower-cased, IDNA); InputError if invalid."""
-    from email_validator import EmailNotValidError, validate_email
+def normalize_email(address: str, where: str = "email", *, check_dns: bool = False,
+                    dns_resolver: Any = None) -> str:
+    """The address as email-validator normalizes it (domain lower-cased, IDNA); InputError if invalid.
+
+    Only the syntax is checked, unless ``check_dns``: deliverability needs DNS, and the tool works offline.
+    """
+    from email_validator import EmailNotValidError, validate_email  # cached after the first call
 
     candidate = (address or "").strip()
     if not candidate:
         raise InputError(where, "is empty")
     try:
-        # Deliverability needs DNS, and the tool works offline.
+        if check_dns:
+            return validate_email(candidate, check_deliverability=True, dns_resolver=dns_resolver).normalized
         return validate_email(candidate, check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise InputError(where, f"{candidate!r} is not a valid address ({error})") from None
+
+
+def _dns_resolver(resolver: Any = None) -> Any:
+    """A resolver that asks about each domain once per import (a list holds many addresses at one domain)."""
+    from email_validator import caching_resolver
+
+    return caching_resolver(dns_resolver=resolver)
+
+
+def _text_lines(handle: BinaryIO, filename: str) -> Iterator[str]:
+    """The file's lines as text, one at a time (a BOM dropped); InputError naming the line that is not UTF-8."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{filename}:{number}", "not UTF-8 text; save the file as UTF-8 CSV") from None
 
 
 def _csv_rows(reader: Any, filename: str) -> Iterator[list[str]]:
@@ -79,7 +106,8 @@ def normalize_name(name: str | None) -> str | None:
     would let a name write its own mail headers, so each run of them becomes one space."""
     if not name:
         return None
-    text = "".join(" " if unicodedata.category(char) == "Cc" else char for char in name)
+    text = name if name.isprintable() else "".join(" " if unicodedata.category(char) == "Cc" else char
+                                                   for char in name)
     return " ".join(text.split()) or None
 
 
@@ -223,63 +251,52 @@ class Subscribers:
         """How many subscribers match."""
         return self.store.count(status=status, lang=lang, theme=theme)
 
-    def import_csv(self, path: Path, *, status: str = "active") -> ImportReport:
-        """Import `email,name,language` rows (UTF-8, BOM or not, CRLF or LF).
+    def import_csv(self, path: Path, *, status: str = "active", check_dns: bool = False,
+                   dns_resolver: Any = None) -> ImportReport:
+        """Import `email,name,language` rows (UTF-8, BOM or not, CRLF or LF), streamed: memory stays flat
+        however long the file.
 
-        Bad rows are reported by line number and skipped; good rows are imported in one transaction.
-        Existing addresses (in any case) are left exactly as they are, so re-importing a file changes
-        nothing and never re-subscribes someone who unsubscribed.
+        Bad rows are reported by line number and skipped; good rows are imported in one transaction, so a
+        file that is not valid CSV or not UTF-8 imports nothing. Existing addresses (in any case) are left
+        exactly as they are, so re-importing a file changes nothing and never re-subscribes someone who
+        unsubscribed: the database's unique keys find them, and an address repeated in the file (no set of
+        every address is kept). ``check_dns``: also ask DNS whether each domain accepts mail
+        (email-validator's deliverability check, through ``dns_resolver`` if given).
         """
         path = Path(path)
+        resolver = _dns_resolver(dns_resolver) if check_dns else None
         try:
-            text = path.read_bytes().decode("utf-8-sig")
+            handle = path.open("rb")
         except OSError as error:
             raise InputError(str(path), f"cannot read: {error.strerror or error}") from None
-        except UnicodeDecodeError as error:
-            line = text_line_of_offset(path.read_bytes(), error.start)
-            raise InputError(f"{path.name}:{line}", "not UTF-8 text; save the file as UTF-8 CSV") from None
-        # strict: an unclosed quote is an error, not a field that swallows every row after it unreported
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-        rows = _csv_rows(reader, path.name)
-        header = next(rows, None)
-        if header is None:
-            raise InputError(path.name, "the file is empty; expected a header line: email,name,language")
-        columns = [column.strip().lower() for column in header]
-        if "email" not in columns:
-            raise InputError(f"{path.name}:1", "no 'email' column; expected a header line: email,name,language")
-        email_at = columns.index("email")
-        name_at = columns.index("name") if "name" in columns else None
-        lang_at = next((columns.index(c) for c in ("language", "lang") if c in columns), None)
-
-        report = ImportReport()
-        seen: set[str] = set()
-        with self.store.transaction():
-            for cells in rows:   # a malformed row raises InputError here: the transaction imports nothing
-                line = reader.line_num
-                where = f"{path.name}:{line}"
-                if not any(cell.strip() for cell in cells):
-                    continue
-                try:
-                    if len(cells) > len(columns):
-                        raise InputError(where, f"{len(cells)} fields, the header has {len(columns)}")
-                    address = normalize_email(_cell(cells, email_at), where=f"{where}: email")
-                    lang = normalize_lang(_cell(cells, lang_at), where=f"{where}: language",
-                                          languages=self.languages)
-                except InputError as error:
-                    report.rejected.append(str(error))
-                    continue
-                key = address.lower()
-                if key in seen:
-                    report.rejected.append(f"{where}: email: {address} appears earlier in the file")
-                    continue
-                seen.add(key)
-                if self.store.insert(email=address, email_key=key, name=normalize_name(_cell(cells, name_at)),
-                                     lang=lang, status=status, themes=[], confirmed=status == "active"):
-                    report.added += 1
-                    report.added_emails.append(address)
-                else:
-                    report.already_present += 1
+        with handle:
+            # strict: an unclosed quote is an error, not a field that swallows every row after it unreported
+            reader = csv.reader(_text_lines(handle, path.name), strict=True)
+            rows = _csv_rows(reader, path.name)
+            with self.store.transaction():   # an InputError from the file below rolls back everything
+                header = next(rows, None)
+                if header is None:
+                    raise InputError(path.name, "the file is empty; expected a header line: email,name,language")
+                columns = [column.strip().lower() for column in header]
+                if "email" not in columns:
+                    raise InputError(f"{path.name}:1",
+                                     "no 'email' column; expected a header line: email,name,language")
+                email_at = columns.index("email")
+                name_at = columns.index("name") if "name" in columns else None
+                lang_at = next((columns.index(c) for c in ("language", "lang") if c in columns), None)
+                report = ImportReport(status=status, position=self.store.position())
+                self.store.start_import()
+                batch = _ImportBatch(self, report, path.name, len(columns), email_at, name_at, lang_at,
+                                     check_dns, resolver)
+                for cells in rows:
+                    batch.add(cells, reader.line_num)
+                batch.flush()
+                report.through = self.store.position()
         return report
+
+    def added_by(self, report: ImportReport) -> Iterator[Subscriber]:
+        """The subscribers an import added, streamed (e.g. to ask each to confirm), as they are now."""
+        yield from self.store.iterate(status=report.status, after=report.position, through=report.through)
 
     def export_csv(self, out: TextIO, *, status: str | None = None) -> int:
         """Write every subscriber as CSV (the import columns plus status, themes and times)."""
@@ -323,6 +340,56 @@ class Subscribers:
         return key is not None and self.store.update(key, status=status, unless_status=status)
 
 
+class _ImportBatch:
+    """Rows of an import checked one by one, stored ``size`` at a time (a few statements per batch, not per
+    row); its rejections are reported in line order."""
+
+    def __init__(self, subscribers: Subscribers, report: ImportReport, filename: str, width: int, email_at: int,
+                 name_at: int | None, lang_at: int | None, check_dns: bool, resolver: Any, size: int = 500) -> None:
+        self.subscribers, self.report, self.width, self.size = subscribers, report, width, size
+        self.filename = filename
+        self.email_at, self.name_at, self.lang_at = email_at, name_at, lang_at
+        self.check_dns, self.resolver = check_dns, resolver
+        self.rows: list[tuple[str, str, str | None, str]] = []
+        self.lines: list[int] = []
+        self.rejected: list[tuple[int, str]] = []
+
+    def add(self, cells: list[str], line: int) -> None:
+        if not any(cell.strip() for cell in cells):
+            return
+        where = f"{self.filename}:{line}"
+        try:
+            if len(cells) > self.width:
+                raise InputError(where, f"{len(cells)} fields, the header has {self.width}")
+            address = normalize_email(_cell(cells, self.email_at), where=f"{where}: email",
+                                      check_dns=self.check_dns, dns_resolver=self.resolver)
+            lang = normalize_lang(_cell(cells, self.lang_at), where=f"{where}: language",
+                                  languages=self.subscribers.languages)
+        except InputError as error:
+            self.rejected.append((line, str(error)))
+            return
+        self.rows.append((address, address.lower(), normalize_name(_cell(cells, self.name_at)), lang))
+        self.lines.append(line)
+        if len(self.rows) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        report = self.report
+        if self.rows:
+            added, present, repeated = self.subscribers.store.import_batch(
+                self.rows, status=report.status, confirmed=report.status == "active")
+            report.added += added
+            report.already_present += present
+            for index in repeated:
+                line = self.lines[index]
+                self.rejected.append((line, f"{self.filename}:{line}: email: {self.rows[index][0]} appears "
+                                            "earlier in the file"))
+        report.rejected += [message for _, message in sorted(self.rejected, key=lambda item: item[0])]
+        self.rows.clear()
+        self.lines.clear()
+        self.rejected.clear()
+
+
 def _timestamp(moment: datetime) -> str:
     # The store's one format (ISO 8601 in UTC, milliseconds, with the offset); imported from nowhere, so this
     # module needs nothing of the storage layer at run time.
@@ -333,8 +400,3 @@ def _cell(cells: list[str], index: int | None) -> str:
     if index is None or index >= len(cells):
         return ""
     return cells[index]
-
-
-def text_line_of_offset(data: bytes, offset: int) -> int:
-    """The 1-based line number of byte `offset` in `data`, for error messages."""
-    return data.count(b"\n", 0, offset) + 1

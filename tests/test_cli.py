@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -242,3 +243,72 @@ def test_config_check_warns_about_links_mail_cannot_use(cli: Callable[..., Resul
         assert not warnings
     else:
         assert len(warnings) == 1 and expected in warnings[0]
+
+
+def fill_ledger(site: Site, articles: int) -> None:
+    """``articles`` articles in the ledger, oldest first, each sent to the feeds and x in two languages; the
+    oldest one's x post in Korean unconfirmed, the second's failed."""
+    from publisher.delivery import DeliveryKey
+
+    ledger = site.ledger()
+    for n in range(articles):
+        keys = [DeliveryKey(f"story-{n:03}", lang, channel, "main") for lang in ("en", "ko") for channel in
+                ("feeds", "x")]
+        ledger.ensure_pending(keys)
+        ledger.mark_many([(key, "sent", None, f"https://x.example/{n}", None, None) for key in keys])
+    ledger.mark(DeliveryKey("story-000", "ko", "x", "main"), "unconfirmed", error="read timed out")
+    ledger.mark(DeliveryKey("story-001", "en", "x", "main"), "failed", error="403 Forbidden\nno write access")
+
+
+def test_status_summarizes_the_newest_articles_and_always_shows_what_needs_attention(
+        cli: Callable[..., Result], site: Site) -> None:
+    fill_ledger(site, 30)
+    result = cli("status", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    summary, attention = result.output.split("Needs attention")
+    shown = re.findall(r"story-\d{3}", summary)
+    assert list(dict.fromkeys(shown)) == [f"story-{n:03}" for n in range(29, 9, -1)]   # the 20 newest, newest first
+    assert "The 20 most recent articles: --limit N shows more, --all every one." in summary
+    # the two oldest are beyond the limit, but what needs attention is always shown
+    assert "story-000" in attention and "unconfirmed" in attention and "read timed out" in attention
+    assert "story-001" in attention and "failed" in attention
+    assert "--retry-unconfirmed" in attention
+
+    limited = cli("status", "--limit", "3", env={"COLUMNS": "200"})
+    assert list(dict.fromkeys(re.findall(r"story-\d{3}", limited.output.split("Needs attention")[0]))) == [
+        "story-029", "story-028", "story-027"]
+    assert cli("status", "--limit", "0").exit_code == 2
+
+
+def test_status_all_streams_every_article_as_tab_separated_lines(cli: Callable[..., Result], site: Site) -> None:
+    fill_ledger(site, 30)
+    result = cli("status", "--all")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split("\t") == ["article", "language", "channel", "sent", "pending", "in_flight", "failed",
+                                    "unconfirmed", "skipped"]
+    counted = [line.split("\t") for line in lines[1:lines.index("")]]
+    assert len(counted) == 30 * 4 and counted[0][:3] == ["story-029", "en", "feeds"]
+    assert ["story-000", "ko", "x", "0", "0", "0", "0", "1", "0"] in counted
+    attention = [line.split("\t") for line in lines[lines.index("needs attention") + 2:]]
+    # in the order they were made; a line break in an error stays on its line
+    assert attention == [["story-000", "ko", "x", "main", "unconfirmed", "0", "read timed out"],
+                         ["story-001", "en", "x", "main", "failed", "0", "403 Forbidden no write access"]]
+
+
+def test_status_of_one_article_gives_its_detail(cli: Callable[..., Result], site: Site) -> None:
+    from publisher.delivery import DeliveryKey
+
+    fill_ledger(site, 3)
+    ledger = site.ledger()
+    slug = "2024-unpsf-incheon"
+    ledger.ensure_pending([DeliveryKey(slug, "en", "x", "main"), DeliveryKey(slug, "ko", "x", "main")])
+    ledger.mark(DeliveryKey(slug, "en", "x", "main"), "sent", remote_url="https://x.com/i/web/status/7")
+    result = cli("status", "content/2024-unpsf-incheon.en.md", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "https://x.com/i/web/status/7" in result.output and "pending" in result.output
+    assert "story-" not in result.output     # that article only, and no attention of the others
+    every = cli("status", "content/2024-unpsf-incheon.en.md", "--all")
+    rows = [line.split("\t") for line in every.stdout.splitlines()[1:]]
+    assert [(r[1], r[3], r[4], r[6]) for r in rows] == [("en", "main", "sent", "https://x.com/i/web/status/7"),
+                                                       ("ko", "main", "pending", "")]

@@ -13,6 +13,7 @@ from publisher.cli import UserError, console, echo_json_lines, get_site, site_la
 if TYPE_CHECKING:
     from publisher.delivery import DeliveryReport
     from publisher.site import Site
+    from publisher.store import Ledger
 
 
 @click.command()
@@ -150,16 +151,26 @@ def preview(ctx: click.Context, paths: tuple[Path, ...], out_dir: Path, channels
     console().print(table)
 
 
+_COUNTED = ("sent", "pending", "in_flight", "failed", "unconfirmed", "skipped")
+_COUNT_HEADERS = ("sent", "pending", "in flight", "failed", "unconfirmed", "skipped")
+_ATTENTION = ("unconfirmed", "failed", "in_flight")
+_SHOWN = 20   # rows of a table before "... and N more": a terminal table of thousands helps nobody
+
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Every ledger row as JSON Lines (one object per line).")
 @click.option("--channel", help="Only this channel.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="How many of the most recent articles to summarize.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every article (with PATH: every row), streamed as tab-separated lines.")
 @click.pass_context
-def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None) -> None:
-    """Show the delivery ledger: counts per article, language and channel, and what needs attention
-    (unconfirmed, failed or left in flight)."""
-    from rich.table import Table
-
+def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None, limit: int,
+           show_all: bool) -> None:
+    """Show the delivery ledger: the most recent articles (counts per language, channel and state, newest
+    first), and always what needs attention (unconfirmed, failed or left in flight). With PATH, the detail of
+    those articles."""
     from publisher.article import load_stories
 
     site = get_site(ctx)
@@ -172,39 +183,154 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
                          "updated_at": iso_text(row.updated_at)}
                         for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
-    summary: dict[tuple[str, str, str], dict[str, int]] = {}
-    for slug in slugs:
-        summary.update(ledger.summary(article=slug, channel=channel))
-    out = console()
+    if paths:
+        _status_detail(ledger, [slug for slug in slugs if slug is not None], channel, show_all)
+        return
+    if show_all:
+        _status_everything(ledger, channel)
+        return
     from publisher.cli.schedule import print_held
 
-    print_held(site, out)   # jobs held as overdue wait for a person
-    if not summary:
+    print_held(site, console())   # jobs held as overdue wait for a person
+    _status_summary(ledger, channel, limit)
+
+
+def _counts_row(counts: dict[str, int]) -> list[str]:
+    return [str(counts.get(state, 0) or "") for state in _COUNTED]
+
+
+def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
+    """The ``limit`` newest articles, one line each (every language together; per channel, its rows per
+    state), then everything that needs attention, whatever its age: a few short index reads, and a table
+    short enough to draw at once, however long the ledger."""
+    from rich.table import Table
+
+    out = console()
+    articles = list(ledger.articles(limit + 1))
+    if not articles:
         out.print("The ledger is empty: nothing has been published yet.")
         return
-    table = Table(title="Deliveries")
-    for column in ("article", "language", "channel", "sent", "pending", "in flight", "failed", "unconfirmed",
-                   "skipped"):
-        table.add_column(column)
-    for (article, lang, chan), counts in summary.items():
-        table.add_row(article, lang, chan, *(str(counts.get(s, 0) or "") for s in
-                                             ("sent", "pending", "in_flight", "failed", "unconfirmed", "skipped")))
+    more = len(articles) > limit
+    lines: list[tuple[str, dict[str, dict[str, int]]]] = []
+    channels: list[str] = []
+    for article in articles[:limit]:
+        per_channel: dict[str, dict[str, int]] = {}
+        for (_, _, chan), counts in ledger.summary(article=article, channel=channel).items():
+            merged = per_channel.setdefault(chan, {})
+            for state, n in counts.items():
+                merged[state] = merged.get(state, 0) + n
+            if chan not in channels:
+                channels.append(chan)
+        lines.append((article, per_channel))
+    table = Table(title="Deliveries, newest first", caption="rows per state, every language together")
+    table.add_column("article", overflow="fold")
+    for chan in channels:
+        table.add_column(chan)
+    for article, per_channel in lines:
+        table.add_row(article, *(_state_counts(per_channel.get(chan, {})) for chan in channels))
     out.print(table)
+    if more:
+        out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
+    _attention(ledger, [None], channel)
+
+
+def _state_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts[state]} {state.replace('_', ' ')}" for state in _COUNTED if counts.get(state))
+
+
+def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None) -> None:
+    from itertools import islice
+
+    from rich.table import Table
+
+    out = console()
     attention = Table(title="Needs attention")
     for column in ("article", "language", "channel", "target", "state", "attempts", "last error"):
         attention.add_column(column, overflow="fold")
     shown = 0
     for slug in slugs:
-        for row in ledger.rows(article=slug, channel=channel, state=("unconfirmed", "failed", "in_flight")):
-            if shown < 50:
-                attention.add_row(row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
-                                  str(row.attempts), row.last_error or "")
+        for row in islice(ledger.rows(article=slug, channel=channel, state=_ATTENTION), _SHOWN - shown):
+            attention.add_row(row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                              str(row.attempts), row.last_error or "")
             shown += 1
-    if shown:
-        out.print(attention)
-        if shown > 50:
-            out.print(f"... and {shown - 50} more (publisher status --json lists them all)")
-        out.print("Unconfirmed posts are never retried blindly: run `publisher publish PATH --retry-unconfirmed`.")
+    if not shown:
+        return
+    out.print(attention)
+    total = sum(n for slug in slugs for n in ledger.counts(article=slug, channel=channel,
+                                                           states=_ATTENTION).values())
+    if total > shown:
+        out.print(f"... and {total - shown} more (publisher status --all lists them all)")
+    out.print("Unconfirmed posts are never retried blindly: run `publisher publish PATH --retry-unconfirmed`.")
+
+
+def _status_everything(ledger: Ledger, channel: str | None) -> None:
+    """Every article's counts, newest first, then every row that needs attention: tab-separated lines,
+    printed as they are read."""
+    click.echo("\t".join(("article", "language", "channel", *_COUNTED)))
+    for article in ledger.articles():
+        for (_, lang, chan), counts in ledger.summary(article=article, channel=channel).items():
+            click.echo("\t".join((article, lang, chan, *(str(counts.get(state, 0)) for state in _COUNTED))))
+    header = False
+    for row in ledger.rows(channel=channel, state=_ATTENTION):
+        if not header:
+            click.echo("\nneeds attention")
+            click.echo("\t".join(("article", "language", "channel", "target", "state", "attempts", "last error")))
+            header = True
+        click.echo("\t".join((row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                               str(row.attempts), _one_line(row.last_error))))
+
+
+def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_all: bool) -> None:
+    """One article's counts per language and channel, and its rows (every row with --all, streamed)."""
+    from itertools import islice
+
+    from rich.table import Table
+
+    out = console()
+    if show_all:
+        click.echo("\t".join(("article", "language", "channel", "target", "state", "attempts", "where",
+                               "updated", "last error")))
+        for slug in slugs:
+            for row in ledger.rows(article=slug, channel=channel):
+                click.echo("\t".join((row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
+                                       str(row.attempts), row.remote_url or "", _updated(row.updated_at),
+                                       _one_line(row.last_error))))
+        return
+    for slug in slugs:
+        summary = ledger.summary(article=slug, channel=channel)
+        if not summary:
+            out.print(f"{slug}: nothing in the ledger yet.")
+            continue
+        table = Table(title=slug)
+        for column in ("language", "channel", *_COUNT_HEADERS):
+            table.add_column(column)
+        for (_, lang, chan), counts in summary.items():
+            table.add_row(lang, chan, *_counts_row(counts))
+        out.print(table)
+        rows = Table(title=f"{slug}: deliveries")
+        for column in ("language", "channel", "target", "state", "attempts", "where", "updated", "last error"):
+            rows.add_column(column, overflow="fold")
+        shown = 0
+        for row in islice(ledger.rows(article=slug, channel=channel), _SHOWN):
+            rows.add_row(row.key.lang, row.key.channel, row.key.target, row.state, str(row.attempts),
+                         row.remote_url or "", _updated(row.updated_at), row.last_error or "")
+            shown += 1
+        out.print(rows)
+        total = sum(sum(counts.values()) for counts in summary.values())
+        if total > shown:
+            out.print(f"... and {total - shown} more (publisher status {slug} --all lists every row)")
+    _attention(ledger, list(slugs), channel)
+
+
+def _updated(moment: str | None) -> str:
+    from publisher.timefmt import iso_text
+
+    return iso_text(moment) or ""
+
+
+def _one_line(text: str | None) -> str:
+    """A value for a tab-separated line: its tabs and line breaks would split the line."""
+    return " ".join((text or "").split())
 
 
 @click.command("import")

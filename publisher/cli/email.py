@@ -50,8 +50,11 @@ def add(ctx: click.Context, email: str, lang: str | None, name: str | None, them
 @click.option("--pending", is_flag=True,
               help="Import as pending and send each new address a confirmation request (double opt-in). "
                    "Default: active, because the site vouches for their consent.")
+@click.option("--check-dns", is_flag=True,
+              help="Also ask DNS whether each address's domain accepts mail (needs the network); "
+                   "by default only the syntax is checked.")
 @click.pass_context
-def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
+def import_(ctx: click.Context, csv_file: Path, pending: bool, check_dns: bool) -> None:
     """Import subscribers from a CSV file with the columns email,name,language (language optional, default en).
 
     UTF-8 with or without BOM, CRLF or LF. Bad rows are reported with their line number and skipped; the
@@ -60,7 +63,7 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
     """
     site = get_site(ctx)
     subscribers_list = site.subscribers()
-    report = subscribers_list.import_csv(csv_file, status="pending" if pending else "active")
+    report = subscribers_list.import_csv(csv_file, status="pending" if pending else "active", check_dns=check_dns)
     for line in report.rejected:
         click.echo(f"skipped {line}", err=True)
     click.echo(f"{report.added} added, {report.already_present} already on the list, "
@@ -68,11 +71,9 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool) -> None:
     if pending and report.added:
         # Only the addresses this file added: someone already pending was asked when they were added.
         sent = 0
-        for address in report.added_emails:
-            subscriber = subscribers_list.get(address)
-            if subscriber is not None and subscriber.status == "pending":
-                _send_confirmation(site, subscriber)
-                sent += 1
+        for subscriber in subscribers_list.added_by(report):   # streamed; still pending ones only
+            _send_confirmation(site, subscriber)
+            sent += 1
         click.echo(f"{sent} confirmation requests sent.")
     if report.rejected:
         ctx.exit(2)     # bad input, like every other input error; the lines above say which rows

@@ -102,15 +102,21 @@ class Ledger(Protocol):
         ...
 
     def counts(
-        self, article: str | None = None, channel: str | None = None, lang: str | None = None
+        self, article: str | None = None, channel: str | None = None, lang: str | None = None,
+        *, states: Iterable[str] | None = None,
     ) -> dict[str, int]:
-        """How many matching rows are in each state (every state present, 0 if none)."""
+        """How many matching rows are in each state (every state present, 0 if none); with ``states``, in
+        those states only (the others are not counted at all)."""
         ...
 
     def summary(
         self, article: str | None = None, channel: str | None = None
     ) -> dict[tuple[str, str, str], dict[str, int]]:
         """``(article, lang, channel)`` -> rows per state (only the states present), sorted by the key."""
+        ...
+
+    def articles(self, limit: int | None = None) -> Iterator[str]:
+        """The ledger's articles, the one that appeared last first (at most ``limit``), streamed."""
         ...
 
     def published(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -138,6 +144,21 @@ class SubscriberStore(Protocol):
     def get(self, email_key: str) -> Subscriber | None:
         ...
 
+    def position(self) -> int:
+        """Where the list ends now: every subscriber inserted later comes after it (in ``iterate``'s order)."""
+        ...
+
+    def start_import(self) -> None:
+        """Forget the addresses met by an earlier import (``import_batch``); call it in the transaction."""
+        ...
+
+    def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
+                     confirmed: bool) -> tuple[int, int, list[int]]:
+        """Insert ``(email, email_key, name, lang)`` rows, in file order, unless their key is taken (the row
+        there is left as it is). Return how many were added, how many were already on the list, and the
+        indexes in ``rows`` of those met earlier in this import: the database's unique keys find them all."""
+        ...
+
     def update(
         self,
         email_key: str,
@@ -159,10 +180,11 @@ class SubscriberStore(Protocol):
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 1000, after: int = 0, through: int | None = None,
     ) -> Iterator[Subscriber]:
         """Matching subscribers in id order, one short query per batch (no read stays open meanwhile).
-        ``theme``: those following it, or every theme (no themes chosen)."""
+        ``theme``: those following it, or every theme (no themes chosen). ``after`` / ``through``: only those
+        inserted after one ``position()`` and up to another."""
         ...
 
     def count(self, *, status: str | None = None, lang: str | None = None, theme: str | None = None) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -416,21 +417,13 @@ class SqliteLedger:
         return self.store.connection
 
     def get(self, key: DeliveryKey) -> Delivery | None:
-        row = self.conn.execute(
-            "SELECT * FROM deliveries WHERE article=? AND lang=? AND channel=? AND target=?",
-            (key.article, key.lang, key.channel, key.target),
-        ).fetchone()
+        row = self.conn.execute(*_get_sql(key)).fetchone()
         return _delivery(row) if row else None
 
     def get_many(self, keys: Iterable[DeliveryKey]) -> dict[DeliveryKey, Delivery]:
         found: dict[DeliveryKey, Delivery] = {}
         for chunk in _chunks(list(keys), 500):
-            # A join with the VALUES list, not "IN (VALUES ...)": SQLite only uses the unique index for the join.
-            rows = self.conn.execute(
-                "WITH k(article, lang, channel, target) AS (VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                + f") SELECT deliveries.* FROM deliveries JOIN k ON {_MATCH_KEY}",
-                _key_values(chunk),
-            ).fetchall()
+            rows = self.conn.execute(*_get_many_sql(chunk)).fetchall()
             for row in rows:
                 delivery = _delivery(row)
                 found[delivery.key] = delivery
@@ -446,25 +439,13 @@ class SqliteLedger:
         with self.store.transaction():
             before = self.get(key) or Delivery(key)
             now = self.store.now()
-            self.conn.execute(
-                "INSERT INTO deliveries (article, lang, channel, target, state, attempts, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'in_flight', 1, ?, ?) "
-                "ON CONFLICT (article, lang, channel, target) DO UPDATE SET "
-                "state = 'in_flight', attempts = deliveries.attempts + 1, updated_at = excluded.updated_at",
-                (key.article, key.lang, key.channel, key.target, now, now),
-            )
+            self.conn.execute(*_begin_sql(key, now))
         return before
 
     def begin_many(self, keys: list[DeliveryKey]) -> None:
         with self.store.transaction():
             for chunk in _chunks(keys):
-                self.conn.execute(
-                    "WITH k(article, lang, channel, target) AS (VALUES "
-                    + ", ".join(["(?, ?, ?, ?)"] * len(chunk))
-                    + ") UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, updated_at = ? "
-                    f"FROM k WHERE {_MATCH_KEY}",
-                    [*_key_values(chunk), self.store.now()],
-                )
+                self.conn.execute(*_begin_many_sql(chunk, self.store.now()))
 
     def mark(
         self,
@@ -478,16 +459,7 @@ class SqliteLedger:
     ) -> None:
         _check_state(state)
         now = self.store.now()
-        self.conn.execute(
-            "INSERT INTO deliveries (article, lang, channel, target, state, remote_id, remote_url, last_error,"
-            " detail, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (article, lang, channel, target) DO UPDATE SET state = excluded.state, "
-            "remote_id = COALESCE(excluded.remote_id, deliveries.remote_id), "
-            "remote_url = COALESCE(excluded.remote_url, deliveries.remote_url), last_error = excluded.last_error, "
-            "detail = CASE WHEN ? THEN excluded.detail ELSE deliveries.detail END, updated_at = excluded.updated_at",
-            (key.article, key.lang, key.channel, key.target, state, remote_id, remote_url, error,
-             Delivery.detail_json(detail), now, now, detail is not None),
-        )
+        self.conn.execute(*_mark_sql(key, state, remote_id, remote_url, error, detail, now))
 
     def mark_many(self, marks: Iterable[Mark]) -> None:
         rows = list(marks)
@@ -498,20 +470,7 @@ class SqliteLedger:
         now = self.store.now()
         with self.store.transaction():
             for chunk in _chunks(rows):
-                params: list[Any] = []
-                for key, state, remote_id, remote_url, error, detail in chunk:
-                    params += [key.article, key.lang, key.channel, key.target, state, remote_id, remote_url, error,
-                               None if detail is None else Delivery.detail_json(detail)]
-                self.conn.execute(
-                    "WITH k(article, lang, channel, target, state, remote_id, remote_url, error, detail) AS (VALUES "
-                    + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                    + ") UPDATE deliveries SET state = k.state,"
-                    " remote_id = COALESCE(k.remote_id, deliveries.remote_id),"
-                    " remote_url = COALESCE(k.remote_url, deliveries.remote_url), last_error = k.error,"
-                    " detail = COALESCE(k.detail, deliveries.detail), updated_at = ? "
-                    f"FROM k WHERE {_MATCH_KEY}",
-                    [*params, now],
-                )
+                self.conn.execute(*_mark_many_sql(chunk, now))
 
     def ensure_pending(self, keys: Iterable[DeliveryKey], *, batch_size: int = 5000) -> int:
         added = 0
@@ -523,8 +482,7 @@ class SqliteLedger:
             now = self.store.now()
             with self.store.transaction():
                 cursor = self.conn.executemany(
-                    "INSERT INTO deliveries (article, lang, channel, target, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (article, lang, channel, target) DO NOTHING",
+                    _ENSURE_PENDING_SQL,
                     [(key.article, key.lang, key.channel, key.target, now, now) for key in batch],
                 )
             batch.clear()
@@ -546,56 +504,223 @@ class SqliteLedger:
         *,
         batch_size: int = 1000,
     ) -> Iterator[Delivery]:
-        where, params = _filter(article, channel, state, lang)
+        if article is None and channel is None and state is None and lang is None:
+            for _, delivery in self._pages(lambda last_id: _rows_sql(None, None, None, None, last_id, batch_size)):
+                yield delivery
+            return
+        # One stream per state, each paged by id on an index that starts with the state, merged by id: a
+        # multi-state filter on one index would sort every page.
+        states = list(STATES) if state is None else [state] if isinstance(state, str) else list(dict.fromkeys(state))
+        for one in states:
+            _check_state(one)
+
+        def stream(one: str) -> Iterator[tuple[int, Delivery]]:
+            return self._pages(lambda last_id: _rows_sql(article, channel, one, lang, last_id, batch_size))
+
+        for _, delivery in heapq.merge(*(stream(one) for one in states), key=lambda pair: pair[0]):
+            yield delivery
+
+    def _pages(self, query: Callable[[int], tuple[str, list[Any]]]) -> Iterator[tuple[int, Delivery]]:
+        """Rows in id order, one short query per page (keyset on id), so no read stays open between pages."""
         last_id = 0
         while True:
-            rows = self.conn.execute(
-                f"SELECT * FROM deliveries WHERE id > ?{where} ORDER BY id LIMIT ?",
-                (last_id, *params, batch_size),
-            ).fetchall()
+            rows = self.conn.execute(*query(last_id)).fetchall()
+            for row in rows:
+                yield row["id"], _delivery(row)
             if not rows:
                 return
-            for row in rows:
-                yield _delivery(row)
             last_id = rows[-1]["id"]
 
     def counts(
-        self, article: str | None = None, channel: str | None = None, lang: str | None = None
+        self, article: str | None = None, channel: str | None = None, lang: str | None = None,
+        *, states: Iterable[str] | None = None,
     ) -> dict[str, int]:
-        where, params = _filter(article, channel, None, lang)
-        result = {state: 0 for state in STATES}
-        for row in self.conn.execute(
-            f"SELECT state, COUNT(*) AS n FROM deliveries WHERE 1=1{where} GROUP BY state", params
-        ):
-            result[row["state"]] = row["n"]
-        return result
+        # One counted index range per state: no scan of the table, even for the whole ledger.
+        wanted = STATES if states is None else tuple(states)
+        for state in wanted:
+            _check_state(state)
+        return {state: int(self.conn.execute(*_count_sql(article, channel, state, lang)).fetchone()[0])
+                for state in wanted}
+
+    def articles(self, limit: int | None = None) -> Iterator[str]:
+        """Every article of the ledger, the one that appeared last first (at most ``limit``)."""
+        yield from (row[0] for row in self.conn.execute(*_articles_sql(limit)))
 
     def summary(
         self, article: str | None = None, channel: str | None = None
     ) -> dict[tuple[str, str, str], dict[str, int]]:
-        where, params = _filter(article, channel, None, None)
+        if article is not None:
+            return self._article_summary(article, channel)
         result: dict[tuple[str, str, str], dict[str, int]] = {}
-        for row in self.conn.execute(
-            f"SELECT article, lang, channel, state, COUNT(*) AS n FROM deliveries WHERE 1=1{where} "
-            "GROUP BY article, lang, channel, state ORDER BY article, lang, channel", params
-        ):
-            result.setdefault((row["article"], row["lang"], row["channel"]), {})[row["state"]] = row["n"]
+        for slug in sorted(self.articles()):
+            result.update(self._article_summary(slug, channel))
         return result
 
+    def _article_summary(self, article: str, channel: str | None) -> dict[tuple[str, str, str], dict[str, int]]:
+        result: dict[tuple[str, str, str], dict[str, int]] = {}
+        for row in self.conn.execute(*_summary_sql(article, channel)):
+            result.setdefault((article, row["lang"], row["channel"]), {})[row["state"]] = row["n"]
+        return dict(sorted(result.items()))
+
     def published(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
-        return self._first_per_version("channel = ? AND state = 'sent'", channel)
+        return self._first_per_version(lambda last_id: _published_sql(channel, last_id, 1000))
 
     def first_details(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
-        return self._first_per_version("channel = ? AND detail NOT IN ('', '{}')", channel)
+        return self._first_per_version(lambda last_id: _details_sql(channel, last_id, 1000))
 
-    def _first_per_version(self, condition: str, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
-        rows = self.conn.execute(
-            "SELECT d.article, d.lang, d.detail FROM deliveries d JOIN ("
-            f"SELECT MIN(id) AS id FROM deliveries WHERE {condition} GROUP BY article, lang"
-            ") f ON d.id = f.id ORDER BY d.id",
-            (channel,),
-        )
-        return {(row["article"], row["lang"]): json.loads(row["detail"] or "{}") for row in rows}
+    def _first_per_version(
+        self, query: Callable[[int], tuple[str, list[Any]]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        # In id order, the first row of each version wins: no GROUP BY, so no sort; only the first row's
+        # detail is decoded.
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        last_id = 0
+        while True:
+            rows = self.conn.execute(*query(last_id)).fetchall()
+            for row in rows:
+                version = (row["article"], row["lang"])
+                if version not in found:
+                    found[version] = json.loads(row["detail"] or "{}")
+            if not rows:
+                return found
+            last_id = rows[-1]["id"]
+
+    def query_plans(self) -> dict[str, list[str]]:
+        """``EXPLAIN QUERY PLAN`` of every statement the ledger runs, built as the methods build them (with
+        sample values), by name: the suite fails when one scans the table or sorts."""
+        key = DeliveryKey("article", "en", "channel", "target")
+        two = [key, DeliveryKey("other", "ko", "channel", "target")]
+        statements: dict[str, tuple[str, list[Any]]] = {
+            "get": _get_sql(key),
+            "get_many": _get_many_sql(two),
+            "begin": _begin_sql(key, "now"),
+            "begin_many": _begin_many_sql(two, "now"),
+            "mark": _mark_sql(key, "sent", None, None, None, None, "now"),
+            "mark_many": _mark_many_sql([(k, "sent", None, None, None, {}) for k in two], "now"),
+            "ensure_pending": (_ENSURE_PENDING_SQL, ["a", "en", "c", "t", "now", "now"]),
+            "rows": _rows_sql(None, None, None, None, 0, 1000),
+            "articles": _articles_sql(20),
+            "articles (all)": _articles_sql(None),
+            "published": _published_sql("feeds", 0, 1000),
+            "first_details": _details_sql("feeds", 0, 1000),
+        }
+        for article, channel, lang in itertools.product(("article", None), ("channel", None), ("en", None)):
+            name = f"article={article} channel={channel} lang={lang}"
+            statements[f"rows {name}"] = _rows_sql(article, channel, "failed", lang, 0, 1000)
+            statements[f"counts {name}"] = _count_sql(article, channel, "failed", lang)
+            if article is not None:
+                statements[f"summary {name}"] = _summary_sql(article, channel)
+        return {name: [row[3] for row in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+                for name, (sql, params) in statements.items()}
+
+
+# --- the ledger's statements: built here, so ``query_plans`` explains exactly what the methods run ----------
+
+_COLUMNS = "id, article, lang, channel, target, state, remote_id, remote_url, attempts, last_error, detail, " \
+           "created_at, updated_at"
+
+
+def _get_sql(key: DeliveryKey) -> tuple[str, list[Any]]:
+    return (f"SELECT {_COLUMNS} FROM deliveries WHERE article = ? AND lang = ? AND channel = ? AND target = ?",
+            [key.article, key.lang, key.channel, key.target])
+
+
+def _get_many_sql(keys: Sequence[DeliveryKey]) -> tuple[str, list[Any]]:
+    # A join with the VALUES list, not "IN (VALUES ...)": SQLite only uses the unique index for the join.
+    return ("WITH k(article, lang, channel, target) AS (VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(keys))
+            + f") SELECT {', '.join('deliveries.' + c.strip() for c in _COLUMNS.split(','))} "
+            f"FROM deliveries JOIN k ON {_MATCH_KEY}", _key_values(keys))
+
+
+def _begin_sql(key: DeliveryKey, now: str) -> tuple[str, list[Any]]:
+    return ("INSERT INTO deliveries (article, lang, channel, target, state, attempts, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'in_flight', 1, ?, ?) "
+            "ON CONFLICT (article, lang, channel, target) DO UPDATE SET "
+            "state = 'in_flight', attempts = deliveries.attempts + 1, updated_at = excluded.updated_at",
+            [key.article, key.lang, key.channel, key.target, now, now])
+
+
+def _begin_many_sql(keys: Sequence[DeliveryKey], now: str) -> tuple[str, list[Any]]:
+    return ("WITH k(article, lang, channel, target) AS (VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(keys))
+            + ") UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, updated_at = ? "
+            f"FROM k WHERE {_MATCH_KEY}", [*_key_values(keys), now])
+
+
+def _mark_sql(key: DeliveryKey, state: str, remote_id: str | None, remote_url: str | None, error: str | None,
+              detail: dict[str, Any] | None, now: str) -> tuple[str, list[Any]]:
+    return ("INSERT INTO deliveries (article, lang, channel, target, state, remote_id, remote_url, last_error,"
+            " detail, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (article, lang, channel, target) DO UPDATE SET state = excluded.state, "
+            "remote_id = COALESCE(excluded.remote_id, deliveries.remote_id), "
+            "remote_url = COALESCE(excluded.remote_url, deliveries.remote_url), last_error = excluded.last_error, "
+            "detail = CASE WHEN ? THEN excluded.detail ELSE deliveries.detail END, updated_at = excluded.updated_at",
+            [key.article, key.lang, key.channel, key.target, state, remote_id, remote_url, error,
+             Delivery.detail_json(detail), now, now, detail is not None])
+
+
+def _mark_many_sql(marks: Sequence[Mark], now: str) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    for key, state, remote_id, remote_url, error, detail in marks:
+        params += [key.article, key.lang, key.channel, key.target, state, remote_id, remote_url, error,
+                   None if detail is None else Delivery.detail_json(detail)]
+    return ("WITH k(article, lang, channel, target, state, remote_id, remote_url, error, detail) AS (VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(marks))
+            + ") UPDATE deliveries SET state = k.state,"
+            " remote_id = COALESCE(k.remote_id, deliveries.remote_id),"
+            " remote_url = COALESCE(k.remote_url, deliveries.remote_url), last_error = k.error,"
+            " detail = COALESCE(k.detail, deliveries.detail), updated_at = ? "
+            f"FROM k WHERE {_MATCH_KEY}", [*params, now])
+
+
+_ENSURE_PENDING_SQL = ("INSERT INTO deliveries (article, lang, channel, target, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (article, lang, channel, target) DO NOTHING")
+
+
+def _index_for(article: str | None, channel: str | None) -> str:
+    """The index whose prefix (state, then the most selective filter) serves a query of one state by id."""
+    if article is not None:
+        return "deliveries_state_article"
+    if channel is not None:
+        return "deliveries_state_channel"
+    return "deliveries_state"
+
+
+def _rows_sql(article: str | None, channel: str | None, state: str | None, lang: str | None, last_id: int,
+              limit: int) -> tuple[str, list[Any]]:
+    where, params = _filter(article, channel, state, lang)
+    index = "" if state is None else f" INDEXED BY {_index_for(article, channel)}"
+    return (f"SELECT {_COLUMNS} FROM deliveries{index} WHERE id > ?{where} ORDER BY id LIMIT ?",
+            [last_id, *params, limit])
+
+
+def _count_sql(article: str | None, channel: str | None, state: str, lang: str | None) -> tuple[str, list[Any]]:
+    where, params = _filter(article, channel, state, lang)
+    return (f"SELECT COUNT(*) FROM deliveries INDEXED BY {_index_for(article, channel)} WHERE 1=1{where}",
+            params)
+
+
+def _articles_sql(limit: int | None) -> tuple[str, list[Any]]:
+    if limit is None:
+        return "SELECT article FROM ledger_articles ORDER BY id DESC", []
+    return "SELECT article FROM ledger_articles ORDER BY id DESC LIMIT ?", [limit]
+
+
+def _summary_sql(article: str, channel: str | None) -> tuple[str, list[Any]]:
+    where, params = _filter(article, channel, None, None)
+    return ("SELECT channel, lang, state, COUNT(*) AS n FROM deliveries INDEXED BY deliveries_article_summary "
+            f"WHERE 1=1{where} GROUP BY channel, lang, state", params)
+
+
+def _published_sql(channel: str, last_id: int, limit: int) -> tuple[str, list[Any]]:
+    return ("SELECT id, article, lang, detail FROM deliveries INDEXED BY deliveries_state_channel "
+            "WHERE state = 'sent' AND channel = ? AND id > ? ORDER BY id LIMIT ?", [channel, last_id, limit])
+
+
+def _details_sql(channel: str, last_id: int, limit: int) -> tuple[str, list[Any]]:
+    # The condition repeats the partial index's own WHERE word for word, so SQLite may use it.
+    return ("SELECT id, article, lang, detail FROM deliveries INDEXED BY deliveries_with_detail "
+            "WHERE channel = ? AND detail NOT IN ('', '{}') AND id > ? ORDER BY id LIMIT ?",
+            [channel, last_id, limit])
 
 
 def _filter(
@@ -608,7 +733,7 @@ def _filter(
             params.append(value)
     if state is not None:
         states = [state] if isinstance(state, str) else list(state)
-        clauses.append(f" AND state IN ({', '.join('?' * len(states))})")
+        clauses.append(" AND state = ?" if len(states) == 1 else f" AND state IN ({', '.join('?' * len(states))})")
         params.extend(states)
     return "".join(clauses), params
 
@@ -637,6 +762,7 @@ class SqliteSubscribers:
 
     def __init__(self, store: SqliteStore) -> None:
         self.store = store
+        self._import_position = 0   # the list's end when the current import started (``start_import``)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -661,6 +787,66 @@ class SqliteSubscribers:
             f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE email_key = ?", (email_key,)
         ).fetchone()
         return _subscriber(row) if row else None
+
+    def position(self) -> int:
+        # Ids only grow while a transaction holds the write lock, so "after" is "inserted later".
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM subscribers").fetchone()[0])
+
+    def start_import(self) -> None:
+        # A temporary table: this connection's only, gone when it closes; pages beyond the cache go to a
+        # temporary file, so a million addresses do not stay in memory.
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS import_seen (email_key TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.conn.execute("DELETE FROM temp.import_seen")
+        self._import_position = self.position()
+
+    def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
+                     confirmed: bool) -> tuple[int, int, list[int]]:
+        first: dict[str, int] = {}   # within this batch only: its memory is the batch's, not the file's
+        repeated: list[int] = []
+        for index, (_, key, _, _) in enumerate(rows):
+            if key in first:
+                repeated.append(index)
+            else:
+                first[key] = index
+        if not first:
+            return 0, 0, repeated
+        now = self.store.now()
+        fresh = [rows[index] for index in first.values()]
+        # One statement for the batch; RETURNING names the rows the unique key let in, so the others are the
+        # addresses already there (before this import, or added by it from an earlier line).
+        added = {row[0] for row in self.conn.execute(
+            "INSERT INTO subscribers"
+            " (email, email_key, name, lang, status, themes, created_at, confirmed_at, updated_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, '', ?, ?, ?)"] * len(fresh))
+            + " ON CONFLICT (email_key) DO NOTHING RETURNING email_key",
+            [value for email, key, name, lang in fresh
+             for value in (email, key, name, lang, status, now, now if confirmed else None, now)],
+        ).fetchall()}
+        taken = [key for key in first if key not in added]
+        present = 0
+        for chunk in _chunks(taken, 900):
+            marks = ",".join("?" * len(chunk))
+            before: list[str] = []
+            for key, row_id in self.conn.execute(
+                f"SELECT email_key, id FROM subscribers WHERE email_key IN ({marks})", chunk
+            ):
+                if row_id > self._import_position:
+                    repeated.append(first[key])   # added by this import, from an earlier line
+                else:
+                    before.append(key)
+            # An address that was on the list before: the first time this import meets it, it is "already
+            # present"; the next, a repeat. Only those are noted (a temporary table, on disk past its cache).
+            met = {row[0] for row in self.conn.execute(
+                f"SELECT email_key FROM temp.import_seen WHERE email_key IN ({','.join('?' * len(before))})",
+                before)} if before else set()
+            for key in before:
+                if key in met:
+                    repeated.append(first[key])
+                else:
+                    present += 1
+            self.conn.executemany("INSERT INTO temp.import_seen (email_key) VALUES (?)",
+                                  [(key,) for key in before if key not in met])
+        return len(added), present, sorted(repeated)
 
     def update(
         self,
@@ -698,12 +884,15 @@ class SqliteSubscribers:
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 1000, after: int = 0, through: int | None = None,
     ) -> Iterator[Subscriber]:
         where, params = _subscriber_filters(status, lang, theme)
+        if through is not None:
+            where += " AND id <= ?" if where else " WHERE id <= ?"
+            params = (*params, through)
         where += " AND id > ?" if where else " WHERE id > ?"
         query = f"SELECT id, {_SUBSCRIBER_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT ?"
-        last_id = 0
+        last_id = after
         while True:
             rows = self.conn.execute(query, (*params, last_id, batch_size)).fetchall()
             for row in rows:
