@@ -96,7 +96,7 @@ class WordCutFormatter(SocialFormatter):
 def without_sentence_libraries() -> Iterator[None]:
     """As without the `translate` extra: pysbd and kiwipiepy cannot be imported, so the rules split sentences."""
     saved = {name: sys.modules.get(name) for name in ("pysbd", "kiwipiepy")}
-    sys.modules.update({name: None for name in saved})  # type: ignore[dict-item]
+    sys.modules.update({name: None for name in saved})  # type: ignore[misc]
     try:
         yield
     finally:

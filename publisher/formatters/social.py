@@ -267,12 +267,12 @@ def shorten_to_fit(text: str, fits: Callable[[str], bool], ellipsis: str = ELLIP
 
 # Without pysbd or kiwipiepy (the optional `translate` extra), a sentence ends at terminal punctuation, closing
 # quotes or brackets after it, then whitespace or the end. In Korean a full stop counts only after a Hangul
-# syllable (다. 요. 음.), so dates written "2024. 6. 28." are not cut; in English not after an abbreviation or
-# an initial, nor before a lowercase word ("approx. three").
+# syllable (다. 요. 음.) or a closing quote, so dates written "2024. 6. 28." are not cut; in English not after an
+# abbreviation or an initial, nor before a lowercase word ("approx. three").
 _CLOSERS = "\"'\u201d\u2019)]}\u300d\u300f"
 _EN_SENTENCE_END = re.compile(rf"[.!?\u2026\u3002\uff01\uff1f]+[{re.escape(_CLOSERS)}]*(?=\s|$)")
-_KO_SENTENCE_END = re.compile(
-    rf"(?:(?<=[\uac00-\ud7a3])[.!?\u2026]+|[!?\u3002\uff01\uff1f]+)[{re.escape(_CLOSERS)}]*(?=\s|$)")
+_KO_SENTENCE_END = re.compile(rf"(?:(?<=[\uac00-\ud7a3{re.escape(_CLOSERS)}])[.!?\u2026]+|[!?\u3002\uff01\uff1f]+)"
+                              rf"[{re.escape(_CLOSERS)}]*(?=\s|$)")
 _TERMINAL = re.compile("[.!?\u2026\u3002\uff01\uff1f]")
 _ABBREVIATIONS = frozenset({
     "mr", "mrs", "ms", "dr", "prof", "st", "mt", "sr", "jr", "no", "nos", "vs", "etc", "approx", "dept", "gov",
@@ -315,7 +315,13 @@ def _library_sentence_ends(text: str, lang: str) -> list[int] | None:
 def sentence_ends(text: str, lang: str) -> list[int]:
     """Offsets just past each sentence of ``text`` (its closing punctuation and quotes), in order."""
     ends = _library_sentence_ends(text, lang)
-    return _rule_sentence_ends(text, lang) if ends is None else ends
+    if ends is None:
+        return _rule_sentence_ends(text, lang)
+    if lang == "ko":
+        # kiwipiepy misses an end before an opening quote ('모색했습니다. “세계적 …” 주제로'), and a Hangul
+        # syllable, a full stop and a space end a Korean sentence whatever follows: the rules add those.
+        return sorted(set(ends) | set(_rule_sentence_ends(text, lang)))
+    return ends
 
 
 def shorten_to_sentences(text: str, fits: Callable[[str], bool], lang: str, ellipsis: str = ELLIPSIS) -> str:
@@ -347,7 +353,8 @@ def shorten_to_sentences(text: str, fits: Callable[[str], bool], lang: str, elli
     # No terminal punctuation in reach, no sentence to end with: spare the splitter (kiwipiepy analyses the
     # morphemes of the whole window, about 2 ms for 80 characters).
     ends = sentence_ends(window, lang) if _TERMINAL.search(text, 0, longest) else []
-    for end in sorted((end for end in ends if end <= longest), reverse=True):
+    # Only ends at a space: a splitter that cuts inside a word (before a particle, '“…”라고') does not end it.
+    for end in sorted((end for end in ends if end <= longest and text[end].isspace()), reverse=True):
         if text[:end].strip() and fits(text[:end].rstrip()):
             return text[:end].rstrip()
     return shorten_to_fit(text[: word_ends[low]], fits, ellipsis)

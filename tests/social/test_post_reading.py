@@ -95,7 +95,25 @@ def test_the_rules_cut_korean_only_after_a_syllable_so_dates_stay_whole() -> Non
                                             text]
 
 
+def test_a_korean_sentence_before_an_opening_quote_is_found(splitter: str) -> None:
+    first = "참가자들이 인천에 모여 혁신 방안을 모색했습니다."
+    text = first + " “세계적 도전 속의 혁신 촉진: 공공부문의 관점”을 주제로 열린 이번 포럼에는 여러 나라가 참석했습니다."
+    assert len(first) in sentence_ends(text, "ko")
+
+
+def test_the_rules_end_a_korean_sentence_after_a_closing_quote() -> None:
+    text = "그는 “협력하겠다”. 다음 일정은 미정이다."
+    assert [text[:end] for end in _rule_sentence_ends(text, "ko")] == ["그는 “협력하겠다”.", text]
+
+
 # --- shortening a text ----------------------------------------------------------------------------------
+
+
+def test_a_sentence_ends_only_where_a_space_follows(splitter: str) -> None:
+    # kiwipiepy ends a sentence inside "끝났다.그리고"; a post cut there would end inside a word
+    text = "회의는 끝났다.그리고 모두 떠났다. 끝이다."
+    short = shorten_to_sentences(text, lambda t: grapheme_length(t) <= len("회의는 끝났다.그리고 모두"), "ko")
+    assert short == "회의는 끝났다.그리고…"
 
 
 @pytest.mark.parametrize(("text", "lang"), [(EN_TEXT, "en"), (KO_TEXT, "ko")])
@@ -189,7 +207,8 @@ def check_reads_well(formatter: SocialFormatter, article: Article, text: str) ->
     rule = formatter.rule
     assert rule.fits(text), (rule.platform, rule.measure(text), rule.limit)
     summary = plain_text(article.summary_html)
-    whole = [summary[:end].strip() for end in sentence_ends(summary, article.lang)]
+    # a sentence ends where the splitter says and a space follows (kiwipiepy may end one inside a word)
+    whole = [summary[:end].strip() for end in sentence_ends(summary, article.lang) if summary[end:end + 1] in " "]
     if summary.strip() not in whole:
         whole.append(summary.strip())
     if not rule.fits(formatter.render_text(article, summary=whole[0], tags=[])):
