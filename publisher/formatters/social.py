@@ -274,6 +274,7 @@ _EN_SENTENCE_END = re.compile(rf"[.!?\u2026\u3002\uff01\uff1f]+[{re.escape(_CLOS
 _KO_SENTENCE_END = re.compile(rf"(?:(?<=[\uac00-\ud7a3{re.escape(_CLOSERS)}])[.!?\u2026]+|[!?\u3002\uff01\uff1f]+)"
                               rf"[{re.escape(_CLOSERS)}]*(?=\s|$)")
 _TERMINAL = re.compile("[.!?\u2026\u3002\uff01\uff1f]")
+_SPLITTER_CONTEXT = 150  # characters a sentence splitter reads before the last sentence end it is asked for
 _ABBREVIATIONS = frozenset({
     "mr", "mrs", "ms", "dr", "prof", "st", "mt", "sr", "jr", "no", "nos", "vs", "etc", "approx", "dept", "gov",
     "govt", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct",
@@ -349,15 +350,33 @@ def shorten_to_sentences(text: str, fits: Callable[[str], bool], lang: str, elli
         return shorten_to_fit(text, fits, ellipsis)
     longest = word_ends[low - 1]
     # Two words past it, so the splitter can tell an abbreviation ("Mr. Lee") from a sentence's end.
-    window = text[: word_ends[min(low + 2, len(word_ends) - 1)]]
+    window_end = word_ends[min(low + 2, len(word_ends) - 1)]
     # No terminal punctuation in reach, no sentence to end with: spare the splitter (kiwipiepy analyses the
-    # morphemes of the whole window, about 2 ms for 80 characters).
-    ends = sentence_ends(window, lang) if _TERMINAL.search(text, 0, longest) else []
-    # Only ends at a space: a splitter that cuts inside a word (before a particle, '“…”라고') does not end it.
-    for end in sorted((end for end in ends if end <= longest and text[end].isspace()), reverse=True):
-        if text[:end].strip() and fits(text[:end].rstrip()):
-            return text[:end].rstrip()
-    return shorten_to_fit(text[: word_ends[low]], fits, ellipsis)
+    # morphemes of all it reads, about 2 ms for 80 characters).
+    if _TERMINAL.search(text, 0, longest):
+        # Only the last sentence that fits is wanted, so the splitter reads as little as it can. In Korean the
+        # rules' ends count anyway (``sentence_ends`` adds them), so kiwipiepy reads only what follows the last
+        # of them. In English pysbd first reads from a likely end (by the rules) some way before the cut, and
+        # from the start only if it finds none after there.
+        by_rules = [end for end in _rule_sentence_ends(text[:window_end], lang) if end <= longest]
+        if lang == "ko" and by_rules:
+            starts, known = [by_rules[-1]], [by_rules[-1]]
+        else:
+            early = [end for end in by_rules if end <= longest - _SPLITTER_CONTEXT]
+            starts, known = list(dict.fromkeys([early[-1] if early else 0, 0])), []
+        for start in starts:
+            ends = [*known, *(start + end for end in sentence_ends(text[start:window_end], lang))]
+            # Only ends at a space: a splitter that ends a sentence inside a word ('“…”라고') does not end it.
+            for end in sorted((end for end in ends if 0 < end <= longest and text[end].isspace()), reverse=True):
+                if fits(text[:end].rstrip()):
+                    return text[:end].rstrip()
+    # Not even the first sentence fits: the words that fit, less the one or two the ellipsis needs room for
+    # (a step back from the longest run, rather than another bisection).
+    for count in range(low, 0, -1):
+        cut = text[: word_ends[count - 1]].rstrip(_CUT_PUNCTUATION) + ellipsis
+        if fits(cut):
+            return cut
+    return ""
 
 
 def _split_long_word(word: str, fits: Callable[[str], bool]) -> list[str]:
