@@ -327,7 +327,10 @@ def sentence_ends(text: str, lang: str) -> list[int]:
 
 def shorten_to_sentences(text: str, fits: Callable[[str], bool], lang: str, ellipsis: str = ELLIPSIS) -> str:
     """The longest run of ``text``'s whole sentences for which ``fits`` holds; only when not even the first
-    sentence fits, its longest whole-word prefix with an ellipsis (``shorten_to_fit``), or ``""``."""
+    sentence fits, its longest whole-word prefix with an ellipsis (as ``shorten_to_fit`` cuts), or ``""``.
+
+    ``fits`` judges the candidate in place (usually the whole rendered post) and must hold for every shorter
+    run of words when it holds for a longer one, as every platform's length does."""
     text = text.strip()
     if fits(text):
         return text
