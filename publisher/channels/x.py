@@ -126,7 +126,8 @@ class XChannel(SocialChannel):
     credential_fields: ClassVar[tuple[CredentialField, ...]] = X_CREDENTIALS
     settings = AccountSettings("X", X_CREDENTIALS, "X", (
         Setting("X_LONG_TEXT", "What to do with a post over 280 weighted characters (Hangul counts 2): "
-                "'shorten' it at a word boundary, or post it as a numbered 'thread' (1/3, 2/3, ...).",
+                "'shorten' it (at the last whole sentence that fits), or post it as a numbered 'thread' "
+                "(1/3, 2/3, ...).",
                 default="shorten", choices=("shorten", "thread")),
     ))
 

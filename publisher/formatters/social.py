@@ -11,9 +11,11 @@ Every platform counts length its own way, so a post is measured with that platfo
 - Threads: 500 characters (graphemes), an emoji counted as its UTF-8 bytes, as Meta's documentation says.
 - Telegram: 4,096 characters, 1,024 in a photo's caption, counted in UTF-16 code units as the Bot API does.
 
-A text that is too long is shortened (the summary first, then the hashtags from the last, then the title) at
-whitespace only, so a word, URL, hashtag or Hangul syllable is never cut, or, for X, split into a numbered
-thread. Neither ever yields a post over the limit.
+A text that is too long is shortened, or split into a numbered thread; neither ever yields a post over the
+limit. Shortening drops the hashtags first (from the last), then ends the summary at the last whole sentence
+that fits (pysbd for English, kiwipiepy for Korean, or a small rule-based splitter without the ``translate``
+extra); only when not even the first sentence fits is the summary cut at a word, with "…", and then the
+title. A word, URL, hashtag or Hangul syllable is never cut.
 """
 
 from __future__ import annotations
@@ -261,6 +263,125 @@ def shorten_to_fit(text: str, fits: Callable[[str], bool], ellipsis: str = ELLIP
     return prefix(low) if low > 0 and fits(prefix(low)) else ""
 
 
+# --- sentences --------------------------------------------------------------------------------------------
+
+# Without pysbd or kiwipiepy (the optional `translate` extra), a sentence ends at terminal punctuation, closing
+# quotes or brackets after it, then whitespace or the end. In Korean a full stop counts only after a Hangul
+# syllable (다. 요. 음.) or a closing quote, so dates written "2024. 6. 28." are not cut; in English not after an
+# abbreviation or an initial, nor before a lowercase word ("approx. three").
+_CLOSERS = "\"'\u201d\u2019)]}\u300d\u300f"
+_EN_SENTENCE_END = re.compile(rf"[.!?\u2026\u3002\uff01\uff1f]+[{re.escape(_CLOSERS)}]*(?=\s|$)")
+_KO_SENTENCE_END = re.compile(rf"(?:(?<=[\uac00-\ud7a3{re.escape(_CLOSERS)}])[.!?\u2026]+|[!?\u3002\uff01\uff1f]+)"
+                              rf"[{re.escape(_CLOSERS)}]*(?=\s|$)")
+_TERMINAL = re.compile("[.!?\u2026\u3002\uff01\uff1f]")
+_SPLITTER_CONTEXT = 150  # characters a sentence splitter reads before the last sentence end it is asked for
+_ABBREVIATIONS = frozenset({
+    "mr", "mrs", "ms", "dr", "prof", "st", "mt", "sr", "jr", "no", "nos", "vs", "etc", "approx", "dept", "gov",
+    "govt", "inc", "ltd", "co", "corp", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct",
+    "nov", "dec", "e.g", "i.e", "cf", "al", "fig", "vol", "p", "pp"})
+_INITIALS = re.compile(r"(?:[^\W\d_]\.)*[^\W\d_]")  # "J. Smith", "U.N. Secretary-General"
+
+
+def _rule_sentence_ends(text: str, lang: str) -> list[int]:
+    """Where each sentence of ``text`` ends, by punctuation rules alone (no library needed)."""
+    ends = []
+    for match in (_KO_SENTENCE_END if lang == "ko" else _EN_SENTENCE_END).finditer(text):
+        if lang != "ko":
+            if text[match.end():].lstrip()[:1].islower():  # '"Is it?" he asked.'
+                continue
+            before = text[: match.start()].split()
+            word = before[-1].lstrip(_CLOSERS + "\"'(\u201c\u2018[").lower() if before else ""
+            is_full_stop = match.group().rstrip(_CLOSERS) == "."
+            if is_full_stop and (word in _ABBREVIATIONS or _INITIALS.fullmatch(word)):
+                continue
+        ends.append(match.end())
+    return ends
+
+
+def _library_sentence_ends(text: str, lang: str) -> list[int] | None:
+    """Where each sentence ends by pysbd (English) or kiwipiepy (Korean), or ``None`` when not installed."""
+    try:
+        # Checked on every call, not once: importing a module already loaded is a dictionary lookup.
+        if lang == "ko":
+            import kiwipiepy  # noqa: F401
+        else:
+            import pysbd  # noqa: F401
+    except ImportError:
+        return None
+    from publisher.translate.segment import sentence_spans
+
+    return [end for _, end in sentence_spans(text, lang)]
+
+
+def sentence_ends(text: str, lang: str) -> list[int]:
+    """Offsets just past each sentence of ``text`` (its closing punctuation and quotes), in order."""
+    ends = _library_sentence_ends(text, lang)
+    if ends is None:
+        return _rule_sentence_ends(text, lang)
+    if lang == "ko":
+        # kiwipiepy misses an end before an opening quote ('모색했습니다. “세계적 …” 주제로'), and a Hangul
+        # syllable, a full stop and a space end a Korean sentence whatever follows: the rules add those.
+        return sorted(set(ends) | set(_rule_sentence_ends(text, lang)))
+    return ends
+
+
+def shorten_to_sentences(text: str, fits: Callable[[str], bool], lang: str, ellipsis: str = ELLIPSIS) -> str:
+    """The longest run of ``text``'s whole sentences for which ``fits`` holds; only when not even the first
+    sentence fits, its longest whole-word prefix with an ellipsis (as ``shorten_to_fit`` cuts), or ``""``.
+
+    ``fits`` judges the candidate in place (usually the whole rendered post) and must hold for every shorter
+    run of words when it holds for a longer one, as every platform's length does."""
+    text = text.strip()
+    if fits(text):
+        return text
+    word_ends, position = [], 0
+    for piece in _words_and_spaces(text):
+        position += len(piece)
+        if not piece.isspace():
+            word_ends.append(position)
+    # The longest run of whole words that fits, found first by bisection (more words never make a post
+    # shorter): no sentence that ends beyond it can fit, so the splitter reads only up to there. That matters:
+    # pysbd's time grows faster than the text (about 2 ms for 400 characters, 14 ms for 900).
+    low, high = 0, len(word_ends) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(text[: word_ends[middle - 1]]):
+            low = middle
+        else:
+            high = middle - 1
+    if low == 0:
+        return shorten_to_fit(text, fits, ellipsis)
+    longest = word_ends[low - 1]
+    # Two words past it, so the splitter can tell an abbreviation ("Mr. Lee") from a sentence's end.
+    window_end = word_ends[min(low + 2, len(word_ends) - 1)]
+    # No terminal punctuation in reach, no sentence to end with: spare the splitter (kiwipiepy analyses the
+    # morphemes of all it reads, about 2 ms for 80 characters).
+    if _TERMINAL.search(text, 0, longest):
+        # Only the last sentence that fits is wanted, so the splitter reads as little as it can. In Korean the
+        # rules' ends count anyway (``sentence_ends`` adds them), so kiwipiepy reads only what follows the last
+        # of them. In English pysbd first reads from a likely end (by the rules) some way before the cut, and
+        # from the start only if it finds none after there.
+        by_rules = [end for end in _rule_sentence_ends(text[:window_end], lang) if end <= longest]
+        if lang == "ko" and by_rules:
+            starts, known = [by_rules[-1]], [by_rules[-1]]
+        else:
+            early = [end for end in by_rules if end <= longest - _SPLITTER_CONTEXT]
+            starts, known = list(dict.fromkeys([early[-1] if early else 0, 0])), []
+        for start in starts:
+            ends = [*known, *(start + end for end in sentence_ends(text[start:window_end], lang))]
+            # Only ends at a space: a splitter that ends a sentence inside a word ('“…”라고') does not end it.
+            for end in sorted((end for end in ends if 0 < end <= longest and text[end].isspace()), reverse=True):
+                if fits(text[:end].rstrip()):
+                    return text[:end].rstrip()
+    # Not even the first sentence fits: the words that fit, less the one or two the ellipsis needs room for
+    # (a step back from the longest run, rather than another bisection).
+    for count in range(low, 0, -1):
+        cut = text[: word_ends[count - 1]].rstrip(_CUT_PUNCTUATION) + ellipsis
+        if fits(cut):
+            return cut
+    return ""
+
+
 def _split_long_word(word: str, fits: Callable[[str], bool]) -> list[str]:
     """A word longer than a whole post, in pieces at grapheme boundaries (a Hangul syllable stays whole)."""
     pieces, current = [], ""
@@ -406,7 +527,9 @@ class SocialFormatter:
         return [self._post(self.shortened_text(article, **extra))]
 
     def shortened_text(self, article: Article, **extra: Any) -> str:
-        """The template's text made to fit: summary shortened, then hashtags dropped, then title shortened."""
+        """The template's text made to fit: hashtags dropped from the last, then the summary ended at the last
+        whole sentence that fits (cut at a word, with "…", only if not even the first fits), then the title
+        shortened."""
         title = article.title
         summary = plain_text(article.summary_html)
         tags = hashtags(article.tags)
@@ -414,11 +537,14 @@ class SocialFormatter:
         def render(t: str = title, s: str = summary, h: Sequence[str] = tags) -> str:
             return self.render_text(article, title=t, summary=s, tags=h, **extra)
 
-        summary = shorten_to_fit(summary, lambda s: self.rule.fits(render(s=s)))
-        if self.rule.fits(render(s=summary)):
-            return render(s=summary)
-        while tags and not self.rule.fits(render(s=summary, h=tags)):
+        # The hashtags go before any of the summary: a post reads as its sentences, not as its tags.
+        if tags and not self.rule.fits(render(h=[])):
+            tags = []  # the summary must be cut anyway: no need to measure the long post once per hashtag
+        while tags and not self.rule.fits(render(h=tags)):
             tags = tags[:-1]
+        if self.rule.fits(render(h=tags)):
+            return render(h=tags)
+        summary = shorten_to_sentences(summary, lambda s: self.rule.fits(render(s=s, h=tags)), article.lang)
         if self.rule.fits(render(s=summary, h=tags)):
             return render(s=summary, h=tags)
         title = shorten_to_fit(title, lambda t: self.rule.fits(render(t=t, s=summary, h=tags)))
