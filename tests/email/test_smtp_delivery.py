@@ -315,13 +315,13 @@ def test_pacing_never_waits_longer_than_one_interval_when_the_clock_is_set_back(
 
 
 def test_4xx_backoff_doubles_through_the_injected_sleep(smtp_site: Site, smtp_server: SmtpServer) -> None:
-    from publisher.mail.smtp import RetryPolicy, SendJob, SmtpPool, smtp_server as server_of
+    from publisher.mail.smtp import RetryPolicy, SendJob, SmtpSender, smtp_server as server_of
 
     smtp_server.handler.defer_data = {"reader@example.org": 3}
     waits: list[float] = []
     message = (b"From: news@unpog.example\r\nTo: reader@example.org\r\nSubject: hi\r\n\r\nHello.\r\n")
-    pool = SmtpPool(server_of(smtp_site.config), lambda job: (message, "<id@unpog.example>"), 1,
-                    RetryPolicy(retries=3, first_delay=5.0), sleep=waits.append)
+    pool = SmtpSender(server_of(smtp_site.config), lambda job: (message, "<id@unpog.example>"), 1,
+                      RetryPolicy(retries=3, first_delay=5.0), sleep=waits.append)
     with pool:
         pool.submit(SendJob("key", "news@unpog.example", "reader@example.org"))
         outcome = pool.next_outcome()
