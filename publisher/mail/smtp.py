@@ -229,6 +229,7 @@ class SmtpSender:
         self._halted: str | None = None             # why the sender stopped sending, once it has
         self._pipelining = False
         self._hostname = "localhost"
+        self._tls: ssl.SSLContext | None = None
         self.capacity = self.connections
 
     @property
@@ -304,9 +305,12 @@ class SmtpSender:
             from publisher.errors import ConfigError
 
             raise ConfigError("SMTP_SECURITY", refusal)
+        if self._tls is None and self.server.security != "none":
+            self._tls = ssl.create_default_context()
         return await open_connection(self.server.host, self.server.port, security=self.server.security,
                                      timeout=self.server.timeout, local_hostname=self._hostname,
-                                     username=self.server.username, password=self.server.password)
+                                     username=self.server.username, password=self.server.password,
+                                     context=self._tls)
 
     async def _start(self, probe: SmtpConnection) -> None:
         self._jobs = asyncio.Queue()
