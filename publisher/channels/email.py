@@ -409,7 +409,7 @@ def _outcome(sent: SendOutcome, generation: int = 0) -> Outcome:
         return Outcome.sent(sent.message_id, detail=detail, possible_duplicate=sent.possible_duplicate)
     if sent.code is not None:
         detail["code"] = sent.code
-    if sent.state == "pending":   # the pool halted: not this recipient's fault, a later run sends it
+    if sent.state == "pending":   # the sender halted: not this recipient's fault, a later run sends it
         return Outcome.deferred(sent.error or "the SMTP session stopped", halt=sent.halt,
                                 possible_duplicate=sent.possible_duplicate, detail=detail)
     return Outcome.failed(sent.error or "not sent", permanent=sent.permanent, bounced=sent.bounced,

@@ -12,17 +12,17 @@ A row is still marked sent only after the 250 to its final dot.
 
 Outcome rules, per recipient:
   * 2xx after DATA: ``sent``.
-  * 4xx (greylisting, rate limits, a busy server): tried again on the same connection after a backoff that
+  * 4xx (greylisting, rate limits, a busy server): tried again (on whichever connection is free) after a backoff that
     doubles each time; still 4xx after the last retry: ``failed`` with ``permanent=False`` (a re-run tries again).
   * 5xx about this recipient (to RCPT, or to DATA for this message): ``failed`` with the server's words and
     ``permanent=True``; a 5xx to RCPT with 550/551/553 also means the address does not exist (``bounced``).
     The other recipients go on.
   * A refusal of the sender rather than the recipient (a 5xx to MAIL FROM; a 4xx/5xx naming the sender, a
     quota or a policy, such as "550 5.4.5 Daily user sending quota exceeded"): every recipient would get the
-    same answer, so the pool halts: this outcome and those still in flight are ``pending`` with ``halt`` (the
+    same answer, so the sender halts: this outcome and those still in flight are ``pending`` with ``halt`` (the
     run stops, the rest waits for a later run).
   * The circuit breaker: after ``breaker`` failures in a row across all connections (a connection lost or
-    refused, a 4xx), the server is taken to be down or throttling: the pool halts the same way, instead of
+    refused, a 4xx), the server is taken to be down or throttling: the sender halts the same way, instead of
     running the whole retry ladder for every remaining recipient.
   * A lost connection is reopened and the message sent again. If it was lost after the message's final dot
     was sent, the server may have accepted it: the outcome says ``possible_duplicate``.
@@ -31,6 +31,7 @@ Outcome rules, per recipient:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import ipaddress
 import queue
@@ -116,7 +117,7 @@ class SmtpServer:
 
 @dataclass
 class SendJob:
-    """One message to one recipient; the pool's `build` turns `payload` into bytes in the worker."""
+    """One message to one recipient; the sender's `build` turns `payload` into bytes on its loop."""
 
     key: Any
     sender: str
@@ -128,7 +129,7 @@ class SendJob:
 @dataclass
 class SendOutcome:
     """What became of one job: ``sent`` (2xx after DATA), ``failed``, or ``pending`` (not sent because the
-    pool halted: ``halt`` set, ``error`` says why), with the server's words and code."""
+    sender halted: ``halt`` set, ``error`` says why), with the server's words and code."""
 
     job: SendJob
     state: str                                    # "sent", "failed" or "pending"
@@ -222,7 +223,9 @@ class SmtpSender:
         self._thread: threading.Thread | None = None
         self._jobs: asyncio.Queue[_InFlight | object] | None = None
         self._workers: set[asyncio.Task[None]] = set()
-        self._others: set[asyncio.Task[None]] = set()   # the backoffs under way
+        self._backoffs: dict[asyncio.Task[None], _InFlight] = {}   # the jobs waiting to be tried again
+        self._inbox: collections.deque[_InFlight] = collections.deque()   # submitted, not yet on the loop
+        self._wake_pending = False
         self._idle = 0
         self._stopping = False
         self._failures = 0                          # in a row, across every connection
@@ -285,7 +288,11 @@ class SmtpSender:
 
     def submit(self, job: SendJob) -> None:
         assert self._loop is not None, "submit() outside `with`"
-        self._loop.call_soon_threadsafe(self._enqueue, _InFlight(job))
+        self._inbox.append(_InFlight(job))
+        # One wake-up of the loop for a burst of submits, not one each (each is a write to its self-pipe).
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._take_inbox)
 
     def next_outcome(self, timeout: float | None = None) -> SendOutcome | None:
         """The next outcome, or None after `timeout` seconds; re-raises the loop's unexpected error."""
@@ -321,6 +328,11 @@ class SmtpSender:
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
 
+    def _take_inbox(self) -> None:
+        self._wake_pending = False     # before taking: a submit after this line wakes the loop again
+        while self._inbox:
+            self._enqueue(self._inbox.popleft())
+
     def _enqueue(self, item: _InFlight) -> None:
         assert self._jobs is not None
         if self._halted is not None:          # halted: this one is not even tried
@@ -333,9 +345,10 @@ class SmtpSender:
     async def _stop(self) -> None:
         self._stopping = True
         assert self._jobs is not None
+        self._inbox.clear()
         while not self._jobs.empty():
             self._jobs.get_nowait()
-        for task in list(self._others):
+        for task in list(self._backoffs):
             task.cancel()
         for _ in range(len(self._workers)):
             self._jobs.put_nowait(_STOP)
@@ -374,6 +387,11 @@ class SmtpSender:
                 self._pending(item, reason)
             else:
                 self._jobs.put_nowait(item)
+        # Those waiting out a backoff are not tried again: they are pending now, not after the wait.
+        for task, item in list(self._backoffs.items()):
+            task.cancel()
+            self._pending(item, reason)
+        self._backoffs.clear()
 
     def _count(self, problem: _Transient | None) -> None:
         """One more failure in a row (``problem``), or a success (None), for the circuit breaker."""
@@ -419,6 +437,8 @@ class SmtpSender:
                 if item is not None and self._halted is not None:
                     self._pending(item, self._halted)
                     item = None
+                if item is None and carry is None:
+                    continue
                 if item is not None and not item.data:
                     item.data, item.message_id = self.build(item.job)
                     item.data = dot_stuffed(item.data)
@@ -571,14 +591,18 @@ class SmtpSender:
                                    attempts=item.attempt))
             return
         task = asyncio.get_running_loop().create_task(self._again(item, problem, self.retry.delay(item.attempt)))
-        self._others.add(task)
-        task.add_done_callback(self._others.discard)
+        self._backoffs[task] = item
+        task.add_done_callback(lambda done: self._backoffs.pop(done, None))
 
     async def _again(self, item: _InFlight, problem: _Transient, delay: float) -> None:
+        """Wait out the backoff (cancelled by a halt or the end of the session), then queue the job again."""
         if self.sleep is time.sleep:
             await asyncio.sleep(delay)                # cancellable: an interrupted run stops at once
         else:
             await asyncio.to_thread(self.sleep, delay)
+        current = asyncio.current_task()
+        if current is not None:
+            self._backoffs.pop(current, None)
         if self._halted is not None:   # halted while this one waited: not tried again
             self._pending(item, self._halted, problem.code)
             return
