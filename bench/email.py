@@ -92,8 +92,9 @@ def run_sink(port: int, latency_ms: float, pipelining: bool) -> None:
                 self._writer.write(data)
                 return
             loop = asyncio.get_running_loop()
-            # In order, and never before its command's arrival + the latency.
-            when = max(self._read_at + delay, self._last_write)
+            # In order, and never before its command's arrival + the latency. Strictly later than the last one:
+            # asyncio's timer heap does not keep the order of timers due at the same moment.
+            when = max(self._read_at + delay, self._last_write + 1e-6)
             self._last_write = when
             loop.call_at(when, self._write, data)
 
