@@ -83,10 +83,10 @@ class SmtpConnection:
         except (TimeoutError, OSError) as error:
             raise ConnectionLost(f"cannot write: {error or type(error).__name__}") from None
 
-    async def command(self, line: str, stage: str | None = None) -> Reply:
+    async def command(self, line: str) -> Reply:
+        """One command, and its reply."""
         await self.send(line.encode("utf-8") + b"\r\n")
-        reply = await self.read_reply()
-        return reply
+        return await self.read_reply()
 
     async def ehlo(self, name: str) -> None:
         reply = await self.command(f"EHLO {name}")
