@@ -7,7 +7,8 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
 * ``in_doubt = "resend"``: a recipient left ``in_flight`` by a crash gets the bulletin again (a reader would
   rather get it twice than never) and is reported as a possible duplicate, as is a message re-sent after a
   connection was lost once the whole message had left;
-* the sending session (``open``) keeps at most ``SMTP_CONNECTIONS`` recipients in flight (its ``capacity``),
+* the sending session (``open``) keeps at most ``SMTP_CONNECTIONS`` x ``SMTP_MESSAGES_PER_CONNECTION`` recipients
+  in flight (its ``capacity``; ``SMTP_CONNECTIONS`` when the server does not offer PIPELINING),
   so a crash or ``kill -9`` leaves at most that many in doubt, paced to ``SMTP_RATE_PER_SECOND``; a 5xx about
   the recipient is a permanent failure (a 550/551/553 to RCPT also marks the address bounced);
 * a refusal of the sender (a 5xx to MAIL FROM, a sending quota, a policy) and ``SMTP_BREAKER_FAILURES``
@@ -97,9 +98,10 @@ class RunSummary:
 
 
 class _Transport(Protocol):
-    """The SMTP pool and the Maildir, as the sending session sees them."""
+    """The SMTP sender and the Maildir, as the sending session sees them (``capacity`` is known once entered:
+    it depends on whether the server offers PIPELINING)."""
 
-    connections: int
+    capacity: int
 
     def describe(self) -> str: ...
     def __enter__(self) -> Any: ...
@@ -117,7 +119,7 @@ class _SampleReader:
 
 
 class EmailChannel(Channel):
-    """Email bulletins over SMTP (a pool of connections), or into the Maildir outbox without SMTP_HOST."""
+    """Email bulletins over SMTP (many connections on one event loop), or into the Maildir outbox without SMTP_HOST."""
 
     name: ClassVar[str] = "email"
     title: ClassVar[str] = "Email bulletin"
@@ -290,17 +292,20 @@ class EmailChannel(Channel):
     # --- sending ----------------------------------------------------------------------------------------------
 
     def open(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> BulletinSender:
-        """A session over the SMTP pool (SMTP_CONNECTIONS in flight) or the Maildir (one)."""
+        """A session over the SMTP sender (SMTP_CONNECTIONS x SMTP_MESSAGES_PER_CONNECTION in flight with
+        PIPELINING, SMTP_CONNECTIONS without) or the Maildir (one)."""
         from publisher.mail.maildir import MaildirTransport
         from publisher.mail.message import MessageBuilder
-        from publisher.mail.smtp import SmtpPool, breaker_failures, retry_policy, smtp_server
+        from publisher.mail.settings import SMTP_MESSAGES_PER_CONNECTION
+        from publisher.mail.smtp import SmtpSender, breaker_failures, retry_policy, smtp_server
 
         builder = MessageBuilder(self.site, self.config, clock=ctx.clock)
         transport: _Transport
         if self.is_configured():
-            transport = SmtpPool(smtp_server(self.config), _personalize(builder),
-                                 int(self.config.get(SMTP_CONNECTIONS)), retry_policy(self.config), sleep=ctx.sleep,
-                                 breaker=breaker_failures(self.config))
+            transport = SmtpSender(smtp_server(self.config), _personalize(builder),
+                                   int(self.config.get(SMTP_CONNECTIONS)), retry_policy(self.config), sleep=ctx.sleep,
+                                   breaker=breaker_failures(self.config),
+                                   depth=int(self.config.get(SMTP_MESSAGES_PER_CONNECTION)))
         else:
             transport = MaildirTransport(self.site, _personalize(builder))
         return BulletinSender(self, ctx, transport, builder.sender.addr_spec,
@@ -339,15 +344,15 @@ class EmailChannel(Channel):
 class BulletinSender(Sender):
     """The sending session of one run: attempts become jobs of the transport, paced to SMTP_RATE_PER_SECOND.
 
-    Each message is personalized on the transport's worker thread (``MessageBuilder.wire``): the pipeline's
-    thread only claims, submits and marks.
+    Each message is personalized on the transport's thread (the SMTP sender's event loop,
+    ``MessageBuilder.wire``): the pipeline's thread only claims, submits and marks.
     """
 
     def __init__(self, channel: EmailChannel, ctx: ChannelContext, transport: _Transport, sender: str,
                  rate: float) -> None:
         super().__init__(channel, ctx)
         self.transport = transport
-        self.capacity = transport.connections
+        self.capacity = transport.capacity
         self.sender = sender
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next_slot: float | None = None
@@ -355,6 +360,7 @@ class BulletinSender(Sender):
 
     def __enter__(self) -> BulletinSender:
         self.transport.__enter__()
+        self.capacity = self.transport.capacity
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -403,7 +409,7 @@ def _outcome(sent: SendOutcome, generation: int = 0) -> Outcome:
         return Outcome.sent(sent.message_id, detail=detail, possible_duplicate=sent.possible_duplicate)
     if sent.code is not None:
         detail["code"] = sent.code
-    if sent.state == "pending":   # the pool halted: not this recipient's fault, a later run sends it
+    if sent.state == "pending":   # the sender halted: not this recipient's fault, a later run sends it
         return Outcome.deferred(sent.error or "the SMTP session stopped", halt=sent.halt,
                                 possible_duplicate=sent.possible_duplicate, detail=detail)
     return Outcome.failed(sent.error or "not sent", permanent=sent.permanent, bounced=sent.bounced,

@@ -25,9 +25,9 @@ def write_to_maildir(site: Site, data: bytes) -> str:
 
 
 class MaildirTransport:
-    """The SMTP pool's interface over the Maildir: one "connection", each job written as soon as it is submitted."""
+    """The SMTP sender's interface over the Maildir: one in flight, each job written as soon as it is submitted."""
 
-    connections = 1
+    capacity = 1
 
     def __init__(self, site: Site, build: Callable[[SendJob], tuple[bytes, str]]) -> None:
         self.site = site

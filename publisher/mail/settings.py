@@ -13,8 +13,14 @@ SMTP_USERNAME = Setting("SMTP_USERNAME", "SMTP login name (no login when unset).
 SMTP_PASSWORD = Setting("SMTP_PASSWORD", "SMTP password.", secret=True)
 SMTP_SECURITY = Setting("SMTP_SECURITY", "How the connection is protected: starttls, ssl or none.",
                         default="starttls", choices=("starttls", "ssl", "none"))
-SMTP_CONNECTIONS = Setting("SMTP_CONNECTIONS", "Parallel SMTP connections (also the most recipients that can be "
-                           "in doubt after a crash).", default=4, parse=parse_positive_int)
+SMTP_CONNECTIONS = Setting("SMTP_CONNECTIONS", "Most SMTP connections open at once (opened as the run needs them; "
+                           "50 suits an ESP such as Amazon SES or Postmark; lower it to 2-4 for a strict relay). "
+                           "The most recipients in doubt after a crash is this times SMTP_MESSAGES_PER_CONNECTION.",
+                           default=50, parse=parse_positive_int)
+SMTP_MESSAGES_PER_CONNECTION = Setting(
+    "SMTP_MESSAGES_PER_CONNECTION", "Messages in flight on one connection when the server offers PIPELINING: 2 "
+    "sends the next message's MAIL/RCPT/DATA with the previous message's body (one round trip per message), 1 "
+    "waits for each message's final reply. Without PIPELINING it is always 1.", default="2", choices=("1", "2"))
 SMTP_RATE_PER_SECOND = Setting("SMTP_RATE_PER_SECOND", "Most messages per second (0: as fast as the server takes "
                                "them).", default=0.0, parse=parse_non_negative_float)
 SMTP_TIMEOUT = Setting("SMTP_TIMEOUT", "Seconds to wait for the SMTP server to answer.", default=30.0,
@@ -28,4 +34,5 @@ SMTP_BREAKER_FAILURES = Setting("SMTP_BREAKER_FAILURES", "Failures in a row, acr
                                 "for a later run (0: never stop).", default=5, parse=parse_non_negative_int)
 
 SMTP_SETTINGS = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURITY, SMTP_CONNECTIONS,
-                 SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY, SMTP_BREAKER_FAILURES)
+                 SMTP_MESSAGES_PER_CONNECTION, SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY,
+                 SMTP_BREAKER_FAILURES)

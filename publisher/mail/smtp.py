@@ -1,23 +1,28 @@
-"""SMTP: the server settings as one value, and a pool of connections (one worker thread each) that sends one
-message per recipient and reports each outcome.
+"""SMTP: the server settings as one value, and an asynchronous sender (one event loop, many connections,
+PIPELINING when offered) that sends one message per recipient and reports each outcome.
 
-The pool records nothing: the pipeline claims a recipient before `submit()` and records what `next_outcome()`
+The sender records nothing: the pipeline claims a recipient before `submit()` and records what `next_outcome()`
 returns, so every write of a delivery's state happens on the caller's thread (one SQLite writer, whose commits
 can carry several outcomes at once). The backoff after a 4xx reply waits through the injected `sleep`.
 
+With PIPELINING (RFC 2920) a message costs one round trip once the connection is busy: the body and final dot
+of one message, then MAIL FROM, RCPT TO and DATA of the next, leave in one write, and the replies are read in
+order (the body's, then each command's). Without it each command waits for its reply, as smtplib does.
+A row is still marked sent only after the 250 to its final dot.
+
 Outcome rules, per recipient:
   * 2xx after DATA: ``sent``.
-  * 4xx (greylisting, rate limits, a busy server): tried again on the same connection after a backoff that
+  * 4xx (greylisting, rate limits, a busy server): tried again (on whichever connection is free) after a backoff that
     doubles each time; still 4xx after the last retry: ``failed`` with ``permanent=False`` (a re-run tries again).
   * 5xx about this recipient (to RCPT, or to DATA for this message): ``failed`` with the server's words and
     ``permanent=True``; a 5xx to RCPT with 550/551/553 also means the address does not exist (``bounced``).
     The other recipients go on.
   * A refusal of the sender rather than the recipient (a 5xx to MAIL FROM; a 4xx/5xx naming the sender, a
     quota or a policy, such as "550 5.4.5 Daily user sending quota exceeded"): every recipient would get the
-    same answer, so the pool halts: this outcome and those still in flight are ``pending`` with ``halt`` (the
+    same answer, so the sender halts: this outcome and those still in flight are ``pending`` with ``halt`` (the
     run stops, the rest waits for a later run).
   * The circuit breaker: after ``breaker`` failures in a row across all connections (a connection lost or
-    refused, a 4xx), the server is taken to be down or throttling: the pool halts the same way, instead of
+    refused, a 4xx), the server is taken to be down or throttling: the sender halts the same way, instead of
     running the whole retry ladder for every remaining recipient.
   * A lost connection is reopened and the message sent again. If it was lost after the message's final dot
     was sent, the server may have accepted it: the outcome says ``possible_duplicate``.
@@ -25,16 +30,22 @@ Outcome rules, per recipient:
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
 import ipaddress
 import queue
 import re
 import smtplib
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from publisher.mail.client import ConnectionLost, Reply, SmtpConnection, SmtpReplyError, dot_stuffed, open_connection
 
 if TYPE_CHECKING:
     from publisher.config import Config
@@ -106,7 +117,7 @@ class SmtpServer:
 
 @dataclass
 class SendJob:
-    """One message to one recipient; the pool's `build` turns `payload` into bytes in the worker."""
+    """One message to one recipient; the sender's `build` turns `payload` into bytes on its loop."""
 
     key: Any
     sender: str
@@ -118,7 +129,7 @@ class SendJob:
 @dataclass
 class SendOutcome:
     """What became of one job: ``sent`` (2xx after DATA), ``failed``, or ``pending`` (not sent because the
-    pool halted: ``halt`` set, ``error`` says why), with the server's words and code."""
+    sender halted: ``halt`` set, ``error`` says why), with the server's words and code."""
 
     job: SendJob
     state: str                                    # "sent", "failed" or "pending"
@@ -170,91 +181,121 @@ class _SenderRefused(Exception):
 
 
 @dataclass
-class SmtpPool:
-    """`connections` worker threads, each with its own reused SMTP connection.
+class _InFlight:
+    """One job while the sender holds it: its bytes (built once), tries so far, and whether a copy may have
+    arrived already (a connection lost after its final dot)."""
 
-    Use as a context manager. `submit()` never blocks; the caller keeps at most `connections` jobs
-    outstanding, so each one starts at once and at most that many recipients are ever in flight.
-    `build(job) -> (bytes, Message-ID)` makes each message on the worker's thread. `breaker` failures in a
-    row (0: never) halt the pool; so does a refusal of the sender (see the module docstring).
+    job: SendJob
+    data: bytes = b""
+    message_id: str = ""
+    attempt: int = 0
+    possible_duplicate: bool = False
+
+
+_STOP = object()
+
+
+@dataclass
+class SmtpSender:
+    """One asyncio event loop, in one background thread, driving up to `connections` SMTP connections.
+
+    Use as a context manager. `submit()` never blocks and `next_outcome()` waits for the next outcome, so the
+    pipeline's synchronous session keeps working; the caller keeps at most `capacity` jobs outstanding:
+    `connections`, times `depth` (2) when the server offers PIPELINING (RFC 2920), where the next message's
+    MAIL FROM, RCPT TO and DATA ride in the same write as the previous message's body and every reply is
+    checked in order. Without PIPELINING each command waits for its reply (depth 1). Connections are opened
+    as the jobs need them, so a short list never opens fifty. `build(job) -> (bytes, Message-ID)` makes each
+    message on the loop's thread. `breaker` failures in a row (0: never) halt the sender; so does a refusal
+    of the sender (see the module docstring).
     """
 
     server: SmtpServer
     build: Callable[[SendJob], tuple[bytes, str]]
-    connections: int = 4
+    connections: int = 50
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep     # the 4xx backoff; tests pass one that only records
     breaker: int = 5
+    depth: int = 2                                   # messages in flight on one connection with PIPELINING
 
     def __post_init__(self) -> None:
-        self._jobs: queue.Queue[SendJob | None] = queue.Queue()
         self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
-        self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._jobs: asyncio.Queue[_InFlight | object] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._backoffs: dict[asyncio.Task[None], _InFlight] = {}   # the jobs waiting to be tried again
+        self._inbox: collections.deque[_InFlight] = collections.deque()   # submitted, not yet on the loop
+        self._wake_pending = False
+        self._idle = 0
+        self._stopping = False
         self._failures = 0                          # in a row, across every connection
-        self._halted: str | None = None             # why the pool stopped sending, once it has
+        self._halted: str | None = None             # why the sender stopped sending, once it has
+        self._pipelining = False
+        self._hostname = "localhost"
+        self._tls: ssl.SSLContext | None = None
+        self.capacity = self.connections
 
     @property
     def halted(self) -> str | None:
-        """Why the pool stopped sending (the run's one line), or None while it sends."""
-        with self._lock:
-            return self._halted
-
-    def _halt(self, reason: str) -> None:
-        with self._lock:
-            if self._halted is None:
-                self._halted = reason
-
-    def _count(self, problem: _Transient | None) -> None:
-        """One more failure in a row (``problem``), or a success (None), for the circuit breaker."""
-        with self._lock:
-            if problem is None:
-                self._failures = 0
-                return
-            self._failures += 1
-            tripped = self.breaker > 0 and self._failures >= self.breaker and self._halted is None
-            if tripped:
-                self._halted = (f"SMTP {self.server.describe()}: {self._failures} failures in a row "
-                                f"(last: {problem}); the server looks down or is throttling us")
-
-    def __enter__(self) -> SmtpPool:
-        # Fail fast, on the caller's thread, when the server cannot be reached or refuses our login.
-        from publisher.errors import ChannelError
-
-        try:
-            probe = self.server.connect()
-        except OSError as error:   # smtplib errors are OSErrors too
-            raise ChannelError(f"SMTP {self.server.describe()}: cannot connect: {one_line(error)}") from None
-        self._threads = [
-            threading.Thread(target=self._work, args=(probe if i == 0 else None,), name=f"smtp-{i}", daemon=True)
-            for i in range(self.connections)
-        ]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # Jobs still waiting were never started (not in flight): drop them, so an interrupted run stops at once.
-        self._stopping.set()
-        while True:
-            try:
-                self._jobs.get_nowait()
-            except queue.Empty:
-                break
-        for _ in self._threads:
-            self._jobs.put(None)
-        for thread in self._threads:
-            thread.join(timeout=self.server.timeout + 5)
+        """Why the sender stopped sending (the run's one line), or None while it sends."""
+        return self._halted
 
     def describe(self) -> str:
         return f"SMTP {self.server.describe()}"
 
+    # -- the caller's thread ---------------------------------------------------------------------
+
+    def __enter__(self) -> SmtpSender:
+        # Fail fast, on the caller's thread, when the server cannot be reached or refuses our login.
+        from publisher.errors import ChannelError
+
+        self._hostname = self.server.local_hostname or socket.getfqdn()
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="smtp-loop", daemon=True)
+        self._thread.start()
+        try:
+            probe = asyncio.run_coroutine_threadsafe(self._open(), loop).result()
+        except (OSError, ConnectionLost, SmtpReplyError) as error:
+            self._shut_down()
+            raise ChannelError(f"SMTP {self.server.describe()}: cannot connect: {one_line(error)}") from None
+        except BaseException:
+            self._shut_down()
+            raise
+        self._pipelining = probe.pipelining
+        self.capacity = self.connections * (max(1, self.depth) if self._pipelining else 1)
+        asyncio.run_coroutine_threadsafe(self._start(probe), loop).result()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is None:
+            return
+        # Jobs still waiting were never started (not in flight): dropped, so an interrupted run stops at once.
+        try:
+            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=self.server.timeout + 5)
+        except (TimeoutError, concurrent.futures.TimeoutError):
+            pass
+        self._shut_down()
+
+    def _shut_down(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not loop.is_running():
+            loop.close()
+
     def submit(self, job: SendJob) -> None:
-        self._jobs.put(job)
+        assert self._loop is not None, "submit() outside `with`"
+        self._inbox.append(_InFlight(job))
+        # One wake-up of the loop for a burst of submits, not one each (each is a write to its self-pipe).
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._take_inbox)
 
     def next_outcome(self, timeout: float | None = None) -> SendOutcome | None:
-        """The next outcome, or None after `timeout` seconds; re-raises a worker's unexpected error."""
+        """The next outcome, or None after `timeout` seconds; re-raises the loop's unexpected error."""
         try:
             item = self._outcomes.get(block=timeout != 0, timeout=timeout or None)
         except queue.Empty:
@@ -263,127 +304,332 @@ class SmtpPool:
             raise item
         return item
 
-    # -- worker ----------------------------------------------------------------------------
+    # -- the loop's thread -----------------------------------------------------------------------
 
-    def _work(self, conn: smtplib.SMTP | None) -> None:
+    async def _open(self) -> SmtpConnection:
+        refusal = self.server.refuses_plain_auth()
+        if refusal is not None:
+            from publisher.errors import ConfigError
+
+            raise ConfigError("SMTP_SECURITY", refusal)
+        if self._tls is None and self.server.security != "none":
+            self._tls = ssl.create_default_context()
+        return await open_connection(self.server.host, self.server.port, security=self.server.security,
+                                     timeout=self.server.timeout, local_hostname=self._hostname,
+                                     username=self.server.username, password=self.server.password,
+                                     context=self._tls)
+
+    async def _start(self, probe: SmtpConnection) -> None:
+        self._jobs = asyncio.Queue()
+        self._spawn(probe)
+
+    def _spawn(self, conn: SmtpConnection | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(conn))
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    def _take_inbox(self) -> None:
+        self._wake_pending = False     # before taking: a submit after this line wakes the loop again
+        while self._inbox:
+            self._enqueue(self._inbox.popleft())
+
+    def _enqueue(self, item: _InFlight) -> None:
+        assert self._jobs is not None
+        if self._halted is not None:          # halted: this one is not even tried
+            self._pending(item, self._halted)
+            return
+        self._jobs.put_nowait(item)
+        if self._idle < self._jobs.qsize() and len(self._workers) < self.connections and not self._stopping:
+            self._spawn(None)
+
+    async def _stop(self) -> None:
+        self._stopping = True
+        assert self._jobs is not None
+        self._inbox.clear()
+        while not self._jobs.empty():
+            self._jobs.get_nowait()
+        for task in list(self._backoffs):
+            task.cancel()
+        for _ in range(len(self._workers)):
+            self._jobs.put_nowait(_STOP)
+        if self._workers:
+            await asyncio.wait(list(self._workers), timeout=self.server.timeout + 2)
+
+    def _take_nowait(self) -> _InFlight | None:
+        assert self._jobs is not None
+        try:
+            item = self._jobs.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+        if item is _STOP:
+            self._jobs.put_nowait(item)
+            return None
+        assert isinstance(item, _InFlight)
+        return item
+
+    def _emit(self, outcome: SendOutcome) -> None:
+        self._outcomes.put(outcome)
+
+    def _pending(self, item: _InFlight, reason: str, code: int | None = None) -> None:
+        self._emit(SendOutcome(item.job, "pending", message_id=item.message_id or None, error=reason, code=code,
+                               halt=True, possible_duplicate=item.possible_duplicate, attempts=item.attempt))
+
+    def _halt(self, reason: str) -> None:
+        if self._halted is not None:
+            return
+        self._halted = reason
+        assert self._jobs is not None
+        waiting = []
+        while not self._jobs.empty():
+            waiting.append(self._jobs.get_nowait())
+        for item in waiting:
+            if isinstance(item, _InFlight):
+                self._pending(item, reason)
+            else:
+                self._jobs.put_nowait(item)
+        # Those waiting out a backoff are not tried again: they are pending now, not after the wait.
+        for task, item in list(self._backoffs.items()):
+            task.cancel()
+            self._pending(item, reason)
+        self._backoffs.clear()
+
+    def _count(self, problem: _Transient | None) -> None:
+        """One more failure in a row (``problem``), or a success (None), for the circuit breaker."""
+        if problem is None:
+            self._failures = 0
+            return
+        self._failures += 1
+        if self.breaker > 0 and self._failures >= self.breaker and self._halted is None:
+            self._halt(f"SMTP {self.server.describe()}: {self._failures} failures in a row "
+                       f"(last: {problem}); the server looks down or is throttling us")
+
+    async def _guarded(self, conn: SmtpConnection | None) -> None:
+        try:
+            await self._work(conn)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # a bug must surface in the caller, not vanish with the task
+            self._outcomes.put(error)
+
+    async def _next(self) -> _InFlight | None:
+        assert self._jobs is not None
+        self._idle += 1
+        try:
+            item = await self._jobs.get()
+        finally:
+            self._idle -= 1
+        return item if isinstance(item, _InFlight) else None
+
+    async def _work(self, conn: SmtpConnection | None) -> None:
+        """One connection: take a job, write its envelope (with the previous message's body when pipelining),
+        read each reply in order, until told to stop."""
+        carry: _InFlight | None = None      # envelope accepted (354): its body goes out in the next write
         try:
             while True:
-                job = self._jobs.get()
-                if job is None or self._stopping.is_set():
-                    break
-                reason = self.halted
-                if reason is not None:   # the pool has halted: this one is not even tried
-                    self._outcomes.put(SendOutcome(job, "pending", error=reason, halt=True, attempts=0))
+                if carry is None:
+                    item = await self._next()
+                    if item is None:
+                        return
+                elif conn is not None and conn.pipelining and self.depth > 1 and not self._stopping:
+                    item = self._take_nowait()
+                else:
+                    item = None
+                if item is not None and self._halted is not None:
+                    self._pending(item, self._halted)
+                    item = None
+                if item is None and carry is None:
                     continue
-                data, message_id = self.build(job)
-                conn, outcome = self._deliver(conn, job, data, message_id)
-                self._outcomes.put(outcome)
-        except BaseException as error:  # a bug must surface in the caller, not vanish with the thread
-            self._outcomes.put(error)
+                if item is not None and not item.data:
+                    item.data, item.message_id = self.build(item.job)
+                    item.data = dot_stuffed(item.data)
+                if conn is None:
+                    assert carry is None and item is not None
+                    try:
+                        conn = await self._reconnect()
+                    except _Transient as problem:
+                        item.attempt += 1
+                        self._problem(item, problem)
+                        continue
+                envelope = b""
+                if item is not None:
+                    try:
+                        envelope = self._envelope(conn, item)
+                    except _Permanent as refusal:
+                        item.attempt += 1
+                        self._refused(item, refusal)
+                        item = None
+                if carry is None and item is None:
+                    continue
+                body_of, carry = carry, None     # the job whose body is in this write
+                written: list[_InFlight] = []    # unanswered: lost with the connection if it goes
+                live = conn
+                try:
+                    alive = True
+                    if body_of is not None:
+                        written.append(body_of)
+                        payload = body_of.data
+                        if item is not None and conn.pipelining:
+                            item.attempt += 1
+                            written.append(item)
+                            payload += envelope
+                        await conn.send(payload)
+                        reply = await conn.read_reply()
+                        written.remove(body_of)
+                        alive = self._final(body_of, reply)
+                    if item is not None and alive:
+                        if item not in written:
+                            item.attempt += 1
+                            written.append(item)
+                            if conn.pipelining:
+                                await conn.send(envelope)
+                        status = await self._envelope_replies(conn, item, envelope)
+                        written.remove(item)
+                        if status == "ready":
+                            carry = item
+                        alive = status != "closed"
+                    elif item is not None:       # written along with a body the server answered with 421
+                        written.remove(item)
+                        self._problem(item, _Transient(421, "the server closed the connection",
+                                                       lost_connection=True))
+                    if not alive:
+                        conn.close()
+                        conn = None
+                except ConnectionLost as error:
+                    live.close()
+                    conn = None
+                    for lost in written:
+                        after = lost is body_of
+                        stage = "DATA" if after else "MAIL FROM"
+                        self._problem(lost, _Transient(None, f"connection lost during {stage}: {error}",
+                                                       lost_connection=True, after_data=after))
         finally:
             if conn is not None:
-                try:
-                    conn.quit()
-                except (smtplib.SMTPException, OSError):
-                    _close(conn)
+                await conn.quit()
 
-    def _deliver(self, conn: smtplib.SMTP | None, job: SendJob, data: bytes,
-                 message_id: str) -> tuple[smtplib.SMTP | None, SendOutcome]:
-        possible_duplicate = False
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if conn is None:
-                    conn = _reconnect(self.server)
-                _transaction(conn, job.sender, job.recipient, data)
-                self._count(None)
-                return conn, SendOutcome(job, "sent", message_id=message_id,
-                                         possible_duplicate=possible_duplicate, attempts=attempt)
-            except _Permanent as refusal:
-                self._count(None)   # the server is up and answering: not a failure in a row
-                return conn, SendOutcome(job, "failed", message_id=message_id, error=str(refusal),
-                                         code=refusal.code, permanent=True, bounced=refusal.bounced,
-                                         possible_duplicate=possible_duplicate, attempts=attempt)
-            except _SenderRefused as refusal:
-                self._halt(f"SMTP {self.server.describe()} refused the sender: {refusal}")
-                return conn, SendOutcome(job, "pending", message_id=message_id, error=self.halted,
-                                         code=refusal.code, halt=True, possible_duplicate=possible_duplicate,
-                                         attempts=attempt)
-            except _Transient as problem:
-                if problem.lost_connection:
-                    if conn is not None:
-                        _close(conn)
-                    conn = None
-                    possible_duplicate = possible_duplicate or problem.after_data
-                self._count(problem)
-                reason = self.halted
-                if reason is not None:   # halted (here or on another connection): left for a later run
-                    return conn, SendOutcome(job, "pending", message_id=message_id, error=reason,
-                                             code=problem.code, halt=True,
-                                             possible_duplicate=possible_duplicate, attempts=attempt)
-                if attempt > self.retry.retries or self._stopping.is_set():
-                    return conn, SendOutcome(job, "failed", message_id=message_id, error=str(problem),
-                                             code=problem.code, permanent=False,
-                                             possible_duplicate=possible_duplicate, attempts=attempt)
-                self.sleep(self.retry.delay(attempt))
-                reason = self.halted
-                if reason is not None:   # halted while this one waited: not tried again
-                    return conn, SendOutcome(job, "pending", message_id=message_id, error=reason,
-                                             code=problem.code, halt=True,
-                                             possible_duplicate=possible_duplicate, attempts=attempt)
-
-
-def _transaction(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """MAIL, RCPT, DATA for one recipient, by hand so that we know whether the message body left us."""
-    stage = "MAIL FROM"
-    try:
-        options: list[str] = []
-        if not (sender + recipient).isascii():
-            if not conn.has_extn("smtputf8"):
+    def _envelope(self, conn: SmtpConnection, item: _InFlight) -> bytes:
+        """MAIL FROM, RCPT TO and DATA for one job, as one write (the options the server takes)."""
+        job = item.job
+        options = ""
+        if not (job.sender + job.recipient).isascii():
+            if not conn.offers("smtputf8"):
                 raise _Permanent(553, "the server does not accept internationalized addresses (no SMTPUTF8) "
                                       "(at MAIL FROM)", bounced=False)
-            options.append("SMTPUTF8")
-            conn.command_encoding = "utf-8"
+            options += " SMTPUTF8"
+        if conn.esmtp and conn.offers("size"):
+            options += f" SIZE={len(item.data)}"
+        return (f"MAIL FROM:<{job.sender}>{options}\r\nRCPT TO:<{job.recipient}>\r\nDATA\r\n").encode("utf-8")
+
+    async def _envelope_replies(self, conn: SmtpConnection, item: _InFlight, envelope: bytes) -> str:
+        """The three replies, in order (one command at a time without PIPELINING): "ready" on 354; else the
+        job's outcome is handled and the connection reset ("reset") or found closing ("closed")."""
+        commands = envelope.split(b"\r\n")[:3]
+        failure: tuple[int, str, str] | None = None
+        ready = False
+        for stage, command in zip(("MAIL FROM", "RCPT TO", "DATA"), commands):
+            if not conn.pipelining:
+                if failure is not None:
+                    break
+                await conn.send(command + b"\r\n")
+            reply = await conn.read_reply()
+            if stage == "DATA" and reply.code == 354:
+                ready = failure is None
+                if failure is not None:
+                    # A server that said 354 after refusing MAIL or RCPT: an empty message, which it refuses.
+                    await conn.send(b".\r\n")
+                    await conn.read_reply()
+            elif not reply.ok() and failure is None:
+                failure = (reply.code, reply.text, stage)
+        if ready:
+            return "ready"
+        assert failure is not None
+        code, text, stage = failure
+        self._resolve(item, _classify(code, text, stage, item.job.recipient))
+        if code == 421:      # the server is closing the connection
+            return "closed"
+        try:
+            reset = await conn.command("RSET")    # leave the connection ready for the next recipient
+        except ConnectionLost:
+            return "closed"
+        return "reset" if reset.ok() else "closed"
+
+    def _final(self, item: _InFlight, reply: Reply) -> bool:
+        """The reply to a message's final dot: sent, or refused as a whole. False when the server is closing."""
+        if reply.ok():
+            self._count(None)
+            self._emit(SendOutcome(item.job, "sent", message_id=item.message_id,
+                                   possible_duplicate=item.possible_duplicate, attempts=item.attempt))
+            return True
+        self._resolve(item, _classify(reply.code, reply.text, "DATA", item.job.recipient))
+        return reply.code != 421
+
+    def _resolve(self, item: _InFlight, problem: Exception) -> None:
+        if isinstance(problem, _Permanent):
+            self._refused(item, problem)
+        elif isinstance(problem, _SenderRefused):
+            self._halt(f"SMTP {self.server.describe()} refused the sender: {problem}")
+            self._pending(item, self._halted or str(problem), problem.code)
         else:
-            conn.command_encoding = "ascii"
-        if conn.does_esmtp and conn.has_extn("size"):
-            options.append(f"SIZE={len(data)}")
-        code, reply = conn.mail(sender, options)
-        _check(conn, code, reply, stage, recipient)
-        stage = "RCPT TO"
-        code, reply = conn.rcpt(recipient)
-        _check(conn, code, reply, stage, recipient)
-        stage = "DATA"
-        code, reply = conn.data(data)   # smtplib sends the body, dot-stuffed, and the final "."
-        _check(conn, code, reply, stage, recipient)
-    except smtplib.SMTPDataError as error:
-        # smtplib raises this when DATA itself (not the body) is refused.
-        _check(conn, error.smtp_code, error.smtp_error, stage, recipient)
-    except (smtplib.SMTPServerDisconnected, OSError) as error:
-        # Lost while DATA was under way: the body may have reached the server in full.
-        raise _Transient(None, f"connection lost during {stage}: {error}", lost_connection=True,
-                         after_data=stage == "DATA") from None
+            assert isinstance(problem, _Transient)
+            self._problem(item, problem)
+
+    def _refused(self, item: _InFlight, refusal: _Permanent) -> None:
+        self._count(None)   # the server is up and answering: not a failure in a row
+        self._emit(SendOutcome(item.job, "failed", message_id=item.message_id or None, error=str(refusal),
+                               code=refusal.code, permanent=True, bounced=refusal.bounced,
+                               possible_duplicate=item.possible_duplicate, attempts=item.attempt))
+
+    def _problem(self, item: _InFlight, problem: _Transient) -> None:
+        """A 4xx or a lost connection: the job is tried again after the backoff, unless the sender halted."""
+        item.possible_duplicate = item.possible_duplicate or problem.after_data
+        self._count(problem)
+        if self._halted is not None:   # halted (here or on another connection): left for a later run
+            self._pending(item, self._halted, problem.code)
+            return
+        if item.attempt > self.retry.retries or self._stopping:
+            self._emit(SendOutcome(item.job, "failed", message_id=item.message_id or None, error=str(problem),
+                                   code=problem.code, permanent=False, possible_duplicate=item.possible_duplicate,
+                                   attempts=item.attempt))
+            return
+        task = asyncio.get_running_loop().create_task(self._again(item, problem, self.retry.delay(item.attempt)))
+        self._backoffs[task] = item
+        task.add_done_callback(lambda done: self._backoffs.pop(done, None))
+
+    async def _again(self, item: _InFlight, problem: _Transient, delay: float) -> None:
+        """Wait out the backoff (cancelled by a halt or the end of the session), then queue the job again."""
+        if self.sleep is time.sleep:
+            await asyncio.sleep(delay)                # cancellable: an interrupted run stops at once
+        else:
+            await asyncio.to_thread(self.sleep, delay)
+        current = asyncio.current_task()
+        if current is not None:
+            self._backoffs.pop(current, None)
+        if self._halted is not None:   # halted while this one waited: not tried again
+            self._pending(item, self._halted, problem.code)
+            return
+        if not self._stopping:
+            self._enqueue(item)
+
+    async def _reconnect(self) -> SmtpConnection:
+        try:
+            return await self._open()
+        except SmtpReplyError as error:
+            raise _Transient(None, f"cannot reconnect to {self.server.describe()}: {error.code} {error.text}",
+                             lost_connection=True) from None
+        except (ConnectionLost, OSError) as error:
+            raise _Transient(None, f"cannot reconnect to {self.server.describe()}: {error}",
+                             lost_connection=True) from None
 
 
-def _check(conn: smtplib.SMTP, code: int, reply: bytes | str, stage: str, recipient: str) -> None:
-    if 200 <= code < 300 or (stage == "DATA" and code == 354):
-        return
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+def _classify(code: int, text: str, stage: str, recipient: str) -> Exception:
+    """What a refused reply means for this job: `_SenderRefused`, `_Transient` or `_Permanent`."""
     message = f"{code} {' '.join(text.split())} (at {stage})"
-    try:
-        conn.rset()     # leave the connection ready for the next recipient
-    except (smtplib.SMTPException, OSError):
-        if sender_level(code, text, stage, recipient):
-            raise _SenderRefused(code, message) from None
-        raise _Transient(code, message, lost_connection=True) from None
     if sender_level(code, text, stage, recipient):
-        raise _SenderRefused(code, message)
+        return _SenderRefused(code, message)
     if code == 421:     # the server is closing the connection
-        raise _Transient(code, message, lost_connection=True)
+        return _Transient(code, message, lost_connection=True)
     if 400 <= code < 500:
-        raise _Transient(code, message)
-    raise _Permanent(code, message, bounced=stage == "RCPT TO" and code in BOUNCE_CODES)
+        return _Transient(code, message)
+    return _Permanent(code, message, bounced=stage == "RCPT TO" and code in BOUNCE_CODES)
 
 
 def sender_level(code: int, text: str, stage: str, recipient: str) -> bool:
@@ -418,17 +664,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def _reconnect(server: SmtpServer) -> smtplib.SMTP:
-    try:
-        return server.connect()
-    except smtplib.SMTPResponseException as error:
-        text = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
-        raise _Transient(None, f"cannot reconnect to {server.describe()}: {error.smtp_code} {text}",
-                         lost_connection=True) from None
-    except (smtplib.SMTPException, OSError) as error:
-        raise _Transient(None, f"cannot reconnect to {server.describe()}: {error}", lost_connection=True) from None
 
 
 def breaker_failures(config: Config) -> int:

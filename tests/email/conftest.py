@@ -87,6 +87,48 @@ class SmtpServer:
     host: str
     port: int
     handler: RecordingHandler
+    pipelining: bool = False
+
+    @property
+    def capacity_per_connection(self) -> int:
+        """Messages the sender keeps in flight on one connection to this server (SMTP_MESSAGES_PER_CONNECTION's
+        default 2 with PIPELINING, else 1)."""
+        return 2 if self.pipelining else 1
+
+
+def pipelining_smtp_class() -> Any:
+    """aiosmtpd's SMTP with PIPELINING (RFC 2920) in its EHLO reply. aiosmtpd already reads pipelined commands
+    in order and answers each; it only does not say so."""
+    from aiosmtpd.smtp import SMTP
+
+    class PipeliningSMTP(SMTP):  # type: ignore[misc]
+        async def smtp_EHLO(self, hostname: str) -> None:
+            pushed = self.push
+
+            async def push(status: str) -> None:
+                if status == "250 HELP":      # the last line of aiosmtpd's EHLO reply
+                    await pushed("250-PIPELINING")
+                await pushed(status)
+
+            self.push = push
+            try:
+                await super().smtp_EHLO(hostname)
+            finally:
+                del self.push
+
+    return PipeliningSMTP
+
+
+def controller(handler: Any, *, pipelining: bool = False, **options: Any) -> Any:
+    """An aiosmtpd Controller on 127.0.0.1 (not started), offering PIPELINING when asked to."""
+    from aiosmtpd.controller import Controller
+
+    class PipeliningController(Controller):  # type: ignore[misc]
+        def factory(self) -> Any:
+            return pipelining_smtp_class()(self.handler, **self.SMTP_kwargs)
+
+    kind = PipeliningController if pipelining else Controller
+    return kind(handler, hostname="127.0.0.1", **options)
 
 
 class PasswordCheck:
@@ -102,15 +144,15 @@ class PasswordCheck:
         return AuthResult(success=ok, handled=False)
 
 
-@pytest.fixture
+@pytest.fixture(params=[{}, {"pipelining": True}], ids=["one-at-a-time", "pipelining"])
 def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
-    """A real aiosmtpd SMTP server on 127.0.0.1 (plain), recording every accepted message.
+    """A real aiosmtpd SMTP server on 127.0.0.1 (plain), recording every accepted message; every test using it
+    runs against a server without PIPELINING and one offering it.
 
     Parametrize indirectly with {"auth": ("user", "password")} to require a login (over plain text, for tests),
-    or {"smtputf8": False} for a server that refuses internationalized addresses.
+    {"smtputf8": False} for a server that refuses internationalized addresses, {"pipelining": True} to offer
+    PIPELINING.
     """
-    from aiosmtpd.controller import Controller
-
     handler = RecordingHandler()
     port = free_port()
     wanted = getattr(request, "param", {})
@@ -119,12 +161,13 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
     if auth:
         options |= {"authenticator": PasswordCheck(*auth), "auth_required": True, "auth_require_tls": False}
         warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
-    controller.start()
+    pipelining = bool(wanted.get("pipelining", False))
+    server = controller(handler, pipelining=pipelining, port=port, **options)
+    server.start()
     try:
-        yield SmtpServer("127.0.0.1", port, handler)
+        yield SmtpServer("127.0.0.1", port, handler, pipelining)
     finally:
-        controller.stop()
+        server.stop()
 
 
 @pytest.fixture

@@ -202,3 +202,38 @@ def test_the_cover_image_has_the_address_the_feeds_build_publishes_it_at(mail_si
     assert article.image.src == "images/unpsf-2024.png"
     assert 'src="https://news.unpog.example/images/unpsf-2024.png"' in html
     assert mail_site.media_path(article.image.src) is not None   # the file the feeds copy to public/images/
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("link", ["https://news.unpog.example/u/abc.def_ghi-jkl",
+                                  "https://news.unpog.example/u/" + "x=y&" * 40 + ".dot"])
+def test_bodies_encoded_once_per_bulletin_are_the_bytes_of_encoding_each_whole_body(mail_site: Site, lang: str,
+                                                                                   link: str) -> None:
+    # Only the lines holding a recipient's links are encoded per recipient; the result must be what encoding
+    # the whole personalized body gives (quoted-printable for English, base64 for Korean).
+    from publisher.formatters.email import BulletinFormatter
+    from publisher.mail.message import MessageBuilder, WireTemplate, _encode_body
+
+    bulletin = BulletinFormatter(mail_site).alert(story_for(mail_site, "2024-unpsf-incheon").get(lang))
+    template = WireTemplate.build(bulletin, MessageBuilder(mail_site))
+    unsubscribe, preferences = link, link.replace("/u/", "/p/") + "&long=" + "긴" * 30
+    html, text = template.personalize(unsubscribe, preferences)
+    whole = template.data.replace(WireTemplate.TEXT_BODY + b"\r\n", _encode_body(text, template.text_cte), 1).replace(
+        WireTemplate.HTML_BODY + b"\r\n", _encode_body(html, template.html_cte), 1)
+    assert template.fill(unsubscribe, preferences) == whole
+    assert unsubscribe.encode() not in template.data
+
+
+@pytest.mark.parametrize("name", ["김민수", "김" * 40 + " Kim", "Zoë Ångström", " ".join(["😀 émoji"] * 9)])
+def test_a_non_ascii_name_in_to_is_encoded_words_of_at_most_75_characters_that_read_back(name: str) -> None:
+    from email.header import decode_header, make_header
+
+    from publisher.mail.message import to_header
+
+    value = to_header(name, "reader@example.org")
+    assert value.isascii() and all(len(line) <= 78 for line in ("To: " + value).split("\r\n"))
+    words, address = value.rsplit("<", 1)
+    assert address == "reader@example.org>"
+    assert all(len(word) <= 75 for word in words.split())
+    # RFC 2047: the white space between adjacent encoded-words is not part of the text.
+    assert str(make_header(decode_header(words.strip()))) == name

@@ -145,11 +145,11 @@ class QuotaHandler(RecordingHandler):
 
 
 @contextmanager
-def serve(handler: RecordingHandler) -> Iterator[tuple[Any, int]]:
-    from aiosmtpd.controller import Controller
+def serve(handler: RecordingHandler, pipelining: bool = False) -> Iterator[tuple[Any, int]]:
+    from tests.email.conftest import controller as make_controller
 
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = make_controller(handler, pipelining=pipelining, port=port)
     controller.start()
     try:
         yield controller, port
@@ -165,9 +165,10 @@ def states(site: Site) -> Counter[str]:
         "SELECT state FROM deliveries WHERE channel = 'email'"))
 
 
-def test_a_sending_quota_at_mail_from_stops_the_run_and_a_later_run_resumes(site: Site) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-at-a-time", "pipelining"])
+def test_a_sending_quota_at_mail_from_stops_the_run_and_a_later_run_resumes(site: Site, pipelining: bool) -> None:
     handler = QuotaHandler(allowed=4)
-    with serve(handler) as (_, port):
+    with serve(handler, pipelining) as (_, port):
         wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
                              SMTP_CONNECTIONS="3", BULLETIN_FROM="UNPOG News <news@unpog.example>")
         everyone = add_readers(wired, 12)
@@ -180,15 +181,20 @@ def test_a_sending_quota_at_mail_from_stops_the_run_and_a_later_run_resumes(site
         assert stopped.note.startswith("SMTP 127.0.0.1:")
         assert "refused the sender: 550 5.4.5 Daily user sending quota exceeded (at MAIL FROM)" in stopped.note
         assert "left pending" in stopped.note and "\n" not in stopped.note
-        assert states(wired) == {"sent": 4, "pending": 8}          # nobody failed: the quota is not theirs
-        assert handler.refused <= 3                                 # at most the ones in flight were tried
+        # Nobody failed: the quota is not theirs. The handler counts its quota at MAIL FROM, so messages whose
+        # MAIL FROM came in (on another connection, or pipelined) before the 4th message's end were accepted too.
+        in_flight = 3 * (2 if pipelining else 1)                    # SMTP_CONNECTIONS=3, 2 each with PIPELINING
+        found = states(wired)
+        assert set(found) == {"sent", "pending"} and found["sent"] + found["pending"] == 12
+        assert 4 <= found["sent"] <= 4 + in_flight - 1 and found["sent"] == len(handler.messages)
+        assert handler.refused <= in_flight                         # at most the ones in flight were tried
         first = set(handler.received())
 
         handler.allowed = 100                                       # the quota was reset overnight
         again = publish(wired, story, ["en"])
 
         assert [r.state for r in again] == ["sent"]
-        assert again[0].note == "8 sent, 4 already sent"
+        assert again[0].note == f"{found['pending']} sent, {found['sent']} already sent"
         received = handler.received()
         assert set(received) == set(everyone) and set(received.values()) == {1}
         assert first < set(received)
@@ -307,13 +313,16 @@ def run_with_fake_sleep(site: Site, story: Any, sleep: Waits) -> list[Any]:
     return channel.report(results, ctx) + pipeline._halted(channel, results)
 
 
-def test_a_server_gone_down_mid_run_stops_the_run_within_a_minute_with_the_rest_pending(site: Site) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-at-a-time", "pipelining"])
+def test_a_server_gone_down_mid_run_stops_the_run_within_a_minute_with_the_rest_pending(site: Site,
+                                                                                        pipelining: bool) -> None:
     handler = StopsAfter(5)
-    with serve(handler) as (controller, port):
+    with serve(handler, pipelining) as (controller, port):
         handler.controller = controller
-        # Default retry ladder (3 retries, 5 s doubling) and breaker (5): only the wiring is set.
+        # Default retry ladder (3 retries, 5 s doubling) and breaker (5): only the wiring is set, and 4
+        # connections (the default 50 would have all 40 in flight at once, and "the rest" would be nobody).
         wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
-                             BULLETIN_FROM="UNPOG News <news@unpog.example>")
+                             SMTP_CONNECTIONS="4", BULLETIN_FROM="UNPOG News <news@unpog.example>")
         add_readers(wired, 40)
         story = story_for(wired, SLUG)
         waits = Waits()
@@ -327,7 +336,8 @@ def test_a_server_gone_down_mid_run_stops_the_run_within_a_minute_with_the_rest_
         assert "failures in a row" in reports[-1].note and "the server looks down" in reports[-1].note
         found = states(wired)
         assert found.get("failed", 0) == 0 and found.get("in_flight", 0) == 0
-        assert found["pending"] >= 40 - 5 - 4     # at most the ones in flight were tried at all
+        in_flight = 4 * (2 if pipelining else 1)
+        assert found["pending"] >= 40 - 5 - in_flight    # at most the ones in flight were tried at all
         sent = {row[0] for row in wired.store().connection.execute(
             "SELECT target FROM deliveries WHERE state = 'sent'")}
         assert sent <= set(handler.received())
@@ -357,7 +367,8 @@ def test_the_breaker_counts_4xx_answers_across_connections(smtp_site: Site, smtp
 
     assert reports[-1].state == "stopped"
     assert "451 4.7.1 Greylisted, try again later (at DATA)" in reports[-1].note
-    assert sum(smtp_server.handler.deferred.values()) < 5 + 3   # the breaker's 5, and what was in flight
+    in_flight = 3 * smtp_server.capacity_per_connection         # SMTP_CONNECTIONS=3, 2 each with PIPELINING
+    assert sum(smtp_server.handler.deferred.values()) < 5 + in_flight   # the breaker's 5, and what was in flight
     # One recipient may have run its whole ladder (4 tries) before the 5th failure in a row: failed, not for
     # good (a later run tries again); nobody else did.
     found = states(smtp_site)

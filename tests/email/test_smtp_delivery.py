@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 from email import policy
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,8 @@ from publisher.errors import ChannelError
 from publisher.delivery import DeliveryKey
 from publisher.mail.send import send_message
 from publisher.site import Site
-from tests.email.conftest import SmtpServer, free_port, publish, set_settings, story_for
+from tests.email.conftest import (RecordingHandler, SmtpServer, controller, free_port, publish, set_settings,
+                                  story_for)
 
 
 def add_readers(site: Site, english: int = 3, korean: int = 2) -> None:
@@ -243,7 +245,8 @@ def test_a_connection_cut_after_the_message_is_reopened_and_reported(smtp_site: 
     assert row.state == "sent" and row.detail["possible_duplicate"] is True
 
 
-@pytest.mark.parametrize("smtp_server", [{"auth": ("bulletin", "s3cret-pass")}], indirect=True)
+@pytest.mark.parametrize("smtp_server", [{"auth": ("bulletin", "s3cret-pass")},
+                                         {"auth": ("bulletin", "s3cret-pass"), "pipelining": True}], indirect=True)
 def test_login_with_smtp_username_and_password(smtp_site: Site, smtp_server: SmtpServer) -> None:
     add_readers(smtp_site, english=1, korean=0)
     story = story_for(smtp_site, "2024-unpsf-incheon")
@@ -315,13 +318,13 @@ def test_pacing_never_waits_longer_than_one_interval_when_the_clock_is_set_back(
 
 
 def test_4xx_backoff_doubles_through_the_injected_sleep(smtp_site: Site, smtp_server: SmtpServer) -> None:
-    from publisher.mail.smtp import RetryPolicy, SendJob, SmtpPool, smtp_server as server_of
+    from publisher.mail.smtp import RetryPolicy, SendJob, SmtpSender, smtp_server as server_of
 
     smtp_server.handler.defer_data = {"reader@example.org": 3}
     waits: list[float] = []
     message = (b"From: news@unpog.example\r\nTo: reader@example.org\r\nSubject: hi\r\n\r\nHello.\r\n")
-    pool = SmtpPool(server_of(smtp_site.config), lambda job: (message, "<id@unpog.example>"), 1,
-                    RetryPolicy(retries=3, first_delay=5.0), sleep=waits.append)
+    pool = SmtpSender(server_of(smtp_site.config), lambda job: (message, "<id@unpog.example>"), 1,
+                      RetryPolicy(retries=3, first_delay=5.0), sleep=waits.append)
     with pool:
         pool.submit(SendJob("key", "news@unpog.example", "reader@example.org"))
         outcome = pool.next_outcome()
@@ -343,7 +346,8 @@ def test_progress_bar_shows_count_and_rate(smtp_site: Site, smtp_server: SmtpSer
     assert f"SMTP 127.0.0.1:{smtp_server.port}" in shown and "5/5" in shown
 
 
-@pytest.mark.parametrize("smtp_server", [{"smtputf8": False}], indirect=True)
+@pytest.mark.parametrize("smtp_server", [{"smtputf8": False}, {"smtputf8": False, "pipelining": True}],
+                         indirect=True)
 def test_an_internationalized_address_fails_alone_when_the_server_lacks_smtputf8(smtp_site: Site,
                                                                                 smtp_server: SmtpServer) -> None:
     add_readers(smtp_site, english=1, korean=1)
@@ -449,3 +453,49 @@ def test_a_name_with_line_breaks_cannot_write_headers_or_a_body_of_its_own(smtp_
 
     assert to_header("Evil\r\nBcc: v@example.org", "e@example.org") == '"Evil Bcc: v@example.org" <e@example.org>'
     assert "\n" not in to_header("김\r\n\r\n<b>", "e@example.org")
+
+
+class WriteWatcher(RecordingHandler):
+    """Notes, at each MAIL FROM and at each message's end, what the client had already written behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.behind_mail: list[bytes] = []
+        self.behind_data: list[bytes] = []
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.behind_mail.append(bytes(server._reader._buffer))   # read by aiosmtpd, not yet handled
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.behind_data.append(bytes(server._reader._buffer))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+def test_with_pipelining_mail_rcpt_and_data_leave_in_one_write_with_the_previous_body(site: Site,
+                                                                                     pipelining: bool) -> None:
+    handler = WriteWatcher()
+    port = free_port()
+    server = controller(handler, pipelining=pipelining, port=port)
+    server.start()
+    try:
+        wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                             SMTP_CONNECTIONS="1", BULLETIN_FROM="UNPOG News <news@unpog.example>",
+                             PUBLISHER_SITE_URL="https://news.unpog.example")
+        add_readers(wired, english=6, korean=0)
+        reports = publish(wired, story_for(wired, "2024-unpsf-incheon"), ["en"])
+    finally:
+        server.stop()
+    assert [r.note for r in reports] == ["6 sent"]
+    assert len(handler.behind_mail) == 6
+    envelope_in_one_write = [b"RCPT TO:<" in behind and b"DATA\r\n" in behind for behind in handler.behind_mail]
+    next_mail_with_body = [b"MAIL FROM:<" in behind for behind in handler.behind_data]
+    if pipelining:
+        assert all(envelope_in_one_write)
+        assert any(next_mail_with_body)     # the next message's envelope followed a body in the same write
+    else:
+        assert not any(envelope_in_one_write) and not any(next_mail_with_body)
+    wired.close()

@@ -13,11 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-
 from publisher.errors import ChannelError
 from publisher.site import Site
-from tests.email.conftest import RecordingHandler, free_port, publish, set_settings, story_for
+from tests.email.conftest import RecordingHandler, controller, free_port, publish, set_settings, story_for
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +41,14 @@ def trusted(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @contextmanager
-def serve(handler: RecordingHandler, **options: object) -> Iterator[int]:
+def serve(handler: RecordingHandler, pipelining: bool = False, **options: object) -> Iterator[int]:
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, **options)
-    controller.start()
+    server = controller(handler, pipelining=pipelining, port=port, **options)
+    server.start()
     try:
         yield port
     finally:
-        controller.stop()
+        server.stop()
 
 
 def send_one(site: Site) -> list[str]:
@@ -59,19 +57,21 @@ def send_one(site: Site) -> list[str]:
     return [r.note for r in publish(site, story)]
 
 
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-at-a-time", "pipelining"])
 def test_starttls_is_used_and_the_certificate_verified(site: Site, certificate: tuple[Path, Path],
-                                                      trusted: Path) -> None:
+                                                      trusted: Path, pipelining: bool) -> None:
     handler = RecordingHandler()
-    with serve(handler, tls_context=server_context(certificate), require_starttls=True) as port:
+    with serve(handler, pipelining, tls_context=server_context(certificate), require_starttls=True) as port:
         wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="starttls")
         assert send_one(wired) == ["1 sent"]
         assert handler.received() == {"reader@example.org": 1}
         wired.close()
 
 
-def test_implicit_tls(site: Site, certificate: tuple[Path, Path], trusted: Path) -> None:
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-at-a-time", "pipelining"])
+def test_implicit_tls(site: Site, certificate: tuple[Path, Path], trusted: Path, pipelining: bool) -> None:
     handler = RecordingHandler()
-    with serve(handler, ssl_context=server_context(certificate)) as port:
+    with serve(handler, pipelining, ssl_context=server_context(certificate)) as port:
         wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="ssl")
         assert send_one(wired) == ["1 sent"]
         assert handler.received() == {"reader@example.org": 1}
