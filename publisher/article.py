@@ -14,6 +14,7 @@ from publisher.errors import ContentError, NotFound, PublisherError
 
 if TYPE_CHECKING:
     from publisher.site import Site
+    from publisher.store import ContentIndex
 
 TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
 MANDATORY_PROPERTIES = ("title", "date")
@@ -404,8 +405,185 @@ def group_stories(articles: list[Article]) -> dict[str, Story]:
     return stories
 
 
+# --- the content index: each file parsed once per process, and across runs only when it changed -------------
+
+# A file modified this recently may be modified again within the file system's timestamp granularity, keeping
+# its size and modification time: it is parsed every time until it is older (git's "racy clean" rule).
+RACY_SECONDS = 2.0
+
+# Per process: str(path) -> (size, mtime_ns, context, article). Articles are shared, never changed in place
+# (``with_changes`` makes a copy); each load makes its own stories.
+_PARSED: dict[str, tuple[int, int, str, Article]] = {}
+
+
+def index_context(site: Site) -> str:
+    """What parsing a file depends on besides its bytes: the site's URL, languages and time zone, and this parser."""
+    import json
+
+    return json.dumps([site.url, site.url_for("xx", "slug"), list(site.known_languages), str(site.timezone),
+                       _parser_version()])
+
+
+_PARSER_VERSION: list[str] = []
+
+
+def _parser_version() -> str:
+    """A hash of the modules that turn a file into an Article: editing them parses every file again."""
+    if not _PARSER_VERSION:
+        import hashlib
+
+        import publisher.markup
+
+        digest = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=12)
+        digest.update(Path(publisher.markup.__file__).read_bytes())
+        _PARSER_VERSION.append(digest.hexdigest())
+    return _PARSER_VERSION[0]
+
+
+def _moment(value: datetime) -> list[Any] | None:
+    """A datetime as JSON that gives back an equal one with the same kind of time zone; None if it cannot."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    if isinstance(value.tzinfo, ZoneInfo):
+        return [value.replace(tzinfo=None).isoformat(), value.tzinfo.key, value.fold]
+    if isinstance(value.tzinfo, timezone):
+        return [value.isoformat(), None, 0]
+    return None
+
+
+def _from_moment(value: list[Any]) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromisoformat(value[0])
+    if value[1] is not None:
+        moment = moment.replace(tzinfo=ZoneInfo(value[1]), fold=value[2])
+    return moment
+
+
+def article_fields(article: Article) -> str | None:
+    """The parsed front matter as JSON for the index; None when it would not come back equal (a YAML value of
+    its own in ``extra``, an unusual time zone): such a file is parsed every time."""
+    import json
+
+    date = _moment(article.date)
+    updated = _moment(article.updated) if article.updated is not None else None
+    if date is None or (article.updated is not None and updated is None):
+        return None
+    try:
+        extra = json.dumps(article.extra, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    if json.loads(extra) != article.extra:
+        return None
+    image = [article.image.src, article.image.alt] if article.image else None
+    tr = article.translation
+    return json.dumps({
+        "slug": article.slug, "lang": article.lang, "title": article.title, "date": date, "updated": updated,
+        "summary": article.summary, "author": article.author, "theme": article.theme, "tags": article.tags,
+        "image": image, "url": article.url, "translation": [tr.status, tr.source_lang, tr.model],
+        "extra": json.loads(extra),
+    }, ensure_ascii=False)
+
+
+def article_from_fields(fields: str, body: str, path: Path, site: Site) -> Article | None:
+    """The Article an index entry describes, or None when it must be parsed again: the entry cannot be read,
+    or its local image is no longer there (parsing says so, naming the file)."""
+    import json
+
+    try:
+        f = json.loads(fields)
+        image = Image(f["image"][0], f["image"][1]) if f["image"] else None
+        article = Article(
+            slug=f["slug"], lang=f["lang"], title=f["title"], date=_from_moment(f["date"]), body=body,
+            summary=f["summary"], updated=_from_moment(f["updated"]) if f["updated"] else None,
+            author=f["author"], theme=f["theme"], tags=list(f["tags"]), image=image, url=f["url"],
+            translation=TranslationInfo(*f["translation"]), path=path, extra=dict(f["extra"]),
+        )
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    if image is not None and not image.src.lower().startswith(("http://", "https://")):
+        try:
+            if site.media_path(image.src, near=path.parent) is None:
+                return None
+        except ValueError:
+            return None
+    return article
+
+
+def _open_index(site: Site) -> ContentIndex | None:
+    """The site's content index, or None when storage cannot be had (the files are then simply parsed)."""
+    try:
+        return site.store().content_index()
+    except PublisherError:
+        return None
+
+
 def load_library(site: Site) -> Library:
-    return Library(group_stories([load_article(path, site) for path in content_files(site)]))
+    """Every article in ``content/``. A file is read only when this process has not parsed it yet and the content
+    index has no entry for its size and modification time: unchanged files come from the index."""
+    import time as clock
+
+    from publisher.errors import StorageError
+
+    files = content_files(site)
+    context = index_context(site)
+    trusted_before = clock.time_ns() - int(RACY_SECONDS * 1e9)
+    found: dict[int, Article] = {}
+    missed: list[tuple[int, Path, int, int, str]] = []   # (position, path, size, mtime_ns, key in the index)
+    for position, path in enumerate(files):
+        try:
+            stat = path.stat()
+        except OSError:
+            missed.append((position, path, -1, -1, ""))   # load_article says what is wrong with it
+            continue
+        known = _PARSED.get(str(path))
+        if known is not None and known[:3] == (stat.st_size, stat.st_mtime_ns, context):
+            found[position] = known[3]
+        else:
+            missed.append((position, path, stat.st_size, stat.st_mtime_ns, _index_key(site, path)))
+    if missed:
+        index = _open_index(site)
+        try:
+            try:
+                entries = index.get_many(key for *_, key in missed if key) if index is not None else {}
+            except StorageError:
+                index, entries = None, {}
+            fresh = []
+            for position, path, size, mtime_ns, key in missed:
+                entry = entries.get(key)
+                article = None
+                if entry is not None and (entry.size, entry.mtime_ns, entry.context) == (size, mtime_ns, context):
+                    article = article_from_fields(entry.fields, entry.body, path, site)
+                if article is None:
+                    article = load_article(path, site)
+                    fields = article_fields(article) if key and mtime_ns < trusted_before else None
+                    if fields is not None:
+                        from publisher.store import IndexedFile
+
+                        fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body))
+                if key and mtime_ns < trusted_before:
+                    _PARSED[str(path)] = (size, mtime_ns, context, article)
+                found[position] = article
+            if index is not None:
+                try:
+                    if fresh:
+                        index.put_many(fresh)
+                        # something changed: forget the files deleted since (their entries would only take room)
+                        index.keep_only(key for key in (_index_key(site, path) for path in files) if key)
+                except StorageError:
+                    pass   # a cache that cannot be written costs time next run, nothing else
+        finally:
+            if index is not None:
+                index.close()
+    return Library(group_stories([found[position] for position in range(len(files))]))
+
+
+def _index_key(site: Site, path: Path) -> str:
+    try:
+        return path.relative_to(site.content_dir).as_posix()
+    except ValueError:
+        return ""
 
 
 def load_stories(paths: list[Path], site: Site) -> list[Story]:

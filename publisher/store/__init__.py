@@ -13,7 +13,9 @@ from pathlib import Path
 
 from publisher.store.interfaces import (
     Clock,
+    ContentIndex,
     FeedCache,
+    IndexedFile,
     Ledger,
     Mark,
     RateLimits,
@@ -49,6 +51,6 @@ def open_store(
 
 
 __all__ = [
-    "Clock", "FeedCache", "Ledger", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
+    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Ledger", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
     "format_time", "open_store", "utc_now",
 ]

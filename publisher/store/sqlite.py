@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import Clock, Mark, format_time, utc_now
+from publisher.store.interfaces import Clock, IndexedFile, Mark, format_time, utc_now
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -348,6 +348,11 @@ class SqliteStore:
         # A file of its own: a cache may be deleted or damaged at no cost, and it keeps bulky HTML out of the
         # database that is backed up.
         return SqliteFeedCache(self.state_dir / "cache" / "feed-bodies.sqlite")
+
+    def content_index(self) -> SqliteContentIndex:
+        # A cache file too, beside the rendered bodies: it holds every body, and it describes files of this
+        # folder (paths and modification times), which a database shared by several machines must not.
+        return SqliteContentIndex(self.state_dir / "cache" / "content-index.sqlite")
 
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self.connection)
@@ -818,11 +823,10 @@ class SqliteRateLimits:
 # --- the rendered-bodies cache of the feeds ----------------------------------------------------------------
 
 
-class SqliteFeedCache:
-    """Rendered bodies in a SQLite file of their own (``publisher.store.FeedCache``).
+class _CacheFile:
+    """A SQLite file that only holds a cache: opened on first use; a damaged file is deleted and started again."""
 
-    Opened on first use; a damaged file is deleted and started again (it is only a cache).
-    """
+    SCHEMA: tuple[str, ...] = ()
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -843,11 +847,23 @@ class SqliteFeedCache:
     def _open(self) -> sqlite3.Connection:
         db = _open(self.path, timeout=30, isolation_level=None)
         try:
-            db.execute("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)")
+            for statement in self.SCHEMA:
+                db.execute(statement)
         except BaseException:
             db.close()
             raise
         return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class SqliteFeedCache(_CacheFile):
+    """Rendered bodies in a SQLite file of their own (``publisher.store.FeedCache``)."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)",)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -873,17 +889,47 @@ class SqliteFeedCache:
             db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((key,) for key in keys))
             db.execute("DELETE FROM bodies WHERE key NOT IN (SELECT key FROM used)")
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+
+# --- the content index -------------------------------------------------------------------------------------
+
+
+class SqliteContentIndex(_CacheFile):
+    """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``)."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, fields TEXT NOT NULL, body TEXT NOT NULL)",)
+
+    def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
+        found: dict[str, IndexedFile] = {}
+        for chunk in _chunks(list(dict.fromkeys(paths)), 900):
+            rows = self._connection().execute(
+                "SELECT path, size, mtime_ns, context, fields, body FROM files "
+                f"WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((row[0], IndexedFile(*row)) for row in rows)
+        return found
+
+    def put_many(self, entries: Iterable[IndexedFile]) -> None:
+        rows = [(e.path, e.size, e.mtime_ns, e.context, e.fields, e.body) for e in entries]
+        if not rows:
+            return
+        db = self._connection()
+        with transaction(db):
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def keep_only(self, paths: Iterable[str]) -> None:
+        db = self._connection()
+        with transaction(db):
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (path TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM kept")
+            db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", ((path,) for path in paths))
+            db.execute("DELETE FROM files WHERE path NOT IN (SELECT path FROM kept)")
 
 
 if TYPE_CHECKING:
     from publisher import delivery
     from publisher.store import interfaces
 
-    def _conforms(store: SqliteStore, cache: SqliteFeedCache) -> None:
+    def _conforms(store: SqliteStore, cache: SqliteFeedCache, index: SqliteContentIndex) -> None:
         """Never called: mypy checks here that the SQLite classes satisfy the interfaces they implement."""
         checked_store: interfaces.Store = store
         ledger: interfaces.Ledger = store.ledger
@@ -893,4 +939,5 @@ if TYPE_CHECKING:
         limits: interfaces.RateLimits = store.rate_limits
         feed_cache: interfaces.FeedCache = cache
         render_cache: delivery.RenderCache = cache
-        del checked_store, ledger, versions, subscribers, memory, limits, feed_cache, render_cache
+        content_index: interfaces.ContentIndex = index
+        del checked_store, ledger, versions, subscribers, memory, limits, feed_cache, render_cache, content_index
