@@ -121,8 +121,11 @@ class Story:
 class Library:
     """Every article of a site, grouped into stories."""
 
-    def __init__(self, stories: Mapping[str, Story]) -> None:
+    def __init__(self, stories: Mapping[str, Story], *, signature: str = "") -> None:
         self.stories = dict(stories)
+        # Of the files it was loaded from (paths, sizes, modification times): equal signatures, equal
+        # libraries. Empty when unknown or when a file is too recent to tell (``RACY_SECONDS``).
+        self.signature = signature
 
     def story(self, slug: str) -> Story:
         try:
@@ -502,26 +505,31 @@ def article_from_fields(fields: str, body: str, path: Path, site: Site) -> Artic
         )
     except (ValueError, TypeError, KeyError, IndexError):
         return None
-    if image is not None and not image.src.lower().startswith(("http://", "https://")):
-        try:
-            if site.media_path(image.src, near=path.parent) is None:
-                return None
-        except ValueError:
-            return None
-    return article
+    return article if _image_still_there(article, site) else None
 
 
-def _open_index(site: Site) -> ContentIndex | None:
-    """The site's content index, or None when storage cannot be had (the files are then simply parsed)."""
+def _image_still_there(article: Article, site: Site) -> bool:
+    """A local image is looked up again (a stat): loading stops at a missing one, as a parse would."""
+    image = article.image
+    if image is None or image.src.lower().startswith(("http://", "https://")) or article.path is None:
+        return True
     try:
-        return site.store().content_index()
-    except PublisherError:
-        return None
+        return site.media_path(image.src, near=article.path.parent) is not None
+    except ValueError:
+        return False
+
+
+def _open_index(site: Site) -> ContentIndex:
+    """The site's content index (a cache file: see ``publisher.store.open_content_index``)."""
+    from publisher.store import open_content_index
+
+    return open_content_index(site.state_dir)
 
 
 def load_library(site: Site) -> Library:
     """Every article in ``content/``. A file is read only when this process has not parsed it yet and the content
     index has no entry for its size and modification time: unchanged files come from the index."""
+    import hashlib
     import time as clock
 
     from publisher.errors import StorageError
@@ -531,23 +539,29 @@ def load_library(site: Site) -> Library:
     trusted_before = clock.time_ns() - int(RACY_SECONDS * 1e9)
     found: dict[int, Article] = {}
     missed: list[tuple[int, Path, int, int, str]] = []   # (position, path, size, mtime_ns, key in the index)
+    signature = hashlib.blake2b(context.encode("utf-8"), digest_size=16)
+    racy = False
     for position, path in enumerate(files):
         try:
             stat = path.stat()
         except OSError:
             missed.append((position, path, -1, -1, ""))   # load_article says what is wrong with it
+            racy = True
             continue
+        signature.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        racy = racy or stat.st_mtime_ns >= trusted_before
         known = _PARSED.get(str(path))
-        if known is not None and known[:3] == (stat.st_size, stat.st_mtime_ns, context):
+        if known is not None and known[:3] == (stat.st_size, stat.st_mtime_ns, context) \
+                and _image_still_there(known[3], site):
             found[position] = known[3]
         else:
             missed.append((position, path, stat.st_size, stat.st_mtime_ns, _index_key(site, path)))
     if missed:
-        index = _open_index(site)
+        index: ContentIndex | None = _open_index(site)
         try:
             try:
                 entries = index.get_many(key for *_, key in missed if key) if index is not None else {}
-            except StorageError:
+            except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
                 index, entries = None, {}
             fresh = []
             for position, path, size, mtime_ns, key in missed:
@@ -571,12 +585,13 @@ def load_library(site: Site) -> Library:
                         index.put_many(fresh)
                         # something changed: forget the files deleted since (their entries would only take room)
                         index.keep_only(key for key in (_index_key(site, path) for path in files) if key)
-                except StorageError:
+                except (StorageError, OSError):
                     pass   # a cache that cannot be written costs time next run, nothing else
         finally:
             if index is not None:
                 index.close()
-    return Library(group_stories([found[position] for position in range(len(files))]))
+    return Library(group_stories([found[position] for position in range(len(files))]),
+                   signature="" if racy else signature.hexdigest())
 
 
 def _index_key(site: Site, path: Path) -> str:

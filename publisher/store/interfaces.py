@@ -271,10 +271,6 @@ class Store(Protocol):
         """The rendered-bodies cache (a new handle; the caller closes it)."""
         ...
 
-    def content_index(self) -> ContentIndex:
-        """The parsed-content-files index (a new handle; the caller closes it)."""
-        ...
-
     def transaction(self) -> AbstractContextManager[None]:
         """One write transaction over every part; nested, it is a savepoint of the outer one."""
         ...

@@ -349,11 +349,6 @@ class SqliteStore:
         # database that is backed up.
         return SqliteFeedCache(self.state_dir / "cache" / "feed-bodies.sqlite")
 
-    def content_index(self) -> SqliteContentIndex:
-        # A cache file too, beside the rendered bodies: it holds every body, and it describes files of this
-        # folder (paths and modification times), which a database shared by several machines must not.
-        return SqliteContentIndex(self.state_dir / "cache" / "content-index.sqlite")
-
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self.connection)
 
