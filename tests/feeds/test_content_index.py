@@ -155,3 +155,59 @@ def test_a_deleted_file_leaves_the_library(site: Site) -> None:
         path.unlink()
     new_process()
     assert "2025-public-service-day" not in load_library(site).stories
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many full renders of the site's feeds happen (SiteFeeds.render, called through)."""
+    from publisher.formatters.site_feeds import SiteFeeds
+
+    calls: list[int] = []
+    real = SiteFeeds.render
+
+    def counting(self: SiteFeeds, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(SiteFeeds, "render", counting)
+    return calls
+
+
+def test_a_rebuild_with_nothing_changed_renders_nothing(site: Site, cli, renders, write_article) -> None:
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    first = cli("feeds", "build")
+    assert first.exit_code == 0
+    count = len(renders)
+    again = cli("feeds", "build")
+    assert again.exit_code == 0, again.output
+    assert len(renders) == count
+    assert again.output.startswith("0 files written, ")
+    assert again.output.split(",")[1] == first.output.split(",")[1]   # "N unchanged": the same files
+
+    # A file of the build gone: rendered and written again.
+    (site.public_dir / "en" / "index.html").unlink()
+    restored = cli("feeds", "build")
+    assert len(renders) == count + 1 and "wrote en/index.html" in restored.output
+
+    # A new article published: the next build renders again.
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30")
+    os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
+    assert cli("publish", "--channel", "feeds", str(path)).exit_code == 0
+    count = len(renders)
+    cli("feeds", "build")
+    assert len(renders) == count + 1
+
+    # A changed setting or template: rendered again.
+    set_settings(site, FEED_MAX_ITEMS="2").close()
+    cli("feeds", "build")
+    assert len(renders) == count + 2
+    (site.root / "templates" / "feeds").mkdir(parents=True, exist_ok=True)
+    from publisher.resources import templates_dir
+
+    own = site.root / "templates" / "feeds" / "index.html.j2"
+    own.write_text((templates_dir() / "feeds" / "index.html.j2").read_text(encoding="utf-8")
+                   .replace("{% block title %}", "{% block title %}Ours: "),
+                   encoding="utf-8")
+    rebuilt = cli("feeds", "build")
+    assert len(renders) == count + 3 and "wrote en/index.html" in rebuilt.output
