@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +15,7 @@ from publisher.errors import ContentError, NotFound, PublisherError
 
 if TYPE_CHECKING:
     from publisher.site import Site
+    from publisher.store import ContentIndex
 
 TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
 MANDATORY_PROPERTIES = ("title", "date")
@@ -121,8 +123,11 @@ class Story:
 class Library:
     """Every article of a site, grouped into stories."""
 
-    def __init__(self, stories: Mapping[str, Story]) -> None:
+    def __init__(self, stories: Mapping[str, Story], *, signature: str = "") -> None:
         self.stories = dict(stories)
+        # Of the files it was loaded from (paths, sizes, modification times): equal signatures, equal
+        # libraries. Empty when unknown or when a file is too recent to tell (``RACY_SECONDS``).
+        self.signature = signature
 
     def story(self, slug: str) -> Story:
         try:
@@ -407,8 +412,202 @@ def group_stories(articles: list[Article]) -> dict[str, Story]:
     return stories
 
 
+# --- the content index: each file parsed once per process, and across runs only when it changed -------------
+
+# A file modified this recently may be modified again within the file system's timestamp granularity, keeping
+# its size and modification time: it is parsed every time until it is older (git's "racy clean" rule).
+RACY_SECONDS = 2.0
+
+# Per process: str(path) -> (size, mtime_ns, context, article). Articles are shared, never changed in place
+# (``with_changes`` makes a copy); each load makes its own stories.
+_PARSED: dict[str, tuple[int, int, str, Article]] = {}
+
+
+def index_context(site: Site) -> str:
+    """What parsing a file depends on besides its bytes: the site's URL, languages and time zone, and this parser."""
+    import json
+
+    return json.dumps([site.url, site.url_for("xx", "slug"), list(site.known_languages), str(site.timezone),
+                       _parser_version()])
+
+
+_PARSER_VERSION: list[str] = []
+
+
+def _parser_version() -> str:
+    """A hash of the modules that turn a file into an Article: editing them parses every file again."""
+    if not _PARSER_VERSION:
+        import hashlib
+
+        import publisher.markup
+
+        digest = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=12)
+        digest.update(Path(publisher.markup.__file__).read_bytes())
+        _PARSER_VERSION.append(digest.hexdigest())
+    return _PARSER_VERSION[0]
+
+
+def _moment(value: datetime) -> list[Any] | None:
+    """A datetime as JSON that gives back an equal one with the same kind of time zone; None if it cannot."""
+    from datetime import timezone
+    from zoneinfo import ZoneInfo
+
+    if isinstance(value.tzinfo, ZoneInfo):
+        return [value.replace(tzinfo=None).isoformat(), value.tzinfo.key, value.fold]
+    if isinstance(value.tzinfo, timezone):
+        return [value.isoformat(), None, 0]
+    return None
+
+
+def _from_moment(value: list[Any]) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromisoformat(value[0])
+    if value[1] is not None:
+        moment = moment.replace(tzinfo=ZoneInfo(value[1]), fold=value[2])
+    return moment
+
+
+def article_fields(article: Article) -> str | None:
+    """The parsed front matter as JSON for the index; None when it would not come back equal (a YAML value of
+    its own in ``extra``, an unusual time zone): such a file is parsed every time."""
+    import json
+
+    date = _moment(article.date)
+    updated = _moment(article.updated) if article.updated is not None else None
+    publish_at = _moment(article.publish_at) if article.publish_at is not None else None
+    if date is None or (article.updated is not None and updated is None) \
+            or (article.publish_at is not None and publish_at is None):
+        return None
+    try:
+        extra = json.dumps(article.extra, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    if json.loads(extra) != article.extra:
+        return None
+    image = [article.image.src, article.image.alt] if article.image else None
+    tr = article.translation
+    return json.dumps({
+        "slug": article.slug, "lang": article.lang, "title": article.title, "date": date, "updated": updated,
+        "summary": article.summary, "author": article.author, "theme": article.theme, "tags": article.tags,
+        "image": image, "url": article.url, "translation": [tr.status, tr.source_lang, tr.model],
+        "extra": json.loads(extra), "publish_at": publish_at,
+    }, ensure_ascii=False)
+
+
+def article_from_fields(fields: str, body: str, path: Path, site: Site) -> Article | None:
+    """The Article an index entry describes, or None when it must be parsed again: the entry cannot be read,
+    or its local image is no longer there (parsing says so, naming the file)."""
+    import json
+
+    try:
+        f = json.loads(fields)
+        image = Image(f["image"][0], f["image"][1]) if f["image"] else None
+        article = Article(
+            slug=f["slug"], lang=f["lang"], title=f["title"], date=_from_moment(f["date"]), body=body,
+            summary=f["summary"], updated=_from_moment(f["updated"]) if f["updated"] else None,
+            author=f["author"], theme=f["theme"], tags=list(f["tags"]), image=image, url=f["url"],
+            translation=TranslationInfo(*f["translation"]), path=path, extra=dict(f["extra"]),
+            publish_at=_from_moment(f["publish_at"]) if f["publish_at"] else None,
+        )
+    except (ValueError, TypeError, KeyError, IndexError):
+        return None
+    return article if _image_still_there(article, site) else None
+
+
+def _image_still_there(article: Article, site: Site) -> bool:
+    """A local image is looked up again (a stat): loading stops at a missing one, as a parse would."""
+    image = article.image
+    if image is None or image.src.lower().startswith(("http://", "https://")) or article.path is None:
+        return True
+    try:
+        return site.media_path(image.src, near=article.path.parent) is not None
+    except ValueError:
+        return False
+
+
+def _open_index(site: Site) -> ContentIndex:
+    """The site's content index (a cache file: see ``publisher.store.open_content_index``)."""
+    from publisher.store import open_content_index
+
+    return open_content_index(site.state_dir)
+
+
 def load_library(site: Site) -> Library:
-    return Library(group_stories([load_article(path, site) for path in content_files(site)]))
+    """Every article in ``content/``. A file is read only when this process has not parsed it yet and the content
+    index has no entry for its size and modification time: unchanged files come from the index."""
+    import hashlib
+    import time as clock
+
+    from publisher.errors import StorageError
+
+    files = content_files(site)
+    context = index_context(site)
+    trusted_before = clock.time_ns() - int(RACY_SECONDS * 1e9)
+    found: dict[int, Article] = {}
+    missed: list[tuple[int, Path, int, int, str]] = []   # (position, path, size, mtime_ns, key in the index)
+    signature = hashlib.blake2b(context.encode("utf-8"), digest_size=16)
+    racy = False
+    for position, path in enumerate(files):
+        try:
+            stat = path.stat()
+        except OSError:
+            missed.append((position, path, -1, -1, ""))   # load_article says what is wrong with it
+            racy = True
+            continue
+        signature.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        racy = racy or stat.st_mtime_ns >= trusted_before
+        known = _PARSED.get(str(path))
+        if known is not None and known[:3] == (stat.st_size, stat.st_mtime_ns, context) \
+                and _image_still_there(known[3], site):
+            found[position] = known[3]
+        else:
+            missed.append((position, path, stat.st_size, stat.st_mtime_ns, _index_key(site, path)))
+    if missed:
+        index: ContentIndex | None = _open_index(site)
+        try:
+            try:
+                entries = index.get_many(key for *_, key in missed if key) if index is not None else {}
+            except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
+                index, entries = None, {}
+            fresh = []
+            for position, path, size, mtime_ns, key in missed:
+                entry = entries.get(key)
+                article = None
+                if entry is not None and (entry.size, entry.mtime_ns, entry.context) == (size, mtime_ns, context):
+                    article = article_from_fields(entry.fields, entry.body, path, site)
+                if article is None:
+                    article = load_article(path, site)
+                    fields = article_fields(article) if key and mtime_ns < trusted_before else None
+                    if fields is not None:
+                        from publisher.store import IndexedFile
+
+                        fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body))
+                if key and mtime_ns < trusted_before:
+                    _PARSED[str(path)] = (size, mtime_ns, context, article)
+                found[position] = article
+            if index is not None:
+                try:
+                    if fresh:
+                        index.put_many(fresh)
+                        # something changed: forget the files deleted since (their entries would only take room)
+                        index.keep_only(key for key in (_index_key(site, path) for path in files) if key)
+                except (StorageError, OSError):
+                    pass   # a cache that cannot be written costs time next run, nothing else
+        finally:
+            if index is not None:
+                index.close()
+    return Library(group_stories([found[position] for position in range(len(files))]),
+                   signature="" if racy else signature.hexdigest())
+
+
+def _index_key(site: Site, path: Path) -> str:
+    """The path relative to ``content/``, POSIX (a string prefix: ``Path.relative_to`` costs 20 us a file)."""
+    prefix = f"{site.content_dir}{os.sep}"
+    text = str(path)
+    if not text.startswith(prefix):
+        return ""
+    return text[len(prefix):].replace(os.sep, "/")
 
 
 def load_stories(paths: list[Path], site: Site) -> list[Story]:
@@ -417,8 +616,17 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
     No paths means every article in ``content/``; a relative path is tried against the site folder too.
     """
     library = site.articles()
-    # every file under content/ was just parsed; only a file outside it is read again
-    by_path = {a.path.resolve(): a for a in library.articles() if a.path is not None}
+    # every file under content/ was just loaded; only a file outside it is read again
+    by_path = {str(a.path): a for s in library.stories.values() for a in s.versions.values() if a.path is not None}
+    content_dir = site.content_dir.resolve()
+
+    def known(file: Path) -> Article | None:
+        found = by_path.get(str(file))
+        if found is None:
+            resolved = file.resolve()
+            if resolved.is_relative_to(content_dir):
+                found = by_path.get(str(site.content_dir / resolved.relative_to(content_dir)))
+        return found
     chosen: dict[str, Story] = {}
     for raw in paths or [site.content_dir]:
         path = Path(raw)
@@ -433,7 +641,7 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
         else:
             raise NotFound(f"{path}: file not found")
         for file in files:
-            article = by_path.get(file.resolve()) or load_article(file, site)
+            article = known(file) or load_article(file, site)
             chosen[article.slug] = library.stories.get(article.slug) or Story(article.slug, {article.lang: article})
     return list(chosen.values())
 

@@ -358,8 +358,9 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                 results.append(_result(attempt, outcome))
                 advance()
             in_flight -= len(finished)
+            claimed_now = {id(a) for a in claimed}   # by identity: `in` a list compares every field, n x n
             for attempt in starting:
-                if attempt not in claimed:   # another run changed the row between our read and the claim
+                if id(attempt) not in claimed_now:   # another run changed the row between our read and the claim
                     results.append(_conflict(channel, attempt, now.get(attempt.key), ledger))
                     advance()
             for attempt in claimed:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 CHANNEL = "feeds"
 MANIFEST = "feeds-files.json"   # in .publisher/: every file under public/ that a feeds build wrote
+BUILT = "feeds-built.json"      # in .publisher/: what the last full build was made from, and the files it left
 
 
 @dataclass
@@ -106,6 +107,38 @@ def feed_targets(article: Article) -> list[str]:
     return targets
 
 
+def forget_build(site: Site) -> None:
+    """The next ``feeds build`` renders everything: the files may no longer be what the last full build left."""
+    (site.state_dir / BUILT).unlink(missing_ok=True)
+
+
+def _build_inputs(site: Site) -> list[Path]:
+    """The files besides content that a build's output depends on: templates and UI strings (the site's and the
+    packaged ones), and the code that renders them."""
+    import publisher
+    from publisher.resources import locales_dir, templates_dir
+
+    package = Path(publisher.__file__).resolve().parent
+    folders = [site.templates_dir, site.root / "locales", templates_dir(), locales_dir(), package / "formatters"]
+    found = [package / name for name in ("markup.py", "i18n.py", "templating.py", "article.py")]
+    found.append(Path(__file__))
+    for folder in folders:
+        if folder.is_dir():
+            found += sorted(p for p in folder.rglob("*") if p.is_file())
+    return found
+
+
+def _files_signature(paths: Iterable[Path]) -> str:
+    parts = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return "\n".join(parts)
+
+
 class EntryIds:
     """Which article versions are in the feeds, and the entry id each was given, as the pipeline hands them over.
 
@@ -121,11 +154,14 @@ class EntryIds:
     def guid(self, article: Article) -> str:
         from publisher.formatters.feeds import tag_uri
 
-        key = (article.slug, article.lang)
+        return self.guid_of((article.slug, article.lang)) or tag_uri(self.site_url, article)
+
+    def guid_of(self, key: tuple[str, str]) -> str | None:
+        """The id recorded for (slug, lang), if any."""
         for detail in (self.first.get(key), self.sent.get(key)):
             if detail and detail.get("guid"):
                 return str(detail["guid"])
-        return tag_uri(self.site_url, article)
+        return None
 
 
 class FeedsBuild:
@@ -162,6 +198,7 @@ class FeedsBuild:
         """Write the files (atomically, only those that changed, the manifest), then keep the rendered bodies."""
         if self.result is None:
             files = self.files()
+            forget_build(self.channel.site)   # whatever a full build left, this one changes
             self.result = write_outputs(self.channel.site, files, full_build=self.full)
             self.feeds.keep_rendered_bodies(full_build=self.full)
         return self.result
@@ -233,7 +270,6 @@ class FeedsChannel(Channel):
         self.published = published
         self.last_build: FeedsBuild | None = None
         self._library: Library | None = None
-        self._library_signature: list[tuple[str, int, int]] = []
 
     def is_configured(self) -> bool:
         # Nothing to configure: the feed files are the delivery.
@@ -248,20 +284,10 @@ class FeedsChannel(Channel):
     # --- building ------------------------------------------------------------------------------------------
 
     def library(self) -> Library:
-        """Every content file, loaded again only when one was added, removed or changed since the last call.
-
-        A run with many articles, or a script publishing one story after another through the same channel,
-        would otherwise read thousands of front matters each time.
-        """
-        from publisher.article import content_files
-
-        signature = []
-        for path in content_files(self.site):
-            stat = path.stat()
-            signature.append((str(path), stat.st_mtime_ns, stat.st_size))
-        if self._library is None or signature != self._library_signature:
-            self._library = self.site.articles()
-            self._library_signature = signature
+        """Every content file; the same Library as the last call while no file was added, removed or changed."""
+        library = self.site.articles()   # from the content index: only changed files are read
+        if self._library is None or not library.signature or library.signature != self._library.signature:
+            self._library = library
         return self._library
 
     def site_feeds(self, published: PublishedVersions | None, including: Iterable[Article] = (), *,
@@ -311,9 +337,66 @@ class FeedsChannel(Channel):
 
     def rebuild(self, ctx: ChannelContext) -> BuildResult:
         """``publisher feeds build``: every file from the published versions, written at once; stale files removed.
-        Records nothing (the caller holds ``lock_for``)."""
-        self.last_build = FeedsBuild(self, [], EntryIds(self.site.url, ctx.published), ctx.cache, full=True)
-        return self.last_build.write()
+        Records nothing (the caller holds ``lock_for``).
+
+        When nothing it is made from changed since the last full build (``build_key``: the content files, what
+        is published with which entry ids, the settings, the templates and the code) and every file that build
+        left is still there with its size, nothing is rendered: the files are what it would write again.
+        """
+        ids = EntryIds(self.site.url, ctx.published)
+        key = self.build_key(ids)
+        unchanged = self._still_built(key)
+        if unchanged is not None:
+            return BuildResult(unchanged=unchanged)
+        self.last_build = FeedsBuild(self, [], ids, ctx.cache, full=True)
+        result = self.last_build.write()
+        if key:
+            self._remember_build(key, result)
+        return result
+
+    def build_key(self, ids: EntryIds) -> str:
+        """A digest of everything a full build is made from; empty when the content cannot tell (a file too
+        recent: it may change again unnoticed)."""
+        import hashlib
+
+        from publisher.setting_registry import all_settings
+        from publisher.settings import site_settings
+
+        signature = self.library().signature
+        if not signature:
+            return ""
+        digest = hashlib.blake2b(signature.encode("ascii"), digest_size=16)
+        for key in sorted(ids.sent):
+            digest.update(f"{key[0]}\0{key[1]}\0{ids.guid_of(key)}\n".encode())
+        names = sorted({setting.name for setting in (*all_settings(), *site_settings(self.site.languages))})
+        digest.update(json.dumps([(name, self.site.config.raw(name)) for name in names]).encode())
+        digest.update(_files_signature(_build_inputs(self.site)).encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()
+
+    def _still_built(self, key: str) -> list[str] | None:
+        """The files of the last full build, if it was made from ``key`` and they are all still in place."""
+        if not key:
+            return None
+        try:
+            built = json.loads((self.site.state_dir / BUILT).read_text(encoding="utf-8"))
+            if built.get("key") != key:
+                return None
+            files: dict[str, int] = built["files"]
+            for path, size in files.items():
+                if (self.site.public_dir / path).stat().st_size != size:
+                    return None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return sorted(files)
+
+    def _remember_build(self, key: str, result: BuildResult) -> None:
+        from publisher.fsutil import atomic_write_text
+
+        try:
+            files = {path: (self.site.public_dir / path).stat().st_size for path in result.files}
+            atomic_write_text(self.site.state_dir / BUILT, json.dumps({"key": key, "files": files}) + "\n")
+        except OSError:
+            forget_build(self.site)
 
     # --- the Channel interface ---------------------------------------------------------------------------
 
@@ -327,6 +410,24 @@ class FeedsChannel(Channel):
                       media_type=output.media_type, meta={"items": output.items}, article=story.slug)
             for output in build.files()
         ]
+
+    def validate(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> list[str]:
+        """What can stop a feeds build is an article's own: its image (checked, copied to ``public/``). Each
+        version's feed item and page are made over its story alone; the feeds around them, over every published
+        article, are rendered once, when written (rendering them here too cost as much as the build)."""
+        from publisher.formatters.site_feeds import SiteFeeds
+
+        problems: list[str] = []
+        for story, langs in batch:
+            versions = _versions(story, langs)
+            try:
+                feeds = SiteFeeds(self.site, versions)
+                for article in versions:
+                    feeds.article_file(article)
+                feeds.image_files()
+            except PublisherError as exc:
+                problems.append(str(exc))
+        return problems
 
     def lock_for(self, batch: Sequence[tuple[Story, Sequence[str]]]) -> LockRequest:
         """One feeds build at a time per site, across processes.

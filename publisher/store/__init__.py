@@ -13,7 +13,9 @@ from pathlib import Path
 
 from publisher.store.interfaces import (
     Clock,
+    ContentIndex,
     FeedCache,
+    IndexedFile,
     Job,
     Jobs,
     Ledger,
@@ -50,7 +52,20 @@ def open_store(
     raise ConfigError("PUBLISHER_DATABASE_URL", "only sqlite:///PATH is supported")
 
 
+def open_content_index(state_dir: Path) -> ContentIndex:
+    """The content index of the site whose state folder is ``state_dir`` (a new handle: close it when done).
+
+    A cache file of its own, ``<state_dir>/cache/content-index.sqlite``, whatever ``PUBLISHER_DATABASE_URL``
+    says: it holds every body, and it describes the files of this folder (paths, sizes, modification times),
+    which a database shared by several machines must not. It opens no connection to the site's database, so
+    any thread may load the library (the web server's requests) without touching the store.
+    """
+    from publisher.store.sqlite import SqliteContentIndex
+
+    return SqliteContentIndex(state_dir / "cache" / "content-index.sqlite")
+
+
 __all__ = [
-    "Clock", "FeedCache", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store", "SubscriberStore", "TranslationMemory",
-    "format_time", "open_store", "utc_now",
+    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store",
+    "SubscriberStore", "TranslationMemory", "format_time", "open_content_index", "open_store", "utc_now",
 ]

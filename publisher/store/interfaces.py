@@ -233,6 +233,39 @@ class FeedCache(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class IndexedFile:
+    """One content file as the content index keeps it: where it is (``path``, relative to ``content/``, POSIX),
+    the size and modification time it had when parsed, what its parse depended on besides the file
+    (``context``: the site's URL, languages, time zone and the parser's own version), the parsed front matter
+    (``fields``, JSON) and the body."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    context: str
+    fields: str
+    body: str
+
+
+class ContentIndex(Protocol):
+    """Parsed content files kept between runs, so that an unchanged file is not read again. Losing it costs
+    only time (a cache, like ``FeedCache``)."""
+
+    def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
+        ...
+
+    def put_many(self, entries: Iterable[IndexedFile]) -> None:
+        ...
+
+    def keep_only(self, paths: Iterable[str]) -> None:
+        """Drop every entry whose path is not among ``paths`` (files deleted since)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
 class RateLimits(Protocol):
     """Hit counters in fixed windows, per (bucket, client); ``client`` is already a keyed hash."""
 

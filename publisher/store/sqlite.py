@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, utc_now
+from publisher.store.interfaces import JOB_STATES, Clock, IndexedFile, Job, Mark, format_time, utc_now
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -1189,11 +1189,10 @@ class SqliteJobs:
 # --- the rendered-bodies cache of the feeds ----------------------------------------------------------------
 
 
-class SqliteFeedCache:
-    """Rendered bodies in a SQLite file of their own (``publisher.store.FeedCache``).
+class _CacheFile:
+    """A SQLite file that only holds a cache: opened on first use; a damaged file is deleted and started again."""
 
-    Opened on first use; a damaged file is deleted and started again (it is only a cache).
-    """
+    SCHEMA: tuple[str, ...] = ()
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -1214,11 +1213,23 @@ class SqliteFeedCache:
     def _open(self) -> sqlite3.Connection:
         db = _open(self.path, timeout=30, isolation_level=None)
         try:
-            db.execute("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)")
+            for statement in self.SCHEMA:
+                db.execute(statement)
         except BaseException:
             db.close()
             raise
         return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class SqliteFeedCache(_CacheFile):
+    """Rendered bodies in a SQLite file of their own (``publisher.store.FeedCache``)."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)",)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -1244,17 +1255,47 @@ class SqliteFeedCache:
             db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((key,) for key in keys))
             db.execute("DELETE FROM bodies WHERE key NOT IN (SELECT key FROM used)")
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+
+# --- the content index -------------------------------------------------------------------------------------
+
+
+class SqliteContentIndex(_CacheFile):
+    """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``)."""
+
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, fields TEXT NOT NULL, body TEXT NOT NULL)",)
+
+    def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
+        found: dict[str, IndexedFile] = {}
+        for chunk in _chunks(list(dict.fromkeys(paths)), 900):
+            rows = self._connection().execute(
+                "SELECT path, size, mtime_ns, context, fields, body FROM files "
+                f"WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((row[0], IndexedFile(*row)) for row in rows)
+        return found
+
+    def put_many(self, entries: Iterable[IndexedFile]) -> None:
+        rows = [(e.path, e.size, e.mtime_ns, e.context, e.fields, e.body) for e in entries]
+        if not rows:
+            return
+        db = self._connection()
+        with transaction(db):
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def keep_only(self, paths: Iterable[str]) -> None:
+        db = self._connection()
+        with transaction(db):
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (path TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM kept")
+            db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", ((path,) for path in paths))
+            db.execute("DELETE FROM files WHERE path NOT IN (SELECT path FROM kept)")
 
 
 if TYPE_CHECKING:
     from publisher import delivery
     from publisher.store import interfaces
 
-    def _conforms(store: SqliteStore, cache: SqliteFeedCache) -> None:
+    def _conforms(store: SqliteStore, cache: SqliteFeedCache, index: SqliteContentIndex) -> None:
         """Never called: mypy checks here that the SQLite classes satisfy the interfaces they implement."""
         checked_store: interfaces.Store = store
         ledger: interfaces.Ledger = store.ledger
@@ -1265,4 +1306,5 @@ if TYPE_CHECKING:
         jobs: interfaces.Jobs = store.jobs
         feed_cache: interfaces.FeedCache = cache
         render_cache: delivery.RenderCache = cache
-        del checked_store, ledger, versions, subscribers, memory, limits, jobs, feed_cache, render_cache
+        content_index: interfaces.ContentIndex = index
+        del checked_store, ledger, versions, subscribers, memory, limits, jobs, feed_cache, render_cache, content_index

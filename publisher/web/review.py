@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -81,19 +82,83 @@ class Review:
     channel_titles: dict[str, str]
 
 
-def build_review(site: Site, story: Story, conn: Store) -> Review:
-    """Render the story through every registered channel and gather its translation and ledger state."""
+@dataclass
+class Rendered:
+    """What rendering a story through every channel gave: kept by ``RenderedCache`` until the files change."""
+
+    names: list[str]
+    renditions: list[Rendition]
+    errors: list[tuple[str, str]]
+    titles: dict[str, str]
+
+
+class RenderedCache:
+    """The renditions of the last stories reviewed, each kept while nothing it was rendered from changed.
+
+    A review renders the story through every channel, the feeds over every published article; the key says
+    what that depends on: the content files (``Library.signature``, from the content index's sizes and
+    modification times), the site's settings and templates, and the ledger's counts (what is published, which
+    the feeds show). The ledger lines of the page are read afresh on every request.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        from collections import OrderedDict
+
+        self.size = size
+        self.entries: OrderedDict[tuple[str, str], tuple[str, Rendered]] = OrderedDict()
+        self.renders = 0   # how many times a story was rendered rather than found (the tests read it)
+        self._lock = threading.Lock()
+
+    def get(self, slug: str, key: str, site: Site) -> Rendered | None:
+        with self._lock:
+            found = self.entries.get((str(site.root), slug))
+            if found is None or not key or found[0] != key:
+                return None
+            self.entries.move_to_end((str(site.root), slug))
+            return found[1]
+
+    def put(self, slug: str, key: str, site: Site, rendered: Rendered) -> None:
+        if not key:
+            return   # a file too recent to tell whether it changes again unnoticed: never kept
+        with self._lock:
+            self.entries[(str(site.root), slug)] = (key, rendered)
+            self.entries.move_to_end((str(site.root), slug))
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+RENDERED = RenderedCache()
+
+
+def _site_files_signature(site: Site) -> str:
+    """Sizes and modification times of the site's settings and own templates (a page renders with them)."""
+    parts = []
+    for path in [site.root / "publisher.toml", site.root / ".env",
+                 *sorted((site.root / "templates").rglob("*") if (site.root / "templates").is_dir() else [])]:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def review_key(site: Site, story: Story, library_signature: str, conn: Store) -> str:
+    """What a story's renditions depend on, as one string; empty (never kept) when the content is unknown."""
+    import hashlib
+
+    if not library_signature:
+        return ""
+    counts = sorted(conn.ledger.counts().items())
+    text = json.dumps([story.slug, library_signature, _site_files_signature(site), counts])
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def render_channels(site: Site, story: Story) -> Rendered:
+    """The story through every registered channel, every version (machine translations included)."""
     from publisher.channels.registry import channel_names, get_channel
-    from publisher.translate.policy import select_versions
 
-    allowed, notes = select_versions(story, site.languages, site)
-    columns = {lang: LanguageColumn(lang, story.get(lang)) for lang in site.languages}
-    for lang, column in columns.items():
-        column.publishable = lang in allowed.versions
-        column.publish_note = next((n.note for n in notes if n.lang == lang), "")
-        if column.article is not None:
-            column.glossary = glossary_check(site, story, column.article)
-
+    RENDERED.renders += 1
     errors: list[tuple[str, str]] = []
     titles: dict[str, str] = {}
     renditions: list[Rendition] = []
@@ -114,6 +179,31 @@ def build_review(site: Site, story: Story, conn: Store) -> Review:
         except Exception as error:  # one broken channel must not hide the others from the editor
             log.exception("channel %s could not render %s", name, story.slug)
             errors.append((name, f"internal error: {type(error).__name__}: {error}"))
+    return Rendered(names, renditions, errors, titles)
+
+
+def build_review(site: Site, story: Story, conn: Store, *, library_signature: str = "") -> Review:
+    """Render the story through every registered channel and gather its translation and ledger state.
+
+    The renditions are kept (``RENDERED``) while ``library_signature`` (the content files), the settings and
+    the ledger's counts stay the same; without a signature the story is rendered again.
+    """
+    from publisher.translate.policy import select_versions
+
+    allowed, notes = select_versions(story, site.languages, site)
+    columns = {lang: LanguageColumn(lang, story.get(lang)) for lang in site.languages}
+    for lang, column in columns.items():
+        column.publishable = lang in allowed.versions
+        column.publish_note = next((n.note for n in notes if n.lang == lang), "")
+        if column.article is not None:
+            column.glossary = glossary_check(site, story, column.article)
+
+    key = review_key(site, story, library_signature, conn)
+    rendered = RENDERED.get(story.slug, key, site)
+    if rendered is None:
+        rendered = render_channels(site, story)
+        RENDERED.put(story.slug, key, site, rendered)
+    names, renditions, errors, titles = rendered.names, rendered.renditions, list(rendered.errors), rendered.titles
 
     for rendition in renditions:
         if rendition.lang not in columns:
@@ -236,8 +326,9 @@ def review_index(request: Request) -> Response:
 
 def review_story(request: Request) -> Response:
     state, site, lang = open_review(request)   # ReviewClosed: the app's login redirect or 403 page
-    story = site.articles().story(request.path_params["slug"])   # NotFound: the app's 404 page
-    review = state.with_database(lambda conn: build_review(site, story, conn))
+    library = site.articles()
+    story = library.story(request.path_params["slug"])   # NotFound: the app's 404 page
+    review = state.with_database(lambda conn: build_review(site, story, conn, library_signature=library.signature))
     return render_page(request, site, "review.html.j2", lang, review=review, email_widths=EMAIL_WIDTHS,
                        headers={"Content-Security-Policy": REVIEW_POLICY})
 

@@ -1,0 +1,227 @@
+"""The content index: unchanged content files come from the index, not the file; publishing one reads only it."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+import publisher.article as article_module
+from publisher.article import load_article, load_library
+from publisher.channels.feeds import FeedsChannel
+from publisher.errors import ContentError
+from publisher.site import Site
+from tests.conftest import set_settings
+
+AN_HOUR_AGO = time.time() - 3600
+
+
+def age(site: Site, seconds_ago: float = 3600) -> None:
+    """Every content file last modified long ago: recent files are never trusted to the index (racy)."""
+    moment = time.time() - seconds_ago
+    for path in site.content_dir.rglob("*"):
+        if path.is_file():
+            os.utime(path, (moment, moment))
+
+
+def new_process() -> None:
+    """What a new run of ``publisher`` starts with: nothing parsed in this process, only the index on disk."""
+    getattr(article_module, "_PARSED", {}).clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_process() -> Iterator[None]:
+    new_process()
+    yield
+    new_process()
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[Path]]:
+    """Record every file opened from now on (``open``, and ``Path.read_text`` through ``io.open``)."""
+    seen: list[Path] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)):
+            seen.append(Path(os.fspath(file)).resolve())
+        return real_open(file, *args, **kwargs)
+
+    def start() -> list[Path]:
+        monkeypatch.setattr(builtins, "open", counting_open)
+        monkeypatch.setattr(io, "open", counting_open)
+        return seen
+
+    return start
+
+
+def content_opened(site: Site, seen: list[Path]) -> set[str]:
+    root = site.content_dir.resolve()
+    return {p.relative_to(root).as_posix() for p in seen if p.is_relative_to(root) and p.suffix == ".md"}
+
+
+def test_publishing_one_article_reads_no_other_content_file(site: Site, cli, write_article, opened) -> None:
+    from publisher import pipeline
+
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0   # every article published, the index filled
+    new_process()
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
+                         theme="Knowledge Management")
+    seen = opened()
+    reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])
+    assert {r.state for r in reports} == {"sent"}
+    assert content_opened(site, seen) == {"2026-new-report.en.md"}
+    # The other articles are still in the feed: they came from the index.
+    feed = feedparser.parse((site.public_dir / "en" / "rss.xml").read_bytes())
+    titles = [entry.title for entry in feed.entries]
+    assert titles[0] == "A new report"
+    assert len(titles) == len(load_library(site).articles("en"))
+
+
+def test_an_unchanged_file_comes_back_from_the_index_equal_to_a_parse(site: Site, opened) -> None:
+    age(site)
+    parsed = {a.path: a for a in load_library(site).articles()}
+    new_process()
+    seen = opened()
+    indexed = {a.path: a for a in load_library(site).articles()}
+    assert content_opened(site, seen) == set()
+    assert indexed == parsed
+    assert indexed == {path: load_article(path, site) for path in parsed if path is not None}
+    # The time zone of a date written without one is the site's, as when parsed (not a fixed offset).
+    assert {type(a.date.tzinfo) for a in indexed.values()} == {type(a.date.tzinfo) for a in parsed.values()}
+
+
+def test_an_embargo_survives_the_index(site: Site, write_article, opened) -> None:
+    """publish_at comes back from the index: an embargoed article read from it is still held back."""
+    write_article("embargoed", "en", title="Under embargo", date="2030-01-01", publish_at="2030-01-02T09:00:00+09:00")
+    age(site)
+    parsed = load_library(site).story("embargoed").get("en")
+    new_process()
+    seen = opened()
+    indexed = load_library(site).story("embargoed").get("en")
+    assert content_opened(site, seen) == set()
+    assert parsed is not None and indexed is not None
+    assert indexed.publish_at == parsed.publish_at and indexed.publish_at is not None
+    assert indexed.publish_at.isoformat() == "2030-01-02T09:00:00+09:00"
+
+
+def test_a_changed_file_is_parsed_again(site: Site, opened) -> None:
+    age(site)
+    load_library(site)
+    path = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("Regional Knowledge Forum", "Regional KM Forum"),
+                    encoding="utf-8")
+    os.utime(path, (AN_HOUR_AGO + 60, AN_HOUR_AGO + 60))
+    new_process()
+    seen = opened()
+    article = load_library(site).story("2024-sdg16-knowledge-forum").versions["en"]
+    assert "Regional KM Forum" in article.title + article.body
+    assert content_opened(site, seen) == {"2024-sdg16-knowledge-forum.en.md"}
+    # ...and the index now has the new version: the next run reads nothing.
+    new_process()
+    seen.clear()
+    assert load_library(site).story("2024-sdg16-knowledge-forum").versions["en"] == article
+    assert content_opened(site, seen) == set()
+
+
+def test_a_file_written_just_now_is_parsed_every_time(site: Site, opened, write_article) -> None:
+    """Same size, same modification time within the file system's granularity: only a recent file can be
+    rewritten unnoticed, so a recent one is never taken from the index or the process."""
+    age(site)
+    path = write_article("2026-fresh", "en", "Body A.\n", title="Title A", date="2026-11-30")
+    load_library(site)
+    write_article("2026-fresh", "en", "Body B.\n", title="Title B", date="2026-11-30")
+    os.utime(path, ns=(path.stat().st_mtime_ns, path.stat().st_mtime_ns))
+    assert load_library(site).story("2026-fresh").versions["en"].title == "Title B"
+
+
+def test_a_changed_site_url_parses_every_file_again(site: Site) -> None:
+    age(site)
+    load_library(site)
+    new_process()
+    moved = set_settings(site, PUBLISHER_SITE_URL="https://news.example.org")
+    urls = {a.url for a in load_library(moved).articles()}
+    assert all(url.startswith("https://news.example.org/") for url in urls)
+    moved.close()
+
+
+def test_an_indexed_article_whose_image_is_gone_still_stops_with_the_file_named(site: Site) -> None:
+    age(site)
+    load_library(site)
+    (site.content_dir / "images" / "unpsf-2024.png").unlink()
+    new_process()
+    with pytest.raises(ContentError, match=r"2024-unpsf-incheon\.\w+\.md.*image\.src.*file not found"):
+        load_library(site)
+
+
+def test_a_deleted_file_leaves_the_library(site: Site) -> None:
+    age(site)
+    assert "2025-public-service-day" in load_library(site).stories
+    for path in site.content_dir.glob("2025-public-service-day.*.md"):
+        path.unlink()
+    new_process()
+    assert "2025-public-service-day" not in load_library(site).stories
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many full renders of the site's feeds happen (SiteFeeds.render, called through)."""
+    from publisher.formatters.site_feeds import SiteFeeds
+
+    calls: list[int] = []
+    real = SiteFeeds.render
+
+    def counting(self: SiteFeeds, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(SiteFeeds, "render", counting)
+    return calls
+
+
+def test_a_rebuild_with_nothing_changed_renders_nothing(site: Site, cli, renders, write_article) -> None:
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    first = cli("feeds", "build")
+    assert first.exit_code == 0
+    count = len(renders)
+    again = cli("feeds", "build")
+    assert again.exit_code == 0, again.output
+    assert len(renders) == count
+    assert again.output.startswith("0 files written, ")
+    assert again.output.split(",")[1] == first.output.split(",")[1]   # "N unchanged": the same files
+
+    # A file of the build gone: rendered and written again.
+    (site.public_dir / "en" / "index.html").unlink()
+    restored = cli("feeds", "build")
+    assert len(renders) == count + 1 and "wrote en/index.html" in restored.output
+
+    # A new article published: the next build renders again.
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30")
+    os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
+    assert cli("publish", "--channel", "feeds", str(path)).exit_code == 0
+    count = len(renders)
+    cli("feeds", "build")
+    assert len(renders) == count + 1
+
+    # A changed setting or template: rendered again.
+    set_settings(site, FEED_MAX_ITEMS="2").close()
+    cli("feeds", "build")
+    assert len(renders) == count + 2
+    (site.root / "templates" / "feeds").mkdir(parents=True, exist_ok=True)
+    from publisher.resources import templates_dir
+
+    own = site.root / "templates" / "feeds" / "index.html.j2"
+    own.write_text((templates_dir() / "feeds" / "index.html.j2").read_text(encoding="utf-8")
+                   .replace("{% block title %}", "{% block title %}Ours: "),
+                   encoding="utf-8")
+    rebuilt = cli("feeds", "build")
+    assert len(renders) == count + 3 and "wrote en/index.html" in rebuilt.output
