@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
-from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, LockRequest, LookupFailed,
+from publisher.delivery import (Attempt, Delivery, DeliveryReport, LockRequest, LookupFailed,
                                 LookupUnsupported, Outcome, Planned, Rendition)
 
 if TYPE_CHECKING:
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from publisher.channels.feeds import BuildResult
     from publisher.scheduler import Held, Now
     from publisher.site import Site
+    from publisher.store import Mark
 
 CLAIM_BATCH = 500
 Batch = list[tuple["Story", Sequence[str]]]
-Mark = tuple[DeliveryKey, str, "str | None", "str | None", "str | None", "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,10 @@ def schedule_held(site: Site, held: Sequence[Held], channels: Sequence[str | Cha
 def validate(site: Site, channels: Sequence[Channel], batch: Batch) -> None:
     """Check the whole run before any channel writes: the core settings, every chosen channel's settings, then
     what each would render. The first problem stops the run as one line (exit 2), with nothing sent or written."""
-    from publisher.errors import ConfigError, PublisherError
+    from publisher.errors import PublisherError
     from publisher.settings import CORE_SETTINGS
 
-    problems: list[str] = []
-    for setting in CORE_SETTINGS:
-        try:
-            site.config.get(setting)
-        except ConfigError as exc:
-            problems.append(str(exc))
+    problems = [str(problem) for problem in site.config.problems(CORE_SETTINGS)]
     for channel in channels:
         found = channel.check()
         problems += [problem for problem in found if problem not in problems]
@@ -361,7 +356,7 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
             claimed_now = {id(a) for a in claimed}   # by identity: `in` a list compares every field, n x n
             for attempt in starting:
                 if id(attempt) not in claimed_now:   # another run changed the row between our read and the claim
-                    results.append(_conflict(channel, attempt, now.get(attempt.key), ledger))
+                    results.append(_conflict(attempt, now.get(attempt.key)))
                     advance()
             for attempt in claimed:
                 sender.submit(attempt)
@@ -469,7 +464,7 @@ def _result(attempt: Attempt, outcome: Outcome) -> Result:
                   rendition=attempt.rendition)
 
 
-def _conflict(channel: Channel, attempt: Attempt, now: Delivery | None, ledger: Any) -> Result:
+def _conflict(attempt: Attempt, now: Delivery | None) -> Result:
     """Another run claimed or finished this delivery between our read and our claim: never send beside it."""
     if now is not None and now.state == "sent":
         return Result(attempt.key, "already_sent", note="already sent by another run", previous_state="sent",
@@ -486,7 +481,7 @@ def _state(row: Delivery | None) -> str:
 def _progress(channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> Iterator[Any]:
     """A rich progress bar with rate and time left on the run's console for channels that send many
     deliveries (``Channel.progress``); silent otherwise."""
-    total = channel.expected(renditions, ctx) if ctx.console is not None and getattr(channel, "progress", False) else 0
+    total = channel.expected(renditions, ctx) if ctx.console is not None and channel.progress else 0
     if not total:
         yield lambda: None
         return

@@ -124,6 +124,8 @@ class Channel:
     in_doubt: ClassVar[Literal["resend", "verify"]] = "resend"
     #: True when delivering again is harmless and refreshes the output (feed files): every publish sends.
     idempotent: ClassVar[bool] = False
+    #: True for a channel that makes many deliveries a run (email): the pipeline shows a progress bar.
+    progress: ClassVar[bool] = False
     #: The report's note for each decision the pipeline makes without sending.
     notes: ClassVar[dict[str, str]] = {
         "already_sent": "already sent",
