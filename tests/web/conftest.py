@@ -93,15 +93,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def uvicorn_server(site: Site, port: int | None = None) -> Iterator[str]:
-    """The app under a real uvicorn server on 127.0.0.1, in a thread; yields its base URL."""
+def uvicorn_server(site: Site, port: int | None = None, *, as_served: bool = False) -> Iterator[str]:
+    """The app under a real uvicorn server on 127.0.0.1, in a thread; yields its base URL. ``as_served``: with
+    the configuration ``publisher serve`` uses (``server_config``: no forwarding headers believed by default)."""
     import uvicorn
 
     from publisher.web import create_app
+    from publisher.web.app import server_config
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(site), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    if as_served:
+        config = server_config(site, "127.0.0.1", port)
+        config.log_level = "warning"
+    else:
+        config = uvicorn.Config(create_app(site), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -22,12 +21,12 @@ from tests.web.conftest import (
     REMOTE_CLIENT,
     add_subscriber,
     form_token,
-    free_port,
     heading,
     link_in,
     mails,
     make_client,
     subscriber,
+    uvicorn_server,
 )
 
 BASE = "http://localhost:8000"
@@ -75,25 +74,8 @@ def subscribe_with(client: httpx.Client | object, forwarded_for: str) -> int:
 @pytest.fixture
 def serve_url(site: Site) -> Iterator[str]:
     """The app as ``publisher serve`` runs it (``server_config``) under a real uvicorn on 127.0.0.1."""
-    import uvicorn
-
-    from publisher.web.app import server_config
-
-    port = free_port()
-    config = server_config(Site(site.root), "127.0.0.1", port)
-    config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)   # waiting for the server thread to listen, not for time to pass
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with uvicorn_server(Site(site.root), as_served=True) as url:
+        yield url
 
 
 def test_rotating_x_forwarded_for_from_127_0_0_1_does_not_bypass_the_subscribe_limit(
