@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 import re
 import tempfile
 from pathlib import Path
@@ -87,3 +88,16 @@ def sweep_temporary_files(folder: Path | str) -> list[Path]:
                                      f"{exc.strerror or exc}") from None
             removed.append(candidate)
     return removed
+
+
+def files_signature(paths: Iterable[Path]) -> str:
+    """Path, size and modification time of each of ``paths`` that exists: what a cache compares to know the
+    files it was made from are unchanged."""
+    parts = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return "\n".join(parts)

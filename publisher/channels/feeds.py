@@ -128,17 +128,6 @@ def _build_inputs(site: Site) -> list[Path]:
     return found
 
 
-def _files_signature(paths: Iterable[Path]) -> str:
-    parts = []
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
-    return "\n".join(parts)
-
-
 class EntryIds:
     """Which article versions are in the feeds, and the entry id each was given, as the pipeline hands them over.
 
@@ -359,6 +348,7 @@ class FeedsChannel(Channel):
         recent: it may change again unnoticed)."""
         import hashlib
 
+        from publisher.fsutil import files_signature
         from publisher.setting_registry import all_settings
         from publisher.settings import site_settings
 
@@ -370,7 +360,7 @@ class FeedsChannel(Channel):
             digest.update(f"{key[0]}\0{key[1]}\0{ids.guid_of(key)}\n".encode())
         names = sorted({setting.name for setting in (*all_settings(), *site_settings(self.site.languages))})
         digest.update(json.dumps([(name, self.site.config.raw(name)) for name in names]).encode())
-        digest.update(_files_signature(_build_inputs(self.site)).encode("utf-8", "surrogateescape"))
+        digest.update(files_signature(_build_inputs(self.site)).encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
     def _still_built(self, key: str) -> list[str] | None:

@@ -132,15 +132,11 @@ RENDERED = RenderedCache()
 
 def _site_files_signature(site: Site) -> str:
     """Sizes and modification times of the site's settings and own templates (a page renders with them)."""
-    parts = []
-    for path in [site.root / "publisher.toml", site.root / ".env",
-                 *sorted((site.root / "templates").rglob("*") if (site.root / "templates").is_dir() else [])]:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
+    from publisher.fsutil import files_signature
+
+    templates = site.root / "templates"
+    return files_signature([site.root / "publisher.toml", site.root / ".env",
+                            *sorted(templates.rglob("*") if templates.is_dir() else [])])
 
 
 def review_key(site: Site, story: Story, library_signature: str, conn: Store) -> str:
