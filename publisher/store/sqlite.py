@@ -319,6 +319,7 @@ class SqliteStore:
         self._memory = SqliteTranslationMemory(self)
         self._rate_limits = SqliteRateLimits(self)
         self._jobs = SqliteJobs(self)
+        self._feed_cache: SqliteFeedCache | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -353,8 +354,10 @@ class SqliteStore:
 
     def feed_cache(self) -> SqliteFeedCache:
         # A file of its own: a cache may be deleted or damaged at no cost, and it keeps bulky HTML out of the
-        # database that is backed up.
-        return SqliteFeedCache(self.state_dir / "cache" / "feed-bodies.sqlite")
+        # database that is backed up. One per store, closed with it (it reopens itself if used after a close).
+        if self._feed_cache is None:
+            self._feed_cache = SqliteFeedCache(self.state_dir / "cache" / "feed-bodies.sqlite")
+        return self._feed_cache
 
     def transaction(self) -> AbstractContextManager[None]:
         return transaction(self.connection)
@@ -371,6 +374,8 @@ class SqliteStore:
         return migrate(self._connection, clock=self.clock)
 
     def close(self) -> None:
+        if self._feed_cache is not None:
+            self._feed_cache.close()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
