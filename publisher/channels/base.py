@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from publisher.delivery import (Attempt, Audience, DeliveryKey, DeliveryReport, Found, LockRequest,
-                                LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition)
+from publisher.delivery import (Attempt, Audience, Clock, DeliveryKey, DeliveryReport, Found, LockRequest,
+                                LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition,
+                                Sleep)
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
@@ -46,10 +47,9 @@ class ChannelContext:
     published: PublishedVersions | None = None
     cache: RenderCache | None = None
     console: Console | None = None
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
+    clock: Clock = time.time
+    sleep: Sleep = time.sleep
     checkpoint: Callable[[Attempt, dict[str, Any]], None] = lambda attempt, progress: None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
