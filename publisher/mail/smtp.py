@@ -23,7 +23,9 @@ Outcome rules, per recipient:
     run stops, the rest waits for a later run).
   * The circuit breaker: after ``breaker`` failures in a row across all connections (a connection lost or
     refused, a 4xx), the server is taken to be down or throttling: the sender halts the same way, instead of
-    running the whole retry ladder for every remaining recipient.
+    running the whole retry ladder for every remaining recipient. A job that runs out of retries because the
+    server refused a new connection halts the sender too (the server is down, not the reader's address), even
+    when a success on another connection kept the count of failures in a row below ``breaker``.
   * A lost connection is reopened and the message sent again. If it was lost after the message's final dot
     was sent, the server may have accepted it: the outcome says ``possible_duplicate``.
 """
@@ -158,11 +160,12 @@ class _Transient(Exception):
     """A 4xx or a lost connection: worth another try."""
 
     def __init__(self, code: int | None, message: str, lost_connection: bool = False,
-                 after_data: bool = False) -> None:
+                 after_data: bool = False, unreachable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.lost_connection = lost_connection
         self.after_data = after_data
+        self.unreachable = unreachable       # the server refused a new connection: nobody's message is at fault
 
 
 class _Permanent(Exception):
@@ -399,7 +402,11 @@ class SmtpSender:
             self._failures = 0
             return
         self._failures += 1
-        if self.breaker > 0 and self._failures >= self.breaker and self._halted is None:
+        if self.breaker > 0 and self._failures >= self.breaker:
+            self._server_down(problem)
+
+    def _server_down(self, problem: _Transient) -> None:
+        if self._halted is None:
             self._halt(f"SMTP {self.server.describe()}: {self._failures} failures in a row "
                        f"(last: {problem}); the server looks down or is throttling us")
 
@@ -585,6 +592,13 @@ class SmtpSender:
         if self._halted is not None:   # halted (here or on another connection): left for a later run
             self._pending(item, self._halted, problem.code)
             return
+        if item.attempt > self.retry.retries and problem.unreachable and self.breaker > 0:
+            # Out of retries because the server cannot be reached: not this reader's fault. The sender halts
+            # (even when a success on a connection still open kept the count of failures in a row below the
+            # breaker) and the job is left pending for a later run, like every other job not yet sent.
+            self._server_down(problem)
+            self._pending(item, self._halted or str(problem), problem.code)
+            return
         if item.attempt > self.retry.retries or self._stopping:
             self._emit(SendOutcome(item.job, "failed", message_id=item.message_id or None, error=str(problem),
                                    code=problem.code, permanent=False, possible_duplicate=item.possible_duplicate,
@@ -614,10 +628,10 @@ class SmtpSender:
             return await self._open()
         except SmtpReplyError as error:
             raise _Transient(None, f"cannot reconnect to {self.server.describe()}: {error.code} {error.text}",
-                             lost_connection=True) from None
+                             lost_connection=True, unreachable=True) from None
         except (ConnectionLost, OSError) as error:
             raise _Transient(None, f"cannot reconnect to {self.server.describe()}: {error}",
-                             lost_connection=True) from None
+                             lost_connection=True, unreachable=True) from None
 
 
 def _classify(code: int, text: str, stage: str, recipient: str) -> Exception:

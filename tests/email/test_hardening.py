@@ -389,6 +389,60 @@ def test_smtp_breaker_failures_0_turns_the_breaker_off(smtp_site: Site, smtp_ser
     site.close()
 
 
+class GoesAwayAfterOne(RecordingHandler):
+    """Serves the first session one message, then answers its next MAIL FROM with 421 (closing); every later
+    session is refused at EHLO and HELO with 421: the server can no longer be reached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: Any = None
+        self.refused_sessions = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        with self.lock:
+            if self.first is None:
+                self.first = session
+                session.host_name = hostname       # what aiosmtpd does itself when there is no hook
+                return responses
+            self.refused_sessions += 1
+        return ["421 4.3.2 Service not available"]
+
+    async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
+        return "421 4.3.2 Service not available"
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        with self.lock:
+            if self.messages:
+                return "421 4.3.2 Shutting down"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-at-a-time", "pipelining"])
+def test_a_reader_out_of_retries_because_the_server_is_unreachable_is_pending_not_failed(site: Site,
+                                                                                         pipelining: bool) -> None:
+    # The breaker set far away (as when a success on another connection resets the count of failures in a
+    # row): the first reader whose retries run out on a refused connection stops the run, and nobody is marked
+    # failed for a server that went away (CI once saw one reader "failed" that way).
+    handler = GoesAwayAfterOne()
+    with serve(handler, pipelining) as (_, port):
+        wired = set_settings(site, SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_SECURITY="none",
+                             SMTP_CONNECTIONS="1", SMTP_RETRIES="3", SMTP_BREAKER_FAILURES="100",
+                             BULLETIN_FROM="UNPOG News <news@unpog.example>")
+        add_readers(wired, 6)
+
+        reports = run_with_fake_sleep(wired, story_for(wired, SLUG), Waits())
+
+        assert reports[-1].state == "stopped"
+        assert "cannot reconnect" in reports[-1].note and "the server looks down" in reports[-1].note
+        found = states(wired)
+        assert found == {"sent": 1, "pending": 5}
+        assert handler.refused_sessions >= 3       # the reader's three retries each met a refused connection
+        wired.close()
+
+
 # --- item 13: no password in clear to a host other than this machine -------------------------------------------
 
 
