@@ -15,12 +15,13 @@ is written once, for email (one delivery per recipient, in batches), feeds and s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
 from publisher.delivery import (Attempt, Delivery, DeliveryReport, LockRequest, LookupFailed,
@@ -52,6 +53,22 @@ class RunOptions:
 # --- the story of a run ---------------------------------------------------------------------------------------
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _one_content_view(run: Callable[Concatenate[Site, _P], _T]) -> Callable[Concatenate[Site, _P], _T]:
+    """Run ``run(site, ...)`` inside ``site.one_content_view()``: content/ is read once per run, whichever steps
+    (loading the stories, the feeds' other articles, the pages) ask for it."""
+    @functools.wraps(run)
+    def wrapper(site: Site, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        with site.one_content_view():
+            return run(site, *args, **kwargs)
+
+    return wrapper
+
+
+@_one_content_view
 def publish(
     site: Site,
     paths: Sequence[Path],
@@ -185,6 +202,7 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     return deliver(site, channel, batch, options, renditions), renditions, notes   # Channel -> Ledger
 
 
+@_one_content_view
 def build_feeds(site: Site, *, include_unpublished: bool = False, clock: Now | None = None) -> BuildResult:
     """``publisher feeds build``: rebuild every feed and page from the published versions (or all of them).
 

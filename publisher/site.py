@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ class Site:
         self.root = Path(root).resolve()
         self._config = config
         self._store: Store | None = None
+        self._content_view: list[Library] | None = None   # inside one_content_view(): the library, once read
 
     @classmethod
     def discover(cls, path: Path | str | None = None) -> Site:
@@ -258,9 +260,30 @@ class Site:
         return self.store().lock(name, wait=wait)
 
     def articles(self) -> Library:
+        """Every article of ``content/`` (from the content index where the files are unchanged); inside
+        ``one_content_view()`` the library the first call read."""
+        if self._content_view is not None:
+            if not self._content_view:
+                from publisher.article import load_library
+
+                self._content_view.append(load_library(self))
+            return self._content_view[0]
         from publisher.article import load_library
 
         return load_library(self)
+
+    @contextmanager
+    def one_content_view(self) -> Iterator[None]:
+        """Within this block every ``articles()`` returns the library read by the first: one run (a publish, a
+        build) sees one set of files, read once, even when several of its steps ask for it."""
+        if self._content_view is not None:    # nested: the outer block's view
+            yield
+            return
+        self._content_view = []
+        try:
+            yield
+        finally:
+            self._content_view = None
 
     @cached_property
     def ui(self) -> UIStrings:

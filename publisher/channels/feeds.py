@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 CHANNEL = "feeds"
 MANIFEST = "feeds-files.json"   # in .publisher/: every file under public/ that a feeds build wrote
 BUILT = "feeds-built.json"      # in .publisher/: what the last full build was made from, and the files it left
+WRITING = "feeds-writing"      # in .publisher/: present while a build writes (so a stopped one is swept after)
 
 
 @dataclass
@@ -56,11 +57,17 @@ def write_outputs(site: Site, files: Iterable[OutputFile], *, full_build: bool =
     earlier build wrote and this one did not (the page of a deleted article, the feed of a theme no article
     has any more) are removed, and so are the temporary files a killed build left (the caller holds the feeds
     lock, so no other build is writing); nothing else under ``public/`` is ever touched.
+
+    Those temporary files are looked for (a walk of all ``public/``, seconds on a site of 20,000 pages) on a
+    full build, and when ``.publisher/feeds-writing`` says an earlier build stopped part-way: it is written
+    before the first file and removed once the manifest is.
     """
     from publisher.fsutil import atomic_write_text, sweep_temporary_files, write_if_changed
 
-    if site.public_dir.is_dir():
+    writing = site.state_dir / WRITING
+    if site.public_dir.is_dir() and (full_build or writing.exists()):
         sweep_temporary_files(site.public_dir)
+    atomic_write_text(writing, "a feeds build is writing under public/, or was stopped part-way\n")
     result = BuildResult()
     for output in files:
         changed = write_if_changed(site.public_dir / output.path, output.content)
@@ -80,6 +87,7 @@ def write_outputs(site: Site, files: Iterable[OutputFile], *, full_build: bool =
         known = earlier | current
     if known != earlier:
         atomic_write_text(manifest, json.dumps(sorted(known), ensure_ascii=False, indent=0) + "\n")
+    writing.unlink(missing_ok=True)
     return result
 
 

@@ -86,6 +86,39 @@ def test_publishing_one_article_reads_no_other_content_file(site: Site, cli, wri
     assert len(titles) == len(load_library(site).articles("en"))
 
 
+def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site: Site, cli, write_article,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import publisher.fsutil as fsutil
+    from publisher import pipeline
+
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    loads: list[int] = []
+    sweeps: list[Path] = []
+    real_load, real_sweep = article_module.load_library, fsutil.sweep_temporary_files
+    monkeypatch.setattr(article_module, "load_library", lambda s: loads.append(1) or real_load(s))
+    monkeypatch.setattr(fsutil, "sweep_temporary_files", lambda folder: sweeps.append(Path(folder)) or
+                        real_sweep(folder))
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
+                         theme="Knowledge Management")
+
+    reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])
+
+    assert {r.state for r in reports} == {"sent"}
+    assert len(loads) == 1        # the stories, the feeds' other articles and the pages: one read of content/
+    assert sweeps == []           # the last build finished: no walk of public/ for the temporary files it left
+    assert not (site.state_dir / "feeds-writing").exists()
+
+    # A build stopped part-way leaves its marker (and perhaps a temporary file): the next write sweeps public/.
+    (site.state_dir / "feeds-writing").write_text("", encoding="utf-8")
+    stale = site.public_dir / "en" / ".rss.xml.abcdefgh.tmp"
+    stale.write_text("half a feed", encoding="utf-8")
+    reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"], force=True)
+    assert {r.state for r in reports} == {"sent"}
+    assert sweeps == [site.public_dir] and not stale.exists()
+    assert not (site.state_dir / "feeds-writing").exists()
+
+
 def test_an_unchanged_file_comes_back_from_the_index_equal_to_a_parse(site: Site, opened) -> None:
     age(site)
     parsed = {a.path: a for a in load_library(site).articles()}
