@@ -163,10 +163,12 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
 
 def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Sequence[str] | None = None,
              force: bool = False, dry_run: bool = False, console: Console | None = None,
-             clock: Now | None = None) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
-    """A digest of the articles dated ``since`` or later (on ``theme``) to every subscriber, through the same
-    claim, send and mark as ``publish``. Returns the email reports, the digest renditions and the notes of
-    versions left out. Versions still under embargo (``publish_at``) are left out."""
+             clock: Now | None = None, until: datetime | None = None, digest_id: str | None = None
+             ) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
+    """A digest of the articles dated ``since`` or later (and before ``until``) (on ``theme``) to every
+    subscriber, through the same claim, send and mark as ``publish``. Returns the email reports, the digest
+    renditions and the notes of versions left out. Versions still under embargo (``publish_at``) are left out.
+    ``digest_id``: its ledger id (the worker's: one per firing), else ``digest-<since's date>``."""
     from publisher.channels.email import EmailChannel
     from publisher.errors import NotFound
     from publisher.scheduler import split_embargoed, wall_clock
@@ -175,7 +177,8 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     check_site_settings(site)
     wanted = list(langs or site.languages)
     stories = [story for story in site.articles().stories.values()
-               if story.original.date >= since and (theme is None or story.original.theme_slug == theme)]
+               if story.original.date >= since and (until is None or story.original.date < until)
+               and (theme is None or story.original.theme_slug == theme)]
     stories, _ = split_embargoed(stories, wanted, (clock or wall_clock)())
     batch, notes = choose_versions(site, stories, wanted, options)                 # Translator
     if not batch:
@@ -184,7 +187,7 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     validate(site, [channel], [])                                                   # its settings, before any mail
     originals = {story.slug: story.original for story in stories if any(s.slug == story.slug for s, _ in batch)}
     renditions = channel.render_digest(batch, since=since, theme=theme, langs=wanted,
-                                       originals=originals)                        # Formatter
+                                       originals=originals, digest_id=digest_id)   # Formatter
     if dry_run:
         ctx = channel_context(site, options)
         return channel.report(plan(site, channel, renditions, ctx), ctx), renditions, notes

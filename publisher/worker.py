@@ -47,6 +47,14 @@ def digest_schedule(site: Site) -> str:
     return value
 
 
+def digest_id(firing: datetime | None, site: Site) -> str | None:
+    """The ledger id of the digest of one firing: ``digest-2026-12-07-0900`` (the firing in the site's zone), so
+    a schedule firing twice a day makes two digests. None for a job planned before firings had ids (no
+    ``firing`` in its payload): it keeps the per-day id ``digest-<since's date>`` it may have half sent under,
+    so an upgrade never sends that digest again to the readers who had it."""
+    return None if firing is None else f"digest-{firing.astimezone(site.timezone):%Y-%m-%d-%H%M}"
+
+
 def next_digest(expression: str, after: datetime, site: Site) -> tuple[datetime, datetime]:
     """The first time ``expression`` fires after ``after`` (in the site's zone), and the time it fired before."""
     from croniter import croniter
@@ -129,8 +137,10 @@ class Worker:
             last = self.jobs.last_done(scheduler.DIGEST)
             due, previous = next_digest(self.digests, last.due_at if last is not None else now, self.site)
             since = last.due_at if last is not None else previous
+            tz = self.site.timezone
             self.jobs.schedule(scheduler.DIGEST, f"digest:{self.digests}",
-                               {"since": since.astimezone(self.site.timezone).isoformat()}, due)
+                               {"since": since.astimezone(tz).isoformat(), "firing": due.astimezone(tz).isoformat()},
+                               due)
         for kind, name in ((scheduler.RETRY_UNCONFIRMED, "SCHEDULE_RETRY_UNCONFIRMED_EVERY"),
                            (scheduler.PURGE_PENDING, "SCHEDULE_PURGE_PENDING_EVERY")):
             every: timedelta | None = self.site.config.get(name)
@@ -220,8 +230,10 @@ class Worker:
         from publisher import pipeline
 
         since = datetime.fromisoformat(job.payload["since"])
+        firing = datetime.fromisoformat(job.payload["firing"]) if job.payload.get("firing") else None
         try:
-            reports, _, _ = pipeline.bulletin(self.site, since=since, console=self.console, clock=self.clock)
+            reports, _, _ = pipeline.bulletin(self.site, since=since, console=self.console, clock=self.clock,
+                                              until=firing, digest_id=digest_id(firing, self.site))
         except NotFound as exc:
             return JobRun(job, "done", f"no digest: {exc}")
         return _judged(job, reports)
@@ -326,4 +338,4 @@ def check_worker_settings(site: Site) -> None:
         site.config.get(name)   # ConfigError names the setting and where it came from
 
 
-__all__ = ["JobRun", "Worker", "check_worker_settings", "digest_schedule", "next_digest"]
+__all__ = ["JobRun", "Worker", "check_worker_settings", "digest_id", "digest_schedule", "next_digest"]
