@@ -172,6 +172,7 @@ def test_publish_typed_twice_keeps_one_retry_job_and_says_when(make_site: Callab
     assert f"the worker retries at {shown:%Y-%m-%d %H:%M} KST" in first.output
     [job] = site.store().jobs.list(["pending"], kind="publish")
     assert job.due_at == at(reset) and job.payload["channels"] == ["x"]
+    assert "retry of a stopped run" in cli("schedule", "list", env={"COLUMNS": "200"}).output
 
     second = cli("publish", PATH, "--channel", "x", "--lang", "ko", env={"COLUMNS": "200"})
 
