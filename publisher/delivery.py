@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 STATES = ("pending", "in_flight", "sent", "failed", "unconfirmed", "skipped")
@@ -163,7 +164,8 @@ class Outcome:
       blindly;
     - ``skipped``: deliberately not sent;
     - ``pending``: not sent and not the recipient's fault (a sender quota, a server gone down): the row waits
-      for a later run, and ``halt`` stops this run (no new attempt is claimed; those in flight finish).
+      for a later run, and ``halt`` stops this run (no new attempt is claimed; those in flight finish);
+      ``retry_at`` (aware) is when the platform said it takes requests again (a 429's reset time), if it said.
 
     ``detail`` replaces the row's detail when given; ``note`` is the report's text.
     """
@@ -178,11 +180,16 @@ class Outcome:
     bounced: bool = False
     possible_duplicate: bool = False
     halt: bool = False
+    retry_at: datetime | None = None
 
     @classmethod
-    def deferred(cls, reason: str, *, halt: bool = False, **kwargs: Any) -> Outcome:
-        """Not sent, to be tried by a later run; ``halt`` stops this run with ``reason`` as its one line."""
-        return cls("pending", error=reason, halt=halt, **kwargs)
+    def deferred(cls, reason: str, *, halt: bool = False, retry_at: datetime | None = None,
+                 **kwargs: Any) -> Outcome:
+        """Not sent, to be tried by a later run; ``halt`` stops this run with ``reason`` as its one line;
+        ``retry_at``: not before this time (the platform said so), the retry job's due time."""
+        if retry_at is not None and retry_at.utcoffset() is None:
+            raise ValueError("Outcome.deferred: retry_at must be an aware datetime")
+        return cls("pending", error=reason, halt=halt, retry_at=retry_at, **kwargs)
 
     @classmethod
     def sent(cls, remote_id: str | None = None, remote_url: str | None = None, **kwargs: Any) -> Outcome:
@@ -228,6 +235,8 @@ class DeliveryReport:
     where: str
     state: str
     note: str = ""
+    # a "stopped" line: the latest time a halting outcome said the platform takes requests again; not in as_dict
+    retry_at: datetime | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"article": self.article, "lang": self.lang, "channel": self.channel, "where": self.where,

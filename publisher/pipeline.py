@@ -80,25 +80,30 @@ def publish(
     retry_unconfirmed: bool = False,
     console: Console | None = None,
     clock: Now | None = None,
+    retry_jobs: bool = True,
 ) -> list[DeliveryReport]:
     """Publish the articles at ``paths`` through ``channels`` (default: all) in ``langs`` (default: the site's).
 
     A version whose ``publish_at`` is still ahead (by ``clock``) is not sent: it gets a job that the worker
-    runs at that time, and a "scheduled for" line.
+    runs at that time, and a "scheduled for" line. A channel that stops the run (a 429, a platform down)
+    leaves a retry job for the worker (``retry_jobs``; the worker, which retries its own job, passes False).
     """
     from publisher.article import load_stories
-    from publisher.scheduler import split_embargoed, wall_clock
+    from publisher.scheduler import after_every_embargo, split_embargoed, wall_clock
 
     options = RunOptions(force, dry_run, retry_unconfirmed, console)
     check_site_settings(site)
     stories = load_stories(list(paths), site)                                     # Article
     stories, held = split_embargoed(stories, langs or site.languages, (clock or wall_clock)())   # publish_at
+    # --now's clock is "after every embargo", not a time to schedule a retry from
+    retry_from = None if dry_run or not retry_jobs else (
+        wall_clock() if clock is None or clock is after_every_embargo else clock())
     batch, reports = choose_versions(site, stories, langs or site.languages, options)  # Translator
     chosen = channels_for(site, channels)
     validate(site, chosen, batch)                                                   # nothing written before this
     reports = schedule_held(site, held, channels, reports, dry_run=dry_run)        # -> the worker, later
     for channel in chosen:
-        reports += deliver(site, channel, batch, options)                          # Formatter -> Channel -> Ledger
+        reports += deliver(site, channel, batch, options, retry_from=retry_from)   # Formatter -> Channel -> Ledger
     return reports
 
 
@@ -159,9 +164,10 @@ def choose_versions(site: Site, stories: Sequence[Story], langs: Sequence[str],
 
 
 def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
-            renditions: list[Rendition] | None = None) -> list[DeliveryReport]:
+            renditions: list[Rendition] | None = None, *, retry_from: datetime | None = None
+            ) -> list[DeliveryReport]:
     """One channel's part of a run: render, then claim, send and mark every delivery (``renditions`` given:
-    already rendered, as a digest is)."""
+    already rendered, as a digest is). ``retry_from`` (now): a run the channel stops leaves retry jobs."""
     ctx = channel_context(site, options)
     with _locked(site, None if options.dry_run else channel.lock_for(batch)):
         if renditions is None:
@@ -169,15 +175,17 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
         if options.dry_run:
             return _would_send(channel, renditions)
         results = send_all(site, channel, renditions, ctx)                         # Channel -> Ledger
-    return channel.report(results, ctx) + _halted(channel, results)
+    return channel.report(results, ctx) + _halted(channel, results, retry=(site, batch, retry_from))
 
 
 def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Sequence[str] | None = None,
              force: bool = False, dry_run: bool = False, console: Console | None = None,
-             clock: Now | None = None) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
-    """A digest of the articles dated ``since`` or later (on ``theme``) to every subscriber, through the same
-    claim, send and mark as ``publish``. Returns the email reports, the digest renditions and the notes of
-    versions left out. Versions still under embargo (``publish_at``) are left out."""
+             clock: Now | None = None, until: datetime | None = None, digest_id: str | None = None
+             ) -> tuple[list[DeliveryReport], list[Rendition], list[DeliveryReport]]:
+    """A digest of the articles dated ``since`` or later (and before ``until``) (on ``theme``) to every
+    subscriber, through the same claim, send and mark as ``publish``. Returns the email reports, the digest
+    renditions and the notes of versions left out. Versions still under embargo (``publish_at``) are left out.
+    ``digest_id``: its ledger id (the worker's: one per firing), else ``digest-<since's date>``."""
     from publisher.channels.email import EmailChannel
     from publisher.errors import NotFound
     from publisher.scheduler import split_embargoed, wall_clock
@@ -186,7 +194,8 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     check_site_settings(site)
     wanted = list(langs or site.languages)
     stories = [story for story in site.articles().stories.values()
-               if story.original.date >= since and (theme is None or story.original.theme_slug == theme)]
+               if story.original.date >= since and (until is None or story.original.date < until)
+               and (theme is None or story.original.theme_slug == theme)]
     stories, _ = split_embargoed(stories, wanted, (clock or wall_clock)())
     batch, notes = choose_versions(site, stories, wanted, options)                 # Translator
     if not batch:
@@ -195,7 +204,7 @@ def bulletin(site: Site, *, since: datetime, theme: str | None = None, langs: Se
     validate(site, [channel], [])                                                   # its settings, before any mail
     originals = {story.slug: story.original for story in stories if any(s.slug == story.slug for s, _ in batch)}
     renditions = channel.render_digest(batch, since=since, theme=theme, langs=wanted,
-                                       originals=originals)                        # Formatter
+                                       originals=originals, digest_id=digest_id)   # Formatter
     if dry_run:
         ctx = channel_context(site, options)
         return channel.report(plan(site, channel, renditions, ctx), ctx), renditions, notes
@@ -382,15 +391,55 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
     return results
 
 
-def _halted(channel: Channel, results: Sequence[Result]) -> list[DeliveryReport]:
-    """One line for a run a channel stopped (``Outcome.halt``): why, and that the rest is left pending."""
-    reason = next((r.outcome.error for r in results if r.outcome is not None and r.outcome.halt), None)
-    if reason is None:
+def _halted(channel: Channel, results: Sequence[Result],
+            retry: tuple[Site, Batch, datetime | None] | None = None) -> list[DeliveryReport]:
+    """One line for a run a channel stopped (``Outcome.halt``): why, and that the rest is left pending; with
+    ``retry`` (the site, the batch and now), the retry jobs that send the rest (``_schedule_retries``) and when
+    they run."""
+    halting = [r.outcome for r in results if r.outcome is not None and r.outcome.halt]
+    if not halting:
         return []
+    resets = [outcome.retry_at for outcome in halting if outcome.retry_at is not None]
+    retry_at = max(resets) if resets else None   # accounts limited until different times: the latest
     waiting = sum(1 for r in results if r.outcome is not None and r.outcome.state == "pending")
+    then = "run publish again later"
+    if retry is not None and retry[2] is not None:
+        then = _schedule_retries(retry[0], channel, retry[1], results, retry[2], retry_at) or then
     return [DeliveryReport("-", "-", channel.name, channel.destination(), "stopped",
-                           f"{reason}; the run stopped and every delivery not yet made is left pending "
-                           f"({waiting} returned unsent): run publish again later")]
+                           f"{halting[0].error}; the run stopped and every delivery not yet made is left pending "
+                           f"({waiting} returned unsent): {then}", retry_at=retry_at)]
+
+
+# --- a stopped run, retried by the worker ---------------------------------------------------------------------
+
+
+def _schedule_retries(site: Site, channel: Channel, batch: Batch, results: Sequence[Result], now: datetime,
+                      retry_at: datetime | None) -> str:
+    """A retry job (``scheduler.schedule_retry``) for each story of ``batch`` the stopped channel left unsent,
+    due when the platform said (``retry_at``) or after the backoff; what the stopped line says ("" if none)."""
+    from publisher.scheduler import PUBLISH, RetryPolicy, retry_key, schedule_retry, show_time
+
+    reached = {r.key.article for r in results}
+    ledger = site.ledger()
+    unsent = [(story, langs) for story, langs in batch
+              if story.slug not in reached   # never reached: nothing of it was tried
+              or ledger.counts(story.slug, channel.name, states=["pending"])["pending"]]
+    if not unsent:
+        return ""
+    policy = RetryPolicy.of(site)
+    tries = {job.key: job.attempts for job in site.store().jobs.list(["pending", "overdue"], kind=PUBLISH)}
+    jobs = []
+    for story, langs in unsent:
+        # the backoff goes on doubling from the tries the worker already made of an open retry job
+        attempts = tries.get(retry_key(story.slug, channel.name), 0) + 1
+        made = schedule_retry(site, story, langs, channel.name, policy.due(now, retry_at, attempts))
+        if made is not None:
+            jobs.append(made[0])
+    if not jobs:
+        return ""
+    due = max(job.due_at for job in jobs)
+    ids = ", ".join(str(job.id) for job in jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+    return f"the worker retries at {show_time(due, site.timezone)} (job{'s' if len(jobs) > 1 else ''} {ids})"
 
 
 def _attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,

@@ -159,9 +159,57 @@ def next_opening(window: tuple[time, time], moment: datetime, tz: tzinfo) -> dat
 def retry_delay(attempts: int, base: timedelta = timedelta(minutes=5), most: timedelta = timedelta(hours=6)
                 ) -> timedelta:
     """How long a deferred delivery waits before the next try: doubling from ``base``, at most ``most``."""
-    return min(base * (1 << max(attempts - 1, 0)), most)
+    return min(base * (1 << min(max(attempts - 1, 0), 30)), most)   # 2**30 x base is past any ``most``
 
 
-__all__ = ["DIGEST", "after_every_embargo", "PUBLISH", "PURGE_PENDING", "RETRY_UNCONFIRMED", "Held", "embargo", "is_public",
-           "next_opening", "parse_when", "publish_key", "released", "retry_delay", "schedule_embargoed", "schedule_publish", "show_time",
-           "site_path", "split_embargoed", "wall_clock", "window_open"]
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a run a channel stopped (``Outcome.deferred(halt=True)``) is tried again by the worker:
+    ``SCHEDULE_RETRY_DELAY`` (the backoff's first wait), ``SCHEDULE_RETRY_MIN_DELAY``, ``SCHEDULE_RETRY_MAX_DELAY``."""
+
+    base: timedelta = timedelta(minutes=5)
+    least: timedelta = timedelta(minutes=1)
+    most: timedelta = timedelta(hours=6)
+
+    @classmethod
+    def of(cls, site: Site) -> RetryPolicy:
+        return cls(site.config.get("SCHEDULE_RETRY_DELAY"), site.config.get("SCHEDULE_RETRY_MIN_DELAY"),
+                   site.config.get("SCHEDULE_RETRY_MAX_DELAY"))
+
+    def due(self, now: datetime, retry_at: datetime | None, attempts: int) -> datetime:
+        """At the platform's reset time when it gave one, else after the doubling backoff (``attempts`` runs so
+        far); never sooner than ``least`` from now (a reset already past must not make a busy loop), never later
+        than ``most`` (a bogus far-off reset must not park the job for days)."""
+        most = max(self.most, self.least)
+        wanted = retry_at if retry_at is not None else now + retry_delay(attempts, self.base, most)
+        return min(max(wanted, now + self.least), now + most)
+
+
+def retry_key(slug: str, channel: str) -> str:
+    """The retry job of one article through one channel: a second stop moves it instead of adding one."""
+    return f"retry:{slug}|{channel}"
+
+
+def schedule_retry(site: Site, story: Story, langs: Sequence[str], channel: str, due_at: datetime
+                   ) -> tuple[Job, bool] | None:
+    """A publish job for what a stopped run left pending of ``story`` through ``channel``, due at ``due_at``;
+    an open retry job for the same article and channel is moved (its languages kept beside these). None when
+    the story has no file to publish it from (the job must never fall back to "every article")."""
+    whole = site.articles().stories.get(story.slug, story)   # the run may have held only some versions
+    files = {site_path(site, version.path) for version in (*story.versions.values(), *whole.versions.values())
+             if version.path is not None}
+    if not files:
+        return None
+    key = retry_key(story.slug, channel)
+    jobs = site.store().jobs
+    waiting = [job for job in jobs.list(["pending", "overdue"], kind=PUBLISH) if job.key == key]
+    wanted = set(langs).union(*(job.payload.get("langs") or [] for job in waiting))
+    payload: dict[str, Any] = {"paths": sorted(files), "channels": [channel], "langs": sorted(wanted),
+                               "retry": True}
+    return jobs.schedule(PUBLISH, key, payload, due_at)
+
+
+__all__ = ["DIGEST", "after_every_embargo", "PUBLISH", "PURGE_PENDING", "RETRY_UNCONFIRMED", "Held", "RetryPolicy",
+           "embargo", "is_public", "next_opening", "parse_when", "publish_key", "released", "retry_delay", "retry_key",
+           "schedule_embargoed", "schedule_publish", "schedule_retry", "show_time", "site_path", "split_embargoed",
+           "wall_clock", "window_open"]

@@ -458,8 +458,12 @@ SCHEDULE_SETTINGS: tuple[Setting, ...] = (
             "last one: a cron expression in PUBLISHER_TIMEZONE, e.g. '0 9 * * MON'. Empty: no recurring digest.",
             default="", parse=parse_cron),
     Setting("SCHEDULE_RETRY_DELAY", "How long a deferred delivery (a rate limit, a platform down, an SMTP quota) "
-            "waits before the worker tries again; doubled on each try, at most 6 hours.", default="5m",
-            parse=parse_duration),
+            "waits before the worker tries again when the platform did not say when; doubled on each try, at most "
+            "SCHEDULE_RETRY_MAX_DELAY.", default="5m", parse=parse_duration),
+    Setting("SCHEDULE_RETRY_MIN_DELAY", "The least a retry job waits, even when a 429's reset time (Retry-After, "
+            "x-rate-limit-reset...) is sooner or already past.", default="1m", parse=parse_duration),
+    Setting("SCHEDULE_RETRY_MAX_DELAY", "The most a retry job waits: a later reset time, or a longer backoff, is cut "
+            "to this (the job then simply tries again).", default="6h", parse=parse_duration),
     Setting("SCHEDULE_RETRY_UNCONFIRMED_EVERY", "How often the worker resolves deliveries whose outcome was unknown "
             "(publish --retry-unconfirmed), e.g. 1h. Empty: never on its own.", default="", parse=parse_duration_or_off),
     Setting("SCHEDULE_SEND_WINDOWS", "Hours each channel's scheduled jobs may send, in PUBLISHER_TIMEZONE, e.g. "

@@ -38,12 +38,21 @@ class JobRun:
     outcome: str
     note: str = ""
     reports: list[DeliveryReport] = field(default_factory=list)
+    retry_at: datetime | None = None   # ``retry``: when the platform said it takes requests again, if it said
 
 
 def digest_schedule(site: Site) -> str:
     """``BULLETIN_DIGEST_SCHEDULE`` (a checked cron expression), or "" for none."""
     value: str = site.config.get("BULLETIN_DIGEST_SCHEDULE")
     return value
+
+
+def digest_id(firing: datetime | None, site: Site) -> str | None:
+    """The ledger id of the digest of one firing: ``digest-2026-12-07-0900`` (the firing in the site's zone), so
+    a schedule firing twice a day makes two digests. None for a job planned before firings had ids (no
+    ``firing`` in its payload): it keeps the per-day id ``digest-<since's date>`` it may have half sent under,
+    so an upgrade never sends that digest again to the readers who had it."""
+    return None if firing is None else f"digest-{firing.astimezone(site.timezone):%Y-%m-%d-%H%M}"
 
 
 def next_digest(expression: str, after: datetime, site: Site) -> tuple[datetime, datetime]:
@@ -76,7 +85,7 @@ class Worker:
         self.poll = poll
         self.console = console
         self.max_late: timedelta | None = site.config.get("SCHEDULE_MAX_LATE") or None
-        self.retry_base: timedelta = site.config.get("SCHEDULE_RETRY_DELAY")
+        self.retry = scheduler.RetryPolicy.of(site)
         self.digests = digest_schedule(site)   # read now: a bad expression stops the worker at start
 
     def _wait(self, seconds: float) -> None:
@@ -128,8 +137,10 @@ class Worker:
             last = self.jobs.last_done(scheduler.DIGEST)
             due, previous = next_digest(self.digests, last.due_at if last is not None else now, self.site)
             since = last.due_at if last is not None else previous
+            tz = self.site.timezone
             self.jobs.schedule(scheduler.DIGEST, f"digest:{self.digests}",
-                               {"since": since.astimezone(self.site.timezone).isoformat()}, due)
+                               {"since": since.astimezone(tz).isoformat(), "firing": due.astimezone(tz).isoformat()},
+                               due)
         for kind, name in ((scheduler.RETRY_UNCONFIRMED, "SCHEDULE_RETRY_UNCONFIRMED_EVERY"),
                            (scheduler.PURGE_PENDING, "SCHEDULE_PURGE_PENDING_EVERY")):
             every: timedelta | None = self.site.config.get(name)
@@ -151,8 +162,8 @@ class Worker:
                 run = JobRun(job, "failed", str(exc))
             except Exception as exc:   # a bug in one job must not stop the worker; the job says what it was
                 run = JobRun(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
-        if run.outcome == "retry":
-            due = self.clock() + scheduler.retry_delay(job.attempts, self.retry_base)
+        if run.outcome == "retry":   # at the platform's reset time when it gave one, else after the backoff
+            due = self.retry.due(self.clock(), run.retry_at, job.attempts)
             kept = self.jobs.retry(job.id, self.owner, due, run.note)
             run.note = f"{run.note}; tried again at {scheduler.show_time(due, self.site.timezone)}"
         else:
@@ -184,7 +195,8 @@ class Worker:
         paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
         reports = pipeline.publish(self.site, paths, channels=channels or None,
                                    langs=job.payload.get("langs") or None, console=self.console, clock=self.clock,
-                                   retry_unconfirmed=retry_unconfirmed or bool(job.payload.get("retry_unconfirmed")))
+                                   retry_unconfirmed=retry_unconfirmed or bool(job.payload.get("retry_unconfirmed")),
+                                   retry_jobs=False)   # a stop retries this job (run_job), not a second one
         run = _judged(job, reports)
         run.note = "; ".join(part for part in (run.note, waiting) if part)
         return run
@@ -218,8 +230,10 @@ class Worker:
         from publisher import pipeline
 
         since = datetime.fromisoformat(job.payload["since"])
+        firing = datetime.fromisoformat(job.payload["firing"]) if job.payload.get("firing") else None
         try:
-            reports, _, _ = pipeline.bulletin(self.site, since=since, console=self.console, clock=self.clock)
+            reports, _, _ = pipeline.bulletin(self.site, since=since, console=self.console, clock=self.clock,
+                                              until=firing, digest_id=digest_id(firing, self.site))
         except NotFound as exc:
             return JobRun(job, "done", f"no digest: {exc}")
         return _judged(job, reports)
@@ -272,7 +286,8 @@ def _judged(job: Job, reports: list[DeliveryReport]) -> JobRun:
     down, quota) is tried again later; a failed or unconfirmed delivery fails the job (the ledger keeps it)."""
     stopped = [r for r in reports if r.state == "stopped"]
     if stopped:
-        return JobRun(job, "retry", stopped[0].note.split(";")[0], reports)
+        resets = [r.retry_at for r in stopped if r.retry_at is not None]
+        return JobRun(job, "retry", stopped[0].note.split(";")[0], reports, max(resets) if resets else None)
     bad = [r for r in reports if r.state in ("failed", "unconfirmed")]
     if bad:
         return JobRun(job, "failed", f"{len(bad)} delivery line(s) {bad[0].state}: {bad[0].article} ({bad[0].lang}) "
@@ -317,9 +332,10 @@ class _LeaseKeeper:
 
 def check_worker_settings(site: Site) -> None:
     """The worker's settings, parsed before it starts: a bad one is one line, exit 2."""
-    for name in ("SCHEDULE_MAX_LATE", "BULLETIN_DIGEST_SCHEDULE", "SCHEDULE_RETRY_DELAY",
+    for name in ("SCHEDULE_MAX_LATE", "BULLETIN_DIGEST_SCHEDULE", "SCHEDULE_RETRY_DELAY", "SCHEDULE_RETRY_MIN_DELAY",
+                 "SCHEDULE_RETRY_MAX_DELAY",
                  "SCHEDULE_RETRY_UNCONFIRMED_EVERY", "SCHEDULE_PURGE_PENDING_EVERY"):
         site.config.get(name)   # ConfigError names the setting and where it came from
 
 
-__all__ = ["JobRun", "Worker", "check_worker_settings", "digest_schedule", "next_digest"]
+__all__ = ["JobRun", "Worker", "check_worker_settings", "digest_id", "digest_schedule", "next_digest"]

@@ -201,9 +201,10 @@ class EmailChannel(Channel):
         return self._renditions(story.slug, bulletins, theme, fallback)
 
     def render_digest(self, batch: Sequence[tuple[Story, Sequence[str]]], *, since: datetime,
-                      theme: str | None, langs: Sequence[str], originals: dict[str, Article]) -> list[Rendition]:
+                      theme: str | None, langs: Sequence[str], originals: dict[str, Article],
+                      digest_id: str | None = None) -> list[Rendition]:
         """A digest of the chosen versions of ``batch``, one rendition per language that has any of them
-        (delivery id ``digest-YYYY-MM-DD[-theme]``)."""
+        (delivery id ``digest_id``, else ``digest-YYYY-MM-DD`` of ``since``; then ``-theme``)."""
         from publisher.formatters.email import BulletinFormatter
 
         formatter = BulletinFormatter(self.site, self.config)
@@ -214,7 +215,7 @@ class EmailChannel(Channel):
             in_lang = [a for a in articles if a.lang == lang]
             if in_lang:
                 bulletins.append(formatter.digest(in_lang, lang, since=since, originals=originals))
-        digest_id = f"digest-{since:%Y-%m-%d}" + (f"-{theme}" if theme else "")
+        digest_id = (digest_id or f"digest-{since:%Y-%m-%d}") + (f"-{theme}" if theme else "")
         fallback = None
         if self._fallback_is_original() and bulletins:
             # For a digest "original" means the language most of its articles were written in.

@@ -37,6 +37,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
@@ -111,6 +112,11 @@ class RateLimited(SocialPostError):
     def __init__(self, message: str, reset_at: float | None = None) -> None:
         super().__init__(message)
         self.reset_at = reset_at
+
+
+def _moment(unix: float | None) -> datetime | None:
+    """A platform's reset time (Unix time from the channel's clock) as an aware datetime, for the retry job."""
+    return None if unix is None else datetime.fromtimestamp(unix, timezone.utc)
 
 
 class DuplicatePost(SocialPostError):
@@ -472,8 +478,9 @@ class SocialChannel(Channel):
                     note = f"already posted ({exc})"
                     continue
                 remote = found
-            except RateLimited as exc:
-                return Outcome.failed(str(exc), detail=detail(), note=f"{exc}; nothing posted, run publish again later")
+            except RateLimited as exc:   # nothing posted; the rest of the run would be refused too: stop it
+                return Outcome.deferred(f"{self.name}: {exc}", halt=True, retry_at=_moment(exc.reset_at),
+                                        detail=detail(), note=f"{exc}; nothing posted")
             except OutcomeUnknown as exc:
                 self._down.append(str(exc))
                 return Outcome.unconfirmed(str(exc), detail=detail(),

@@ -78,7 +78,7 @@ def describe(job: Job) -> str:
             what += f" via {','.join(payload['channels'])}"
         if payload.get("langs"):
             what += f" in {','.join(payload['langs'])}"
-        return what
+        return f"retry of a stopped run: {what}" if payload.get("retry") else what
     if job.kind == "digest":
         return f"digest of what was published since {payload.get('since', '?')[:16]}"
     return job.kind.replace("_", " ")

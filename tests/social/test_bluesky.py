@@ -269,16 +269,20 @@ def test_429_waits_for_the_reset_then_posts(make_site, pds) -> None:
     assert len(pds.records) == 1
 
 
-def test_429_beyond_the_bound_fails_without_posting(make_site, pds) -> None:
+def test_429_beyond_the_bound_stops_the_run_until_the_reset(make_site, pds) -> None:
+    from datetime import datetime, timezone
+
     site = make_site(**DEFAULT_ACCOUNT, SOCIAL_RATE_LIMIT_MAX_WAIT="60")
     clock = FakeClock()
     pds.failures[CREATE] = [httpx.Response(429, json={"error": "RateLimitExceeded", "message": "daily limit"},
                                            headers={"ratelimit-reset": str(int(clock.now) + 3600)})]
 
-    [report] = publish_with(channel_for(site, pds, clock), story_of(site, SLUG), ["en"])
+    report, stopped = publish_with(channel_for(site, pds, clock), story_of(site, SLUG), ["en"])
 
-    assert report.state == "failed" and "429" in report.note and clock.sleeps == []
-    assert site.ledger().get(key()).state == "failed" and pds.records == {}
+    assert report.state == "pending" and "429" in report.note and clock.sleeps == []
+    assert stopped.state == "stopped"   # the worker's retry job is due at the reset Bluesky gave
+    assert stopped.retry_at == datetime.fromtimestamp(int(clock.now) + 3600, timezone.utc)
+    assert site.ledger().get(key()).state == "pending" and pds.records == {}
 
 
 @pytest.mark.parametrize("failure", [

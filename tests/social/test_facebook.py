@@ -150,16 +150,17 @@ def test_page_throttling_waits_for_the_time_facebook_gives(make_site, http) -> N
     assert len(posts(http)) == 2
 
 
-def test_429_beyond_the_bound_is_failed_and_nothing_is_posted(make_site, http) -> None:
+def test_429_beyond_the_bound_stops_the_run_and_nothing_is_posted(make_site, http) -> None:
     site = make_site(**PAGE, SOCIAL_RATE_LIMIT_RETRIES="1")
     clock = FakeClock()
     http.add(responses.POST, PHOTOS, status=429, json={}, headers={"Retry-After": "10"})
     http.add(responses.POST, PHOTOS, status=429, json={}, headers={"Retry-After": "10"})
 
-    [report] = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
+    report, stopped = publish_with(channel_for(site, clock), story_of(site, SLUG), ["en"])
 
-    assert report.state == "failed" and "rate limited" in report.note and clock.sleeps == [11.0]
-    assert site.ledger().get(key()).state == "failed"
+    assert report.state == "pending" and "rate limited" in report.note and clock.sleeps == [11.0]
+    assert stopped.state == "stopped" and stopped.retry_at is not None
+    assert site.ledger().get(key()).state == "pending"
 
 
 @pytest.mark.parametrize("failure", [

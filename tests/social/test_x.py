@@ -195,16 +195,18 @@ def test_429_waits_until_the_reset_then_posts_once(make_site, x_http, fake_clock
     assert site.ledger().get(key()).remote_id == "5001"
 
 
-def test_429_with_a_reset_beyond_the_bound_fails_without_waiting(make_site, x_http, fake_clock) -> None:
+def test_429_with_a_reset_beyond_the_bound_stops_without_waiting(make_site, x_http, fake_clock) -> None:
     site = make_site(**X_DEFAULT, SOCIAL_RATE_LIMIT_MAX_WAIT="60")
     x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
              headers={"x-rate-limit-reset": str(int(NOW) + 3600)})
 
-    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
+    report, stopped = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
-    assert report.state == "failed" and "rate limited" in report.note
+    assert report.state == "pending" and "rate limited" in report.note
+    assert stopped.state == "stopped" and stopped.retry_at is not None
+    assert stopped.retry_at.timestamp() == int(NOW) + 3600   # x-rate-limit-reset: when the worker retries
     assert fake_clock.sleeps == []
-    assert site.ledger().get(key()).state == "failed"  # nothing was posted, so a later run may post
+    assert site.ledger().get(key()).state == "pending"  # nothing was posted, so a later run may post
 
 
 def test_429_retries_are_bounded(make_site, x_http, fake_clock) -> None:
@@ -212,9 +214,9 @@ def test_429_retries_are_bounded(make_site, x_http, fake_clock) -> None:
     x_http.add(responses.POST, TWEETS, json={"title": "Too Many Requests"}, status=429,
              headers={"x-rate-limit-reset": str(int(NOW) + 5)})
 
-    [report] = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
+    report, stopped = publish_with(channel_for(site, fake_clock), story_of(site, SLUG), ["en"])
 
-    assert report.state == "failed"
+    assert report.state == "pending" and stopped.state == "stopped"
     assert len(fake_clock.sleeps) == 2 and len(posted_bodies(x_http)) == 3
 
 
