@@ -46,7 +46,11 @@ def test_korean_alert_is_multipart_alternative_with_encoded_korean_headers(mail_
 
     assert message.get_content_type() == "multipart/alternative"
     parts = [part.get_content_type() for part in message.iter_parts()]
-    assert parts == ["text/plain", "text/html"]          # the richest part last (RFC 2046)
+    assert parts == ["text/plain", "multipart/related"]  # the richest part last (RFC 2046)
+    # the sample's logo (BULLETIN_LOGO) travels with the HTML it belongs to (RFC 2387)
+    related = list(message.iter_parts())[1]
+    assert [part.get_content_type() for part in related.iter_parts()] == ["text/html", "image/png"]
+    assert related.get_param("type") == "text/html"
 
     raw_headers = message.as_bytes().split(b"\n\n")[0]
     assert raw_headers.isascii()                          # nothing 8-bit in the header block
