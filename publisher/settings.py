@@ -217,7 +217,8 @@ SITE_SETTINGS: tuple[Setting, ...] = (
 
 # Per-language site texts beyond the declared English and Korean ones (SITE_TITLE_FR for a site in French).
 LANGUAGE_TEXT_PREFIXES = {"SITE_TITLE_": "Site name in {lang} (feeds, emails, pages).",
-                          "SITE_DESCRIPTION_": "One-line site description in {lang} (feeds, pages)."}
+                          "SITE_DESCRIPTION_": "One-line site description in {lang} (feeds, pages).",
+                          "BULLETIN_FROM_NAME_": "Sender name of the bulletins and mails in {lang}."}
 
 
 def language_text_setting(name: str) -> Setting | None:
@@ -232,7 +233,7 @@ def language_text_setting(name: str) -> Setting | None:
 def site_settings(languages: Sequence[str]) -> tuple[Setting, ...]:
     """The settings every channel of a site reads (URL, languages, titles...), with each language's texts:
     what a run checks before it writes anything."""
-    declared = {setting.name for setting in SITE_SETTINGS}
+    declared = {setting.name for setting in (*SITE_SETTINGS, *EMAIL_SETTINGS)}
     extra: list[Setting] = []
     for lang in languages:
         for prefix in LANGUAGE_TEXT_PREFIXES:
@@ -316,8 +317,16 @@ EMAIL_SETTINGS: tuple[Setting, ...] = (
     Setting("BULLETIN_FALLBACK", "What a subscriber gets when an article has no version in their language: "
             "'skip' (nothing; the ledger says why) or 'original' (the original language).",
             default="skip", choices=("skip", "original")),
-    Setting("BULLETIN_POSTAL_ADDRESS", "Postal address shown at the foot of every bulletin (anti-spam laws).",
+    Setting("BULLETIN_POSTAL_ADDRESS", "Postal address shown at the foot of every bulletin and its "
+            "text part (anti-spam laws require one in bulk mail); a line break in the value starts a new line.",
             default=""),
+    Setting("BULLETIN_FROM_NAME_EN", "Sender name of the English bulletins and mails. Default: SITE_TITLE_EN, "
+            "then BULLETIN_FROM's name.", default="", parse=parse_line),
+    Setting("BULLETIN_FROM_NAME_KO", "Sender name of the Korean bulletins and mails, e.g. 유엔거버넌스센터. "
+            "Default: SITE_TITLE_KO, then BULLETIN_FROM's name.", default="", parse=parse_line),
+    Setting("BULLETIN_LOGO", "Logo at the top of every bulletin: an image file in the site (e.g. "
+            "content/images/logo.png), embedded in each mail so it shows without the site being served, or an "
+            "https:// URL used as it is. Default: none (the site title only).", default=""),
     Setting("DKIM_DOMAIN", "Domain that signs the bulletins with DKIM (d=); set with DKIM_SELECTOR and "
             "DKIM_PRIVATE_KEY_FILE to sign.",
             parse=parse_hostname),

@@ -140,6 +140,7 @@ class EmailChannel(Channel):
     def check(self) -> list[str]:
         """The SMTP_* values, plus the bulletin settings that only fail when mail is built (sender, DKIM)."""
         from publisher.errors import ConfigError
+        from publisher.formatters.email import bulletin_logo
         from publisher.mail.message import MessageBuilder
         from publisher.settings import EMAIL_SETTINGS
 
@@ -151,6 +152,7 @@ class EmailChannel(Channel):
             return problems       # the core settings check reports it
         try:
             MessageBuilder(self.site, self.config)
+            bulletin_logo(self.site, self.config)
         except ConfigError as error:
             problems.append(str(error))
         return problems
@@ -235,7 +237,7 @@ class EmailChannel(Channel):
         from email import policy as email_policy
         from email.message import EmailMessage
 
-        from publisher.mail.message import MessageBuilder
+        from publisher.mail.message import MessageBuilder, inline_images_as_data
 
         builder = MessageBuilder(self.site, self.config)
         renditions = []
@@ -248,7 +250,9 @@ class EmailChannel(Channel):
             meta = {"subject": bulletin.subject, "preheader": bulletin.preheader, "from": str(message["From"]),
                     "articles": list(bulletin.articles), "theme": theme, "fallback": bulletin.lang == fallback}
             renditions.append(Rendition(
-                self.name, bulletin.lang, TARGET, f"{bulletin.kind}.html", html_part.get_content(), "text/html",
+                # the logo as a data: URL in the preview's HTML, which is shown outside any message
+                self.name, bulletin.lang, TARGET, f"{bulletin.kind}.html",
+                inline_images_as_data(html_part.get_content(), bulletin), "text/html",
                 meta, article=article, payload=bulletin,
                 extra=[RenderedFile(f"{bulletin.kind}.txt", text_part.get_content(), "text/plain", meta),
                        RenderedFile(f"{bulletin.kind}.eml", data, "message/rfc822", meta)]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -410,35 +410,25 @@ def config_check(ctx: click.Context) -> None:
 
         # SITE_TITLE_<LANG> and the like, for every language of the site (a third one's too)
         problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
-        for warning in setup_warnings(languages, site.config, site):
-            click.echo(f"Warning: {warning}", err=True)
-    # links mail cannot use, then each channel's valid but risky settings (SMTP_SECURITY=none with a login, an
-    # old pinned API version)
-    for warning in [*_link_warnings(site), *warnings]:
+        warnings = [*setup_warnings(languages, site.config, site), *warnings]
+    _warn_and_conclude(site, out, problems, warnings)
+
+
+def _warn_and_conclude(site: Site, out: Any, problems: list[str], warnings: list[str]) -> None:
+    """The warnings (unset settings that will bite, links mail cannot use, images without alt text, then each
+    channel's risky values), the errors, and the verdict: exit 2 on an error; else "valid", with the count of
+    warnings when there are any."""
+    from publisher.setup_checks import setting_warnings
+
+    warnings = [*setting_warnings(site), *warnings]
+    for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
     if problems:
         for problem in problems:
             click.echo(f"Error: {problem}", err=True)
         raise UserError(f"{len(problems)} invalid setting(s)")
-    out.print("All settings are valid.", style="green")
-
-
-def _link_warnings(site: Site) -> list[str]:
-    """Combinations that work locally but fail once mail goes out: links in bulletins point at the site URL."""
-    from publisher.errors import ConfigError
-
-    try:
-        sends_mail = site.config.is_set("SMTP_HOST")
-        url = site.url
-    except ConfigError:
-        return []  # already reported as an invalid setting
-    if not sends_mail:
-        return []
-    host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
-    if host in ("localhost", "127.0.0.1", "::1"):
-        return [f"PUBLISHER_SITE_URL is {url}, but SMTP_HOST is set: the unsubscribe and confirmation links in "
-                "mails would point at this machine; set the public address"]
-    if url.startswith("http://"):
-        return [f"PUBLISHER_SITE_URL is {url}: Gmail and Yahoo require an https one-click unsubscribe link "
-                "(RFC 8058) for bulk mail; serve the site over HTTPS"]
-    return []
+    if warnings:
+        count = f"{len(warnings)} warning" + ("s" if len(warnings) != 1 else "")
+        out.print(f"All settings are valid, with {count} (above).", style="yellow")
+    else:
+        out.print("All settings are valid.", style="green")

@@ -3,6 +3,10 @@
 Rendering only (jinja2): the per-recipient parts, the signed unsubscribe and preferences links, are left as
 markers that the mail builder (``publisher.mail.message``) fills in at send time from the recipient, with
 the MIME structure, the inlined CSS, the bulk-sender headers and DKIM.
+
+The logo (``BULLETIN_LOGO``) is read here too: a file of the site becomes an inline image the HTML names by
+``cid:`` (RFC 2392), which the builder attaches in a multipart/related part, so it shows in the mail without
+the site being served; an http(s) URL is used as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+from publisher.errors import ConfigError
+
 if TYPE_CHECKING:
     from publisher.article import Article
     from publisher.config import Config
@@ -21,6 +27,35 @@ if TYPE_CHECKING:
 # Stand-ins for the per-recipient links; plain ASCII so neither autoescaping nor css-inline changes them.
 UNSUBSCRIBE_MARKER = "PUBLISHER-UNSUBSCRIBE-URL-4e1b"
 PREFERENCES_MARKER = "PUBLISHER-PREFERENCES-URL-4e1b"
+
+
+# The logo is shown at most this high (CSS pixels) and this wide in the masthead.
+LOGO_HEIGHT = 48
+LOGO_MAX_WIDTH = 240
+# Embedded in every message: a larger file makes every bulletin that much heavier (and spam filters wary).
+LOGO_MAX_BYTES = 200_000
+# What mail clients show inline; SVG and WebP are not shown by Outlook and many webmails.
+_LOGO_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif"}
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """An image sent inside the message (multipart/related), named in the HTML by ``cid:<cid>``."""
+
+    cid: str                       # without the angle brackets
+    data: bytes
+    content_type: str              # image/png, image/jpeg or image/gif
+    filename: str
+
+
+@dataclass(frozen=True)
+class Logo:
+    """The bulletin's logo as the masthead shows it: ``src`` is the URL or ``cid:...`` of the inline image."""
+
+    src: str
+    width: int | None = None
+    height: int | None = None
+    image: InlineImage | None = None
 
 
 @dataclass
@@ -34,6 +69,60 @@ class Bulletin:
     html: str
     text: str
     articles: list[str] = field(default_factory=list)   # slugs, newest first
+    inline_images: list[InlineImage] = field(default_factory=list)   # the logo, when it is a site file
+
+
+def bulletin_logo(site: Site, config: Config | None = None) -> Logo | None:
+    """``BULLETIN_LOGO`` read and checked: None when unset; ``ConfigError`` naming the setting for a URL that is
+    not http(s), a file outside the site (the media rules of ``Site.media_path``: no ``..``, no symlink out, no
+    hidden or state file), a missing file, or one that is not a PNG, JPEG or GIF of at most 200 KB."""
+    config = config if config is not None else site.config
+    text = str(config.get("BULLETIN_LOGO") or "").strip()
+    if not text:
+        return None
+    source = config.source("BULLETIN_LOGO")
+    try:
+        path = site.media_path(text)
+    except ValueError as error:
+        raise ConfigError("BULLETIN_LOGO", str(error), source) from None
+    if path is None:
+        if text.lower().startswith(("http://", "https://")):
+            return Logo(text, height=LOGO_HEIGHT)
+        raise ConfigError("BULLETIN_LOGO", f"file not found: {text} (looked in content/, the site folder and "
+                                           "public/)", source)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConfigError("BULLETIN_LOGO", f"{text}: {error.strerror or error}", source) from None
+    if len(data) > LOGO_MAX_BYTES:
+        raise ConfigError("BULLETIN_LOGO", f"{text} is {len(data) // 1000} KB; every bulletin carries it, so keep "
+                                           f"it under {LOGO_MAX_BYTES // 1000} KB", source)
+    kind, width, height = _image_size(data)
+    if kind not in _LOGO_TYPES:
+        raise ConfigError("BULLETIN_LOGO", f"{text}: expected a PNG, JPEG or GIF image (mail clients do not all "
+                                           "show other kinds)", source)
+    import hashlib
+
+    # The same file gives the same Content-ID: a bulletin re-sent after a crash is the same message.
+    cid = f"logo-{hashlib.sha256(data).hexdigest()[:16]}@publisher"
+    shown_height = LOGO_HEIGHT
+    shown_width = max(1, round(width * LOGO_HEIGHT / height))
+    if shown_width > LOGO_MAX_WIDTH:
+        shown_width, shown_height = LOGO_MAX_WIDTH, max(1, round(height * LOGO_MAX_WIDTH / width))
+    return Logo(f"cid:{cid}", shown_width, shown_height, InlineImage(cid, data, _LOGO_TYPES[kind], path.name))
+
+
+def _image_size(data: bytes) -> tuple[str, int, int]:
+    """The format (Pillow's name) and size of an image, or ``("", 0, 0)`` when Pillow cannot read it."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return str(image.format or ""), int(image.width), int(image.height)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return "", 0, 0
 
 
 class BulletinFormatter:
@@ -42,6 +131,7 @@ class BulletinFormatter:
     def __init__(self, site: Site, config: Config | None = None) -> None:
         self.site = site
         self.config = config if config is not None else site.config
+        self.logo = bulletin_logo(site, self.config)
 
     def alert(self, article: Article, *, original: Article | None = None) -> Bulletin:
         """A bulletin announcing one article, body included."""
@@ -67,7 +157,9 @@ class BulletinFormatter:
         ui = self.site.ui
         since_text = format_date(since, lang)
         subject = ui.gettext(lang, "{site}: news since {date}", site=self.site.title(lang), date=since_text)
-        intro = ui.gettext(lang, "{count} new articles since {date}.", count=len(items), date=since_text)
+        # English needs the singular for one article; the catalogs have no plural forms, so two messages.
+        counted = "{count} new article since {date}." if len(items) == 1 else "{count} new articles since {date}."
+        intro = ui.gettext(lang, counted, count=len(items), date=since_text)
         preheader = _shorten(" · ".join(a.title for a in ordered), 140)
         return self._render("digest", lang, subject, preheader, items, {"intro": intro})
 
@@ -87,13 +179,18 @@ class BulletinFormatter:
             "site_url": f"{self.site.url}/{lang}/",
             "unsubscribe_url": UNSUBSCRIBE_MARKER,
             "preferences_url": PREFERENCES_MARKER,
-            "postal_address": self.config.get("BULLETIN_POSTAL_ADDRESS") or "",
+            # One line per line of the address as written (a quoted value in .env may span lines).
+            "postal_lines": postal_lines(self.config),
+            "postal_address": ", ".join(postal_lines(self.config)),   # what site templates of before read
+            "logo": self.logo,
             **extra,
         }
         env = self.site.templates
         html_page = env.get_template(f"email/{kind}.html.j2").render(context)   # CSS inlined by the builder
         text = env.get_template(f"email/{kind}.txt.j2").render(context)
-        return Bulletin(kind, lang, subject, preheader, html_page, _tidy_text(text), [i["slug"] for i in items])
+        images = [self.logo.image] if self.logo is not None and self.logo.image is not None else []
+        return Bulletin(kind, lang, subject, preheader, html_page, _tidy_text(text), [i["slug"] for i in items],
+                        images)
 
     def _item(self, article: Article, original: Article | None) -> dict[str, Any]:
         from publisher.i18n import machine_notice
@@ -121,6 +218,12 @@ class BulletinFormatter:
             "machine_notice": machine_notice(article, self.site) or "",
             "original_url": original.url if original is not None and original is not article else "",
         }
+
+
+def postal_lines(config: Config) -> list[str]:
+    """``BULLETIN_POSTAL_ADDRESS`` as its lines, each with its spacing tidied (none when it is unset)."""
+    text = str(config.get("BULLETIN_POSTAL_ADDRESS") or "")
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
 def absolute_links(html: str, base_url: str) -> str:

@@ -78,13 +78,23 @@ class MessageBuilder:
         self.site = site
         self.config = config if config is not None else site.config
         self.clock = clock
-        self.sender = sender_address(self.site, self.config)
+        self.sender = sender_address(self.site, self.config)   # the envelope's, and the name outside a language
+        self._senders: dict[str, Address] = {}
         reply_to = self.config.get("BULLETIN_REPLY_TO")
         self.reply_to = parse_address_header(str(reply_to), "BULLETIN_REPLY_TO") if reply_to else None
         self.domain = self.sender.domain
         self.dkim = DkimSigner.from_config(self.config)
         self._links: tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], str]] | None = None
         self._templates: dict[int, WireTemplate] = {}
+
+    def sender_for(self, lang: str) -> Address:
+        """The From of mail in ``lang``: the sender's address with the name readers of that language know
+        (``BULLETIN_FROM_NAME_<LANG>``, else ``SITE_TITLE_<LANG>``, else BULLETIN_FROM's name)."""
+        found = self._senders.get(lang)
+        if found is None:
+            found = self._senders[lang] = Address(display_name=sender_name(self.site, self.config, lang),
+                                                  addr_spec=self.sender.addr_spec)
+        return found
 
     # --- bulletins --------------------------------------------------------------------------------------------
 
@@ -143,7 +153,7 @@ class MessageBuilder:
         and ``Auto-Submitted`` so that no vacation reply answers it (RFC 3834)."""
         message = EmailMessage()
         message["Subject"] = header_text(subject)
-        message["From"] = self.sender
+        message["From"] = self.sender_for(lang)
         if self.reply_to is not None:
             message["Reply-To"] = self.reply_to
         message["To"] = Address(display_name=_one_line_name(recipient.name), addr_spec=recipient.email)
@@ -194,7 +204,7 @@ class WireTemplate:
         html = inline_css(bulletin.html)   # the link markers are plain ASCII: css-inline leaves them as they are
         message = EmailMessage()
         message["Subject"] = header_text(bulletin.subject)
-        message["From"] = builder.sender
+        message["From"] = builder.sender_for(bulletin.lang)
         if builder.reply_to is not None:
             message["Reply-To"] = builder.reply_to
         list_name = header_text(builder.site.title(builder.site.languages[0]))
@@ -207,6 +217,15 @@ class WireTemplate:
         message.add_alternative(html, subtype="html", cte=html_cte)
         message["Content-Language"] = bulletin.lang     # after set_content, which clears Content-* headers
         text_part, html_part = message.iter_parts()
+        if bulletin.inline_images:
+            # multipart/related (RFC 2387): the HTML first, then the images it names by cid: (the logo), so a
+            # client shows them without fetching anything.
+            for image in bulletin.inline_images:
+                maintype, _, subtype = image.content_type.partition("/")
+                html_part.add_related(image.data, maintype=maintype, subtype=subtype, cid=f"<{image.cid}>",
+                                      disposition="inline", filename=image.filename)
+            html_part.set_param("type", "text/html")
+            html_part = next(html_part.iter_parts())
         text_part.set_payload(cls.TEXT_BODY.decode() + "\n")
         html_part.set_payload(cls.HTML_BODY.decode() + "\n")
         data = message.as_bytes(policy=email_policy.SMTP)
@@ -425,6 +444,33 @@ def parse_address_header(text: str, name: str) -> Address:
     return Address(display_name=header_text(display_name), addr_spec=normalized)
 
 
+def sender_name(site: Site, config: Config, lang: str) -> str:
+    """The From name of mail in ``lang``: ``BULLETIN_FROM_NAME_<LANG>``, else ``SITE_TITLE_<LANG>`` when set,
+    else the name in BULLETIN_FROM, else the site's title in that language."""
+    for name in (f"BULLETIN_FROM_NAME_{lang.upper()}", f"SITE_TITLE_{lang.upper()}"):
+        if config.is_set(name):
+            value = header_text(str(config.get(name)))
+            if value:
+                return value
+    configured = config.get("BULLETIN_FROM")
+    if configured:
+        display_name = parse_address_header(str(configured), "BULLETIN_FROM").display_name
+        if display_name:
+            return display_name
+    return header_text(site.title(lang))
+
+
+def inline_images_as_data(html: str, bulletin: Bulletin) -> str:
+    """``html`` with each ``cid:`` image of the bulletin as a ``data:`` URL: what a preview file or the review
+    page shows, where no message holds the images."""
+    import base64
+
+    for image in bulletin.inline_images:
+        data = base64.b64encode(image.data).decode("ascii")
+        html = html.replace(f"cid:{image.cid}", f"data:{image.content_type};base64,{data}")
+    return html
+
+
 def sender_address(site: Site, config: Config) -> Address:
     """BULLETIN_FROM, or `<site title> <news@<site host>>` when it is not set (fine for the Maildir outbox)."""
     from urllib.parse import urlsplit
@@ -439,4 +485,4 @@ def sender_address(site: Site, config: Config) -> Address:
 
 
 __all__ = ["DkimSigner", "MessageBuilder", "Reader", "Recipient", "WireTemplate", "header_text", "inline_css",
-           "parse_address_header", "sender_address", "to_header"]
+           "inline_images_as_data", "parse_address_header", "sender_address", "sender_name", "to_header"]

@@ -46,13 +46,14 @@ def send_message(site: Site, message: EmailMessage) -> str:
 
 def confirmation_message(site: Site, subscriber: Subscriber) -> EmailMessage:
     """The double opt-in request for a pending subscriber, in their language, with a signed confirm link."""
+    from publisher.formatters.email import postal_lines
     from publisher.mail.message import MessageBuilder
     from publisher.tokens import link
 
     lang = subscriber.lang
     site_name = site.title(lang)
     subject = site.ui.gettext(lang, "Please confirm your subscription to {site}", site=site_name)
-    context = {"lang": lang, "subject": subject, "site_name": site_name,
+    context = {"lang": lang, "subject": subject, "site_name": site_name, "postal_lines": postal_lines(site.config),
                "confirm_url": link(site, "confirm", {"email": subscriber.email})}
     env = site.templates
     return MessageBuilder(site).compose(

@@ -25,7 +25,7 @@ def test_digest_goes_to_everyone_in_their_language_and_only_once(cli, smtp_site:
     assert "digest-2024-01-01" in result.output
     assert smtp_server.handler.received() == {"en1@example.org": 1, "en2@example.org": 1, "ko1@example.kr": 1}
     korean = smtp_server.handler.parsed()["ko1@example.kr"]
-    assert korean["Subject"] == "유엔거버넌스센터 소식: 2024년 1월 1일 이후 소식"
+    assert korean["Subject"] == "유엔거버넌스센터 소식: 2024년 1월 1일 이후 새 글 모음"
     korean_text = korean.get_body(("plain",)).get_content()
     assert "세계 공공행정의 역량 강화" in korean_text
     english_text = smtp_server.handler.parsed()["en1@example.org"].get_body(("plain",)).get_content()

@@ -46,7 +46,11 @@ def test_korean_alert_is_multipart_alternative_with_encoded_korean_headers(mail_
 
     assert message.get_content_type() == "multipart/alternative"
     parts = [part.get_content_type() for part in message.iter_parts()]
-    assert parts == ["text/plain", "text/html"]          # the richest part last (RFC 2046)
+    assert parts == ["text/plain", "multipart/related"]  # the richest part last (RFC 2046)
+    # the sample's logo (BULLETIN_LOGO) travels with the HTML it belongs to (RFC 2387)
+    related = list(message.iter_parts())[1]
+    assert [part.get_content_type() for part in related.iter_parts()] == ["text/html", "image/png"]
+    assert related.get_param("type") == "text/html"
 
     raw_headers = message.as_bytes().split(b"\n\n")[0]
     assert raw_headers.isascii()                          # nothing 8-bit in the header block
@@ -54,7 +58,9 @@ def test_korean_alert_is_multipart_alternative_with_encoded_korean_headers(mail_
     assert message["Subject"] == "세계 공공행정의 역량 강화: 2024 유엔 공공행정포럼(인천)이 남긴 시사점"
     assert message["To"].addresses[0].display_name == "김민수"
     assert message["To"].addresses[0].addr_spec == "kim@example.kr"
-    assert message["From"].addresses[0].display_name == "유엔거버넌스센터"
+    # SITE_TITLE_KO names the Korean sender before BULLETIN_FROM's name does (BULLETIN_FROM_NAME_KO before both)
+    assert message["From"].addresses[0].display_name == "유엔거버넌스센터 소식"
+    assert message["From"].addresses[0].addr_spec == "news@unpog.example"
     assert str(message["Reply-To"]) == "info@unpog.example"
     assert message["Content-Language"] == "ko"
 
@@ -135,8 +141,8 @@ def test_digest_lists_articles_newest_first_with_a_translated_subject(mail_site:
     library = mail_site.articles()
     korean = [a for a in library.articles() if a.lang == "ko"]
     bulletin = BulletinFormatter(mail_site).digest(korean, "ko", since=datetime(2024, 1, 1, tzinfo=timezone.utc))
-    assert bulletin.subject == "유엔거버넌스센터 소식: 2024년 1월 1일 이후 소식"
-    assert f"이후 새 소식 {len(korean)}건입니다." in bulletin.text
+    assert bulletin.subject == "유엔거버넌스센터 소식: 2024년 1월 1일 이후 새 글 모음"   # 소식 once
+    assert f"이후 새 글 {len(korean)}건을 모아 보내 드립니다." in bulletin.text
     positions = [bulletin.text.index(a.title) for a in sorted(korean, key=lambda a: a.date, reverse=True)]
     assert positions == sorted(positions)
 
