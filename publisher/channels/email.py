@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from publisher.channels.base import Channel, ChannelContext, Result, Sender
 from publisher.delivery import (Attempt, DeliveryKey, DeliveryReport, LockRequest, Outcome, Planned, RenderedFile,
                                 Rendition)
-from publisher.mail.settings import ESP_SETTINGS, SMTP_CONNECTIONS, SMTP_RATE_PER_SECOND, SMTP_SETTINGS
+from publisher.mail.settings import DNS_SETTINGS, ESP_SETTINGS, SMTP_CONNECTIONS, SMTP_RATE_PER_SECOND, SMTP_SETTINGS
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -127,7 +127,7 @@ class EmailChannel(Channel):
 
     name: ClassVar[str] = "email"
     title: ClassVar[str] = "Email bulletin"
-    settings = SMTP_SETTINGS + ESP_SETTINGS
+    settings = SMTP_SETTINGS + ESP_SETTINGS + DNS_SETTINGS
     required: ClassVar[tuple[str, ...]] = ("SMTP_HOST",)
     in_doubt: ClassVar[Literal["resend", "verify"]] = "resend"
     #: The pipeline shows a progress bar for a channel that makes many deliveries.

@@ -38,6 +38,12 @@ SMTP_SETTINGS = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURI
                  SMTP_MESSAGES_PER_CONNECTION, SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY,
                  SMTP_BREAKER_FAILURES)
 
+def _resolver(text: str) -> list[tuple[str, int]]:
+    from publisher.dnscheck import parse_resolver
+
+    return parse_resolver(text)
+
+
 # --- the transport, and the email service providers' HTTP APIs (publisher/mail/esp.py) -------------------------
 
 EMAIL_TRANSPORT = Setting("EMAIL_TRANSPORT", "How bulletins leave: smtp (SMTP_HOST; without it the Maildir "
@@ -89,6 +95,13 @@ ESP_SETTINGS = (EMAIL_TRANSPORT, ESP_TIMEOUT, SES_REGION, AWS_ACCESS_KEY_ID, AWS
                 SES_CONFIGURATION_SET, SES_RATE_PER_SECOND, SES_CONNECTIONS, POSTMARK_SERVER_TOKEN,
                 POSTMARK_MESSAGE_STREAM, POSTMARK_BATCH_SIZE, POSTMARK_RATE_PER_SECOND, MAILGUN_API_KEY,
                 MAILGUN_DOMAIN, MAILGUN_API_URL, MAILGUN_RATE_PER_SECOND, MAILGUN_CONNECTIONS)
+# `publisher config check --dns` (publisher/dnscheck.py)
+DNS_RESOLVER = Setting("DNS_RESOLVER", "DNS server(s) `config check --dns` asks, as IP[:PORT] separated by commas "
+                       "(default: the system's, from /etc/resolv.conf).", parse=_resolver)
+DNS_TIMEOUT = Setting("DNS_TIMEOUT", "Seconds `config check --dns` waits for each DNS answer.", default=5.0,
+                      parse=parse_positive_float)
+DNS_SETTINGS = (DNS_RESOLVER, DNS_TIMEOUT)
+
 #: What each provider cannot send without (config check names the first one missing).
 ESP_REQUIRED = {
     "ses": ("SES_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
