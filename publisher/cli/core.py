@@ -449,7 +449,7 @@ def _link_warnings(site: Site) -> list[str]:
     from publisher.errors import ConfigError
 
     try:
-        sends_mail = site.config.is_set("SMTP_HOST")
+        sends_mail = site.config.is_set("SMTP_HOST") or site.config.raw("EMAIL_TRANSPORT") not in (None, "smtp")
         url = site.url
     except ConfigError:
         return []  # already reported as an invalid setting
@@ -457,8 +457,8 @@ def _link_warnings(site: Site) -> list[str]:
         return []
     host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
     if host in ("localhost", "127.0.0.1", "::1"):
-        return [f"PUBLISHER_SITE_URL is {url}, but SMTP_HOST is set: the unsubscribe and confirmation links in "
-                "mails would point at this machine; set the public address"]
+        return [f"PUBLISHER_SITE_URL is {url}, but mail goes out (SMTP_HOST or EMAIL_TRANSPORT): the unsubscribe "
+                "and confirmation links in mails would point at this machine; set the public address"]
     if url.startswith("http://"):
         return [f"PUBLISHER_SITE_URL is {url}: Gmail and Yahoo require an https one-click unsubscribe link "
                 "(RFC 8058) for bulk mail; serve the site over HTTPS"]

@@ -559,9 +559,10 @@ def esp_describe(config: Config, name: str) -> str:
 
 
 def esp_transport(config: Config, name: str, build: Build, *, sleep: Callable[[float], None] = time.sleep,
-                  client: Any = None) -> EspTransport:
+                  client: Any = None, transactional: bool = False) -> EspTransport:
     """The transport for provider ``name`` from the settings. ``client`` replaces what talks to the network: a
-    boto3 ``sesv2`` client for SES (tests: with botocore's Stubber), an ``httpx`` transport for the others."""
+    boto3 ``sesv2`` client for SES (tests: with botocore's Stubber), an ``httpx`` transport for the others.
+    ``transactional``: one-off mail (a confirmation), sent to Postmark's transactional stream."""
     from publisher.mail import settings as s
     from publisher.mail.smtp import retry_policy
 
@@ -577,7 +578,8 @@ def esp_transport(config: Config, name: str, build: Build, *, sleep: Callable[[f
         # Two calls in flight: one batch is being answered while the next one fills.
         return PostmarkTransport(workers=2, batch_size=int(config.get(s.POSTMARK_BATCH_SIZE)), http=client,
                                  token=str(config.get(s.POSTMARK_SERVER_TOKEN)),
-                                 stream=str(config.get(s.POSTMARK_MESSAGE_STREAM)), **common)
+                                 stream=str(config.get(s.POSTMARK_TRANSACTIONAL_STREAM if transactional
+                                                       else s.POSTMARK_MESSAGE_STREAM)), **common)
     if name == "mailgun":
         return MailgunTransport(workers=int(config.get(s.MAILGUN_CONNECTIONS)), http=client,
                                 api_key=str(config.get(s.MAILGUN_API_KEY)), domain=str(config.get(s.MAILGUN_DOMAIN)),

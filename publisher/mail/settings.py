@@ -74,6 +74,9 @@ POSTMARK_MESSAGE_STREAM = Setting("POSTMARK_MESSAGE_STREAM", "Postmark message s
                                   "stream (Postmark's rule for bulk mail), with its unsubscribe handling set to "
                                   "None so the site's own List-Unsubscribe is kept.", default="broadcast",
                                   parse=parse_line)
+POSTMARK_TRANSACTIONAL_STREAM = Setting("POSTMARK_TRANSACTIONAL_STREAM", "Postmark message stream for one-off "
+                                        "mail (subscription confirmations): a transactional stream.",
+                                        default="outbound", parse=parse_line)
 POSTMARK_BATCH_SIZE = Setting("POSTMARK_BATCH_SIZE", "Messages per /email/batch call (Postmark takes at most 500).",
                               default=500, parse=lambda text: _at_most(text, 500))
 POSTMARK_RATE_PER_SECOND = Setting("POSTMARK_RATE_PER_SECOND", "Most messages per second to Postmark (0: no "
@@ -93,7 +96,7 @@ MAILGUN_CONNECTIONS = Setting("MAILGUN_CONNECTIONS", "messages.mime requests in 
 
 ESP_SETTINGS = (EMAIL_TRANSPORT, ESP_TIMEOUT, SES_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
                 SES_CONFIGURATION_SET, SES_RATE_PER_SECOND, SES_CONNECTIONS, POSTMARK_SERVER_TOKEN,
-                POSTMARK_MESSAGE_STREAM, POSTMARK_BATCH_SIZE, POSTMARK_RATE_PER_SECOND, MAILGUN_API_KEY,
+                POSTMARK_MESSAGE_STREAM, POSTMARK_TRANSACTIONAL_STREAM, POSTMARK_BATCH_SIZE, POSTMARK_RATE_PER_SECOND, MAILGUN_API_KEY,
                 MAILGUN_DOMAIN, MAILGUN_API_URL, MAILGUN_RATE_PER_SECOND, MAILGUN_CONNECTIONS)
 # `publisher config check --dns` (publisher/dnscheck.py)
 DNS_RESOLVER = Setting("DNS_RESOLVER", "DNS server(s) `config check --dns` asks, as IP[:PORT] separated by commas "

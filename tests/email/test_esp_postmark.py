@@ -169,3 +169,23 @@ def test_batch_size_is_at_most_500(cli: Any, site_dir: Any) -> None:
     assert result.exit_code == 2
     assert "POSTMARK_BATCH_SIZE (from publisher.toml): expected a whole number from 1 to 500" in result.output
     assert "POSTMARK_SERVER_TOKEN: needed with EMAIL_TRANSPORT=postmark" in result.output
+
+
+def test_a_confirmation_goes_through_the_transactional_stream(postmark_site: Site) -> None:
+    from publisher.errors import ChannelError
+    from publisher.mail.send import confirmation_message, send_message
+
+    subscriber = postmark_site.subscribers().add("new@example.org", lang="en", status="pending")
+    fake = FakePostmark()
+    where = send_message(postmark_site, confirmation_message(postmark_site, subscriber),
+                         esp_client=httpx.MockTransport(fake))
+    assert where == "Postmark (outbound stream) pm-1"
+    [[sent]] = fake.calls
+    assert sent["MessageStream"] == "outbound" and sent["To"] == "new@example.org"
+    assert "/confirm" in sent["TextBody"]
+    assert not (postmark_site.outbox_dir / "mail").exists()     # not the Maildir
+
+    refusing = FakePostmark(lambda to: {"ErrorCode": 406, "Message": "Inactive recipient"})
+    with pytest.raises(ChannelError, match="Postmark 406: Inactive recipient"):
+        send_message(postmark_site, confirmation_message(postmark_site, subscriber),
+                     esp_client=httpx.MockTransport(refusing))

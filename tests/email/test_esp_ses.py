@@ -293,3 +293,14 @@ def test_a_publish_with_ses_half_configured_stops_before_anything_is_written(cli
     assert result.exit_code == 2
     assert "SES_REGION: needed with EMAIL_TRANSPORT=ses" in result.output
     assert not (site_dir / "outbox").exists()
+
+
+def test_a_confirmation_goes_through_ses(ses_site: Site) -> None:
+    from publisher.mail.send import confirmation_message, send_message
+
+    subscriber = ses_site.subscribers().add("new@example.org", lang="en", status="pending")
+    fake = FakeSes()
+    where = send_message(ses_site, confirmation_message(ses_site, subscriber), esp_client=intercepted(ses_site, fake))
+    assert where == "SES eu-west-1 0102018f-ses-0001"
+    message = email.message_from_bytes(fake.messages["new@example.org"], policy=policy.default)
+    assert "/confirm" in message.get_body(("plain",)).get_content()
