@@ -169,6 +169,8 @@ class EmailChannel(Channel):
 
     def check(self) -> list[str]:
         """The SMTP_* values, plus the bulletin settings that only fail when mail is built (sender, DKIM)."""
+        import importlib.util
+
         from publisher.errors import ConfigError
         from publisher.mail.message import MessageBuilder
         from publisher.settings import EMAIL_SETTINGS
@@ -177,6 +179,8 @@ class EmailChannel(Channel):
         transport = self._transport()
         if transport != "smtp":   # a provider chosen by name must be usable: no silent Maildir fallback
             problems += [f"{name}: needed with EMAIL_TRANSPORT={transport}" for name in self.missing_settings()]
+            if transport == "ses" and importlib.util.find_spec("boto3") is None:
+                problems.append("EMAIL_TRANSPORT: ses needs boto3: pip install 'publisher[esp]'")
         try:
             for setting in EMAIL_SETTINGS:
                 self.config.get(setting)
@@ -204,10 +208,9 @@ class EmailChannel(Channel):
 
     def destination(self) -> str:
         from publisher.errors import ConfigError
+        from publisher.mail.esp import esp_describe
         from publisher.mail.settings import SMTP_HOST
         from publisher.mail.smtp import smtp_server
-
-        from publisher.mail.esp import esp_describe
 
         if not self.is_configured():
             return f"local: {self.fallback_description()}"
