@@ -26,9 +26,11 @@ SMTP_RATE_PER_SECOND = Setting("SMTP_RATE_PER_SECOND", "Most messages per second
                                "them).", default=0.0, parse=parse_non_negative_float)
 SMTP_TIMEOUT = Setting("SMTP_TIMEOUT", "Seconds to wait for the SMTP server to answer.", default=30.0,
                        parse=parse_positive_float)
-SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 4xx reply is tried again.",
+SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 4xx reply (or an ESP's throttling "
+                       "or 5xx answer) is tried again.",
                        default=3, parse=parse_non_negative_int)
-SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply; doubles each time.",
+SMTP_RETRY_DELAY = Setting("SMTP_RETRY_DELAY", "Seconds before the first retry after a 4xx reply (or an ESP's "
+                           "throttling); doubles each time.",
                            default=5.0, parse=parse_non_negative_float)
 SMTP_BREAKER_FAILURES = Setting("SMTP_BREAKER_FAILURES", "Failures in a row, across all connections (a connection "
                                 "lost or refused, a 4xx reply), that stop a bulletin run with the rest left pending "

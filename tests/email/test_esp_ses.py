@@ -304,3 +304,44 @@ def test_a_confirmation_goes_through_ses(ses_site: Site) -> None:
     assert where == "SES eu-west-1 0102018f-ses-0001"
     message = email.message_from_bytes(fake.messages["new@example.org"], policy=policy.default)
     assert "/confirm" in message.get_body(("plain",)).get_content()
+
+
+def test_the_request_carries_the_configuration_set_and_the_envelope_sender(ses_site: Site) -> None:
+    from botocore.stub import ANY, Stubber
+
+    site = set_settings(ses_site, SES_CONFIGURATION_SET="bulletins", SES_CONNECTIONS="1")
+    site.subscribers().add("reader@example.org", lang="en")
+    client = ses_client("eu-west-1", {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET})
+    stub = Stubber(client)
+    stub.add_response("send_email", {"MessageId": "with-set"}, expected_params={
+        "Content": {"Raw": {"Data": ANY}}, "Destination": {"ToAddresses": ["reader@example.org"]},
+        "FeedbackForwardingEmailAddress": "news@unpog.example", "ConfigurationSetName": "bulletins"})
+    channel = EmailChannel(site)
+    channel.esp_client = client
+    with stub:
+        reports = publish(site, story_for(site, SLUG), ["en"], channel=channel)
+    stub.assert_no_pending_responses()
+    assert [(r.state, r.note) for r in reports] == [("sent", "1 sent")]
+    assert site.ledger().get(DeliveryKey(SLUG, "en", "email", "reader@example.org")).remote_id == "with-set"
+    site.close()
+
+
+def test_ses_rate_paces_the_sending_through_the_injected_clock(ses_site: Site) -> None:
+    site = set_settings(ses_site, SES_RATE_PER_SECOND="20")
+    add_readers(site)
+    fake = FakeSes()
+    channel = EmailChannel(site)
+    channel.esp_client = intercepted(site, fake)
+    now = [1000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:   # time passes only when the sender waits
+        waits.append(seconds)
+        now[0] += seconds
+
+    ctx = ChannelContext(audience=site.subscribers(), clock=lambda: now[0], sleep=sleep)
+    renditions = channel.render(story_for(site, SLUG), ["en", "ko"])
+    results = pipeline.send_all(site, channel, renditions, ctx)
+    assert [r.outcome.state for r in results if r.outcome] == ["sent"] * 4
+    assert len(waits) == 3 and now[0] - 1000.0 >= 3 / 20 - 1e-9     # 4 messages at 20/s: 3 gaps of 50 ms
+    site.close()
