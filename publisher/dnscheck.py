@@ -93,33 +93,6 @@ class Lookup:
         return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
 
 
-def parse_resolver(text: str) -> list[tuple[str, int]]:
-    """DNS_RESOLVER: ``IP[:PORT]`` (``[IPv6]:PORT``), several separated by commas."""
-    import ipaddress
-
-    servers = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        host, port = item, "53"
-        if item.startswith("["):
-            host, _, rest = item[1:].partition("]")
-            port = rest[1:] if rest.startswith(":") else "53"
-        elif item.count(":") == 1:
-            host, port = item.split(":")
-        try:
-            ipaddress.ip_address(host)
-            number = int(port)
-        except ValueError:
-            raise ValueError(f"expected IP[:PORT] such as 127.0.0.1:5353, got {item!r}") from None
-        if not 0 < number < 65536:
-            raise ValueError(f"expected a port from 1 to 65535, got {item!r}")
-        servers.append((host, number))
-    if not servers:
-        raise ValueError("expected IP[:PORT]")
-    return servers
-
-
 def organizational(domain: str) -> str:
     """The organizational domain (see the module docstring for the approximation)."""
     labels = domain.lower().rstrip(".").split(".")
@@ -322,5 +295,4 @@ def verdicts(report: DomainReport) -> list[str]:
             f"Outlook.com: over 5,000 a day, mail failing {reasons} is rejected with 550 5.7.515"]
 
 
-__all__ = ["DomainReport", "Finding", "Lookup", "aligned", "check_domain", "organizational", "parse_resolver",
-           "tags", "verdicts"]
+__all__ = ["DomainReport", "Finding", "Lookup", "aligned", "check_domain", "organizational", "tags", "verdicts"]

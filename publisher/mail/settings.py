@@ -40,10 +40,32 @@ SMTP_SETTINGS = (SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_SECURI
                  SMTP_MESSAGES_PER_CONNECTION, SMTP_RATE_PER_SECOND, SMTP_TIMEOUT, SMTP_RETRIES, SMTP_RETRY_DELAY,
                  SMTP_BREAKER_FAILURES)
 
-def _resolver(text: str) -> list[tuple[str, int]]:
-    from publisher.dnscheck import parse_resolver
 
-    return parse_resolver(text)
+def parse_resolver(text: str) -> list[tuple[str, int]]:
+    """DNS_RESOLVER: ``IP[:PORT]`` (``[IPv6]:PORT``), several separated by commas."""
+    import ipaddress
+
+    servers = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        host, port = item, "53"
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else "53"
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        try:
+            ipaddress.ip_address(host)
+            number = int(port)
+        except ValueError:
+            raise ValueError(f"expected IP[:PORT] such as 127.0.0.1:5353, got {item!r}") from None
+        if not 0 < number < 65536:
+            raise ValueError(f"expected a port from 1 to 65535, got {item!r}")
+        servers.append((host, number))
+    if not servers:
+        raise ValueError("expected IP[:PORT]")
+    return servers
 
 
 # --- the transport, and the email service providers' HTTP APIs (publisher/mail/esp.py) -------------------------
@@ -102,7 +124,7 @@ ESP_SETTINGS = (EMAIL_TRANSPORT, ESP_TIMEOUT, SES_REGION, AWS_ACCESS_KEY_ID, AWS
                 MAILGUN_DOMAIN, MAILGUN_API_URL, MAILGUN_RATE_PER_SECOND, MAILGUN_CONNECTIONS)
 # `publisher config check --dns` (publisher/dnscheck.py)
 DNS_RESOLVER = Setting("DNS_RESOLVER", "DNS server(s) `config check --dns` asks, as IP[:PORT] separated by commas "
-                       "(default: the system's, from /etc/resolv.conf).", parse=_resolver)
+                       "(default: the system's, from /etc/resolv.conf).", parse=parse_resolver)
 DNS_TIMEOUT = Setting("DNS_TIMEOUT", "Seconds `config check --dns` waits for each DNS answer.", default=5.0,
                       parse=parse_positive_float)
 DNS_SETTINGS = (DNS_RESOLVER, DNS_TIMEOUT)
