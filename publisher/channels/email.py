@@ -14,6 +14,9 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
 * a refusal of the sender (a 5xx to MAIL FROM, a sending quota, a policy) and ``SMTP_BREAKER_FAILURES``
   failures in a row (the server is down) stop the run: the recipients in hand are ``Outcome.deferred`` with
   ``halt``, the rest stay pending, and a later run sends to them;
+* ``EMAIL_TRANSPORT=ses|postmark|mailgun`` sends through that provider's HTTP API instead
+  (``publisher/mail/esp.py``): the same claims and marks, the provider's accepted id as the row's
+  ``remote_id``, and a call that got no answer ``unconfirmed`` (resent by the next run);
 * one process at a time sends a given bulletin (``lock_for``): a second run started meanwhile stops with one
   line instead of sending the rows the first one has not reached yet.
 """

@@ -449,7 +449,7 @@ def postmark_message(data: bytes, stream: str) -> dict[str, Any]:
     for subtype, name in (("html", "HtmlBody"), ("plain", "TextBody")):
         part = message.get_body((subtype,))
         if isinstance(part, EmailMessage):
-            fields[name] = part.get_content()
+            fields[name] = part.get_content().replace("\r\n", "\n")   # the wire's CRLF; Postmark writes its own
     fields["Headers"] = [{"Name": name, "Value": " ".join(str(value).split())}
                          for name, value in message.items() if name.lower() not in POSTMARK_OWN_HEADERS]
     return fields

@@ -189,3 +189,25 @@ def test_a_confirmation_goes_through_the_transactional_stream(postmark_site: Sit
     with pytest.raises(ChannelError, match="Postmark 406: Inactive recipient"):
         send_message(postmark_site, confirmation_message(postmark_site, subscriber),
                      esp_client=httpx.MockTransport(refusing))
+
+
+def test_a_batch_leaves_when_full_or_when_the_caller_waits() -> None:
+    from publisher.mail.esp import PostmarkTransport
+    from publisher.mail.smtp import SendJob
+
+    fake = FakePostmark()
+    raw = (b"From: news@unpog.example\r\nTo: {to}\r\nSubject: hi\r\nList-Unsubscribe: <https://x.example/u>\r\n"
+           b"Content-Type: text/plain\r\n\r\nHello.\r\n")
+    transport = PostmarkTransport(lambda job: (raw.replace(b"{to}", job.recipient.encode()), f"<{job.key}@x>"),
+                                  workers=1, batch_size=3, http=httpx.MockTransport(fake), token=TOKEN)
+    assert transport.capacity == 3
+    with transport:
+        for n in range(3):
+            transport.submit(SendJob(n, "news@unpog.example", f"r{n}@example.org"))
+        first = [transport.next_outcome() for _ in range(3)]      # the full batch of 3 left at the third submit
+        transport.submit(SendJob(3, "news@unpog.example", "r3@example.org"))
+        assert transport.next_outcome(timeout=0) is None and len(fake.calls) == 1   # the 4th waits in its batch
+        last = transport.next_outcome()                          # waiting sends the open batch
+    assert [len(call) for call in fake.calls] == [3, 1]
+    assert all(o is not None and o.state == "sent" for o in [*first, last])
+    assert fake.calls[0][0]["TextBody"] == "Hello.\n" and "HtmlBody" not in fake.calls[0][0]
