@@ -265,7 +265,14 @@ class SesTransport(EspTransport):
 
     def _open(self) -> None:
         if self.client is None:
-            self.client = ses_client(self.region, self.credentials, timeout=self.timeout, pool=self.workers)
+            from botocore.exceptions import BotoCoreError
+
+            from publisher.errors import ChannelError
+
+            try:
+                self.client = ses_client(self.region, self.credentials, timeout=self.timeout, pool=self.workers)
+            except BotoCoreError as error:   # e.g. a region botocore cannot make an endpoint for
+                raise ChannelError(f"SES {self.region}: {_one_line(error)}") from None
 
     def _call(self, items: Sequence[_Item]) -> list[Verdict]:
         return [self._send(item) for item in items]

@@ -79,7 +79,8 @@ ESP_TIMEOUT = Setting("ESP_TIMEOUT", "Seconds to wait for a provider's API to an
                       "4xx-like refusals (throttling) are retried per SMTP_RETRIES and SMTP_RETRY_DELAY.",
                       default=30.0, parse=parse_positive_float)
 
-SES_REGION = Setting("SES_REGION", "Amazon SES region, e.g. eu-west-1 (EMAIL_TRANSPORT=ses).", parse=parse_line)
+SES_REGION = Setting("SES_REGION", "Amazon SES region, e.g. eu-west-1 (EMAIL_TRANSPORT=ses).",
+                     parse=lambda text: _region(text))
 AWS_ACCESS_KEY_ID = Setting("AWS_ACCESS_KEY_ID", "AWS access key of an IAM user allowed ses:SendRawEmail "
                             "(EMAIL_TRANSPORT=ses).", secret=True)
 AWS_SECRET_ACCESS_KEY = Setting("AWS_SECRET_ACCESS_KEY", "Its secret key.", secret=True)
@@ -141,4 +142,14 @@ def _at_most(text: str, most: int) -> int:
     value = parse_positive_int(text)
     if value > most:
         raise ValueError(f"expected a whole number from 1 to {most}, got {text!r}")
+    return value
+
+
+def _region(text: str) -> str:
+    """An AWS region name such as eu-west-1 or ap-northeast-2 (it becomes part of the API's host name)."""
+    import re
+
+    value = text.strip()
+    if not re.fullmatch(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}", value):
+        raise ValueError(f"expected an AWS region such as eu-west-1, got {text!r}")
     return value

@@ -345,3 +345,12 @@ def test_ses_rate_paces_the_sending_through_the_injected_clock(ses_site: Site) -
     assert [r.outcome.state for r in results if r.outcome] == ["sent"] * 4
     assert len(waits) == 3 and now[0] - 1000.0 >= 3 / 20 - 1e-9     # 4 messages at 20/s: 3 gaps of 50 ms
     site.close()
+
+
+def test_a_region_that_is_not_one_is_a_config_error(cli: Any, site_dir: Any) -> None:
+    toml = site_dir / "publisher.toml"
+    toml.write_text(toml.read_text(encoding="utf-8") + 'EMAIL_TRANSPORT = "ses"\nSES_REGION = "eu west"\n',
+                    encoding="utf-8")
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    assert "SES_REGION (from publisher.toml): expected an AWS region such as eu-west-1, got 'eu west'" in result.output
