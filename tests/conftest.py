@@ -21,7 +21,8 @@ SHARED_SAMPLES = ROOT.parent / "shared" / "samples"
 if not (SHARED_SAMPLES / "unpog-2024-unpsf-incheon.txt").is_file():
     SHARED_SAMPLES = ROOT / "tests" / "samples"
 SETTING_PREFIXES = ("PUBLISHER_", "SMTP_", "BULLETIN_", "DKIM_", "X_", "MASTODON_", "BLUESKY_", "FACEBOOK_", "SOCIAL_",
-                    "LINKEDIN_", "SITE_", "FEED_", "ARGOS_")
+                    "LINKEDIN_", "SITE_", "FEED_", "ARGOS_", "EMAIL_", "ESP_", "SES_", "AWS_", "POSTMARK_",
+                    "MAILGUN_", "DNS_")
 
 
 # Where libraries look for per-user files (argostranslate's models and caches, babel, matplotlib...).

@@ -14,6 +14,9 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
 * a refusal of the sender (a 5xx to MAIL FROM, a sending quota, a policy) and ``SMTP_BREAKER_FAILURES``
   failures in a row (the server is down) stop the run: the recipients in hand are ``Outcome.deferred`` with
   ``halt``, the rest stay pending, and a later run sends to them;
+* ``EMAIL_TRANSPORT=ses|postmark|mailgun`` sends through that provider's HTTP API instead
+  (``publisher/mail/esp.py``): the same claims and marks, the provider's accepted id as the row's
+  ``remote_id``, and a call that got no answer ``unconfirmed`` (resent by the next run);
 * one process at a time sends a given bulletin (``lock_for``): a second run started meanwhile stops with one
   line instead of sending the rows the first one has not reached yet.
 """
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from publisher.channels.base import Channel, ChannelContext, Result, Sender
 from publisher.delivery import (Attempt, DeliveryKey, DeliveryReport, LockRequest, Outcome, Planned, RenderedFile,
                                 Rendition)
-from publisher.mail.settings import SMTP_CONNECTIONS, SMTP_RATE_PER_SECOND, SMTP_SETTINGS
+from publisher.mail.settings import DNS_SETTINGS, ESP_SETTINGS, SMTP_CONNECTIONS, SMTP_RATE_PER_SECOND, SMTP_SETTINGS
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -44,13 +47,14 @@ if TYPE_CHECKING:
 SUBSCRIBER_BATCH = 1000
 TARGET = "subscribers"
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "deferred",
-               "skipped", "not_retried", "in_doubt")
+               "unconfirmed", "skipped", "not_retried", "in_doubt")
 WORDS = {
     "sent": "sent", "resent": "re-sent after an interruption (possible duplicates)",
     "already_sent": "already sent", "failed": "failed", "bounced": "bounced (address marked bounced)",
     "skipped": "skipped", "not_retried": "failed before (5xx), not retried",
     "would_send": "would be sent", "would_resend": "would be sent again (possible duplicates)",
     "in_doubt": "being sent by another run", "deferred": "left pending for a later run",
+    "unconfirmed": "unconfirmed (no answer from the provider; the next run sends them again)",
 }
 
 
@@ -88,6 +92,8 @@ class RunSummary:
         counts = self.counts.get(lang, Counter())
         if counts.get("failed") or counts.get("bounced"):
             return "failed"
+        if counts.get("unconfirmed"):
+            return "unconfirmed"
         if counts.get("deferred"):
             return "pending"
         if counts.get("would_send") or counts.get("would_resend"):
@@ -119,11 +125,12 @@ class _SampleReader:
 
 
 class EmailChannel(Channel):
-    """Email bulletins over SMTP (many connections on one event loop), or into the Maildir outbox without SMTP_HOST."""
+    """Email bulletins over SMTP (many connections on one event loop) or an email service provider's HTTP API
+    (EMAIL_TRANSPORT), or into the Maildir outbox without SMTP_HOST."""
 
     name: ClassVar[str] = "email"
     title: ClassVar[str] = "Email bulletin"
-    settings = SMTP_SETTINGS
+    settings = SMTP_SETTINGS + ESP_SETTINGS + DNS_SETTINGS
     required: ClassVar[tuple[str, ...]] = ("SMTP_HOST",)
     in_doubt: ClassVar[Literal["resend", "verify"]] = "resend"
     #: The pipeline shows a progress bar for a channel that makes many deliveries.
@@ -133,18 +140,51 @@ class EmailChannel(Channel):
         super().__init__(site, config)
         self._digest_id: str | None = None           # set by render_digest: the bulletin lock_for locks
         self._rendered: dict[str, list[str]] = {}    # article -> languages planned, for the report
+        #: What an ESP transport talks to instead of the network: a boto3 sesv2 client (tests: botocore's
+        #: Stubber on it) or an httpx transport (tests: httpx.MockTransport). None: made from the settings.
+        self.esp_client: Any = None
+
+    def _transport(self) -> str:
+        """EMAIL_TRANSPORT, or "smtp" while its value is invalid (``check`` reports it)."""
+        from publisher.errors import ConfigError
+        from publisher.mail.esp import transport_name
+
+        try:
+            return transport_name(self.config)
+        except ConfigError:
+            return "smtp"
+
+    def is_configured(self) -> bool:
+        """SMTP_HOST for smtp (else the Maildir); an ESP transport once its settings are all set."""
+        transport = self._transport()
+        if transport == "smtp":
+            return super().is_configured()
+        return not self.missing_settings()
+
+    def missing_settings(self) -> list[str]:
+        from publisher.mail.esp import missing_for
+
+        transport = self._transport()
+        return super().missing_settings() if transport == "smtp" else missing_for(self.config, transport)
 
     def fallback_description(self) -> str:
         return "Maildir at outbox/mail/"
 
     def check(self) -> list[str]:
         """The SMTP_* values, plus the bulletin settings that only fail when mail is built (sender, DKIM)."""
+        import importlib.util
+
         from publisher.errors import ConfigError
         from publisher.formatters.email import bulletin_logo
         from publisher.mail.message import MessageBuilder
         from publisher.settings import EMAIL_SETTINGS
 
         problems = super().check()
+        transport = self._transport()
+        if transport != "smtp":   # a provider chosen by name must be usable: no silent Maildir fallback
+            problems += [f"{name}: needed with EMAIL_TRANSPORT={transport}" for name in self.missing_settings()]
+            if transport == "ses" and importlib.util.find_spec("boto3") is None:
+                problems.append("EMAIL_TRANSPORT: ses needs boto3: pip install 'publisher[esp]'")
         try:
             for setting in EMAIL_SETTINGS:
                 self.config.get(setting)
@@ -163,7 +203,7 @@ class EmailChannel(Channel):
         from publisher.errors import ConfigError
         from publisher.mail.smtp import smtp_server
 
-        if not self.is_configured():
+        if not self.is_configured() or self._transport() != "smtp":
             return []
         try:
             refusal = smtp_server(self.config).refuses_plain_auth()
@@ -173,11 +213,14 @@ class EmailChannel(Channel):
 
     def destination(self) -> str:
         from publisher.errors import ConfigError
+        from publisher.mail.esp import esp_describe
         from publisher.mail.settings import SMTP_HOST
         from publisher.mail.smtp import smtp_server
 
         if not self.is_configured():
             return f"local: {self.fallback_description()}"
+        if self._transport() != "smtp":
+            return f"{esp_describe(self.config, self._transport())} API"
         try:
             return f"SMTP {smtp_server(self.config).describe()}"
         except ConfigError:   # `check()` names the bad value; this line only says where mail would go
@@ -298,7 +341,7 @@ class EmailChannel(Channel):
 
     def open(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> BulletinSender:
         """A session over the SMTP sender (SMTP_CONNECTIONS x SMTP_MESSAGES_PER_CONNECTION in flight with
-        PIPELINING, SMTP_CONNECTIONS without) or the Maildir (one)."""
+        PIPELINING, SMTP_CONNECTIONS without), an ESP's API (``publisher/mail/esp.py``) or the Maildir (one)."""
         from publisher.mail.maildir import MaildirTransport
         from publisher.mail.message import MessageBuilder
         from publisher.mail.settings import SMTP_MESSAGES_PER_CONNECTION
@@ -306,15 +349,21 @@ class EmailChannel(Channel):
 
         builder = MessageBuilder(self.site, self.config, clock=ctx.clock)
         transport: _Transport
-        if self.is_configured():
+        rate = float(self.config.get(SMTP_RATE_PER_SECOND) or 0)
+        if self._transport() != "smtp" and self.is_configured():
+            from publisher.mail.esp import esp_rate, esp_transport
+
+            transport = esp_transport(self.config, self._transport(), _personalize(builder), sleep=ctx.sleep,
+                                      client=self.esp_client)
+            rate = esp_rate(self.config, self._transport())
+        elif self.is_configured():
             transport = SmtpSender(smtp_server(self.config), _personalize(builder),
                                    int(self.config.get(SMTP_CONNECTIONS)), retry_policy(self.config), sleep=ctx.sleep,
                                    breaker=breaker_failures(self.config),
                                    depth=int(self.config.get(SMTP_MESSAGES_PER_CONNECTION)))
         else:
             transport = MaildirTransport(self.site, _personalize(builder))
-        return BulletinSender(self, ctx, transport, builder.sender.addr_spec,
-                              float(self.config.get(SMTP_RATE_PER_SECOND) or 0))
+        return BulletinSender(self, ctx, transport, builder.sender.addr_spec, rate)
 
     # --- the report -------------------------------------------------------------------------------------------
 
@@ -335,6 +384,8 @@ class EmailChannel(Channel):
                 summary.add(lang, "resent" if outcome.possible_duplicate else "sent")
             elif outcome.state == "pending":   # the run stopped: the pipeline's "stopped" line says why
                 summary.add(lang, "deferred")
+            elif outcome.state == "unconfirmed":
+                summary.add(lang, "unconfirmed", outcome.error)
             else:
                 summary.add(lang, "bounced" if outcome.bounced else "failed", outcome.error)
         where = f"{TARGET} ({self.destination()})"
@@ -410,13 +461,19 @@ def _outcome(sent: SendOutcome, generation: int = 0) -> Outcome:
     detail: dict[str, Any] = {"message_id": sent.message_id, "attempts": sent.attempts}
     if generation:
         detail["generation"] = generation
+    remote_id = getattr(sent, "remote_id", None) or sent.message_id   # an ESP's accepted id, else our Message-ID
+    provider = getattr(sent, "provider", "")
+    if provider:
+        detail["provider"] = provider
     if sent.state == "sent":
-        return Outcome.sent(sent.message_id, detail=detail, possible_duplicate=sent.possible_duplicate)
+        return Outcome.sent(remote_id, detail=detail, possible_duplicate=sent.possible_duplicate)
     if sent.code is not None:
         detail["code"] = sent.code
     if sent.state == "pending":   # the sender halted: not this recipient's fault, a later run sends it
         return Outcome.deferred(sent.error or "the SMTP session stopped", halt=sent.halt,
                                 possible_duplicate=sent.possible_duplicate, detail=detail)
+    if sent.state == "unconfirmed":   # an ESP's request left and no answer came: the next run resends it
+        return Outcome.unconfirmed(sent.error or "no answer", detail=detail)
     return Outcome.failed(sent.error or "not sent", permanent=sent.permanent, bounced=sent.bounced,
                           possible_duplicate=sent.possible_duplicate, detail=detail)
 

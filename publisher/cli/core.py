@@ -358,11 +358,15 @@ def config() -> None:
 
 
 @config.command("check")
+@click.option("--dns", "dns", is_flag=True,
+              help="Also look up the sender domain's SPF, DKIM key and DMARC record and say what Gmail, Yahoo "
+                   "and Outlook would reject (exit code 1 when a check fails).")
 @click.pass_context
-def config_check(ctx: click.Context) -> None:
+def config_check(ctx: click.Context, dns: bool) -> None:
     """Which channels are configured, which fall back to local files, which settings are missing or invalid.
 
-    Secrets are never printed, only whether they are set. Exit code 2 when a value is invalid.
+    Secrets are never printed, only whether they are set. Exit code 2 when a value is invalid; with --dns, 1
+    when the sender domain's DNS fails a check.
     """
     from rich.table import Table
 
@@ -412,6 +416,8 @@ def config_check(ctx: click.Context) -> None:
         problems += [str(exc) for exc in site.config.problems(site_settings(languages)) if str(exc) not in problems]
         warnings = [*setup_warnings(languages, site.config, site), *warnings]
     _warn_and_conclude(site, out, problems, warnings)
+    if dns:
+        _dns_check(ctx, site)
 
 
 def _warn_and_conclude(site: Site, out: Any, problems: list[str], warnings: list[str]) -> None:
@@ -432,3 +438,18 @@ def _warn_and_conclude(site: Site, out: Any, problems: list[str], warnings: list
         out.print(f"All settings are valid, with {count} (above).", style="yellow")
     else:
         out.print("All settings are valid.", style="green")
+
+
+def _dns_check(ctx: click.Context, site: Site) -> None:
+    """The sender domain's records, one line each, then each provider's verdict; exit 1 when one fails."""
+    from publisher.dnscheck import check_domain, verdicts
+
+    report = check_domain(site)
+    click.echo(f"Sender domain: From {report.from_domain}, envelope (SPF) {report.envelope_domain}, DKIM "
+               f"{report.dkim_domain or 'not signed by publisher'}")
+    for finding in report.findings:
+        click.echo(f"{finding.level.upper():7} {finding.check:9} {finding.text}")
+    for line in verdicts(report):
+        click.echo(line)
+    if report.failed:
+        ctx.exit(1)
