@@ -107,6 +107,9 @@ def uvicorn_server(site: Site, port: int | None = None, *, as_served: bool = Fal
         config.log_level = "warning"
     else:
         config = uvicorn.Config(create_app(site), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # uvicorn closes a connection idle for 5 s; on a loaded machine a test's next request on the kept-alive
+    # connection can cross that close and die with "connection reset by peer" (seen in a full suite run).
+    config.timeout_keep_alive = 300
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
