@@ -228,6 +228,10 @@ class DeliveryReport:
     where: str
     state: str
     note: str = ""
+    #: How many deliveries this line stands for that an earlier run had already done (sent, up to date, or
+    #: skipped again) so that this run changed nothing; 0 for a line about new work. A re-run's table folds
+    #: such lines into one per article ("nothing new: 7 deliveries already done").
+    done_before: int = 0
 
     def as_dict(self) -> dict[str, str]:
         return {"article": self.article, "lang": self.lang, "channel": self.channel, "where": self.where,
