@@ -124,7 +124,12 @@ def print_table(out: Any, columns: Sequence[Column], rows: Sequence[Sequence[Cel
                 title: str | None = None, caption: str | None = None, show_header: bool = True) -> None:
     """Print a fitted table on the rich console ``out`` (its width: the terminal's, or ``COLUMNS``, or 80)."""
     table, width = fitted_table(columns, rows, out.width, wide=wide, title=title, show_header=show_header)
-    out.print(table, width=width, crop=False)
+    if width > out.width:   # --wide: rich never prints wider than its console, so a wider one, same file
+        from rich.console import Console
+
+        out = Console(file=out.file, width=width, highlight=False, markup=False, soft_wrap=False,
+                      force_terminal=out.is_terminal, no_color=out.no_color)
+    out.print(table, crop=False)
     if caption:   # under the table, not in it: a caption is wrapped at the table's width
         out.print(caption, style="dim")
 
