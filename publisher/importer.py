@@ -365,7 +365,12 @@ def find_duplicate(site: Site, page: ImportedPage, published: date) -> tuple[Art
     site is not parsed again)."""
     title = _squash(page.title)
     by_title: Article | None = None
-    for story in site.articles().stories.values():
+    try:
+        library = site.articles()
+    except ContentError as exc:   # another file is broken: say why the import cares
+        raise ContentError(None, None, f"cannot check whether the page is already a story: {exc} "
+                                       "(--slug S or --force imports it without the check)") from None
+    for story in library.stories.values():
         for article in story.versions.values():
             if page.source_url and article.extra.get("source_url") == page.source_url:
                 return article, f"source_url {page.source_url}"

@@ -150,7 +150,7 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
         if renditions is None:
             renditions = channel.render_many(batch, ctx)                           # Formatter
         if options.dry_run:
-            return _would_send(channel, plan(site, channel, renditions, ctx))
+            return _would_send(channel, plan(site, channel, renditions, ctx), renditions)
         results = send_all(site, channel, renditions, ctx)                         # Channel -> Ledger
     return channel.report(results, ctx) + _halted(channel, results)
 
@@ -279,7 +279,8 @@ def _locked(site: Site, request: LockRequest | Sequence[LockRequest] | None) -> 
         yield
 
 
-def _would_send(channel: Channel, results: Sequence[Result]) -> list[DeliveryReport]:
+def _would_send(channel: Channel, results: Sequence[Result],
+                renditions: Sequence[Rendition] = ()) -> list[DeliveryReport]:
     """``--dry-run``: one line per rendition, saying what a run would do with it as the ledger stands: how many
     recipients a bulletin would go to, which feed file would be written, how many posts of what length. (The
     rendition's file names, ``alert.eml`` or ``post-1.txt``, exist only in a preview: they are not shown.)"""
@@ -315,7 +316,7 @@ def _would_send(channel: Channel, results: Sequence[Result]) -> list[DeliveryRep
                                 ("not_retried", "failed before, not retried")):
             if decisions[decision]:
                 reason = next((r.note for r in group if r.decision == decision and r.note != "dry run"), "")
-                words = f"{words} ({reason})" if reason and decision == "skipped" else words
+                words = f"{words}: {reason}" if reason and decision == "skipped" else words
                 parts.append(f"{decisions[decision]} {words}" if fanned_out or decisions[decision] > 1 else words)
         state = "dry-run" if would else group[0].state
         # the destination without the settings it lacks ("(set X_API_KEY ... to post)": config check says so)
@@ -324,6 +325,12 @@ def _would_send(channel: Channel, results: Sequence[Result]) -> list[DeliveryRep
         unchanged = sum(done_before(r) for r in group)
         reports.append(DeliveryReport(article, lang, channel.name, where, state, "; ".join(parts),
                                       done_before=unchanged if unchanged == len(group) else 0))
+    planned = {id(r.rendition) for r in results}
+    for rendition in renditions:   # rendered, but nobody to deliver it to (a bulletin without subscribers)
+        if id(rendition) not in planned and not channel.idempotent:
+            reports.append(DeliveryReport(rendition.article, rendition.lang, channel.name,
+                                          f"{rendition.target} ({channel.destination()})", "skipped",
+                                          "no recipients"))
     return reports
 
 

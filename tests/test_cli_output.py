@@ -116,7 +116,11 @@ def test_publish_wide_and_json_give_everything(cli: Callable[..., Result]) -> No
 
 def test_a_dry_run_lists_what_would_be_sent_and_no_preview_file_names(cli: Callable[..., Result],
                                                                      site: Site) -> None:
+    nobody = cli("publish", "content/2024-unpsf-incheon.en.md", "--dry-run", "--channel", "email")
+    assert re.search(r"2024-unpsf-incheon\s+en\s+email\s+.*skipped\s+no recipients", nobody.stdout), nobody.stdout
     subscribed(cli)
+    forum = cli("publish", "content/2024-sdg16-knowledge-forum.en.md", "--dry-run", "--channel", "email", "--wide")
+    assert re.search(r"ko\s+email\s+.*skipped\s+2 skipped: no ko version", forum.stdout), forum.stdout
     result = cli("publish", "content/2024-unpsf-incheon.en.md", "--dry-run", "--wide")
     assert result.exit_code == 0, result.output
     for name in ("alert.eml", "post-1.txt", "message.txt", ".eml"):

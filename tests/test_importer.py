@@ -269,3 +269,13 @@ def test_a_long_first_paragraph_is_cut_after_a_sentence() -> None:
     assert len(summary) <= SUMMARY_MAX and summary.endswith("this week.")
     words = summary_from(["word " * 200])
     assert len(words) <= SUMMARY_MAX + 1 and words.endswith("word…")
+
+
+def test_a_broken_article_elsewhere_is_named_and_slug_goes_on(cli: Callable[..., Result], site: Site) -> None:
+    (site.content_dir / "broken.en.md").write_text("---\ntitle: No date\n---\n\nBody.\n", encoding="utf-8")
+    result = cli("import", str(SAMPLES / "unpog_news_page.html"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "cannot check whether the page is already a story" in result.stderr and "broken.en.md" in result.stderr
+    named, path = run_import(cli, SAMPLES / "unpog_news_page.html", "--slug", "online-course")
+    assert named.exit_code == 0, named.output
+    assert path is not None and path.name == "online-course.en.md"

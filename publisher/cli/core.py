@@ -424,15 +424,20 @@ def _one_line(text: str | None) -> str:
 
 @click.command("import")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite an existing content file.")
-@click.option("--slug", help="Slug to use instead of one made from the title.")
+@click.option("--force", is_flag=True,
+              help="Import even a page that is already a story (same title and date, or source URL), and "
+                   "overwrite an existing content file.")
+@click.option("--slug", help="Slug to use instead of one made from the title (the page is then taken as another "
+                             "story, even if one has its title and date).")
 @click.option("--date", "when", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Publication date, for a page that does not show one.")
 @click.pass_context
 def import_command(ctx: click.Context, source: Path, force: bool, slug: str | None, when: datetime | None) -> None:
     """Turn a news page (the UNPOG text format, or an HTML page) into content/<slug>.<lang>.md.
 
-    The language is detected from the text (Hangul or Latin). Prints the path written.
+    The language is detected from the text (Hangul or Latin); the summary is the first paragraph, and an
+    HTML page's picture (with its alt text) and address come along. A page that is already a story of the
+    site (the same title and date, or the same source URL) is refused, naming that file. Prints the path written.
     """
     from publisher.importer import import_file
 
