@@ -325,9 +325,9 @@ def _would_send(channel: Channel, results: Sequence[Result],
         unchanged = sum(done_before(r) for r in group)
         reports.append(DeliveryReport(article, lang, channel.name, where, state, "; ".join(parts),
                                       done_before=unchanged if unchanged == len(group) else 0))
-    planned = {id(r.rendition) for r in results}
+    planned = {(r.key.article, r.key.lang) for r in results}
     for rendition in renditions:   # rendered, but nobody to deliver it to (a bulletin without subscribers)
-        if id(rendition) not in planned and not channel.idempotent:
+        if (rendition.article, rendition.lang) not in planned and not channel.idempotent:
             reports.append(DeliveryReport(rendition.article, rendition.lang, channel.name,
                                           f"{rendition.target} ({channel.destination()})", "skipped",
                                           "no recipients"))

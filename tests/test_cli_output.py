@@ -218,3 +218,16 @@ def test_no_progress_bar_for_work_that_sends_nothing(site: Site) -> None:
     quick = progress_output(site, [True] * 30, step=0.0001)
     assert "30/30" in quick and "msg/s" not in quick
 
+
+
+def test_what_needs_attention_keeps_its_error_at_80_columns(cli: Callable[..., Result], site: Site) -> None:
+    published(cli)
+    ledger = site.ledger()
+    row = next(iter(ledger.rows(article="2024-digital-government-workshop", channel="x")))
+    ledger.mark(row.key, "failed", error="403 Forbidden - Your client app is not configured with the "
+                                         "appropriate oauth1 app permissions for this endpoint")
+    result = cli("status", env={"COLUMNS": "80"})
+    attention = result.stdout.split("Needs attention")[1]
+    line = next(line for line in attention.splitlines() if line.startswith("2024-digital-government-workshop "))
+    assert len(line.rstrip()) <= 80 and re.search(r"x en\s+failed\s+403 Forbidden - Your.*…", line), line
+    assert re.search(r"2024-digital-government-workshop\s+27\s+1\s+.*x: 1 failed", result.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,8 +65,6 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         from publisher.scheduler import after_every_embargo
 
         clock = after_every_embargo
-    import re
-
     local = [channel for channel in channels_for(site, channels or None) if not channel.is_configured()]
     for channel in local:   # one short line each: what to set is config check's to say
         where = re.sub(r" \(set [^()]*\)$", "", channel.fallback_description())
@@ -126,6 +125,8 @@ def print_reports(out: Any, reports: list[DeliveryReport], *, title: str, wide: 
     if unchanged:   # one line per article, outside the table: its note is too long for a column of 80
         print_table(out, [Column("article", whole=True), Column("note", min_width=16)], unchanged, wide=wide,
                     title=None if rows else title, show_header=False)
+    if not rows and not unchanged:
+        out.print(f"{title}: nothing to do.")
     for number, note in enumerate(footnotes, start=1):
         out.print(f"[{number}] {note}", soft_wrap=True)
 
@@ -320,13 +321,14 @@ def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None, wid
     rows: list[list[Any]] = []
     for slug in slugs:
         for row in islice(ledger.rows(article=slug, channel=channel, state=_ATTENTION), _SHOWN - len(rows)):
-            rows.append([row.key.article, row.key.lang, row.key.channel, row.key.target, _header(row.state),
+            # channel and language in one column: at 80 columns the error needs the room
+            rows.append([row.key.article, f"{row.key.channel} {row.key.lang}", row.key.target, _header(row.state),
                          str(row.attempts), _one_line(row.last_error)])
     if not rows:
         return
-    columns = [Column("article", whole=True), Column("lang", min_width=4), Column("channel", min_width=8),
+    columns = [Column("article", whole=True), Column("channel", min_width=8),
                Column("target", min_width=10, drop=2), Column("state", whole=True),
-               Column("tries", whole=True, drop=1), Column("last error", min_width=16, drop=3)]
+               Column("tries", whole=True, drop=1), Column("last error", min_width=24, drop=3)]
     print_table(out, columns, rows, wide=wide, title="Needs attention")
     shown = len(rows)
     total = sum(n for slug in slugs for n in ledger.counts(article=slug, channel=channel,
