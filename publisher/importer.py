@@ -242,20 +242,29 @@ def _first_http_url(doc: lxml.html.HtmlElement, queries: tuple[str, ...], base: 
 def _page_image(doc: lxml.html.HtmlElement, container: lxml.html.HtmlElement, base: str | None,
                 warnings: list[str]) -> tuple[str, str] | None:
     """The article's picture: the first ``<img>`` of the article with an http(s) address, else ``og:image``;
-    with its alt text (``alt``, ``og:image:alt``). Without alt text it is left out, with a warning: every
-    channel needs one, and only an editor can write it."""
+    with its alt text (``alt``, ``og:image:alt``). It is recorded as its URL: the channels that upload images
+    fetch it when publishing, under ``publisher.media_fetch``'s rules, which take https only, so an http one
+    is left out. So is one without alt text (every channel needs it, and only an editor can write it); each
+    with a warning."""
+    found: tuple[str, str] | None = None
     for img in container.xpath(".//img[@src]"):
-        src = _http_url(str(img.get("src")), base)
+        raw = str(img.get("src")).strip()
+        src = _http_url(raw, base)
+        if src is None and raw and not base and not re.match(r"^[a-z][a-z0-9+.-]*:", raw, re.I):
+            warnings.append(f"image {raw} is a relative address and the page does not give its own "
+                            "(<link rel=canonical>): not imported")
         if src:
-            alt = " ".join((img.get("alt") or "").split())
-            if not alt:
-                warnings.append(f"image {src} has no alt text: not imported (add image: {{src, alt}} by hand)")
-                return None
-            return src, alt
-    src = _first_http_url(doc, ("//meta[@property='og:image']/@content",), base)
-    if src is None:
+            found = (src, " ".join((img.get("alt") or "").split()))
+            break
+    if found is None:
+        src = _first_http_url(doc, ("//meta[@property='og:image']/@content",), base)
+        if src is None:
+            return None
+        found = (src, " ".join(str(next(iter(doc.xpath("//meta[@property='og:image:alt']/@content")), "")).split()))
+    src, alt = found
+    if not src.lower().startswith("https://"):
+        warnings.append(f"image {src} is not https (images are fetched over https only): not imported")
         return None
-    alt = " ".join(str(next(iter(doc.xpath("//meta[@property='og:image:alt']/@content")), "")).split())
     if not alt:
         warnings.append(f"image {src} has no alt text: not imported (add image: {{src, alt}} by hand)")
         return None

@@ -279,3 +279,22 @@ def test_a_broken_article_elsewhere_is_named_and_slug_goes_on(cli: Callable[...,
     named, path = run_import(cli, SAMPLES / "unpog_news_page.html", "--slug", "online-course")
     assert named.exit_code == 0, named.output
     assert path is not None and path.name == "online-course.en.md"
+
+
+def test_only_an_https_image_with_an_address_is_imported(cli: Callable[..., Result], site: Site,
+                                                        tmp_path: Path) -> None:
+    plain = write_page(tmp_path, "http.html", title="Plain Picture",
+                       image='<img src="http://www.unpog.org/a.jpg" alt="A hall">')
+    result, path = run_import(cli, plain)
+    assert result.exit_code == 0, result.output
+    assert path is not None and load_article(path, site).image is None
+    assert "image http://www.unpog.org/a.jpg is not https" in result.stderr
+    relative = tmp_path / "relative.html"
+    relative.write_text(HTML_PAGE.format(title="Relative Picture", image='<img src="/a.jpg" alt="A hall">')
+                        .replace('<link rel="canonical" href="https://www.unpog.org/news/view/1234">', "")
+                        .replace('<meta property="og:image" content="https://www.unpog.org/og/default.png">', ""),
+                        encoding="utf-8")
+    result, path = run_import(cli, relative)
+    assert result.exit_code == 0, result.output
+    assert path is not None and load_article(path, site).image is None
+    assert "image /a.jpg is a relative address" in result.stderr
