@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -228,7 +228,8 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
                         for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
     if paths:
-        _status_detail(ledger, [slug for slug in slugs if slug is not None], channel, show_all, wide)
+        _status_detail(ledger, [slug for slug in slugs if slug is not None], channel, show_all, wide,
+                       site.timezone)
         return
     if show_all:
         _status_everything(ledger, channel)
@@ -356,7 +357,7 @@ def _status_everything(ledger: Ledger, channel: str | None) -> None:
 
 
 def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_all: bool,
-                   wide: bool = False) -> None:
+                   wide: bool = False, tz: tzinfo | None = None) -> None:
     """One article's counts per language and channel, and its rows (every row with --all, streamed)."""
     from itertools import islice
 
@@ -386,12 +387,12 @@ def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_a
         rows: list[list[Any]] = []
         for row in islice(ledger.rows(article=slug, channel=channel), _SHOWN):
             rows.append([row.key.lang, row.key.channel, row.key.target, _header(row.state), str(row.attempts),
-                         row.remote_url or "", Short(_updated(row.updated_at), _compact(row.updated_at)),
+                         row.remote_url or "", Short(_updated(row.updated_at), _compact(row.updated_at, tz)),
                          _one_line(row.last_error)])
         columns = [Column("lang", min_width=4), Column("channel", min_width=8),
-                   Column("target", min_width=10, drop=4), Column("state", whole=True),
-                   Column("tries", whole=True, drop=1), Column("where", min_width=12, drop=3),
-                   Column("updated", min_width=11, drop=2), Column("last error", min_width=16, drop=5)]
+                   Column("target", min_width=10, drop=3), Column("state", whole=True),
+                   Column("tries", whole=True, drop=1), Column("where", min_width=12, drop=4),
+                   Column("updated", whole=True, drop=2), Column("last error", min_width=16, drop=5)]
         print_table(out, columns, rows, wide=wide, title=f"{slug}: deliveries")
         total = sum(sum(counts.values()) for counts in summary.values())
         if total > len(rows):
@@ -399,15 +400,16 @@ def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_a
     _attention(ledger, list(slugs), channel, wide)
 
 
-def _compact(moment: str | None) -> str:
-    """A ledger time for a narrow column: date, hours and minutes in local time (``2024-06-28 09:00``)."""
+def _compact(moment: str | None, tz: tzinfo | None) -> str:
+    """A ledger time for a narrow column: date, hours and minutes in the site's time zone
+    (``2024-06-28 09:00``)."""
     from publisher.timefmt import iso_text
 
     text = iso_text(moment) or ""
     if not text:
         return ""
     try:
-        local = datetime.fromisoformat(text).astimezone()
+        local = datetime.fromisoformat(text).astimezone(tz)
     except ValueError:
         return text
     return local.strftime("%Y-%m-%d %H:%M")
