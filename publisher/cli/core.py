@@ -295,7 +295,7 @@ def _status_summary(ledger: Ledger, channel: str | None, limit: int, wide: bool 
                            for chan, counts in per_channel.items() if any(k != "sent" and v for k, v in counts.items()))]
                 for (article, per_channel), total in zip(lines, totals)]
         print_table(out, columns, rows, title=title,
-                    caption="rows per state, every channel and language together (--wide: a column per channel)")
+                    caption="rows per state, every channel and language (--wide: a column per channel)")
     if more:
         out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
     _attention(ledger, [None], channel, wide)

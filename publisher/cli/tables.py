@@ -57,9 +57,9 @@ def _width(cell: Cell, short: bool = False) -> int:
 
 
 def overhead(columns: int) -> int:
-    """Characters a table's borders and padding take: a space each side of a cell, one between columns,
-    none at the edges (``box.SIMPLE_HEAD``, ``show_edge=False``, ``pad_edge=False``)."""
-    return max(0, 3 * (columns - 1))
+    """Characters a table's borders and padding take: two spaces between columns (a cell's right padding and
+    the divider of ``box.SIMPLE_HEAD``), none at the edges (``show_edge=False``, ``pad_edge=False``)."""
+    return max(0, 2 * (columns - 1))
 
 
 def fit(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int,
@@ -108,7 +108,7 @@ def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], widt
     kept, widths, short = fit(columns if show_header else [Column("", c.whole, c.min_width, c.drop, c.justify)
                                                             for c in columns], rows, width, wide)
     table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  title_justify="left", caption_justify="left", show_header=show_header)
+                  padding=(0, 1, 0, 0), title_justify="left", caption_justify="left", show_header=show_header)
     for i in kept:
         column = columns[i]
         table.add_column(column.header, width=widths[i], no_wrap=True,
