@@ -75,7 +75,7 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int,
     def total() -> int:
         return sum(widths[i] for i in kept) + overhead(len(kept))
 
-    # 1. compact forms (dates), 2. shorten the widest shortenable column, 3. drop a column
+    # 1. compact forms (dates), 2. shorten (the first to be dropped first), 3. drop a column
     for i in kept:
         if total() <= width:
             break
