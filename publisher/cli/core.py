@@ -119,7 +119,7 @@ def print_reports(out: Any, reports: list[DeliveryReport], *, title: str, wide: 
             unchanged.append([article, f"{done} other {what}" if new else f"nothing new: {done} {what}"])
     if rows:
         columns = [Column("article", whole=True), Column("lang", min_width=4), Column("channel", min_width=8),
-                   Column("where", min_width=12, drop=1), Column("state", min_width=7),
+                   Column("where", min_width=12, drop=1), Column("state", whole=True),
                    Column("note", min_width=16, drop=2)]
         print_table(out, columns, rows, wide=wide, title=title)
     if unchanged:   # one line per article, outside the table: its note is too long for a column of 80
