@@ -237,6 +237,10 @@ class DeliveryReport:
     note: str = ""
     # a "stopped" line: the latest time a halting outcome said the platform takes requests again; not in as_dict
     retry_at: datetime | None = field(default=None, compare=False)
+    #: How many deliveries this line stands for that an earlier run had already done (sent, up to date, or
+    #: skipped again) so that this run changed nothing; 0 for a line about new work. A re-run's table folds
+    #: such lines into one per article ("nothing new: 7 deliveries already done").
+    done_before: int = 0
 
     def as_dict(self) -> dict[str, str]:
         return {"article": self.article, "lang": self.lang, "channel": self.channel, "where": self.where,

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 from publisher.errors import ContentError, NotFound
 
 if TYPE_CHECKING:
+    import lxml.html
+
+    from publisher.article import Article
     from publisher.site import Site
 
 MONTHS = {name: number for number, names in enumerate((
@@ -36,6 +39,12 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 LATIN = re.compile(r"[A-Za-z]")
 
 
+SLUG_MAX = 60   # characters: a slug is part of every URL, outbox file and ledger row
+# Words a slug cut short should not end on ("...-insights-from-the").
+SLUG_TAIL_WORDS = {"a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"}
+SUMMARY_MAX = 300   # characters of the first paragraph kept as the summary
+
+
 @dataclass
 class ImportedPage:
     title: str
@@ -44,6 +53,12 @@ class ImportedPage:
     theme: str | None = None
     summary: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: The page's own address (``<link rel="canonical">`` or ``og:url``), recorded as ``source_url``.
+    source_url: str | None = None
+    #: The page's picture (an absolute http(s) URL) and its alt text.
+    image: tuple[str, str] | None = None
+    #: What the import could not take over, said on stderr (an image without alt text).
+    warnings: list[str] = field(default_factory=list)
 
 
 def detect_language(text: str) -> str:
@@ -192,7 +207,68 @@ def parse_html_page(html: str, source: Path | str) -> ImportedPage:
     meta_desc = doc.xpath("//meta[@name='description']/@content")
     if meta_desc:
         summary = " ".join(str(meta_desc[0]).split())
-    return ImportedPage(title=title, date=when, paragraphs=paragraphs, theme=theme, summary=summary)
+    source_url = _first_http_url(doc, ("//link[@rel='canonical']/@href", "//meta[@property='og:url']/@content"),
+                                 base=None)
+    page = ImportedPage(title=title, date=when, paragraphs=paragraphs, theme=theme, summary=summary,
+                        source_url=source_url)
+    page.image = _page_image(doc, container, source_url, page.warnings)
+    return page
+
+
+def _http_url(raw: str, base: str | None) -> str | None:
+    """``raw`` as an absolute http(s) URL (resolved against ``base``), or None: a ``data:``, ``file:`` or
+    ``javascript:`` address, or a relative one with nothing to resolve it against, is not an image we can use."""
+    from urllib.parse import urljoin, urlsplit
+
+    raw = raw.strip()
+    if not raw:
+        return None
+    url = urljoin(base, raw) if base else raw
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def _first_http_url(doc: lxml.html.HtmlElement, queries: tuple[str, ...], base: str | None) -> str | None:
+    for query in queries:
+        for value in doc.xpath(query):
+            url = _http_url(str(value), base)
+            if url:
+                return url
+    return None
+
+
+def _page_image(doc: lxml.html.HtmlElement, container: lxml.html.HtmlElement, base: str | None,
+                warnings: list[str]) -> tuple[str, str] | None:
+    """The article's picture: the first ``<img>`` of the article with an http(s) address, else ``og:image``;
+    with its alt text (``alt``, ``og:image:alt``). It is recorded as its URL: the channels that upload images
+    fetch it when publishing, under ``publisher.media_fetch``'s rules, which take https only, so an http one
+    is left out. So is one without alt text (every channel needs it, and only an editor can write it); each
+    with a warning."""
+    found: tuple[str, str] | None = None
+    for img in container.xpath(".//img[@src]"):
+        raw = str(img.get("src")).strip()
+        src = _http_url(raw, base)
+        if src is None and raw and not base and not re.match(r"^[a-z][a-z0-9+.-]*:", raw, re.I):
+            warnings.append(f"image {raw} is a relative address and the page does not give its own "
+                            "(<link rel=canonical>): not imported")
+        if src:
+            found = (src, " ".join((img.get("alt") or "").split()))
+            break
+    if found is None:
+        src = _first_http_url(doc, ("//meta[@property='og:image']/@content",), base)
+        if src is None:
+            return None
+        found = (src, " ".join(str(next(iter(doc.xpath("//meta[@property='og:image:alt']/@content")), "")).split()))
+    src, alt = found
+    if not src.lower().startswith("https://"):
+        warnings.append(f"image {src} is not https (images are fetched over https only): not imported")
+        return None
+    if not alt:
+        warnings.append(f"image {src} has no alt text: not imported (add image: {{src, alt}} by hand)")
+        return None
+    return src, alt
 
 
 def _escape_markdown_line(paragraph: str) -> str:
@@ -203,12 +279,22 @@ def _escape_markdown_line(paragraph: str) -> str:
 
 
 def slug_for(title: str, when: date | None) -> str:
-    """Latin words of the title (at most eight); a Korean title gets ``news-<date>``."""
+    """Latin words of the title, cut at a word boundary to at most ``SLUG_MAX`` characters (and not ending on
+    "the", "of"...); a Korean title gets ``news-<date>``."""
     from publisher.article import slugify
 
-    words = re.findall(r"[a-z0-9]+", title.lower())
+    words: list[str] = re.findall(r"[a-z0-9]+", title.lower())
     if len(words) >= 2:
-        return "-".join(words[:8])
+        kept: list[str] = []
+        for word in words:
+            if len("-".join([*kept, word])) > SLUG_MAX:
+                break
+            kept.append(word)
+        if not kept:   # one word longer than the limit
+            return words[0][:SLUG_MAX]
+        while len(kept) > 1 and kept[-1] in SLUG_TAIL_WORDS:
+            kept.pop()
+        return "-".join(kept)
     stamp = when.strftime("%Y%m%d") if when else "undated"
     return f"news-{stamp}" if not words else f"{slugify(' '.join(words))}-{stamp}"
 
@@ -216,7 +302,7 @@ def slug_for(title: str, when: date | None) -> str:
 def import_file(site: Site, source: Path, *, force: bool = False, slug: str | None = None,
                 when: date | None = None) -> Path:
     """Parse ``source`` and write ``content/<slug>.<lang>.md``; refuse to overwrite without ``force``."""
-    from publisher.article import SLUG_RE, Article, article_path, write_article
+    from publisher.article import SLUG_RE, Article, Image, article_path, write_article
 
     try:
         raw = source.read_bytes()
@@ -235,6 +321,13 @@ def import_file(site: Site, source: Path, *, force: bool = False, slug: str | No
     if published is None:
         raise ContentError(source, "date", "no date found in the page; give one with --date YYYY-MM-DD")
     lang = detect_language(page.title + " " + " ".join(page.paragraphs[:3]))
+    if not force and not slug:   # an explicit slug or --force: the editor knows it is another story
+        same = find_duplicate(site, page, published)
+        if same is not None:
+            existing, why = same
+            shown = _shown_path(existing, site)
+            raise ContentError(source, None, f"the same story is already {shown} ({why}); nothing written "
+                                             "(--slug S imports it as another story; --force imports it anyway)")
     slug = slug or slug_for(page.title, published)
     if not SLUG_RE.match(slug):
         raise ContentError(source, "slug", f"{slug!r} must be lower-case letters, digits and hyphens")
@@ -243,6 +336,76 @@ def import_file(site: Site, source: Path, *, force: bool = False, slug: str | No
         slug=slug, lang=lang, title=page.title,
         date=datetime.combine(published, time(0, 0), tzinfo=site.timezone),
         body="\n\n".join(_escape_markdown_line(p) for p in page.paragraphs) + "\n",
-        summary=page.summary, theme=page.theme, path=path, url=site.url_for(lang, slug),
+        summary=page.summary or summary_from(page.paragraphs), theme=page.theme, path=path,
+        url=site.url_for(lang, slug),
+        image=Image(*page.image) if page.image else None,
+        extra={"source_url": page.source_url} if page.source_url else {},
     )
+    for warning in page.warnings:
+        warn(f"{source}: {warning}")
     return write_article(article, path, force=force)
+
+
+def warn(message: str) -> None:
+    """A line on stderr: what the import left for the editor (stdout holds only the path written)."""
+    import sys
+
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+def _shown_path(article: Article, site: Site) -> str:
+    if article.path is None:
+        return article.slug
+    try:
+        return str(article.path.relative_to(site.root))
+    except ValueError:
+        return str(article.path)
+
+
+def _squash(text: str) -> str:
+    """A title as compared: case, punctuation and spacing left out ("UNPSF: 2024" == "unpsf 2024")."""
+    return re.sub(r"\W+", "", text).casefold()
+
+
+def find_duplicate(site: Site, page: ImportedPage, published: date) -> tuple[Article, str] | None:
+    """An article of the site that is this page: the same source URL, or the same title on the same date.
+
+    It reads the site's library (``site.articles()``: unchanged files come from the content index, so a large
+    site is not parsed again)."""
+    title = _squash(page.title)
+    by_title: Article | None = None
+    try:
+        library = site.articles()
+    except ContentError as exc:   # another file is broken: say why the import cares
+        raise ContentError(None, None, f"cannot check whether the page is already a story: {exc} "
+                                       "(--slug S or --force imports it without the check)") from None
+    for story in library.stories.values():
+        for article in story.versions.values():
+            if page.source_url and article.extra.get("source_url") == page.source_url:
+                return article, f"source_url {page.source_url}"
+            if by_title is None and _squash(article.title) == title \
+                    and article.date.astimezone(site.timezone).date() == published:
+                by_title = article
+    if by_title is not None:
+        return by_title, f"same title and date, {published.isoformat()}"
+    return None
+
+
+def summary_from(paragraphs: list[str]) -> str:
+    """The first paragraph, without its dateline ("28 June 2024 – "), cut after a sentence (or else a word)
+    within ``SUMMARY_MAX`` characters."""
+    first = next((p for p in paragraphs if len(p.split()) > 3), paragraphs[0] if paragraphs else "")
+    found = find_date(first[:60])
+    if found is not None and found[1].start() == 0:
+        rest = first[found[1].end():].lstrip(" \xa0")
+        if rest[:1] in ("–", "-", "—", ":", "|"):
+            first = rest[1:].lstrip(" \xa0")
+    first = " ".join(first.split())
+    if len(first) <= SUMMARY_MAX:
+        return first
+    head = first[:SUMMARY_MAX + 1]
+    ends = [m.end() for m in re.finditer(r"[.!?。](?=\s)", head)]
+    if ends and ends[-1] >= SUMMARY_MAX // 3:
+        return head[: ends[-1]]
+    head = head[:SUMMARY_MAX]
+    return head.rsplit(" ", 1)[0].rstrip(",;:") + "…"

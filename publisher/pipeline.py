@@ -173,7 +173,7 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
         if renditions is None:
             renditions = channel.render_many(batch, ctx)                           # Formatter
         if options.dry_run:
-            return _would_send(channel, renditions)
+            return _would_send(channel, plan(site, channel, renditions, ctx), renditions)
         results = send_all(site, channel, renditions, ctx)                         # Channel -> Ledger
     return channel.report(results, ctx) + _halted(channel, results, retry=(site, batch, retry_from))
 
@@ -306,10 +306,73 @@ def _locked(site: Site, request: LockRequest | Sequence[LockRequest] | None) -> 
         yield
 
 
-def _would_send(channel: Channel, renditions: list[Rendition]) -> list[DeliveryReport]:
-    where = channel.destination()
-    return [DeliveryReport(r.article, r.lang, r.channel, f"{r.target} ({where})", "dry-run", r.filename)
-            for r in renditions]
+def _would_send(channel: Channel, results: Sequence[Result],
+                renditions: Sequence[Rendition] = ()) -> list[DeliveryReport]:
+    """``--dry-run``: one line per rendition, saying what a run would do with it as the ledger stands: how many
+    recipients a bulletin would go to, which feed file would be written, how many posts of what length. (The
+    rendition's file names, ``alert.eml`` or ``post-1.txt``, exist only in a preview: they are not shown.)"""
+    import re
+    from collections import Counter
+
+    from publisher.channels.base import done_before
+
+    groups: dict[tuple[str, str, int], list[Result]] = {}
+    for result in results:   # a feed build's files together: one line names them all
+        which = 0 if channel.idempotent else id(result.rendition)
+        groups.setdefault((result.key.article, result.key.lang, which), []).append(result)
+    reports = []
+    for (article, lang, _), group in groups.items():
+        rendition = group[0].rendition
+        decisions: Counter[str] = Counter(r.decision for r in group)
+        would = decisions["send"] + decisions["resend"] + decisions["verify"]
+        targets = {r.key.target for r in group}
+        target = rendition.target if rendition is not None else next(iter(targets))
+        fanned_out = len(targets) > 1 or target not in targets   # one rendition, many recipients (email)
+        if fanned_out and rendition is None:
+            target = "recipients"
+        parts = []
+        if channel.idempotent:   # files by nature: which ones
+            again = all(r.previous_state == "sent" for r in group)
+            files = ", ".join(dict.fromkeys(r.key.target for r in group))
+            parts.append(f"already in (rewritten if changed), in public/: {files}" if again
+                         else f"would write in public/: {files}")
+        elif would:
+            parts.append(_would_do(channel, rendition, would, fanned_out))
+        for decision, words in (("already_sent", "already sent"), ("skipped", "skipped"),
+                                ("in_doubt", "in doubt (publish --retry-unconfirmed)"),
+                                ("not_retried", "failed before, not retried")):
+            if decisions[decision]:
+                reason = next((r.note for r in group if r.decision == decision and r.note != "dry run"), "")
+                words = f"{words}: {reason}" if reason and decision == "skipped" else words
+                parts.append(f"{decisions[decision]} {words}" if fanned_out or decisions[decision] > 1 else words)
+        state = "dry-run" if would else group[0].state
+        # the destination without the settings it lacks ("(set X_API_KEY ... to post)": config check says so)
+        shown = re.sub(r" \(set [^()]*\)$", "", channel.destination())
+        where = "public/" if channel.idempotent else f"{target} ({shown})"
+        unchanged = sum(done_before(r) for r in group)
+        reports.append(DeliveryReport(article, lang, channel.name, where, state, "; ".join(parts),
+                                      done_before=unchanged if unchanged == len(group) else 0))
+    planned = {(r.key.article, r.key.lang) for r in results}
+    for rendition in renditions:   # rendered, but nobody to deliver it to (a bulletin without subscribers)
+        if (rendition.article, rendition.lang) not in planned and not channel.idempotent:
+            reports.append(DeliveryReport(rendition.article, rendition.lang, channel.name,
+                                          f"{rendition.target} ({channel.destination()})", "skipped",
+                                          "no recipients"))
+    return reports
+
+
+def _would_do(channel: Channel, rendition: Rendition | None, count: int, fanned_out: bool) -> str:
+    """The dry run's note for deliveries a run would make (short: it shares an 80-column line)."""
+    if fanned_out:
+        return f"to {count} recipient{'s' if count != 1 else ''}"
+    files = rendition.files if rendition is not None else []
+    lengths = [f"{f.meta['length']}/{f.meta['limit']}" if "limit" in f.meta else str(f.meta["length"])
+               for f in files if "length" in f.meta]
+    if len(lengths) == 1:
+        return f"{lengths[0]} chars"
+    if lengths:   # a thread
+        return f"{len(lengths)} posts: {', '.join(lengths)} chars"
+    return "would be sent"
 
 
 def decide(channel: Channel, row: Delivery | None, planned: Planned, ctx: ChannelContext) -> Decision:
@@ -336,8 +399,10 @@ def plan(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: Cha
     for batch in iter_batches(channel.deliveries(renditions, ctx), CLAIM_BATCH):
         rows = ledger.get_many([p.key for p in batch])
         for planned in batch:
-            decision = decide(channel, rows.get(planned.key), planned, ctx)
-            results.append(Result(planned.key, decision, note="dry run", rendition=planned.rendition))
+            row = rows.get(planned.key)
+            decision = decide(channel, row, planned, ctx)
+            results.append(Result(planned.key, decision, note=planned.skip or "dry run", previous_state=_state(row),
+                                  rendition=planned.rendition))
     return results
 
 
@@ -378,7 +443,7 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                 if outcome.bounced:
                     audience.mark_bounced(attempt.key.target)
                 results.append(_result(attempt, outcome))
-                advance()
+                advance(attempted=True)
             in_flight -= len(finished)
             claimed_now = {id(a) for a in claimed}   # by identity: `in` a list compares every field, n x n
             for attempt in starting:
@@ -544,29 +609,64 @@ def _state(row: Delivery | None) -> str:
     return row.state if row is not None else "pending"
 
 
+RATE_MIN_MESSAGES = 20    # a rate over fewer deliveries, or
+RATE_MIN_SECONDS = 1.0    # a shorter time, says nothing ("36,193 msg/s" for 4 rows already done)
+
+
+def rate_text(count: int, seconds: float) -> str:
+    """The progress bar's rate: deliveries attempted per second, once there are enough of them over long
+    enough for the figure to mean something; else nothing."""
+    if count < RATE_MIN_MESSAGES or seconds < RATE_MIN_SECONDS:
+        return ""
+    rate = count / seconds
+    return f"{rate:,.1f} msg/s" if rate < 10 else f"{rate:,.0f} msg/s"
+
+
 @contextmanager
-def _progress(channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> Iterator[Any]:
+def _progress(channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
+              clock: Any = None) -> Iterator[Any]:
     """A rich progress bar with rate and time left on the run's console for channels that send many
-    deliveries (``Channel.progress``); silent otherwise."""
+    deliveries (``Channel.progress``); silent otherwise.
+
+    The bar appears with the first delivery actually attempted (``advance(attempted=True)``), counting what
+    was decided before it (already sent, skipped) as done: a re-run that sends nothing shows no bar. Its rate
+    counts attempts only, from the first one (``rate_text``)."""
+    import time
+
     total = channel.expected(renditions, ctx) if ctx.console is not None and channel.progress else 0
     if not total:
-        yield lambda: None
+        yield lambda attempted=False: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    now = clock or time.monotonic
+    counts = {"done": 0, "attempted": 0}
+    started: list[float] = []
+    shown: list[Any] = []   # the bar and its task, once there is one
 
-    bar = Progress(TextColumn(f"[bold]{channel.name}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=ctx.console, transient=False)
-    task = bar.add_task(channel.destination(), total=total, rate="")
+    def advance(attempted: bool = False) -> None:
+        counts["done"] += 1
+        if attempted:
+            counts["attempted"] += 1
+            if not started:
+                started.append(now())
+        if not shown:
+            if not attempted:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def advance() -> None:
-        speed = bar.tasks[0].speed
-        bar.update(task, advance=1, rate=f"{speed:,.0f}/s" if speed else "")
+            bar = Progress(TextColumn(f"[bold]{channel.name}[/] {{task.description}}"), BarColumn(),
+                           MofNCompleteColumn(), TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                           console=ctx.console, transient=False)
+            task = bar.add_task(channel.destination(), total=total, completed=counts["done"] - 1, rate="")
+            bar.start()
+            shown.extend((bar, task))
+        bar, task = shown
+        bar.update(task, advance=1, rate=rate_text(counts["attempted"], now() - started[0]) if started else "")
 
-    bar.start()
     try:
         yield advance
     finally:
-        bar.stop()
+        if shown:
+            shown[0].stop()
 
 
 __all__ = ["RunOptions", "bulletin", "channel_context", "channels_for", "choose_versions", "decide", "deliver",

@@ -43,14 +43,14 @@ def test_imports_the_shared_unpog_sample(cli: Callable[..., Result], site: Site)
 
 
 def test_refuses_to_overwrite_without_force(cli: Callable[..., Result], site: Site) -> None:
-    first, path = run_import(cli, UNPOG_PAGE)
-    assert first.exit_code == 0
+    first, path = run_import(cli, UNPOG_PAGE, "--slug", "unpsf-again")
+    assert first.exit_code == 0 and path is not None
     path.write_text(path.read_text(encoding="utf-8").replace("Empowering", "Edited"), encoding="utf-8")
-    again = cli("import", str(UNPOG_PAGE))
+    again = cli("import", str(UNPOG_PAGE), "--slug", "unpsf-again")
     assert again.exit_code == 2
     assert "already exists (use --force to overwrite)" in again.stderr
     assert "Edited" in path.read_text(encoding="utf-8")
-    forced = cli("import", str(UNPOG_PAGE), "--force")
+    forced = cli("import", str(UNPOG_PAGE), "--slug", "unpsf-again", "--force")
     assert forced.exit_code == 0 and "Edited" not in path.read_text(encoding="utf-8")
 
 
@@ -142,7 +142,159 @@ def test_detect_language() -> None:
 def test_windows_line_endings_and_bom(cli: Callable[..., Result], site: Site, tmp_path: Path) -> None:
     source = tmp_path / "crlf.txt"
     source.write_bytes(b"\xef\xbb\xbf" + UNPOG_PAGE.read_text(encoding="utf-8").replace("\n", "\r\n").encode())
-    result, path = run_import(cli, source)
+    result, path = run_import(cli, source, "--slug", "unpsf-crlf")
     assert result.exit_code == 0, result.output
     assert load_article(path, site).theme == "Capacity Development"
     shutil.rmtree(site.content_dir / "images")
+
+
+def content_files(site: Site) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(site.content_dir.glob("*.md"))}
+
+
+def test_the_shared_sample_is_refused_as_a_duplicate_of_the_sample_story(cli: Callable[..., Result],
+                                                                          site: Site) -> None:
+    """The sample site already holds this page as 2024-unpsf-incheon: one line naming it, exit 2, no file."""
+    before = content_files(site)
+    result = cli("import", str(UNPOG_PAGE))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert "content/2024-unpsf-incheon.en.md" in lines[0] and "same title and date, 2024-06-28" in lines[0]
+    assert result.stdout == ""
+    assert content_files(site) == before
+
+
+def test_slug_or_force_imports_it_anyway(cli: Callable[..., Result], site: Site) -> None:
+    named, path = run_import(cli, UNPOG_PAGE, "--slug", "unpsf-second-look")
+    assert named.exit_code == 0, named.output
+    assert path is not None and path.name == "unpsf-second-look.en.md"
+    forced, path = run_import(cli, UNPOG_PAGE, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert path is not None and path.name == "empowering-global-public-administration-insights.en.md"
+
+
+def test_a_title_matches_whatever_its_case_and_punctuation(cli: Callable[..., Result], site: Site,
+                                                         tmp_path: Path) -> None:
+    page = tmp_path / "shouting.txt"
+    page.write_text(UNPOG_PAGE.read_text(encoding="utf-8").replace(
+        "Empowering Global Public Administration: Insights", "EMPOWERING GLOBAL PUBLIC ADMINISTRATION - INSIGHTS",
+        1), encoding="utf-8")
+    assert cli("import", str(page)).exit_code == 2
+    # the same title on another date is another story
+    other_day = tmp_path / "other-day.txt"
+    other_day.write_text(UNPOG_PAGE.read_text(encoding="utf-8").replace("June 28, 2024", "June 29, 2024", 1),
+                         encoding="utf-8")
+    result, path = run_import(cli, other_day)
+    assert result.exit_code == 0, result.output
+
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><title>UNPOG | News</title>
+<link rel="canonical" href="https://www.unpog.org/news/view/1234">
+<meta property="og:image" content="https://www.unpog.org/og/default.png">
+</head><body><article>
+<h1>{title}</h1>
+<p><time datetime="2025-03-10">10 March 2025</time></p>
+{image}
+<p>UNPOG held a webinar on open data with officials from twelve countries. It was the third of the series.</p>
+<p>A second paragraph.</p>
+</article></body></html>
+"""
+
+
+def write_page(tmp_path: Path, name: str, title: str = "Open Data Webinar for Asia",
+               image: str = '<img src="/upload/webinar.jpg" alt="Speakers of the webinar on a screen">') -> Path:
+    path = tmp_path / name
+    path.write_text(HTML_PAGE.format(title=title, image=image), encoding="utf-8")
+    return path
+
+
+def test_an_html_page_brings_its_source_url_summary_and_image(cli: Callable[..., Result], site: Site,
+                                                             tmp_path: Path) -> None:
+    result, path = run_import(cli, write_page(tmp_path, "page.html"))
+    assert result.exit_code == 0, result.output
+    assert path is not None and path.name == "open-data-webinar-for-asia.en.md"
+    article = load_article(path, site)
+    assert article.extra["source_url"] == "https://www.unpog.org/news/view/1234"
+    # the summary is the first paragraph (the page has no meta description)
+    assert article.summary.startswith("UNPOG held a webinar on open data")
+    # the article's own picture, made absolute against the page's address, with its alt text
+    assert article.image is not None
+    assert article.image.src == "https://www.unpog.org/upload/webinar.jpg"
+    assert article.image.alt == "Speakers of the webinar on a screen"
+    # the same page again, even retitled, is the same source: refused, naming the file
+    again = cli("import", str(write_page(tmp_path, "retitled.html", title="Open Data: a Webinar")))
+    assert again.exit_code == 2
+    assert "content/open-data-webinar-for-asia.en.md" in again.stderr
+    assert "source_url https://www.unpog.org/news/view/1234" in again.stderr
+
+
+def test_an_image_without_alt_text_or_not_http_is_left_out(cli: Callable[..., Result], site: Site,
+                                                           tmp_path: Path) -> None:
+    no_alt = write_page(tmp_path, "no-alt.html", title="First Page", image='<img src="https://x.example/a.jpg">')
+    result, path = run_import(cli, no_alt, "--force")
+    assert result.exit_code == 0, result.output
+    assert path is not None and load_article(path, site).image is None
+    assert "image https://x.example/a.jpg has no alt text: not imported" in result.stderr
+    data = write_page(tmp_path, "data.html", title="Second Page",
+                      image='<img src="data:image/png;base64,AAAA" alt="a dot">'
+                            '<img src="javascript:alert(1)" alt="x">')
+    result, path = run_import(cli, data, "--force")
+    assert result.exit_code == 0, result.output
+    # neither inline image is usable; the page's og:image has no alt text, so no image at all
+    assert path is not None and load_article(path, site).image is None
+    assert "og/default.png has no alt text" in result.stderr
+
+
+def test_slugs_are_cut_at_a_word_boundary() -> None:
+    from publisher.importer import SLUG_MAX, slug_for
+
+    title = ("Empowering Global Public Administration: Insights from the 2024 UN Public Service Forum in "
+             "Incheon")
+    slug = slug_for(title, None)
+    assert slug == "empowering-global-public-administration-insights"
+    long_words = "Intergovernmental Collaboration Strengthens Accountability Mechanisms Throughout Organisations"
+    cut = slug_for(long_words, None)
+    assert len(cut) <= SLUG_MAX and long_words.lower().replace(" ", "-").startswith(cut)
+    assert not cut.endswith("-") and cut.split("-")[-1] in long_words.lower().split()
+    assert slug_for("Short Title", None) == "short-title"
+
+
+def test_a_long_first_paragraph_is_cut_after_a_sentence() -> None:
+    from publisher.importer import SUMMARY_MAX, summary_from
+
+    sentence = "UNPOG met officials from many countries in Incheon this week. "
+    summary = summary_from([sentence * 10])
+    assert len(summary) <= SUMMARY_MAX and summary.endswith("this week.")
+    words = summary_from(["word " * 200])
+    assert len(words) <= SUMMARY_MAX + 1 and words.endswith("word…")
+
+
+def test_a_broken_article_elsewhere_is_named_and_slug_goes_on(cli: Callable[..., Result], site: Site) -> None:
+    (site.content_dir / "broken.en.md").write_text("---\ntitle: No date\n---\n\nBody.\n", encoding="utf-8")
+    result = cli("import", str(SAMPLES / "unpog_news_page.html"))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "cannot check whether the page is already a story" in result.stderr and "broken.en.md" in result.stderr
+    named, path = run_import(cli, SAMPLES / "unpog_news_page.html", "--slug", "online-course")
+    assert named.exit_code == 0, named.output
+    assert path is not None and path.name == "online-course.en.md"
+
+
+def test_only_an_https_image_with_an_address_is_imported(cli: Callable[..., Result], site: Site,
+                                                        tmp_path: Path) -> None:
+    plain = write_page(tmp_path, "http.html", title="Plain Picture",
+                       image='<img src="http://www.unpog.org/a.jpg" alt="A hall">')
+    result, path = run_import(cli, plain)
+    assert result.exit_code == 0, result.output
+    assert path is not None and load_article(path, site).image is None
+    assert "image http://www.unpog.org/a.jpg is not https" in result.stderr
+    relative = tmp_path / "relative.html"
+    relative.write_text(HTML_PAGE.format(title="Relative Picture", image='<img src="/a.jpg" alt="A hall">')
+                        .replace('<link rel="canonical" href="https://www.unpog.org/news/view/1234">', "")
+                        .replace('<meta property="og:image" content="https://www.unpog.org/og/default.png">', ""),
+                        encoding="utf-8")
+    result, path = run_import(cli, relative)
+    assert result.exit_code == 0, result.output
+    assert path is not None and load_article(path, site).image is None
+    assert "image /a.jpg is a relative address" in result.stderr

@@ -38,7 +38,12 @@ def test_one_timestamp_format() -> None:
 
 def test_every_json_option_prints_json_lines_with_one_timestamp_format(cli: Callable[..., Result]) -> None:
     assert cli("subscribers", "add", "jane@example.org", "--name", "Jane").exit_code == 0
-    assert cli("publish", "--channel", "feeds").exit_code == 0
+    publish = cli("publish", "--channel", "feeds", "--json")
+    assert publish.exit_code == 0, publish.output
+    reports = [json.loads(line) for line in publish.stdout.splitlines()]   # the report, nothing else
+    assert reports and all(set(r) == {"article", "lang", "channel", "where", "state", "note", "done_before"}
+                           for r in reports)
+    assert {r["note"] for r in reports if r["channel"] == "feeds"} == {"added"}
     outputs = {"status": cli("status", "--json"), "subscribers": cli("subscribers", "list", "--json")}
     for name, result in outputs.items():
         assert result.exit_code == 0, result.output

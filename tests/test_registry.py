@@ -74,7 +74,7 @@ def test_a_third_party_channel_publishes_like_a_builtin(plugin_path: Path, cli: 
                          .read_text(encoding="utf-8"))
     assert written["lang"] == "en" and written["text"].startswith("Empowering Global Public Administration")
     again = cli("publish", "content/2024-unpsf-incheon.en.md", "--channel", "pigeon")
-    assert again.exit_code == 0 and "already sent" in again.output   # the pipeline's ledger rule, not the plugin's
+    assert again.exit_code == 0 and "nothing new: 2 deliveries already done" in again.output   # the pipeline's ledger rule, not the plugin's
     check = cli("config", "check")
     assert "pigeon" in check.output and "PIGEON_LOFT" in check.output
 

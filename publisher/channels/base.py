@@ -246,8 +246,15 @@ class Channel:
             if result.outcome is not None:
                 note = result.outcome.note or note or (result.outcome.error or "")
             reports.append(DeliveryReport(result.key.article, result.key.lang, self.name, self.where(result),
-                                          result.state, note))
+                                          result.state, note, done_before=int(done_before(result))))
         return reports
+
+
+def done_before(result: Result) -> bool:
+    """True when an earlier run had done this delivery and this run did nothing to it: already sent, or
+    skipped again for the same reason (a dry run's plan counts too: it would do nothing)."""
+    return result.outcome is None and (result.decision == "already_sent" or (
+        result.decision == "skipped" and result.previous_state == "skipped"))
 
 
 def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -263,4 +270,4 @@ def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 __all__ = ["Channel", "ChannelContext", "Decision", "DeliveryReport", "Result", "Rendition", "Sender",
-           "iter_batches"]
+           "done_before", "iter_batches"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from publisher.channels.base import Channel, ChannelContext, Result, Sender
+from publisher.channels.base import Channel, ChannelContext, Result, Sender, done_before
 from publisher.delivery import (Attempt, DeliveryKey, DeliveryReport, LockRequest, Outcome, Planned, RenderedFile,
                                 Rendition)
 from publisher.mail.settings import DNS_SETTINGS, ESP_SETTINGS, SMTP_CONNECTIONS, SMTP_RATE_PER_SECOND, SMTP_SETTINGS
@@ -370,9 +370,14 @@ class EmailChannel(Channel):
     def report(self, results: Sequence[Result], ctx: ChannelContext) -> list[DeliveryReport]:
         """One line per bulletin and subscriber language: how many were sent, skipped, failed and why."""
         summaries: dict[str, RunSummary] = {article: RunSummary() for article in self._rendered}
+        # per (article, language): how many results, and how many of them an earlier run had already done
+        seen: Counter[tuple[str, str]] = Counter()
+        unchanged: Counter[tuple[str, str]] = Counter()
         for result in results:
             summary = summaries.setdefault(result.key.article, RunSummary())
             lang = result.key.lang
+            seen[result.key.article, lang] += 1
+            unchanged[result.key.article, lang] += done_before(result)
             outcome = result.outcome
             if outcome is None:
                 what = {"send": "would_send", "resend": "would_resend"}.get(result.decision, result.decision)
@@ -393,6 +398,8 @@ class EmailChannel(Channel):
         for article, summary in summaries.items():
             langs = sorted(summary.counts) or self._rendered.get(article, [])
             reports += [BulletinReport(article, lang, self.name, where, summary.state(lang), summary.note(lang),
+                                       done_before=unchanged[article, lang]
+                                       if unchanged[article, lang] == seen[article, lang] else 0,
                                        possible_duplicates=summary.possible_duplicates[lang]) for lang in langs]
         return reports
 

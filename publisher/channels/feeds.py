@@ -485,7 +485,7 @@ class FeedsChannel(Channel):
             elif result.outcome is not None:
                 note = result.outcome.note or result.outcome.error or note
             reports.append(DeliveryReport(result.key.article, result.key.lang, CHANNEL, self.where(result),
-                                          result.state, note))
+                                          result.state, note, done_before=int(note == "already up to date")))
         return reports
 
 

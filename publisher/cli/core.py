@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,14 @@ if TYPE_CHECKING:
                    "'2026-12-02 09:00'; without an offset, in PUBLISHER_TIMEZONE). Scheduling the same again moves it.")
 @click.option("--now", "now", is_flag=True,
               help="Publish now: ignore the articles' publish_at embargo (and accept an --at in the past).")
+@click.option("--wide", is_flag=True,
+              help="Every column and every line of the table, whole, however wide the terminal.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Every line of the report as JSON Lines (one object per line) instead of the table.")
 @click.pass_context
 def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
-            dry_run: bool, force: bool, retry_unconfirmed: bool, at: str | None, now: bool) -> None:
+            dry_run: bool, force: bool, retry_unconfirmed: bool, at: str | None, now: bool, wide: bool,
+            as_json: bool) -> None:
     """Publish articles (content files or folders; default: all of content/) in every language through every
     channel.
 
@@ -41,13 +47,10 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
     is ahead is scheduled for the worker instead.
     Exit code 1 when a delivery failed, its outcome is unknown, or a channel stopped the run.
     """
-    from rich.table import Table
-    from rich.text import Text
-
     from publisher.pipeline import channels_for, publish as run_publish
 
     site = get_site(ctx)
-    out = console()
+    out = console(stderr=as_json)   # with --json, standard output holds only JSON
     clock = None
     if at is not None:
         from publisher.scheduler import parse_when, wall_clock
@@ -62,31 +65,70 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         from publisher.scheduler import after_every_embargo
 
         clock = after_every_embargo
-    for channel in channels_for(site, channels or None):
-        if not channel.is_configured():
-            out.print(f"{channel.name}: not configured, writing locally to {channel.fallback_description()}",
-                      style="dim")
+    local = [channel for channel in channels_for(site, channels or None) if not channel.is_configured()]
+    for channel in local:   # one short line each: what to set is config check's to say
+        where = re.sub(r" \(set [^()]*\)$", "", channel.fallback_description())
+        out.print(f"{channel.name}: not configured, writing locally to {where}", style="dim")
+    if len(local) > 1:
+        out.print("(publisher config check lists the settings each channel needs)", style="dim")
     reports = run_publish(site, list(paths), channels=channels or None, langs=langs or None, force=force,
                           dry_run=dry_run, retry_unconfirmed=retry_unconfirmed, console=console(stderr=True),
                           clock=clock)
-    table = Table(title="Dry run: nothing was sent" if dry_run else "Published")
-    for column in ("article", "language", "channel", "where", "state", "note"):
-        table.add_column(column, overflow="fold")
-    footnotes: list[str] = []
-    for r, more in _grouped(reports):
-        style = {"failed": "red", "stopped": "red", "unconfirmed": "yellow", "skipped": "dim", "stale": "yellow"}.get(r.state, "")
-        where = f"{r.where} (+{more} more)" if more else r.where
-        note = r.note
-        if len(note) > 48:  # long notes hold commands to copy: print them whole, under the table
-            if note not in footnotes:
-                footnotes.append(note)
-            note = f"see [{footnotes.index(note) + 1}] below"
-        table.add_row(r.article, r.lang, r.channel, where, Text(r.state, style=style), note)
-    out.print(table)
-    for number, note in enumerate(footnotes, start=1):
-        click.echo(f"[{number}] {note}")
+    if as_json:
+        echo_json_lines({**r.as_dict(), "done_before": r.done_before} for r in reports)
+    else:
+        print_reports(out, reports, title="Dry run: nothing was sent" if dry_run else "Published", wide=wide)
     if any(r.state in ("failed", "unconfirmed", "stopped") for r in reports):
         ctx.exit(1)
+
+
+_STATE_STYLES = {"failed": "red", "stopped": "red", "unconfirmed": "yellow", "skipped": "dim", "stale": "yellow",
+                 "done": "dim"}
+_FOOTNOTE_AT = 48   # a longer note holds a command to copy: printed whole under the table, not cut
+
+
+def print_reports(out: Any, reports: list[DeliveryReport], *, title: str, wide: bool = False) -> None:
+    """The table a publish ends with: per article, a line for each delivery made, failed or held back, and one
+    line for everything an earlier run had already done ("nothing new: 7 deliveries already done"). It fits
+    the terminal: slugs whole, ``where`` and the notes give way first (``wide``: everything)."""
+    from rich.text import Text
+
+    from publisher.cli.tables import Column, print_table
+
+    by_article: dict[str, list[DeliveryReport]] = {}
+    for r in reports:
+        by_article.setdefault(r.article, []).append(r)
+    rows: list[list[Any]] = []
+    unchanged: list[list[Any]] = []
+    footnotes: list[str] = []
+    for article in sorted(by_article):   # stable: channels keep their order within an article
+        lines = by_article[article]
+        new = [r for r in lines if not r.done_before]
+        for r, more in _grouped(new):
+            where = f"{r.where} (+{more} more)" if more else r.where
+            note = r.note
+            if len(note) > _FOOTNOTE_AT and not wide:
+                if note not in footnotes:
+                    footnotes.append(note)
+                note = f"see [{footnotes.index(note) + 1}] below"
+            rows.append([r.article, r.lang, r.channel, where, Text(r.state, style=_STATE_STYLES.get(r.state, "")),
+                         note])
+        done = sum(r.done_before for r in lines)
+        if done:
+            what = f"deliver{'y' if done == 1 else 'ies'} already done"
+            unchanged.append([article, f"{done} other {what}" if new else f"nothing new: {done} {what}"])
+    if rows:
+        columns = [Column("article", whole=True), Column("lang", min_width=4), Column("channel", min_width=8),
+                   Column("where", min_width=12, drop=1), Column("state", whole=True),
+                   Column("note", min_width=16, drop=2)]
+        print_table(out, columns, rows, wide=wide, title=title)
+    if unchanged:   # one line per article, outside the table: its note is too long for a column of 80
+        print_table(out, [Column("article", whole=True), Column("note", min_width=16)], unchanged, wide=wide,
+                    title=None if rows else title, show_header=False)
+    if not rows and not unchanged:
+        out.print(f"{title}: nothing to do.")
+    for number, note in enumerate(footnotes, start=1):
+        out.print(f"[{number}] {note}", soft_wrap=True)
 
 
 def _schedule(site: Site, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
@@ -165,9 +207,11 @@ _SHOWN = 20   # rows of a table before "... and N more": a terminal table of tho
               help="How many of the most recent articles to summarize.")
 @click.option("--all", "show_all", is_flag=True,
               help="Every article (with PATH: every row), streamed as tab-separated lines.")
+@click.option("--wide", is_flag=True,
+              help="Every column whole (a column per channel, full dates), however wide the terminal.")
 @click.pass_context
 def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: str | None, limit: int,
-           show_all: bool) -> None:
+           show_all: bool, wide: bool) -> None:
     """Show the delivery ledger: the most recent articles (counts per language, channel and state, newest
     first), and always what needs attention (unconfirmed, failed or left in flight). With PATH, the detail of
     those articles."""
@@ -184,7 +228,8 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
                         for slug in slugs for row in ledger.rows(article=slug, channel=channel))
         return
     if paths:
-        _status_detail(ledger, [slug for slug in slugs if slug is not None], channel, show_all)
+        _status_detail(ledger, [slug for slug in slugs if slug is not None], channel, show_all, wide,
+                       site.timezone)
         return
     if show_all:
         _status_everything(ledger, channel)
@@ -192,18 +237,27 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     from publisher.cli.schedule import print_held
 
     print_held(site, console())   # jobs held as overdue wait for a person
-    _status_summary(ledger, channel, limit)
+    _status_summary(ledger, channel, limit, wide)
 
 
-def _counts_row(counts: dict[str, int]) -> list[str]:
-    return [str(counts.get(state, 0) or "") for state in _COUNTED]
+def _present(rows: list[dict[str, int]], wide: bool) -> list[str]:
+    """The states to give a column: every one with ``wide``, else those some row has (an 80-column table has
+    no room for six columns of blanks)."""
+    return [state for state in _COUNTED if wide or any(counts.get(state) for counts in rows)]
 
 
-def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
+def _header(state: str) -> str:
+    return state.replace("_", " ")
+
+
+def _status_summary(ledger: Ledger, channel: str | None, limit: int, wide: bool = False) -> None:
     """The ``limit`` newest articles, one line each (every language together; per channel, its rows per
     state), then everything that needs attention, whatever its age: a few short index reads, and a table
-    short enough to draw at once, however long the ledger."""
-    from rich.table import Table
+    short enough to draw at once, however long the ledger.
+
+    A column per channel when it fits (or ``wide``); otherwise a column per state, with the channels that
+    are not all sent named in a last column."""
+    from publisher.cli.tables import Column, print_table
 
     out = console()
     articles = list(ledger.articles(limit + 1))
@@ -222,40 +276,62 @@ def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
             if chan not in channels:
                 channels.append(chan)
         lines.append((article, per_channel))
-    table = Table(title="Deliveries, newest first", caption="rows per state, every language together")
-    table.add_column("article", overflow="fold")
-    for chan in channels:
-        table.add_column(chan)
-    for article, per_channel in lines:
-        table.add_row(article, *(_state_counts(per_channel.get(chan, {})) for chan in channels))
-    out.print(table)
+    title = "Deliveries, newest first"
+    by_channel = [Column("article", whole=True), *(Column(chan, whole=True) for chan in channels)]
+    by_channel_rows = [[article, *(_state_counts(per_channel.get(chan, {})) for chan in channels)]
+                       for article, per_channel in lines]
+    if wide or _fits(by_channel, by_channel_rows, out.width):
+        print_table(out, by_channel, by_channel_rows, wide=wide, title=title,
+                    caption="rows per state, every language together")
+    else:
+        totals = [{state: sum(c.get(state, 0) for c in per_channel.values()) for state in _COUNTED}
+                  for _, per_channel in lines]
+        states = _present(totals, wide=False)
+        columns = [Column("article", whole=True), *(Column(_header(state), whole=True, justify="right")
+                                                     for state in states),
+                   Column("not all sent", min_width=12, drop=1)]
+        rows = [[article, *(str(total.get(state) or "") for state in states),
+                 "; ".join(f"{chan}: {_state_counts({k: v for k, v in counts.items() if k != 'sent'})}"
+                           for chan, counts in per_channel.items() if any(k != "sent" and v for k, v in counts.items()))]
+                for (article, per_channel), total in zip(lines, totals)]
+        print_table(out, columns, rows, title=title,
+                    caption="rows per state, every channel and language (--wide: a column per channel)")
     if more:
         out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
-    _attention(ledger, [None], channel)
+    _attention(ledger, [None], channel, wide)
+
+
+def _fits(columns: list[Any], rows: list[list[Any]], width: int) -> bool:
+    """True when every column fits whole in ``width``."""
+    from publisher.cli.tables import fit, overhead
+
+    kept, widths, _ = fit(columns, rows, width, wide=True)
+    return sum(widths) + overhead(len(kept)) <= width
 
 
 def _state_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts[state]} {state.replace('_', ' ')}" for state in _COUNTED if counts.get(state))
 
 
-def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None) -> None:
+def _attention(ledger: Ledger, slugs: list[str | None], channel: str | None, wide: bool = False) -> None:
     from itertools import islice
 
-    from rich.table import Table
+    from publisher.cli.tables import Column, print_table
 
     out = console()
-    attention = Table(title="Needs attention")
-    for column in ("article", "language", "channel", "target", "state", "attempts", "last error"):
-        attention.add_column(column, overflow="fold")
-    shown = 0
+    rows: list[list[Any]] = []
     for slug in slugs:
-        for row in islice(ledger.rows(article=slug, channel=channel, state=_ATTENTION), _SHOWN - shown):
-            attention.add_row(row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
-                              str(row.attempts), row.last_error or "")
-            shown += 1
-    if not shown:
+        for row in islice(ledger.rows(article=slug, channel=channel, state=_ATTENTION), _SHOWN - len(rows)):
+            # channel and language in one column: at 80 columns the error needs the room
+            rows.append([row.key.article, f"{row.key.channel} {row.key.lang}", row.key.target, _header(row.state),
+                         str(row.attempts), _one_line(row.last_error)])
+    if not rows:
         return
-    out.print(attention)
+    columns = [Column("article", whole=True), Column("channel", min_width=8),
+               Column("target", min_width=10, drop=2), Column("state", whole=True),
+               Column("tries", whole=True, drop=1), Column("last error", min_width=24, drop=3)]
+    print_table(out, columns, rows, wide=wide, title="Needs attention")
+    shown = len(rows)
     total = sum(n for slug in slugs for n in ledger.counts(article=slug, channel=channel,
                                                            states=_ATTENTION).values())
     if total > shown:
@@ -280,11 +356,12 @@ def _status_everything(ledger: Ledger, channel: str | None) -> None:
                                str(row.attempts), _one_line(row.last_error))))
 
 
-def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_all: bool) -> None:
+def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_all: bool,
+                   wide: bool = False, tz: tzinfo | None = None) -> None:
     """One article's counts per language and channel, and its rows (every row with --all, streamed)."""
     from itertools import islice
 
-    from rich.table import Table
+    from publisher.cli.tables import Column, Short, print_table
 
     out = console()
     if show_all:
@@ -301,25 +378,41 @@ def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_a
         if not summary:
             out.print(f"{slug}: nothing in the ledger yet.")
             continue
-        table = Table(title=slug)
-        for column in ("language", "channel", *_COUNT_HEADERS):
-            table.add_column(column)
-        for (_, lang, chan), counts in summary.items():
-            table.add_row(lang, chan, *_counts_row(counts))
-        out.print(table)
-        rows = Table(title=f"{slug}: deliveries")
-        for column in ("language", "channel", "target", "state", "attempts", "where", "updated", "last error"):
-            rows.add_column(column, overflow="fold")
-        shown = 0
+        states = _present(list(summary.values()), wide)
+        counts_columns = [Column("lang", min_width=4), Column("channel", min_width=8),
+                          *(Column(_header(state), whole=True, justify="right") for state in states)]
+        print_table(out, counts_columns, [[lang, chan, *(str(counts.get(state, 0) or "") for state in states)]
+                                          for (_, lang, chan), counts in summary.items()],
+                    wide=wide, title=slug)
+        rows: list[list[Any]] = []
         for row in islice(ledger.rows(article=slug, channel=channel), _SHOWN):
-            rows.add_row(row.key.lang, row.key.channel, row.key.target, row.state, str(row.attempts),
-                         row.remote_url or "", _updated(row.updated_at), row.last_error or "")
-            shown += 1
-        out.print(rows)
+            rows.append([row.key.lang, row.key.channel, row.key.target, _header(row.state), str(row.attempts),
+                         row.remote_url or "", Short(_updated(row.updated_at), _compact(row.updated_at, tz)),
+                         _one_line(row.last_error)])
+        columns = [Column("lang", min_width=4), Column("channel", min_width=8),
+                   Column("target", min_width=10, drop=3), Column("state", whole=True),
+                   Column("tries", whole=True, drop=1), Column("where", min_width=12, drop=4),
+                   Column("updated", whole=True, drop=2), Column("last error", min_width=16, drop=5)]
+        print_table(out, columns, rows, wide=wide, title=f"{slug}: deliveries")
         total = sum(sum(counts.values()) for counts in summary.values())
-        if total > shown:
-            out.print(f"... and {total - shown} more (publisher status {slug} --all lists every row)")
-    _attention(ledger, list(slugs), channel)
+        if total > len(rows):
+            out.print(f"... and {total - len(rows)} more (publisher status {slug} --all lists every row)")
+    _attention(ledger, list(slugs), channel, wide)
+
+
+def _compact(moment: str | None, tz: tzinfo | None) -> str:
+    """A ledger time for a narrow column: date, hours and minutes in the site's time zone
+    (``2024-06-28 09:00``)."""
+    from publisher.timefmt import iso_text
+
+    text = iso_text(moment) or ""
+    if not text:
+        return ""
+    try:
+        local = datetime.fromisoformat(text).astimezone(tz)
+    except ValueError:
+        return text
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def _updated(moment: str | None) -> str:
@@ -335,15 +428,20 @@ def _one_line(text: str | None) -> str:
 
 @click.command("import")
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite an existing content file.")
-@click.option("--slug", help="Slug to use instead of one made from the title.")
+@click.option("--force", is_flag=True,
+              help="Import even a page that is already a story (same title and date, or source URL), and "
+                   "overwrite an existing content file.")
+@click.option("--slug", help="Slug to use instead of one made from the title (the page is then taken as another "
+                             "story, even if one has its title and date).")
 @click.option("--date", "when", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Publication date, for a page that does not show one.")
 @click.pass_context
 def import_command(ctx: click.Context, source: Path, force: bool, slug: str | None, when: datetime | None) -> None:
     """Turn a news page (the UNPOG text format, or an HTML page) into content/<slug>.<lang>.md.
 
-    The language is detected from the text (Hangul or Latin). Prints the path written.
+    The language is detected from the text (Hangul or Latin); the summary is the first paragraph, and an
+    HTML page's picture (with its alt text) and address come along. A page that is already a story of the
+    site (the same title and date, or the same source URL) is refused, naming that file. Prints the path written.
     """
     from publisher.importer import import_file
 
