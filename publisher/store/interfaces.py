@@ -207,8 +207,9 @@ class SubscriberStore(Protocol):
         """The article (or digest id) of the last email delivery ``sent`` to this address, or None."""
         ...
 
-    def remember_message(self, message_id: str, outcome: str) -> bool:
-        """Note that the bounce message ``message_id`` was acted on; False if it already was (nothing changed)."""
+    def remember_message(self, message_id: str, outcome: str) -> str | None:
+        """Note that the bounce message ``message_id`` was handled with ``outcome``: None if it is new, else
+        the outcome it was handled with before (and nothing is changed)."""
         ...
 
     def iterate(

@@ -943,11 +943,14 @@ class SqliteSubscribers:
             " ORDER BY updated_at DESC, id DESC LIMIT 1", (target,)).fetchone()
         return str(row[0]) if row else None
 
-    def remember_message(self, message_id: str, outcome: str) -> bool:
+    def remember_message(self, message_id: str, outcome: str) -> str | None:
         cursor = self.conn.execute(
             "INSERT INTO bounce_messages (message_id, outcome, at) VALUES (?, ?, ?)"
             " ON CONFLICT (message_id) DO NOTHING", (message_id, outcome, self.store.now()))
-        return cursor.rowcount > 0
+        if cursor.rowcount > 0:
+            return None
+        row = self.conn.execute("SELECT outcome FROM bounce_messages WHERE message_id = ?", (message_id,)).fetchone()
+        return str(row[0]) if row else outcome
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
