@@ -192,14 +192,14 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     from publisher.cli.schedule import print_held
 
     print_held(site, console())   # jobs held as overdue wait for a person
-    _status_summary(ledger, channel, limit)
+    _status_summary(ledger, channel, limit, site)
 
 
 def _counts_row(counts: dict[str, int]) -> list[str]:
     return [str(counts.get(state, 0) or "") for state in _COUNTED]
 
 
-def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
+def _status_summary(ledger: Ledger, channel: str | None, limit: int, site: Site | None = None) -> None:
     """The ``limit`` newest articles, one line each (every language together; per channel, its rows per
     state), then everything that needs attention, whatever its age: a few short index reads, and a table
     short enough to draw at once, however long the ledger."""
@@ -231,6 +231,10 @@ def _status_summary(ledger: Ledger, channel: str | None, limit: int) -> None:
     out.print(table)
     if more:
         out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
+    if channel in (None, "email") and site is not None:
+        from publisher.bounces.rates import print_rates
+
+        print_rates(site, [article for article, _ in lines], out)   # issue 13: bounce and complaint rates
     _attention(ledger, [None], channel)
 
 
