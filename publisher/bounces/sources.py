@@ -78,7 +78,7 @@ def _move(source: Path, target: Path) -> None:
 
 
 class ImapSource:
-    """An IMAP folder over TLS (IMAPS, certificate verified): the messages not yet seen, fetched without marking
+    """An IMAP folder over TLS (IMAPS on port 993, else STARTTLS, required; the certificate verified): the messages not yet seen, fetched without marking
     them; a handled one is flagged ``\\Seen``, an unclassified one ``\\Flagged`` and left unread for a person."""
 
     def __init__(self, host: str, port: int, user: str, password: str, folder: str = "INBOX", *,
@@ -96,17 +96,24 @@ class ImapSource:
         import ssl
 
         context = self.ssl_context or ssl.create_default_context()
+        imap: Any = None
         try:
-            imap = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context, timeout=self.timeout)
+            if self.port == 993:
+                imap = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context, timeout=self.timeout)
+            else:   # any other port: STARTTLS, required (a server without it is refused, nothing sent in clear)
+                imap = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+                imap.starttls(ssl_context=context)
         except (OSError, imaplib.IMAP4.error) as error:
-            raise InputError("BOUNCE_IMAP_HOST", f"cannot connect to {self.describe()}: {error}") from None
+            if imap is not None:
+                _quietly(imap.shutdown)
+            raise InputError("BOUNCE_IMAP_HOST", f"cannot connect to {self.describe()} with TLS: {error}") from None
         try:
             imap.login(self.user, self.password)
             kind, _ = imap.select(_quote(self.folder))
             if kind != "OK":
                 raise InputError("BOUNCE_IMAP_FOLDER", f"{self.folder!r}: no such folder on {self.host}")
         except (OSError, imaplib.IMAP4.error) as error:
-            imap.shutdown()
+            _quietly(imap.shutdown)
             # The server's words, never the password.
             raise InputError("BOUNCE_IMAP_USER", f"{self.describe()}: login or select refused: {error}") from None
         return imap
@@ -142,7 +149,7 @@ class ImapSource:
 
 
 class Pop3Source:
-    """A POP3 mailbox over TLS (POP3S, certificate verified): a handled message is deleted from the server (the
+    """A POP3 mailbox over TLS (POP3S on port 995, else STLS, required; the certificate verified): a handled message is deleted from the server (the
     store remembers what it said), an unclassified one left there for a person."""
 
     def __init__(self, host: str, port: int, user: str, password: str, *, timeout: float = 30.0,
@@ -161,9 +168,14 @@ class Pop3Source:
 
         context = self.ssl_context or ssl.create_default_context()
         try:
-            self._pop = poplib.POP3_SSL(self.host, self.port, context=context, timeout=self.timeout)
+            if self.port == 995:
+                self._pop = poplib.POP3_SSL(self.host, self.port, context=context, timeout=self.timeout)
+            else:   # any other port: STLS (RFC 2595), required
+                self._pop = poplib.POP3(self.host, self.port, timeout=self.timeout)
+                self._pop.stls(context=context)
         except (OSError, poplib.error_proto) as error:
-            raise InputError("BOUNCE_POP3_HOST", f"cannot connect to {self.describe()}: {error}") from None
+            self.close()
+            raise InputError("BOUNCE_POP3_HOST", f"cannot connect to {self.describe()} with TLS: {error}") from None
         try:
             self._pop.user(self.user)
             self._pop.pass_(self.password)
@@ -190,6 +202,14 @@ class Pop3Source:
             except Exception:   # the answers are recorded; the messages are read again and skipped next time
                 pass
             self._pop = None
+
+
+def _quietly(close: Any) -> None:
+    """Close a connection that already failed: its own error says nothing more."""
+    try:
+        close()
+    except OSError:
+        pass
 
 
 def _quote(folder: str) -> str:
