@@ -114,6 +114,36 @@ class BounceProcessor:
                 return "keep"
         return "done"
 
+    def apply_event(self, event_id: str, kind: str, email: str, reason: str, *, source: str) -> str:
+        """One ESP webhook event (already verified): ``hard``, ``soft``, ``complaint`` or ``unsubscribe`` for
+        ``email``, acted on once per ``event_id``. What happened: ``done``, ``duplicate`` or ``unknown``."""
+        with self.store.transaction():
+            if self.store.remember_message(f"{source}:{event_id}", kind) is not None:
+                self.tally.duplicates += 1
+                return "duplicate"
+            subscriber = self.subscribers.get(email)
+            if subscriber is None:
+                self.tally.unknown += 1
+                self._note(f"{source} webhook: a {kind} event for an address not on the subscriber list; nothing "
+                           "changed")
+                return "unknown"
+            article = self.store.last_bulletin(subscriber.email)
+            if kind == "hard":
+                self.tally.hard += 1
+                changed = self.subscribers.mark_bounced(subscriber.email, reason=reason, article=article,
+                                                        source=source)
+            elif kind == "soft":
+                self.tally.soft += 1
+                changed = self.subscribers.soft_bounce(subscriber.email, reason=reason, limit=self.soft_limit,
+                                                       days=self.soft_days, article=article, source=source)
+            elif kind == "complaint":
+                self.tally.kinds["complaint"] += 1
+                changed = self.subscribers.complain(subscriber.email, reason=reason, article=article, source=source)
+            else:
+                changed = self.subscribers.unsubscribe(subscriber.email)
+            self.tally.suppressed += changed and kind != "unsubscribe"
+        return "done"
+
     # --- the verdicts ---------------------------------------------------------------------------------------
 
     def _bounce(self, verdict: Verdict, where: str) -> None:

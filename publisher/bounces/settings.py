@@ -52,7 +52,18 @@ BOUNCE_INTERVAL = Setting("BOUNCE_INTERVAL", "Minutes between two runs of bounce
                           "worker` when BOUNCE_MAILDIR or BOUNCE_IMAP_HOST is set (0: never).", default=15,
                           parse=parse_non_negative_int)
 
-BOUNCE_SETTINGS = (BOUNCE_ADDRESS, BOUNCE_TOKEN_DAYS, BOUNCE_SOFT_LIMIT, BOUNCE_SOFT_DAYS, BOUNCE_GUARD_RATE,
+_MAILBOX_SETTINGS = (BOUNCE_ADDRESS, BOUNCE_TOKEN_DAYS, BOUNCE_SOFT_LIMIT, BOUNCE_SOFT_DAYS, BOUNCE_GUARD_RATE,
                    BOUNCE_GUARD_AFTER, BOUNCE_MAILDIR, BOUNCE_IMAP_HOST, BOUNCE_IMAP_PORT, BOUNCE_IMAP_USER,
                    BOUNCE_IMAP_PASSWORD, BOUNCE_IMAP_FOLDER, BOUNCE_POP3_HOST,
                    BOUNCE_POP3_PORT, BOUNCE_POP3_USER, BOUNCE_POP3_PASSWORD, BOUNCE_INTERVAL)
+
+# --- ESP webhooks in `publisher serve` (each endpoint answers 404 until its secret is set) ----------------------
+MAILGUN_WEBHOOK_SIGNING_KEY = Setting("MAILGUN_WEBHOOK_SIGNING_KEY", "Mailgun's HTTP webhook signing key: POST "
+                                      "/webhooks/mailgun is verified with it (HMAC-SHA256 over timestamp and "
+                                      "token; a timestamp older than 5 minutes is refused).", secret=True)
+POSTMARK_WEBHOOK_USER = Setting("POSTMARK_WEBHOOK_USER", "User name of the Basic auth Postmark sends to POST "
+                                "/webhooks/postmark (put it in the webhook URL's user part).", parse=parse_line)
+POSTMARK_WEBHOOK_PASSWORD = Setting("POSTMARK_WEBHOOK_PASSWORD", "Password of that Basic auth.", secret=True)
+
+WEBHOOK_SETTINGS = (MAILGUN_WEBHOOK_SIGNING_KEY, POSTMARK_WEBHOOK_USER, POSTMARK_WEBHOOK_PASSWORD)
+BOUNCE_SETTINGS: tuple[Setting, ...] = _MAILBOX_SETTINGS + WEBHOOK_SETTINGS
