@@ -65,5 +65,11 @@ POSTMARK_WEBHOOK_USER = Setting("POSTMARK_WEBHOOK_USER", "User name of the Basic
                                 "/webhooks/postmark (put it in the webhook URL's user part).", parse=parse_line)
 POSTMARK_WEBHOOK_PASSWORD = Setting("POSTMARK_WEBHOOK_PASSWORD", "Password of that Basic auth.", secret=True)
 
-WEBHOOK_SETTINGS = (MAILGUN_WEBHOOK_SIGNING_KEY, POSTMARK_WEBHOOK_USER, POSTMARK_WEBHOOK_PASSWORD)
+SENDGRID_WEBHOOK_PUBLIC_KEY = Setting("SENDGRID_WEBHOOK_PUBLIC_KEY", "The verification key SendGrid shows for its "
+                                      "signed Event Webhook (base64, ECDSA P-256): POST /webhooks/sendgrid is "
+                                      "verified with it; a timestamp more than 5 minutes off is refused.",
+                                      parse=parse_line)
+
+WEBHOOK_SETTINGS = (MAILGUN_WEBHOOK_SIGNING_KEY, POSTMARK_WEBHOOK_USER, POSTMARK_WEBHOOK_PASSWORD,
+                    SENDGRID_WEBHOOK_PUBLIC_KEY)
 BOUNCE_SETTINGS: tuple[Setting, ...] = _MAILBOX_SETTINGS + WEBHOOK_SETTINGS

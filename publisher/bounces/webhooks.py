@@ -5,6 +5,8 @@
   token acts once (a replay changes nothing).
 * ``POST /webhooks/postmark``: HTTP Basic auth (POSTMARK_WEBHOOK_USER / _PASSWORD, put in the webhook URL);
   each event acts once by its ID.
+* ``POST /webhooks/sendgrid``: SendGrid's signed Event Webhook, ECDSA P-256 over ``timestamp + body`` checked
+  with SENDGRID_WEBHOOK_PUBLIC_KEY (``cryptography``); stale timestamps refused; each ``sg_event_id`` once.
 
 An endpoint whose secret is unset answers 404. A bad signature or password: 403 (401 for a missing Basic auth),
 nothing changed. A body that is not JSON or lacks a field: 400. An event type we do not act on: 200 and one
@@ -154,6 +156,72 @@ def postmark_events(body: bytes) -> list[Event]:
     return []
 
 
+# --- SendGrid ----------------------------------------------------------------------------------------------
+
+SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def check_sendgrid_signature(body: bytes, public_key: str, signature: str | None, timestamp: str | None, *,
+                             now: float) -> None:
+    """``Refused`` unless ``signature`` is SendGrid's ECDSA (P-256, SHA-256) signature of ``timestamp + body``
+    under ``public_key`` (base64 DER, as SendGrid shows it), made within ``MAX_AGE`` seconds of now."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    if not signature or not timestamp:
+        raise Refused(403, "no signature or timestamp header")
+    try:
+        age = abs(now - float(timestamp))
+    except ValueError:
+        raise Refused(403, "the timestamp is not a number") from None
+    if age > MAX_AGE:
+        raise Refused(403, f"the timestamp is {age:.0f} s away from now (more than {MAX_AGE}): stale or replayed")
+    try:
+        key = load_der_public_key(base64.b64decode(public_key))
+        raw_signature = base64.b64decode(signature, validate=True)
+    except (ValueError, binascii.Error):
+        raise Refused(403, "the signature or SENDGRID_WEBHOOK_PUBLIC_KEY is not valid base64 DER") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise Refused(403, "SENDGRID_WEBHOOK_PUBLIC_KEY is not an ECDSA key")
+    try:
+        key.verify(raw_signature, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise Refused(403, "the signature does not verify") from None
+
+
+def sendgrid_events(body: bytes) -> list[Event]:
+    """The events of a SendGrid Event Webhook body (a JSON array) that we act on."""
+    data = _json(body)
+    if not isinstance(data, list):
+        raise Refused(400, "the body is not a JSON array of events")
+    events = []
+    for item in data:
+        if not isinstance(item, dict):
+            raise Refused(400, "an event that is not a JSON object")
+        kind, email = str(item.get("event", "")), str(item.get("email", "") or "")
+        event_id = str(item.get("sg_event_id", "") or "")
+        reason = f"sendgrid: {item.get('status') or ''} {item.get('reason') or kind}".strip()[:200]
+        if kind == "bounce":
+            action = "soft" if str(item.get("type", "")) == "blocked" else "hard"
+        elif kind == "spamreport":
+            action, reason = "complaint", "spam complaint (sendgrid)"
+        elif kind in ("unsubscribe", "group_unsubscribe"):
+            action, reason = "unsubscribe", "unsubscribed (sendgrid)"
+        else:
+            continue   # delivered, open, click, deferred, dropped...: nothing for the list
+        if "@" not in email or not event_id:
+            log.warning("sendgrid webhook: a %s event without email or sg_event_id, skipped", kind)
+            continue
+        events.append(Event(event_id, action, email, reason))
+    return events
+
+
 # --- the routes --------------------------------------------------------------------------------------------
 
 
@@ -182,6 +250,12 @@ async def _handle(request: Request, source: str, secret_name: str,
 
             check_basic_auth(request.headers.get("authorization"), str(site.config.get(POSTMARK_WEBHOOK_USER) or ""),
                              str(site.config.get(POSTMARK_WEBHOOK_PASSWORD)))
+        if source == "sendgrid":
+            from publisher.bounces.settings import SENDGRID_WEBHOOK_PUBLIC_KEY
+
+            check_sendgrid_signature(body, str(site.config.get(SENDGRID_WEBHOOK_PUBLIC_KEY)),
+                                     request.headers.get(SENDGRID_SIGNATURE), request.headers.get(SENDGRID_TIMESTAMP),
+                                     now=time.time())
         events = parse(body, site)
     except Refused as refusal:
         log.warning("%s webhook refused (%d): %s", source, refusal.status, refusal)
@@ -203,3 +277,10 @@ async def postmark(request: Request) -> Response:
     from publisher.bounces.settings import POSTMARK_WEBHOOK_PASSWORD
 
     return await _handle(request, "postmark", POSTMARK_WEBHOOK_PASSWORD.name, lambda body, site: postmark_events(body))
+
+
+async def sendgrid(request: Request) -> Response:
+    from publisher.bounces.settings import SENDGRID_WEBHOOK_PUBLIC_KEY
+
+    return await _handle(request, "sendgrid", SENDGRID_WEBHOOK_PUBLIC_KEY.name, lambda body, site: sendgrid_events(body))
+

@@ -110,3 +110,57 @@ def test_postmark_events_need_the_basic_auth(hooked: Site) -> None:
         assert status(hooked, "angry@example.org") == "complained"
         bad = client.post("/webhooks/postmark", content=b"{not json", headers=basic("postmark", "pm-secret"))
         assert bad.status_code == 400
+
+
+def sendgrid_key() -> tuple[Any, str]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return private, base64.b64encode(public).decode()
+
+
+def sendgrid_headers(private: Any, body: bytes, timestamp: float | None = None) -> dict[str, str]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    stamp = str(int(time.time() if timestamp is None else timestamp))
+    signature = private.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp, "Content-Type": "application/json"}
+
+
+def test_sendgrid_signed_events_act_and_forged_or_stale_ones_do_not(hooked: Site) -> None:
+    private, public = sendgrid_key()
+    (hooked.root / ".env").write_text(f"SENDGRID_WEBHOOK_PUBLIC_KEY={public}\n", encoding="utf-8")
+    site = Site(hooked.root)
+    body = json.dumps([
+        {"email": "gone@example.org", "timestamp": 1764583200, "event": "bounce", "type": "bounce",
+         "status": "5.1.1", "reason": "550 5.1.1 unknown user", "sg_event_id": "ZHJvcC0xMjM0NTY"},
+        {"email": "angry@example.org", "timestamp": 1764583201, "event": "spamreport", "sg_event_id": "c3BhbS0x"},
+        {"email": "full@example.org", "timestamp": 1764583202, "event": "delivered", "sg_event_id": "ZGVsLTE"},
+    ]).encode()
+    other_private, _ = sendgrid_key()
+    with make_client(site) as client:
+        forged = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(other_private, body))
+        assert forged.status_code == 403
+        altered = client.post("/webhooks/sendgrid", content=body.replace(b"gone@", b"full@"),
+                              headers=sendgrid_headers(private, body))
+        assert altered.status_code == 403
+        stale = client.post("/webhooks/sendgrid", content=body,
+                            headers=sendgrid_headers(private, body, time.time() - 3600))
+        assert stale.status_code == 403
+        assert client.post("/webhooks/sendgrid", content=body).status_code == 403   # unsigned
+        assert [status(site, a) for a in ("gone@example.org", "angry@example.org")] == ["active", "active"]
+
+        signed = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(private, body))
+        assert signed.status_code == 200 and signed.json()["events"] == ["done", "done"]
+        assert [status(site, a) for a in ("gone@example.org", "angry@example.org", "full@example.org")] == \
+            ["bounced", "complained", "active"]
+        again = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(private, body))
+        assert again.json()["events"] == ["duplicate", "duplicate"]
+        not_json = b"{oops"
+        assert client.post("/webhooks/sendgrid", content=not_json,
+                           headers=sendgrid_headers(private, not_json)).status_code == 400
+    site.close()
