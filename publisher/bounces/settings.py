@@ -70,6 +70,11 @@ SENDGRID_WEBHOOK_PUBLIC_KEY = Setting("SENDGRID_WEBHOOK_PUBLIC_KEY", "The verifi
                                       "verified with it; a timestamp more than 5 minutes off is refused.",
                                       parse=parse_line)
 
+SES_WEBHOOK_TOPIC_ARNS = Setting("SES_WEBHOOK_TOPIC_ARNS", "The Amazon SNS topics (ARNs, comma-separated) whose "
+                                 "SES bounce and complaint notifications POST /webhooks/ses accepts; each message's "
+                                 "signature is verified against a certificate fetched only from "
+                                 "sns.<region>.amazonaws.com.", parse=parse_line)
+
 WEBHOOK_SETTINGS = (MAILGUN_WEBHOOK_SIGNING_KEY, POSTMARK_WEBHOOK_USER, POSTMARK_WEBHOOK_PASSWORD,
-                    SENDGRID_WEBHOOK_PUBLIC_KEY)
+                    SENDGRID_WEBHOOK_PUBLIC_KEY, SES_WEBHOOK_TOPIC_ARNS)
 BOUNCE_SETTINGS: tuple[Setting, ...] = _MAILBOX_SETTINGS + WEBHOOK_SETTINGS

@@ -5,6 +5,10 @@
   token acts once (a replay changes nothing).
 * ``POST /webhooks/postmark``: HTTP Basic auth (POSTMARK_WEBHOOK_USER / _PASSWORD, put in the webhook URL);
   each event acts once by its ID.
+* ``POST /webhooks/ses``: Amazon SNS notifications of SES bounces and complaints, from the topics in
+  SES_WEBHOOK_TOPIC_ARNS only; the SNS signature (version 1 or 2) verified against a certificate fetched only
+  from ``https://sns.<region>.amazonaws.com``; a SubscriptionConfirmation confirmed (its SubscribeURL must be
+  SNS's too); each message once by its MessageId.
 * ``POST /webhooks/sendgrid``: SendGrid's signed Event Webhook, ECDSA P-256 over ``timestamp + body`` checked
   with SENDGRID_WEBHOOK_PUBLIC_KEY (``cryptography``); stale timestamps refused; each ``sg_event_id`` once.
 
@@ -20,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -222,6 +227,136 @@ def sendgrid_events(body: bytes) -> list[Event]:
     return events
 
 
+# --- Amazon SES through SNS --------------------------------------------------------------------------------
+
+SNS_CERT_HOST = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+SNS_MAX_AGE = 3600   # seconds: SNS retries a delivery for a while; an older message is refused
+SNS_TRANSPORT: Any = None    # an httpx transport for the certificate and SubscribeURL requests (tests: MockTransport)
+_certificates: dict[str, Any] = {}
+
+
+def _sns_url(url: str, what: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not SNS_CERT_HOST.fullmatch(parts.hostname or "") or parts.port not in (None, 443):
+        raise Refused(403, f"the {what} is not an https URL at sns.<region>.amazonaws.com")
+    return url
+
+
+def _sns_get(url: str) -> bytes:
+    import httpx
+
+    try:
+        with httpx.Client(transport=SNS_TRANSPORT, timeout=10, follow_redirects=False) as http:
+            response = http.get(url)
+    except httpx.HTTPError as error:
+        raise Refused(502, f"cannot reach SNS: {type(error).__name__}") from None
+    if response.status_code != 200:
+        raise Refused(502, f"SNS answered {response.status_code}")
+    return response.content
+
+
+def _sns_certificate(url: str) -> Any:
+    from cryptography import x509
+
+    url = _sns_url(url, "SigningCertURL")
+    if not url.endswith(".pem"):
+        raise Refused(403, "the SigningCertURL is not a .pem file")
+    if url not in _certificates:
+        try:
+            _certificates[url] = x509.load_pem_x509_certificate(_sns_get(url))
+        except ValueError:
+            raise Refused(403, "the signing certificate is not a PEM certificate") from None
+    return _certificates[url]
+
+
+def _sns_string_to_sign(message: dict[str, Any]) -> bytes:
+    kind = message.get("Type")
+    if kind == "Notification":
+        fields = ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+    else:
+        fields = ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+    text = "".join(f"{name}\n{message[name]}\n" for name in fields if name in message and
+                   not (name == "Subject" and message[name] is None))
+    return text.encode("utf-8")
+
+
+def verify_sns(body: bytes, topics: list[str], *, now: float) -> dict[str, Any]:
+    """The SNS message of the body once its signature verifies against the certificate at its SigningCertURL
+    (fetched only from sns.<region>.amazonaws.com), its topic is one of ``topics`` and it is recent."""
+    import base64
+    import binascii
+    from datetime import datetime
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    message = _json(body)
+    if not isinstance(message, dict) or not all(isinstance(message.get(k), str) for k in
+                                                ("Type", "MessageId", "TopicArn", "Timestamp", "Signature",
+                                                 "SigningCertURL")):
+        raise Refused(400, "not an SNS message")
+    if message["TopicArn"] not in topics:
+        raise Refused(403, "a topic not in SES_WEBHOOK_TOPIC_ARNS")
+    version = str(message.get("SignatureVersion", "1"))
+    if version not in ("1", "2"):
+        raise Refused(403, f"SignatureVersion {version!r}")
+    try:
+        sent = datetime.fromisoformat(message["Timestamp"].replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise Refused(400, "the Timestamp is not a time") from None
+    if abs(now - sent) > SNS_MAX_AGE:
+        raise Refused(403, "the message is more than an hour old: stale or replayed")
+    try:
+        signature = base64.b64decode(message["Signature"], validate=True)
+    except binascii.Error:
+        raise Refused(403, "the Signature is not base64") from None
+    key = _sns_certificate(message["SigningCertURL"]).public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise Refused(403, "the signing certificate's key is not RSA")
+    digest = hashes.SHA256() if version == "2" else hashes.SHA1()   # noqa: S303 - SignatureVersion 1 is SHA1
+    try:
+        key.verify(signature, _sns_string_to_sign(message), padding.PKCS1v15(), digest)
+    except InvalidSignature:
+        raise Refused(403, "the signature does not verify") from None
+    return message
+
+
+def ses_events(message: dict[str, Any]) -> list[Event]:
+    """The bounce and complaint events in a verified SNS Notification from SES."""
+    notice = _json(str(message.get("Message", "")).encode())
+    if not isinstance(notice, dict):
+        raise Refused(400, "the SES notification is not a JSON object")
+    kind = str(notice.get("notificationType") or notice.get("eventType") or "")
+    events = []
+    if kind == "Bounce" and isinstance(notice.get("bounce"), dict):
+        bounce = notice["bounce"]
+        bounce_type = str(bounce.get("bounceType", ""))
+        if bounce_type not in ("Permanent", "Transient"):
+            log.info("ses webhook: %r bounces are not acted on", bounce_type[:40])
+            return []
+        for recipient in bounce.get("bouncedRecipients") or []:
+            if isinstance(recipient, dict) and "@" in str(recipient.get("emailAddress", "")):
+                words = " ".join(str(recipient.get(k)) for k in ("status", "diagnosticCode") if recipient.get(k))
+                events.append(Event(f"{message['MessageId']}:{recipient['emailAddress']}",
+                                    "hard" if bounce_type == "Permanent" else "soft", str(recipient["emailAddress"]),
+                                    f"ses: {words or bounce_type}"[:200]))
+    elif kind == "Complaint" and isinstance(notice.get("complaint"), dict):
+        complaint = notice["complaint"]
+        feedback = str(complaint.get("complaintFeedbackType") or "abuse")
+        if feedback == "not-spam":
+            return []
+        for recipient in complaint.get("complainedRecipients") or []:
+            if isinstance(recipient, dict) and "@" in str(recipient.get("emailAddress", "")):
+                events.append(Event(f"{message['MessageId']}:{recipient['emailAddress']}", "complaint",
+                                    str(recipient["emailAddress"]), f"spam complaint ({feedback}, ses)"))
+    else:
+        log.info("ses webhook: %r notifications are not acted on", kind[:40])
+    return events
+
+
 # --- the routes --------------------------------------------------------------------------------------------
 
 
@@ -256,7 +391,10 @@ async def _handle(request: Request, source: str, secret_name: str,
             check_sendgrid_signature(body, str(site.config.get(SENDGRID_WEBHOOK_PUBLIC_KEY)),
                                      request.headers.get(SENDGRID_SIGNATURE), request.headers.get(SENDGRID_TIMESTAMP),
                                      now=time.time())
-        events = parse(body, site)
+        if source == "ses":
+            events = _ses(body, site)
+        else:
+            events = parse(body, site)
     except Refused as refusal:
         log.warning("%s webhook refused (%d): %s", source, refusal.status, refusal)
         return JSONResponse({"error": str(refusal)}, status_code=refusal.status)
@@ -283,4 +421,26 @@ async def sendgrid(request: Request) -> Response:
     from publisher.bounces.settings import SENDGRID_WEBHOOK_PUBLIC_KEY
 
     return await _handle(request, "sendgrid", SENDGRID_WEBHOOK_PUBLIC_KEY.name, lambda body, site: sendgrid_events(body))
+
+
+def _ses(body: bytes, site: Site) -> list[Event]:
+    from publisher.bounces.settings import SES_WEBHOOK_TOPIC_ARNS
+
+    topics = [t.strip() for t in str(site.config.get(SES_WEBHOOK_TOPIC_ARNS) or "").split(",") if t.strip()]
+    message = verify_sns(body, topics, now=time.time())
+    if message["Type"] == "SubscriptionConfirmation":
+        # Verified and for our topic: confirm by visiting SubscribeURL, which must be SNS's own.
+        _sns_get(_sns_url(str(message.get("SubscribeURL", "")), "SubscribeURL"))
+        log.info("ses webhook: subscribed to %s", message["TopicArn"])
+        return []
+    if message["Type"] != "Notification":
+        log.info("ses webhook: %r messages are not acted on", str(message["Type"])[:40])
+        return []
+    return ses_events(message)
+
+
+async def ses(request: Request) -> Response:
+    from publisher.bounces.settings import SES_WEBHOOK_TOPIC_ARNS
+
+    return await _handle(request, "ses", SES_WEBHOOK_TOPIC_ARNS.name, lambda body, site: [])
 

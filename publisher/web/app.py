@@ -217,6 +217,7 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
         Route("/webhooks/postmark", webhooks.postmark, methods=["POST"]),
         Route("/webhooks/sendgrid", webhooks.sendgrid, methods=["POST"]),
+        Route("/webhooks/ses", webhooks.ses, methods=["POST"]),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]
