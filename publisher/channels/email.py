@@ -15,7 +15,10 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
   failures in a row (the server is down) stop the run: the recipients in hand are ``Outcome.deferred`` with
   ``halt``, the rest stay pending, and a later run sends to them;
 * one process at a time sends a given bulletin (``lock_for``): a second run started meanwhile stops with one
-  line instead of sending the rows the first one has not reached yet.
+  line instead of sending the rows the first one has not reached yet;
+* with BOUNCE_ADDRESS each message's envelope sender is a VERP address naming its subscriber
+  (``publisher.bounces.verp``), and hard bounces over BOUNCE_GUARD_RATE stop the run like a sender refusal
+  (``publisher.bounces.guard``), the rest left pending.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from publisher.bounces.settings import BOUNCE_SETTINGS
 from publisher.channels.base import Channel, ChannelContext, Result, Sender
 from publisher.delivery import (Attempt, DeliveryKey, DeliveryReport, LockRequest, Outcome, Planned, RenderedFile,
                                 Rendition)
-from publisher.bounces.settings import BOUNCE_SETTINGS
 from publisher.mail.settings import SMTP_CONNECTIONS, SMTP_RATE_PER_SECOND, SMTP_SETTINGS
 
 if TYPE_CHECKING:
