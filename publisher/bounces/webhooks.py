@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("publisher.bounces")
 
 MAX_AGE = 300   # seconds: Mailgun's timestamp must be this close to now
+MAX_BODY = 4 * 1024 * 1024   # bytes a webhook post may hold (the web app's forms: 64 KiB)
 
 
 @dataclass(frozen=True)

@@ -214,10 +214,9 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}/publish", review.publish, methods=["POST"]),
         Route("/review/{slug}/schedule", review.schedule, methods=["POST"]),
         # ESP bounce and complaint webhooks (issue 13): verified, each event acted on once
-        Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
-        Route("/webhooks/postmark", webhooks.postmark, methods=["POST"]),
-        Route("/webhooks/sendgrid", webhooks.sendgrid, methods=["POST"]),
-        Route("/webhooks/ses", webhooks.ses, methods=["POST"]),
+        # (an ESP batches events: a SendGrid post holds hundreds, an SNS message up to 256 KiB)
+        *(Route(f"/webhooks/{esp}", getattr(webhooks, esp), methods=["POST"], max_body_size=webhooks.MAX_BODY)
+          for esp in ("mailgun", "postmark", "sendgrid", "ses")),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]

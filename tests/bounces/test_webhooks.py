@@ -160,6 +160,11 @@ def test_sendgrid_signed_events_act_and_forged_or_stale_ones_do_not(hooked: Site
             ["bounced", "complained", "active"]
         again = client.post("/webhooks/sendgrid", content=body, headers=sendgrid_headers(private, body))
         assert again.json()["events"] == ["duplicate", "duplicate"]
+        batch = json.dumps([{"email": f"r{n}@example.org", "event": "delivered", "sg_event_id": f"id{n}"}
+                            for n in range(2000)]).encode()   # a batch bigger than the forms' 64 KiB limit
+        assert len(batch) > 64 * 1024
+        assert client.post("/webhooks/sendgrid", content=batch,
+                           headers=sendgrid_headers(private, batch)).status_code == 200
         not_json = b"{oops"
         assert client.post("/webhooks/sendgrid", content=not_json,
                            headers=sendgrid_headers(private, not_json)).status_code == 400
