@@ -441,7 +441,7 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                 ledger.begin_many([a.key for a in claimed])
             for attempt, outcome in finished:
                 if outcome.bounced:
-                    audience.mark_bounced(attempt.key.target)
+                    audience.mark_bounced(attempt.key.target, reason=outcome.error, article=attempt.key.article)
                 results.append(_result(attempt, outcome))
                 advance(attempted=True)
             in_flight -= len(finished)

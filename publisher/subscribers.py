@@ -16,7 +16,10 @@ from publisher.errors import InputError
 if TYPE_CHECKING:
     from publisher.store import SubscriberStore
 
-STATUSES = ("pending", "active", "unsubscribed", "bounced")
+STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained", "suppressed")
+#: Statuses never mailed again, whatever asks (an import, ``subscribers add``, a web form): only
+#: ``Subscribers.unsuppress`` (``publisher subscribers unsuppress``) brings such an address back.
+SUPPRESSED = ("bounced", "complained", "suppressed")
 
 
 @dataclass
@@ -31,6 +34,14 @@ class Subscriber:
     created_at: datetime
     confirmed_at: datetime | None
     updated_at: datetime | None = None   # the last change of any field (a pending address: when it asked)
+    status_reason: str | None = None     # why the status last became bounced/complained/suppressed (or came back)
+    status_at: datetime | None = None    # and when
+    id: int | None = None                # the store's row id (a VERP token names the subscriber by it)
+
+    @property
+    def suppressed(self) -> bool:
+        """True when nothing may be mailed to this address (see ``SUPPRESSED``)."""
+        return self.status in SUPPRESSED
 
     def follows(self, theme: str | None) -> bool:
         """True when a bulletin on `theme` is for this subscriber (no themes chosen = every theme)."""
@@ -204,17 +215,84 @@ class Subscribers:
         subscriber = self._require(email)
         new_lang = normalize_lang(lang, where="language", languages=self.languages) if lang is not None else None
         new_themes = normalize_themes(themes) if themes is not None else None
+        # A suppressed address is never mailed again, a confirmation request included: unchanged.
         self.store.update(subscriber.email.lower(), status="pending", lang=new_lang, themes=new_themes,
-                          unless_status="active")
+                          unless_status=("active", *SUPPRESSED))
         return self._require(email)
 
     def unsubscribe(self, email: str) -> bool:
-        """Stop sending to this address. True if it changed something; calling it again is harmless."""
-        return self._set_status(email, "unsubscribed")
+        """Stop sending to this address. True if it changed something; calling it again is harmless. A
+        suppressed address stays suppressed (as unsubscribed, a web form could bring it back)."""
+        key = self._key(email)
+        return key is not None and self.store.update(key, status="unsubscribed",
+                                                     unless_status=("unsubscribed", *SUPPRESSED))
 
-    def mark_bounced(self, email: str) -> bool:
-        """The address does not exist any more (a permanent 5xx); stop sending to it."""
-        return self._set_status(email, "bounced")
+    # -- the suppression list (issue 13) ----------------------------------------------------------
+
+    def mark_bounced(self, email: str, *, reason: str | None = None, article: str | None = None,
+                     source: str = "smtp") -> bool:
+        """A hard bounce (a permanent 5xx at RCPT TO, a DSN 5.x.x): the address does not exist, suppressed at
+        once (``bounced``; an address that complained stays ``complained``). True if the status changed."""
+        key = self._key(email)
+        if key is None:
+            return False
+        with self.store.transaction():
+            self.store.record_event(key, "hard", reason=reason, article=article, source=source)
+            return self.store.set_status(key, "bounced", reason or "hard bounce",
+                                         unless_status=("bounced", "complained"))
+
+    def soft_bounce(self, email: str, *, reason: str | None, limit: int, days: int, article: str | None = None,
+                    source: str = "dsn") -> bool:
+        """A transient failure (mailbox full, a 4.x.x DSN): remembered, and the address is suppressed
+        (``suppressed``) once it had ``limit`` of them in ``days`` days. True if the status changed."""
+        from datetime import timedelta
+
+        key = self._key(email)
+        if key is None:
+            return False
+        with self.store.transaction():
+            self.store.record_event(key, "soft", reason=reason, article=article, source=source)
+            count = self.store.count_events(key, "soft", timedelta(days=days))
+            if count < limit:
+                return False
+            why = f"{count} soft bounces in {days} days" + (f"; last: {reason}" if reason else "")
+            return self.store.set_status(key, "suppressed", why, unless_status=SUPPRESSED)
+
+    def complain(self, email: str, *, reason: str | None = None, article: str | None = None,
+                 source: str = "arf") -> bool:
+        """A spam complaint: unsubscribed and suppressed at once (``complained``). True if the status changed."""
+        key = self._key(email)
+        if key is None:
+            return False
+        with self.store.transaction():
+            self.store.record_event(key, "complaint", reason=reason, article=article, source=source)
+            return self.store.set_status(key, "complained", reason or "spam complaint",
+                                         unless_status=("complained",))
+
+    def suppress(self, email: str, *, reason: str) -> Subscriber:
+        """An editor's decision (or an ESP's list): never mail this address (``suppressed``). An address
+        suppressed already keeps its status and reason."""
+        subscriber = self._require(email)
+        reason = _reason(reason)
+        self.store.set_status(subscriber.email.lower(), "suppressed", reason, unless_status=SUPPRESSED)
+        return self._require(email)
+
+    def unsuppress(self, email: str, *, reason: str) -> Subscriber:
+        """The one way back from the suppression list: an explicit decision with a reason, recorded. The
+        address becomes active, and its earlier soft bounces no longer count."""
+        subscriber = self._require(email)
+        reason = _reason(reason)
+        if not subscriber.suppressed:
+            raise InputError(subscriber.email, f"is {subscriber.status}, not suppressed; nothing to undo")
+        key = subscriber.email.lower()
+        with self.store.transaction():
+            self.store.record_event(key, "unsuppress", reason=reason, source="cli")
+            self.store.set_status(key, "active", f"unsuppressed: {reason}")
+        return self._require(email)
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        """The subscriber with this row id, or None (a VERP token for an address erased since)."""
+        return self.store.get_by_id(subscriber_id)
 
     def set_preferences(
         self, email: str, *, lang: str | None = None, themes: Iterable[str] | None = None
@@ -318,6 +396,23 @@ class Subscribers:
             written += 1
         return written
 
+    def iter_suppressed(self, *, batch_size: int = 1000) -> Iterator[Subscriber]:
+        """Every suppressed subscriber (bounced, then complained, then suppressed; each in id order)."""
+        for status in SUPPRESSED:
+            yield from self.store.iterate(status=status, batch_size=batch_size)
+
+    def export_suppressed(self, out: TextIO) -> int:
+        """Write the suppression list as CSV: email, status, reason, since (when it was suppressed): what an
+        ESP's suppression list or another tool can read."""
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["email", "status", "reason", "since"])
+        written = 0
+        for subscriber in self.iter_suppressed():
+            since = subscriber.status_at or subscriber.updated_at or subscriber.created_at
+            writer.writerow([subscriber.email, subscriber.status, subscriber.status_reason or "", _timestamp(since)])
+            written += 1
+        return written
+
     # -- internals -------------------------------------------------------------------------
 
     @staticmethod
@@ -335,9 +430,6 @@ class Subscribers:
             raise NotFound(f"{email}: not on the subscriber list")
         return subscriber
 
-    def _set_status(self, email: str, status: str) -> bool:
-        key = self._key(email)
-        return key is not None and self.store.update(key, status=status, unless_status=status)
 
 
 class _ImportBatch:
@@ -388,6 +480,14 @@ class _ImportBatch:
         self.rows.clear()
         self.lines.clear()
         self.rejected.clear()
+
+
+def _reason(text: str) -> str:
+    """A reason given on the command line, on one line; InputError when empty."""
+    reason = normalize_name(text)
+    if not reason:
+        raise InputError("--reason", "is empty; say why")
+    return reason
 
 
 def _timestamp(moment: datetime) -> str:

@@ -27,6 +27,7 @@ ONE_OFF = (scheduler.PUBLISH,)   # a publish --at, a publish_at, a deferred retr
 # What a reader sees: sent hours late it should be a person's choice. Housekeeping just runs late.
 HELD_WHEN_LATE = (scheduler.PUBLISH, scheduler.DIGEST)
 POLL_SECONDS = 2.0   # how often an idle worker looks for jobs another process added
+PROCESS_BOUNCES = "process_bounces"   # issue 13: `publisher bounces process` every BOUNCE_INTERVAL minutes
 
 
 @dataclass
@@ -149,6 +150,22 @@ class Worker:
                 # housekeeping is never held as overdue: after a pause it simply runs now
                 due = now + every if kind == just_ran else now if last is None else max(last.due_at + every, now)
                 self.jobs.schedule(kind, kind, {"every": every.total_seconds()}, due)
+        bounce_every = self._bounce_interval()
+        if bounce_every and not self.jobs.list(["pending", "running", "overdue"], kind=PROCESS_BOUNCES):
+            last = self.jobs.last_done(PROCESS_BOUNCES)
+            due = now + bounce_every if just_ran == PROCESS_BOUNCES else now if last is None \
+                else max(last.due_at + bounce_every, now)
+            self.jobs.schedule(PROCESS_BOUNCES, PROCESS_BOUNCES, {"every": bounce_every.total_seconds()}, due)
+
+    def _bounce_interval(self) -> timedelta | None:
+        """BOUNCE_INTERVAL when a bounce mailbox is configured (BOUNCE_MAILDIR or BOUNCE_IMAP_HOST), else None."""
+        from publisher.bounces.settings import BOUNCE_IMAP_HOST, BOUNCE_INTERVAL, BOUNCE_MAILDIR
+
+        config = self.site.config
+        if not (config.get(BOUNCE_MAILDIR) or config.get(BOUNCE_IMAP_HOST)):
+            return None
+        minutes = int(config.get(BOUNCE_INTERVAL))
+        return timedelta(minutes=minutes) if minutes else None
 
     def run_job(self, job: Job) -> JobRun:
         """Run one claimed job, renewing its lease meanwhile, and record how it ended."""
@@ -184,6 +201,8 @@ class Worker:
             return self._retry_unconfirmed(job)
         if job.kind == scheduler.PURGE_PENDING:
             return self._purge_pending(job)
+        if job.kind == PROCESS_BOUNCES:
+            return self._process_bounces(job)
         return JobRun(job, "failed", f"unknown job kind {job.kind!r}")
 
     def _publish(self, job: Job, *, retry_unconfirmed: bool = False) -> JobRun:
@@ -267,6 +286,16 @@ class Worker:
         for email in expired:
             subscribers.remove(email)
         return JobRun(job, "done", f"{len(expired)} unconfirmed subscriber(s) removed")
+
+    def _process_bounces(self, job: Job) -> JobRun:
+        """Read the bounce mailbox (BOUNCE_MAILDIR, else BOUNCE_IMAP_*) as `publisher bounces process` does."""
+        from publisher.bounces.process import process
+        from publisher.bounces.settings import BOUNCE_MAILDIR
+        from publisher.bounces.sources import source_from_config
+
+        config = self.site.config
+        source = source_from_config(self.site, config, "maildir" if config.get(BOUNCE_MAILDIR) else "imap")
+        return JobRun(job, "done", process(self.site, source).summary())
 
     def _say(self, run: JobRun) -> None:
         if self.console is not None:

@@ -18,7 +18,10 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
   (``publisher/mail/esp.py``): the same claims and marks, the provider's accepted id as the row's
   ``remote_id``, and a call that got no answer ``unconfirmed`` (resent by the next run);
 * one process at a time sends a given bulletin (``lock_for``): a second run started meanwhile stops with one
-  line instead of sending the rows the first one has not reached yet.
+  line instead of sending the rows the first one has not reached yet;
+* with BOUNCE_ADDRESS each message's envelope sender is a VERP address naming its subscriber
+  (``publisher.bounces.verp``), and hard bounces over BOUNCE_GUARD_RATE stop the run like a sender refusal
+  (``publisher.bounces.guard``), the rest left pending.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from publisher.bounces.settings import BOUNCE_SETTINGS
 from publisher.channels.base import Channel, ChannelContext, Result, Sender, done_before
 from publisher.delivery import (Attempt, DeliveryKey, DeliveryReport, LockRequest, Outcome, Planned, RenderedFile,
                                 Rendition)
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from publisher.article import Article, Story
+    from publisher.bounces.guard import BounceGuard
+    from publisher.bounces.verp import Verp
     from publisher.config import Config
     from publisher.formatters.email import Bulletin
     from publisher.mail.message import MessageBuilder
@@ -130,7 +136,7 @@ class EmailChannel(Channel):
 
     name: ClassVar[str] = "email"
     title: ClassVar[str] = "Email bulletin"
-    settings = SMTP_SETTINGS + ESP_SETTINGS + DNS_SETTINGS
+    settings = SMTP_SETTINGS + ESP_SETTINGS + DNS_SETTINGS + BOUNCE_SETTINGS
     required: ClassVar[tuple[str, ...]] = ("SMTP_HOST",)
     in_doubt: ClassVar[Literal["resend", "verify"]] = "resend"
     #: The pipeline shows a progress bar for a channel that makes many deliveries.
@@ -363,7 +369,13 @@ class EmailChannel(Channel):
                                    depth=int(self.config.get(SMTP_MESSAGES_PER_CONNECTION)))
         else:
             transport = MaildirTransport(self.site, _personalize(builder))
-        return BulletinSender(self, ctx, transport, builder.sender.addr_spec, rate)
+        from publisher.bounces.guard import BounceGuard
+        from publisher.bounces.settings import BOUNCE_GUARD_AFTER, BOUNCE_GUARD_RATE
+        from publisher.bounces.verp import Verp
+
+        verp = Verp.from_config(self.site, self.config, clock=ctx.clock)
+        guard = BounceGuard(float(self.config.get(BOUNCE_GUARD_RATE)), int(self.config.get(BOUNCE_GUARD_AFTER)))
+        return BulletinSender(self, ctx, transport, builder.sender.addr_spec, rate, verp=verp, guard=guard)
 
     # --- the report -------------------------------------------------------------------------------------------
 
@@ -412,14 +424,17 @@ class BulletinSender(Sender):
     """
 
     def __init__(self, channel: EmailChannel, ctx: ChannelContext, transport: _Transport, sender: str,
-                 rate: float) -> None:
+                 rate: float, *, verp: Verp | None = None, guard: BounceGuard | None = None) -> None:
         super().__init__(channel, ctx)
         self.transport = transport
         self.capacity = transport.capacity
         self.sender = sender
+        self.verp = verp        # BOUNCE_ADDRESS: each message's envelope sender names its subscriber
+        self.guard = guard      # BOUNCE_GUARD_RATE: too many hard bounces stop the run
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next_slot: float | None = None
         self._in_flight = 0
+        self._held: list[tuple[Attempt, Outcome]] = []   # not sent: the guard stopped the run
 
     def __enter__(self) -> BulletinSender:
         self.transport.__enter__()
@@ -433,22 +448,41 @@ class BulletinSender(Sender):
     def submit(self, attempt: Attempt) -> None:
         from publisher.mail.smtp import SendJob
 
+        if self.guard is not None and self.guard.tripped:
+            # Claimed before the guard's verdict arrived: not sent, left pending with the rest.
+            self._held.append((attempt, Outcome.deferred(self.guard.tripped, halt=True)))
+            return
         self._pace()
         recipient = attempt.recipient
-        self.transport.submit(SendJob(attempt.key, self.sender, recipient.email,
+        self.transport.submit(SendJob(attempt.key, self.envelope_sender(recipient), recipient.email,
                                       payload=(attempt.rendition.payload, recipient), context=attempt))
         self._in_flight += 1
 
+    def envelope_sender(self, recipient: Any) -> str:
+        """MAIL FROM (the Return-Path): the VERP address naming this subscriber with BOUNCE_ADDRESS, else the
+        From address. The From header, and so the DKIM signature's domain, stay the same."""
+        subscriber_id = getattr(recipient, "id", None)
+        if self.verp is None or subscriber_id is None:
+            return self.sender
+        return self.verp.address(subscriber_id, recipient.email)
+
     def collect(self, *, wait: bool) -> list[tuple[Attempt, Outcome]]:
         done: list[SendOutcome] = []
-        if wait and self._in_flight:
+        if wait and self._in_flight and not self._held:
             first = self.transport.next_outcome()
             if first is not None:
                 done.append(first)
         while (ready := self.transport.next_outcome(timeout=0)) is not None:
             done.append(ready)
         self._in_flight -= len(done)
-        return [(outcome.job.context, _outcome(outcome, outcome.job.context.generation)) for outcome in done]
+        results = [(outcome.job.context, _outcome(outcome, outcome.job.context.generation)) for outcome in done]
+        if self.guard is not None:
+            for _, outcome in results:
+                self.guard.count(sent=outcome.state == "sent", bounced=outcome.bounced)
+        # Once tripped, the next attempts come back unsent with ``halt``: the pipeline stops claiming, and
+        # those still in flight finish and are marked as they went.
+        held, self._held = self._held, []
+        return results + held
 
     def _pace(self) -> None:
         """Wait for this message's slot. The wait never exceeds one interval, so a clock set back (the

@@ -33,5 +33,8 @@ def write_json_outbox(site: Site, channel: str, name: str, payload: dict[str, An
 def maildir(site: Site) -> mailbox.Maildir:
     """The Maildir at ``outbox/mail/`` (messages are written to tmp/ and renamed into new/, so never half-written)."""
     path = site.outbox_dir / "mail"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return mailbox.Maildir(path, create=True)
+    # Made here with exist_ok: mailbox's own create=True fails with FileExistsError when two threads (the web
+    # app's background mails) make the folder at the same moment.
+    for sub in ("tmp", "new", "cur"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    return mailbox.Maildir(path, create=False)

@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     # scheduling (issue 12)
     "schedule": "publisher.cli.schedule:schedule",
     "worker": "publisher.cli.schedule:worker",
+    # deliverability (issue 13)
+    "bounces": "publisher.cli.bounces:bounces",
 }
 
 EXIT_USER_ERROR = 2

@@ -237,7 +237,7 @@ def status(ctx: click.Context, paths: tuple[Path, ...], as_json: bool, channel: 
     from publisher.cli.schedule import print_held
 
     print_held(site, console())   # jobs held as overdue wait for a person
-    _status_summary(ledger, channel, limit, wide)
+    _status_summary(ledger, channel, limit, wide, site)
 
 
 def _present(rows: list[dict[str, int]], wide: bool) -> list[str]:
@@ -250,7 +250,8 @@ def _header(state: str) -> str:
     return state.replace("_", " ")
 
 
-def _status_summary(ledger: Ledger, channel: str | None, limit: int, wide: bool = False) -> None:
+def _status_summary(ledger: Ledger, channel: str | None, limit: int, wide: bool = False,
+                    site: Site | None = None) -> None:
     """The ``limit`` newest articles, one line each (every language together; per channel, its rows per
     state), then everything that needs attention, whatever its age: a few short index reads, and a table
     short enough to draw at once, however long the ledger.
@@ -298,6 +299,10 @@ def _status_summary(ledger: Ledger, channel: str | None, limit: int, wide: bool 
                     caption="rows per state, every channel and language (--wide: a column per channel)")
     if more:
         out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
+    if channel in (None, "email") and site is not None:
+        from publisher.bounces.rates import print_rates
+
+        print_rates(site, [article for article, _ in lines], out)   # issue 13: bounce and complaint rates
     _attention(ledger, [None], channel, wide)
 
 

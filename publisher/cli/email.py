@@ -11,10 +11,13 @@ import click
 
 from publisher.cli import console, echo_json_lines, get_site, site_language
 
+# publisher.subscribers.STATUSES, written here so that `--help` imports nothing more (tests/test_cli.py)
+STATUS_CHOICES = ["pending", "active", "unsubscribed", "bounced", "complained", "suppressed"]
+
 
 @click.group()
 def subscribers() -> None:
-    """Manage the bulletin subscribers: add, import, list, remove, export."""
+    """Manage the bulletin subscribers: add, import, list, remove, export, suppress, unsuppress."""
 
 
 @subscribers.command("add")
@@ -36,6 +39,11 @@ def add(ctx: click.Context, email: str, lang: str | None, name: str | None, them
     existed = subscribers_list.get(email) is not None
     subscriber = subscribers_list.add(email, name=name, lang=lang, status="pending" if pending else "active",
                                       themes=[slugify(t) for t in themes])
+    if existed and subscriber.suppressed:
+        click.echo(f"{subscriber.email} is on the suppression list ({subscriber.status}: "
+                   f"{subscriber.status_reason or 'no reason recorded'}); unchanged. Only `publisher subscribers "
+                   "unsuppress EMAIL --reason TEXT` brings it back.")
+        return
     if existed:
         click.echo(f"{subscriber.email} is already on the list ({subscriber.status}, {subscriber.lang}); unchanged.")
         return
@@ -59,7 +67,8 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool, check_dns: bool) 
 
     UTF-8 with or without BOM, CRLF or LF. Bad rows are reported with their line number and skipped; the
     good rows are imported. Addresses already on the list (in any case) are left unchanged, so importing
-    the same file twice changes nothing. Exit code 2 when a row was rejected (the good rows are imported).
+    the same file twice changes nothing, and never brings back an address on the suppression list (bounced,
+    complained, suppressed). Exit code 2 when a row was rejected (the good rows are imported).
     """
     site = get_site(ctx)
     subscribers_list = site.subscribers()
@@ -81,11 +90,11 @@ def import_(ctx: click.Context, csv_file: Path, pending: bool, check_dns: bool) 
 
 @subscribers.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines), for scripts.")
-@click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "bounced"]),
+@click.option("--status", type=click.Choice(STATUS_CHOICES),
               help="Only subscribers with this status.")
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool, status: str | None) -> None:
-    """List subscribers, oldest first."""
+    """List subscribers, oldest first, with their status and why it last changed (a bounce, a complaint)."""
     site = get_site(ctx)
     subscribers_list = site.subscribers()
     if as_json:
@@ -94,12 +103,38 @@ def list_(ctx: click.Context, as_json: bool, status: str | None) -> None:
     from rich.table import Table
 
     table = Table(title=f"Subscribers: {subscribers_list.count(status=status)}")
-    for column in ("email", "name", "language", "status", "themes", "since"):
+    for column in ("email", "name", "language", "status", "reason", "themes", "since"):
         table.add_column(column, overflow="fold")
     for subscriber in subscribers_list.iter_all(status=status):
-        table.add_row(subscriber.email, subscriber.name or "", subscriber.lang, subscriber.status,
+        reason = subscriber.status_reason or ""
+        if reason and subscriber.status_at is not None:
+            reason += f" ({subscriber.status_at.date().isoformat()})"
+        table.add_row(subscriber.email, subscriber.name or "", subscriber.lang, subscriber.status, reason,
                       ", ".join(subscriber.themes) or "all", subscriber.created_at.date().isoformat())
     console().print(table)
+
+
+@subscribers.command("suppress")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why (recorded, shown by `subscribers list`).")
+@click.pass_context
+def suppress(ctx: click.Context, email: str, reason: str) -> None:
+    """Never mail EMAIL again (status suppressed), e.g. an address an ESP has suppressed."""
+    subscriber = get_site(ctx).subscribers().suppress(email, reason=reason)
+    click.echo(f"{subscriber.email}: {subscriber.status} ({subscriber.status_reason}).")
+
+
+@subscribers.command("unsuppress")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why it may be mailed again (recorded).")
+@click.pass_context
+def unsuppress(ctx: click.Context, email: str, reason: str) -> None:
+    """Take EMAIL off the suppression list (bounced, complained or suppressed): it becomes active again.
+
+    The only way back: an import, `subscribers add` or the web form never bring back a suppressed address.
+    """
+    subscriber = get_site(ctx).subscribers().unsuppress(email, reason=reason)
+    click.echo(f"{subscriber.email} is {subscriber.status} again ({subscriber.status_reason}).")
 
 
 @subscribers.command("remove")
@@ -117,21 +152,34 @@ def remove(ctx: click.Context, email: str) -> None:
 @subscribers.command("export")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file (atomically). Default: standard output.")
-@click.option("--status", type=click.Choice(["pending", "active", "unsubscribed", "bounced"]),
+@click.option("--status", type=click.Choice(STATUS_CHOICES),
               help="Only subscribers with this status.")
+@click.option("--suppressed", is_flag=True,
+              help="Export the suppression list instead: email,status,reason,since (bounced, complained, "
+                   "suppressed).")
 @click.pass_context
-def export(ctx: click.Context, out_file: Path | None, status: str | None) -> None:
+def export(ctx: click.Context, out_file: Path | None, status: str | None, suppressed: bool) -> None:
     """Export subscribers as CSV (email,name,language,status,themes,created_at,confirmed_at); import reads it back."""
     import io
 
+    from publisher.errors import InputError
+
+    if suppressed and status:
+        raise InputError("--suppressed", "cannot be combined with --status")
     subscribers_list = get_site(ctx).subscribers()
+
+    def write(out: Any) -> int:
+        if suppressed:
+            return subscribers_list.export_suppressed(out)
+        return subscribers_list.export_csv(out, status=status)
+
     if out_file is None:
-        subscribers_list.export_csv(sys.stdout, status=status)
+        write(sys.stdout)
         return
     from publisher.fsutil import atomic_write_text
 
     buffer = io.StringIO()
-    count = subscribers_list.export_csv(buffer, status=status)
+    count = write(buffer)
     atomic_write_text(out_file, buffer.getvalue(), mode=0o600)   # personal data: readable by its owner only
     click.echo(f"{count} subscribers written to {out_file}.", err=True)
 
@@ -212,4 +260,6 @@ def _as_dict(subscriber: Any) -> dict[str, Any]:
         "themes": subscriber.themes,
         "created_at": subscriber.created_at,     # datetimes: echo_json_lines writes them in the one format
         "confirmed_at": subscriber.confirmed_at,
+        "status_reason": subscriber.status_reason,
+        "status_at": subscriber.status_at,
     }

@@ -167,15 +167,49 @@ class SubscriberStore(Protocol):
         lang: str | None = None,
         themes: Sequence[str] | None = None,
         confirm: bool = False,
-        unless_status: str | None = None,
+        unless_status: str | Sequence[str] | None = None,
         only_status: str | None = None,
     ) -> bool:
         """Change the given fields and ``updated_at`` (``confirm``: ``confirmed_at`` too); with
-        ``unless_status``, only a row not in that status; with ``only_status``, only a row in that status.
-        True if a row changed."""
+        ``unless_status``, only a row not in that status (or any of those); with ``only_status``, only a row in
+        that status. True if a row changed."""
         ...
 
     def delete(self, email_key: str) -> bool:
+        """Erase the row and its bounce history."""
+        ...
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        """The subscriber with this row id (``Subscriber.id``), or None (never was, or erased)."""
+        ...
+
+    def set_status(self, email_key: str, status: str, reason: str | None, *,
+                   unless_status: Sequence[str] = ()) -> bool:
+        """Set the status with the reason and now as ``status_reason`` / ``status_at`` (and ``updated_at``),
+        unless the row is in one of ``unless_status``. True if a row changed."""
+        ...
+
+    def record_event(self, email_key: str, kind: str, *, reason: str | None = None, article: str | None = None,
+                     source: str | None = None) -> None:
+        """Remember a bounce (``hard``/``soft``), a ``complaint`` or an ``unsuppress`` of the address, now."""
+        ...
+
+    def count_events(self, email_key: str, kind: str, within: timedelta) -> int:
+        """How many ``kind`` events the address had in the last ``within`` (by the store's clock), after its
+        last ``unsuppress``."""
+        ...
+
+    def event_counts(self, articles: Sequence[str]) -> dict[str, dict[str, int]]:
+        """article -> events per kind (``hard``, ``soft``, ``complaint``), for the articles that have any."""
+        ...
+
+    def last_bulletin(self, target: str) -> str | None:
+        """The article (or digest id) of the last email delivery ``sent`` to this address, or None."""
+        ...
+
+    def remember_message(self, message_id: str, outcome: str) -> str | None:
+        """Note that the bounce message ``message_id`` was handled with ``outcome``: None if it is new, else
+        the outcome it was handled with before (and nothing is changed)."""
         ...
 
     def iterate(

@@ -745,7 +745,8 @@ def _filter(
 
 # --- subscribers -------------------------------------------------------------------------------------------
 
-_SUBSCRIBER_COLUMNS = "email, name, lang, status, themes, created_at, confirmed_at, updated_at"
+_SUBSCRIBER_COLUMNS = ("id, email, name, lang, status, themes, created_at, confirmed_at, updated_at, status_reason,"
+                       " status_at")
 
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
@@ -759,6 +760,9 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         created_at=datetime.fromisoformat(row["created_at"]),
         confirmed_at=datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None,
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        status_reason=row["status_reason"],
+        status_at=datetime.fromisoformat(row["status_at"]) if row["status_at"] else None,
+        id=row["id"],
     )
 
 
@@ -861,7 +865,7 @@ class SqliteSubscribers:
         lang: str | None = None,
         themes: Sequence[str] | None = None,
         confirm: bool = False,
-        unless_status: str | None = None,
+        unless_status: str | Sequence[str] | None = None,
         only_status: str | None = None,
     ) -> bool:
         now = self.store.now()
@@ -875,8 +879,9 @@ class SqliteSubscribers:
         where = "email_key = ?"
         params.append(email_key)
         if unless_status is not None:
-            where += " AND status != ?"
-            params.append(unless_status)
+            excluded = [unless_status] if isinstance(unless_status, str) else list(unless_status)
+            where += f" AND status NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+            params.extend(excluded)
         if only_status is not None:
             where += " AND status = ?"
             params.append(only_status)
@@ -884,8 +889,68 @@ class SqliteSubscribers:
         return cursor.rowcount > 0
 
     def delete(self, email_key: str) -> bool:
-        cursor = self.conn.execute("DELETE FROM subscribers WHERE email_key = ?", (email_key,))
+        with self.store.transaction():
+            cursor = self.conn.execute("DELETE FROM subscribers WHERE email_key = ?", (email_key,))
+            self.conn.execute("DELETE FROM bounce_events WHERE email_key = ?", (email_key,))
         return cursor.rowcount > 0
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        row = self.conn.execute(
+            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)
+        ).fetchone()
+        return _subscriber(row) if row else None
+
+    def set_status(self, email_key: str, status: str, reason: str | None, *,
+                   unless_status: Sequence[str] = ()) -> bool:
+        now = self.store.now()
+        where, params = "email_key = ?", [status, reason, now, now, email_key]
+        if unless_status:
+            where += f" AND status NOT IN ({','.join('?' * len(unless_status))})"
+            params.extend(unless_status)
+        cursor = self.conn.execute(
+            f"UPDATE subscribers SET status = ?, status_reason = ?, status_at = ?, updated_at = ? WHERE {where}",
+            params)
+        return cursor.rowcount > 0
+
+    def record_event(self, email_key: str, kind: str, *, reason: str | None = None, article: str | None = None,
+                     source: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO bounce_events (email_key, kind, reason, article, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+            (email_key, kind, reason, article, source, self.store.now()))
+
+    def count_events(self, email_key: str, kind: str, within: timedelta) -> int:
+        # Timestamps are fixed-width UTC text, so comparing them as text compares the times.
+        row = self.conn.execute(
+            "SELECT count(*) FROM bounce_events WHERE email_key = ? AND kind = ? AND at > ?"
+            " AND at > COALESCE((SELECT MAX(at) FROM bounce_events"
+            "                    WHERE email_key = ? AND kind = 'unsuppress'), '')",
+            (email_key, kind, format_time(self.store.clock() - within), email_key)).fetchone()
+        return int(row[0])
+
+    def event_counts(self, articles: Sequence[str]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for chunk in _chunks(list(articles), 900):
+            marks = ",".join("?" * len(chunk))
+            for article, kind, n in self.conn.execute(
+                f"SELECT article, kind, count(*) FROM bounce_events WHERE article IN ({marks})"
+                " GROUP BY article, kind", list(chunk)):
+                counts.setdefault(article, {})[kind] = int(n)
+        return counts
+
+    def last_bulletin(self, target: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT article FROM deliveries WHERE target = ? AND channel = 'email' AND state = 'sent'"
+            " ORDER BY updated_at DESC, id DESC LIMIT 1", (target,)).fetchone()
+        return str(row[0]) if row else None
+
+    def remember_message(self, message_id: str, outcome: str) -> str | None:
+        cursor = self.conn.execute(
+            "INSERT INTO bounce_messages (message_id, outcome, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (message_id) DO NOTHING", (message_id, outcome, self.store.now()))
+        if cursor.rowcount > 0:
+            return None
+        row = self.conn.execute("SELECT outcome FROM bounce_messages WHERE message_id = ?", (message_id,)).fetchone()
+        return str(row[0]) if row else outcome
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
@@ -896,7 +961,7 @@ class SqliteSubscribers:
             where += " AND id <= ?" if where else " WHERE id <= ?"
             params = (*params, through)
         where += " AND id > ?" if where else " WHERE id > ?"
-        query = f"SELECT id, {_SUBSCRIBER_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT ?"
+        query = f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT ?"
         last_id = after
         while True:
             rows = self.conn.execute(query, (*params, last_id, batch_size)).fetchall()

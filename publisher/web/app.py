@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from publisher.errors import BadToken, NotFound, PublisherError
+from publisher.bounces import webhooks
 from publisher.web import review, subscription
 from publisher.web.guards import is_loopback
 from publisher.web.pages import message_page, page_language
@@ -212,6 +213,10 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
         Route("/review/{slug}/publish", review.publish_confirm, methods=["GET"]),
         Route("/review/{slug}/publish", review.publish, methods=["POST"]),
         Route("/review/{slug}/schedule", review.schedule, methods=["POST"]),
+        # ESP bounce and complaint webhooks (issue 13): verified, each event acted on once
+        # (an ESP batches events: a SendGrid post holds hundreds, an SNS message up to 256 KiB)
+        *(Route(f"/webhooks/{esp}", getattr(webhooks, esp), methods=["POST"], max_body_size=webhooks.MAX_BODY)
+          for esp in ("mailgun", "postmark", "sendgrid", "ses")),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
     middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]

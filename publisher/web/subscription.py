@@ -180,9 +180,9 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
         if existing is None:
             return subscribers.add(wanted.email, name=wanted.name, lang=wanted.lang, status="pending",
                                    themes=wanted.themes)
-        if existing.status == "active":
-            return existing
-        # Pending, unsubscribed or bounced: a new request, pending from now (the links of earlier requests no
+        if existing.status == "active" or existing.suppressed:
+            return existing   # a suppressed address: nothing is sent (below); the answer was the same
+        # Pending or unsubscribed: a new request, pending from now (the links of earlier requests no
         # longer confirm it), and nothing is sent to it until the new link is followed.
         return subscribers.request_again(wanted.email, lang=wanted.lang, themes=wanted.themes)
 
@@ -190,6 +190,11 @@ def send_subscribe_mail(state: WebState, wanted: SubscribeRequest) -> None:
         subscriber = state.with_database(register)
         if subscriber is None:
             log.info("subscription mail not sent: %d already sent to this address today", per_address)
+            return
+        if subscriber.suppressed:
+            # Bounced or complained: never mailed again, not even a confirmation request (issue 13); only
+            # `publisher subscribers unsuppress` brings it back. The page the reader saw was the usual one.
+            log.info("subscription mail not sent: the address is on the suppression list (%s)", subscriber.status)
             return
         if subscriber.status == "active":
             message = reader_mail(site, "already_subscribed", subscriber.lang, subscriber.email, subscriber.name,
