@@ -156,3 +156,11 @@ def test_a_site_overrides_favicon_and_robots_with_its_templates(site: Site, cli)
     assert (public / "favicon.svg").read_text(encoding="utf-8") == \
         '<svg xmlns="http://www.w3.org/2000/svg"><circle r="9"/></svg>\n'
     assert (public / "robots.txt").read_text(encoding="utf-8") == "User-agent: *\nDisallow: /\n"
+
+
+def test_publishing_a_translation_rewrites_the_other_versions_switch(site: Site, cli) -> None:
+    english = site.public_dir / "en" / "2024-unpsf-incheon" / "index.html"
+    assert cli("publish", "content/2024-unpsf-incheon.en.md", "--channel", "feeds", "--lang", "en").exit_code == 0
+    assert parsed(english).switch[1]["href"] == "../../ko/"          # no Korean version yet: the index
+    assert cli("publish", "content/2024-unpsf-incheon.ko.md", "--channel", "feeds", "--lang", "ko").exit_code == 0
+    assert parsed(english).switch[1]["href"] == "../../ko/2024-unpsf-incheon/"
