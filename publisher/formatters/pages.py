@@ -13,12 +13,15 @@ The build also writes ``favicon.svg`` and ``robots.txt`` (``site_files``), from 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from publisher.formatters.feeds import FILENAMES, FORMAT_NAMES, MEDIA_TYPES, OPML_FILENAME, FeedSpec
 
 if TYPE_CHECKING:
+    from markupsafe import Markup
+
     from publisher.article import Article
     from publisher.formatters.site_feeds import SiteFeeds
     from publisher.site import Site
@@ -159,8 +162,42 @@ def article_page(feeds: SiteFeeds, article: Article) -> bytes:
 
 def render_page(site: Site, template: str, **context: Any) -> bytes:
     """A page from ``templates/feeds/`` (a site's own templates first), as UTF-8 bytes."""
+    lang = context.get("lang", "")
+    context.setdefault("keep_words", lambda html: keep_words(html, lang))
     return site.templates.get_template(template).render(**context).encode("utf-8")
 
 
-__all__ = ["PageLink", "SignUp", "article_page", "feed_links", "index_page", "language_switch", "page_context",
+# A Korean word (eojeol) with punctuation in it: "(UNPOG)는", "것”이라고", "아시아·태평양". keep-all stops the
+# browser from breaking between two syllables, but not after a closing bracket or quote, so the particle would
+# start the next line. Such a word, when short, is kept on one line (<span class="nobr">).
+_TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
+_PUNCTUATED_HANGUL = re.compile(
+    r"(?<!\S)(?=[^\s<>]*[\uac00-\ud7a3])(?=[^\s<>]*[^\s<>\w])[^\s<>]{2,24}(?!\S)")
+_VERBATIM = ("pre", "code", "script", "style", "textarea")
+
+
+def keep_words(html_text: Any, lang: str) -> Markup:
+    """``html_text`` (HTML, or plain text to escape) with each short punctuated Korean word wrapped in
+    ``<span class="nobr">``, so no line break falls inside it. Only for Korean; tags and the text of
+    ``pre``/``code`` are left as they are."""
+    from markupsafe import Markup, escape
+
+    source = str(html_text) if isinstance(html_text, Markup) else str(escape(html_text))
+    if lang != "ko":
+        return Markup(source)
+    parts = _TAG_OR_TEXT.split(source)
+    verbatim = 0
+    for index, part in enumerate(parts):
+        if index % 2:    # a tag
+            name = part.strip("</>").split(None, 1)[0].lower() if part.strip("</>") else ""
+            if name in _VERBATIM and not part.endswith("/>"):
+                verbatim += -1 if part.startswith("</") else 1
+            continue
+        if verbatim <= 0 and part:
+            parts[index] = _PUNCTUATED_HANGUL.sub(r'<span class="nobr">\g<0></span>', part)
+    return Markup("".join(parts))
+
+
+__all__ = ["PageLink", "SignUp", "article_page", "feed_links", "index_page", "keep_words", "language_switch",
+           "page_context",
            "render_page", "signup", "site_files", "theme_links"]

@@ -164,3 +164,18 @@ def test_publishing_a_translation_rewrites_the_other_versions_switch(site: Site,
     assert parsed(english).switch[1]["href"] == "../../ko/"          # no Korean version yet: the index
     assert cli("publish", "content/2024-unpsf-incheon.ko.md", "--channel", "feeds", "--lang", "ko").exit_code == 0
     assert parsed(english).switch[1]["href"] == "../../ko/2024-unpsf-incheon/"
+
+
+def test_keep_words_holds_a_punctuated_korean_word_together() -> None:
+    from markupsafe import Markup
+
+    from publisher.formatters.pages import keep_words
+
+    html = Markup('<p>유엔거버넌스센터(UNPOG)는 “공공기관 강화”를 <a href="/x(y)">센터</a> 주제로</p>'
+                  "<pre>코드(a)는</pre><code>f(x)는</code>")
+    assert keep_words(html, "ko") == Markup(
+        '<p><span class="nobr">유엔거버넌스센터(UNPOG)는</span> <span class="nobr">“공공기관</span> '
+        '<span class="nobr">강화”를</span> <a href="/x(y)">센터</a> 주제로</p><pre>코드(a)는</pre><code>f(x)는</code>')
+    assert keep_words(html, "en") == html                               # only Korean
+    # Plain text (a title) is escaped first: its markup stays text.
+    assert keep_words("센터(UNPOG)는 <b>", "ko") == Markup('<span class="nobr">센터(UNPOG)는</span> &lt;b&gt;')

@@ -34,10 +34,12 @@ AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.j
 SLUG = "2024-unpsf-incheon"
 WIDTHS = (375, 1280)
 
-# Each Hangul word (a run of letters and digits holding at least one Hangul syllable, within one text node)
-# as a Range; its client rects must all sit on one line. Punctuation and spaces between words may break.
+# Each Hangul word within one text node as a Range; its client rects must all sit on one line. A word is a
+# run of letters and digits holding a Hangul syllable (arguments[0] == "word": punctuation may break), or, on
+# the public pages, everything between two spaces ("eojeol": "(UNPOG)는" must not break after the bracket).
 SPLIT_WORDS_JS = r"""
-const word = /[\p{L}\p{N}]*\p{Script=Hangul}[\p{L}\p{N}]*/gu;
+const word = arguments[0] === "eojeol" ? /[^\s]*\p{Script=Hangul}[^\s]*/gu
+                                       : /[\p{L}\p{N}]*\p{Script=Hangul}[\p{L}\p{N}]*/gu;
 const skip = new Set(["SCRIPT", "STYLE", "OPTION", "SELECT", "TEXTAREA", "TITLE", "NOSCRIPT"]);
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 const split = [];
@@ -254,7 +256,7 @@ def test_no_hangul_word_is_split_across_lines_on_any_korean_page(live_site: tupl
         for width in WIDTHS:
             set_width(browser, width)     # the page lays itself out again at once (no reload: some follow a POST)
             wait_for_fonts(browser)
-            result = browser.execute_script(SPLIT_WORDS_JS)
+            result = browser.execute_script(SPLIT_WORDS_JS, "eojeol" if name in ("index", "article") else "word")
             counted[f"{name}@{width}"] = result["words"]
             if result["split"]:
                 problems.append(f"{name} at {width}px: {result['split'][:8]}")
@@ -274,15 +276,20 @@ def test_no_hangul_word_is_split_across_lines_on_any_korean_page(live_site: tupl
 
 
 def test_the_line_box_check_sees_a_word_split_in_two(live_site: tuple[Site, str], browser) -> None:
-    """The measurement itself: with the browser's default line breaking (Korean may break between any two
-    syllables), the narrow Korean article has words split across lines, and the check finds them."""
+    """The measurement itself: without the pages' rules (the nobr spans, then keep-all: by default Korean may
+    break between any two syllables), the narrow Korean article has words split across lines, and the check
+    finds them."""
     site, base = live_site
     set_width(browser, 375)
     browser.get(f"{base}/ko/{SLUG}/")
     wait_for_fonts(browser)
-    assert browser.execute_script(SPLIT_WORDS_JS)["split"] == []
+    assert browser.execute_script(SPLIT_WORDS_JS, "eojeol")["split"] == []
+    # Without the nobr spans, keep-all alone breaks "…(UNPOG)는" or "…”라고" after the bracket or quote.
+    browser.execute_script("document.querySelectorAll('.nobr').forEach(e => e.style.whiteSpace = 'normal');")
+    assert browser.execute_script(SPLIT_WORDS_JS, "eojeol")["split"] != []
+    assert browser.execute_script(SPLIT_WORDS_JS, "word")["split"] == []
     browser.execute_script("document.body.style.wordBreak = 'normal';")
-    assert browser.execute_script(SPLIT_WORDS_JS)["split"] != []
+    assert browser.execute_script(SPLIT_WORDS_JS, "word")["split"] != []
 
 
 # --- 3. accessibility ------------------------------------------------------------------------------------------
