@@ -72,8 +72,7 @@ def language_switch(feeds: SiteFeeds, lang: str, depth: int, article: Article | 
     for code in feeds.languages:
         same = code in versions
         href = f"{up}{code}/{article.slug}/" if article is not None and same else f"{up}{code}/"
-        entries.append({"lang": code, "name": language_name(code, code), "href": href, "current": code == lang,
-                        "same_article": same})
+        entries.append({"lang": code, "name": language_name(code, code), "href": href, "current": code == lang})
     return entries
 
 
@@ -199,5 +198,4 @@ def keep_words(html_text: Any, lang: str) -> Markup:
 
 
 __all__ = ["PageLink", "SignUp", "article_page", "feed_links", "index_page", "keep_words", "language_switch",
-           "page_context",
-           "render_page", "signup", "site_files", "theme_links"]
+           "page_context", "render_page", "signup", "site_files", "theme_links"]

@@ -1,9 +1,9 @@
 """A site's feeds as a whole: which article versions go in which feed, and every file a build writes.
 
 ``SiteFeeds`` decides the entries of each feed (per language, per theme, newest first, at most
-``FEED_MAX_ITEMS``) and renders the feed documents (``publisher.formatters.feeds``), the OPML list and the
-HTML pages, the favicon and robots.txt (``publisher.formatters.pages``). Rendered bodies are kept between builds through a
-``publisher.delivery.RenderCache`` (``BodyRenderer``).
+``FEED_MAX_ITEMS``) and renders the feed documents (``publisher.formatters.feeds``), the OPML list, the
+HTML pages, the favicon and robots.txt (``publisher.formatters.pages``). Rendered bodies are kept between
+builds through a ``publisher.delivery.RenderCache`` (``BodyRenderer``).
 """
 
 from __future__ import annotations

@@ -126,6 +126,10 @@ def test_static_pages_may_send_their_form_to_the_subscribe_page_only(site: Site,
         policy = client.get("/en/").headers["content-security-policy"]
     assert "form-action 'self' http://localhost:8000;" in policy and "script-src" not in policy
 
+    site = set_settings(site, PUBLISHER_SUBSCRIBE_URL="https://app.example.org/news/subscribe")
+    with make_client(site) as client:
+        assert "form-action 'self' https://app.example.org;" in client.get("/en/").headers["content-security-policy"]
+
     site = set_settings(site, PUBLISHER_SUBSCRIBE_URL="none")
     with make_client(site) as client:
         assert "form-action 'none'" in client.get("/en/").headers["content-security-policy"]
