@@ -35,17 +35,19 @@ SLUG = "2024-unpsf-incheon"
 WIDTHS = (375, 1280)
 
 # Each Hangul word within one text node as a Range; its client rects must all sit on one line. A word is a
-# run of letters and digits holding a Hangul syllable (arguments[0] == "word": punctuation may break), or, on
-# the public pages, everything between two spaces ("eojeol": "(UNPOG)는" must not break after the bracket).
+# run of letters and digits holding a Hangul syllable (arguments[0] == "word": punctuation may break), or,
+# on the pages, everything between two spaces ("eojeol": "(UNPOG)는" must not break after the bracket).
 SPLIT_WORDS_JS = r"""
-const word = arguments[0] === "eojeol" ? /[^\s]*\p{Script=Hangul}[^\s]*/gu
-                                       : /[\p{L}\p{N}]*\p{Script=Hangul}[\p{L}\p{N}]*/gu;
+const letters = /[\p{L}\p{N}]*\p{Script=Hangul}[\p{L}\p{N}]*/gu;
+const eojeol = /[^\s]*\p{Script=Hangul}[^\s]*/gu;
 const skip = new Set(["SCRIPT", "STYLE", "OPTION", "SELECT", "TEXTAREA", "TITLE", "NOSCRIPT"]);
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 const split = [];
 let words = 0;
 for (let node = walker.nextNode(); node; node = walker.nextNode()) {
   if (skip.has(node.parentElement.tagName)) continue;
+  // Code (the review page's feed entry, JSON) breaks where code may: only its letter runs are words.
+  const word = arguments[0] === "eojeol" && !node.parentElement.closest(".code") ? eojeol : letters;
   for (const match of node.data.matchAll(word)) {
     const range = document.createRange();
     range.setStart(node, match.index);
@@ -160,6 +162,10 @@ def tour(driver: Any, site: Site, base: str, lang: str, folder: Path, look: Call
     return seen
 
 
+# The pages whose every eojeol (space to space) must stay on one line: all but the mails, whose templates do
+# not yet keep a punctuated word together ("인공지능(AI)과" may break after the bracket there).
+EOJEOL_PAGES = {"index", "article", "subscribe", "subscribe-sent", "confirm", "confirmed", "preferences",
+                "preferences-saved", "unsubscribe", "unsubscribed", "review-index", "review", "not-found"}
 PAGE_TYPES = ["index", "article", "subscribe", "subscribe-sent", "confirm", "confirmed", "preferences",
               "preferences-saved", "unsubscribe", "unsubscribed", "review-index", "review", "not-found",
               "bulletin-alert", "bulletin-digest", "confirm-mail"]
@@ -256,7 +262,7 @@ def test_no_hangul_word_is_split_across_lines_on_any_korean_page(live_site: tupl
         for width in WIDTHS:
             set_width(browser, width)     # the page lays itself out again at once (no reload: some follow a POST)
             wait_for_fonts(browser)
-            result = browser.execute_script(SPLIT_WORDS_JS, "eojeol" if name in ("index", "article") else "word")
+            result = browser.execute_script(SPLIT_WORDS_JS, "eojeol" if name in EOJEOL_PAGES else "word")
             counted[f"{name}@{width}"] = result["words"]
             if result["split"]:
                 problems.append(f"{name} at {width}px: {result['split'][:8]}")
