@@ -379,7 +379,19 @@ def parse_proxy_addresses(text: str) -> tuple[str, ...]:
     return tuple(parsed)
 
 
+def parse_subscribe_url(text: str) -> str:
+    """An http(s) address, or ``none`` (the public pages then carry no sign-up form or link)."""
+    if text.strip().lower() == "none":
+        return "none"
+    return parse_url(text)
+
+
 WEB_SETTINGS: tuple[Setting, ...] = (
+    Setting("PUBLISHER_SUBSCRIBE_URL", "Where the sign-up form on the public pages (public/) sends readers: "
+            "`publisher serve`'s /subscribe page, which opens with the address filled in. Default: "
+            "{PUBLISHER_SITE_URL}/subscribe. Set it when public/ is hosted apart from `publisher serve`; an "
+            "address whose path does not end in /subscribe (another service's sign-up page) is shown as a "
+            "plain link; `none` shows nothing.", parse=parse_subscribe_url),
     Setting("PUBLISHER_ADMIN_TOKEN", "Token that opens the review page (/review) when `publisher serve` listens "
             "beyond localhost: sent as 'Authorization: Bearer <token>' or typed in at /review/login. Without it "
             "the review page answers only on 127.0.0.1.", secret=True),

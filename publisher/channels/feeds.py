@@ -311,11 +311,13 @@ class FeedsChannel(Channel):
 
     @staticmethod
     def files_for(feeds: SiteFeeds, versions: Sequence[Article]) -> list[OutputFile]:
-        """The files that publishing ``versions`` rewrites: feeds of their languages and themes, pages, OPML."""
+        """The files that publishing ``versions`` rewrites: feeds of their languages and themes, pages, OPML.
+        The pages of the story's other published versions too: their language switch and hreflang links now
+        point at the new version."""
         return feeds.render(
             langs={a.lang for a in versions},
             themes={a.theme_slug for a in versions if a.theme_slug},
-            pages=[(a.slug, a.lang) for a in versions],
+            pages=list(dict.fromkeys((a.slug, lang) for a in versions for lang in feeds.versions.get(a.slug, {}))),
         )
 
     def unpublished(self, published: PublishedVersions | None) -> list[tuple[Story, list[str]]]:

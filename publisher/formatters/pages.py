@@ -3,16 +3,25 @@
 The pages are rendered from ``templates/feeds/`` (a site's own templates first) over a ``SiteFeeds``, which
 says which articles are published and gives each its feed item; links are absolute for ``<link>`` and relative
 for ``<a href>``, so ``public/`` can be served anywhere (a preview on localhost too).
+
+Every page carries a language switch (the same article in the other language, else that language's index)
+and a sign-up form (``signup``): a GET form that opens ``publisher serve``'s ``/subscribe`` page with the
+address and language filled in. The static page cannot hold a per-visitor CSRF token, so it posts nothing:
+the served page carries its own token, and the double opt-in, rate limit and enumeration rules stay there.
+The build also writes ``favicon.svg`` and ``robots.txt`` (``site_files``), from templates a site may override.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from publisher.formatters.feeds import FILENAMES, FORMAT_NAMES, MEDIA_TYPES, OPML_FILENAME, FeedSpec
 
 if TYPE_CHECKING:
+    from markupsafe import Markup
+
     from publisher.article import Article
     from publisher.formatters.site_feeds import SiteFeeds
     from publisher.site import Site
@@ -27,6 +36,63 @@ class PageLink:
     type: str = "text/html"
     hreflang: str | None = None
     relative: str = ""                # the same target relative to the page, for <a href> when served elsewhere
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """How a page offers the bulletin: a form opening ``action`` with ``?email=&lang=``, or a plain link."""
+
+    action: str
+    form: bool
+
+
+def signup(site: Site) -> SignUp | None:
+    """``PUBLISHER_SUBSCRIBE_URL`` (default ``{PUBLISHER_SITE_URL}/subscribe``, where ``publisher serve`` runs):
+    a form when the address is ``publisher serve``'s ``/subscribe`` (it reads ``email`` and ``lang``), a link
+    to any other sign-up page (it would not know those fields), nothing for ``none``."""
+    from urllib.parse import urlsplit
+
+    configured = site.config.get("PUBLISHER_SUBSCRIBE_URL")
+    if configured == "none":
+        return None
+    if not configured:
+        return SignUp(action=f"{site.url}/subscribe", form=True)
+    parts = urlsplit(str(configured))
+    return SignUp(action=str(configured), form=parts.path.rstrip("/").endswith("/subscribe") and not parts.query)
+
+
+def language_switch(feeds: SiteFeeds, lang: str, depth: int, article: Article | None = None) -> list[dict[str, Any]]:
+    """One entry per site language, for the switch at the top of a page: the same article in that language
+    when it is published, else that language's index. ``depth`` as for ``feed_links``."""
+    from publisher.i18n import language_name
+
+    up = "../" * (depth + 1)
+    versions = feeds.versions.get(article.slug, {}) if article is not None else {}
+    entries = []
+    for code in feeds.languages:
+        same = code in versions
+        href = f"{up}{code}/{article.slug}/" if article is not None and same else f"{up}{code}/"
+        entries.append({"lang": code, "name": language_name(code, code), "href": href, "current": code == lang})
+    return entries
+
+
+def site_files(site: Site) -> list[tuple[str, bytes, str]]:
+    """``favicon.svg`` and ``robots.txt`` for the top of ``public/``: (path, bytes, media type). Both come from
+    ``templates/feeds/`` (a site's own ``templates/feeds/favicon.svg.j2`` or ``robots.txt.j2`` wins)."""
+    return [
+        ("favicon.svg", render_page(site, "feeds/favicon.svg.j2", lang=site.languages[0],
+                                    site_title=site.title(site.languages[0])), "image/svg+xml"),
+        ("robots.txt", render_page(site, "feeds/robots.txt.j2", lang=site.languages[0], site_url=site.url),
+         "text/plain"),
+    ]
+
+
+def page_context(feeds: SiteFeeds, lang: str, depth: int, article: Article | None = None) -> dict[str, Any]:
+    """What the layout of every page needs besides its own content."""
+    up = "../" * (depth + 1)
+    return {"language_switch": language_switch(feeds, lang, depth, article), "signup": signup(feeds.site),
+            "signup_languages": language_switch(feeds, lang, depth), "favicon": f"{up}favicon.svg",
+            "home": f"{up}{lang}/", "site_name": feeds.site.title(lang)}
 
 
 def feed_links(feeds: SiteFeeds, lang: str, depth: int) -> list[PageLink]:
@@ -64,6 +130,7 @@ def index_page(feeds: SiteFeeds, lang: str) -> bytes:
         feeds=feed_links(feeds, lang, 0), theme_feeds=theme_links(feeds, lang), languages=languages,
         opml=PageLink(href=f"{site.url}/{OPML_FILENAME}", title="OPML", type=MEDIA_TYPES["opml"],
                       relative=f"../{OPML_FILENAME}"),
+        **page_context(feeds, lang, 0),
     )
 
 
@@ -88,12 +155,47 @@ def article_page(feeds: SiteFeeds, article: Article) -> bytes:
         canonical=article.url, x_default=original.url, alternates=alternates, body_html=feeds.bodies(article.body),
         language_names={link.hreflang: language_name(link.hreflang or "", article.lang) for link in alternates},
         feeds=feed_links(feeds, article.lang, 1), image_url=image_url, index_relative="../",
+        **page_context(feeds, article.lang, 1, article),
     )
 
 
 def render_page(site: Site, template: str, **context: Any) -> bytes:
     """A page from ``templates/feeds/`` (a site's own templates first), as UTF-8 bytes."""
+    lang = context.get("lang", "")
+    context.setdefault("keep_words", lambda html: keep_words(html, lang))
     return site.templates.get_template(template).render(**context).encode("utf-8")
 
 
-__all__ = ["PageLink", "article_page", "feed_links", "index_page", "render_page", "theme_links"]
+# A Korean word (eojeol) with punctuation in it: "(UNPOG)는", "것”이라고", "아시아·태평양". keep-all stops the
+# browser from breaking between two syllables, but not after a closing bracket or quote, so the particle would
+# start the next line. Such a word, when short, is kept on one line (<span class="nobr">).
+_TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
+_PUNCTUATED_HANGUL = re.compile(
+    r"(?<!\S)(?=[^\s<>]*[\uac00-\ud7a3])(?=[^\s<>]*[^\s<>\w])[^\s<>]{2,24}(?!\S)")
+_VERBATIM = ("pre", "code", "script", "style", "textarea")
+
+
+def keep_words(html_text: Any, lang: str) -> Markup:
+    """``html_text`` (HTML, or plain text to escape) with each short punctuated Korean word wrapped in
+    ``<span class="nobr">``, so no line break falls inside it. Only for Korean; tags and the text of
+    ``pre``/``code`` are left as they are."""
+    from markupsafe import Markup, escape
+
+    source = str(html_text) if isinstance(html_text, Markup) else str(escape(html_text))
+    if lang != "ko":
+        return Markup(source)
+    parts = _TAG_OR_TEXT.split(source)
+    verbatim = 0
+    for index, part in enumerate(parts):
+        if index % 2:    # a tag
+            name = part.strip("</>").split(None, 1)[0].lower() if part.strip("</>") else ""
+            if name in _VERBATIM and not part.endswith("/>"):
+                verbatim += -1 if part.startswith("</") else 1
+            continue
+        if verbatim <= 0 and part:
+            parts[index] = _PUNCTUATED_HANGUL.sub(r'<span class="nobr">\g<0></span>', part)
+    return Markup("".join(parts))
+
+
+__all__ = ["PageLink", "SignUp", "article_page", "feed_links", "index_page", "keep_words", "language_switch",
+           "page_context", "render_page", "signup", "site_files", "theme_links"]

@@ -1,9 +1,9 @@
 """A site's feeds as a whole: which article versions go in which feed, and every file a build writes.
 
 ``SiteFeeds`` decides the entries of each feed (per language, per theme, newest first, at most
-``FEED_MAX_ITEMS``) and renders the feed documents (``publisher.formatters.feeds``), the OPML list and the
-HTML pages (``publisher.formatters.pages``). Rendered bodies are kept between builds through a
-``publisher.delivery.RenderCache`` (``BodyRenderer``).
+``FEED_MAX_ITEMS``) and renders the feed documents (``publisher.formatters.feeds``), the OPML list, the
+HTML pages, the favicon and robots.txt (``publisher.formatters.pages``). Rendered bodies are kept between
+builds through a ``publisher.delivery.RenderCache`` (``BodyRenderer``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, FeedSpec, image_enclosure, make_item,
                                         render_json_feed, render_opml, render_rss_and_atom, tag_uri)
-from publisher.formatters.pages import article_page, index_page
+from publisher.formatters.pages import article_page, index_page, site_files
 
 if TYPE_CHECKING:
     from publisher.article import Article
@@ -244,7 +244,7 @@ class SiteFeeds:
     ) -> list[OutputFile]:
         """The files to write: the feeds and index pages of ``langs`` (default all) and, of their themes, only
         ``themes`` (default all); article pages for ``pages`` ((slug, lang) pairs; default every version);
-        the OPML list always."""
+        the OPML list, ``favicon.svg`` and ``robots.txt`` always."""
         chosen_langs = [lang for lang in self.languages if langs is None or lang in set(langs)]
         chosen_themes = None if themes is None else set(themes)
         files: list[OutputFile] = []
@@ -263,6 +263,7 @@ class SiteFeeds:
         files.extend(self.article_file(article) for article in wanted)
         files.extend(self.image_files())
         files.append(self.opml_file())
+        files.extend(OutputFile(path, content, media_type) for path, content, media_type in site_files(self.site))
         return files
 
     def keep_rendered_bodies(self, *, full_build: bool) -> None:

@@ -79,25 +79,44 @@ class PublicFiles(StaticFiles):
 
 
 # Each kind of response gets the strictest policy it works with. public/ holds static pages whose one
-# stylesheet is an inline <style> block, images (local or https) and feeds; no script, form or frame.
+# stylesheet is an inline <style> block, images (local or https) and feeds; no script or frame, and one form
+# (the sign-up GET form, to this server's /subscribe or PUBLISHER_SUBSCRIBE_URL: see static_headers).
 STATIC_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; media-src 'self' https:; "
-        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "Referrer-Policy": "strict-origin-when-cross-origin",
     "X-Content-Type-Options": "nosniff",
 }
 
 
+def static_headers(site: Site) -> dict[str, str]:
+    """``STATIC_HEADERS``, with the sign-up form's target allowed as a form action (the site's origin when
+    ``publisher serve`` runs at ``PUBLISHER_SITE_URL``, the origin of ``PUBLISHER_SUBSCRIBE_URL`` otherwise)."""
+    from urllib.parse import urlsplit
+
+    from publisher.formatters.pages import signup
+
+    offer = signup(site)
+    if offer is None or not offer.form:
+        return {**STATIC_HEADERS,
+                "Content-Security-Policy": STATIC_HEADERS["Content-Security-Policy"].replace(
+                    "form-action 'self'", "form-action 'none'")}
+    parts = urlsplit(offer.action)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return {**STATIC_HEADERS, "Content-Security-Policy": STATIC_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'self'", f"form-action 'self' {origin}")}
+
+
 class SecurityHeaders:
     """Every answer without security headers of its own (files under public/, redirects) gets ``STATIC_HEADERS``;
     the app's pages set stricter ones (``publisher.web.pages.PAGE_HEADERS``), which are kept."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None) -> None:
         self.app = app
         self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                        for name, value in STATIC_HEADERS.items()]
+                        for name, value in (headers or STATIC_HEADERS).items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -219,7 +238,7 @@ def create_app(site: Site, *, review_local_only: bool = True) -> Starlette:
           for esp in ("mailgun", "postmark", "sendgrid", "ses")),
         Mount("/", app=PublicFiles(directory=site.public_dir, html=True, check_dir=False), name="public"),
     ]
-    middleware = [Middleware(AccessLog), Middleware(SecurityHeaders)]
+    middleware = [Middleware(AccessLog), Middleware(SecurityHeaders, headers=static_headers(site))]
     proxies = tuple(site.config.get("PUBLISHER_FORWARDED_ALLOW_IPS") or ())
     if proxies:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware

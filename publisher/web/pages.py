@@ -84,6 +84,7 @@ def render_page(
     """Render ``templates/web/<template>`` in ``lang`` with the language switch and the security headers."""
     from starlette.responses import HTMLResponse
 
+    from publisher.formatters.pages import keep_words   # keep_words(text, lang): Korean words kept whole
     from publisher.i18n import language_name
 
     here = route_path(request)
@@ -93,7 +94,7 @@ def render_page(
         for code in site.languages
     ]
     html = site.templates.get_template(f"web/{template}").render(
-        lang=lang, site_title=site.title(lang), language_switch=switch, **context
+        lang=lang, site_title=site.title(lang), language_switch=switch, keep_words=keep_words, **context
     )
     return HTMLResponse(html, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})})
 

@@ -91,9 +91,13 @@ def language_choices(site: Site, chosen: str) -> list[dict[str, Any]]:
 
 
 def subscribe_form(request: Request) -> Response:
+    """The form, in ``?lang=`` (or the browser's language), with ``?email=`` filled in: the sign-up form of the
+    public pages is a GET form that opens this page. Nothing is looked up or recorded here, so the address in
+    the query tells the visitor nothing; the POST below carries this page's CSRF token as before."""
     site = web_state(request).site
     lang = page_language(request, site)
-    return form_page(request, site, "subscribe.html.j2", lang, values={"email": "", "name": ""},
+    email = request.query_params.get("email", "").strip()[:320]
+    return form_page(request, site, "subscribe.html.j2", lang, values={"email": email, "name": ""},
                      languages=language_choices(site, lang), themes=theme_choices(site, lang, []), error=None)
 
 

@@ -146,7 +146,10 @@ def test_served_pages_resolve_canonical_urls_in_chromium(served_site: tuple[Site
     assert browser.current_url == korean.url
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ko"
     assert browser.find_element(By.TAG_NAME, "h1").text == korean.title
-    assert "영어로 읽기" in browser.find_element(By.CSS_SELECTOR, "p.languages").text
+    # The language switch names each language in itself, the current one marked, the other one a link back.
+    switch = browser.find_element(By.CSS_SELECTOR, "nav.languages")
+    assert switch.find_element(By.CSS_SELECTOR, "[aria-current=page]").text == "한국어"
+    assert switch.find_element(By.CSS_SELECTOR, "a[hreflang=en]").get_attribute("href") == article.url
 
     # The feeds the page advertises are served and valid.
     hrefs = browser.execute_script(

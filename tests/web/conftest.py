@@ -1,4 +1,5 @@
-"""Fixtures for the web tests: the app under starlette's TestClient, the mail it sends, and form helpers."""
+"""Fixtures for the web tests: the app under starlette's TestClient, the mail it sends, and form helpers; for the
+browser tests, a real uvicorn server, an aiosmtpd server and Debian's headless Chromium."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import warnings
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +125,85 @@ def uvicorn_server(site: Site, port: int | None = None, *, as_served: bool = Fal
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# --- the browser tests: uvicorn, aiosmtpd and Chromium --------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+class MailCatcher:
+    """aiosmtpd handler keeping every accepted message."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=policy.default))
+        return "250 2.0.0 OK"
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.messages) >= count, f"expected {count} mail(s), the SMTP server got {len(self.messages)}"
+        return self.messages
+
+
+@pytest.fixture
+def mail_server() -> Iterator[tuple[int, MailCatcher]]:
+    from aiosmtpd.controller import Controller
+
+    catcher = MailCatcher()
+    port = free_port()
+    controller = Controller(catcher, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, catcher
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def live_site(site: Site, mail_server: tuple[int, MailCatcher], monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, str]]:
+    """The sample site with its feeds built, served by uvicorn on 127.0.0.1, mailing through aiosmtpd."""
+    from publisher.pipeline import build_feeds
+
+    web_port = free_port()
+    monkeypatch.setenv("PUBLISHER_SITE_URL", f"http://127.0.0.1:{web_port}")
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(mail_server[0]))
+    monkeypatch.setenv("SMTP_SECURITY", "none")
+    monkeypatch.setenv("BULLETIN_FROM", "UNPOG News <news@unpog.example>")
+    served = Site(site.root)
+    build_feeds(served, include_unpublished=True)
+    served.close()
+    with uvicorn_server(Site(site.root), web_port) as base_url:
+        yield Site(site.root), base_url
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Debian's chromium, headless, asking for Korean pages. Missing chromium is a failure: .ci/run installs it."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed: apt-get install chromium chromium-driver fonts-noto-cjk")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--disable-extensions", "--lang=ko-KR", "--window-size=1280,1000",
+                     # Offline: every host name but the test server's address resolves to nothing.
+                     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"intl.accept_languages": "ko-KR,ko"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -50,7 +50,7 @@ def test_both_languages_side_by_side_with_every_rendition(client, site: Site) ->
         assert {int(limit) for _, limit in lengths} >= {280, 500, 300}     # X, Mastodon, Bluesky at least
         assert all(int(length) <= int(limit) for length, limit in lengths)
         # the feed entry, for this article's own URL
-        entry = re.search(r"Feed entry</h3>\s*<pre>(.*?)</pre>", part, re.S)
+        entry = re.search(r'Feed entry</h3>\s*<pre tabindex="0" class="code">(.*?)</pre>', part, re.S)
         assert entry and json.loads(html.unescape(entry.group(1)))["url"] == article.url
     assert "Original" in column(page.text, "en") and "Human translation" in column(page.text, "ko")
     assert "Original text: nothing to check." in column(page.text, "en")
