@@ -183,8 +183,12 @@ class BulletinFormatter:
             "postal_lines": postal_lines(self.config),
             "postal_address": ", ".join(postal_lines(self.config)),   # what site templates of before read
             "logo": self.logo,
+            # Korean words ending in a bracket or quote ("(AI)과", "것”이라고") kept whole, as on the pages
+            "keep_words": lambda html: keep_words(html, lang),
             **extra,
         }
+        from publisher.formatters.pages import keep_words
+
         env = self.site.templates
         html_page = env.get_template(f"email/{kind}.html.j2").render(context)   # CSS inlined by the builder
         text = env.get_template(f"email/{kind}.txt.j2").render(context)
