@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     # scheduling (issue 12)
     "schedule": "publisher.cli.schedule:schedule",
     "worker": "publisher.cli.schedule:worker",
+    # the shared database (issue 14)
+    "db": "publisher.cli.db:db",
 }
 
 EXIT_USER_ERROR = 2
