@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from publisher.site import Site
-from tests.databases import backend, generate_backends, postgres_url  # noqa: F401 - fixtures for every test
+from tests.databases import _drop_fresh_schemas, backend, generate_backends, postgres_url  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SITE = ROOT / "examples" / "unpog"

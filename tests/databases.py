@@ -150,3 +150,36 @@ def integrity_error(store: object) -> type[Exception]:
     import sqlite3
 
     return sqlite3.IntegrityError
+
+
+def execute(store: object, sql: str, params: Any = ()) -> Any:
+    """Run raw SQL written with ``?`` placeholders on the store's own connection, either database (a test's
+    look at, or bulk fill of, a table; the store's code never does this)."""
+    conn: Any = getattr(store, "connection")
+    if type(store).__name__ == "PostgresStore":
+        return conn.execute(sql.replace("?", "%s"), params or None)
+    return conn.execute(sql, params)
+
+
+def fresh_site(root: Path) -> Any:
+    """A Site at ``root`` with an empty database of its own: on PostgreSQL a SQLite file in its folder would
+    not be the same backend, so it gets a new schema, dropped at the end of the session's test run."""
+    from publisher.config import Config
+    from publisher.site import Site
+
+    url = database_url()
+    if url is None:
+        return Site(root)
+    schema, own = create_schema()
+    _fresh_schemas.append(schema)
+    return Site(root, Config.from_mapping({"PUBLISHER_DATABASE_URL": own}))
+
+
+_fresh_schemas: list[str] = []
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _drop_fresh_schemas() -> Iterator[None]:
+    yield
+    for schema in _fresh_schemas:
+        drop_schema(schema)
