@@ -99,7 +99,7 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def backend(request: pytest.FixtureRequest, clean_environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def backend(request: pytest.FixtureRequest, clean_environment: None) -> Iterator[str]:
     """``sqlite`` or ``postgresql``: the database this test's site uses (``PUBLISHER_DATABASE_URL``).
 
     Parametrized by ``pytest_generate_tests`` for tests marked ``both_databases``; every other test is on
@@ -110,12 +110,13 @@ def backend(request: pytest.FixtureRequest, clean_environment: None, monkeypatch
         yield name
         return
     schema, url = create_schema()
-    monkeypatch.setenv("PUBLISHER_DATABASE_URL", url)
-    try:
-        yield name
-    finally:
-        monkeypatch.delenv("PUBLISHER_DATABASE_URL", raising=False)
-        drop_schema(schema)
+    # A patch of its own: a test's ``monkeypatch.undo()`` must not move its site back to SQLite halfway.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PUBLISHER_DATABASE_URL", url)
+        try:
+            yield name
+        finally:
+            drop_schema(schema)
 
 
 def generate_backends(metafunc: pytest.Metafunc) -> None:
