@@ -22,6 +22,8 @@ BACKENDS = ("sqlite", "postgresql")
 SERVER_VARIABLE = "PUBLISHER_TEST_POSTGRES_URL"
 # Read once, at import: the conftest's clean environment removes every PUBLISHER_ variable before each test.
 _SERVER_URL = os.environ.get(SERVER_VARIABLE) or None
+# Why .ci/postgres.sh could not start one, when it could not.
+_SERVER_PROBLEM = os.environ.get("PUBLISHER_TEST_POSTGRES_PROBLEM") or None
 
 
 def in_ci() -> bool:
@@ -32,7 +34,9 @@ def server_url() -> str:
     """The test server's URL, or skip (fail under CI) saying why there is none."""
     url = _SERVER_URL
     reason = None
-    if not url:
+    if not url and _SERVER_PROBLEM:
+        reason = f"PostgreSQL tests need a server, and .ci/postgres.sh could not start one: {_SERVER_PROBLEM}"
+    elif not url:
         reason = (f"PostgreSQL tests need a server: set {SERVER_VARIABLE}, or run the tests under "
                   "`bash .ci/postgres.sh` (needs Debian's postgresql: initdb and pg_ctl)")
     else:

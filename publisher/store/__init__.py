@@ -52,9 +52,10 @@ def open_store(
         return SqliteStore(path, state_dir=state_dir, shared=shared, clock=clock)
     if dialect(url) == "postgresql":
         try:
-            from publisher.store.postgres import PostgresStore
-            import psycopg  # noqa: F401 - only to say what to install when it is missing
+            import psycopg  # noqa: F401 - imported here only to say what to install when it is missing
             import psycopg_pool  # noqa: F401
+
+            from publisher.store.postgres import PostgresStore
         except ModuleNotFoundError:
             raise ConfigError("PUBLISHER_DATABASE_URL", "a PostgreSQL database needs psycopg and psycopg_pool: "
                               "pip install 'publisher[postgres]'") from None

@@ -100,7 +100,8 @@ def test_without_a_server_the_postgresql_half_skips_or_fails_under_ci(tmp_path: 
     probe = ROOT / "tests" / f"test_probe_{os.getpid()}_{ci or 'dev'}.py"
     probe.write_text(PROBE, encoding="utf-8")
     try:
-        env = {name: value for name, value in os.environ.items() if name != "PUBLISHER_TEST_POSTGRES_URL"}
+        env = {name: value for name, value in os.environ.items()
+               if name not in ("PUBLISHER_TEST_POSTGRES_URL", "PUBLISHER_TEST_POSTGRES_PROBLEM")}
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
              str(probe)], capture_output=True, text=True, cwd=ROOT, env={**env, "CI": ci}, timeout=300)
