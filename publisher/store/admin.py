@@ -106,7 +106,9 @@ def _postgres_status(url: str) -> SchemaStatus:
 
 
 def _dialect_of(store: Store) -> str:
-    return "postgresql" if type(store).__name__ == "PostgresStore" else "sqlite"
+    from publisher.store.postgres import PostgresStore   # psycopg itself is imported only by its functions
+
+    return "postgresql" if isinstance(store, PostgresStore) else "sqlite"
 
 
 def _conn(store: Store) -> Any:
