@@ -118,7 +118,8 @@ class Config:
             return "not set" if setting.default in (NOT_GIVEN, None, "") else f"{setting.default} (default)"
         if setting.secret:
             return "set"
-        return str(self.raw(setting.name))
+        text = str(self.raw(setting.name))
+        return setting.show(text) if setting.show is not None else text
 
 
 def _read_dotenv(path: Path) -> dict[str, str | None]:

@@ -8,6 +8,7 @@ environment. Secrets are refused in ``publisher.toml`` and never printed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,9 @@ class Setting:
     secret: bool = False
     parse: Callable[[str], Any] = str
     choices: tuple[str, ...] | None = None
+    # How ``config check`` shows a value that is not a secret as a whole but may hold one (a database URL's
+    # password); None shows it as it is.
+    show: Callable[[str], str] | None = None
 
 
 # --- parsers: each raises ValueError("expected ...") on bad input -------------------------------------------
@@ -188,9 +192,64 @@ def parse_languages(text: str) -> tuple[str, ...]:
 
 def parse_database_url(text: str) -> str:
     value = text.strip()
-    if not value.startswith("sqlite:///") or not value[len("sqlite:///"):] or _control_character(value):
-        raise ValueError("only sqlite:///PATH is supported, e.g. sqlite:////var/lib/publisher/site.db")
-    return value
+    if _control_character(value):
+        raise ValueError("expected a URL without control characters")
+    if value.startswith("sqlite:///") and value[len("sqlite:///"):]:
+        return value
+    if value.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import urlsplit
+
+        try:
+            urlsplit(value).port   # a port that is not a number raises here, before any connection
+        except ValueError:
+            raise ValueError(f"expected a port number in {redact_database_url(value)}") from None
+        return value
+    raise ValueError("expected sqlite:///PATH (e.g. sqlite:////var/lib/publisher/site.db) or "
+                     "postgresql://USER:PASSWORD@HOST:5432/DATABASE")
+
+
+_PASSWORD_PARAMETER = re.compile(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;]*)")
+
+
+def redact_database_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: in the user part of a URL
+    (``postgresql://user:secret@host/db``), as a ``password=`` query parameter, or in a libpq ``key=value``
+    string. What ``config check``, logs and error messages show instead of the URL itself."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    redacted = url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme and "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            redacted = urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    return _PASSWORD_PARAMETER.sub(lambda match: match[1] + "***", redacted)
+
+
+def redact_secret_text(text: str, url: str) -> str:
+    """``text`` (an error message from a database driver) with ``url`` and its password removed: the URL as
+    ``redact_database_url`` shows it, and the password wherever else it appears, raw or percent-decoded."""
+    from urllib.parse import unquote, urlsplit
+
+    secrets: set[str] = set()
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        secrets |= {password, unquote(password)}
+    for match in _PASSWORD_PARAMETER.finditer(url):
+        value = match[2].strip("'")
+        if value:
+            secrets |= {value, unquote(value)}
+    text = text.replace(url, redact_database_url(url))
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 # --- core (issue 2) ---------------------------------------------------------------------------------------
@@ -201,8 +260,10 @@ SITE_SETTINGS: tuple[Setting, ...] = (
             default="http://localhost:8000", parse=parse_url),
     Setting("PUBLISHER_TIMEZONE", "Time zone for dates written without one.", default="Asia/Seoul", parse=parse_timezone),
     Setting("PUBLISHER_LANGUAGES", "Languages the site publishes in, comma-separated.", default="en,ko", parse=parse_languages),
-    Setting("PUBLISHER_DATABASE_URL", "Where the ledger lives. Default: sqlite:///<site>/.publisher/publisher.db.",
-            parse=parse_database_url),
+    Setting("PUBLISHER_DATABASE_URL", "Where the site's database lives: sqlite:///PATH or "
+            "postgresql://USER:PASSWORD@HOST:5432/DATABASE (shared by several machines; pip install "
+            "'publisher[postgres]'). Default: sqlite:///<site>/.publisher/publisher.db.",
+            parse=parse_database_url, show=redact_database_url),
     Setting("PUBLISHER_SECRET_KEY", "Key that signs the tokens in links (unsubscribe, confirm, preferences). "
             "Without it a random key is generated once and kept in .publisher/secret_key.", secret=True),
     Setting("PUBLISHER_DEBUG", "Show the full traceback of an internal error instead of one line.",

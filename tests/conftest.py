@@ -13,6 +13,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from publisher.site import Site
+from tests.databases import _drop_fresh_schemas, backend, generate_backends, postgres_url  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SITE = ROOT / "examples" / "unpog"
@@ -54,6 +55,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_hom
             monkeypatch.delenv(name, raising=False)
     # Not created: a test that installs a model makes it; the others see a folder with nothing installed.
     monkeypatch.setenv("ARGOS_PACKAGES_DIR", str(tmp_path / "argos-packages"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_databases: run once on SQLite and once on PostgreSQL (tests/databases.py)")
+    config.addinivalue_line("markers", "sqlite_only: in a both_databases module, a test of SQLite itself")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    generate_backends(metafunc)
 
 
 def set_settings(site: Site, **values: object) -> Site:

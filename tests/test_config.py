@@ -190,7 +190,7 @@ def test_a_site_title_with_cr_lf_fails_feeds_build_and_bulletin_before_anything_
     ("PUBLISHER_SITE_URL", "http://unpog example.org", "expected an http:// or https:// URL"),
     ("PUBLISHER_SITE_URL", "http:///news", "expected an http:// or https:// URL"),
     ("PUBLISHER_SITE_URL", "http://unpog.org:port", "expected an http:// or https:// URL"),
-    ("PUBLISHER_DATABASE_URL", "sqlite:///", "only sqlite:///PATH is supported"),
+    ("PUBLISHER_DATABASE_URL", "sqlite:///", "expected sqlite:///PATH .* or postgresql://"),
     ("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT", "-1", "expected a number greater than 0"),
     ("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT", "nan", "expected a number greater than 0"),
 ])

@@ -17,6 +17,8 @@ from publisher.channels.memory import MemoryChannel
 from publisher.delivery import Attempt, DeliveryKey, Outcome
 from publisher.site import Site
 
+pytestmark = pytest.mark.both_databases
+
 SLUG = "2024-unpsf-incheon"
 
 

@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "worker": "publisher.cli.schedule:worker",
     # deliverability (issue 13)
     "bounces": "publisher.cli.bounces:bounces",
+    # the shared database (issue 14)
+    "db": "publisher.cli.db:db",
 }
 
 EXIT_USER_ERROR = 2

@@ -4,7 +4,8 @@ Every SQL statement of the package lives under ``publisher/store/``; the rest of
 protocols of ``store/interfaces.py``, which take and return value types (``publisher.delivery``,
 ``publisher.subscribers``), never a database row. ``store/sqlite.py`` implements them on SQLite, with migrations
 in ``store/migrations/sqlite/``; another database is another module with its own migrations folder, chosen by
-``open_store`` from the URL.
+``open_store`` from the URL: ``store/postgres.py`` for ``postgresql://`` and ``postgres://`` URLs, with its
+migrations in ``store/migrations/postgresql/``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,26 @@ def open_store(
 
         path = Path(url[len("sqlite:///"):]) if url else state_dir / "publisher.db"
         return SqliteStore(path, state_dir=state_dir, shared=shared, clock=clock)
-    raise ConfigError("PUBLISHER_DATABASE_URL", "only sqlite:///PATH is supported")
+    if dialect(url) == "postgresql":
+        try:
+            import psycopg  # noqa: F401 - imported here only to say what to install when it is missing
+            import psycopg_pool  # noqa: F401
+
+            from publisher.store.postgres import PostgresStore
+        except ModuleNotFoundError:
+            raise ConfigError("PUBLISHER_DATABASE_URL", "a PostgreSQL database needs psycopg and psycopg_pool: "
+                              "pip install 'publisher[postgres]'") from None
+        return PostgresStore(url, state_dir=state_dir, shared=shared, clock=clock)
+    raise ConfigError("PUBLISHER_DATABASE_URL", "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE")
+
+
+def dialect(url: str | None) -> str:
+    """``sqlite`` or ``postgresql``: which implementation ``open_store`` picks for ``url`` (None: SQLite)."""
+    if url is None or url.startswith("sqlite:///"):
+        return "sqlite"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql"
+    return "unknown"
 
 
 def open_content_index(state_dir: Path) -> ContentIndex:
@@ -67,5 +87,5 @@ def open_content_index(state_dir: Path) -> ContentIndex:
 
 __all__ = [
     "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store",
-    "SubscriberStore", "TranslationMemory", "format_time", "open_content_index", "open_store", "utc_now",
+    "SubscriberStore", "TranslationMemory", "dialect", "format_time", "open_content_index", "open_store", "utc_now",
 ]

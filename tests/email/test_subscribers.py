@@ -9,6 +9,9 @@ import pytest
 
 from publisher.errors import InputError
 from publisher.site import Site
+from tests.databases import execute
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_add_normalizes_and_never_duplicates_an_address_differing_in_case(site: Site) -> None:
@@ -61,10 +64,10 @@ def test_preferences_change_language_and_themes(site: Site) -> None:
 
 def test_iter_active_streams_in_batches_and_filters(site: Site) -> None:
     subscribers = site.subscribers()
-    conn = site.store().connection
+    store = site.store()
     with site.store().transaction():  # a bulk insert through the API's own validation would take too long
         for i in range(2500):
-            conn.execute(
+            execute(store,
                 "INSERT INTO subscribers (email, email_key, lang, status, themes, created_at, updated_at)"
                 " VALUES (?, ?, ?, 'active', ?, '2024-01-01T00:00:00+00:00', '2024-01-01T00:00:00+00:00')",
                 (f"r{i}@example.org", f"r{i}@example.org", "ko" if i % 5 == 0 else "en",
@@ -195,9 +198,12 @@ def test_cli_add_import_list_export_remove(cli, site_dir: Path, tmp_path: Path) 
     missing = cli("subscribers", "remove", "kim@example.kr")
     assert missing.exit_code == 2 and "not on the subscriber list" in missing.output
 
-    # The export imports back into an empty site unchanged (the extra columns are ignored).
-    fresh = Site(tmp_path / "fresh")
+    # The export imports back into an empty site unchanged (the extra columns are ignored); an empty database
+    # of its own, on PostgreSQL too (the test's schema is the first site's).
+    from tests.databases import fresh_site
+
     (tmp_path / "fresh").mkdir()
+    fresh = fresh_site(tmp_path / "fresh")
     report = fresh.subscribers().import_csv(exported)
     assert (report.added, report.rejected) == (5, [])
     fresh.close()

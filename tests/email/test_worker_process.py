@@ -11,9 +11,13 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from publisher import pipeline
 from publisher.site import Site
 from tests.email.conftest import SmtpServer
+
+pytestmark = pytest.mark.both_databases
 
 SLUG = "2025-public-service-day"
 CONNECTIONS = 3   # smtp_site sets SMTP_CONNECTIONS=3

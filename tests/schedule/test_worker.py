@@ -16,8 +16,10 @@ from publisher.channels.memory import MemoryChannel
 from publisher.delivery import Attempt, Outcome
 from publisher.scheduler import schedule_publish
 from publisher.site import Site
-from publisher.store import open_store
 from publisher.worker import JobRun, Worker
+from tests.databases import open_test_store
+
+pytestmark = pytest.mark.both_databases
 
 SLUG = "2025-public-service-day"
 RELEASE = datetime(2026, 12, 2, 0, 0, tzinfo=timezone.utc)   # 09:00 KST
@@ -105,7 +107,7 @@ def test_cancel_and_list_json(site: Site, cli: Callable[..., Result]) -> None:
 
 def test_two_workers_never_hold_one_job(site: Site) -> None:
     schedule_publish(site, [f"content/{SLUG}.en.md"], RELEASE, channels=["feeds"])
-    other = open_store(None, state_dir=site.state_dir)
+    other = open_test_store(site.state_dir)
     try:
         lease = timedelta(seconds=60)
         first = site.store().jobs.claim("one", RELEASE, lease)

@@ -1,17 +1,19 @@
-"""The delivery ledger (``publisher.store.Ledger`` on SQLite): the life of a row, streaming, and the feeds' reads."""
+"""The delivery ledger (``publisher.store.Ledger``, on SQLite and PostgreSQL): the life of a row, streaming, and
+the feeds' reads."""
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from publisher.delivery import DeliveryKey
 from publisher.site import Site
-from publisher.store import open_store
 from publisher.store.sqlite import SqliteStore
+from tests.databases import integrity_error, open_test_store
+
+pytestmark = pytest.mark.both_databases
 
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
@@ -27,6 +29,7 @@ class FakeClock:
         self.now += timedelta(seconds=seconds)
 
 
+@pytest.mark.sqlite_only
 def test_database_url_setting_points_elsewhere(site: Site, tmp_path) -> None:  # noqa: ANN001
     from publisher.config import Config
 
@@ -56,7 +59,7 @@ def test_begin_then_mark_records_the_life_of_a_delivery(site: Site) -> None:
 
 def test_timestamps_are_iso_8601_with_an_offset_from_the_store_clock(tmp_path) -> None:  # noqa: ANN001
     clock = FakeClock()
-    store = open_store(None, state_dir=tmp_path, clock=clock)
+    store = open_test_store(tmp_path, clock=clock)
     key = DeliveryKey("a", "en", "x", "default")
     store.ledger.begin(key)
     clock.advance(2.5)
@@ -94,8 +97,8 @@ def test_summary_counts_per_article_language_and_channel(site: Site) -> None:
 
 
 def test_states_are_checked_by_the_schema_and_the_store(site: Site) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
-        site.store().connection.execute(
+    with pytest.raises(integrity_error(site.store())):
+        site.store().connection.execute(  # type: ignore[attr-defined]
             "INSERT INTO deliveries (article, lang, channel, target, state) VALUES ('a','en','x','t','bogus')")
     with pytest.raises(ValueError, match="unknown delivery state 'bogus'"):
         site.ledger().mark(DeliveryKey("a", "en", "x", "t"), "bogus")
@@ -145,6 +148,7 @@ def test_published_and_first_details_for_the_feeds(site: Site) -> None:
     assert ledger.published("mastodon") == {} and ledger.first_details("mastodon") == {}
 
 
+@pytest.mark.sqlite_only
 def test_many_processes_opening_a_new_database_at_once(tmp_path) -> None:  # noqa: ANN001
     """The switch to WAL needs an exclusive lock that SQLite refuses at once, busy handler or not."""
     import threading

@@ -7,6 +7,8 @@ import pytest
 from publisher.delivery import DeliveryKey
 from publisher.site import Site
 
+pytestmark = pytest.mark.both_databases
+
 
 def keys(n: int) -> list[DeliveryKey]:
     return [DeliveryKey("digest-2024-06-01", "ko" if i % 2 else "en", "email", f"r{i}@example.org") for i in range(n)]

@@ -15,6 +15,8 @@ from publisher.errors import LockBusy, PublisherError
 from publisher.site import Site
 from publisher.store.locks import lock_path
 
+pytestmark = pytest.mark.both_databases
+
 HOLDER = """
 import sys
 from publisher.site import Site
@@ -105,6 +107,7 @@ def test_a_waiting_process_gets_the_lock_when_the_holder_finishes(site: Site) ->
     assert seen == [True]
 
 
+@pytest.mark.sqlite_only
 def test_lock_files_live_in_the_state_folder_and_names_never_share_a_file(site: Site, tmp_path: Path) -> None:
     with site.lock("email-digest", wait=False):
         assert (site.state_dir / "locks" / "email-digest.lock").exists()

@@ -9,9 +9,12 @@ import pytest
 
 from publisher.errors import InputError
 from publisher.site import Site
-from publisher.store import format_time, open_store
+from publisher.store import format_time
 from publisher.store.sqlite import SqliteFeedCache
 from tests.conftest import set_settings
+from tests.databases import open_test_store
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_subscribers_read_the_languages_the_site_declares(site: Site, tmp_path: Path) -> None:
@@ -33,11 +36,11 @@ def test_subscriber_times_are_written_in_the_one_format(tmp_path: Path) -> None:
     from publisher.subscribers import Subscribers
 
     moment = datetime(2026, 12, 1, 10, 0, 0, 123000, tzinfo=timezone.utc)
-    store = open_store(None, state_dir=tmp_path, clock=lambda: moment)
+    store = open_test_store(tmp_path, clock=lambda: moment)
     subscribers = Subscribers(store.subscribers, ["en"])
     added = subscribers.add("reader@example.org")
     assert added.created_at == moment and added.confirmed_at == moment
-    connection = store.connection  # type: ignore[attr-defined]   # the SQLite store's, to read the raw text
+    connection = store.connection  # type: ignore[attr-defined]   # the store's own, to read the raw text
     row = connection.execute("SELECT created_at, confirmed_at, updated_at FROM subscribers").fetchone()
     assert tuple(row) == ("2026-12-01T10:00:00.123+00:00",) * 3
     assert format_time(moment) == "2026-12-01T10:00:00.123+00:00"
@@ -46,6 +49,7 @@ def test_subscriber_times_are_written_in_the_one_format(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.sqlite_only   # a local cache file on either database
 def test_the_feed_cache_keeps_puts_prunes_and_survives_damage(tmp_path: Path) -> None:
     path = tmp_path / "cache" / "feed-bodies.sqlite"
     cache = SqliteFeedCache(path)

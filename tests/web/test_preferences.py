@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from publisher.site import Site
 from publisher.tokens import link
 from tests.web.conftest import add_subscriber, form_token, heading, make_client, subscriber
+
+pytestmark = pytest.mark.both_databases
 
 
 def preferences_path(site: Site, address: str) -> str:

@@ -11,6 +11,8 @@ from publisher.site import Site
 from publisher.tokens import link, sign
 from tests.web.conftest import add_subscriber, form_token, heading, link_in, mails, make_client, subscriber
 
+pytestmark = pytest.mark.both_databases
+
 
 def subscribe(client, *, lang: str = "ko", **fields: object):
     page = client.get(f"/subscribe?lang={lang}")
