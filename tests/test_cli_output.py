@@ -46,6 +46,9 @@ def assert_slugs_whole(output: str, width: int) -> None:
     assert all(len(line.rstrip()) <= width for line in lines), [line for line in lines if len(line.rstrip()) > width]
     for slug in SLUGS:
         assert any(re.search(rf"(^|\s){re.escape(slug)}(\s|$)", line) for line in lines), (slug, output)
+        # and no table (the ledger's, the bounce rates') cut or wraps it anywhere
+        cut = [line for line in lines if slug[:12] in line and slug not in line]
+        assert not cut, (slug, cut)
     assert "2024-…" not in output and "2025-…" not in output
 
 

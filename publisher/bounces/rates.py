@@ -53,19 +53,3 @@ def bulletin_rates(site: Site, articles: Sequence[str]) -> list[Rates]:
     return found
 
 
-def print_rates(site: Site, articles: Sequence[str], out: object) -> None:
-    """A table of ``bulletin_rates`` on a rich console (nothing when no bulletin went out)."""
-    from rich.table import Table
-
-    rates = bulletin_rates(site, articles)
-    if not rates:
-        return
-    table = Table(title="Email bulletins: bounces and complaints",
-                  caption=f"complaints should stay under {COMPLAINT_LIMIT}% (Gmail, Yahoo, Outlook.com)")
-    for column in ("article", "sent", "hard bounces", "soft bounces", "complaints"):
-        table.add_column(column, overflow="fold")
-    for rate in rates:
-        warn = " (over the limit)" if rate.complaint_rate > COMPLAINT_LIMIT else ""
-        table.add_row(rate.article, str(rate.sent), f"{rate.hard} ({rate.bounce_rate:.1f}%)", str(rate.soft),
-                      f"{rate.complaints} ({rate.complaint_rate:.2f}%){warn}")
-    out.print(table)   # type: ignore[attr-defined]

@@ -12,6 +12,8 @@ import click
 from publisher.cli import UserError, console, echo_json_lines, get_site, site_language
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from publisher.delivery import DeliveryReport
     from publisher.site import Site
     from publisher.store import Ledger
@@ -300,10 +302,29 @@ def _status_summary(ledger: Ledger, channel: str | None, limit: int, wide: bool 
     if more:
         out.print(f"The {limit} most recent articles: --limit N shows more, --all every one.")
     if channel in (None, "email") and site is not None:
-        from publisher.bounces.rates import print_rates
-
-        print_rates(site, [article for article, _ in lines], out)   # issue 13: bounce and complaint rates
+        _print_rates(site, [article for article, _ in lines], out)   # issue 13: bounce and complaint rates
     _attention(ledger, [None], channel, wide)
+
+
+def _print_rates(site: Site, articles: Sequence[str], out: Any) -> None:
+    """A table of ``bulletin_rates`` on a rich console (nothing when no bulletin went out)."""
+    from publisher.bounces.rates import COMPLAINT_LIMIT, bulletin_rates
+    from publisher.cli.tables import Column, print_table
+
+    rates = bulletin_rates(site, articles)
+    if not rates:
+        return
+    # The slug whole, as in every table of `status` (80 columns when piped); the counts are short.
+    columns = [Column("article", whole=True), Column("sent", whole=True, justify="right"),
+               Column("hard bounces", whole=True, justify="right"), Column("soft", whole=True, justify="right"),
+               Column("complaints", whole=True, justify="right")]
+    rows = []
+    for rate in rates:
+        warn = " (over the limit)" if rate.complaint_rate > COMPLAINT_LIMIT else ""
+        rows.append([rate.article, str(rate.sent), f"{rate.hard} ({rate.bounce_rate:.1f}%)", str(rate.soft),
+                     f"{rate.complaints} ({rate.complaint_rate:.2f}%){warn}"])
+    print_table(out, columns, rows, title="Email bulletins: bounces and complaints",
+                caption=f"complaints should stay under {COMPLAINT_LIMIT}% (Gmail, Yahoo, Outlook.com)")
 
 
 def _fits(columns: list[Any], rows: list[list[Any]], width: int) -> bool:
