@@ -194,3 +194,46 @@ def test_an_old_postgresql_database_keeps_its_bounced_addresses_through_the_alte
     with pytest.raises(psycopg.errors.CheckViolation, match="subscribers_status_check"):
         store.subscribers.set_status("a@example.org", "gone", None)
     store.close()
+
+
+@pytest.mark.sqlite_only   # needs no site database: two stores share a schema of the test server
+def test_two_soft_bounces_of_one_address_at_once_on_postgresql_count_each_other(postgres_url: str,
+                                                                                tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import psycopg
+
+    from publisher.store import open_store
+    from publisher.subscribers import Subscribers
+
+    first, second = open_store(postgres_url, state_dir=tmp_path), open_store(postgres_url, state_dir=tmp_path)
+    Subscribers(first.subscribers, ["en"]).add("full@example.org")
+    outcome: list[bool | BaseException] = []
+
+    def bounce_again() -> None:
+        try:
+            outcome.append(Subscribers(second.subscribers, ["en"]).soft_bounce(
+                "full@example.org", reason="4.2.2 mailbox full", limit=2, days=30))
+        except BaseException as exc:   # noqa: BLE001 - reported by the assertion below
+            outcome.append(exc)
+
+    with first.transaction():   # the first bounce, recorded and not yet committed
+        first.subscribers.record_event("full@example.org", "soft", reason="4.2.2 mailbox full")
+        assert first.subscribers.count_events("full@example.org", "soft", timedelta(days=30)) == 1
+        other = threading.Thread(target=bounce_again)
+        other.start()
+        # The second waits for the row the first locked (not yet counting without it).
+        with psycopg.connect(postgres_url, autocommit=True) as watch:
+            deadline = time.monotonic() + 30
+            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                    " AND query LIKE '%%FOR UPDATE%%'").fetchone()[0]:
+                assert time.monotonic() < deadline and other.is_alive(), outcome
+                time.sleep(0.01)   # waiting for the other thread to block, not for time to pass
+        assert outcome == []
+    other.join(timeout=30)
+    assert outcome == [True]   # it counted the first: 2 soft bounces, the limit
+    full = first.subscribers.get("full@example.org")
+    assert full is not None and full.status == "suppressed"
+    first.close()
+    second.close()
