@@ -18,9 +18,10 @@ from publisher.store.interfaces import Store
 
 # What ``db copy`` copies, in this order (ledger_articles before deliveries, whose trigger would number the
 # articles again otherwise). The feed cache and the content index are local cache files, rebuilt at no cost.
-COPIED_TABLES = ("ledger_articles", "deliveries", "subscribers", "translation_memory", "jobs", "web_rate_limits")
+COPIED_TABLES = ("ledger_articles", "deliveries", "subscribers", "translation_memory", "jobs", "web_rate_limits",
+                 "bounce_events", "bounce_messages")
 # Tables whose ids a PostgreSQL target must continue after the copy (identity columns).
-_ID_TABLES = ("ledger_articles", "deliveries", "subscribers", "jobs")
+_ID_TABLES = ("ledger_articles", "deliveries", "subscribers", "jobs", "bounce_events")
 _BATCH = 5000
 
 
@@ -155,6 +156,8 @@ def _order(table: str) -> tuple[str, ...]:
         return ("model", "source_lang", "target_lang", "source_text")
     if table == "web_rate_limits":
         return ("bucket", "client", "window_start")
+    if table == "bounce_messages":
+        return ("message_id",)
     return ("id",)
 
 

@@ -613,7 +613,8 @@ class PostgresLedger:
 
 # --- subscribers -------------------------------------------------------------------------------------------
 
-_SUBSCRIBER_COLUMNS = "email, name, lang, status, themes, created_at, confirmed_at, updated_at"
+_SUBSCRIBER_COLUMNS = ("id, email, name, lang, status, themes, created_at, confirmed_at, updated_at, status_reason,"
+                       " status_at")
 
 
 def _subscriber(row: Mapping[str, Any]) -> Subscriber:
@@ -625,6 +626,9 @@ def _subscriber(row: Mapping[str, Any]) -> Subscriber:
         created_at=datetime.fromisoformat(row["created_at"]),
         confirmed_at=datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None,
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        status_reason=row["status_reason"],
+        status_at=datetime.fromisoformat(row["status_at"]) if row["status_at"] else None,
+        id=int(row["id"]),
     )
 
 
@@ -733,11 +737,12 @@ class PostgresSubscribers:
         lang: str | None = None,
         themes: Sequence[str] | None = None,
         confirm: bool = False,
-        unless_status: str | None = None,
+        unless_status: str | Sequence[str] | None = None,
         only_status: str | None = None,
     ) -> bool:
         now = self.store.now()
-        sets, params = ["updated_at = %s"], [now]
+        sets: list[str] = ["updated_at = %s"]
+        params: list[Any] = [now]
         for column, value in (("status", status), ("lang", lang),
                               ("themes", None if themes is None else ",".join(themes)),
                               ("confirmed_at", now if confirm else None)):
@@ -747,8 +752,9 @@ class PostgresSubscribers:
         where = "email_key = %s"
         params.append(email_key)
         if unless_status is not None:
-            where += " AND status != %s"
-            params.append(unless_status)
+            # One array parameter; an empty one excludes nothing, as SQLite's empty list does.
+            where += " AND status <> ALL(%s::text[])"
+            params.append([unless_status] if isinstance(unless_status, str) else list(unless_status))
         if only_status is not None:
             where += " AND status = %s"
             params.append(only_status)
@@ -756,8 +762,74 @@ class PostgresSubscribers:
         return int(cursor.rowcount) > 0
 
     def delete(self, email_key: str) -> bool:
-        cursor = self.store.execute("DELETE FROM subscribers WHERE email_key = %s", (email_key,))
+        with self.store.transaction():
+            cursor = self.store.execute("DELETE FROM subscribers WHERE email_key = %s", (email_key,))
+            deleted = int(cursor.rowcount) > 0
+            self.store.execute("DELETE FROM bounce_events WHERE email_key = %s", (email_key,))
+        return deleted
+
+    def get_by_id(self, subscriber_id: int) -> Subscriber | None:
+        row = self.store.execute(f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = %s",
+                                 (subscriber_id,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def set_status(self, email_key: str, status: str, reason: str | None, *,
+                   unless_status: Sequence[str] = ()) -> bool:
+        # One UPDATE: PostgreSQL checks the WHERE again on the row it locked, so a status another writer set
+        # meanwhile (say 'complained') is not overwritten.
+        now = self.store.now()
+        cursor = self.store.execute(
+            "UPDATE subscribers SET status = %s, status_reason = %s, status_at = %s, updated_at = %s"
+            " WHERE email_key = %s AND status <> ALL(%s::text[])",
+            (status, reason, now, now, email_key, list(unless_status)))
         return int(cursor.rowcount) > 0
+
+    def record_event(self, email_key: str, kind: str, *, reason: str | None = None, article: str | None = None,
+                     source: str | None = None) -> None:
+        with self.store.transaction():
+            # The address's row is locked until the caller's transaction ends: two bounces of one address
+            # (Subscribers.soft_bounce records, counts, then decides) take turns, so the second counts the
+            # first, as SQLite's serialized writers do. An address not on the list locks nothing.
+            self.store.execute("SELECT 1 FROM subscribers WHERE email_key = %s FOR UPDATE", (email_key,))
+            self.store.execute(
+                "INSERT INTO bounce_events (email_key, kind, reason, article, source, at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)", (email_key, kind, reason, article, source, self.store.now()))
+
+    def count_events(self, email_key: str, kind: str, within: timedelta) -> int:
+        # Timestamps are fixed-width UTC text in COLLATE "C", so comparing them as text compares the times.
+        row = self.store.execute(
+            "SELECT count(*) AS n FROM bounce_events WHERE email_key = %s AND kind = %s AND at > %s"
+            " AND at > COALESCE((SELECT MAX(at) FROM bounce_events"
+            "                    WHERE email_key = %s AND kind = 'unsuppress'), '')",
+            (email_key, kind, format_time(self.store.clock() - within), email_key)).fetchone()
+        return int(row["n"])
+
+    def event_counts(self, articles: Sequence[str]) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        for chunk in _chunks(list(articles)):
+            for row in self.store.execute(
+                    "SELECT article, kind, count(*) AS n FROM bounce_events WHERE article = ANY(%s::text[])"
+                    " GROUP BY article, kind", [list(chunk)]):
+                counts.setdefault(row["article"], {})[row["kind"]] = int(row["n"])
+        return counts
+
+    def last_bulletin(self, target: str) -> str | None:
+        row = self.store.execute(
+            "SELECT article FROM deliveries WHERE target = %s AND channel = 'email' AND state = 'sent'"
+            " ORDER BY updated_at DESC, id DESC LIMIT 1", (target,)).fetchone()
+        return str(row["article"]) if row else None
+
+    def remember_message(self, message_id: str, outcome: str) -> str | None:
+        # ON CONFLICT waits for a concurrent insert of the same id to commit (or roll back), so of two
+        # processes handling one message exactly one is told it is new.
+        cursor = self.store.execute(
+            "INSERT INTO bounce_messages (message_id, outcome, at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (message_id) DO NOTHING", (message_id, outcome, self.store.now()))
+        if int(cursor.rowcount) > 0:
+            return None
+        row = self.store.execute("SELECT outcome FROM bounce_messages WHERE message_id = %s",
+                                 (message_id,)).fetchone()
+        return str(row["outcome"]) if row else outcome
 
     def iterate(
         self, *, status: str | None = None, lang: str | None = None, theme: str | None = None,
@@ -768,7 +840,7 @@ class PostgresSubscribers:
             where += " AND id <= %s" if where else " WHERE id <= %s"
             params = [*params, through]
         where += " AND id > %s" if where else " WHERE id > %s"
-        query = f"SELECT id, {_SUBSCRIBER_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT %s"
+        query = f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers{where} ORDER BY id LIMIT %s"
         last_id = after
         while True:
             rows = self.store.execute(query, [*params, last_id, batch_size]).fetchall()

@@ -18,6 +18,8 @@ from tests.bounces.mail import arf, dsn, write_maildir
 from tests.conftest import set_settings
 from tests.email.conftest import RecordingHandler, controller, free_port, publish, story_for
 
+pytestmark = pytest.mark.both_databases
+
 READERS = ("reader0@example.org", "reader1@example.org", "gone@example.org", "angry@example.org")
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from publisher.bounces.guard import BounceGuard
 from publisher.site import Site
 from tests.conftest import set_settings
 from tests.email.conftest import SmtpServer, publish, smtp_server, smtp_site, story_for  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.both_databases
 
 DEAD = [f"dead{n}@example.org" for n in range(6)]
 ALIVE = [f"reader{n}@example.org" for n in range(14)]

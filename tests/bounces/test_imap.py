@@ -17,6 +17,8 @@ import pytest
 from tests.bounces.mail import arf, crlf, dsn
 from tests.email.conftest import free_port
 
+pytestmark = pytest.mark.both_databases
+
 USER, PASSWORD = "demouser", "demopass"
 
 
@@ -68,24 +70,26 @@ def flags(imap: imaplib.IMAP4, folder: str) -> dict[str, str]:
 
 
 def test_imap_messages_are_handled_once_and_the_unclassified_kept(imap_server: tuple[int, Path], cli: Any,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  backend: str) -> None:
     port, cert = imap_server
     imap = client(port, cert)
-    imap.create("Bounces")
+    folder = f"Bounces-{backend}"   # the server outlives one run: each database's run has a folder of its own
+    imap.create(folder)
     for data in (dsn("gone@example.org"), arf("angry@example.org", rcpt_to="angry@example.org"),
                  crlf("Message-ID: <question@example.org>\nSubject: a question\n\nHello?\n")):
-        imap.append("Bounces", None, None, data)
+        imap.append(folder, None, None, data)
     for address in ("gone@example.org", "angry@example.org"):
         assert cli("subscribers", "add", address).exit_code == 0
     env = {"BOUNCE_IMAP_HOST": "127.0.0.1", "BOUNCE_IMAP_PORT": str(port), "BOUNCE_IMAP_USER": USER,
-           "BOUNCE_IMAP_PASSWORD": PASSWORD, "BOUNCE_IMAP_FOLDER": "Bounces", "SSL_CERT_FILE": str(cert)}
+           "BOUNCE_IMAP_PASSWORD": PASSWORD, "BOUNCE_IMAP_FOLDER": folder, "SSL_CERT_FILE": str(cert)}
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))   # read when the client's default context is made
 
     result = cli("bounces", "process", "--imap", env=env)
     assert result.exit_code == 0, result.output
     assert "3 messages read: 1 bounces (1 hard, 0 soft), 1 complaints" in result.output
     assert "1 unclassified (kept)" in result.output and PASSWORD not in result.output
-    seen = flags(imap, "Bounces")
+    seen = flags(imap, folder)
     assert "\\Seen" in seen["<20261201.dsn1@mx.example.org>"] and "\\Seen" in seen["<fbl-1@feedback.example.net>"]
     assert "\\Flagged" in seen["<question@example.org>"] and "\\Seen" not in seen["<question@example.org>"]
     listed = cli("subscribers", "list", "--json").output

@@ -16,6 +16,8 @@ import pytest
 from tests.bounces.mail import crlf, dsn
 from tests.email.conftest import free_port
 
+pytestmark = pytest.mark.both_databases
+
 
 class Mailbox:
     def __init__(self, messages: list[bytes]) -> None:

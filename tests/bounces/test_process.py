@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from publisher.bounces.process import process
 from publisher.bounces.sources import MaildirSource
 from publisher.bounces.verp import Verp
 from publisher.site import Site
 from tests.bounces.mail import arf, crlf, dsn, exim_bounce, out_of_office, write_maildir
 from tests.conftest import set_settings
+
+pytestmark = pytest.mark.both_databases
 
 
 def source(site: Site, folder: Path) -> MaildirSource:

@@ -16,6 +16,8 @@ from publisher.bounces import webhooks
 from publisher.site import Site
 from tests.web.conftest import make_client
 
+pytestmark = pytest.mark.both_databases
+
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-bounces"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
 SUBSCRIBE_URL = ("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=" + TOPIC +

@@ -13,6 +13,9 @@ import pytest
 from publisher.errors import InputError
 from publisher.site import Site
 from publisher.store.sqlite import SqliteStore
+from tests.databases import open_test_store
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_a_hard_bounce_suppresses_at_once_with_its_reason(site: Site) -> None:
@@ -28,8 +31,7 @@ def test_a_hard_bounce_suppresses_at_once_with_its_reason(site: Site) -> None:
 
 def test_soft_bounces_suppress_after_the_limit_within_the_window(site_dir: Path) -> None:
     now = [datetime(2026, 12, 1, tzinfo=timezone.utc)]
-    store = SqliteStore(site_dir / ".publisher" / "publisher.db", state_dir=site_dir / ".publisher",
-                        clock=lambda: now[0])
+    store = open_test_store(site_dir / ".publisher", clock=lambda: now[0])
     from publisher.subscribers import Subscribers
 
     subscribers = Subscribers(store.subscribers, ["en", "ko"])
@@ -129,6 +131,7 @@ def test_the_commands_show_export_and_undo_the_suppression(cli, site_dir: Path) 
     assert cli("subscribers", "unsuppress", "reader@example.org", "--reason", "x").exit_code == 2
 
 
+@pytest.mark.sqlite_only   # the SQLite rebuild of the table; PostgreSQL's ALTER is the test below
 def test_an_old_database_keeps_its_bounced_addresses_through_the_rebuild(site_dir: Path) -> None:
     import sqlite3
 
@@ -155,3 +158,82 @@ def test_an_old_database_keeps_its_bounced_addresses_through_the_rebuild(site_di
     assert bounced.status_reason == "refused at RCPT TO"
     assert bounced.status_at == datetime(2026, 1, 2, tzinfo=timezone.utc)
     store.close()
+
+
+@pytest.mark.sqlite_only   # needs no site database: it makes its own schema on the test server
+def test_an_old_postgresql_database_keeps_its_bounced_addresses_through_the_alter(postgres_url: str,
+                                                                                  tmp_path: Path) -> None:
+    import psycopg
+
+    from publisher.store import open_store
+    from publisher.store import postgres as store_postgres
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                     " applied_at TEXT NOT NULL)")
+        for version, name, script in store_postgres.migrations():
+            if version >= 40:
+                break
+            conn.execute(script.read_text(encoding="utf-8").encode("utf-8"))
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, '2026-01-01T00:00:00.000+00:00')",
+                         (version, name))
+        conn.execute("INSERT INTO subscribers (email, email_key, lang, status, created_at, updated_at) VALUES"
+                     " ('b@example.org', 'b@example.org', 'en', 'bounced', '2026-01-01T00:00:00.000+00:00',"
+                     " '2026-01-02T00:00:00.000+00:00'), ('a@example.org', 'a@example.org', 'en', 'active',"
+                     " '2026-01-01T00:00:00.000+00:00', '2026-01-01T00:00:00.000+00:00')")
+    store = open_store(postgres_url, state_dir=tmp_path)
+    assert store.migrate() == ["0040_suppression"]
+    bounced = store.subscribers.get("b@example.org")
+    assert bounced is not None and bounced.status == "bounced"
+    assert bounced.status_reason == "refused at RCPT TO"
+    assert bounced.status_at == datetime(2026, 1, 2, tzinfo=timezone.utc)
+    active = store.subscribers.get("a@example.org")
+    assert active is not None and active.status_reason is None and active.status_at is None
+    # The new statuses pass the altered CHECK; anything else still does not.
+    assert store.subscribers.set_status("a@example.org", "complained", "spam complaint")
+    with pytest.raises(psycopg.errors.CheckViolation, match="subscribers_status_check"):
+        store.subscribers.set_status("a@example.org", "gone", None)
+    store.close()
+
+
+@pytest.mark.sqlite_only   # needs no site database: two stores share a schema of the test server
+def test_two_soft_bounces_of_one_address_at_once_on_postgresql_count_each_other(postgres_url: str,
+                                                                                tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import psycopg
+
+    from publisher.store import open_store
+    from publisher.subscribers import Subscribers
+
+    first, second = open_store(postgres_url, state_dir=tmp_path), open_store(postgres_url, state_dir=tmp_path)
+    Subscribers(first.subscribers, ["en"]).add("full@example.org")
+    outcome: list[bool | BaseException] = []
+
+    def bounce_again() -> None:
+        try:
+            outcome.append(Subscribers(second.subscribers, ["en"]).soft_bounce(
+                "full@example.org", reason="4.2.2 mailbox full", limit=2, days=30))
+        except BaseException as exc:   # noqa: BLE001 - reported by the assertion below
+            outcome.append(exc)
+
+    with first.transaction():   # the first bounce, recorded and not yet committed
+        first.subscribers.record_event("full@example.org", "soft", reason="4.2.2 mailbox full")
+        assert first.subscribers.count_events("full@example.org", "soft", timedelta(days=30)) == 1
+        other = threading.Thread(target=bounce_again)
+        other.start()
+        # The second waits for the row the first locked (not yet counting without it).
+        with psycopg.connect(postgres_url, autocommit=True) as watch:
+            deadline = time.monotonic() + 30
+            while not watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                    " AND query LIKE '%%FOR UPDATE%%'").fetchone()[0]:
+                assert time.monotonic() < deadline and other.is_alive(), outcome
+                time.sleep(0.01)   # waiting for the other thread to block, not for time to pass
+        assert outcome == []
+    other.join(timeout=30)
+    assert outcome == [True]   # it counted the first: 2 soft bounces, the limit
+    full = first.subscribers.get("full@example.org")
+    assert full is not None and full.status == "suppressed"
+    first.close()
+    second.close()

@@ -11,6 +11,8 @@ from publisher.errors import ConfigError
 from publisher.site import Site
 from tests.conftest import set_settings
 
+pytestmark = pytest.mark.both_databases
+
 NOW = 1_796_000_000.0
 
 

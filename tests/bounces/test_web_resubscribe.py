@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from publisher.site import Site
 from tests.web.conftest import form_token, mails, make_client, subscriber
+
+pytestmark = pytest.mark.both_databases
 
 
 def subscribe(client, address: str):  # type: ignore[no-untyped-def]

@@ -15,6 +15,8 @@ import pytest
 from publisher.site import Site
 from tests.web.conftest import make_client
 
+pytestmark = pytest.mark.both_databases
+
 KEY = "key-mailgun-webhook-signing-test"
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from publisher.site import Site
 from publisher.worker import PROCESS_BOUNCES, Worker
 from tests.bounces.mail import dsn, write_maildir
 from tests.conftest import set_settings
 from tests.schedule.test_worker import FakeClock
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_the_worker_processes_the_bounce_maildir_and_plans_the_next_run(site: Site, tmp_path: Path) -> None:

@@ -51,7 +51,8 @@ def test_status_and_migrate_on_postgresql_never_show_the_password(cli: Callable[
 
 
 def fill(site: Site) -> None:
-    """A bit of everything the copy must carry: ledger rows in several states, subscribers, memory, jobs."""
+    """A bit of everything the copy must carry: ledger rows in several states, subscribers (one bounced, with its
+    bounce history), memory, jobs."""
     ledger = site.ledger()
     ledger.ensure_pending([DeliveryKey("digest", "en", "email", f"r{i}@example.org") for i in range(30)])
     ledger.mark(DeliveryKey("digest", "en", "email", "r0@example.org"), "sent", remote_id="<m0@x>",
@@ -61,6 +62,9 @@ def fill(site: Site) -> None:
     subscribers = site.subscribers()
     subscribers.add("reader@example.org", name="Reader", lang="ko")
     subscribers.add("other@example.org", lang="en")
+    subscribers.add("gone@example.org", lang="en")
+    assert subscribers.mark_bounced("gone@example.org", reason="5.1.1 user unknown", article="digest")
+    assert subscribers.store.remember_message("<dsn-1@mx.example.org>", "hard") is None
     site.store().translation_memory.remember("argos:en-ko@1", "en", "ko", {"Hello.": "안녕하세요."})
     jobs = site.store().jobs
     jobs.schedule("publish", "publish:story", {"article": "story"},
@@ -80,7 +84,8 @@ def test_copy_moves_everything_into_postgresql_and_refuses_a_full_target(
     result = cli("db", "copy", "--to", postgres_url)
     assert result.exit_code == 0, result.output
     assert urlsplit(postgres_url).password not in result.output
-    assert "deliveries: 32 rows" in result.output and "subscribers: 2 rows" in result.output
+    assert "deliveries: 32 rows" in result.output and "subscribers: 3 rows" in result.output
+    assert "bounce_events: 1 rows" in result.output and "bounce_messages: 1 rows" in result.output
 
     target = open_store(postgres_url, state_dir=tmp_path)
     assert list(target.ledger.rows()) == list(source.ledger.rows())            # every value as it was
@@ -91,6 +96,13 @@ def test_copy_moves_everything_into_postgresql_and_refuses_a_full_target(
     assert target.translation_memory.lookup_any_model("en", "ko", ["Hello."]) == {
         "Hello.": ("안녕하세요.", "argos:en-ko@1")}
     assert target.rate_limits.hit("subscribe", "hash", 600) == 2
+    gone = target.subscribers.get("gone@example.org")
+    assert gone is not None and gone.status == "bounced" and gone.status_reason == "5.1.1 user unknown"
+    assert target.subscribers.event_counts(["digest"]) == source.subscribers.event_counts(["digest"]) == {
+        "digest": {"hard": 1}}
+    assert target.subscribers.remember_message("<dsn-1@mx.example.org>", "soft") == "hard"   # already handled
+    target.subscribers.record_event("gone@example.org", "soft")   # the events' ids go on after the copied one
+    assert target.subscribers.count_events("gone@example.org", "soft", timedelta(days=1)) == 1
     # New rows continue after the copied ids.
     assert target.subscribers.insert(email="new@example.org", email_key="new@example.org", name=None, lang="en",
                                      status="active", themes=(), confirmed=True)
@@ -105,7 +117,7 @@ def test_copy_moves_everything_into_postgresql_and_refuses_a_full_target(
     replaced = cli("db", "copy", "--to", postgres_url, "--replace")
     assert replaced.exit_code == 0, replaced.output
     check = open_store(postgres_url, state_dir=tmp_path)
-    assert check.subscribers.count() == 2 and len(check.jobs.list()) == 2
+    assert check.subscribers.count() == 3 and len(check.jobs.list()) == 2
     check.close()
 
 
