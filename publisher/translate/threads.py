@@ -1,0 +1,53 @@
+"""How CTranslate2 runs on this machine: how many threads one translation uses, and how sentences are batched.
+
+Measured with ``bench/translate.py --variants`` on the 2-core machine the project is built on, under a load
+average of 5 to 10 from other work (the figures are in README.md, "Translation speed"):
+
+- CTranslate2's default (``intra_threads=0``) runs each call on several OpenMP threads that meet at a barrier
+  after every layer of every decoding step. When other processes hold the cores, one descheduled thread
+  stalls the rest, and the article's single large call is what suffers; a thread per core that is actually
+  free, and one thread on a busy machine, does not depend on the scheduler's luck.
+- One call per article still sorts its sentences by length (CTranslate2 does, given ``max_batch_size``) and
+  decodes them in batches capped in source tokens, which bounds memory for a long article.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+#: CTranslate2's ``max_batch_size`` in source tokens (``batch_type="tokens"``) for one article's call
+MAX_BATCH_TOKENS = 2048
+#: More threads than this gains little for a model of Argos size (CTranslate2's own default is at most 4)
+MAX_THREADS = 4
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or taskset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not on Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> float:
+    """The last minute's load average: the runnable processes competing for those cores."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):   # not available on this platform
+        return 0.0
+
+
+def choose_threads(cores: int, load: float) -> int:
+    """Threads for one translation: the cores nobody else keeps busy, at least 1, at most MAX_THREADS.
+
+    ``load`` is read before the translation starts, so it counts the other processes only. With 2 cores: an
+    idle machine (load < 1) gets 2 threads, a machine with one busy process or more gets 1.
+    """
+    idle = math.floor(cores - max(load, 0.0) + 1e-9)
+    return max(1, min(idle, cores, MAX_THREADS))
+
+
+def resolve_threads(setting: int) -> int:
+    """PUBLISHER_TRANSLATION_THREADS's number, or for ``auto`` (0) the choice for this machine as it is now."""
+    return setting if setting > 0 else choose_threads(usable_cores(), load_average())
