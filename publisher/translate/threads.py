@@ -13,6 +13,7 @@ average of 5 to 10 from other work (the figures are in README.md, "Translation s
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -41,13 +42,24 @@ def load_average() -> float:
 def choose_threads(cores: int, load: float) -> int:
     """Threads for one translation: the cores nobody else keeps busy, at least 1, at most MAX_THREADS.
 
-    ``load`` is read before the translation starts, so it counts the other processes only. With 2 cores: an
-    idle machine (load < 1) gets 2 threads, a machine with one busy process or more gets 1.
+    ``load`` is read before the translation starts, so it counts the other processes only; it is rounded
+    (background noise of a few tenths leaves a core free). With 2 cores: an idle machine (load below 0.5) gets
+    2 threads, a machine with one busy process or more gets 1.
     """
-    idle = math.floor(cores - max(load, 0.0) + 1e-9)
+    idle = math.floor(cores - max(load, 0.0) + 0.5)
     return max(1, min(idle, cores, MAX_THREADS))
 
 
+@functools.lru_cache(maxsize=1)
+def auto_threads() -> int:
+    """The choice for this machine when the process first loads a model, kept for the process's life.
+
+    Kept because CTranslate2 fixes the threads when it loads a model: choosing afresh for each translator
+    (a worker translates job after job) would load the model again whenever the load crossed a threshold.
+    """
+    return choose_threads(usable_cores(), load_average())
+
+
 def resolve_threads(setting: int) -> int:
-    """PUBLISHER_TRANSLATION_THREADS's number, or for ``auto`` (0) the choice for this machine as it is now."""
-    return setting if setting > 0 else choose_threads(usable_cores(), load_average())
+    """PUBLISHER_TRANSLATION_THREADS's number, or for ``auto`` (0) the process's choice (``auto_threads``)."""
+    return setting if setting > 0 else auto_threads()
