@@ -1,25 +1,35 @@
 """Benchmark: translating a 600-word article, our one-batch path against argostranslate's paragraph-by-paragraph path.
 
 Run: python bench/translate.py [--beam-size 4] [--max-tokens 64] [--repeat 3] [--shapes argos,marian,nllb]
+                               [--variants]
 
 The model has the dimensions of a published Argos model (6 layers, 8 heads, d_model 512, FFN 2048,
 8000-token vocabulary, int8 weights) with random weights, so it is built offline in seconds; its output is
 gibberish but costs what a real model's does for the same number of decoding steps. Random weights rarely
 emit the end token, so both paths are bounded by the same ``max_decoding_length``.
 
-Three timings, measured in this run on this machine:
+Three timings, measured in this run on this machine, the paths taking turns in each round:
   baseline  argostranslate.translate.apply_packaged_translation once per paragraph (its own call, its own
-            settings: batches of 32 tokens), fed the very sentences our splitter made (argostranslate's own
-            splitter downloads Stanza/MiniSBD models, which an offline machine cannot);
-  batched   publisher.translate: every sentence of the article in one CTranslate2 call;
+            settings: batches of 32 tokens, and its own CTranslate2 translator, made as argostranslate makes
+            it: ARGOS_INTER_THREADS / ARGOS_INTRA_THREADS, by default CTranslate2's 4 threads), fed the very
+            sentences our splitter made (argostranslate's own splitter downloads Stanza/MiniSBD models, which
+            an offline machine cannot);
+  batched   publisher.translate with its defaults: every sentence of the article in one CTranslate2 call,
+            threads chosen from the cores and the load (PUBLISHER_TRANSLATION_THREADS=auto);
   memory    the same article again, every sentence answered from the translation memory.
+The load average is printed before the run and with each round, with each round's wall-clock and CPU times and
+ratios (CPU time counts every thread of the process: it shows the work, the wall clock what the load left).
+--variants adds our path with other thread, batch and beam settings, and argostranslate's path on 1 thread
+(which tells how much of the gain is batching), all in the same rounds.
 Goals: batched >= 3x faster than baseline; memory >= 100x faster than batched.
 
 Then the same for a model of each CTranslate2 folder shape (``models install --dir``), at the same size:
 OPUS-MT's (Marian: post-norm, Swish, source.spm/target.spm) and NLLB-200's (pre-norm, one SentencePiece
 model, language-code prefix). Their baseline is argostranslate's calling pattern on the same model:
 one CTranslate2 call per paragraph, batches of 32 tokens (its ``ARGOS_BATCH_SIZE``), length penalty 0.2.
-Sentences per second count the article's distinct model inputs.
+Their baseline runs on its own translator with CTranslate2's default threads, as argostranslate's would.
+Sentences per second count the article's distinct model inputs. Each model prints PASS or FAIL against the
+goals; the exit status is 1 when any model misses one.
 """
 
 from __future__ import annotations
