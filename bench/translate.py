@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--shapes", default="argos,marian,nllb", help="which models to run, comma-separated")
     parser.add_argument("--variants", action="store_true",
                         help="also time our path with other thread, batch and beam settings (Argos shape)")
+    parser.add_argument("--only", default="", help="with --variants: only the variants whose name holds this text")
     options = parser.parse_args()
     shapes = [shape.strip() for shape in options.shapes.split(",") if shape.strip()]
 
@@ -351,6 +352,8 @@ def bench_argos(workdir: Path, options) -> bool:
     runs = {"baseline": baseline, "batched": ours(translator)}
     if options.variants:
         for name, settings in VARIANTS.items():
+            if options.only not in name:
+                continue
             keywords = {"beam_size": options.beam_size, "max_tokens": options.max_tokens, **settings}
             variant = ArgosTranslator(package, **keywords)  # type: ignore[arg-type]
             variant.translate_batch(["Warm up."])
@@ -360,7 +363,8 @@ def bench_argos(workdir: Path, options) -> bool:
         one_thread = BoundedTranslator(ctranslate2.Translator(str(package.model_dir), device="cpu",
                                                               intra_threads=1, compute_type="auto"),
                                        options.max_tokens)
-        runs[BASELINE_1_THREAD] = lambda: argos_path(one_thread)
+        if options.only in BASELINE_1_THREAD:
+            runs[BASELINE_1_THREAD] = lambda: argos_path(one_thread)
     translator.translate_batch(["Warm up."])
     argos_model.translate_batch([["▁Warm", "▁up", "."]], max_decoding_length=4)
     best = interleaved_best(options.repeat, *runs.values(), report=round_report(list(runs)))
@@ -377,9 +381,9 @@ def bench_argos(workdir: Path, options) -> bool:
     print(f"memory   (publisher, re-run from the memory):       {memory_s:8.3f} s   "
           f"{batched_s / memory_s:6.0f}x faster than batched (goal >= 100x: {verdict(batched_s / memory_s, 100)}), "
           f"{baseline_s / memory_s:.0f}x faster than baseline")
-    for name in VARIANTS if options.variants else ():
+    for name in (name for name in VARIANTS if name in timings):
         print(f"  variant {name + ':':42s} {timings[name]:8.3f} s   {baseline_s / timings[name]:6.1f}x baseline")
-    if options.variants:
+    if BASELINE_1_THREAD in timings:
         print(f"  {BASELINE_1_THREAD}: {timings[BASELINE_1_THREAD]:8.3f} s; batched is "
               f"{timings[BASELINE_1_THREAD] / batched_s:.1f}x faster than it")
     print(f"after the run: {load_line()}")

@@ -63,7 +63,8 @@ _Tokenizer = _SentencePieceTokenizer | _MosesBpeTokenizer
 
 
 @functools.lru_cache(maxsize=4)
-def _load(package: ModelPackage, mtime: float, threads: int, replicas: int) -> tuple[ctranslate2.Translator, _Tokenizer]:
+def _load(package: ModelPackage, mtime: float, threads: int,
+          replicas: int) -> tuple[ctranslate2.Translator, _Tokenizer]:
     """Load a model once per process (mtime in the key: a reinstalled package is loaded afresh)."""
     import ctranslate2
 
@@ -81,8 +82,9 @@ class ArgosTranslator(Translator):
 
     name = "argos"
 
-    def __init__(self, package: ModelPackage, *, beam_size: int = 4, max_tokens: int = 256, threads: int | None = None,
-                 replicas: int = 1, max_batch_size: int = MAX_BATCH_TOKENS, batch_type: str = "tokens") -> None:
+    def __init__(self, package: ModelPackage, *, beam_size: int = 4, max_tokens: int = 256,
+                 threads: int | None = None, replicas: int = 1, max_batch_size: int = MAX_BATCH_TOKENS,
+                 batch_type: str = "tokens") -> None:
         super().__init__(package.from_code, package.to_code)
         self.package = package
         self.beam_size = beam_size

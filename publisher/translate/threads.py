@@ -1,14 +1,16 @@
 """How CTranslate2 runs on this machine: how many threads one translation uses, and how sentences are batched.
 
 Measured with ``bench/translate.py --variants`` on the 2-core machine the project is built on, under a load
-average of 5 to 10 from other work (the figures are in README.md, "Translation speed"):
+average of 4 to 10 from other work (the figures are in README.md, "Translation speed"):
 
-- CTranslate2's default (``intra_threads=0``) runs each call on several OpenMP threads that meet at a barrier
-  after every layer of every decoding step. When other processes hold the cores, one descheduled thread
-  stalls the rest, and the article's single large call is what suffers; a thread per core that is actually
-  free, and one thread on a busy machine, does not depend on the scheduler's luck.
-- One call per article still sorts its sentences by length (CTranslate2 does, given ``max_batch_size``) and
-  decodes them in batches capped in source tokens, which bounds memory for a long article.
+- Threads: on a loaded 2-core machine a second OpenMP thread cost our call 15-25% more CPU (the threads meet
+  at a barrier after every layer of every decoding step and wait there for one that is descheduled) and was
+  slower in 6 of 7 rounds; CTranslate2's default of 4 threads (``intra_threads=0``, what argostranslate uses)
+  outnumbers the cores. So: one thread per core that is actually free, one on a busy machine.
+- Batches: one call per article still sorts its sentences by length (CTranslate2 does, given
+  ``max_batch_size``) and decodes them in batches capped in source tokens. A batch is as long as its longest
+  sentence, so one batch of every sentence pads a short sentence to the longest; token batches took 5-17%
+  less CPU, and bound memory for a long article.
 """
 
 from __future__ import annotations
