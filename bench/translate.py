@@ -360,10 +360,10 @@ def bench_argos(workdir: Path, options) -> bool:
             runs[name] = ours(variant)
         # Not a baseline for the goal (argostranslate's users get its defaults): it tells how much of the
         # gain is batching and how much the thread count.
-        one_thread = BoundedTranslator(ctranslate2.Translator(str(package.model_dir), device="cpu",
-                                                              intra_threads=1, compute_type="auto"),
-                                       options.max_tokens)
         if options.only in BASELINE_1_THREAD:
+            one_thread = BoundedTranslator(ctranslate2.Translator(str(package.model_dir), device="cpu",
+                                                                  intra_threads=1, compute_type="auto"),
+                                           options.max_tokens)
             runs[BASELINE_1_THREAD] = lambda: argos_path(one_thread)
     translator.translate_batch(["Warm up."])
     argos_model.translate_batch([["▁Warm", "▁up", "."]], max_decoding_length=4)
