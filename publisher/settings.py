@@ -306,6 +306,20 @@ def site_settings(languages: Sequence[str]) -> tuple[Setting, ...]:
 
 # --- translation (issue 3) --------------------------------------------------------------------------------
 
+def parse_threads(text: str) -> int:
+    """``auto`` (0: chosen from the cores and the load, see publisher.translate.threads) or a whole number >= 1."""
+    value = text.strip().lower()
+    if value in ("", "auto"):
+        return 0
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ValueError(f"expected auto or a whole number of at least 1, got {text!r}")
+    return number
+
+
 TRANSLATION_SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISHER_ALLOW_MACHINE_TRANSLATION",
             "Publish machine translations (each rendition then carries a notice). Default: false.",
@@ -323,6 +337,10 @@ TRANSLATION_SETTINGS: tuple[Setting, ...] = (
     Setting("PUBLISHER_TRANSLATION_MAX_TOKENS",
             "Longest translation of one sentence, in model tokens: bounds the time a runaway sentence takes.",
             default=256, parse=parse_positive_int),
+    Setting("PUBLISHER_TRANSLATION_THREADS",
+            "CPU threads one translation uses: 'auto' takes the cores no other process keeps busy when the model "
+            "loads (1 on a busy machine), or a number (more threads than free cores slows it down).",
+            default="auto", parse=parse_threads),
     Setting("PUBLISHER_MODEL_DOWNLOAD_TIMEOUT",
             "Seconds `publisher models install FROM TO` waits for the package index before giving up (offline).",
             default=20.0, parse=parse_positive_float),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.packages import ModelPackage
+from publisher.translate.threads import MAX_BATCH_TOKENS, resolve_threads
 
 if TYPE_CHECKING:
     import ctranslate2  # ships no type hints: its classes are Any to mypy
@@ -62,11 +63,13 @@ _Tokenizer = _SentencePieceTokenizer | _MosesBpeTokenizer
 
 
 @functools.lru_cache(maxsize=4)
-def _load(package: ModelPackage, mtime: float) -> tuple[ctranslate2.Translator, _Tokenizer]:
+def _load(package: ModelPackage, mtime: float, threads: int,
+          replicas: int) -> tuple[ctranslate2.Translator, _Tokenizer]:
     """Load a model once per process (mtime in the key: a reinstalled package is loaded afresh)."""
     import ctranslate2
 
-    translator = ctranslate2.Translator(str(package.model_dir), device="cpu", compute_type="auto")
+    translator = ctranslate2.Translator(str(package.model_dir), device="cpu", compute_type="auto",
+                                        intra_threads=threads, inter_threads=replicas)
     if package.sentencepiece_path.is_file():
         tokenizer: _Tokenizer = _SentencePieceTokenizer(package.sentencepiece_path)
     else:
@@ -79,11 +82,19 @@ class ArgosTranslator(Translator):
 
     name = "argos"
 
-    def __init__(self, package: ModelPackage, *, beam_size: int = 4, max_tokens: int = 256) -> None:
+    def __init__(self, package: ModelPackage, *, beam_size: int = 4, max_tokens: int = 256,
+                 threads: int | None = None, replicas: int = 1, max_batch_size: int = MAX_BATCH_TOKENS,
+                 batch_type: str = "tokens") -> None:
         super().__init__(package.from_code, package.to_code)
         self.package = package
         self.beam_size = beam_size
         self.max_tokens = max_tokens
+        # None: chosen from the cores and the load when the model is first used (publisher.translate.threads);
+        # 0: CTranslate2's own default (the benchmark compares with it)
+        self.threads = threads
+        self.replicas = replicas
+        self.max_batch_size = max_batch_size
+        self.batch_type = batch_type
 
     @property
     def model_id(self) -> str:
@@ -91,8 +102,10 @@ class ArgosTranslator(Translator):
 
     def _model(self) -> tuple[ctranslate2.Translator, _Tokenizer]:
         mtime = (self.package.model_dir / "model.bin").stat().st_mtime
+        if self.threads is None:
+            self.threads = resolve_threads(0)   # once: a translator keeps one loaded model
         with _load_lock:
-            return _load(self.package, mtime)
+            return _load(self.package, mtime, self.threads, self.replicas)
 
     def translate_batch(self, sentences: Sequence[str]) -> list[str]:
         if not sentences:
@@ -108,8 +121,9 @@ class ArgosTranslator(Translator):
             # Same search settings as argostranslate's packaged path, so the output matches it.
             length_penalty=0.2,
             replace_unknowns=True,
-            # CTranslate2 sorts the sentences by length and decodes them in batches of this many.
-            max_batch_size=64,
+            # CTranslate2 sorts the sentences by length and decodes them in batches of this many tokens.
+            max_batch_size=self.max_batch_size,
+            batch_type=self.batch_type,
         )
         translations: list[str] = []
         for result in results:

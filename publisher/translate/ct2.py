@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.ct2models import NLLB_CODES, CT2Model
+from publisher.translate.threads import MAX_BATCH_TOKENS, resolve_threads
 
 if TYPE_CHECKING:
     import ctranslate2
@@ -29,13 +30,14 @@ _SPECIAL_TOKENS = frozenset({"<blank>", "<s>", "</s>", "<unk>", "<pad>"})
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: Path, source_spm: Path, target_spm: Path, mtime: float) -> tuple[
+def _load(path: Path, source_spm: Path, target_spm: Path, mtime: float, threads: int, replicas: int) -> tuple[
         ctranslate2.Translator, sentencepiece.SentencePieceProcessor, sentencepiece.SentencePieceProcessor]:
     """Load a model once per process (mtime in the key: a reinstalled model is loaded afresh)."""
     import ctranslate2
     import sentencepiece
 
-    translator = ctranslate2.Translator(str(path), device="cpu", compute_type="auto")
+    translator = ctranslate2.Translator(str(path), device="cpu", compute_type="auto", intra_threads=threads,
+                                        inter_threads=replicas)
     source = sentencepiece.SentencePieceProcessor(model_file=str(source_spm))
     target = source if target_spm == source_spm else sentencepiece.SentencePieceProcessor(model_file=str(target_spm))
     return translator, source, target
@@ -45,12 +47,19 @@ class CT2FolderTranslator(Translator):
     """Translate with an installed Marian or NLLB folder: tokenize, CTranslate2 beam search, detokenize."""
 
     def __init__(self, model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = 4,
-                 max_tokens: int = 256) -> None:
+                 max_tokens: int = 256, threads: int | None = None, replicas: int = 1,
+                 max_batch_size: int = MAX_BATCH_TOKENS, batch_type: str = "tokens") -> None:
         super().__init__(source_lang, target_lang)
         self.model = model
         self.name = model.kind
         self.beam_size = beam_size
         self.max_tokens = max_tokens
+        # None: chosen from the cores and the load when the model is first used (publisher.translate.threads);
+        # 0: CTranslate2's own default (the benchmark compares with it)
+        self.threads = threads
+        self.replicas = replicas
+        self.max_batch_size = max_batch_size
+        self.batch_type = batch_type
 
     @property
     def model_id(self) -> str:
@@ -60,8 +69,10 @@ class CT2FolderTranslator(Translator):
                                sentencepiece.SentencePieceProcessor]:
         source_spm, target_spm = self.model.sentencepiece_paths
         mtime = (self.model.path / "model.bin").stat().st_mtime
+        if self.threads is None:
+            self.threads = resolve_threads(0)   # once: a translator keeps one loaded model
         with _load_lock:
-            return _load(self.model.path, source_spm, target_spm, mtime)
+            return _load(self.model.path, source_spm, target_spm, mtime, self.threads, self.replicas)
 
     @abstractmethod
     def _source_tokens(self, pieces: list[str]) -> list[str]:
@@ -72,8 +83,8 @@ class CT2FolderTranslator(Translator):
         """The token every output starts with (the target language), if the model needs one."""
 
     def translate_batch(self, sentences: Sequence[str]) -> list[str]:
-        # CTranslate2 sorts the sentences by length and decodes this many at once
-        return self.run(sentences, max_batch_size=64)
+        # CTranslate2 sorts the sentences by length and decodes them in batches of this many tokens
+        return self.run(sentences, max_batch_size=self.max_batch_size, batch_type=self.batch_type)
 
     def run(self, sentences: Sequence[str], **options: object) -> list[str]:
         """``translate_batch`` with CTranslate2 options of the caller's (the benchmark's baseline uses Argos's)."""
@@ -129,6 +140,6 @@ class NllbTranslator(CT2FolderTranslator):
 
 
 def translator_for(model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = 4,
-                   max_tokens: int = 256) -> CT2FolderTranslator:
+                   max_tokens: int = 256, threads: int | None = None) -> CT2FolderTranslator:
     cls = MarianTranslator if model.kind == "marian" else NllbTranslator
-    return cls(model, source_lang, target_lang, beam_size=beam_size, max_tokens=max_tokens)
+    return cls(model, source_lang, target_lang, beam_size=beam_size, max_tokens=max_tokens, threads=threads)

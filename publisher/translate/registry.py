@@ -82,14 +82,17 @@ def get_translator(site: Site, source_lang: str, target_lang: str, name: str | N
     config = site.config
     beam_size = int(config.get("PUBLISHER_TRANSLATION_BEAM_SIZE"))
     max_tokens = int(config.get("PUBLISHER_TRANSLATION_MAX_TOKENS"))
+    # 0 (auto): the translator picks its threads from the cores and the load when it loads the model
+    threads = int(config.get("PUBLISHER_TRANSLATION_THREADS")) or None
     setting = None if name is not None else setting_for(source_lang, target_lang)
     chosen = name if name is not None else chosen_name(site, source_lang, target_lang)
     if chosen == ARGOS:
         package = find_package(packages_dir(config), source_lang, target_lang)
-        return ArgosTranslator(package, beam_size=beam_size, max_tokens=max_tokens)
+        return ArgosTranslator(package, beam_size=beam_size, max_tokens=max_tokens, threads=threads)
     require_extra()
     model = find_model(models_dir(site), chosen, source_lang, target_lang, setting=setting)
-    return translator_for(model, source_lang, target_lang, beam_size=beam_size, max_tokens=max_tokens)
+    return translator_for(model, source_lang, target_lang, beam_size=beam_size, max_tokens=max_tokens,
+                          threads=threads)
 
 
 def setup_warnings(languages: tuple[str, ...] | list[str], config: Config, site: Site | None = None) -> list[str]:
