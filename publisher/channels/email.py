@@ -366,7 +366,8 @@ class EmailChannel(Channel):
             transport = SmtpSender(smtp_server(self.config), _personalize(builder),
                                    int(self.config.get(SMTP_CONNECTIONS)), retry_policy(self.config), sleep=ctx.sleep,
                                    breaker=breaker_failures(self.config),
-                                   depth=int(self.config.get(SMTP_MESSAGES_PER_CONNECTION)))
+                                   depth=int(self.config.get(SMTP_MESSAGES_PER_CONNECTION)),
+                                   build_data=_personalize(builder, smtp_data=True))
         else:
             transport = MaildirTransport(self.site, _personalize(builder))
         from publisher.bounces.guard import BounceGuard
@@ -519,14 +520,16 @@ def _outcome(sent: SendOutcome, generation: int = 0) -> Outcome:
                           possible_duplicate=sent.possible_duplicate, detail=detail)
 
 
-def _personalize(builder: MessageBuilder) -> Any:
+def _personalize(builder: MessageBuilder, *, smtp_data: bool = False) -> Any:
     """``build(job) -> (bytes, Message-ID)`` for the transports: the job's bulletin for the job's recipient, with
-    the Message-ID derived from the delivery's key and ``--force`` generation."""
+    the Message-ID derived from the delivery's key and ``--force`` generation (``smtp_data``: as SMTP's DATA
+    body, dot-stuffed)."""
     def build(job: SendJob) -> tuple[bytes, str]:
         bulletin, recipient = job.payload
         generation = job.context.generation if isinstance(job.context, Attempt) else 0
         # The delivery's own Message-ID: a copy re-sent after a crash carries the first copy's.
-        return builder.wire(bulletin, recipient, message_id=builder.delivery_message_id(job.key, generation))
+        return builder.wire(bulletin, recipient, message_id=builder.delivery_message_id(job.key, generation),
+                            smtp_data=smtp_data)
 
     return build
 

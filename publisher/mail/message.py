@@ -107,9 +107,12 @@ class MessageBuilder:
         data = {"email": recipient.email}
         return self._links[0](data), self._links[1](data)
 
-    def wire(self, bulletin: Bulletin, recipient: Recipient, *, message_id: str | None = None) -> tuple[bytes, str]:
+    def wire(self, bulletin: Bulletin, recipient: Recipient, *, message_id: str | None = None,
+             smtp_data: bool = False) -> tuple[bytes, str]:
         """The message for this recipient as sent on the wire (CRLF, DKIM-signed when configured), and its
         Message-ID (``message_id``, the delivery's own from ``delivery_message_id``; else a new one).
+        ``smtp_data``: the message as SMTP's DATA body instead, what ``client.dot_stuffed`` makes of it (every
+        line's leading dot doubled, then the final ``.`` line), with the shared parts stuffed once per bulletin.
 
         The parts every recipient shares were built, serialized and transfer-encoded once per bulletin
         (`WireTemplate`); here only the recipient's headers are written and the few encoded lines that hold the
@@ -130,7 +133,16 @@ class MessageBuilder:
             # here, unfolded, because the email package would fold a long URL into an unreadable encoded-word.
             f"List-Unsubscribe: <{unsubscribe_url}>\r\n"
         ).encode("utf-8")   # UTF-8 only for an internationalized address (RFC 6532; sent with SMTPUTF8)
-        return self.sign(head + template.fill(unsubscribe_url, preferences_url)), message_id
+        if not smtp_data:
+            return self.sign(head + template.fill(unsubscribe_url, preferences_url)), message_id
+        if self.dkim is not None:
+            # DKIM signs the message as written, not stuffed: signed whole, then stuffed whole (the RSA
+            # signature costs far more than the stuffing).
+            from publisher.mail.client import dot_stuffed
+
+            return dot_stuffed(self.sign(head + template.fill(unsubscribe_url, preferences_url))), message_id
+        pieces = [(head, _stuffed(head)), *template.pieces(unsubscribe_url, preferences_url, stuffed=True)]
+        return _join_stuffed(pieces), message_id
 
     def delivery_message_id(self, key: object, generation: int = 0) -> str:
         """The Message-ID of one delivery (its ledger key) in one ``--force`` generation: the same for every
@@ -236,6 +248,7 @@ class WireTemplate:
         head, _, rest = self.data.partition(self.TEXT_BODY + b"\r\n")
         middle, _, tail = rest.partition(self.HTML_BODY + b"\r\n")
         self._frame = (head, middle, tail)
+        self._stuffed_frame = (_stuffed(head), _stuffed(middle), _stuffed(tail))
         self._text = EncodedBody.build(self.bulletin.text, self.text_cte, escape=False)
         self._html = EncodedBody.build(self.html, self.html_cte, escape=True)
 
@@ -253,6 +266,15 @@ class WireTemplate:
         return b"".join((head, self._text.fill(unsubscribe_url, preferences_url), middle,
                          self._html.fill(unsubscribe_url, preferences_url), tail))
 
+    def pieces(self, unsubscribe_url: str, preferences_url: str, *,
+               stuffed: bool = False) -> list[tuple[bytes, bytes]]:
+        """What `fill` joins, each piece with its `_stuffed` form (with ``stuffed``; else the piece again): the
+        shared pieces were stuffed once, the recipient's few encoded lines are stuffed here."""
+        (head, middle, tail), (s_head, s_middle, s_tail) = self._frame, self._stuffed_frame
+        return [(head, s_head), *self._text.pieces(unsubscribe_url, preferences_url, stuffed=stuffed),
+                (middle, s_middle), *self._html.pieces(unsubscribe_url, preferences_url, stuffed=stuffed),
+                (tail, s_tail)]
+
 
 @dataclass
 class EncodedBody:
@@ -267,6 +289,10 @@ class EncodedBody:
     parts: list[bytes]            # encoded parts, and raw parts (UTF-8, CRLF) that hold markers
     raw: list[bool]               # which parts are raw
     escape: bool                  # the links go into HTML: escaped
+
+    def __post_init__(self) -> None:
+        # The encoded parts as they go into DATA (`_stuffed`): a quoted-printable line may start with a dot.
+        self._stuffed = [part if is_raw else _stuffed(part) for part, is_raw in zip(self.parts, self.raw)]
 
     @classmethod
     def build(cls, body: str, cte: str, *, escape: bool) -> EncodedBody:
@@ -303,6 +329,12 @@ class EncodedBody:
         return cls(cte, parts, raw, escape)
 
     def fill(self, unsubscribe_url: str, preferences_url: str) -> bytes:
+        """The body encoded with one recipient's links in it, ending in CRLF."""
+        return b"".join(piece for piece, _ in self.pieces(unsubscribe_url, preferences_url))
+
+    def pieces(self, unsubscribe_url: str, preferences_url: str, *,
+               stuffed: bool = False) -> list[tuple[bytes, bytes]]:
+        """What `fill` joins, each piece with its `_stuffed` form (with ``stuffed``; else the piece again)."""
         import base64
         import binascii
 
@@ -311,18 +343,51 @@ class EncodedBody:
         links = ((UNSUBSCRIBE_MARKER.encode(), unsubscribe_url.encode("utf-8")),
                  (PREFERENCES_MARKER.encode(), preferences_url.encode("utf-8")))
         out = []
-        for part, is_raw in zip(self.parts, self.raw):
-            if not is_raw:
-                out.append(part)
-                continue
-            for marker, link in links:
-                part = part.replace(marker, link)
-            if self.cte == "base64":
-                out.append(base64.encodebytes(part).replace(b"\n", b"\r\n"))
-            else:
-                out.append(binascii.b2a_qp(part, istext=True))
-        encoded = b"".join(out)
-        return encoded if encoded.endswith(b"\r\n") else encoded + b"\r\n"
+        last = b""
+        for part, is_raw, stuffed_part in zip(self.parts, self.raw, self._stuffed):
+            if is_raw:
+                for marker, link in links:
+                    part = part.replace(marker, link)
+                if self.cte == "base64":
+                    part = base64.encodebytes(part).replace(b"\n", b"\r\n")
+                else:
+                    part = binascii.b2a_qp(part, istext=True)
+                # (base64 has no dots: nothing to stuff in the Korean bodies' long personalized tail)
+                stuffed_part = _stuffed(part) if stuffed and self.cte != "base64" else part
+            elif not stuffed:
+                stuffed_part = part
+            out.append((part, stuffed_part))
+            last = part or last
+        if not last.endswith(b"\r\n"):      # every part ends a line but maybe the body's last
+            out.append((b"\r\n", b"\r\n"))
+        return out
+
+
+def _stuffed(data: bytes) -> bytes:
+    """``data`` with the dot doubled at the start of every line but its first (RFC 5321 4.5.2; the first is
+    `_join_stuffed`'s, which knows what came before)."""
+    return data.replace(b"\r\n.", b"\r\n..")
+
+
+def _join_stuffed(pieces: list[tuple[bytes, bytes]]) -> bytes:
+    """``client.dot_stuffed(b"".join(piece for piece, _ in pieces))`` from each piece's `_stuffed` form: only
+    where a piece meets the one before can a line start that `_stuffed` did not see."""
+    out: list[bytes] = []
+    tail = b"\r\n"                    # the last two bytes so far: the message's first byte starts a line
+    for piece, stuffed in pieces:
+        if not piece:
+            continue
+        if tail == b"\r\n" and piece[:1] == b".":
+            out.append(b".")
+        elif tail[-1:] == b"\r" and piece[:2] == b"\n.":
+            out.append(b"\n.")      # the CRLF split between two pieces: "\n." then the piece from its dot
+            stuffed = stuffed[1:]
+        out.append(stuffed)
+        tail = piece[-2:] if len(piece) > 1 else tail[-1:] + piece
+    if tail != b"\r\n" or not out:
+        out.append(b"\r\n")
+    out.append(b".\r\n")
+    return b"".join(out)
 
 
 def to_header(name: str | None, address: str) -> str:

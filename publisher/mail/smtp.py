@@ -219,6 +219,9 @@ class SmtpSender:
     sleep: Callable[[float], None] = time.sleep     # the 4xx backoff; tests pass one that only records
     breaker: int = 5
     depth: int = 2                                   # messages in flight on one connection with PIPELINING
+    # `build`'s message already as the DATA body (what `dot_stuffed` makes of it), when the builder can make
+    # it for less: MessageBuilder stuffs the parts every recipient shares once per bulletin.
+    build_data: Callable[[SendJob], tuple[bytes, str]] | None = None
 
     def __post_init__(self) -> None:
         self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
@@ -447,8 +450,11 @@ class SmtpSender:
                 if item is None and carry is None:
                     continue
                 if item is not None and not item.data:
-                    item.data, item.message_id = self.build(item.job)
-                    item.data = dot_stuffed(item.data)
+                    if self.build_data is not None:
+                        item.data, item.message_id = self.build_data(item.job)
+                    else:
+                        item.data, item.message_id = self.build(item.job)
+                        item.data = dot_stuffed(item.data)
                 if conn is None:
                     assert carry is None and item is not None
                     try:

@@ -243,3 +243,65 @@ def test_a_non_ascii_name_in_to_is_encoded_words_of_at_most_75_characters_that_r
     assert all(len(word) <= 75 for word in words.split())
     # RFC 2047: the white space between adjacent encoded-words is not part of the text.
     assert str(make_header(decode_header(words.strip()))) == name
+
+
+# --- SMTP DATA built from pieces stuffed once per bulletin ------------------------------------------------
+
+_DOTTY_TEXT = (".A line that starts with a dot\n..two dots\n.\nMid.\n{unsub}\n.{unsub}\n"
+               "A long line to wrap" + " word." * 20 + "." * 30 + "\n.Then {pref}.\nEnd without a newline .")
+_DOTTY_HTML = ("<p>x</p>\n.<p>dot</p>\n<a href=\"{unsub}\">.unsubscribe</a>\n.<a href=\"{pref}\">p</a>\n"
+               + "<p>" + "." * 150 + "</p>\n.")
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+@pytest.mark.parametrize("text,html", [
+    ("plain text {unsub} {pref}\n", "<p><a href=\"{unsub}\">u</a> <a href=\"{pref}\">p</a></p>\n"),
+    (_DOTTY_TEXT, _DOTTY_HTML),
+    ("{unsub}\n" + "한국어 본문. " * 40 + "\n.{pref}", ".<p>{unsub}</p>" + "<p>한국어</p>\n." * 20 + "{pref}"),
+])
+@pytest.mark.parametrize("link", ["https://news.unpog.example/u/abc", "https://news.unpog.example/u/" + "." * 200,
+                                  "https://news.unpog.example/u/" + "x.y=" * 60])
+def test_a_message_as_smtp_data_is_the_message_dot_stuffed(mail_site: Site, lang: str, text: str, html: str,
+                                                          link: str) -> None:
+    # wire(smtp_data=True) stuffs the shared pieces once per bulletin and the recipient's lines per message; it
+    # must be byte for byte what client.dot_stuffed makes of the whole message: a dot at the start of a line
+    # in a shared part, in a personalized line (a link's dots wrapped by quoted-printable to a line start) and
+    # where two pieces meet are all doubled.
+    from publisher.formatters.email import PREFERENCES_MARKER, UNSUBSCRIBE_MARKER, Bulletin
+    from publisher.mail.client import dot_stuffed
+    from publisher.mail.message import MessageBuilder, WireTemplate
+
+    def marked(body: str) -> str:
+        return body.format(unsub=UNSUBSCRIBE_MARKER, pref=PREFERENCES_MARKER)
+
+    bulletin = Bulletin("alert", lang, "Subject", "preheader", marked(html), marked(text))
+    builder = MessageBuilder(mail_site)
+    builder.links = lambda recipient: (link, link.replace("/u/", "/p/"))  # type: ignore[method-assign]
+    reader = subscriber("reader@example.org", lang, "김민수")
+    plain, message_id = builder.wire(bulletin, reader, message_id="<m@x>")
+    data, same_id = builder.wire(bulletin, reader, message_id="<m@x>", smtp_data=True)
+    assert same_id == message_id
+    assert data == dot_stuffed(plain)
+    template = builder._templates[id(bulletin)]
+    assert isinstance(template, WireTemplate)
+    if text is _DOTTY_TEXT and template.text_cte == "quoted-printable":
+        assert b"\r\n..A line that starts with a dot\r\n...two dots\r\n" in data   # a shared part, stuffed
+    if "." * 200 in link and template.text_cte == "quoted-printable":
+        # The link's line is encoded per reader; quoted-printable wraps it so that a line starts with a dot.
+        personal = [piece for piece, is_raw in zip(template._text.parts, template._text.raw) if is_raw]
+        encoded = [p for p, _ in template._text.pieces(link, link.replace("/u/", "/p/")) if p not in personal
+                   and p not in template._text.parts]
+        assert any(b"\r\n." in piece for piece in encoded)
+        assert all(piece.replace(b"\r\n.", b"\r\n..") in data for piece in encoded)
+    assert data.endswith(b"\r\n.\r\n") and not data[:-5].endswith(b"\r\n.")
+
+
+@pytest.mark.parametrize("pieces", [
+    [b".a\r\n", b".b"], [b"x\r", b"\n.y\r\n"], [b"x\r", b"\n", b".z"], [b"", b".", b"\r\n", b"..\r\n.."],
+    [b"a\r\n.b\r\n", b"c"], [], [b"\r\n"], [b".\r\n"], [b"abc"], [b"\n.", b"\r\n."],
+])
+def test_joining_stuffed_pieces_stuffs_where_the_pieces_meet(pieces: list[bytes]) -> None:
+    from publisher.mail.client import dot_stuffed
+    from publisher.mail.message import _join_stuffed, _stuffed
+
+    assert _join_stuffed([(piece, _stuffed(piece)) for piece in pieces]) == dot_stuffed(b"".join(pieces))

@@ -499,3 +499,20 @@ def test_with_pipelining_mail_rcpt_and_data_leave_in_one_write_with_the_previous
     else:
         assert not any(envelope_in_one_write) and not any(next_mail_with_body)
     wired.close()
+
+
+def test_lines_starting_with_a_dot_arrive_as_written(smtp_site: Site, smtp_server: SmtpServer) -> None:
+    # The sender sends the builder's DATA body, stuffed once per bulletin for the shared parts: the server
+    # un-stuffs it, and every line starting with a dot must read as written (none lost, none doubled).
+    (smtp_site.root / "content" / "dots.en.md").write_text(
+        '---\ntitle: "Dots"\ndate: 2025-01-02\nsummary: "s"\n---\n\n.NET and .org start this line.\n\n'
+        "..two dots here\n\n.\n\nThe end.\n", encoding="utf-8")
+    smtp_site.subscribers().add("reader@example.org", name="Reader", lang="en")
+    reports = publish(smtp_site, story_for(smtp_site, "dots"), channel=EmailChannel(smtp_site))
+    assert [(r.state, r.note) for r in reports] == [("sent", "1 sent")]
+    message = smtp_server.handler.parsed()["reader@example.org"]
+    text = message.get_body(("plain",)).get_content()
+    lines = text.splitlines()
+    assert ".NET and .org start this line." in lines and "..two dots here" in lines and "." in lines
+    html = message.get_body(("html",)).get_content()
+    assert ".NET and .org start this line." in html and "..two dots here" in html and "...two" not in html
