@@ -180,6 +180,10 @@ def test_dkim_signature_verifies_with_dkimpy(mail_site: Site, tmp_path: Path) ->
     tampered = data.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
                             b"List-Unsubscribe-Post: List-Unsubscribe=Two-Click")
     assert not dkim.verify(tampered, dnsfunc=dns)
+    # As SMTP's DATA body the message is signed before it is stuffed: un-stuffed, the signature holds.
+    stuffed, _ = builder.wire(bulletin, subscriber("kim@example.kr", "ko", "김민수"), smtp_data=True)
+    assert stuffed.startswith(b"DKIM-Signature:") and stuffed.endswith(b"\r\n.\r\n")
+    assert dkim.verify(stuffed[:-3].replace(b"\r\n..", b"\r\n."), dnsfunc=dns)
 
 
 def test_incomplete_dkim_settings_name_the_missing_one(mail_site: Site) -> None:
