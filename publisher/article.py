@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date as date_type
 from datetime import datetime, time, tzinfo
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +85,7 @@ class Article:
 
     @property
     def theme_slug(self) -> str | None:
-        return slugify(self.theme) if self.theme else None
+        return _theme_slug(self.theme) if self.theme else None
 
     def with_changes(self, **changes: Any) -> Article:
         return replace(self, **changes)
@@ -145,6 +146,12 @@ class Library:
 
 
 # --- loading ----------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _theme_slug(theme: str) -> str:
+    # A site has a few themes and builds ask each of 20,000 versions for its theme's slug several times.
+    return slugify(theme)
 
 
 def slugify(text: str) -> str:
