@@ -283,3 +283,19 @@ def test_a_rebuild_with_nothing_changed_renders_nothing(site: Site, cli, renders
                    encoding="utf-8")
     rebuilt = cli("feeds", "build")
     assert len(renders) == count + 3 and "wrote en/index.html" in rebuilt.output
+
+
+def test_a_run_collects_garbage_less_often_and_restores_the_threshold(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from publisher import pipeline
+
+    age(site)
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    real_load = article_module.load_library
+    monkeypatch.setattr(article_module, "load_library",
+                        lambda s, *listing: during.append(gc.get_threshold()) or real_load(s, *listing))
+    pipeline.build_feeds(site)
+    assert during == [(max(before[0], pipeline.RUN_GC_THRESHOLD), *before[1:])]
+    assert gc.get_threshold() == before
