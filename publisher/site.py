@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     import jinja2
 
-    from publisher.article import Library
+    from publisher.article import ContentListing, Library
     from publisher.i18n import UIStrings
     from publisher.store import FeedCache, Ledger, Store
     from publisher.subscribers import Subscribers
@@ -52,6 +52,7 @@ class Site:
         self._config = config
         self._store: Store | None = None
         self._content_view: list[Library] | None = None   # inside one_content_view(): the library, once read
+        self._content_listing: ContentListing | None = None   # inside one_content_view(): the files, once listed
 
     @classmethod
     def discover(cls, path: Path | str | None = None) -> Site:
@@ -261,16 +262,27 @@ class Site:
 
     def articles(self) -> Library:
         """Every article of ``content/`` (from the content index where the files are unchanged); inside
-        ``one_content_view()`` the library the first call read."""
-        if self._content_view is not None:
-            if not self._content_view:
-                from publisher.article import load_library
-
-                self._content_view.append(load_library(self))
-            return self._content_view[0]
+        ``one_content_view()`` the library the first call read, from the files ``content_signature`` listed."""
         from publisher.article import load_library
 
+        if self._content_view is not None:
+            if not self._content_view:
+                self.content_signature()
+                self._content_view.append(load_library(self, self._content_listing))
+            return self._content_view[0]
         return load_library(self)
+
+    def content_signature(self) -> str:
+        """The signature ``articles()`` would give (of the files' paths, sizes and modification times; "" when
+        it cannot tell), from a listing of ``content/`` alone: no file is read. Inside ``one_content_view()``
+        the listing is kept, and ``articles()`` loads those very files."""
+        from publisher.article import list_content
+
+        if self._content_view is None:
+            return list_content(self).signature
+        if self._content_listing is None:
+            self._content_listing = list_content(self)
+        return self._content_listing.signature
 
     @contextmanager
     def one_content_view(self) -> Iterator[None]:
@@ -284,6 +296,7 @@ class Site:
             yield
         finally:
             self._content_view = None
+            self._content_listing = None
 
     @cached_property
     def ui(self) -> UIStrings:

@@ -96,7 +96,7 @@ def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site:
     loads: list[int] = []
     sweeps: list[Path] = []
     real_load, real_sweep = article_module.load_library, fsutil.sweep_temporary_files
-    monkeypatch.setattr(article_module, "load_library", lambda s: loads.append(1) or real_load(s))
+    monkeypatch.setattr(article_module, "load_library", lambda s, *listing: loads.append(1) or real_load(s, *listing))
     monkeypatch.setattr(fsutil, "sweep_temporary_files", lambda folder: sweeps.append(Path(folder)) or
                         real_sweep(folder))
     path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
@@ -117,6 +117,31 @@ def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site:
     assert {r.state for r in reports} == {"sent"}
     assert sweeps == [site.public_dir] and not stale.exists()
     assert not (site.state_dir / "feeds-writing").exists()
+
+
+def test_a_rebuild_with_nothing_changed_lists_content_and_loads_no_article(site: Site, cli, write_article,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher import pipeline
+
+    age(site)
+    assert cli("feeds", "build").exit_code == 0
+    assert cli("feeds", "build", "--all").exit_code == 0
+    assert cli("feeds", "build").exit_code == 0   # the build key remembered
+    loads: list[int] = []
+    real_load = article_module.load_library
+    monkeypatch.setattr(article_module, "load_library", lambda s, *listing: loads.append(1) or real_load(s, *listing))
+    before = {p: p.read_bytes() for p in site.public_dir.rglob("*") if p.is_file()}
+
+    result = pipeline.build_feeds(site)
+
+    assert loads == [] and result.written == [] and sorted(result.unchanged) == sorted(
+        p.relative_to(site.public_dir).as_posix() for p in before)
+    # An edited file changes the listing's signature: the library is loaded and the build renders again.
+    edited = next(site.content_dir.rglob("*.en.md"))
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    age(site)
+    result = pipeline.build_feeds(site)
+    assert loads == [1] and result.written
 
 
 def test_an_unchanged_file_comes_back_from_the_index_equal_to_a_parse(site: Site, opened) -> None:
@@ -258,3 +283,19 @@ def test_a_rebuild_with_nothing_changed_renders_nothing(site: Site, cli, renders
                    encoding="utf-8")
     rebuilt = cli("feeds", "build")
     assert len(renders) == count + 3 and "wrote en/index.html" in rebuilt.output
+
+
+def test_a_run_collects_garbage_less_often_and_restores_the_threshold(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from publisher import pipeline
+
+    age(site)
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    real_load = article_module.load_library
+    monkeypatch.setattr(article_module, "load_library",
+                        lambda s, *listing: during.append(gc.get_threshold()) or real_load(s, *listing))
+    pipeline.build_feeds(site)
+    assert during == [(max(before[0], pipeline.RUN_GC_THRESHOLD), *before[1:])]
+    assert gc.get_threshold() == before
