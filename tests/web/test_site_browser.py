@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from publisher.site import Site
+from tests.databases import in_ci
 from tests.web.conftest import MailCatcher, add_subscriber, subscriber
 from tests.web.test_browser import wait_for_heading
 
@@ -71,7 +71,7 @@ def axe_source() -> str:
     if AXE.is_file():
         return AXE.read_text(encoding="utf-8")
     reason = f"axe-core is not installed ({AXE} missing): run `npm ci --prefix tests/web`"
-    if os.environ.get("CI", "").lower() == "true":
+    if in_ci():     # the one reading of $CI, shared with the PostgreSQL half (tests/databases.py)
         pytest.fail(reason)
     pytest.skip(reason)
 
