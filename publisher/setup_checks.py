@@ -28,9 +28,15 @@ def setting_warnings(site: Site) -> list[str]:
 def mail_transport(site: Site) -> str | None:
     """How mail leaves when it does not go to the Maildir: ``SMTP <host>``, or the ESP named by EMAIL_TRANSPORT
     (ses, postmark, mailgun); None for the Maildir outbox."""
+    from publisher.errors import ConfigError
+    from publisher.mail.esp import transport_name
+
     config = site.config
-    transport = (config.raw("EMAIL_TRANSPORT") or "").strip().lower()
-    if transport and transport != "smtp":
+    try:
+        transport = transport_name(config)   # the setting's own parser, as the email channel reads it
+    except ConfigError:                      # an invalid value: reported as an error by config check itself
+        transport = "smtp"
+    if transport != "smtp":
         return f"EMAIL_TRANSPORT={transport}"
     host = config.raw("SMTP_HOST")
     return f"SMTP_HOST={host.strip()}" if host else None
