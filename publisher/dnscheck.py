@@ -119,17 +119,18 @@ def tags(record: str) -> dict[str, str]:
 
 def check_domain(site: Site, config: Config | None = None, *, lookup: Lookup | None = None) -> DomainReport:
     """Look up and judge the sender domain's records (``ConfigError`` for settings that cannot be read)."""
+    from publisher.bounces.settings import BOUNCE_ADDRESS
     from publisher.mail.esp import transport_name
-    from publisher.mail.message import DkimSigner, parse_address_header, sender_address
+    from publisher.mail.message import DkimSigner, sender_address
     from publisher.mail.settings import DNS_RESOLVER, DNS_TIMEOUT, MAILGUN_DOMAIN
 
     config = config if config is not None else site.config
     sender = sender_address(site, config)
     transport = transport_name(config)
     envelope = sender.domain
-    bounce = config.raw("BOUNCE_ADDRESS")
+    bounce = config.get(BOUNCE_ADDRESS)   # the setting's own parser (the VERP code reads it the same way)
     if bounce:
-        envelope = parse_address_header(bounce, "BOUNCE_ADDRESS").domain
+        envelope = str(bounce).rpartition("@")[2]
     elif transport == "mailgun" and config.is_set(MAILGUN_DOMAIN):
         envelope = str(config.get(MAILGUN_DOMAIN))
     signer = DkimSigner.from_config(config)
