@@ -36,7 +36,6 @@ import asyncio
 import collections
 import concurrent.futures
 import ipaddress
-import queue
 import re
 import smtplib
 import socket
@@ -222,9 +221,19 @@ class SmtpSender:
     # `build`'s message already as the DATA body (what `dot_stuffed` makes of it), when the builder can make
     # it for less: MessageBuilder stuffs the parts every recipient shares once per bulletin.
     build_data: Callable[[SendJob], tuple[bytes, str]] | None = None
+    # A caller that waits because it is full (`next_outcome()` without a timeout) is woken once this share
+    # of `capacity` is ready, or `gather_seconds` after the first: each wake-up of the pipeline's thread
+    # costs a ledger transaction, which a few outcomes more share. Those still in flight keep every
+    # connection busy meanwhile, and the last few of a run are not waited for (see `next_outcome`).
+    gather_share: float = 0.25
+    gather_seconds: float = 0.05
 
     def __post_init__(self) -> None:
-        self._outcomes: queue.Queue[SendOutcome | BaseException] = queue.Queue()
+        self._done: collections.deque[SendOutcome | BaseException] = collections.deque()
+        self._ready = threading.Condition(threading.Lock())   # the loop's thread tells the caller's
+        self._wanted = 0             # outcomes the caller waits for (0: it is not waiting)
+        self._failed = False         # the loop put an unexpected error among the outcomes
+        self._outstanding = 0        # submitted, outcome not yet taken (the caller's thread only)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._jobs: asyncio.Queue[_InFlight | object] | None = None
@@ -295,20 +304,40 @@ class SmtpSender:
     def submit(self, job: SendJob) -> None:
         assert self._loop is not None, "submit() outside `with`"
         self._inbox.append(_InFlight(job))
+        self._outstanding += 1
         # One wake-up of the loop for a burst of submits, not one each (each is a write to its self-pipe).
         if not self._wake_pending:
             self._wake_pending = True
             self._loop.call_soon_threadsafe(self._take_inbox)
 
     def next_outcome(self, timeout: float | None = None) -> SendOutcome | None:
-        """The next outcome, or None after `timeout` seconds; re-raises the loop's unexpected error."""
-        try:
-            item = self._outcomes.get(block=timeout != 0, timeout=timeout or None)
-        except queue.Empty:
-            return None
+        """The next outcome, or None after `timeout` seconds; re-raises the loop's unexpected error.
+
+        Without a timeout (the caller is full and waits), it returns once a batch has gathered: a
+        ``gather_share`` of `capacity`, or as many as are still outstanding if fewer, or whatever came within
+        ``gather_seconds`` of the first; the caller then takes the rest with ``timeout=0``."""
+        with self._ready:
+            if not self._done:
+                if timeout == 0:
+                    return None
+                self._wanted = 1
+                self._ready.wait_for(self._gathered, timeout)
+                if self._done and timeout is None:
+                    batch = min(max(1, int(self.capacity * self.gather_share)), self._outstanding)
+                    if batch > len(self._done):
+                        self._wanted = batch
+                        self._ready.wait_for(self._gathered, self.gather_seconds)
+                self._wanted = 0
+                if not self._done:
+                    return None
+            item = self._done.popleft()
         if isinstance(item, BaseException):
             raise item
+        self._outstanding -= 1
         return item
+
+    def _gathered(self) -> bool:
+        return len(self._done) >= self._wanted or self._failed
 
     # -- the loop's thread -----------------------------------------------------------------------
 
@@ -373,8 +402,13 @@ class SmtpSender:
         assert isinstance(item, _InFlight)
         return item
 
-    def _emit(self, outcome: SendOutcome) -> None:
-        self._outcomes.put(outcome)
+    def _emit(self, outcome: SendOutcome | BaseException) -> None:
+        with self._ready:
+            self._done.append(outcome)
+            if isinstance(outcome, BaseException):
+                self._failed = True
+            if self._wanted and (len(self._done) >= self._wanted or self._failed):
+                self._ready.notify()
 
     def _pending(self, item: _InFlight, reason: str, code: int | None = None) -> None:
         self._emit(SendOutcome(item.job, "pending", message_id=item.message_id or None, error=reason, code=code,
@@ -419,7 +453,7 @@ class SmtpSender:
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # a bug must surface in the caller, not vanish with the task
-            self._outcomes.put(error)
+            self._emit(error)
 
     async def _next(self) -> _InFlight | None:
         assert self._jobs is not None
