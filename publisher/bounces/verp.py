@@ -54,6 +54,8 @@ class Verp:
         self.max_days = max_days
         self.clock = clock
         self._prefix = f"{self.local.lower()}+"
+        self._key: bytes | None = None          # the signature's key, derived once (one address per reader)
+        self._day: tuple[int, str] = (-1, "")   # the day last used, and its base 36
 
     @classmethod
     def from_config(cls, site: Site, config: Config | None = None, *,
@@ -70,7 +72,9 @@ class Verp:
     def address(self, subscriber_id: int, email: str) -> str:
         """The envelope sender of a message to this subscriber, made now."""
         day = int(self.clock()) // DAY
-        ids = f"{_base36(subscriber_id)}-{_base36(day)}"
+        if day != self._day[0]:
+            self._day = (day, _base36(day))
+        ids = f"{_base36(subscriber_id)}-{self._day[1]}"
         return f"{self.local}+{ids}-{self._sign(ids, email)}@{self.domain}"
 
     def parse(self, address: str) -> VerpToken | None:
@@ -105,6 +109,11 @@ class Verp:
         return found
 
     def _sign(self, ids: str, email: str) -> str:
-        from publisher.tokens import short_signature
+        """``tokens.short_signature(site, "bounce", "<ids>.<address>")``, with the key kept."""
+        import hmac
 
-        return short_signature(self.site, PURPOSE, f"{ids}.{email.lower()}")
+        from publisher.tokens import _short_key, base32_start
+
+        if self._key is None:
+            self._key = _short_key(PURPOSE, self.site.secret_key)
+        return base32_start(hmac.digest(self._key, f"{ids}.{email.lower()}".encode("utf-8"), "sha256"))

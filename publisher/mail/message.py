@@ -86,6 +86,7 @@ class MessageBuilder:
         self.dkim = DkimSigner.from_config(self.config)
         self._links: tuple[Callable[[dict[str, Any]], str], Callable[[dict[str, Any]], str]] | None = None
         self._templates: dict[int, WireTemplate] = {}
+        self._dated: tuple[int | None, str] = (None, "")    # the second of the last Date header, and its text
 
     def sender_for(self, lang: str) -> Address:
         """The From of mail in ``lang``: the sender's address with the name readers of that language know
@@ -127,7 +128,7 @@ class MessageBuilder:
             message_id = make_msgid(idstring=bulletin.kind, domain=self.domain)
         head = (
             f"To: {to_header(recipient.name, recipient.email)}\r\n"
-            f"Date: {format_datetime(self._now())}\r\n"
+            f"Date: {self._date()}\r\n"
             f"Message-ID: {message_id}\r\n"
             # RFC 8058: one-click unsubscribe is an HTTPS POST to this URL; the web app answers it. Written
             # here, unfolded, because the email package would fold a long URL into an unreadable encoded-word.
@@ -196,6 +197,15 @@ class MessageBuilder:
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+    def _date(self) -> str:
+        """The Date header's value now: written once a second (it shows whole seconds), not once a message."""
+        now = self.clock()
+        second, text = self._dated
+        if int(now // 1) != second:
+            text = format_datetime(datetime.fromtimestamp(now, timezone.utc))
+            self._dated = (int(now // 1), text)
+        return text
 
 
 @dataclass

@@ -67,3 +67,28 @@ def test_a_bad_bounce_address_is_one_line(site: Site, value: str) -> None:
         Verp.from_config(site)
     assert "BOUNCE_ADDRESS" in str(raised.value) and "\n" not in str(raised.value)
     site.close()
+
+
+def test_the_signature_is_the_short_signature_in_base32_as_before(site: Site) -> None:
+    """The VERP signature keeps its key and encodes 60 bits by table: the same characters as
+    ``base64.b32encode(HMAC-SHA256)[:12]`` lower-cased, so addresses sent before this change are still believed."""
+    import base64
+    import hashlib
+    import hmac
+    import os
+
+    from publisher.tokens import base32_start, short_signature
+
+    for _ in range(500):
+        data = os.urandom(32)
+        assert base32_start(data) == base64.b32encode(data[:10]).decode().lower()[:12]
+    assert base32_start(b"\0" * 32, 8) == "aaaaaaaa"     # another length: the general path
+    key = hashlib.sha256(f"publisher.bounce\0{site.secret_key}".encode()).digest()
+    maker = verp(site)
+    for subscriber_id, address in [(1, "a@example.org"), (12345, "Kim.MinSu@example.kr"), (10**9, "x@y.z")]:
+        made = maker.address(subscriber_id, address)
+        ids = made.split("+", 1)[1].rsplit("-", 1)[0]
+        text = f"{ids}.{address.lower()}"
+        old = base64.b32encode(hmac.new(key, text.encode(), "sha256").digest()[:10]).decode().lower()[:12]
+        assert made == f"bounces+{ids}-{old}@unpog.example"
+        assert short_signature(site, "bounce", text) == old

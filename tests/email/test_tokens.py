@@ -47,7 +47,8 @@ def test_bulk_links_are_byte_for_byte_the_tokens_itsdangerous_makes(site: Site, 
 
     payloads: list[dict[str, object]] = [
         {"email": "reader@example.org"}, {"email": "독자@例え.jp"}, {"email": "a+b.c@x.example", "lang": "ko"},
-        {"email": "x" * 300 + "@example.org"}, {}, {"n": 1, "list": [1, "ü"], "none": None}]
+        {"email": "x" * 300 + "@example.org"}, {}, {"n": 1, "list": [1, "ü"], "none": None},
+        {"email": 'odd"quote\\back\x01\u2028@example.org'}, {"email": 5}]
     for made_at in (0.0, 1.0, 255.9, 256.0, 1_750_000_000.0, 1_750_000_000.99, 4_102_444_800.0):
         class At(TimestampSigner):
             def get_timestamp(self) -> int:
