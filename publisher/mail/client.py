@@ -12,6 +12,7 @@ import base64
 import collections
 import ssl
 from dataclasses import dataclass
+from typing import cast
 
 
 class SmtpReplyError(Exception):
@@ -59,8 +60,7 @@ class _SmtpProtocol(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)   # a socket's transport (uvloop's is not a subclass)
 
     def data_received(self, data: bytes) -> None:
         if self.broken:
