@@ -201,14 +201,14 @@ _STOP = object()
 class SmtpSender:
     """One asyncio event loop, in one background thread, driving up to `connections` SMTP connections.
 
-    Use as a context manager. `submit()` never blocks and `next_outcome()` waits for the next outcome, so the
-    pipeline's synchronous session keeps working; the caller keeps at most `capacity` jobs outstanding:
-    `connections`, times `depth` (2) when the server offers PIPELINING (RFC 2920), where the next message's
-    MAIL FROM, RCPT TO and DATA ride in the same write as the previous message's body and every reply is
-    checked in order. Without PIPELINING each command waits for its reply (depth 1). Connections are opened
-    as the jobs need them, so a short list never opens fifty. `build(job) -> (bytes, Message-ID)` makes each
-    message on the loop's thread. `breaker` failures in a row (0: never) halt the sender; so does a refusal
-    of the sender (see the module docstring).
+    Use as a context manager. `submit()` never blocks and `next_outcome()` waits for the next outcome (a caller
+    that is full, for a batch of them: see `gather_share`), so the pipeline's synchronous session keeps
+    working; the caller keeps at most `capacity` jobs outstanding: `connections`, times `depth` (2) when the
+    server offers PIPELINING (RFC 2920), where the next message's MAIL FROM, RCPT TO and DATA ride in the same
+    write as the previous message's body and every reply is checked in order. Without PIPELINING each command
+    waits for its reply (depth 1). Connections are opened as the jobs need them, so a short list never opens
+    fifty. `build(job) -> (bytes, Message-ID)` makes each message on the loop's thread. `breaker` failures in a
+    row (0: never) halt the sender; so does a refusal of the sender (see the module docstring).
     """
 
     server: SmtpServer
