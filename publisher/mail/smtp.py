@@ -195,6 +195,8 @@ class _InFlight:
 
 
 _STOP = object()
+_STAGES = ("MAIL FROM", "RCPT TO", "DATA")
+_NO_COMMANDS = (b"", b"", b"")      # pipelined: the three went out in one write already
 
 
 @dataclass
@@ -408,6 +410,7 @@ class SmtpSender:
             if isinstance(outcome, BaseException):
                 self._failed = True
             if self._wanted and (len(self._done) >= self._wanted or self._failed):
+                self._wanted = 0            # told once: the caller's predicate holds from now on
                 self._ready.notify()
 
     def _pending(self, item: _InFlight, reason: str, code: int | None = None) -> None:
@@ -569,11 +572,12 @@ class SmtpSender:
     async def _envelope_replies(self, conn: SmtpConnection, item: _InFlight, envelope: bytes) -> str:
         """The three replies, in order (one command at a time without PIPELINING): "ready" on 354; else the
         job's outcome is handled and the connection reset ("reset") or found closing ("closed")."""
-        commands = envelope.split(b"\r\n")[:3]
+        pipelining = conn.pipelining
+        commands = envelope.split(b"\r\n")[:3] if not pipelining else _NO_COMMANDS
         failure: tuple[int, str, str] | None = None
         ready = False
-        for stage, command in zip(("MAIL FROM", "RCPT TO", "DATA"), commands):
-            if not conn.pipelining:
+        for stage, command in zip(_STAGES, commands):
+            if not pipelining:
                 if failure is not None:
                     break
                 await conn.send(command + b"\r\n")
