@@ -177,3 +177,25 @@ def test_a_full_caller_is_woken_once_a_share_of_capacity_is_ready(sender_of: Cal
         assert time.monotonic() - started < 30.0
         assert sender.next_outcome(timeout=0) is None
     assert smtp_server.handler.received() == {f"reader{i}@example.org": 1 for i in range(sender.capacity)}
+
+
+def test_a_server_that_stops_reading_makes_a_write_wait_then_time_out() -> None:
+    """A write the socket cannot take waits for the transport's buffer to drain (pause_writing), within the
+    timeout; a server that never reads again ends in one line, not a hang or an ever-growing buffer."""
+    class Deaf(ScriptedServer):
+        async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"220 sink.example\r\n")
+            await reader.readline()
+            writer.write(b"250 sink.example\r\n")
+            await asyncio.sleep(3600)           # then reads nothing
+
+    with Deaf([], []) as server:
+        async def body(conn: SmtpConnection) -> bool:
+            conn.timeout = 0.2
+            chunk = b"x" * (1 << 20)
+            with pytest.raises(ConnectionLost, match=r"^cannot write: TimeoutError$"):
+                for _ in range(256):             # far more than the socket buffers hold
+                    await conn.send(chunk)
+            return conn.protocol.paused
+
+        assert run_client(server, body) is True
