@@ -88,7 +88,7 @@ def holders(site: Site, state: str = "in_flight") -> set[str]:
 
 
 def test_publish_queue_then_two_workers_share_the_bulletin_each_recipient_once(
-        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result]) -> None:
+        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result], backend: str) -> None:
     everyone = add_subscribers(smtp_site, 60)
     queued = cli("publish", ARTICLE, "--channel", "email", "--queue", "--json")
     assert queued.exit_code == 0, queued.output
@@ -124,6 +124,16 @@ def test_publish_queue_then_two_workers_share_the_bulletin_each_recipient_once(
     done = smtp_site.store().jobs.get(job.id)
     assert done is not None and done.state == "done"
     assert any(run.outcome == "done" for one in workers for run in one.runs)
+
+    # who sent what: status shows each row's worker, --json and --all carry it
+    shown = cli("status", ARTICLE, "--wide")
+    assert shown.exit_code == 0 and all(owner in shown.stdout for owner in by_worker), shown.stdout
+    as_json = [json.loads(line) for line in cli("status", ARTICLE, "--json").stdout.splitlines()]
+    assert {line["worker"] for line in as_json if line["state"] == "sent"} == set(by_worker)
+    listed = cli("status", ARTICLE, "--all").stdout.splitlines()
+    assert listed[0].split("\t")[-1] == "worker" and {line.split("\t")[-1] for line in listed[1:]} <= set(by_worker)
+    # the bulletin's lock is the database's own on PostgreSQL: no lock file anywhere
+    assert (smtp_site.state_dir / "locks").exists() == (backend == "sqlite")
 
 
 def test_a_plain_publish_while_workers_send_a_queued_bulletin_never_sends_twice(
