@@ -563,7 +563,7 @@ QUEUE_CHANNELS = ("email",)   # channels whose deliveries a queue can share out:
 @dataclass
 class QueueRun:
     """One worker's turn at a queued bulletin: what it did (``results``, ``reports``), how many it sent, and
-    whether the bulletin is finished (no row left pending, in doubt or in flight)."""
+    whether the bulletin is finished (no row left pending or in flight)."""
 
     results: list[Result]
     reports: list[DeliveryReport]
@@ -600,9 +600,11 @@ def queue(site: Site, paths: Sequence[Path], *, channels: Sequence[str], langs: 
 
 
 def _enqueue(site: Site, channel: Channel, batch: Batch, options: RunOptions) -> list[DeliveryReport]:
-    """Render, then write the rows of every delivery the workers are to make (a failed one back to pending, one
-    left in flight by a run that is gone to unconfirmed: in doubt, resent as a possible duplicate) and a send
-    job per bulletin; one line per bulletin and language: how many are queued."""
+    """Render, then write the rows of every delivery the workers are to make (a failed one back to pending; one
+    in doubt, unconfirmed or left in flight by a run that is gone, in flight: the workers take it once its lease,
+    if any, has run out, and re-send it as a possible duplicate) and a send job per bulletin; one line per
+    bulletin and language: how many are queued. (An ``unconfirmed`` outcome during the queue's run stays
+    unconfirmed: the queue does not retry it within the run, as ``send_all`` does not.)"""
     from collections import Counter
 
     from publisher.scheduler import SEND, site_path, wall_clock
@@ -626,9 +628,9 @@ def _enqueue(site: Site, channel: Channel, batch: Batch, options: RunOptions) ->
                 if state == "failed":
                     marks.append((attempt.key, "pending", None, None, attempt.previous.last_error
                                   if attempt.previous else None, None))
-                elif state == "in_flight":   # its run is gone (we hold the lock) or its lease ran out
-                    marks.append((attempt.key, "unconfirmed", None, None, "left in flight by a run that stopped",
-                                  None))
+                elif state == "unconfirmed":   # in doubt: in flight for the queue, re-sent as a possible duplicate
+                    marks.append((attempt.key, "in_flight", None, None, attempt.previous.last_error
+                                  if attempt.previous else None, None))
                 if len(marks) >= CLAIM_BATCH:
                     ledger.mark_many(marks)
                     marks = []
@@ -663,7 +665,7 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
                console: Console | None = None, stopping: Callable[[], bool] = lambda: False,
                clock: Callable[[], float] | None = None) -> QueueRun:
     """A worker's turn at a queued bulletin (``publish --queue``): render it as the queue did, then claim
-    batches of its rows (``Ledger.claim_queued``: pending, in doubt, or in flight under a lease that ran out),
+    batches of its rows (``Ledger.claim_queued``: pending, or in flight under a lease that ran out, or none),
     send them with this worker's own connections and mark each outcome, until no row is left to claim (or
     ``stopping()``, or the channel stops the run). Other workers do the same at the same time: the claims
     never overlap, and the leases keep a live worker's rows its own."""
@@ -681,7 +683,7 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     renditions = [r for r in chosen.render_many(batch, ctx) if r.article == article]     # Formatter
     size = batch_size or int(site.config.get("WORKER_BATCH_SIZE"))
     results = _send_queued(site, chosen, renditions, ctx, article, size, stopping) if renditions else []
-    left = site.ledger().counts(article, chosen.name, states=("pending", "unconfirmed", "in_flight"))
+    left = site.ledger().counts(article, chosen.name, states=("pending", "in_flight"))
     stopped = _halted(chosen, results)
     return QueueRun(results, chosen.report(results, ctx) + stopped,
                     sum(1 for r in results if r.outcome is not None and r.outcome.state == "sent"),
@@ -710,9 +712,9 @@ def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], 
             if not exhausted and (halt is not None or stopping()):
                 exhausted = True   # claim nothing more; what was claimed and not sent goes back to pending
                 reason = halt.error if halt is not None and halt.error else "the worker stopped"
-                while todo:   # never submitted: back as they were (in doubt stays in doubt)
+                while todo:   # never submitted: back as they were (in doubt stays in flight, taken after the lease)
                     attempt = todo.popleft()
-                    marks.append((attempt.key, "unconfirmed" if attempt.in_doubt else "pending", None, None,
+                    marks.append((attempt.key, "in_flight" if attempt.in_doubt else "pending", None, None,
                                   reason, None))
                     results.append(_result(attempt, Outcome.deferred(reason)))
             if not exhausted and not todo:
