@@ -669,10 +669,21 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     send them with this worker's own connections and mark each outcome, until no row is left to claim (or
     ``stopping()``, or the channel stops the run). Other workers do the same at the same time: the claims
     never overlap, and the leases keep a live worker's rows its own."""
+    import time
+    from datetime import timezone
+
     from publisher.article import load_stories
 
     options = RunOptions(console=console, worker=worker)
     check_site_settings(site)
+    ledger = site.ledger()
+    left = ledger.counts(article, channel, states=("pending", "in_flight"))
+    if not left["pending"]:   # a cheap look first: a worker polling a bulletin others finish renders nothing
+        now = datetime.fromtimestamp((clock or time.time)(), timezone.utc)
+        mine = Lease(worker or "?", now)
+        if not any(not row.leased_elsewhere(mine, now)
+                   for row in ledger.rows(article=article, channel=channel, state="in_flight")):
+            return QueueRun([], [], 0, finished=not left["in_flight"])
     stories = [story for story in load_stories(list(paths), site) if story.slug == article]
     batch, _ = choose_versions(site, stories, langs or site.languages, options)
     [chosen] = channels_for(site, [channel])
@@ -683,7 +694,7 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     renditions = [r for r in chosen.render_many(batch, ctx) if r.article == article]     # Formatter
     size = batch_size or int(site.config.get("WORKER_BATCH_SIZE"))
     results = _send_queued(site, chosen, renditions, ctx, article, size, stopping) if renditions else []
-    left = site.ledger().counts(article, chosen.name, states=("pending", "in_flight"))
+    left = ledger.counts(article, chosen.name, states=("pending", "in_flight"))
     stopped = _halted(chosen, results)
     return QueueRun(results, chosen.report(results, ctx) + stopped,
                     sum(1 for r in results if r.outcome is not None and r.outcome.state == "sent"),

@@ -149,7 +149,9 @@ class Worker:
             if self.stopping.is_set():
                 break
             if job.due_at <= self.clock():
-                runs.append(self._share(job))
+                run = self._share(job)
+                if run.sent or run.outcome != "shared":   # a look that found only others' rows is no run
+                    runs.append(run)
         return runs
 
     def _share(self, job: Job) -> JobRun:
