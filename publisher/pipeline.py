@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
-from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, Lease, LockRequest, LookupFailed,
+from publisher.delivery import (Attempt, Delivery, DeliveryReport, Lease, LockRequest, LookupFailed,
                                 LookupUnsupported, Outcome, Planned, Rendition)
 
 if TYPE_CHECKING:
@@ -752,11 +752,20 @@ def _claim_queued(site: Site, channel: Channel, renditions: Sequence[Rendition],
                   leases: _Leases, article: str, batch_size: int, results: list[Result]) -> list[Attempt]:
     """Claim the next batch of the bulletin's rows, fetch their subscribers in one go, and make each an attempt
     the way ``send_all`` would (``channel.deliveries`` for their rendition, ``decide``); a subscriber who
-    unsubscribed (or stopped following the theme) since the queueing is marked skipped with a note."""
+    unsubscribed (or stopped following the theme) since the queueing is marked skipped with a note. A batch
+    that holds nobody to send to is followed by the next; [] only when nothing is left to claim."""
+    while True:
+        rows = site.ledger().claim_queued(article, channel.name, leases.lease(), leases.now(), batch_size)
+        if not rows:
+            return []
+        attempts = _queued_attempts(site, channel, renditions, ctx, rows, results)
+        if attempts:
+            return attempts
+
+
+def _queued_attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
+                     rows: Sequence[Delivery], results: list[Result]) -> list[Attempt]:
     ledger = site.ledger()
-    rows = ledger.claim_queued(article, channel.name, leases.lease(), leases.now(), batch_size)
-    if not rows:
-        return []
     found = site.subscribers().get_many(row.key.target for row in rows)
     claimed_ctx = replace(ctx, audience=_Claimed(list(found.values())))
     planned = {p.key: p for p in channel.deliveries(renditions, claimed_ctx)}
