@@ -258,3 +258,21 @@ def test_two_worker_processes_share_a_queued_bulletin(smtp_site: Site, smtp_serv
     assert set(received) == everyone and set(received.values()) == {1}
     sent_by = [row.worker for row in smtp_site.ledger().rows(article=SLUG, channel="email")]
     assert set(sent_by) == set(owners)   # each sent some; nobody else did
+
+
+def test_cancelling_the_queued_job_stops_the_workers_and_leaves_the_rest_pending(
+        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result]) -> None:
+    add_subscribers(smtp_site, 30)
+    assert cli("publish", ARTICLE, "--channel", "email", "--queue").exit_code == 0
+    [job] = smtp_site.store().jobs.list(["pending"], kind="send")
+    opened = gate(smtp_server)
+    worker = WorkerThread(smtp_site, batch_size=6)
+    worker.start()
+    wait_for(lambda: bool(holders(smtp_site)), "the worker claims a batch")
+    assert cli("schedule", "cancel", str(job.id)).exit_code == 0
+    opened.set()
+    sent = worker.finish()
+    assert 0 < sent < 30 and len(smtp_server.handler.received()) == sent
+    counts = smtp_site.ledger().counts(SLUG, "email", states=["sent", "pending", "in_flight"])
+    assert counts == {"sent": sent, "pending": 30 - sent, "in_flight": 0}
+    assert [run.outcome for run in worker.runs if run.job.id == job.id] == ["released"]
