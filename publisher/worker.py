@@ -19,11 +19,9 @@ if TYPE_CHECKING:
     from publisher.site import Site
     from publisher.store.interfaces import Job, Jobs
 
-LEASE = timedelta(seconds=60)
 ONE_OFF = (scheduler.PUBLISH,)   # a publish --at, a publish_at, a deferred retry: they run once and are gone
 # What a reader sees: sent hours late it should be a person's choice. Housekeeping just runs late.
 HELD_WHEN_LATE = (scheduler.PUBLISH, scheduler.DIGEST)
-POLL_SECONDS = 2.0   # how often an idle worker looks for jobs another process added
 PROCESS_BOUNCES = "process_bounces"   # issue 13: `publisher bounces process` every BOUNCE_INTERVAL minutes
 # The jobs one worker claims and runs alone; a queued bulletin (scheduler.SEND) is shared by every worker instead.
 CLAIMED = (scheduler.PUBLISH, scheduler.DIGEST, scheduler.RETRY_UNCONFIRMED, scheduler.PURGE_PENDING, PROCESS_BOUNCES)
@@ -120,7 +118,7 @@ class Worker:
             runs += self.run_shared()
             if once or self.stopping.is_set():
                 break
-            if until_idle and self.jobs.next_due(ONE_OFF) is None and not self.jobs.list(["pending"], kind=scheduler.SEND):
+            if until_idle and self.jobs.next_due(ONE_OFF) is None and not self._shared_jobs():
                 break   # recurring jobs never run out; a queued bulletin does
             upcoming = self.jobs.next_due(CLAIMED)
             wait = self.poll if upcoming is None else (upcoming - self.clock()).total_seconds()
@@ -145,7 +143,7 @@ class Worker:
         rows and send them beside the other workers (``pipeline.send_queue``). A bulletin whose only rows left
         are in other workers' hands is left to them: this worker looks again at its next poll."""
         runs: list[JobRun] = []
-        for job in self.jobs.list(["pending"], kind=scheduler.SEND):
+        for job in self._shared_jobs():
             if self.stopping.is_set():
                 break
             if job.due_at <= self.clock():
@@ -153,6 +151,9 @@ class Worker:
                 if run.sent or run.outcome != "shared":   # a look that found only others' rows is no run
                     runs.append(run)
         return runs
+
+    def _shared_jobs(self) -> list[Job]:
+        return [job for kind in SHARED for job in self.jobs.list(["pending"], kind=kind)]
 
     def _share(self, job: Job) -> JobRun:
         from publisher import pipeline
