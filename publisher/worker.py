@@ -156,9 +156,9 @@ class Worker:
         return [job for kind in SHARED for job in self.jobs.list(["pending"], kind=kind)]
 
     def _share(self, job: Job) -> JobRun:
-        from publisher import pipeline
-
         import time
+
+        from publisher import pipeline
 
         paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
         looked = [time.monotonic(), False]
@@ -177,10 +177,14 @@ class Worker:
                                        channel=str(job.payload.get("channel", "email")),
                                        langs=job.payload.get("langs") or None, worker=self.owner,
                                        batch_size=self.batch_size, console=self.console, stopping=stopping)
-        except PublisherError as exc:   # the content or the settings: tried again after the backoff
+        except Exception as exc:   # the content, the settings, a bug: said, and tried again after the backoff
+            problem = str(exc) if isinstance(exc, PublisherError) else f"internal error: {type(exc).__name__}: {exc}"
             due = self.retry.due(self.clock(), None, job.attempts + 1)
-            self.jobs.schedule(job.kind, job.key, job.payload, due)
-            run = JobRun(job, "failed", f"{exc}; tried again at {scheduler.show_time(due, self.site.timezone)}")
+            try:
+                self.jobs.schedule(job.kind, job.key, job.payload, due)
+            except PublisherError:   # the database itself is away: the job stays due, the next poll tries again
+                due = self.clock()
+            run = JobRun(job, "failed", f"{problem}; tried again at {scheduler.show_time(due, self.site.timezone)}")
             self._say(run)
             return run
         mine = f"{turn.sent} sent by this worker ({self.owner})"
