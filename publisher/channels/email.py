@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 SUBSCRIBER_BATCH = 1000
 TARGET = "subscribers"
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "deferred",
-               "unconfirmed", "skipped", "not_retried", "in_doubt")
+               "unconfirmed", "skipped", "not_retried", "in_doubt", "leased")
 WORDS = {
     "sent": "sent", "resent": "re-sent after an interruption (possible duplicates)",
     "already_sent": "already sent", "failed": "failed", "bounced": "bounced (address marked bounced)",
@@ -61,6 +61,7 @@ WORDS = {
     "would_send": "would be sent", "would_resend": "would be sent again (possible duplicates)",
     "in_doubt": "being sent by another run", "deferred": "left pending for a later run",
     "unconfirmed": "unconfirmed (no answer from the provider; the next run sends them again)",
+    "leased": "being sent by another worker",
 }
 
 
@@ -106,6 +107,8 @@ class RunSummary:
             return "dry-run"
         if counts.get("sent") or counts.get("resent") or counts.get("already_sent"):
             return "sent"
+        if counts.get("leased"):   # every one of them in another worker's hands
+            return "in_flight"
         return "skipped"
 
 
