@@ -309,7 +309,7 @@ def channel_context(site: Site, options: RunOptions) -> ChannelContext:
     return ChannelContext(force=options.force, dry_run=options.dry_run,
                           retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
                           published=ledger, cache=site.feed_cache(),
-                          console=options.console, checkpoint=checkpoint)
+                          console=options.console, checkpoint=checkpoint, rates=site.store().token_buckets)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from publisher.delivery import (Attempt, Audience, Clock, DeliveryKey, DeliveryReport, Found, LockRequest,
                                 LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition,
-                                Sleep)
+                                SendRates, Sleep)
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class ChannelContext:
     console: Console | None = None
     clock: Clock = time.time
     sleep: Sleep = time.sleep
+    rates: SendRates | None = None   # token buckets in the database: a send rate shared by every worker
     checkpoint: Callable[[Attempt, dict[str, Any]], None] = lambda attempt, progress: None
 
 

@@ -24,6 +24,7 @@ from publisher.store.interfaces import (
     RateLimits,
     Store,
     SubscriberStore,
+    TokenBuckets,
     TranslationMemory,
     format_time,
     utc_now,
@@ -86,6 +87,6 @@ def open_content_index(state_dir: Path) -> ContentIndex:
 
 
 __all__ = [
-    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store",
+    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store", "TokenBuckets",
     "SubscriberStore", "TranslationMemory", "dialect", "format_time", "open_content_index", "open_store", "utc_now",
 ]

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import LockBusy, PublisherError, StorageError
 from publisher.settings import redact_database_url, redact_secret_text
-from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, utc_now
+from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, take_tokens, utc_now
 
 if TYPE_CHECKING:
     import psycopg
@@ -211,6 +211,7 @@ class PostgresStore:
         self._memory = PostgresTranslationMemory(self)
         self._rate_limits = PostgresRateLimits(self)
         self._jobs = PostgresJobs(self)
+        self._buckets = PostgresTokenBuckets(self)
         self._feed_cache: SqliteFeedCache | None = None
 
     def __repr__(self) -> str:
@@ -291,6 +292,10 @@ class PostgresStore:
     @property
     def jobs(self) -> PostgresJobs:
         return self._jobs
+
+    @property
+    def token_buckets(self) -> PostgresTokenBuckets:
+        return self._buckets
 
     def feed_cache(self) -> SqliteFeedCache:
         # A cache file of this machine, as with SQLite: bulky HTML that costs only time to lose stays out of
@@ -940,6 +945,30 @@ class PostgresRateLimits:
         return int(row["hits"])
 
 
+# --- shared send rates ------------------------------------------------------------------------------------
+
+
+class PostgresTokenBuckets:
+    """The ``token_buckets`` table (``publisher.store.TokenBuckets``)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def take(self, bucket: str, want: int, *, rate: float, burst: float, now: float) -> tuple[int, float]:
+        # The row is made if missing, then locked (FOR UPDATE) until the commit: a second worker taking from
+        # the same bucket waits for this take and counts from what it left.
+        with self.store.transaction():
+            self.store.execute("INSERT INTO token_buckets (name, tokens, updated) VALUES (%s, %s, %s)"
+                               " ON CONFLICT (name) DO NOTHING", (bucket, max(float(burst), 1.0), now))
+            row = self.store.execute("SELECT tokens, updated FROM token_buckets WHERE name = %s FOR UPDATE",
+                                     (bucket,)).fetchone()
+            tokens, updated, granted, wait = take_tokens(row["tokens"], row["updated"], want=want, rate=rate,
+                                                         burst=burst, now=now)
+            self.store.execute("UPDATE token_buckets SET tokens = %s, updated = %s WHERE name = %s",
+                               (tokens, updated, bucket))
+        return granted, wait
+
+
 # --- the job queue ----------------------------------------------------------------------------------------
 
 
@@ -1125,7 +1154,9 @@ if TYPE_CHECKING:
         memory: interfaces.TranslationMemory = store.translation_memory
         limits: interfaces.RateLimits = store.rate_limits
         jobs: interfaces.Jobs = store.jobs
-        del checked_store, ledger, versions, subscribers, memory, limits, jobs
+        buckets: interfaces.TokenBuckets = store.token_buckets
+        rates: delivery.SendRates = store.token_buckets
+        del checked_store, ledger, versions, subscribers, memory, limits, jobs, buckets, rates
 
 
 __all__ = ["PostgresStore", "connect", "lock_key", "migrate", "migrations", "redact"]
