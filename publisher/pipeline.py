@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from publisher.store import Mark
 
 CLAIM_BATCH = 500
+LOST_RETRIES = 5   # a transaction run again after a lost connection at most this many times (a flapping server)
 Batch = list[tuple["Story", Sequence[str]]]
 
 
@@ -456,11 +457,15 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                     starting.append(attempt)
             if not finished and not starting:
                 break
-            with ledger.transaction():
-                ledger.mark_many([_mark(channel, attempt, outcome) for attempt, outcome in finished])
-                now = ledger.get_many([a.key for a in starting])
-                claimed = [a for a in starting if _state(now.get(a.key)) == _state(a.previous)]
-                ledger.begin_many([a.key for a in claimed])
+            def mark_and_claim() -> tuple[dict[Any, Delivery], list[Attempt]]:
+                with ledger.transaction():
+                    ledger.mark_many([_mark(channel, attempt, outcome) for attempt, outcome in finished])
+                    now = ledger.get_many([a.key for a in starting])
+                    claimed = [a for a in starting if _state(now.get(a.key)) == _state(a.previous)]
+                    ledger.begin_many([a.key for a in claimed])
+                return now, claimed
+
+            now, claimed = again_if_lost(mark_and_claim)
             for attempt, outcome in finished:
                 if outcome.bounced:
                     audience.mark_bounced(attempt.key.target, reason=outcome.error, article=attempt.key.article)
@@ -476,6 +481,21 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                 sender.submit(attempt)
                 in_flight += 1
     return results
+
+
+def again_if_lost(unit: Callable[[], _T]) -> _T:
+    """Run ``unit`` (one transaction of marks and claims, which the ledger rules make safe to run twice) again
+    when the database server dropped the connection in its middle (``ConnectionLost``: rolled back): the store
+    reconnects first, waiting up to PUBLISHER_DATABASE_RECONNECT_SECONDS, or stops the run with one line
+    (``DatabaseUnreachable``). The outcomes that arrived meanwhile wait in the sender, so nothing is lost."""
+    from publisher.errors import ConnectionLost
+
+    for _ in range(LOST_RETRIES):
+        try:
+            return unit()
+        except ConnectionLost:
+            continue
+    return unit()
 
 
 def _halted(channel: Channel, results: Sequence[Result],
@@ -536,7 +556,7 @@ def _attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx
     ledger = site.ledger()
     for batch in iter_batches(channel.deliveries(renditions, ctx), CLAIM_BATCH):
         keys = [planned.key for planned in batch]
-        ledger.ensure_pending(keys)
+        again_if_lost(lambda: ledger.ensure_pending(keys))
         rows = ledger.get_many(keys)
         chosen: list[Attempt] = []
         newly_skipped: list[Mark] = []
