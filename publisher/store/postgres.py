@@ -255,7 +255,15 @@ class PostgresStore:
 
     def _open_pool(self) -> ConnectionPool[Any]:
         if self._pool is None:
+            import logging
+
             from psycopg_pool import ConnectionPool, PoolTimeout
+
+            # The pool logs each failed attempt of its own to refill itself while a server restarts; the store
+            # says what matters in one line, so those warnings reach no console unless logging is configured.
+            pool_log = logging.getLogger("psycopg.pool")
+            if not pool_log.handlers:
+                pool_log.addHandler(logging.NullHandler())
 
             # The first connection is made here, directly: a wrong password or an unreachable server is then
             # the server's own message, not the pool's timeout.
