@@ -53,6 +53,11 @@ class Delivery:
     created_at: str | None = None
     updated_at: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The worker that claimed it last (kept once it is marked: who sent what), and until when its claim holds
+    #: (ISO text, as the timestamps); ``lease_exclusive``: that holder also held the bulletin's own lock.
+    worker: str | None = None
+    lease_until: str | None = None
+    lease_exclusive: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -60,11 +65,34 @@ class Delivery:
             "target": self.key.target, "state": self.state, "remote_id": self.remote_id,
             "remote_url": self.remote_url, "attempts": self.attempts, "last_error": self.last_error,
             "created_at": self.created_at, "updated_at": self.updated_at, "detail": self.detail,
+            "worker": self.worker,
         }
+
+    def leased_elsewhere(self, lease: Lease | None, now: datetime) -> bool:
+        """True when this row is in flight under a live lease of someone else than ``lease``'s holder: its
+        holder is sending it. A lease that ran out, or none (a crash before leases existed), is no claim; nor
+        is an exclusive lease when ``lease`` is exclusive too: the bulletin's lock is ours, so its holder is
+        gone (a killed in-process run)."""
+        if self.state != "in_flight" or not self.worker or not self.lease_until:
+            return False
+        if lease is not None and (self.worker == lease.worker or (lease.exclusive and self.lease_exclusive)):
+            return False
+        return datetime.fromisoformat(self.lease_until) > now
 
     @staticmethod
     def detail_json(detail: dict[str, Any] | None) -> str:
         return json.dumps(detail or {}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claim on delivery rows: whose (``worker``, ``host:pid:hex``), until when (aware), and whether the
+    holder also holds the bulletin's own lock (``exclusive``: an in-process ``publish``; the shared queue's
+    workers hold none)."""
+
+    worker: str
+    until: datetime
+    exclusive: bool = False
 
 
 # --- what a channel renders ---------------------------------------------------------------------------------
@@ -314,7 +342,7 @@ Sleep = Callable[[float], None]
 
 
 __all__ = [
-    "Attempt", "Audience", "Clock", "Delivery", "DeliveryKey", "DeliveryReport", "Found", "LockRequest",
+    "Attempt", "Audience", "Clock", "Delivery", "DeliveryKey", "DeliveryReport", "Found", "Lease", "LockRequest",
     "LookupFailed", "LookupUnsupported", "Outcome", "Planned", "PublishedVersions", "RenderCache",
     "RenderedFile", "Rendition", "STATES", "SendRates", "Sleep",
 ]

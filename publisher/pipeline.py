@@ -7,6 +7,8 @@ is written once, for email (one delivery per recipient, in batches), feeds and s
 
 * a row ``sent`` is not sent again unless ``--force`` (or the channel is ``idempotent``: feed files);
 * a row is claimed (``in_flight``, committed) before ``send`` and marked only with the outcome ``send`` gave;
+  the claim is a lease (the worker's id and an expiry, renewed while it sends): a row in flight under another
+  worker's live lease is left to that worker, one whose lease ran out (its worker died) is in doubt;
 * at most ``Sender.capacity`` rows are in flight at once, so a crash leaves at most that many in doubt;
 * a row left in doubt is re-sent by ``in_doubt = "resend"`` channels (reported as a possible duplicate) and
   never blindly by ``"verify"`` channels: only under ``--retry-unconfirmed``, after ``find_existing``;
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
-from publisher.delivery import (Attempt, Delivery, DeliveryReport, LockRequest, LookupFailed,
+from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, Lease, LockRequest, LookupFailed,
                                 LookupUnsupported, Outcome, Planned, Rendition)
 
 if TYPE_CHECKING:
@@ -49,6 +51,17 @@ class RunOptions:
     dry_run: bool = False
     retry_unconfirmed: bool = False
     console: Console | None = None
+    worker: str = ""   # the id the run's leases carry (a worker's own); "" gives the run one of its own
+
+
+def worker_id() -> str:
+    """A new id for a sender (``host:pid:hex``): a worker's, or an in-process run's. It names the machine and
+    the process, so an operator reading ``status`` sees who sent what."""
+    import os
+    import secrets
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 # --- the story of a run ---------------------------------------------------------------------------------------
@@ -104,17 +117,19 @@ def publish(
     console: Console | None = None,
     clock: Now | None = None,
     retry_jobs: bool = True,
+    worker: str = "",
 ) -> list[DeliveryReport]:
     """Publish the articles at ``paths`` through ``channels`` (default: all) in ``langs`` (default: the site's).
 
     A version whose ``publish_at`` is still ahead (by ``clock``) is not sent: it gets a job that the worker
     runs at that time, and a "scheduled for" line. A channel that stops the run (a 429, a platform down)
     leaves a retry job for the worker (``retry_jobs``; the worker, which retries its own job, passes False).
+    ``worker``: the id the run's leases carry (the worker's own; default: one for this run).
     """
     from publisher.article import load_stories
     from publisher.scheduler import after_every_embargo, split_embargoed, wall_clock
 
-    options = RunOptions(force, dry_run, retry_unconfirmed, console)
+    options = RunOptions(force, dry_run, retry_unconfirmed, console, worker)
     check_site_settings(site)
     stories = load_stories(list(paths), site)                                     # Article
     stories, held = split_embargoed(stories, langs or site.languages, (clock or wall_clock)())   # publish_at
@@ -191,8 +206,9 @@ def deliver(site: Site, channel: Channel, batch: Batch, options: RunOptions,
             ) -> list[DeliveryReport]:
     """One channel's part of a run: render, then claim, send and mark every delivery (``renditions`` given:
     already rendered, as a digest is). ``retry_from`` (now): a run the channel stops leaves retry jobs."""
-    ctx = channel_context(site, options)
-    with _locked(site, None if options.dry_run else channel.lock_for(batch)):
+    locks = None if options.dry_run else channel.lock_for(batch)
+    ctx = channel_context(site, options, exclusive=bool(locks))   # holding them: its leases say so
+    with _locked(site, locks):
         if renditions is None:
             renditions = channel.render_many(batch, ctx)                           # Formatter
         if options.dry_run:
@@ -300,17 +316,21 @@ def channels_for(site: Site, names: Sequence[str | Channel] | None) -> list[Chan
     return [name if isinstance(name, Channel) else get_channel(name, site) for name in (names or channel_names())]
 
 
-def channel_context(site: Site, options: RunOptions) -> ChannelContext:
-    """What a channel may use in a run: the options, and storage through the protocols of publisher.delivery."""
+def channel_context(site: Site, options: RunOptions, *, exclusive: bool = False) -> ChannelContext:
+    """What a channel may use in a run: the options, and storage through the protocols of publisher.delivery.
+    ``exclusive``: the run holds the channel's locks for its bulletins (``lock_for``), and its leases say so."""
     ledger = site.ledger()
 
     def checkpoint(attempt: Attempt, progress: dict[str, Any]) -> None:
         ledger.mark(attempt.key, "in_flight", detail=progress)
 
-    return ChannelContext(force=options.force, dry_run=options.dry_run,
-                          retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
-                          published=ledger, cache=site.feed_cache(),
-                          console=options.console, checkpoint=checkpoint, rates=site.store().token_buckets)
+    ctx = ChannelContext(force=options.force, dry_run=options.dry_run,
+                         retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
+                         published=ledger, cache=site.feed_cache(),
+                         console=options.console, checkpoint=checkpoint,
+                         rates=site.store().token_buckets)
+    ctx.lease = Lease(options.worker or worker_id(), _now(ctx), exclusive)   # its expiry: _Leases.lease()
+    return ctx
 
 
 @contextmanager
@@ -363,6 +383,7 @@ def _would_send(channel: Channel, results: Sequence[Result],
             parts.append(_would_do(channel, rendition, would, fanned_out))
         for decision, words in (("already_sent", "already sent"), ("skipped", "skipped"),
                                 ("in_doubt", "in doubt (publish --retry-unconfirmed)"),
+                                ("leased", "being sent by another worker"),
                                 ("not_retried", "failed before, not retried")):
             if decisions[decision]:
                 reason = next((r.note for r in group if r.decision == decision and r.note != "dry run"), "")
@@ -405,6 +426,8 @@ def decide(channel: Channel, row: Delivery | None, planned: Planned, ctx: Channe
         return "already_sent"
     if planned.skip is not None or planned.rendition is None:
         return "skipped"
+    if row is not None and not channel.idempotent and row.leased_elsewhere(ctx.lease, _now(ctx)):
+        return "leased"   # its worker is alive and sending it: neither ours nor in doubt
     if state in ("in_flight", "unconfirmed") and not channel.idempotent:
         if channel.in_doubt == "resend":
             return "resend"
@@ -438,7 +461,8 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
     ledger = site.ledger()
     audience = site.subscribers()
     results: list[Result] = []
-    with channel.open(renditions, ctx) as sender, _progress(channel, renditions, ctx) as advance:
+    with _Leases(site, ctx) as leases, channel.open(renditions, ctx) as sender, \
+            _progress(channel, renditions, ctx) as advance:
         todo = _attempts(site, channel, renditions, ctx, results, advance)
         in_flight, exhausted = 0, False
         while True:
@@ -455,15 +479,21 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                     exhausted = True
                 else:
                     starting.append(attempt)
-            if not finished and not starting:
+            if not finished and not starting and not in_flight:   # (claims lost to another run: wait for ours)
                 break
+
+            tries = 0
+
             def mark_and_claim() -> tuple[dict[Any, Delivery], list[Attempt]]:
+                nonlocal tries
+                tries += 1
                 with ledger.transaction():
                     ledger.mark_many([_mark(channel, attempt, outcome) for attempt, outcome in finished])
-                    now = ledger.get_many([a.key for a in starting])
-                    claimed = [a for a in starting if _state(now.get(a.key)) == _state(a.previous)]
-                    ledger.begin_many([a.key for a in claimed])
-                return now, claimed
+                    won = ledger.claim_many([(a.key, a.previous) for a in starting], leases.lease())
+                    now = ledger.get_many([a.key for a in starting if a.key not in won]) if len(won) < len(starting) else {}
+                if tries > 1:   # run again after a lost connection: a claim of ours may have committed before it
+                    won |= {a.key for a in starting if _claimed_by(now.get(a.key), a, leases.holder.worker)}
+                return now, [a for a in starting if a.key in won]   # the others: another run got there first
 
             now, claimed = again_if_lost(mark_and_claim)
             for attempt, outcome in finished:
@@ -480,7 +510,15 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
             for attempt in claimed:
                 sender.submit(attempt)
                 in_flight += 1
+            leases.tick()
     return results
+
+
+def _claimed_by(row: Delivery | None, attempt: Attempt, worker: str) -> bool:
+    """True when ``row`` is the claim of ``attempt`` by ``worker`` itself: in flight under its id, one attempt
+    after the row it was decided from (a claim committed just before the connection was lost)."""
+    before = attempt.previous.attempts if attempt.previous is not None else 0
+    return row is not None and row.state == "in_flight" and row.worker == worker and row.attempts == before + 1
 
 
 def again_if_lost(unit: Callable[[], _T]) -> _T:
@@ -496,6 +534,284 @@ def again_if_lost(unit: Callable[[], _T]) -> _T:
         except ConnectionLost:
             continue
     return unit()
+
+
+def _now(ctx: ChannelContext) -> datetime:
+    """The run's time, by the context's clock (tests inject it), as leases compare it."""
+    from datetime import timezone
+
+    return datetime.fromtimestamp(ctx.clock(), timezone.utc)
+
+
+class _Leases:
+    """The run's lease on the rows it claims: ``lease()`` for a claim (now + WORKER_LEASE_SECONDS), and
+    ``tick()``, called from the send loop, renews every row the run holds in flight (one UPDATE) once a third
+    of the lease has gone by, by the context's clock. A worker that dies stops renewing; its rows are free to
+    another once the lease runs out. (A wait for one answer longer than the lease, e.g. an SMTP_TIMEOUT above
+    WORKER_LEASE_SECONDS, would let another worker take rows still being sent: the setting says to keep it
+    above.)"""
+
+    def __init__(self, site: Site, ctx: ChannelContext) -> None:
+        if ctx.lease is None:   # a context made by hand (a script, a test): a run of its own
+            ctx.lease = Lease(worker_id(), _now(ctx))
+        self.ledger = site.ledger()
+        self.ctx = ctx
+        self.holder = ctx.lease
+        self.seconds = float(site.config.get("WORKER_LEASE_SECONDS"))
+        self.renew_at = ctx.clock() + self.seconds / 3
+
+    def now(self) -> datetime:
+        return _now(self.ctx)
+
+    def lease(self) -> Lease:
+        from datetime import timedelta
+
+        return replace(self.holder, until=self.now() + timedelta(seconds=self.seconds))
+
+    def tick(self) -> None:
+        if self.ctx.clock() >= self.renew_at:
+            self.ledger.renew(self.holder.worker, self.lease().until)
+            self.renew_at = self.ctx.clock() + self.seconds / 3
+
+    def __enter__(self) -> _Leases:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> None:
+        """A run that ends on an error gives its rows back at once, in doubt (a killed one cannot: its
+        rows wait for the lease to run out)."""
+        if kind is None:
+            return
+        from publisher.errors import PublisherError
+
+        try:
+            self.ledger.renew(self.holder.worker, self.now())
+        except PublisherError:
+            pass   # the database is what failed: the lease runs out on its own
+
+
+# --- the shared queue: publish --queue, and the workers that share a bulletin ---------------------------------
+
+QUEUE_CHANNELS = ("email",)   # channels whose deliveries a queue can share out: one per recipient, in-doubt resent
+
+
+@dataclass
+class QueueRun:
+    """One worker's turn at a queued bulletin: what it did (``results``, ``reports``), how many it sent, and
+    whether the bulletin is finished (no row left pending, in doubt or in flight)."""
+
+    results: list[Result]
+    reports: list[DeliveryReport]
+    sent: int
+    finished: bool
+    stopped: DeliveryReport | None = None
+
+
+@_one_content_view
+def queue(site: Site, paths: Sequence[Path], *, channels: Sequence[str], langs: Sequence[str] | None = None,
+          dry_run: bool = False, console: Console | None = None, clock: Now | None = None
+          ) -> list[DeliveryReport]:
+    """``publish --queue``: check and render the run as ``publish`` does, then write every delivery row
+    (pending; the skipped ones skipped) and one shared send job per bulletin for the workers
+    (``send_queue``); send nothing."""
+    from publisher.article import load_stories
+    from publisher.errors import ConfigError
+    from publisher.scheduler import split_embargoed, wall_clock
+
+    if not channels or any(name not in QUEUE_CHANNELS for name in channels):
+        raise ConfigError("--queue", f"only {', '.join(QUEUE_CHANNELS)} bulletins can be queued for the workers; "
+                                     "add --channel email (and no other channel)")
+    options = RunOptions(dry_run=dry_run, console=console)
+    check_site_settings(site)
+    stories = load_stories(list(paths), site)
+    stories, held = split_embargoed(stories, langs or site.languages, (clock or wall_clock)())
+    batch, reports = choose_versions(site, stories, langs or site.languages, options)
+    chosen = channels_for(site, channels)
+    validate(site, chosen, batch)                                                   # nothing written before this
+    reports = schedule_held(site, held, channels, reports, dry_run=dry_run)
+    for channel in chosen:
+        reports += _enqueue(site, channel, batch, options)
+    return reports
+
+
+def _enqueue(site: Site, channel: Channel, batch: Batch, options: RunOptions) -> list[DeliveryReport]:
+    """Render, then write the rows of every delivery the workers are to make (a failed one back to pending, one
+    left in flight by a run that is gone to unconfirmed: in doubt, resent as a possible duplicate) and a send
+    job per bulletin; one line per bulletin and language: how many are queued."""
+    from collections import Counter
+
+    from publisher.scheduler import SEND, site_path, wall_clock
+
+    locks = None if options.dry_run else channel.lock_for(batch)   # not beside a run sending it in-process
+    ctx = channel_context(site, options, exclusive=bool(locks))
+    ledger = site.ledger()
+    with _locked(site, locks):
+        renditions = channel.render_many(batch, ctx)                               # Formatter
+        results: list[Result] = []
+        queued: Counter[tuple[str, str]] = Counter()
+        if options.dry_run:
+            results = plan(site, channel, renditions, ctx)
+            queued.update((r.key.article, r.key.lang) for r in results if r.decision in ("send", "resend"))
+            results = [r for r in results if r.decision not in ("send", "resend")]
+        else:
+            marks: list[Mark] = []
+            for attempt in _attempts(site, channel, renditions, ctx, results, lambda attempted=False: None):
+                queued[attempt.key.article, attempt.key.lang] += 1
+                state = _state(attempt.previous)
+                if state == "failed":
+                    marks.append((attempt.key, "pending", None, None, attempt.previous.last_error
+                                  if attempt.previous else None, None))
+                elif state == "in_flight":   # its run is gone (we hold the lock) or its lease ran out
+                    marks.append((attempt.key, "unconfirmed", None, None, "left in flight by a run that stopped",
+                                  None))
+                if len(marks) >= CLAIM_BATCH:
+                    ledger.mark_many(marks)
+                    marks = []
+            ledger.mark_many(marks)
+            langs = {story.slug: list(chosen) for story, chosen in batch}
+            stories = {story.slug: story for story, _ in batch}
+            for article in sorted({article for article, _ in queued}):
+                story = stories.get(article)
+                paths = [site_path(site, a.path) for a in story.versions.values() if a.path is not None] if story else []
+                site.store().jobs.schedule(SEND, f"send:{channel.name}:{article}",
+                                           {"paths": paths, "langs": langs.get(article, []), "article": article,
+                                            "channel": channel.name}, wall_clock())
+    decided = {(r.key.article, r.key.lang) for r in results}   # lines with rows not queued (sent, skipped)
+    others = {(r.article, r.lang): r for r in channel.report(results, ctx) if (r.article, r.lang) in decided}
+    reports: list[DeliveryReport] = []
+    where = f"recipients ({channel.destination()})"
+    for rendition in renditions:
+        line = (rendition.article, rendition.lang)
+        count = queued[line]
+        words = f"{'would queue' if options.dry_run else 'queued'} for the workers: {count} " \
+                f"recipient{'s' if count != 1 else ''}"
+        other = others.get(line)
+        note = words + (f"; {other.note}" if other is not None and other.note else "")
+        reports.append(DeliveryReport(rendition.article, rendition.lang, channel.name, where,
+                                      "dry-run" if options.dry_run else "queued", note))
+    return reports
+
+
+@_one_content_view
+def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str = "email",
+               langs: Sequence[str] | None = None, worker: str = "", batch_size: int | None = None,
+               console: Console | None = None, stopping: Callable[[], bool] = lambda: False,
+               clock: Callable[[], float] | None = None) -> QueueRun:
+    """A worker's turn at a queued bulletin (``publish --queue``): render it as the queue did, then claim
+    batches of its rows (``Ledger.claim_queued``: pending, in doubt, or in flight under a lease that ran out),
+    send them with this worker's own connections and mark each outcome, until no row is left to claim (or
+    ``stopping()``, or the channel stops the run). Other workers do the same at the same time: the claims
+    never overlap, and the leases keep a live worker's rows its own."""
+    from publisher.article import load_stories
+
+    options = RunOptions(console=console, worker=worker)
+    check_site_settings(site)
+    stories = [story for story in load_stories(list(paths), site) if story.slug == article]
+    batch, _ = choose_versions(site, stories, langs or site.languages, options)
+    [chosen] = channels_for(site, [channel])
+    validate(site, [chosen], batch)
+    ctx = channel_context(site, options)          # no lock: the leases share the bulletin out
+    if clock is not None:
+        ctx.clock = clock
+    renditions = [r for r in chosen.render_many(batch, ctx) if r.article == article]     # Formatter
+    size = batch_size or int(site.config.get("WORKER_BATCH_SIZE"))
+    results = _send_queued(site, chosen, renditions, ctx, article, size, stopping) if renditions else []
+    left = site.ledger().counts(article, chosen.name, states=("pending", "unconfirmed", "in_flight"))
+    stopped = _halted(chosen, results)
+    return QueueRun(results, chosen.report(results, ctx) + stopped,
+                    sum(1 for r in results if r.outcome is not None and r.outcome.state == "sent"),
+                    finished=not any(left.values()), stopped=stopped[0] if stopped else None)
+
+
+def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
+                 article: str, batch_size: int, stopping: Callable[[], bool]) -> list[Result]:
+    """``send_all``'s loop over claimed batches: at most ``sender.capacity`` in flight, each outcome marked as it
+    comes (those that came together in one transaction), the lease renewed from the loop."""
+    from collections import deque
+
+    ledger = site.ledger()
+    audience = site.subscribers()
+    results: list[Result] = []
+    todo: deque[Attempt] = deque()
+    with _Leases(site, ctx) as leases, channel.open(renditions, ctx) as sender:
+        in_flight, exhausted = 0, False
+        while True:
+            finished: list[tuple[Attempt, Outcome]] = []
+            if in_flight and (in_flight >= sender.capacity or (exhausted and not todo)):
+                finished += sender.collect(wait=True)
+            finished += sender.collect(wait=False) if in_flight else []
+            marks = [_mark(channel, attempt, outcome) for attempt, outcome in finished]
+            halt = next((outcome for _, outcome in finished if outcome.halt), None)
+            if not exhausted and (halt is not None or stopping()):
+                exhausted = True   # claim nothing more; what was claimed and not sent goes back to pending
+                reason = halt.error if halt is not None and halt.error else "the worker stopped"
+                while todo:   # never submitted: back as they were (in doubt stays in doubt)
+                    attempt = todo.popleft()
+                    marks.append((attempt.key, "unconfirmed" if attempt.in_doubt else "pending", None, None,
+                                  reason, None))
+                    results.append(_result(attempt, Outcome.deferred(reason)))
+            if not exhausted and not todo:
+                todo.extend(_claim_queued(site, channel, renditions, ctx, leases, article, batch_size, results))
+                exhausted = not todo
+            if marks:   # one transaction (mark_many's), made again if the server dropped the connection in it
+                again_if_lost(lambda: ledger.mark_many(marks))
+            for attempt, outcome in finished:
+                if outcome.bounced:
+                    audience.mark_bounced(attempt.key.target, reason=outcome.error, article=attempt.key.article)
+                results.append(_result(attempt, outcome))
+            in_flight -= len(finished)
+            while todo and in_flight < sender.capacity:
+                sender.submit(todo.popleft())
+                in_flight += 1
+            leases.tick()
+            if exhausted and not todo and not in_flight:
+                break
+    return results
+
+
+def _claim_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
+                  leases: _Leases, article: str, batch_size: int, results: list[Result]) -> list[Attempt]:
+    """Claim the next batch of the bulletin's rows, fetch their subscribers in one go, and make each an attempt
+    the way ``send_all`` would (``channel.deliveries`` for their rendition, ``decide``); a subscriber who
+    unsubscribed (or stopped following the theme) since the queueing is marked skipped with a note."""
+    ledger = site.ledger()
+    # A claim cut by a lost connection is rolled back and made again (one committed just before the loss
+    # leaves its rows in flight under this worker's lease: re-sent as possible duplicates once it runs out).
+    rows = again_if_lost(lambda: ledger.claim_queued(article, channel.name, leases.lease(), leases.now(), batch_size))
+    if not rows:
+        return []
+    found = site.subscribers().get_many(row.key.target for row in rows)
+    claimed_ctx = replace(ctx, audience=_Claimed(list(found.values())))
+    planned = {p.key: p for p in channel.deliveries(renditions, claimed_ctx)}
+    attempts: list[Attempt] = []
+    marks: list[Mark] = []
+    for row in rows:
+        one = planned.get(row.key)
+        decision = decide(channel, row, one, ctx) if one is not None else "skipped"
+        if one is not None and decision in ("send", "resend"):
+            attempts.append(_attempt(one, row, decision, ctx))
+            continue
+        note = (one.skip if one is not None else None) or "not sent: unsubscribed since it was queued"
+        marks.append((row.key, "skipped", None, None, note, None))
+        results.append(Result(row.key, "skipped", note=note, previous_state=row.state,
+                              rendition=one.rendition if one is not None else None))
+    if marks:
+        ledger.mark_many(marks)
+    return attempts
+
+
+class _Claimed:
+    """The claimed batch's subscribers as the channel's audience (``Audience``): ``channel.deliveries`` plans
+    exactly them, with the rules it plans the whole list by (active, following the theme, their language)."""
+
+    def __init__(self, subscribers: list[Any]) -> None:
+        self.subscribers = sorted(subscribers, key=lambda one: one.id or 0)
+
+    def iter_active(self, *, theme: str | None = None, batch_size: int = 1000) -> Iterator[Any]:
+        return (one for one in self.subscribers if one.status == "active" and one.follows(theme))
+
+    def count(self, *, status: str | None = None, lang: str | None = None, theme: str | None = None) -> int:
+        return sum(1 for one in self.subscribers if (status is None or one.status == status)
+                   and (lang is None or one.lang == lang) and one.follows(theme))
 
 
 def _halted(channel: Channel, results: Sequence[Result],
@@ -643,6 +959,9 @@ def _conflict(attempt: Attempt, now: Delivery | None) -> Result:
     if now is not None and now.state == "sent":
         return Result(attempt.key, "already_sent", note="already sent by another run", previous_state="sent",
                       previous_url=now.remote_url, rendition=attempt.rendition)
+    if now is not None and now.state == "in_flight" and now.worker:
+        return Result(attempt.key, "leased", note="another worker is sending it", previous_state="in_flight",
+                      rendition=attempt.rendition)
     return Result(attempt.key, "in_doubt", note="another publish run is sending this right now",
                   previous_state=_state(now), rendition=attempt.rendition)
 
@@ -711,6 +1030,6 @@ def _progress(channel: Channel, renditions: Sequence[Rendition], ctx: ChannelCon
             shown[0].stop()
 
 
-__all__ = ["RunOptions", "bulletin", "channel_context", "channels_for", "choose_versions", "decide", "deliver",
-           "plan", "preview", "publish", "send_all"]
+__all__ = ["QueueRun", "RunOptions", "bulletin", "channel_context", "channels_for", "choose_versions", "decide",
+           "deliver", "plan", "preview", "publish", "queue", "send_all", "send_queue", "worker_id"]
 

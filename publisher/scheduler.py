@@ -21,6 +21,8 @@ PUBLISH = "publish"
 DIGEST = "digest"
 RETRY_UNCONFIRMED = "retry_unconfirmed"
 PURGE_PENDING = "purge_pending"
+# A bulletin queued for the workers (publish --queue): shared by every worker, claimed by none.
+SEND = "send"
 
 
 def wall_clock() -> datetime:

@@ -577,8 +577,21 @@ SCHEDULE_SETTINGS: tuple[Setting, ...] = (
             "PUBLISHER_CONFIRM_LINK_HOURS, e.g. 1d. Empty: never.", default="1d", parse=parse_duration_or_off),
 )
 
+# Issue 14: several workers share a bulletin (publish --queue); each claims rows under a lease it renews.
+WORKER_SETTINGS: tuple[Setting, ...] = (
+    Setting("WORKER_LEASE_SECONDS", "Seconds a claim on deliveries (and on a job) holds without renewal; a worker "
+            "renews it every third of that while it sends, and a killed worker's rows are re-sent by another after "
+            "it runs out. Keep it above SMTP_TIMEOUT and ESP_TIMEOUT (the longest a worker waits for one answer).",
+            default=60.0, parse=parse_positive_float),
+    Setting("WORKER_BATCH_SIZE", "Recipients a worker claims at once from a queued bulletin (publish --queue); "
+            "a killed worker leaves at most that many to be re-sent as possible duplicates.",
+            default=200, parse=parse_positive_int),
+    Setting("WORKER_POLL_SECONDS", "Seconds between a worker's looks for jobs and queued bulletins other "
+            "processes added (`publisher worker --poll` overrides it).", default=2.0, parse=parse_positive_float),
+)
+
 CORE_SETTINGS: tuple[Setting, ...] = (
     SITE_SETTINGS + TRANSLATION_SETTINGS + EMAIL_SETTINGS + FEED_SETTINGS + SOCIAL_SETTINGS + WEB_SETTINGS
-    + SCHEDULE_SETTINGS
+    + SCHEDULE_SETTINGS + WORKER_SETTINGS
 )
 

@@ -193,6 +193,11 @@ class Subscribers:
         key = self._key(email)
         return self.store.get(key) if key is not None else None
 
+    def get_many(self, emails: Iterable[str]) -> dict[str, Subscriber]:
+        """The subscribers with these addresses, by address in lower case (a few queries for a whole batch)."""
+        keys = [key for key in (self._key(email) for email in emails) if key is not None]
+        return self.store.get_many(keys)
+
     def confirm(self, email: str, *, link_made: int | None = None) -> Subscriber:
         """The subscriber followed a signed confirmation link (made at ``link_made``, Unix seconds): a *pending*
         address becomes active.

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,18 +25,24 @@ ONE_OFF = (scheduler.PUBLISH,)   # a publish --at, a publish_at, a deferred retr
 HELD_WHEN_LATE = (scheduler.PUBLISH, scheduler.DIGEST)
 POLL_SECONDS = 2.0   # how often an idle worker looks for jobs another process added
 PROCESS_BOUNCES = "process_bounces"   # issue 13: `publisher bounces process` every BOUNCE_INTERVAL minutes
+# The jobs one worker claims and runs alone; a queued bulletin (scheduler.SEND) is shared by every worker instead.
+CLAIMED = (scheduler.PUBLISH, scheduler.DIGEST, scheduler.RETRY_UNCONFIRMED, scheduler.PURGE_PENDING, PROCESS_BOUNCES)
+SHARED = (scheduler.SEND,)
 
 
 @dataclass
 class JobRun:
     """What the worker did with one job: ``done``, ``failed``, ``retry`` (deferred: due again later),
-    ``released`` (given back on SIGTERM) or ``lost`` (another worker took the job over)."""
+    ``released`` (given back on SIGTERM), ``lost`` (another worker took the job over) or, for a queued
+    bulletin shared by the workers, ``shared`` (this worker's part done, others still sending); ``sent``: how
+    many deliveries this worker sent."""
 
     job: Job
     outcome: str
     note: str = ""
     reports: list[DeliveryReport] = field(default_factory=list)
     retry_at: datetime | None = None   # ``retry``: when the platform said it takes requests again, if it said
+    sent: int = 0
 
 
 def digest_schedule(site: Site) -> str:
@@ -75,15 +78,20 @@ class Worker:
     """
 
     def __init__(self, site: Site, *, clock: scheduler.Now = scheduler.wall_clock,
-                 sleep: Callable[[float], None] | None = None, owner: str | None = None, lease: timedelta = LEASE,
-                 poll: float = POLL_SECONDS, console: Console | None = None) -> None:
+                 sleep: Callable[[float], None] | None = None, owner: str | None = None,
+                 lease: timedelta | None = None, poll: float | None = None, console: Console | None = None,
+                 batch_size: int | None = None) -> None:
+        from publisher.pipeline import worker_id
+
         self.site = site
         self.clock = clock
         self.stopping = threading.Event()
         self.sleep = sleep or self._wait
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.lease = lease
-        self.poll = poll
+        self.owner = owner or worker_id()
+        # WORKER_LEASE_SECONDS and WORKER_POLL_SECONDS unless given (the command's --lease and --poll)
+        self.lease = lease if lease is not None else timedelta(seconds=float(site.config.get("WORKER_LEASE_SECONDS")))
+        self.poll = poll if poll is not None else float(site.config.get("WORKER_POLL_SECONDS"))
+        self.batch_size = batch_size or int(site.config.get("WORKER_BATCH_SIZE"))
         self.console = console
         self.max_late: timedelta | None = site.config.get("SCHEDULE_MAX_LATE") or None
         self.retry = scheduler.RetryPolicy.of(site)
@@ -110,11 +118,12 @@ class Worker:
             try:
                 self.plan_recurring()
                 runs += self.run_due()
+                runs += self.run_shared()
                 if once or self.stopping.is_set():
                     break
-                if until_idle and self.jobs.next_due(ONE_OFF) is None:   # recurring jobs never run out
-                    break
-                upcoming = self.jobs.next_due()
+                if until_idle and self.jobs.next_due(ONE_OFF) is None and not self.jobs.list(["pending"], kind=scheduler.SEND):
+                    break   # recurring jobs never run out; a queued bulletin does
+                upcoming = self.jobs.next_due(CLAIMED)
             except ConnectionLost:   # the server restarted under a claim (rolled back): look again, reconnected
                 continue
             wait = self.poll if upcoming is None else (upcoming - self.clock()).total_seconds()
@@ -125,13 +134,66 @@ class Worker:
         """Claim and run every job due now, one at a time."""
         runs: list[JobRun] = []
         while not self.stopping.is_set():
-            job = self.jobs.claim(self.owner, self.clock(), self.lease, max_late=self.max_late, hold=HELD_WHEN_LATE)
+            job = self.jobs.claim(self.owner, self.clock(), self.lease, max_late=self.max_late, hold=HELD_WHEN_LATE,
+                                  kinds=CLAIMED)
             if job is None:
                 break
             runs.append(self.run_job(job))
             if job.kind != scheduler.PUBLISH:
                 self.plan_recurring(just_ran=job.kind)   # the next one is due from this one
         return runs
+
+    def run_shared(self) -> list[JobRun]:
+        """Join every queued bulletin (``publish --queue``) that is due and has work left: claim batches of its
+        rows and send them beside the other workers (``pipeline.send_queue``). A bulletin whose only rows left
+        are in other workers' hands is left to them: this worker looks again at its next poll."""
+        runs: list[JobRun] = []
+        for job in self.jobs.list(["pending"], kind=scheduler.SEND):
+            if self.stopping.is_set():
+                break
+            if job.due_at <= self.clock():
+                runs.append(self._share(job))
+        return runs
+
+    def _share(self, job: Job) -> JobRun:
+        from publisher import pipeline
+
+        paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
+
+        def turn_at_it() -> pipeline.QueueRun:
+            return pipeline.send_queue(self.site, paths, article=str(job.payload["article"]),
+                                       channel=str(job.payload.get("channel", "email")),
+                                       langs=job.payload.get("langs") or None, worker=self.owner,
+                                       batch_size=self.batch_size, console=self.console,
+                                       stopping=self.stopping.is_set)
+
+        try:
+            # A turn cut by a lost connection (a PostgreSQL restart) is taken again at once; a database that
+            # stays away (DatabaseUnreachable) stops the worker with its one line.
+            turn = pipeline.again_if_lost(turn_at_it)
+        except DatabaseUnreachable:
+            raise
+        except PublisherError as exc:   # the content or the settings: tried again after the backoff
+            due = self.retry.due(self.clock(), None, job.attempts + 1)
+            self.jobs.schedule(job.kind, job.key, job.payload, due)
+            run = JobRun(job, "failed", f"{exc}; tried again at {scheduler.show_time(due, self.site.timezone)}")
+            self._say(run)
+            return run
+        mine = f"{turn.sent} sent by this worker ({self.owner})"
+        if turn.stopped is not None:   # the channel stopped the run (a quota, a server down): all wait, later
+            due = self.retry.due(self.clock(), turn.stopped.retry_at, job.attempts + 1)
+            self.jobs.schedule(job.kind, job.key, job.payload, due)
+            run = JobRun(job, "retry", f"{mine}; {turn.stopped.note.split(';')[0]}; tried again at "
+                                       f"{scheduler.show_time(due, self.site.timezone)}", turn.reports,
+                         turn.stopped.retry_at, sent=turn.sent)
+        elif turn.finished:
+            self.jobs.finish_shared(job.id)   # False: another worker saw it finished first
+            run = JobRun(job, "done", f"{mine}; the bulletin is finished", turn.reports, sent=turn.sent)
+        else:
+            run = JobRun(job, "shared", f"{mine}; other workers are sending the rest", turn.reports, sent=turn.sent)
+        if run.sent or run.outcome != "shared":
+            self._say(run)
+        return run
 
     def plan_recurring(self, just_ran: str | None = None) -> None:
         """Keep one pending job for each recurring task the settings ask for (the next digest...); the task
@@ -244,6 +306,7 @@ class Worker:
         paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
         reports = pipeline.publish(self.site, paths, channels=channels or None,
                                    langs=job.payload.get("langs") or None, console=self.console, clock=self.clock,
+                                   worker=self.owner,
                                    retry_unconfirmed=retry_unconfirmed or bool(job.payload.get("retry_unconfirmed")),
                                    retry_jobs=False)   # a stop retries this job (run_job), not a second one
         run = _judged(job, reports)
@@ -329,7 +392,7 @@ class Worker:
 
     def _say(self, run: JobRun) -> None:
         if self.console is not None:
-            style = {"failed": "red", "retry": "yellow", "lost": "yellow"}.get(run.outcome, "")
+            style = {"failed": "red", "retry": "yellow", "lost": "yellow", "shared": "dim"}.get(run.outcome, "")
             self.console.print(f"job {run.job.id} ({run.job.kind}, due {scheduler.show_time(run.job.due_at, self.site.timezone)}): "
                                f"{run.outcome}" + (f": {run.note}" if run.note else ""), style=style, markup=False)
 
@@ -404,7 +467,8 @@ def check_worker_settings(site: Site) -> None:
     """The worker's settings, parsed before it starts: a bad one is one line, exit 2."""
     for name in ("SCHEDULE_MAX_LATE", "BULLETIN_DIGEST_SCHEDULE", "SCHEDULE_RETRY_DELAY", "SCHEDULE_RETRY_MIN_DELAY",
                  "SCHEDULE_RETRY_MAX_DELAY",
-                 "SCHEDULE_RETRY_UNCONFIRMED_EVERY", "SCHEDULE_PURGE_PENDING_EVERY"):
+                 "SCHEDULE_RETRY_UNCONFIRMED_EVERY", "SCHEDULE_PURGE_PENDING_EVERY", "WORKER_LEASE_SECONDS",
+                 "WORKER_BATCH_SIZE", "WORKER_POLL_SECONDS"):
         site.config.get(name)   # ConfigError names the setting and where it came from
 
 

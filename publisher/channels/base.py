@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from publisher.delivery import (Attempt, Audience, Clock, DeliveryKey, DeliveryReport, Found, LockRequest,
+from publisher.delivery import (Attempt, Audience, Clock, DeliveryKey, DeliveryReport, Found, Lease, LockRequest,
                                 LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition,
                                 SendRates, Sleep)
 from publisher.settings import Setting
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from publisher.config import Config
     from publisher.site import Site
 
-Decision = Literal["send", "resend", "verify", "in_doubt", "already_sent", "skipped", "not_retried"]
+# ``leased``: in flight under another worker's live lease; left to it (neither sent nor in doubt).
+Decision = Literal["send", "resend", "verify", "in_doubt", "already_sent", "skipped", "not_retried", "leased"]
 
 
 @dataclass
@@ -51,6 +52,8 @@ class ChannelContext:
     sleep: Sleep = time.sleep
     rates: SendRates | None = None   # token buckets in the database: a send rate shared by every worker
     checkpoint: Callable[[Attempt, dict[str, Any]], None] = lambda attempt, progress: None
+    #: The run's claim on the rows it sends (the pipeline's: who claims, and whether it holds the bulletin's lock).
+    lease: Lease | None = None
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Result:
         if self.outcome is not None:
             return self.outcome.state
         return {"already_sent": "sent", "in_doubt": "unconfirmed", "verify": "unconfirmed",
-                "skipped": "skipped", "not_retried": "failed"}.get(self.decision, "pending")
+                "skipped": "skipped", "not_retried": "failed", "leased": "in_flight"}.get(self.decision, "pending")
 
 
 class Sender:
@@ -132,6 +135,7 @@ class Channel:
         "already_sent": "already sent",
         "in_doubt": "the delivery may have been made: check, then run publish --retry-unconfirmed",
         "not_retried": "failed permanently before; not retried without --force",
+        "leased": "another worker is sending it",
     }
 
     def __init__(self, site: Site, config: Config | None = None) -> None:

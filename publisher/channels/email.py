@@ -56,7 +56,7 @@ SUBSCRIBER_BATCH = 1000
 RATE_CHUNK_SECONDS = 0.1   # tokens of the shared send rate taken at a time: a tenth of a second's worth
 TARGET = "subscribers"
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "deferred",
-               "unconfirmed", "skipped", "not_retried", "in_doubt")
+               "unconfirmed", "skipped", "not_retried", "in_doubt", "leased")
 WORDS = {
     "sent": "sent", "resent": "re-sent after an interruption (possible duplicates)",
     "already_sent": "already sent", "failed": "failed", "bounced": "bounced (address marked bounced)",
@@ -64,6 +64,7 @@ WORDS = {
     "would_send": "would be sent", "would_resend": "would be sent again (possible duplicates)",
     "in_doubt": "being sent by another run", "deferred": "left pending for a later run",
     "unconfirmed": "unconfirmed (no answer from the provider; the next run sends them again)",
+    "leased": "being sent by another worker",
 }
 
 
@@ -109,6 +110,8 @@ class RunSummary:
             return "dry-run"
         if counts.get("sent") or counts.get("resent") or counts.get("already_sent"):
             return "sent"
+        if counts.get("leased"):   # every one of them in another worker's hands
+            return "in_flight"
         return "skipped"
 
 

@@ -284,6 +284,7 @@ class SocialChannel(Channel):
         "already_sent": "already posted",
         "in_doubt": "the post may exist: check the account, then run publish --retry-unconfirmed",
         "not_retried": "failed permanently before; not retried without --force",
+        "leased": "another worker is posting it",
     }
     #: the tests make waits instant by replacing these two on the instance
     sleep: Callable[[float], None] = staticmethod(time.sleep)

@@ -34,25 +34,33 @@ if TYPE_CHECKING:
                    "'2026-12-02 09:00'; without an offset, in PUBLISHER_TIMEZONE). Scheduling the same again moves it.")
 @click.option("--now", "now", is_flag=True,
               help="Publish now: ignore the articles' publish_at embargo (and accept an --at in the past).")
+@click.option("--queue", is_flag=True,
+              help="With --channel email: write the bulletin's deliveries and a send job for `publisher worker` "
+                   "processes (one or several machines) to share, instead of sending in this process.")
 @click.option("--wide", is_flag=True,
               help="Every column and every line of the table, whole, however wide the terminal.")
 @click.option("--json", "as_json", is_flag=True,
               help="Every line of the report as JSON Lines (one object per line) instead of the table.")
 @click.pass_context
 def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ...], langs: tuple[str, ...],
-            dry_run: bool, force: bool, retry_unconfirmed: bool, at: str | None, now: bool, wide: bool,
+            dry_run: bool, force: bool, retry_unconfirmed: bool, at: str | None, now: bool, queue: bool, wide: bool,
             as_json: bool) -> None:
     """Publish articles (content files or folders; default: all of content/) in every language through every
     channel.
 
     What was sent is recorded in the ledger and never sent twice, unless --force. An article whose publish_at
-    is ahead is scheduled for the worker instead.
+    is ahead is scheduled for the worker instead. With --queue (email only) the workers send it, sharing it out.
     Exit code 1 when a delivery failed, its outcome is unknown, or a channel stopped the run.
     """
     from publisher.pipeline import channels_for, publish as run_publish
 
     site = get_site(ctx)
     out = console(stderr=as_json)   # with --json, standard output holds only JSON
+    if queue:
+        _queue(ctx, site, paths, channels, langs, dry_run=dry_run, now=now, as_json=as_json, wide=wide,
+               refused=[flag for flag, given in (("--force", force), ("--retry-unconfirmed", retry_unconfirmed),
+                                                 ("--at", at is not None)) if given])
+        return
     clock = None
     if at is not None:
         from publisher.scheduler import parse_when, wall_clock
@@ -84,8 +92,33 @@ def publish(ctx: click.Context, paths: tuple[Path, ...], channels: tuple[str, ..
         ctx.exit(1)
 
 
+def _queue(ctx: click.Context, site: Site, paths: tuple[Path, ...], channels: tuple[str, ...],
+           langs: tuple[str, ...], *, dry_run: bool, now: bool, as_json: bool, wide: bool, refused: list[str]) -> None:
+    """``publish --queue``: the bulletin's rows and a shared send job for the workers; one line per bulletin and
+    language saying how many recipients were queued."""
+    from publisher.pipeline import QUEUE_CHANNELS, queue as run_queue
+
+    if refused:
+        raise UserError(f"--queue: cannot be combined with {refused[0]} (the workers send what is queued, once)")
+    if not channels or any(name not in QUEUE_CHANNELS for name in channels):
+        raise UserError("--queue: only email bulletins can be queued for the workers; use --queue with "
+                        "--channel email and no other channel")
+    clock = None
+    if now:
+        from publisher.scheduler import after_every_embargo
+
+        clock = after_every_embargo
+    reports = run_queue(site, list(paths), channels=list(channels), langs=langs or None, dry_run=dry_run,
+                        console=console(stderr=True), clock=clock)
+    if as_json:
+        echo_json_lines({**r.as_dict(), "done_before": r.done_before} for r in reports)
+        return
+    print_reports(console(), reports, title="Dry run: nothing was queued" if dry_run else "Queued for the workers",
+                  wide=wide)
+
+
 _STATE_STYLES = {"failed": "red", "stopped": "red", "unconfirmed": "yellow", "skipped": "dim", "stale": "yellow",
-                 "done": "dim"}
+                 "done": "dim", "queued": "cyan"}
 _FOOTNOTE_AT = 48   # a longer note holds a command to copy: printed whole under the table, not cut
 
 

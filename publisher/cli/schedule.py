@@ -109,15 +109,18 @@ def release(ctx: click.Context, job_id: int) -> None:
 @click.command()
 @click.option("--once", is_flag=True, help="Run what is due now, then exit (for cron or a systemd timer).")
 @click.option("--until-idle", is_flag=True, help="Exit when no job is waiting any more (tests, scripts).")
-@click.option("--poll", type=click.FloatRange(0.05, 3600), default=2.0, show_default=True,
-              help="Seconds between looks for jobs other processes added.")
-@click.option("--lease", type=click.FloatRange(1, 86400), default=60.0, show_default=True,
+@click.option("--poll", type=click.FloatRange(0.05, 3600), default=None,
+              help="Seconds between looks for jobs and queued bulletins other processes added. "
+                   "Default: WORKER_POLL_SECONDS (2).")
+@click.option("--lease", type=click.FloatRange(1, 86400), default=None,
               help="Seconds a claimed job stays this worker's without renewal; a killed worker's job is taken "
-                   "over after that.")
+                   "over after that. Default: WORKER_LEASE_SECONDS (60), which also bounds its claims on "
+                   "deliveries.")
 @click.pass_context
-def worker(ctx: click.Context, once: bool, until_idle: bool, poll: float, lease: float) -> None:
+def worker(ctx: click.Context, once: bool, until_idle: bool, poll: float | None, lease: float | None) -> None:
     """Run scheduled publishes, recurring digests (BULLETIN_DIGEST_SCHEDULE) and deferred retries when they are
-    due. SIGTERM lets the job in hand finish, then exits 0.
+    due, and share every bulletin queued with `publish --queue` with the other workers (on this machine or
+    others, on one PostgreSQL database). SIGTERM lets the job in hand finish, then exits 0.
 
     Exit code 1 with --once or --until-idle when a job failed.
     """
@@ -130,7 +133,8 @@ def worker(ctx: click.Context, once: bool, until_idle: bool, poll: float, lease:
     site = get_site(ctx)
     check_site_settings(site)
     check_worker_settings(site)
-    runner = Worker(site, poll=poll, lease=timedelta(seconds=lease), console=console(stderr=True))
+    runner = Worker(site, poll=poll, lease=timedelta(seconds=lease) if lease is not None else None,
+                    console=console(stderr=True))
 
     def on_term(signum: int, frame: object) -> None:
         runner.stop()

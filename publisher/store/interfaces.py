@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from publisher.delivery import Delivery, DeliveryKey
+from publisher.delivery import Delivery, DeliveryKey, Lease
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -68,6 +68,23 @@ class Ledger(Protocol):
         """``begin`` for several rows that exist (``ensure_pending``), in one statement."""
         ...
 
+    def claim_many(self, claims: Sequence[tuple[DeliveryKey, Delivery | None]], lease: Lease) -> set[DeliveryKey]:
+        """Mark in flight under ``lease`` (attempts + 1) each row still as it was read (``Delivery`` given: the
+        same state, holder and lease expiry; None: pending, never leased): a compare-and-set, so two runs never
+        both claim one row. Return the keys claimed."""
+        ...
+
+    def claim_queued(self, article: str, channel: str, lease: Lease, now: datetime, limit: int) -> list[Delivery]:
+        """The shared queue: claim up to ``limit`` rows of one bulletin that are in flight under a lease that ran
+        out before ``now`` (or none), ``unconfirmed``, or ``pending``, in that order and by id, for ``lease``;
+        rows another worker is claiming at the same moment are skipped (PostgreSQL: ``FOR UPDATE SKIP LOCKED``;
+        SQLite: one write transaction). Return them as they were before the claim."""
+        ...
+
+    def renew(self, worker: str, until: datetime) -> int:
+        """Extend to ``until`` the lease of every row ``worker`` holds in flight (one statement); how many."""
+        ...
+
     def mark(
         self,
         key: DeliveryKey,
@@ -78,7 +95,8 @@ class Ledger(Protocol):
         error: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Record an outcome (the row made if new); ``remote_id``/``remote_url``/``detail`` None keep the old."""
+        """Record an outcome (the row made if new); ``remote_id``/``remote_url``/``detail`` None keep the old.
+        The row's ``worker`` stays: who sent it."""
         ...
 
     def mark_many(self, marks: Iterable[Mark]) -> None:
@@ -181,6 +199,10 @@ class SubscriberStore(Protocol):
 
     def get_by_id(self, subscriber_id: int) -> Subscriber | None:
         """The subscriber with this row id (``Subscriber.id``), or None (never was, or erased)."""
+        ...
+
+    def get_many(self, email_keys: Iterable[str]) -> dict[str, Subscriber]:
+        """``email_key`` -> subscriber, for the keys on the list (a few statements, not one per key)."""
         ...
 
     def set_status(self, email_key: str, status: str, reason: str | None, *,
@@ -408,6 +430,11 @@ class Jobs(Protocol):
 
     def finish(self, job_id: int, owner: str, *, error: str | None = None) -> bool:
         """``done`` (or ``failed`` with ``error``) if ``owner`` still holds it."""
+        ...
+
+    def finish_shared(self, job_id: int) -> bool:
+        """A shared job (several workers work on it at once, none claims it: the queue of a bulletin) ``done``,
+        if it is still pending; False if another worker finished it first, or it was cancelled."""
         ...
 
     def retry(self, job_id: int, owner: str, due_at: datetime, error: str) -> bool:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from publisher.delivery import STATES, Delivery, DeliveryKey
+from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import ConnectionLost, DatabaseUnreachable, LockBusy, PublisherError, StorageError
 from publisher.settings import redact_database_url, redact_secret_text
 from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, take_tokens, utc_now
@@ -240,6 +240,7 @@ class PostgresStore:
         self._applied: list[str] = []
         self._opening = threading.Lock()
         self._depth = 0   # transactions open on the connection (a dropped connection is replaced only at 0)
+        self._reconnected = False   # set once the server dropped a connection: opening again may then wait
         self._ledger = PostgresLedger(self)
         self._subscribers = PostgresSubscribers(self)
         self._memory = PostgresTranslationMemory(self)
@@ -295,13 +296,28 @@ class PostgresStore:
                 self._reconnect()
                 conn = None
             if conn is None:
-                pool = self._open_pool()
+                conn = self._attach()
+                self._connection = conn
+            return conn
+
+    def _attach(self) -> psycopg.Connection[Any]:
+        """Take the store's connection from the pool, migrated. After a reconnection, one the server drops again
+        at once (restarted twice in a row) is replaced the same way, a few times."""
+        for again in range(4):
+            pool = self._open_pool()
+            conn: psycopg.Connection[Any] | None = None
+            try:
                 with _translated(self.url):
                     conn = pool.getconn()
                     self._namespace = _namespace(conn)
                     self._applied += migrate(conn, clock=self.clock, url=self.url)
-                self._connection = conn
-            return conn
+                return conn
+            except StorageError as exc:
+                lost = conn is not None and (conn.broken or conn.closed)
+                if not (self._reconnected and lost and again < 3):
+                    raise
+                self._reconnect(f"again: {exc.cause}")
+        raise AssertionError("unreachable")   # the loop returns or raises
 
     def _reconnect(self, cause: str | None = None) -> None:
         """The server dropped the store's connection (a restart, a failover): drop the pool, whose connections
@@ -309,6 +325,7 @@ class PostgresStore:
         again after 0.1 s, 0.2 s... (at most 2 s apart); then a ``StorageError`` of one line says so. Called
         with the store's lock held and no transaction open."""
         pool, self._pool, self._connection = self._pool, None, None
+        self._reconnected = True
         if pool is not None:
             try:
                 pool.close(timeout=1)
@@ -486,7 +503,7 @@ class PostgresStore:
 # --- the ledger --------------------------------------------------------------------------------------------
 
 _COLUMNS = ("id, article, lang, channel, target, state, remote_id, remote_url, attempts, last_error, detail, "
-            "created_at, updated_at")
+            "created_at, updated_at, worker, lease_until, lease_exclusive")
 _D_COLUMNS = ", ".join("d." + column.strip() for column in _COLUMNS.split(","))
 _KEYS = "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(article, lang, channel, target)"
 _MATCH_KEY = "d.article = k.article AND d.lang = k.lang AND d.channel = k.channel AND d.target = k.target"
@@ -498,7 +515,20 @@ def _delivery(row: Mapping[str, Any]) -> Delivery:
         state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
         attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
         updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
+        worker=row["worker"], lease_until=row["lease_until"], lease_exclusive=bool(row["lease_exclusive"]),
     )
+
+
+# The shared queue's claim: the rows of one bulletin in one state (and, for in_flight, whose lease ran out),
+# by id, locked as they are read and skipping those another worker has locked; returned as they were before.
+_CLAIM_QUEUED = (
+    "UPDATE deliveries d SET state = 'in_flight', attempts = d.attempts + 1, worker = %s, lease_until = %s,"
+    " lease_exclusive = 0, updated_at = %s"
+    " FROM (SELECT id, state, attempts, updated_at, worker, lease_until, lease_exclusive FROM deliveries"
+    " WHERE state = %s AND article = %s AND channel = %s{expired} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) old"
+    " WHERE d.id = old.id RETURNING d.id, d.article, d.lang, d.channel, d.target, old.state, d.remote_id,"
+    " d.remote_url, old.attempts, d.last_error, d.detail, d.created_at, old.updated_at, old.worker,"
+    " old.lease_until, old.lease_exclusive")
 
 
 def _check_state(state: str) -> None:
@@ -575,6 +605,49 @@ class PostgresLedger:
                 self.store.execute(
                     f"UPDATE deliveries d SET state = 'in_flight', attempts = d.attempts + 1, updated_at = %s"
                     f" FROM {_KEYS} WHERE {_MATCH_KEY}", [self.store.now(), *_key_arrays(chunk)])
+
+    def claim_many(self, claims: Sequence[tuple[DeliveryKey, Delivery | None]], lease: Lease) -> set[DeliveryKey]:
+        claimed: set[DeliveryKey] = set()
+        with self.store.transaction():
+            for chunk in _chunks(list(claims)):
+                keys = [key for key, _ in chunk]
+                # One UPDATE: PostgreSQL checks the WHERE again on each row it locked, so a row another worker
+                # claimed (or renewed) since it was read is left alone.
+                rows = self.store.execute(
+                    "UPDATE deliveries d SET state = 'in_flight', attempts = d.attempts + 1, worker = %s,"
+                    " lease_until = %s, lease_exclusive = %s, updated_at = %s"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                    " %s::text[]) AS k(article, lang, channel, target, state, worker, lease_until)"
+                    f" WHERE {_MATCH_KEY} AND d.state = k.state AND d.worker IS NOT DISTINCT FROM k.worker"
+                    " AND d.lease_until IS NOT DISTINCT FROM k.lease_until"
+                    " RETURNING d.article, d.lang, d.channel, d.target",
+                    [lease.worker, format_time(lease.until), int(lease.exclusive), self.store.now(),
+                     *_key_arrays(keys), [row.state if row else "pending" for _, row in chunk],
+                     [row.worker if row else None for _, row in chunk],
+                     [row.lease_until if row else None for _, row in chunk]]).fetchall()
+                claimed.update(DeliveryKey(r["article"], r["lang"], r["channel"], r["target"]) for r in rows)
+        return claimed
+
+    def claim_queued(self, article: str, channel: str, lease: Lease, now: datetime, limit: int) -> list[Delivery]:
+        found: list[Delivery] = []
+        stamp = format_time(now)
+        with self.store.transaction():
+            for state, expired, extra in (("in_flight", " AND (lease_until IS NULL OR lease_until < %s)", [stamp]),
+                                          ("unconfirmed", "", []), ("pending", "", [])):
+                if len(found) >= limit:
+                    break
+                rows = self.store.execute(
+                    _CLAIM_QUEUED.format(expired=expired),
+                    [lease.worker, format_time(lease.until), self.store.now(), state, article, channel, *extra,
+                     limit - len(found)]).fetchall()
+                found += [_delivery(row) for row in sorted(rows, key=lambda row: int(row["id"]))]
+        return found
+
+    def renew(self, worker: str, until: datetime) -> int:
+        cursor = self.store.execute(
+            "UPDATE deliveries SET lease_until = %s WHERE state = 'in_flight' AND worker = %s",
+            (format_time(until), worker))
+        return max(int(cursor.rowcount), 0)
 
     def mark(
         self,
@@ -900,6 +973,14 @@ class PostgresSubscribers:
                                  (subscriber_id,)).fetchone()
         return _subscriber(row) if row else None
 
+    def get_many(self, email_keys: Iterable[str]) -> dict[str, Subscriber]:
+        found: dict[str, Subscriber] = {}
+        for chunk in _chunks(list(dict.fromkeys(email_keys))):
+            rows = self.store.execute(f"SELECT email_key, {_SUBSCRIBER_COLUMNS} FROM subscribers"
+                                      " WHERE email_key = ANY(%s::text[])", (list(chunk),)).fetchall()
+            found.update((row["email_key"], _subscriber(row)) for row in rows)
+        return found
+
     def set_status(self, email_key: str, status: str, reason: str | None, *,
                    unless_status: Sequence[str] = ()) -> bool:
         # One UPDATE: PostgreSQL checks the WHERE again on the row it locked, so a status another writer set
@@ -1189,6 +1270,11 @@ class PostgresJobs:
             "UPDATE jobs SET state = %s, last_error = %s, lease_until = NULL, updated_at = %s"
             " WHERE id = %s AND state = 'running' AND lease_owner = %s",
             ("failed" if error else "done", error, self.store.now(), job_id, owner))
+        return int(cursor.rowcount) == 1
+
+    def finish_shared(self, job_id: int) -> bool:
+        cursor = self.store.execute("UPDATE jobs SET state = 'done', updated_at = %s WHERE id = %s AND state = 'pending'",
+                                    (self.store.now(), job_id))
         return int(cursor.rowcount) == 1
 
     def _held(self, job_id: int, owner: str) -> Job | None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from publisher.delivery import STATES, Delivery, DeliveryKey
+from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import PublisherError, StorageError
 from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, Job, Mark, format_time, take_tokens,
                                         utc_now)
@@ -396,6 +396,7 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
         attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
         updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
+        worker=row["worker"], lease_until=row["lease_until"], lease_exclusive=bool(row["lease_exclusive"]),
     )
 
 
@@ -457,6 +458,37 @@ class SqliteLedger:
         with self.store.transaction():
             for chunk in _chunks(keys):
                 self.conn.execute(*_begin_many_sql(chunk, self.store.now()))
+
+    def claim_many(self, claims: Sequence[tuple[DeliveryKey, Delivery | None]], lease: Lease) -> set[DeliveryKey]:
+        claimed: set[DeliveryKey] = set()
+        if not claims:
+            return claimed
+        with self.store.transaction():   # BEGIN IMMEDIATE: nobody writes between the compare and the set
+            for chunk in _chunks(list(claims)):
+                for row in self.conn.execute(*_claim_many_sql(chunk, lease, self.store.now())).fetchall():
+                    claimed.add(DeliveryKey(row[0], row[1], row[2], row[3]))
+        return claimed
+
+    def claim_queued(self, article: str, channel: str, lease: Lease, now: datetime, limit: int) -> list[Delivery]:
+        found: list[Delivery] = []
+        ids: list[int] = []
+        with self.store.transaction():   # BEGIN IMMEDIATE: two workers never both read the same rows free
+            for sql, params in _queued_sql(article, channel, format_time(now)):
+                if len(found) >= limit:
+                    break
+                for row in self.conn.execute(sql, [*params, limit - len(found)]).fetchall():
+                    ids.append(int(row["id"]))
+                    found.append(_delivery(row))
+            for chunk in _chunks(ids):
+                self.conn.execute(
+                    f"UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, worker = ?, lease_until = ?,"
+                    f" lease_exclusive = 0, updated_at = ? WHERE id IN ({', '.join('?' * len(chunk))})",
+                    [lease.worker, format_time(lease.until), self.store.now(), *chunk])
+        return found
+
+    def renew(self, worker: str, until: datetime) -> int:
+        cursor = self.conn.execute(*_renew_sql(worker, format_time(until)))
+        return max(cursor.rowcount, 0)
 
     def mark(
         self,
@@ -609,6 +641,11 @@ class SqliteLedger:
             "mark": _mark_sql(key, "sent", None, None, None, None, "now"),
             "mark_many": _mark_many_sql([(k, "sent", None, None, None, {}) for k in two], "now"),
             "ensure_pending": (_ENSURE_PENDING_SQL, ["a", "en", "c", "t", "now", "now"]),
+            "claim_many": _claim_many_sql([(key, None), (two[1], None)], Lease("w", datetime.now().astimezone()),
+                                          "now"),
+            "renew": _renew_sql("w", "now"),
+            **{f"claim_queued {i}": (sql, [*params, 100])
+               for i, (sql, params) in enumerate(_queued_sql("article", "email", "now"))},
             "rows": _rows_sql(None, None, None, None, 0, 1000),
             "articles": _articles_sql(20),
             "articles (all)": _articles_sql(None),
@@ -628,7 +665,7 @@ class SqliteLedger:
 # --- the ledger's statements: built here, so ``query_plans`` explains exactly what the methods run ----------
 
 _COLUMNS = "id, article, lang, channel, target, state, remote_id, remote_url, attempts, last_error, detail, " \
-           "created_at, updated_at"
+           "created_at, updated_at, worker, lease_until, lease_exclusive"
 
 
 def _get_sql(key: DeliveryKey) -> tuple[str, list[Any]]:
@@ -655,6 +692,38 @@ def _begin_many_sql(keys: Sequence[DeliveryKey], now: str) -> tuple[str, list[An
     return ("WITH k(article, lang, channel, target) AS (VALUES " + ", ".join(["(?, ?, ?, ?)"] * len(keys))
             + ") UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, updated_at = ? "
             f"FROM k WHERE {_MATCH_KEY}", [*_key_values(keys), now])
+
+
+def _claim_many_sql(claims: Sequence[tuple[DeliveryKey, Delivery | None]], lease: Lease,
+                    now: str) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    for key, row in claims:
+        params += [key.article, key.lang, key.channel, key.target, row.state if row else "pending",
+                   row.worker if row else None, row.lease_until if row else None]
+    return ("WITH k(article, lang, channel, target, state, worker, lease_until) AS (VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(claims))
+            + ") UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, worker = ?, lease_until = ?,"
+            " lease_exclusive = ?, updated_at = ? FROM k WHERE " + _MATCH_KEY
+            + " AND deliveries.state = k.state AND deliveries.worker IS k.worker"
+            " AND deliveries.lease_until IS k.lease_until"
+            " RETURNING deliveries.article, deliveries.lang, deliveries.channel, deliveries.target",
+            [*params, lease.worker, format_time(lease.until), int(lease.exclusive), now])
+
+
+def _queued_sql(article: str, channel: str, now: str) -> list[tuple[str, list[Any]]]:
+    """The shared queue's reads, in the order it takes rows: leases that ran out, then unconfirmed, then pending
+    (each ``... LIMIT ?``, the limit bound last)."""
+    head = f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_state_article WHERE state = ? AND article = ?" \
+           " AND channel = ?"
+    return [(head + " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?",
+             ["in_flight", article, channel, now]),
+            (head + " ORDER BY id LIMIT ?", ["unconfirmed", article, channel]),
+            (head + " ORDER BY id LIMIT ?", ["pending", article, channel])]
+
+
+def _renew_sql(worker: str, until: str) -> tuple[str, list[Any]]:
+    return ("UPDATE deliveries INDEXED BY deliveries_state SET lease_until = ? WHERE state = 'in_flight'"
+            " AND worker = ?", [until, worker])
 
 
 def _mark_sql(key: DeliveryKey, state: str, remote_id: str | None, remote_url: str | None, error: str | None,
@@ -905,6 +974,14 @@ class SqliteSubscribers:
             f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)
         ).fetchone()
         return _subscriber(row) if row else None
+
+    def get_many(self, email_keys: Iterable[str]) -> dict[str, Subscriber]:
+        found: dict[str, Subscriber] = {}
+        for chunk in _chunks(list(dict.fromkeys(email_keys)), 500):
+            rows = self.conn.execute(f"SELECT email_key, {_SUBSCRIBER_COLUMNS} FROM subscribers"
+                                     f" WHERE email_key IN ({', '.join('?' * len(chunk))})", list(chunk)).fetchall()
+            found.update((row["email_key"], _subscriber(row)) for row in rows)
+        return found
 
     def set_status(self, email_key: str, status: str, reason: str | None, *,
                    unless_status: Sequence[str] = ()) -> bool:
@@ -1208,6 +1285,11 @@ class SqliteJobs:
             "UPDATE jobs SET state = ?, last_error = ?, lease_until = NULL, updated_at = ?"
             " WHERE id = ? AND state = 'running' AND lease_owner = ?",
             ("failed" if error else "done", error, self.store.now(), job_id, owner))
+        return cursor.rowcount == 1
+
+    def finish_shared(self, job_id: int) -> bool:
+        cursor = self.conn.execute("UPDATE jobs SET state = 'done', updated_at = ? WHERE id = ? AND state = 'pending'",
+                                   (self.store.now(), job_id))
         return cursor.rowcount == 1
 
     def retry(self, job_id: int, owner: str, due_at: datetime, error: str) -> bool:
