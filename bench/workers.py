@@ -21,18 +21,23 @@ the limit: each worker has few connections, so one is latency bound).
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
-import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
-from typing import Any
+
+# bench/ holds email.py: drop it from the import path so `import email` finds the standard library.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -129,7 +134,7 @@ def cli(root: Path, *args: str, **options: Any) -> subprocess.CompletedProcess[s
 # --- one worker, timed ---------------------------------------------------------------------------------------
 
 
-def timed_worker(root: Path, stats: Path) -> None:
+def timed_worker(root: Path, stats: Path, profile: Path | None = None) -> None:
     """``publisher worker --until-idle`` in this process, its claims of queued rows timed: the count, the total
     seconds and the rows they claimed go to ``stats`` (JSON) at the end."""
     import atexit
@@ -159,14 +164,29 @@ def timed_worker(root: Path, stats: Path) -> None:
     sys.argv = ["publisher", "--site", str(root), "worker", "--until-idle", "--poll", "0.2"]
     from publisher.cli import main
 
-    main()
+    if profile is None:
+        main()
+        return
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(main)
+    except SystemExit:
+        pass
+    finally:
+        profiler.disable()
+        with profile.open("w", encoding="utf-8") as out:
+            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(40)
 
 
 # --- a round -----------------------------------------------------------------------------------------------
 
 
 def one_round(folder: Path, server: str, workers: int, n: int, port: int, connections: int,
-              batch: int) -> dict[str, Any]:
+              batch: int, profile: Path | None = None) -> dict[str, Any]:
     import psycopg
 
     schema = f"bench_{secrets.token_hex(4)}"
@@ -183,10 +203,11 @@ def one_round(folder: Path, server: str, workers: int, n: int, port: int, connec
         load_before = os.getloadavg()
         started = time.perf_counter()
         stats = [folder / f"stats-{workers}-{i}.json" for i in range(workers)]
-        procs = [subprocess.Popen([sys.executable, __file__, "--timed-worker", str(root), "--stats", str(path)],
+        procs = [subprocess.Popen([sys.executable, __file__, "--timed-worker", str(root), "--stats", str(path)]
+                                  + (["--profile-to", str(profile / f"worker-{workers}-{i}.txt")] if profile else []),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                                   env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
-                 for path in stats]
+                 for i, path in enumerate(stats)]
         outputs = [proc.communicate(timeout=3600) for proc in procs]
         wall = time.perf_counter() - started
         load_after = os.getloadavg()
@@ -222,11 +243,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200, help="WORKER_BATCH_SIZE (default 200)")
     parser.add_argument("--latency", type=float, default=20.0, help="the sinks' reply latency in ms (default 20)")
     parser.add_argument("--sinks", type=int, default=2, help="sink processes sharing the port (default 2)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write each worker's cProfile (cumulative and own time) into this folder")
     parser.add_argument("--timed-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stats", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.timed_worker:
-        timed_worker(Path(args.timed_worker), args.stats)
+        timed_worker(Path(args.timed_worker), args.stats, args.profile_to)
         return
     server = os.environ.get("PUBLISHER_TEST_POSTGRES_URL")
     if not server:   # a throwaway server of our own, as the tests get one
@@ -238,7 +262,10 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
             for count in counts:
-                result = one_round(Path(folder), server, count, args.n, port, args.connections, args.batch)
+                if args.profile is not None:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                result = one_round(Path(folder), server, count, args.n, port, args.connections, args.batch,
+                                   args.profile)
                 results.append(result)
                 print(f"{count} worker(s): {result['sent']:,} sent in {result['span']:.1f} s "
                       f"({result['rate']:,.0f} msg/s; wall {result['wall']:.1f} s with start-up, "
