@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
-from publisher.delivery import (Attempt, Delivery, DeliveryKey, DeliveryReport, Lease, LockRequest, LookupFailed,
+from publisher.delivery import (Attempt, Delivery, DeliveryReport, Lease, LockRequest, LookupFailed,
                                 LookupUnsupported, Outcome, Planned, Rendition)
 
 if TYPE_CHECKING:
@@ -597,7 +597,7 @@ QUEUE_CHANNELS = ("email",)   # channels whose deliveries a queue can share out:
 @dataclass
 class QueueRun:
     """One worker's turn at a queued bulletin: what it did (``results``, ``reports``), how many it sent, and
-    whether the bulletin is finished (no row left pending, in doubt or in flight)."""
+    whether the bulletin is finished (no row left pending or in flight)."""
 
     results: list[Result]
     reports: list[DeliveryReport]
@@ -634,9 +634,11 @@ def queue(site: Site, paths: Sequence[Path], *, channels: Sequence[str], langs: 
 
 
 def _enqueue(site: Site, channel: Channel, batch: Batch, options: RunOptions) -> list[DeliveryReport]:
-    """Render, then write the rows of every delivery the workers are to make (a failed one back to pending, one
-    left in flight by a run that is gone to unconfirmed: in doubt, resent as a possible duplicate) and a send
-    job per bulletin; one line per bulletin and language: how many are queued."""
+    """Render, then write the rows of every delivery the workers are to make (a failed one back to pending; one
+    in doubt, unconfirmed or left in flight by a run that is gone, in flight: the workers take it once its lease,
+    if any, has run out, and re-send it as a possible duplicate) and a send job per bulletin; one line per
+    bulletin and language: how many are queued. (An ``unconfirmed`` outcome during the queue's run stays
+    unconfirmed: the queue does not retry it within the run, as ``send_all`` does not.)"""
     from collections import Counter
 
     from publisher.scheduler import SEND, site_path, wall_clock
@@ -660,9 +662,9 @@ def _enqueue(site: Site, channel: Channel, batch: Batch, options: RunOptions) ->
                 if state == "failed":
                     marks.append((attempt.key, "pending", None, None, attempt.previous.last_error
                                   if attempt.previous else None, None))
-                elif state == "in_flight":   # its run is gone (we hold the lock) or its lease ran out
-                    marks.append((attempt.key, "unconfirmed", None, None, "left in flight by a run that stopped",
-                                  None))
+                elif state == "unconfirmed":   # in doubt: in flight for the queue, re-sent as a possible duplicate
+                    marks.append((attempt.key, "in_flight", None, None, attempt.previous.last_error
+                                  if attempt.previous else None, None))
                 if len(marks) >= CLAIM_BATCH:
                     ledger.mark_many(marks)
                     marks = []
@@ -697,14 +699,25 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
                console: Console | None = None, stopping: Callable[[], bool] = lambda: False,
                clock: Callable[[], float] | None = None) -> QueueRun:
     """A worker's turn at a queued bulletin (``publish --queue``): render it as the queue did, then claim
-    batches of its rows (``Ledger.claim_queued``: pending, in doubt, or in flight under a lease that ran out),
+    batches of its rows (``Ledger.claim_queued``: pending, or in flight under a lease that ran out, or none),
     send them with this worker's own connections and mark each outcome, until no row is left to claim (or
     ``stopping()``, or the channel stops the run). Other workers do the same at the same time: the claims
     never overlap, and the leases keep a live worker's rows its own."""
+    import time
+    from datetime import timezone
+
     from publisher.article import load_stories
 
     options = RunOptions(console=console, worker=worker)
     check_site_settings(site)
+    ledger = site.ledger()
+    left = ledger.counts(article, channel, states=("pending", "in_flight"))
+    if not left["pending"]:   # a cheap look first: a worker polling a bulletin others finish renders nothing
+        now = datetime.fromtimestamp((clock or time.time)(), timezone.utc)
+        mine = Lease(worker or "?", now)
+        if not any(not row.leased_elsewhere(mine, now)
+                   for row in ledger.rows(article=article, channel=channel, state="in_flight")):
+            return QueueRun([], [], 0, finished=not left["in_flight"])
     stories = [story for story in load_stories(list(paths), site) if story.slug == article]
     batch, _ = choose_versions(site, stories, langs or site.languages, options)
     [chosen] = channels_for(site, [channel])
@@ -715,7 +728,7 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     renditions = [r for r in chosen.render_many(batch, ctx) if r.article == article]     # Formatter
     size = batch_size or int(site.config.get("WORKER_BATCH_SIZE"))
     results = _send_queued(site, chosen, renditions, ctx, article, size, stopping) if renditions else []
-    left = site.ledger().counts(article, chosen.name, states=("pending", "unconfirmed", "in_flight"))
+    left = ledger.counts(article, chosen.name, states=("pending", "in_flight"))
     stopped = _halted(chosen, results)
     return QueueRun(results, chosen.report(results, ctx) + stopped,
                     sum(1 for r in results if r.outcome is not None and r.outcome.state == "sent"),
@@ -744,9 +757,9 @@ def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], 
             if not exhausted and (halt is not None or stopping()):
                 exhausted = True   # claim nothing more; what was claimed and not sent goes back to pending
                 reason = halt.error if halt is not None and halt.error else "the worker stopped"
-                while todo:   # never submitted: back as they were (in doubt stays in doubt)
+                while todo:   # never submitted: back as they were (in doubt stays in flight, taken after the lease)
                     attempt = todo.popleft()
-                    marks.append((attempt.key, "unconfirmed" if attempt.in_doubt else "pending", None, None,
+                    marks.append((attempt.key, "in_flight" if attempt.in_doubt else "pending", None, None,
                                   reason, None))
                     results.append(_result(attempt, Outcome.deferred(reason)))
             if not exhausted and not todo:
@@ -772,13 +785,23 @@ def _claim_queued(site: Site, channel: Channel, renditions: Sequence[Rendition],
                   leases: _Leases, article: str, batch_size: int, results: list[Result]) -> list[Attempt]:
     """Claim the next batch of the bulletin's rows, fetch their subscribers in one go, and make each an attempt
     the way ``send_all`` would (``channel.deliveries`` for their rendition, ``decide``); a subscriber who
-    unsubscribed (or stopped following the theme) since the queueing is marked skipped with a note."""
+    unsubscribed (or stopped following the theme) since the queueing is marked skipped with a note. A batch
+    that holds nobody to send to is followed by the next; [] only when nothing is left to claim."""
+    while True:
+        # A claim cut by a lost connection is rolled back and made again (one committed just before the loss
+        # leaves its rows in flight under this worker's lease: re-sent as possible duplicates once it runs out).
+        rows = again_if_lost(lambda: site.ledger().claim_queued(article, channel.name, leases.lease(), leases.now(),
+                                                                batch_size))
+        if not rows:
+            return []
+        attempts = _queued_attempts(site, channel, renditions, ctx, rows, results)
+        if attempts:
+            return attempts
+
+
+def _queued_attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
+                     rows: Sequence[Delivery], results: list[Result]) -> list[Attempt]:
     ledger = site.ledger()
-    # A claim cut by a lost connection is rolled back and made again (one committed just before the loss
-    # leaves its rows in flight under this worker's lease: re-sent as possible duplicates once it runs out).
-    rows = again_if_lost(lambda: ledger.claim_queued(article, channel.name, leases.lease(), leases.now(), batch_size))
-    if not rows:
-        return []
     found = site.subscribers().get_many(row.key.target for row in rows)
     claimed_ctx = replace(ctx, audience=_Claimed(list(found.values())))
     planned = {p.key: p for p in channel.deliveries(renditions, claimed_ctx)}

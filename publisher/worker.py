@@ -152,20 +152,33 @@ class Worker:
             if self.stopping.is_set():
                 break
             if job.due_at <= self.clock():
-                runs.append(self._share(job))
+                run = self._share(job)
+                if run.sent or run.outcome != "shared":   # a look that found only others' rows is no run
+                    runs.append(run)
         return runs
 
     def _share(self, job: Job) -> JobRun:
         from publisher import pipeline
 
+        import time
+
         paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
+        looked = [time.monotonic(), False]
+
+        def stopping() -> bool:
+            """SIGTERM, or the job cancelled (``schedule cancel``): looked up once per poll interval."""
+            if self.stopping.is_set():
+                return True
+            if time.monotonic() - looked[0] >= self.poll:
+                now = self.jobs.get(job.id)
+                looked[:] = [time.monotonic(), now is None or now.state != "pending"]
+            return bool(looked[1])
 
         def turn_at_it() -> pipeline.QueueRun:
             return pipeline.send_queue(self.site, paths, article=str(job.payload["article"]),
                                        channel=str(job.payload.get("channel", "email")),
                                        langs=job.payload.get("langs") or None, worker=self.owner,
-                                       batch_size=self.batch_size, console=self.console,
-                                       stopping=self.stopping.is_set)
+                                       batch_size=self.batch_size, console=self.console, stopping=stopping)
 
         try:
             # A turn cut by a lost connection (a PostgreSQL restart) is taken again at once; a database that
@@ -180,7 +193,11 @@ class Worker:
             self._say(run)
             return run
         mine = f"{turn.sent} sent by this worker ({self.owner})"
-        if turn.stopped is not None:   # the channel stopped the run (a quota, a server down): all wait, later
+        now = self.jobs.get(job.id)
+        if now is not None and now.state == "cancelled":
+            run = JobRun(job, "released", f"{mine}; the job was cancelled: the rest is left pending", turn.reports,
+                         sent=turn.sent)
+        elif turn.stopped is not None:   # the channel stopped the run (a quota, a server down): all wait, later
             due = self.retry.due(self.clock(), turn.stopped.retry_at, job.attempts + 1)
             self.jobs.schedule(job.kind, job.key, job.payload, due)
             run = JobRun(job, "retry", f"{mine}; {turn.stopped.note.split(';')[0]}; tried again at "

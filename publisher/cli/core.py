@@ -425,12 +425,12 @@ def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_a
     out = console()
     if show_all:
         click.echo("\t".join(("article", "language", "channel", "target", "state", "attempts", "where",
-                               "updated", "last error")))
+                               "updated", "last error", "worker")))
         for slug in slugs:
             for row in ledger.rows(article=slug, channel=channel):
                 click.echo("\t".join((row.key.article, row.key.lang, row.key.channel, row.key.target, row.state,
                                        str(row.attempts), row.remote_url or "", _updated(row.updated_at),
-                                       _one_line(row.last_error))))
+                                       _one_line(row.last_error), row.worker or "")))
         return
     for slug in slugs:
         summary = ledger.summary(article=slug, channel=channel)
@@ -444,14 +444,17 @@ def _status_detail(ledger: Ledger, slugs: list[str], channel: str | None, show_a
                                           for (_, lang, chan), counts in summary.items()],
                     wide=wide, title=slug)
         rows: list[list[Any]] = []
-        for row in islice(ledger.rows(article=slug, channel=channel), _SHOWN):
+        shown = list(islice(ledger.rows(article=slug, channel=channel), _SHOWN))
+        workers = any(row.worker for row in shown)   # who sent what (issue 14); older rows have no worker
+        for row in shown:
             rows.append([row.key.lang, row.key.channel, row.key.target, _header(row.state), str(row.attempts),
                          row.remote_url or "", Short(_updated(row.updated_at), _compact(row.updated_at, tz)),
-                         _one_line(row.last_error)])
+                         _one_line(row.last_error), *([row.worker or ""] if workers else [])])
         columns = [Column("lang", min_width=4), Column("channel", min_width=8),
                    Column("target", min_width=10, drop=3), Column("state", whole=True),
                    Column("tries", whole=True, drop=1), Column("where", min_width=12, drop=4),
-                   Column("updated", whole=True, drop=2), Column("last error", min_width=16, drop=5)]
+                   Column("updated", whole=True, drop=2), Column("last error", min_width=16, drop=5),
+                   *([Column("worker", min_width=10, drop=1)] if workers else [])]
         print_table(out, columns, rows, wide=wide, title=f"{slug}: deliveries")
         total = sum(sum(counts.values()) for counts in summary.values())
         if total > len(rows):

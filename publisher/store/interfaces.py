@@ -76,7 +76,7 @@ class Ledger(Protocol):
 
     def claim_queued(self, article: str, channel: str, lease: Lease, now: datetime, limit: int) -> list[Delivery]:
         """The shared queue: claim up to ``limit`` rows of one bulletin that are in flight under a lease that ran
-        out before ``now`` (or none), ``unconfirmed``, or ``pending``, in that order and by id, for ``lease``;
+        out before ``now`` (or none: in doubt) or ``pending``, in that order and by id, for ``lease``;
         rows another worker is claiming at the same moment are skipped (PostgreSQL: ``FOR UPDATE SKIP LOCKED``;
         SQLite: one write transaction). Return them as they were before the claim."""
         ...

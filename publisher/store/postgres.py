@@ -633,7 +633,7 @@ class PostgresLedger:
         stamp = format_time(now)
         with self.store.transaction():
             for state, expired, extra in (("in_flight", " AND (lease_until IS NULL OR lease_until < %s)", [stamp]),
-                                          ("unconfirmed", "", []), ("pending", "", [])):
+                                          ("pending", "", [])):
                 if len(found) >= limit:
                     break
                 rows = self.store.execute(

@@ -711,13 +711,12 @@ def _claim_many_sql(claims: Sequence[tuple[DeliveryKey, Delivery | None]], lease
 
 
 def _queued_sql(article: str, channel: str, now: str) -> list[tuple[str, list[Any]]]:
-    """The shared queue's reads, in the order it takes rows: leases that ran out, then unconfirmed, then pending
-    (each ``... LIMIT ?``, the limit bound last)."""
+    """The shared queue's reads, in the order it takes rows: leases that ran out, then pending (each
+    ``... LIMIT ?``, the limit bound last)."""
     head = f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_state_article WHERE state = ? AND article = ?" \
            " AND channel = ?"
     return [(head + " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?",
              ["in_flight", article, channel, now]),
-            (head + " ORDER BY id LIMIT ?", ["unconfirmed", article, channel]),
             (head + " ORDER BY id LIMIT ?", ["pending", article, channel])]
 
 

@@ -93,5 +93,6 @@ def test_kill_9_of_one_of_three_workers_mid_bulletin(smtp_site: Site, smtp_serve
     for address in in_flight:                   # taken over by a live worker, flagged
         state, worker, detail = final[address]
         assert mark not in worker and detail.get("possible_duplicate"), (address, worker, detail)
-    survivors = {worker for _, worker, _ in final.values()}
-    assert any(f":{workers[0].pid}:" in w for w in survivors) and any(f":{workers[2].pid}:" in w for w in survivors)
+    # Every row names the worker that sent it: one of the three (the killed one for what it had marked sent).
+    pids = {f":{worker.pid}:" for worker in workers}
+    assert all(any(pid in worker for pid in pids) for _, worker, _ in final.values())

@@ -88,7 +88,7 @@ def holders(site: Site, state: str = "in_flight") -> set[str]:
 
 
 def test_publish_queue_then_two_workers_share_the_bulletin_each_recipient_once(
-        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result]) -> None:
+        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result], backend: str) -> None:
     everyone = add_subscribers(smtp_site, 60)
     queued = cli("publish", ARTICLE, "--channel", "email", "--queue", "--json")
     assert queued.exit_code == 0, queued.output
@@ -124,6 +124,16 @@ def test_publish_queue_then_two_workers_share_the_bulletin_each_recipient_once(
     done = smtp_site.store().jobs.get(job.id)
     assert done is not None and done.state == "done"
     assert any(run.outcome == "done" for one in workers for run in one.runs)
+
+    # who sent what: status shows each row's worker, --json and --all carry it
+    shown = cli("status", ARTICLE, "--wide")
+    assert shown.exit_code == 0 and all(owner in shown.stdout for owner in by_worker), shown.stdout
+    as_json = [json.loads(line) for line in cli("status", ARTICLE, "--json").stdout.splitlines()]
+    assert {line["worker"] for line in as_json if line["state"] == "sent"} == set(by_worker)
+    listed = cli("status", ARTICLE, "--all").stdout.splitlines()
+    assert listed[0].split("\t")[-1] == "worker" and {line.split("\t")[-1] for line in listed[1:]} <= set(by_worker)
+    # the bulletin's lock is the database's own on PostgreSQL: no lock file anywhere
+    assert (smtp_site.state_dir / "locks").exists() == (backend == "sqlite")
 
 
 def test_a_plain_publish_while_workers_send_a_queued_bulletin_never_sends_twice(
@@ -189,3 +199,80 @@ def test_queue_dry_run_says_what_it_would_queue_and_writes_nothing(smtp_site: Si
         ("en", "dry-run", "would queue for the workers: 2 recipients"),
         ("ko", "dry-run", "would queue for the workers: 2 recipients")}
     assert not list(smtp_site.ledger().rows()) and not smtp_site.store().jobs.list()
+
+
+def test_queued_rows_left_in_doubt_are_resent_as_possible_duplicates_and_sent_ones_never(
+        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result]) -> None:
+    from publisher.delivery import DeliveryKey
+
+    everyone = add_subscribers(smtp_site, 6)
+    ledger = smtp_site.ledger()
+
+    def key(i: int) -> DeliveryKey:
+        return DeliveryKey(SLUG, "en", "email", f"reader{i:03d}@example.org")
+
+    ledger.begin(key(1))                      # left in flight by a crash before leases existed
+    ledger.mark(key(2), "unconfirmed", error="no answer from the provider")
+    ledger.mark(key(4), "sent")
+    queued = cli("publish", ARTICLE, "--channel", "email", "--queue", "--json")
+    assert queued.exit_code == 0, queued.output
+    notes = {line["lang"]: line["note"] for line in map(json.loads, queued.stdout.splitlines())}
+    assert notes == {"en": "queued for the workers: 3 recipients; 1 already sent",
+                     "ko": "queued for the workers: 2 recipients"}
+    worker = WorkerThread(smtp_site)
+    worker.start()
+    assert worker.finish() == 5
+    assert set(smtp_server.handler.received()) == everyone - {"reader004@example.org"}
+    rows = ledger.get_many([key(i) for i in (1, 2, 5)])
+    assert {i: rows[key(i)].detail.get("possible_duplicate", False) for i in (1, 2, 5)} == {1: True, 2: True, 5: False}
+    assert {row.state for row in rows.values()} == {"sent"}
+
+
+def test_two_worker_processes_share_a_queued_bulletin(smtp_site: Site, smtp_server: SmtpServer,
+                                                      cli: Callable[..., Result]) -> None:
+    """The real ``publisher worker`` processes, with a short lease and batch from the environment."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    everyone = add_subscribers(smtp_site, 40)
+    assert cli("publish", ARTICLE, "--channel", "email", "--queue").exit_code == 0
+    opened = gate(smtp_server)
+    env = {**os.environ, "COLUMNS": "200", "WORKER_LEASE_SECONDS": "2", "WORKER_BATCH_SIZE": "4",
+           "WORKER_POLL_SECONDS": "0.1"}
+    workers = [subprocess.Popen([sys.executable, "-m", "publisher", "--site", str(smtp_site.root), "worker",
+                                 "--until-idle"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for _ in range(2)]
+    try:
+        wait_for(lambda: len(holders(smtp_site)) == 2, "both worker processes claim a batch")
+    finally:
+        opened.set()
+    owners = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, out + err
+        owners.append(re.search(r"Worker (\S+) watching", err).group(1))   # type: ignore[union-attr]
+        assert f"sent by this worker ({owners[-1]})" in err, err
+    received = smtp_server.handler.received()
+    assert set(received) == everyone and set(received.values()) == {1}
+    sent_by = [row.worker for row in smtp_site.ledger().rows(article=SLUG, channel="email")]
+    assert set(sent_by) == set(owners)   # each sent some; nobody else did
+
+
+def test_cancelling_the_queued_job_stops_the_workers_and_leaves_the_rest_pending(
+        smtp_site: Site, smtp_server: SmtpServer, cli: Callable[..., Result]) -> None:
+    add_subscribers(smtp_site, 30)
+    assert cli("publish", ARTICLE, "--channel", "email", "--queue").exit_code == 0
+    [job] = smtp_site.store().jobs.list(["pending"], kind="send")
+    opened = gate(smtp_server)
+    worker = WorkerThread(smtp_site, batch_size=6)
+    worker.start()
+    wait_for(lambda: bool(holders(smtp_site)), "the worker claims a batch")
+    assert cli("schedule", "cancel", str(job.id)).exit_code == 0
+    opened.set()
+    sent = worker.finish()
+    assert 0 < sent < 30 and len(smtp_server.handler.received()) == sent
+    counts = smtp_site.ledger().counts(SLUG, "email", states=["sent", "pending", "in_flight"])
+    assert counts == {"sent": sent, "pending": 30 - sent, "in_flight": 0}
+    assert [run.outcome for run in worker.runs if run.job.id == job.id] == ["released"]
