@@ -591,6 +591,8 @@ class _Leases:
 
 # --- the shared queue: publish --queue, and the workers that share a bulletin ---------------------------------
 
+QUEUE_MARK_EVERY = 50       # a queue worker marks its outcomes this many at a time...
+QUEUE_MARK_SECONDS = 0.25   # ...or this often, and before each claim
 QUEUE_CHANNELS = ("email",)   # channels whose deliveries a queue can share out: one per recipient, in-doubt resent
 
 
@@ -737,14 +739,27 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
 
 def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
                  article: str, batch_size: int, stopping: Callable[[], bool]) -> list[Result]:
-    """``send_all``'s loop over claimed batches: at most ``sender.capacity`` in flight, each outcome marked as it
-    comes (those that came together in one transaction), the lease renewed from the loop."""
+    """``send_all``'s loop over claimed batches: at most ``sender.capacity`` in flight, the lease renewed from the
+    loop. The outcomes are marked together, every ``QUEUE_MARK_EVERY`` of them or ``QUEUE_MARK_SECONDS``, and
+    before the next claim: the batch's rows are already in flight under this worker's lease, so a mark made a
+    moment later changes nothing a crash could leave (at most the claimed batch, re-sent as possible duplicates),
+    and a transaction per outcome was most of a worker's time (bench/workers.py)."""
     from collections import deque
 
     ledger = site.ledger()
     audience = site.subscribers()
     results: list[Result] = []
     todo: deque[Attempt] = deque()
+    waiting: list[Mark] = []   # outcomes not yet marked
+    marked_at = ctx.clock()
+
+    def flush() -> None:
+        nonlocal waiting, marked_at
+        if waiting:   # one transaction (mark_many's), made again if the server dropped the connection in it
+            done, waiting = waiting, []
+            again_if_lost(lambda: ledger.mark_many(done))
+        marked_at = ctx.clock()
+
     with _Leases(site, ctx) as leases, channel.open(renditions, ctx) as sender:
         in_flight, exhausted = 0, False
         while True:
@@ -762,11 +777,13 @@ def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], 
                     marks.append((attempt.key, "in_flight" if attempt.in_doubt else "pending", None, None,
                                   reason, None))
                     results.append(_result(attempt, Outcome.deferred(reason)))
+            waiting += marks
             if not exhausted and not todo:
+                flush()   # what this worker holds in flight stays within one batch
                 todo.extend(_claim_queued(site, channel, renditions, ctx, leases, article, batch_size, results))
                 exhausted = not todo
-            if marks:   # one transaction (mark_many's), made again if the server dropped the connection in it
-                again_if_lost(lambda: ledger.mark_many(marks))
+            if len(waiting) >= QUEUE_MARK_EVERY or ctx.clock() - marked_at >= QUEUE_MARK_SECONDS:
+                flush()
             for attempt, outcome in finished:
                 if outcome.bounced:
                     audience.mark_bounced(attempt.key.target, reason=outcome.error, article=attempt.key.article)
@@ -777,6 +794,7 @@ def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], 
                 in_flight += 1
             leases.tick()
             if exhausted and not todo and not in_flight:
+                flush()
                 break
     return results
 
