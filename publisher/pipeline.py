@@ -129,7 +129,7 @@ def publish(
     from publisher.article import load_stories
     from publisher.scheduler import after_every_embargo, split_embargoed, wall_clock
 
-    options = RunOptions(force, dry_run, retry_unconfirmed, console, worker)
+    options = RunOptions(force, dry_run, retry_unconfirmed, console, worker or worker_id())   # one id a run
     check_site_settings(site)
     stories = load_stories(list(paths), site)                                     # Article
     stories, held = split_embargoed(stories, langs or site.languages, (clock or wall_clock)())   # publish_at

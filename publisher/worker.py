@@ -19,11 +19,9 @@ if TYPE_CHECKING:
     from publisher.site import Site
     from publisher.store.interfaces import Job, Jobs
 
-LEASE = timedelta(seconds=60)
 ONE_OFF = (scheduler.PUBLISH,)   # a publish --at, a publish_at, a deferred retry: they run once and are gone
 # What a reader sees: sent hours late it should be a person's choice. Housekeeping just runs late.
 HELD_WHEN_LATE = (scheduler.PUBLISH, scheduler.DIGEST)
-POLL_SECONDS = 2.0   # how often an idle worker looks for jobs another process added
 PROCESS_BOUNCES = "process_bounces"   # issue 13: `publisher bounces process` every BOUNCE_INTERVAL minutes
 # The jobs one worker claims and runs alone; a queued bulletin (scheduler.SEND) is shared by every worker instead.
 CLAIMED = (scheduler.PUBLISH, scheduler.DIGEST, scheduler.RETRY_UNCONFIRMED, scheduler.PURGE_PENDING, PROCESS_BOUNCES)
@@ -121,7 +119,7 @@ class Worker:
                 runs += self.run_shared()
                 if once or self.stopping.is_set():
                     break
-                if until_idle and self.jobs.next_due(ONE_OFF) is None and not self.jobs.list(["pending"], kind=scheduler.SEND):
+                if until_idle and self.jobs.next_due(ONE_OFF) is None and not self._shared_jobs():
                     break   # recurring jobs never run out; a queued bulletin does
                 upcoming = self.jobs.next_due(CLAIMED)
             except ConnectionLost:   # the server restarted under a claim (rolled back): look again, reconnected
@@ -148,7 +146,7 @@ class Worker:
         rows and send them beside the other workers (``pipeline.send_queue``). A bulletin whose only rows left
         are in other workers' hands is left to them: this worker looks again at its next poll."""
         runs: list[JobRun] = []
-        for job in self.jobs.list(["pending"], kind=scheduler.SEND):
+        for job in self._shared_jobs():
             if self.stopping.is_set():
                 break
             if job.due_at <= self.clock():
@@ -157,10 +155,13 @@ class Worker:
                     runs.append(run)
         return runs
 
-    def _share(self, job: Job) -> JobRun:
-        from publisher import pipeline
+    def _shared_jobs(self) -> list[Job]:
+        return [job for kind in SHARED for job in self.jobs.list(["pending"], kind=kind)]
 
+    def _share(self, job: Job) -> JobRun:
         import time
+
+        from publisher import pipeline
 
         paths = [self.site.root / Path(p) for p in job.payload.get("paths", [])]
         looked = [time.monotonic(), False]
@@ -182,14 +183,18 @@ class Worker:
 
         try:
             # A turn cut by a lost connection (a PostgreSQL restart) is taken again at once; a database that
-            # stays away (DatabaseUnreachable) stops the worker with its one line.
+            # stays away (DatabaseUnreachable) stops the worker with its one line, as in a claimed job.
             turn = pipeline.again_if_lost(turn_at_it)
         except DatabaseUnreachable:
             raise
-        except PublisherError as exc:   # the content or the settings: tried again after the backoff
+        except Exception as exc:   # the content, the settings, a bug: said, and tried again after the backoff
+            problem = str(exc) if isinstance(exc, PublisherError) else f"internal error: {type(exc).__name__}: {exc}"
             due = self.retry.due(self.clock(), None, job.attempts + 1)
-            self.jobs.schedule(job.kind, job.key, job.payload, due)
-            run = JobRun(job, "failed", f"{exc}; tried again at {scheduler.show_time(due, self.site.timezone)}")
+            try:
+                self.jobs.schedule(job.kind, job.key, job.payload, due)
+            except PublisherError:   # the database itself is away: the job stays due, the next poll tries again
+                due = self.clock()
+            run = JobRun(job, "failed", f"{problem}; tried again at {scheduler.show_time(due, self.site.timezone)}")
             self._say(run)
             return run
         mine = f"{turn.sent} sent by this worker ({self.owner})"

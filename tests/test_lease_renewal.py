@@ -121,3 +121,24 @@ def test_a_run_that_fails_gives_its_rows_back_in_doubt_at_once(site: Site) -> No
     now = datetime.fromtimestamp(channel.clock(), timezone.utc)
     left = list(site.ledger().rows(article=SLUG, channel="memory", state="in_flight"))
     assert left and not any(row.leased_elsewhere(Lease("next-run", now), now) for row in left)
+
+
+def test_a_row_another_worker_holds_is_left_to_it_and_once_its_lease_ran_out_is_in_doubt(site: Site) -> None:
+    """decide(): in flight under a live lease of another worker, "leased" (not sent, not in doubt); the same row
+    once that lease has run out is in doubt as before leases (a social channel: checked, never posted blindly)."""
+    from datetime import timedelta
+
+    key = DeliveryKey(SLUG, "en", "memory", "inbox")
+    site.ledger().ensure_pending([key])
+    now = datetime.now(timezone.utc)
+    assert site.ledger().claim_many([(key, None)], Lease("elsewhere:1:abc", now + timedelta(seconds=60))) == {key}
+    channel = MemoryChannel(site)
+    [line] = [r for r in pipeline.publish(site, [site.content_dir / f"{SLUG}.en.md"], channels=[channel],
+                                          langs=["en"]) if r.channel == "memory"]
+    assert (line.state, line.note) == ("in_flight", "another worker is sending it") and channel.delivered == []
+    site.ledger().renew("elsewhere:1:abc", now - timedelta(seconds=1))   # its worker died: the lease ran out
+    [line] = [r for r in pipeline.publish(site, [site.content_dir / f"{SLUG}.en.md"], channels=[channel],
+                                          langs=["en"]) if r.channel == "memory"]
+    assert line.state == "unconfirmed" and channel.delivered == []
+    row = site.ledger().get(key)
+    assert row is not None and row.state == "in_flight" and row.worker == "elsewhere:1:abc"
