@@ -3,6 +3,11 @@
 # folder, starts it on a free port listening on 127.0.0.1 only (password login, a random password), creates the
 # database `publisher_test`, runs COMMAND with PUBLISHER_TEST_POSTGRES_URL set to it, then stops the server and
 # deletes the folder (also when COMMAND fails or is interrupted). COMMAND's exit status is the script's.
+# For the tests that restart the server mid-run (tests/store/test_postgres_restart.py) it also exports
+# PUBLISHER_TEST_POSTGRES_DATA (the data folder), PUBLISHER_TEST_POSTGRES_PG_CTL (pg_ctl's path),
+# PUBLISHER_TEST_POSTGRES_LOG (the server's log), PUBLISHER_TEST_POSTGRES_OPTIONS (the server's options, for
+# `pg_ctl start -o` after a stop) and PUBLISHER_TEST_POSTGRES_AS_OWNER (the prefix that runs a command as the
+# server's user: "runuser -u postgres --" as root, else empty).
 #
 #   bash .ci/postgres.sh .venv/bin/python -m pytest -q tests/store    # a developer with postgresql installed
 #
@@ -36,6 +41,7 @@ trap 'exit 130' INT TERM
 # `stop` knows the folder and the server.
 url=""
 problem=""
+options=""
 start_server() {
   if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
     bindir="$(dirname "$(readlink -f "$(command -v pg_ctl)")")"
@@ -67,8 +73,9 @@ start_server() {
     problem="initdb failed: $(tail -n 3 "$folder/initdb.log" | tr '\n' ' ')"
     return 1
   fi
+  options="-p $port -k $folder -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
   if ! "${as_owner[@]}" "$bindir/pg_ctl" -D "$folder/data" -l "$folder/server.log" -w -t 60 \
-      -o "-p $port -k $folder -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null; then
+      -o "$options" start >/dev/null; then
     problem="the server did not start: $(tail -n 3 "$folder/server.log" | tr '\n' ' ')"
     return 1
   fi
@@ -82,11 +89,17 @@ start_server() {
 
 if start_server; then
   export PUBLISHER_TEST_POSTGRES_URL="$url"
+  export PUBLISHER_TEST_POSTGRES_DATA="$folder/data"
+  export PUBLISHER_TEST_POSTGRES_PG_CTL="$bindir/pg_ctl"
+  export PUBLISHER_TEST_POSTGRES_LOG="$folder/server.log"
+  export PUBLISHER_TEST_POSTGRES_OPTIONS="$options"
+  export PUBLISHER_TEST_POSTGRES_AS_OWNER="${as_owner[*]}"
   unset PUBLISHER_TEST_POSTGRES_PROBLEM
 else
   echo "postgres.sh: no PostgreSQL for the tests: $problem" >&2
   export PUBLISHER_TEST_POSTGRES_PROBLEM="$problem"
-  unset PUBLISHER_TEST_POSTGRES_URL
+  unset PUBLISHER_TEST_POSTGRES_URL PUBLISHER_TEST_POSTGRES_DATA PUBLISHER_TEST_POSTGRES_PG_CTL
+  unset PUBLISHER_TEST_POSTGRES_LOG PUBLISHER_TEST_POSTGRES_OPTIONS PUBLISHER_TEST_POSTGRES_AS_OWNER
 fi
 set +e
 "$@"

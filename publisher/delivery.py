@@ -314,6 +314,16 @@ class PublishedVersions(Protocol):
         ...
 
 
+class SendRates(Protocol):
+    """Token buckets shared by every process on the site's database (a transport's rate for all workers
+    together); the storage layer's ``TokenBuckets``."""
+
+    def take(self, bucket: str, want: int, *, rate: float, burst: float, now: float) -> tuple[int, float]:
+        """Up to ``want`` tokens of ``bucket``: ``(granted, wait)``, ``wait`` the seconds until ``want`` are
+        there when none was granted."""
+        ...
+
+
 class RenderCache(Protocol):
     """Rendered bodies kept between runs, keyed by a fingerprint of what they were rendered from (feeds)."""
 
@@ -334,5 +344,5 @@ Sleep = Callable[[float], None]
 __all__ = [
     "Attempt", "Audience", "Clock", "Delivery", "DeliveryKey", "DeliveryReport", "Found", "Lease", "LockRequest",
     "LookupFailed", "LookupUnsupported", "Outcome", "Planned", "PublishedVersions", "RenderCache",
-    "RenderedFile", "Rendition", "STATES", "Sleep",
+    "RenderedFile", "Rendition", "STATES", "SendRates", "Sleep",
 ]

@@ -10,6 +10,8 @@
     ├── BadToken (ValueError)      a forged, altered or expired signed link
     ├── LockBusy                   a lock asked for without waiting is held by another run
     └── StorageError               the database cannot be read or written: "site.db: the disk is full ..."
+        ├── ConnectionLost         the server dropped the connection mid-transaction (rolled back; run it again)
+        └── DatabaseUnreachable    ...and did not come back within PUBLISHER_DATABASE_RECONNECT_SECONDS
 """
 
 from __future__ import annotations
@@ -89,3 +91,14 @@ class StorageError(PublisherError):
         self.cause = cause
         self.code = code
         super().__init__(f"{path}: {cause}")
+
+
+class ConnectionLost(StorageError):
+    """The database server dropped the connection in the middle of a transaction (a restart, a failover): the
+    transaction was rolled back, and the store reconnects at its next statement. A caller whose transaction is
+    safe to run again (the pipeline's claims and marks, a worker's job) runs it again."""
+
+
+class DatabaseUnreachable(StorageError):
+    """The database server dropped the connection and did not take a new one within
+    PUBLISHER_DATABASE_RECONNECT_SECONDS: the run stops (a worker too), leaving the rest to a later run."""

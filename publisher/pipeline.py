@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from publisher.store import Mark
 
 CLAIM_BATCH = 500
+LOST_RETRIES = 5   # a transaction run again after a lost connection at most this many times (a flapping server)
 Batch = list[tuple["Story", Sequence[str]]]
 
 
@@ -326,7 +327,8 @@ def channel_context(site: Site, options: RunOptions, *, exclusive: bool = False)
     ctx = ChannelContext(force=options.force, dry_run=options.dry_run,
                          retry_unconfirmed=options.retry_unconfirmed, audience=site.subscribers(),
                          published=ledger, cache=site.feed_cache(),
-                         console=options.console, checkpoint=checkpoint)
+                         console=options.console, checkpoint=checkpoint,
+                         rates=site.store().token_buckets)
     ctx.lease = Lease(options.worker or worker_id(), _now(ctx), exclusive)   # its expiry: _Leases.lease()
     return ctx
 
@@ -479,11 +481,21 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                     starting.append(attempt)
             if not finished and not starting and not in_flight:   # (claims lost to another run: wait for ours)
                 break
-            with ledger.transaction():
-                ledger.mark_many([_mark(channel, attempt, outcome) for attempt, outcome in finished])
-                won = ledger.claim_many([(a.key, a.previous) for a in starting], leases.lease())
-                claimed = [a for a in starting if a.key in won]   # the others: another run got there first
-                now = ledger.get_many([a.key for a in starting if a.key not in won]) if len(won) < len(starting) else {}
+
+            tries = 0
+
+            def mark_and_claim() -> tuple[dict[Any, Delivery], list[Attempt]]:
+                nonlocal tries
+                tries += 1
+                with ledger.transaction():
+                    ledger.mark_many([_mark(channel, attempt, outcome) for attempt, outcome in finished])
+                    won = ledger.claim_many([(a.key, a.previous) for a in starting], leases.lease())
+                    now = ledger.get_many([a.key for a in starting if a.key not in won]) if len(won) < len(starting) else {}
+                if tries > 1:   # run again after a lost connection: a claim of ours may have committed before it
+                    won |= {a.key for a in starting if _claimed_by(now.get(a.key), a, leases.holder.worker)}
+                return now, [a for a in starting if a.key in won]   # the others: another run got there first
+
+            now, claimed = again_if_lost(mark_and_claim)
             for attempt, outcome in finished:
                 if outcome.bounced:
                     audience.mark_bounced(attempt.key.target, reason=outcome.error, article=attempt.key.article)
@@ -500,6 +512,28 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
                 in_flight += 1
             leases.tick()
     return results
+
+
+def _claimed_by(row: Delivery | None, attempt: Attempt, worker: str) -> bool:
+    """True when ``row`` is the claim of ``attempt`` by ``worker`` itself: in flight under its id, one attempt
+    after the row it was decided from (a claim committed just before the connection was lost)."""
+    before = attempt.previous.attempts if attempt.previous is not None else 0
+    return row is not None and row.state == "in_flight" and row.worker == worker and row.attempts == before + 1
+
+
+def again_if_lost(unit: Callable[[], _T]) -> _T:
+    """Run ``unit`` (one transaction of marks and claims, which the ledger rules make safe to run twice) again
+    when the database server dropped the connection in its middle (``ConnectionLost``: rolled back): the store
+    reconnects first, waiting up to PUBLISHER_DATABASE_RECONNECT_SECONDS, or stops the run with one line
+    (``DatabaseUnreachable``). The outcomes that arrived meanwhile wait in the sender, so nothing is lost."""
+    from publisher.errors import ConnectionLost
+
+    for _ in range(LOST_RETRIES):
+        try:
+            return unit()
+        except ConnectionLost:
+            continue
+    return unit()
 
 
 def _now(ctx: ChannelContext) -> datetime:
@@ -557,6 +591,8 @@ class _Leases:
 
 # --- the shared queue: publish --queue, and the workers that share a bulletin ---------------------------------
 
+QUEUE_MARK_EVERY = 50       # a queue worker marks its outcomes this many at a time...
+QUEUE_MARK_SECONDS = 0.25   # ...or this often, and before each claim
 QUEUE_CHANNELS = ("email",)   # channels whose deliveries a queue can share out: one per recipient, in-doubt resent
 
 
@@ -703,14 +739,27 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
 
 def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
                  article: str, batch_size: int, stopping: Callable[[], bool]) -> list[Result]:
-    """``send_all``'s loop over claimed batches: at most ``sender.capacity`` in flight, each outcome marked as it
-    comes (those that came together in one transaction), the lease renewed from the loop."""
+    """``send_all``'s loop over claimed batches: at most ``sender.capacity`` in flight, the lease renewed from the
+    loop. The outcomes are marked together, every ``QUEUE_MARK_EVERY`` of them or ``QUEUE_MARK_SECONDS``, and
+    before the next claim: the batch's rows are already in flight under this worker's lease, so a mark made a
+    moment later changes nothing a crash could leave (at most the claimed batch, re-sent as possible duplicates),
+    and a transaction per outcome was most of a worker's time (bench/workers.py)."""
     from collections import deque
 
     ledger = site.ledger()
     audience = site.subscribers()
     results: list[Result] = []
     todo: deque[Attempt] = deque()
+    waiting: list[Mark] = []   # outcomes not yet marked
+    marked_at = ctx.clock()
+
+    def flush() -> None:
+        nonlocal waiting, marked_at
+        if waiting:   # one transaction (mark_many's), made again if the server dropped the connection in it
+            done, waiting = waiting, []
+            again_if_lost(lambda: ledger.mark_many(done))
+        marked_at = ctx.clock()
+
     with _Leases(site, ctx) as leases, channel.open(renditions, ctx) as sender:
         in_flight, exhausted = 0, False
         while True:
@@ -728,12 +777,13 @@ def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], 
                     marks.append((attempt.key, "in_flight" if attempt.in_doubt else "pending", None, None,
                                   reason, None))
                     results.append(_result(attempt, Outcome.deferred(reason)))
+            waiting += marks
             if not exhausted and not todo:
+                flush()   # what this worker holds in flight stays within one batch
                 todo.extend(_claim_queued(site, channel, renditions, ctx, leases, article, batch_size, results))
                 exhausted = not todo
-            if marks:
-                with ledger.transaction():
-                    ledger.mark_many(marks)
+            if len(waiting) >= QUEUE_MARK_EVERY or ctx.clock() - marked_at >= QUEUE_MARK_SECONDS:
+                flush()
             for attempt, outcome in finished:
                 if outcome.bounced:
                     audience.mark_bounced(attempt.key.target, reason=outcome.error, article=attempt.key.article)
@@ -744,6 +794,7 @@ def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], 
                 in_flight += 1
             leases.tick()
             if exhausted and not todo and not in_flight:
+                flush()
                 break
     return results
 
@@ -755,7 +806,10 @@ def _claim_queued(site: Site, channel: Channel, renditions: Sequence[Rendition],
     unsubscribed (or stopped following the theme) since the queueing is marked skipped with a note. A batch
     that holds nobody to send to is followed by the next; [] only when nothing is left to claim."""
     while True:
-        rows = site.ledger().claim_queued(article, channel.name, leases.lease(), leases.now(), batch_size)
+        # A claim cut by a lost connection is rolled back and made again (one committed just before the loss
+        # leaves its rows in flight under this worker's lease: re-sent as possible duplicates once it runs out).
+        rows = again_if_lost(lambda: site.ledger().claim_queued(article, channel.name, leases.lease(), leases.now(),
+                                                                batch_size))
         if not rows:
             return []
         attempts = _queued_attempts(site, channel, renditions, ctx, rows, results)
@@ -859,7 +913,7 @@ def _attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx
     ledger = site.ledger()
     for batch in iter_batches(channel.deliveries(renditions, ctx), CLAIM_BATCH):
         keys = [planned.key for planned in batch]
-        ledger.ensure_pending(keys)
+        again_if_lost(lambda: ledger.ensure_pending(keys))
         rows = ledger.get_many(keys)
         chosen: list[Attempt] = []
         newly_skipped: list[Mark] = []

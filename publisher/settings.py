@@ -264,6 +264,10 @@ SITE_SETTINGS: tuple[Setting, ...] = (
             "postgresql://USER:PASSWORD@HOST:5432/DATABASE (shared by several machines; pip install "
             "'publisher[postgres]'). Default: sqlite:///<site>/.publisher/publisher.db.",
             parse=parse_database_url, show=redact_database_url),
+    Setting("PUBLISHER_DATABASE_RECONNECT_SECONDS", "How long a command or worker waits for a PostgreSQL server "
+            "that dropped its connection (a restart, a failover) to take connections again, then stops with one "
+            "line; the run resumes where it was when the server is back in time.", default=60.0,
+            parse=parse_non_negative_float),
     Setting("PUBLISHER_SECRET_KEY", "Key that signs the tokens in links (unsubscribe, confirm, preferences). "
             "Without it a random key is generated once and kept in .publisher/secret_key.", secret=True),
     Setting("PUBLISHER_DEBUG", "Show the full traceback of an internal error instead of one line.",

@@ -241,7 +241,8 @@ class Site:
         from publisher.store import open_store
 
         url = self.config.get("PUBLISHER_DATABASE_URL")
-        return open_store(str(url) if url else None, state_dir=self.state_dir, shared=shared)
+        return open_store(str(url) if url else None, state_dir=self.state_dir, shared=shared,
+                          reconnect=float(self.config.get("PUBLISHER_DATABASE_RECONNECT_SECONDS")))
 
     def ledger(self) -> Ledger:
         return self.store().ledger

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher import scheduler
-from publisher.errors import NotFound, PublisherError
+from publisher.errors import ConnectionLost, DatabaseUnreachable, NotFound, PublisherError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -113,14 +113,17 @@ class Worker:
         waiting (the recurring digest and housekeeping always are)."""
         runs: list[JobRun] = []
         while not self.stopping.is_set():
-            self.plan_recurring()
-            runs += self.run_due()
-            runs += self.run_shared()
-            if once or self.stopping.is_set():
-                break
-            if until_idle and self.jobs.next_due(ONE_OFF) is None and not self._shared_jobs():
-                break   # recurring jobs never run out; a queued bulletin does
-            upcoming = self.jobs.next_due(CLAIMED)
+            try:
+                self.plan_recurring()
+                runs += self.run_due()
+                runs += self.run_shared()
+                if once or self.stopping.is_set():
+                    break
+                if until_idle and self.jobs.next_due(ONE_OFF) is None and not self._shared_jobs():
+                    break   # recurring jobs never run out; a queued bulletin does
+                upcoming = self.jobs.next_due(CLAIMED)
+            except ConnectionLost:   # the server restarted under a claim (rolled back): look again, reconnected
+                continue
             wait = self.poll if upcoming is None else (upcoming - self.clock()).total_seconds()
             self.sleep(min(max(wait, 0.05), self.poll))
         return runs
@@ -172,11 +175,18 @@ class Worker:
                 looked[:] = [time.monotonic(), now is None or now.state != "pending"]
             return bool(looked[1])
 
-        try:
-            turn = pipeline.send_queue(self.site, paths, article=str(job.payload["article"]),
+        def turn_at_it() -> pipeline.QueueRun:
+            return pipeline.send_queue(self.site, paths, article=str(job.payload["article"]),
                                        channel=str(job.payload.get("channel", "email")),
                                        langs=job.payload.get("langs") or None, worker=self.owner,
                                        batch_size=self.batch_size, console=self.console, stopping=stopping)
+
+        try:
+            # A turn cut by a lost connection (a PostgreSQL restart) is taken again at once; a database that
+            # stays away (DatabaseUnreachable) stops the worker with its one line, as in a claimed job.
+            turn = pipeline.again_if_lost(turn_at_it)
+        except DatabaseUnreachable:
+            raise
         except Exception as exc:   # the content, the settings, a bug: said, and tried again after the backoff
             problem = str(exc) if isinstance(exc, PublisherError) else f"internal error: {type(exc).__name__}: {exc}"
             due = self.retry.due(self.clock(), None, job.attempts + 1)
@@ -250,22 +260,49 @@ class Worker:
             self.jobs.release(job.id, self.owner)
             return JobRun(job, "released", "the worker was asked to stop before it started")
         with _LeaseKeeper(self, job):
-            try:
-                run = self._dispatch(job)
-            except PublisherError as exc:
-                run = JobRun(job, "failed", str(exc))
-            except Exception as exc:   # a bug in one job must not stop the worker; the job says what it was
-                run = JobRun(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+            run = self._run_resuming(job)
         if run.outcome == "retry":   # at the platform's reset time when it gave one, else after the backoff
             due = self.retry.due(self.clock(), run.retry_at, job.attempts)
-            kept = self.jobs.retry(job.id, self.owner, due, run.note)
+            kept = _again_if_lost(lambda: self.jobs.retry(job.id, self.owner, due, run.note))
             run.note = f"{run.note}; tried again at {scheduler.show_time(due, self.site.timezone)}"
         else:
-            kept = self.jobs.finish(job.id, self.owner, error=run.note if run.outcome == "failed" else None)
+            kept = _again_if_lost(lambda: self.jobs.finish(job.id, self.owner,
+                                                           error=run.note if run.outcome == "failed" else None))
         if not kept:
             run.outcome, run.note = "lost", "its lease ran out and another worker took it over"
         self._say(run)
         return run
+
+    def _run_resuming(self, job: Job) -> JobRun:
+        """Run the job; when the database server dropped the connection mid-run (a restart: ``ConnectionLost``)
+        run it again, as the same owner: the ledger skips every delivery already made, the ones in flight are
+        sent again flagged as possible duplicates. A server that stays away (``DatabaseUnreachable``) stops
+        the worker with that one line; the job's lease then runs out and any worker takes it over."""
+        from publisher.pipeline import LOST_RETRIES
+
+        for resumed in range(LOST_RETRIES + 1):
+            try:
+                run = self._dispatch(job)
+            except ConnectionLost as exc:
+                if resumed < LOST_RETRIES:
+                    self._note(f"job {job.id}: {exc}; resuming it")
+                    continue
+                run = JobRun(job, "failed", str(exc))
+            except DatabaseUnreachable:
+                raise
+            except PublisherError as exc:
+                run = JobRun(job, "failed", str(exc))
+            except Exception as exc:   # a bug in one job must not stop the worker; the job says what it was
+                run = JobRun(job, "failed", f"internal error: {type(exc).__name__}: {exc}")
+            if resumed:
+                run.note = "; ".join(part for part in (run.note, f"resumed {resumed} time(s) after the database "
+                                                                 "connection was lost") if part)
+            return run
+        raise AssertionError("unreachable")   # the loop always returns
+
+    def _note(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text, style="yellow", markup=False)
 
     # --- the kinds of job -------------------------------------------------------------------------------
 
@@ -382,6 +419,12 @@ class Worker:
                                f"{run.outcome}" + (f": {run.note}" if run.note else ""), style=style, markup=False)
 
 
+def _again_if_lost(unit: Callable[[], bool]) -> bool:
+    from publisher.pipeline import again_if_lost
+
+    return again_if_lost(unit)
+
+
 def _with_payload(job: Job, payload: dict[str, Any]) -> Job:
     from dataclasses import replace
 
@@ -426,12 +469,17 @@ class _LeaseKeeper:
         store = None
         try:
             while not self.done.wait(interval):
-                if store is None:
-                    url = self.worker.site.config.get("PUBLISHER_DATABASE_URL")
-                    store = open_store(str(url) if url else None, state_dir=self.worker.site.state_dir)
-                store.jobs.renew(self.job.id, self.worker.owner, self.worker.clock() + self.worker.lease)
-        except PublisherError:
-            pass   # the job's own run reports storage problems; a missed renewal only risks a takeover
+                try:
+                    if store is None:
+                        url = self.worker.site.config.get("PUBLISHER_DATABASE_URL")
+                        # waits no longer than one renewal for a server that went away: the next one tries again
+                        store = open_store(str(url) if url else None, state_dir=self.worker.site.state_dir,
+                                           reconnect=interval)
+                    store.jobs.renew(self.job.id, self.worker.owner, self.worker.clock() + self.worker.lease)
+                except PublisherError:
+                    # The job's own run reports storage problems; a missed renewal only risks a takeover, and
+                    # the next one may succeed (the server restarted).
+                    continue
         finally:
             if store is not None:
                 store.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,9 @@ SERVER_VARIABLE = "PUBLISHER_TEST_POSTGRES_URL"
 _SERVER_URL = os.environ.get(SERVER_VARIABLE) or None
 # Why .ci/postgres.sh could not start one, when it could not.
 _SERVER_PROBLEM = os.environ.get("PUBLISHER_TEST_POSTGRES_PROBLEM") or None
+# Where .ci/postgres.sh's server lives, for the tests that restart it (pg_ctl).
+_SERVER_CONTROL = {name: os.environ.get(f"PUBLISHER_TEST_POSTGRES_{name}", "")
+                   for name in ("DATA", "PG_CTL", "LOG", "OPTIONS", "AS_OWNER")}
 
 
 def in_ci() -> bool:
@@ -49,6 +53,40 @@ def server_url() -> str:
         pytest.skip(reason)
     assert url is not None
     return url
+
+
+def pg_ctl(*args: str) -> None:
+    """Run pg_ctl on the test server of .ci/postgres.sh (``pg_ctl("-m", "fast", "restart")``); skip (fail under
+    CI) outside it, since only it says where the server lives."""
+    import shlex
+    import subprocess
+
+    server_url()
+    data, path, log = _SERVER_CONTROL["DATA"], _SERVER_CONTROL["PG_CTL"], _SERVER_CONTROL["LOG"]
+    if not (data and path and log):
+        reason = ("restarting PostgreSQL needs the server of .ci/postgres.sh (PUBLISHER_TEST_POSTGRES_DATA, "
+                  "PUBLISHER_TEST_POSTGRES_PG_CTL, PUBLISHER_TEST_POSTGRES_LOG)")
+        if in_ci():
+            pytest.fail(f"CI must run the PostgreSQL half: {reason}", pytrace=False)
+        pytest.skip(reason)
+    owner = shlex.split(_SERVER_CONTROL["AS_OWNER"])
+    subprocess.run([*owner, path, "-D", data, "-l", log, "-w", "-t", "60", *args], check=True,
+                   stdout=subprocess.DEVNULL, timeout=90)
+
+
+def restart_server(mode: str = "fast") -> None:
+    """Restart the test server (``pg_ctl restart -m MODE``): every connection to it is dropped."""
+    pg_ctl("-m", mode, "restart")
+
+
+@contextmanager
+def server_stopped(mode: str = "fast") -> Iterator[None]:
+    """The test server stopped for the block, started again after it whatever happens."""
+    pg_ctl("-m", mode, "stop")
+    try:
+        yield
+    finally:
+        pg_ctl("-o", _SERVER_CONTROL["OPTIONS"], "start")   # the port and options .ci/postgres.sh gave it
 
 
 _checked: dict[str, str | None] = {}

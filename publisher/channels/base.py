@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from publisher.delivery import (Attempt, Audience, Clock, DeliveryKey, DeliveryReport, Found, Lease, LockRequest,
                                 LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition,
-                                Sleep)
+                                SendRates, Sleep)
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class ChannelContext:
     console: Console | None = None
     clock: Clock = time.time
     sleep: Sleep = time.sleep
+    rates: SendRates | None = None   # token buckets in the database: a send rate shared by every worker
     checkpoint: Callable[[Attempt, dict[str, Any]], None] = lambda attempt, progress: None
     #: The run's claim on the rows it sends (the pipeline's: who claims, and whether it holds the bulletin's lock).
     lease: Lease | None = None

@@ -9,7 +9,8 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
   connection was lost once the whole message had left;
 * the sending session (``open``) keeps at most ``SMTP_CONNECTIONS`` x ``SMTP_MESSAGES_PER_CONNECTION`` recipients
   in flight (its ``capacity``; ``SMTP_CONNECTIONS`` when the server does not offer PIPELINING),
-  so a crash or ``kill -9`` leaves at most that many in doubt, paced to ``SMTP_RATE_PER_SECOND``; a 5xx about
+  so a crash or ``kill -9`` leaves at most that many in doubt, paced to ``SMTP_RATE_PER_SECOND`` (a rate every
+  worker shares, through a token bucket in the database: ``ctx.rates``, bucket ``rate_bucket()``); a 5xx about
   the recipient is a permanent failure (a 550/551/553 to RCPT also marks the address bounced);
 * a refusal of the sender (a 5xx to MAIL FROM, a sending quota, a policy) and ``SMTP_BREAKER_FAILURES``
   failures in a row (the server is down) stop the run: the recipients in hand are ``Outcome.deferred`` with
@@ -26,6 +27,7 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from publisher.site import Site
 
 SUBSCRIBER_BATCH = 1000
+RATE_CHUNK_SECONDS = 0.1   # tokens of the shared send rate taken at a time: a tenth of a second's worth
 TARGET = "subscribers"
 STATE_ORDER = ("sent", "resent", "would_send", "would_resend", "already_sent", "failed", "bounced", "deferred",
                "unconfirmed", "skipped", "not_retried", "in_doubt", "leased")
@@ -379,7 +382,24 @@ class EmailChannel(Channel):
 
         verp = Verp.from_config(self.site, self.config, clock=ctx.clock)
         guard = BounceGuard(float(self.config.get(BOUNCE_GUARD_RATE)), int(self.config.get(BOUNCE_GUARD_AFTER)))
-        return BulletinSender(self, ctx, transport, builder.sender.addr_spec, rate, verp=verp, guard=guard)
+        return BulletinSender(self, ctx, transport, builder.sender.addr_spec, rate, verp=verp, guard=guard,
+                              bucket=self.rate_bucket())
+
+    def rate_bucket(self) -> str:
+        """The name of the shared token bucket of this transport and its host: every worker sending through
+        ``email:smtp:mail.example.org:587`` (or ``email:ses:eu-west-1``...) shares that one rate."""
+        name = self._transport()
+        if name != "smtp" and self.is_configured():
+            from publisher.mail.settings import MAILGUN_DOMAIN, POSTMARK_MESSAGE_STREAM, SES_REGION
+
+            where = {"ses": SES_REGION, "postmark": POSTMARK_MESSAGE_STREAM, "mailgun": MAILGUN_DOMAIN}[name]
+            return f"email:{name}:{self.config.get(where)}"
+        if self.is_configured():
+            from publisher.mail.smtp import smtp_server
+
+            server = smtp_server(self.config)
+            return f"email:smtp:{server.host}:{server.port}"
+        return "email:maildir"
 
     # --- the report -------------------------------------------------------------------------------------------
 
@@ -428,7 +448,8 @@ class BulletinSender(Sender):
     """
 
     def __init__(self, channel: EmailChannel, ctx: ChannelContext, transport: _Transport, sender: str,
-                 rate: float, *, verp: Verp | None = None, guard: BounceGuard | None = None) -> None:
+                 rate: float, *, verp: Verp | None = None, guard: BounceGuard | None = None,
+                 bucket: str = "email") -> None:
         super().__init__(channel, ctx)
         self.transport = transport
         self.capacity = transport.capacity
@@ -437,6 +458,12 @@ class BulletinSender(Sender):
         self.guard = guard      # BOUNCE_GUARD_RATE: too many hard bounces stop the run
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next_slot: float | None = None
+        # The rate is shared by every worker through a token bucket in the database (ctx.rates), taken a tenth
+        # of a second's worth at a time: one round trip per chunk, not per message; the burst is one chunk.
+        self.rate = rate
+        self.bucket = bucket
+        self.chunk = max(1, math.ceil(rate * RATE_CHUNK_SECONDS)) if rate > 0 else 0
+        self._tokens = 0
         self._in_flight = 0
         self._held: list[tuple[Attempt, Outcome]] = []   # not sent: the guard stopped the run
 
@@ -489,8 +516,10 @@ class BulletinSender(Sender):
         return results + held
 
     def _pace(self) -> None:
-        """Wait for this message's slot. The wait never exceeds one interval, so a clock set back (the
-        context's clock may be the wall clock) cannot stall the run."""
+        """Wait for this message's slot: one interval after the last message of this process, and a token of
+        the bucket every worker shares (``ctx.rates``). No wait exceeds what the rate needs (one interval; a
+        chunk's worth for the bucket), so a clock set back (the context's clock may be the wall clock) cannot
+        stall the run."""
         if not self.interval:
             return
         now = self.ctx.clock()
@@ -498,6 +527,15 @@ class BulletinSender(Sender):
         if slot > now:
             self.ctx.sleep(min(slot - now, self.interval))
         self._next_slot = max(now, slot) + self.interval
+        if self.ctx.rates is None:
+            return
+        while self._tokens < 1:
+            granted, wait = self.ctx.rates.take(self.bucket, self.chunk, rate=self.rate, burst=self.chunk,
+                                                now=self.ctx.clock())
+            self._tokens += granted
+            if not granted:   # the other workers took this moment's tokens
+                self.ctx.sleep(min(max(wait, 0.0), self.chunk * self.interval))
+        self._tokens -= 1
 
 
 def _outcome(sent: SendOutcome, generation: int = 0) -> Outcome:

@@ -22,8 +22,9 @@ SMTP_MESSAGES_PER_CONNECTION = Setting(
     "SMTP_MESSAGES_PER_CONNECTION", "Messages in flight on one connection when the server offers PIPELINING: 2 "
     "sends the next message's MAIL/RCPT/DATA with the previous message's body (one round trip per message), 1 "
     "waits for each message's final reply. Without PIPELINING it is always 1.", default="2", choices=("1", "2"))
-SMTP_RATE_PER_SECOND = Setting("SMTP_RATE_PER_SECOND", "Most messages per second (0: as fast as the server takes "
-                               "them).", default=0.0, parse=parse_non_negative_float)
+SMTP_RATE_PER_SECOND = Setting("SMTP_RATE_PER_SECOND", "Most messages per second to the SMTP server, for every "
+                               "worker together (a token bucket in the site's database, per host and port; 0: as "
+                               "fast as the server takes them).", default=0.0, parse=parse_non_negative_float)
 SMTP_TIMEOUT = Setting("SMTP_TIMEOUT", "Seconds to wait for the SMTP server to answer.", default=30.0,
                        parse=parse_positive_float)
 SMTP_RETRIES = Setting("SMTP_RETRIES", "How many times a message refused with a 4xx reply (or an ESP's throttling "
@@ -88,7 +89,8 @@ AWS_SESSION_TOKEN = Setting("AWS_SESSION_TOKEN", "Session token, for temporary c
 SES_CONFIGURATION_SET = Setting("SES_CONFIGURATION_SET", "SES configuration set to send with (its event "
                                 "destinations publish bounces and complaints to SNS).", parse=parse_line)
 SES_RATE_PER_SECOND = Setting("SES_RATE_PER_SECOND", "Most messages per second to SES: the account's maximum send "
-                              "rate (14 for a new production account, 1 in the sandbox; 0: no pacing).",
+                              "rate (14 for a new production account, 1 in the sandbox; 0: no pacing), for every "
+                              "worker together (a token bucket in the site's database, per region).",
                               default=14.0, parse=parse_non_negative_float)
 SES_CONNECTIONS = Setting("SES_CONNECTIONS", "SendEmail requests in flight at once (the most deliveries in doubt "
                           "after a crash).", default=10, parse=parse_positive_int)
@@ -104,8 +106,9 @@ POSTMARK_TRANSACTIONAL_STREAM = Setting("POSTMARK_TRANSACTIONAL_STREAM", "Postma
                                         default="outbound", parse=parse_line)
 POSTMARK_BATCH_SIZE = Setting("POSTMARK_BATCH_SIZE", "Messages per /email/batch call (Postmark takes at most 500).",
                               default=500, parse=lambda text: _at_most(text, 500))
-POSTMARK_RATE_PER_SECOND = Setting("POSTMARK_RATE_PER_SECOND", "Most messages per second to Postmark (0: no "
-                                   "pacing; Postmark answers 429 when it wants fewer, and that is retried).",
+POSTMARK_RATE_PER_SECOND = Setting("POSTMARK_RATE_PER_SECOND", "Most messages per second to Postmark, for every "
+                                   "worker together (0: no pacing; Postmark answers 429 when it wants fewer, and "
+                                   "that is retried).",
                                    default=0.0, parse=parse_non_negative_float)
 
 MAILGUN_API_KEY = Setting("MAILGUN_API_KEY", "Mailgun API key (EMAIL_TRANSPORT=mailgun).", secret=True)
@@ -114,7 +117,7 @@ MAILGUN_API_URL = Setting("MAILGUN_API_URL", "Mailgun API base: https://api.mail
                           "https://api.eu.mailgun.net for a domain in the EU region.",
                           default="https://api.mailgun.net", parse=parse_url)
 MAILGUN_RATE_PER_SECOND = Setting("MAILGUN_RATE_PER_SECOND", "Most messages per second to Mailgun (one "
-                                  "messages.mime call each; 0: no pacing).", default=10.0,
+                                  "messages.mime call each; 0: no pacing), for every worker together.", default=10.0,
                                   parse=parse_non_negative_float)
 MAILGUN_CONNECTIONS = Setting("MAILGUN_CONNECTIONS", "messages.mime requests in flight at once.", default=4,
                               parse=parse_positive_int)

@@ -24,6 +24,7 @@ from publisher.store.interfaces import (
     RateLimits,
     Store,
     SubscriberStore,
+    TokenBuckets,
     TranslationMemory,
     format_time,
     utc_now,
@@ -36,12 +37,14 @@ def open_store(
     state_dir: Path,
     shared: bool = False,
     clock: Clock | None = None,
+    reconnect: float | None = None,
 ) -> Store:
     """The store at ``url`` (``PUBLISHER_DATABASE_URL``; None: ``<state_dir>/publisher.db``).
 
     ``state_dir`` (the site's ``.publisher/``) holds the locks and caches. ``shared``: the connection may be used
     from any thread, one at a time (the web server's pool). ``clock`` returns an aware datetime (tests).
-    The database is opened and migrated on first use.
+    The database is opened and migrated on first use. ``reconnect``: how long a PostgreSQL store waits for a
+    server that dropped its connection (``PUBLISHER_DATABASE_RECONNECT_SECONDS``; None: its default).
     """
     from publisher.errors import ConfigError
 
@@ -59,7 +62,9 @@ def open_store(
         except ModuleNotFoundError:
             raise ConfigError("PUBLISHER_DATABASE_URL", "a PostgreSQL database needs psycopg and psycopg_pool: "
                               "pip install 'publisher[postgres]'") from None
-        return PostgresStore(url, state_dir=state_dir, shared=shared, clock=clock)
+        if reconnect is None:
+            return PostgresStore(url, state_dir=state_dir, shared=shared, clock=clock)
+        return PostgresStore(url, state_dir=state_dir, shared=shared, clock=clock, reconnect=reconnect)
     raise ConfigError("PUBLISHER_DATABASE_URL", "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE")
 
 
@@ -86,6 +91,6 @@ def open_content_index(state_dir: Path) -> ContentIndex:
 
 
 __all__ = [
-    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store",
+    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store", "TokenBuckets",
     "SubscriberStore", "TranslationMemory", "dialect", "format_time", "open_content_index", "open_store", "utc_now",
 ]

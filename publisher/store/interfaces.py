@@ -331,6 +331,46 @@ class RateLimits(Protocol):
         ...
 
 
+# How far behind a bucket's time a taker's clock may be and still count from the bucket's time (another
+# machine's clock a little ahead); further behind, the clock was set back and the bucket counts from now.
+BUCKET_CLOCK_SLACK = 1.0
+
+
+def take_tokens(tokens: float | None, updated: float | None, *, want: int, rate: float, burst: float,
+                now: float) -> tuple[float, float, int, float]:
+    """One take from a token bucket holding ``tokens`` counted at ``updated`` (None, None: a new bucket, full):
+    ``(tokens, updated, granted, wait)`` after it. The bucket refills at ``rate`` per second up to ``burst``;
+    ``granted`` is at most ``want`` whole tokens, and when none is left ``wait`` says how long until ``want``
+    (at most the burst) would be there: never longer than the rate needs, whatever the clock did. Pure
+    arithmetic, the same for both stores (each runs it inside its own row lock)."""
+    if rate <= 0:
+        raise ValueError("a token bucket needs a rate above 0")
+    burst = max(float(burst), 1.0)
+    if tokens is None or updated is None:
+        tokens, updated = burst, now
+    if now >= updated:
+        tokens, updated = tokens + (now - updated) * rate, now
+    elif updated - now > BUCKET_CLOCK_SLACK:
+        updated = now   # the clock was set back: count from now rather than wait for the old time to come back
+    tokens = min(max(tokens, 0.0), burst)
+    whole = int(tokens + 1e-9)   # 1.9999999 tokens after a wait computed to the token are 2 (float rounding)
+    if whole >= 1:
+        granted = min(int(want), whole)
+        return max(tokens - granted, 0.0), updated, granted, 0.0
+    return tokens, updated, 0, (min(float(want), burst) - tokens) / rate
+
+
+class TokenBuckets(Protocol):
+    """Token buckets shared by every process on the site's database: a transport's send rate holds for all the
+    workers together (``publisher.delivery.SendRates``, as the email channel sees it)."""
+
+    def take(self, bucket: str, want: int, *, rate: float, burst: float, now: float) -> tuple[int, float]:
+        """Take up to ``want`` tokens from ``bucket`` (created full on first use), atomically across processes:
+        ``(granted, wait)``, ``wait`` seconds until ``want`` are there when nothing was granted (see
+        ``take_tokens``). ``now`` is the caller's clock (Unix seconds)."""
+        ...
+
+
 JOB_STATES = ("pending", "running", "done", "cancelled", "overdue", "failed")
 
 
@@ -451,6 +491,10 @@ class Store(Protocol):
 
     @property
     def jobs(self) -> Jobs:
+        ...
+
+    @property
+    def token_buckets(self) -> TokenBuckets:
         ...
 
     def feed_cache(self) -> FeedCache:

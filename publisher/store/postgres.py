@@ -21,6 +21,7 @@ import heapq
 import json
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
-from publisher.errors import LockBusy, PublisherError, StorageError
+from publisher.errors import ConnectionLost, DatabaseUnreachable, LockBusy, PublisherError, StorageError
 from publisher.settings import redact_database_url, redact_secret_text
-from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, utc_now
+from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, take_tokens, utc_now
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,6 +51,9 @@ CONNECT_TIMEOUT = 10   # seconds, unless the URL says otherwise (connect_timeout
 # SQLSTATE classes that mean the server, the network or the disk, not the statement: 08 connection, 53
 # insufficient resources (disk full, out of memory), 57 operator intervention (shutdown), 58 system error.
 _OUTSIDE_CLASSES = ("08", "53", "57", "58")
+# How long a store waits, by default, for a server that dropped its connection to take connections again
+# (PUBLISHER_DATABASE_RECONNECT_SECONDS); the first connection of a store never waits (a wrong URL is one line).
+RECONNECT_SECONDS = 60.0
 
 
 def redact(url: str) -> str:
@@ -71,6 +75,18 @@ def _is_outside(error: BaseException) -> bool:
         return True
     state = getattr(error, "sqlstate", None)
     return isinstance(state, str) and state[:2] in _OUTSIDE_CLASSES
+
+
+def _is_lost(error: BaseException) -> bool:
+    """True for an error that says the connection is gone or the server is restarting (class 08, 57P01-57P03):
+    what a reconnection may cure, unlike a full disk or a statement's own error."""
+    import psycopg
+
+    state = getattr(error, "sqlstate", None)
+    if isinstance(state, str):
+        return state[:2] == "08" or state in ("57P01", "57P02", "57P03")
+    return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)) and not isinstance(
+        error, psycopg.errors.QueryCanceled)
 
 
 @contextmanager
@@ -180,6 +196,22 @@ def connect(url: str) -> psycopg.Connection[Any]:
         raise _storage_error(url, exc) from None
 
 
+def _unlock(conn: psycopg.Connection[Any], key: int) -> None:
+    """Let go of advisory lock ``key``; a session the server already ended (a restart) held nothing any more."""
+    import psycopg
+
+    try:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    except psycopg.Error as exc:
+        if not _is_lost(exc):
+            raise
+
+
+def _brief(error: BaseException) -> str:
+    """The first line of a driver's message, for the line that says why the store gave up."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _reset(conn: psycopg.Connection[Any]) -> None:
     """Before the pool hands a connection on: no lock may outlive its holder's use of it."""
     conn.execute("SELECT pg_advisory_unlock_all()")
@@ -193,8 +225,10 @@ class PostgresStore:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, state_dir: Path, shared: bool = False, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, *, state_dir: Path, shared: bool = False, clock: Clock | None = None,
+                 reconnect: float = RECONNECT_SECONDS) -> None:
         self.url = url
+        self.reconnect = reconnect   # seconds to wait for a server that dropped the connection (a restart)
         self.state_dir = state_dir
         # psycopg connections may be used from any thread (each statement holds the connection's lock), so
         # ``shared`` changes nothing here: the caller still serializes transactions, as with SQLite.
@@ -206,11 +240,13 @@ class PostgresStore:
         self._applied: list[str] = []
         self._opening = threading.Lock()
         self._depth = 0   # transactions open on the connection (a dropped connection is replaced only at 0)
+        self._reconnected = False   # set once the server dropped a connection: opening again may then wait
         self._ledger = PostgresLedger(self)
         self._subscribers = PostgresSubscribers(self)
         self._memory = PostgresTranslationMemory(self)
         self._rate_limits = PostgresRateLimits(self)
         self._jobs = PostgresJobs(self)
+        self._buckets = PostgresTokenBuckets(self)
         self._feed_cache: SqliteFeedCache | None = None
 
     def __repr__(self) -> str:
@@ -220,7 +256,15 @@ class PostgresStore:
 
     def _open_pool(self) -> ConnectionPool[Any]:
         if self._pool is None:
+            import logging
+
             from psycopg_pool import ConnectionPool, PoolTimeout
+
+            # The pool logs each failed attempt of its own to refill itself while a server restarts; the store
+            # says what matters in one line, so those warnings reach no console unless logging is configured.
+            pool_log = logging.getLogger("psycopg.pool")
+            if not pool_log.handlers:
+                pool_log.addHandler(logging.NullHandler())
 
             # The first connection is made here, directly: a wrong password or an unreachable server is then
             # the server's own message, not the pool's timeout.
@@ -240,32 +284,95 @@ class PostgresStore:
     def connection(self) -> psycopg.Connection[Any]:
         """The store's migrated connection (for the store's own classes and for tests that inspect tables).
 
-        A connection the server dropped (a restart) is replaced when no transaction is open on it.
+        A connection the server dropped (a restart) is replaced when no transaction is open on it, waiting up to
+        ``reconnect`` seconds for the server to take connections again.
         """
         with self._opening:
             conn = self._connection
             if conn is not None and (conn.closed or conn.broken) and self._pool is not None:
                 if self._depth:
-                    raise StorageError(redact(self.url), "PostgreSQL: the connection was lost during a "
-                                       "transaction; it was rolled back")
-                self._pool.putconn(conn)
-                self._connection = conn = None
+                    raise ConnectionLost(redact(self.url), "PostgreSQL: the connection was lost during a "
+                                         "transaction; it was rolled back")
+                self._reconnect()
+                conn = None
             if conn is None:
-                pool = self._open_pool()
+                conn = self._attach()
+                self._connection = conn
+            return conn
+
+    def _attach(self) -> psycopg.Connection[Any]:
+        """Take the store's connection from the pool, migrated. After a reconnection, one the server drops again
+        at once (restarted twice in a row) is replaced the same way, a few times."""
+        for again in range(4):
+            pool = self._open_pool()
+            conn: psycopg.Connection[Any] | None = None
+            try:
                 with _translated(self.url):
                     conn = pool.getconn()
                     self._namespace = _namespace(conn)
                     self._applied += migrate(conn, clock=self.clock, url=self.url)
-                self._connection = conn
-            return conn
+                return conn
+            except StorageError as exc:
+                lost = conn is not None and (conn.broken or conn.closed)
+                if not (self._reconnected and lost and again < 3):
+                    raise
+                self._reconnect(f"again: {exc.cause}")
+        raise AssertionError("unreachable")   # the loop returns or raises
+
+    def _reconnect(self, cause: str | None = None) -> None:
+        """The server dropped the store's connection (a restart, a failover): drop the pool, whose connections
+        are all gone with it, and wait for the server to take a new one, up to ``reconnect`` seconds, trying
+        again after 0.1 s, 0.2 s... (at most 2 s apart); then a ``StorageError`` of one line says so. Called
+        with the store's lock held and no transaction open."""
+        pool, self._pool, self._connection = self._pool, None, None
+        self._reconnected = True
+        if pool is not None:
+            try:
+                pool.close(timeout=1)
+            except Exception:   # noqa: BLE001 - its connections are gone; nothing to close cleanly
+                pass
+        deadline = time.monotonic() + self.reconnect
+        delay = 0.1
+        while True:
+            try:
+                self._open_pool()
+                return
+            except StorageError as exc:
+                last = exc.cause
+            if time.monotonic() + delay > deadline:
+                why = f" ({cause})" if cause is not None else ""
+                raise DatabaseUnreachable(redact(self.url), f"PostgreSQL: the connection was lost{why} and the "
+                                          f"server could not be reached again within {self.reconnect:g} s "
+                                          f"(PUBLISHER_DATABASE_RECONNECT_SECONDS): {last}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
-        """Run one statement on the store's connection; rows come as dicts by column name."""
+        """Run one statement on the store's connection; rows come as dicts by column name.
+
+        Outside a transaction, a statement that met a dropped connection runs again once the store has
+        reconnected: the connection was found gone when the statement was sent (the server restarted while
+        it was idle), and each statement of the store outside a transaction either reads or sets values.
+        Inside one, the transaction is lost: ``ConnectionLost``, for the caller to run it again.
+        """
+        import psycopg
         from psycopg.rows import dict_row
 
+        conn = self.connection
+        try:
+            return conn.cursor(row_factory=dict_row).execute(sql, params)
+        except psycopg.Error as exc:
+            if not _is_lost(exc):
+                with _translated(self.url):
+                    raise
+            if self._depth:
+                raise ConnectionLost(redact(self.url), "PostgreSQL: the connection was lost during a "
+                                     "transaction; it was rolled back") from None
+            with self._opening:
+                if self._connection is conn:
+                    self._reconnect(_brief(exc))
         with _translated(self.url):
-            cursor = self.connection.cursor(row_factory=dict_row)
-            return cursor.execute(sql, params)
+            return self.connection.cursor(row_factory=dict_row).execute(sql, params)
 
     def now(self) -> str:
         return format_time(self.clock())
@@ -292,6 +399,10 @@ class PostgresStore:
     def jobs(self) -> PostgresJobs:
         return self._jobs
 
+    @property
+    def token_buckets(self) -> PostgresTokenBuckets:
+        return self._buckets
+
     def feed_cache(self) -> SqliteFeedCache:
         # A cache file of this machine, as with SQLite: bulky HTML that costs only time to lose stays out of
         # the shared database.
@@ -306,13 +417,46 @@ class PostgresStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        conn = self.connection
+        conn, tx = self._begin()
         self._depth += 1
         try:
-            with _translated(self.url), conn.transaction():
-                yield
+            with _translated(self.url):
+                try:
+                    yield
+                except BaseException as exc:
+                    if not tx.__exit__(type(exc), exc, exc.__traceback__):   # rolled back
+                        raise
+                else:
+                    tx.__exit__(None, None, None)   # committed
+        except StorageError as exc:
+            if type(exc) is StorageError and self._depth == 1 and (conn.broken or conn.closed):
+                raise ConnectionLost(exc.path, exc.cause) from None   # the server went away mid-transaction
+            raise
         finally:
             self._depth -= 1
+
+    def _begin(self) -> tuple[psycopg.Connection[Any], AbstractContextManager[Any]]:
+        """Start a transaction (a savepoint inside one). An outermost one whose BEGIN meets a dropped
+        connection (the server restarted while the store was idle) starts on a new one: nothing had run yet."""
+        import psycopg
+
+        conn = self.connection
+        tx = conn.transaction()
+        try:
+            tx.__enter__()
+            return conn, tx
+        except psycopg.Error as exc:
+            if self._depth or not _is_lost(exc):
+                with _translated(self.url):
+                    raise
+            with self._opening:
+                if self._connection is conn:
+                    self._reconnect(_brief(exc))
+        conn = self.connection
+        tx = conn.transaction()
+        with _translated(self.url):
+            tx.__enter__()
+        return conn, tx
 
     def lock(self, name: str, *, wait: bool) -> AbstractContextManager[None]:
         return self._lock(name, wait=wait)
@@ -335,7 +479,7 @@ class PostgresStore:
                 yield
             finally:
                 if not conn.broken:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                    _unlock(conn, key)
 
     def migrate(self) -> list[str]:
         if self._connection is None:
@@ -1004,6 +1148,39 @@ class PostgresRateLimits:
         return int(row["hits"])
 
 
+# --- shared send rates ------------------------------------------------------------------------------------
+
+
+class PostgresTokenBuckets:
+    """The ``token_buckets`` table (``publisher.store.TokenBuckets``)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    def take(self, bucket: str, want: int, *, rate: float, burst: float, now: float) -> tuple[int, float]:
+        for _ in range(3):
+            try:
+                return self._take(bucket, want, rate=rate, burst=burst, now=now)
+            except ConnectionLost:   # the server restarted mid-take (rolled back): take again, reconnected
+                if self.store._depth:
+                    raise
+        return self._take(bucket, want, rate=rate, burst=burst, now=now)
+
+    def _take(self, bucket: str, want: int, *, rate: float, burst: float, now: float) -> tuple[int, float]:
+        # The row is made if missing, then locked (FOR UPDATE) until the commit: a second worker taking from
+        # the same bucket waits for this take and counts from what it left.
+        with self.store.transaction():
+            self.store.execute("INSERT INTO token_buckets (name, tokens, updated) VALUES (%s, %s, %s)"
+                               " ON CONFLICT (name) DO NOTHING", (bucket, max(float(burst), 1.0), now))
+            row = self.store.execute("SELECT tokens, updated FROM token_buckets WHERE name = %s FOR UPDATE",
+                                     (bucket,)).fetchone()
+            tokens, updated, granted, wait = take_tokens(row["tokens"], row["updated"], want=want, rate=rate,
+                                                         burst=burst, now=now)
+            self.store.execute("UPDATE token_buckets SET tokens = %s, updated = %s WHERE name = %s",
+                               (tokens, updated, bucket))
+        return granted, wait
+
+
 # --- the job queue ----------------------------------------------------------------------------------------
 
 
@@ -1194,7 +1371,9 @@ if TYPE_CHECKING:
         memory: interfaces.TranslationMemory = store.translation_memory
         limits: interfaces.RateLimits = store.rate_limits
         jobs: interfaces.Jobs = store.jobs
-        del checked_store, ledger, versions, subscribers, memory, limits, jobs
+        buckets: interfaces.TokenBuckets = store.token_buckets
+        rates: delivery.SendRates = store.token_buckets
+        del checked_store, ledger, versions, subscribers, memory, limits, jobs, buckets, rates
 
 
 __all__ = ["PostgresStore", "connect", "lock_key", "migrate", "migrations", "redact"]

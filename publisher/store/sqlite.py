@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import JOB_STATES, Clock, IndexedFile, Job, Mark, format_time, utc_now
+from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, Job, Mark, format_time, take_tokens,
+                                        utc_now)
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -319,6 +320,7 @@ class SqliteStore:
         self._memory = SqliteTranslationMemory(self)
         self._rate_limits = SqliteRateLimits(self)
         self._jobs = SqliteJobs(self)
+        self._buckets = SqliteTokenBuckets(self)
         self._feed_cache: SqliteFeedCache | None = None
 
     @property
@@ -351,6 +353,10 @@ class SqliteStore:
     @property
     def jobs(self) -> SqliteJobs:
         return self._jobs
+
+    @property
+    def token_buckets(self) -> SqliteTokenBuckets:
+        return self._buckets
 
     def feed_cache(self) -> SqliteFeedCache:
         # A file of its own: a cache may be deleted or damaged at no cost, and it keeps bulky HTML out of the
@@ -1170,6 +1176,28 @@ class SqliteRateLimits:
         return int(row[0])
 
 
+# --- shared send rates ------------------------------------------------------------------------------------
+
+
+class SqliteTokenBuckets:
+    """The ``token_buckets`` table (``publisher.store.TokenBuckets``)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def take(self, bucket: str, want: int, *, rate: float, burst: float, now: float) -> tuple[int, float]:
+        conn = self.store.connection
+        # BEGIN IMMEDIATE: the write lock is held before the row is read, so two processes take turns.
+        with self.store.transaction():
+            row = conn.execute("SELECT tokens, updated FROM token_buckets WHERE name = ?", (bucket,)).fetchone()
+            tokens, updated, granted, wait = take_tokens(row[0] if row else None, row[1] if row else None,
+                                                         want=want, rate=rate, burst=burst, now=now)
+            conn.execute("INSERT INTO token_buckets (name, tokens, updated) VALUES (?, ?, ?) ON CONFLICT (name)"
+                         " DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
+                         (bucket, tokens, updated))
+        return granted, wait
+
+
 # --- the job queue ----------------------------------------------------------------------------------------
 
 
@@ -1455,7 +1483,10 @@ if TYPE_CHECKING:
         memory: interfaces.TranslationMemory = store.translation_memory
         limits: interfaces.RateLimits = store.rate_limits
         jobs: interfaces.Jobs = store.jobs
+        buckets: interfaces.TokenBuckets = store.token_buckets
+        rates: delivery.SendRates = store.token_buckets
         feed_cache: interfaces.FeedCache = cache
         render_cache: delivery.RenderCache = cache
         content_index: interfaces.ContentIndex = index
-        del checked_store, ledger, versions, subscribers, memory, limits, jobs, feed_cache, render_cache, content_index
+        del checked_store, ledger, versions, subscribers, memory, limits, jobs, buckets, rates, feed_cache, render_cache
+        del content_index
