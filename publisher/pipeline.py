@@ -820,7 +820,7 @@ def _claim_queued(site: Site, channel: Channel, renditions: Sequence[Rendition],
 def _queued_attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
                      rows: Sequence[Delivery], results: list[Result]) -> list[Attempt]:
     ledger = site.ledger()
-    found = site.subscribers().get_many(row.key.target for row in rows)
+    found = site.subscribers().get_many((row.key.target for row in rows), as_stored=True)   # the targets came from the list
     claimed_ctx = replace(ctx, audience=_Claimed(list(found.values())))
     planned = {p.key: p for p in channel.deliveries(renditions, claimed_ctx)}
     attempts: list[Attempt] = []

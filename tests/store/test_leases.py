@@ -136,3 +136,16 @@ def test_subscribers_are_fetched_many_at_once(site: Site) -> None:
     found = subscribers.get_many([f"reader{i}@example.org" for i in range(7)] + ["not an address"])
     assert sorted(found) == [f"reader{i}@example.org" for i in range(5)]
     assert found["reader3@example.org"].email == "Reader3@example.org"
+
+
+def test_subscribers_fetched_by_their_stored_addresses_skip_the_parse(site: Site) -> None:
+    """A queue worker looks its claimed rows' targets up ``as_stored``: the same subscribers, by lower case,
+    with no address parsed again (a target that is no stored address simply finds nobody)."""
+    subscribers = site.subscribers()
+    for i in range(3):
+        subscribers.add(f"Reader{i}@Example.org", lang="en")
+    stored = [subscriber.email for subscriber in subscribers.iter_active()]
+    found = subscribers.get_many(stored + ["not an address"], as_stored=True)
+    assert sorted(found) == [f"reader{i}@example.org" for i in range(3)]
+    assert {s.email for s in found.values()} == set(stored)
+    assert found == subscribers.get_many(stored)
