@@ -1304,10 +1304,10 @@ class SqliteFeedCache(_CacheFile):
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(list(dict.fromkeys(keys)), 900):
-            rows = self._connection().execute(
+            # fetchall: one call for the chunk, not the error-mapping cursor's __next__ per row
+            found.update(self._connection().execute(
                 f"SELECT key, html FROM bodies WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update((row[0], row[1]) for row in rows)
+            ).fetchall())
         return found
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> None:
