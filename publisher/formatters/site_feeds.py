@@ -172,7 +172,8 @@ class SiteFeeds:
         self.site = site
         self.languages: tuple[str, ...] = tuple(site.languages)
         self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
-        self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(site.url, article))
+        base_url = site.url   # a property read from the settings: once, not once per article
+        self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(base_url, article))
         self.versions: dict[str, dict[str, Article]] = {}
         self.by_lang: dict[str, list[Article]] = {lang: [] for lang in self.languages}
         # theme slug -> theme as written (the English key that the catalogs translate), per language
