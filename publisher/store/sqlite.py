@@ -1318,12 +1318,14 @@ class SqliteFeedCache(_CacheFile):
             self._connection().executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?)", entries)
 
     def keep_only(self, keys: Iterable[str]) -> None:
+        # The stale keys are found in Python and only they are deleted: after a full build they are a handful,
+        # while a temporary table of every key kept cost 0.5 s on a site of 20,000 versions.
+        kept = set(keys)
         db = self._connection()
         with transaction(db):
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY)")
-            db.execute("DELETE FROM used")
-            db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((key,) for key in keys))
-            db.execute("DELETE FROM bodies WHERE key NOT IN (SELECT key FROM used)")
+            stale = [(key,) for (key,) in db.execute("SELECT key FROM bodies").fetchall() if key not in kept]
+            if stale:
+                db.executemany("DELETE FROM bodies WHERE key = ?", stale)
 
 
 # --- the content index -------------------------------------------------------------------------------------
