@@ -298,16 +298,20 @@ def main() -> int:
         print(f"full feeds build of {args.large} stories (default 50 items, themes, index + {2 * args.large} "
               f"article pages): {seconds:.2f} s, {files} files; rebuild with nothing changed: {again:.2f} s")
         large = synthetic_articles(args.large, site)
-        baseline = min(feedgen_prerendered(large) for _ in range(args.repeat))
+        # Best wall and best CPU of the runs, each on its own, as for the builds above.
+        minimal_runs = [feedgen_prerendered(large) for _ in range(args.repeat)]
+        minimal = min(run[0] for run in minimal_runs), min(run[1] for run in minimal_runs)
         prepared = Prepared(site, large)
-        same = min(feedgen_same_fields(site, large, prepared) for _ in range(args.repeat))
+        same_runs = [feedgen_same_fields(site, large, prepared) for _ in range(args.repeat)]
+        same = min(run[0] for run in same_runs), min(run[1] for run in same_runs), same_runs[0][2]
         warm = timings[("warm", args.large)]
-        print(f"feedgen, minimal entries (id, title, link, dates, Markdown summary, CDATA body; RSS, Atom; JSON with "
-              f"5 keys), {args.large} x 2 from pre-rendered bodies: {baseline[0]:.2f} s wall, {baseline[1]:.2f} s CPU; "
-              f"warm build / feedgen minimal = {warm[1] / baseline[1]:.2f}x CPU")
+        print(f"feedgen, minimal entries (id, title, link, dates, Markdown summary, CDATA body; RSS, Atom; JSON "
+              f"with 5 keys), {args.large} x 2 from pre-rendered bodies: {minimal[0]:.2f} s wall, {minimal[1]:.2f} s "
+              f"CPU; warm build / feedgen minimal = {warm[1] / minimal[1]:.2f}x CPU")
         print(f"feedgen, the same fields as our feeds (see feedgen_same_fields), {args.large} x 2 from pre-rendered "
-              f"bodies: {same[0]:.2f} s wall, {same[1]:.2f} s CPU, {same[2] / 1e6:.0f} MB (ours: {sizes[args.large] / 1e6:.0f} MB); "
-              f"warm build / feedgen same fields = {warm[1] / same[1]:.2f}x CPU (goal <= 1.3x)")
+              f"bodies: {same[0]:.2f} s wall, {same[1]:.2f} s CPU, {same[2] / 1e6:.0f} MB (ours: "
+              f"{sizes[args.large] / 1e6:.0f} MB); warm build / feedgen same fields = {warm[1] / same[1]:.2f}x CPU "
+              f"(goal <= 1.3x)")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     ok = timings[("warm", args.large)][0] <= 5.0
     print(f"goal (<= 5 s wall for {args.large} x 2 x 3, bodies cached): {'met' if ok else 'NOT met'} "

@@ -41,8 +41,9 @@ def test_rss_dates_are_english_rfc_822_whatever_the_locale() -> None:
 
 def test_every_document_is_what_lxml_would_write(site: Site, cli, write_article) -> None:
     title = 'Tom & Jerry <b>"quoted"</b> \'x\' ]]> \r\n tab\t end'   # a carriage return survives as &#13;
-    write_article("hostile", "en", body='Body & <em>more</em>\n\n<p title="a\tb">x</p>\n', title=title, date="2030-01-01T09:00:00+09:00",
-                  summary="Sum & *mary*", author='A & B "C" <d>', tags=["a&b \"<c>\"", "tab\tnl"],
+    write_article("hostile", "en", body='Body & <em>more</em>\n\n<p title="a\tb">x</p>\n', title=title,
+                  date="2030-01-01T09:00:00+09:00", summary="Sum & *mary*", author='A & B "C" <d>',
+                  tags=["a&b \"<c>\"", "tab\tnl"],
                   image={"src": "https://cdn.example.org/x?a=1&b=<2>.jpg", "alt": 'alt "&<>'})
     write_article("bare", "en", body="Just a body.\n", title="Bare", date="2030-01-02T09:00:00+09:00")
     result = cli("feeds", "build", "--all")
