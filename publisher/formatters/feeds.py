@@ -12,7 +12,7 @@ import mimetypes
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -261,140 +261,113 @@ def feed_updated(items: Sequence[FeedItem]) -> datetime:
     return max((item.updated for item in items), default=EMPTY_FEED_DATE)
 
 
-# --- RSS 2.0 and Atom ----------------------------------------------------------------------------------------
+# --- RSS 2.0 and Atom (feedgen) ----------------------------------------------------------------------------
 #
-# The documents are written as text, byte for byte what feedgen 1.0 built with our extensions and lxml
-# serialized with pretty_print (the format every earlier build wrote, so an unchanged feed keeps its bytes).
-# feedgen built a tree of about 30 elements per entry through its setters and extension hooks, then lxml
-# serialized it: most of a warm build (6.6 s of CPU for 10,000 articles x 2 languages x 3 formats, 2.8 s
-# written as text). Each entry is formatted once from its FeedItem and reused by every feed it is in (its
-# language's, its theme's). tests/feeds/test_feed_serialization.py checks the escaping against lxml's and that
-# every document is what lxml writes for its tree (parsed without the whitespace, pretty-printed again).
-
-RSS_DOCS = "http://www.rssboard.org/rss-specification"   # feedgen's default <docs>
-GENERATOR = "publisher"
-XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8'?>\n"
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_OFFSETS: dict[timedelta | None, str] = {}   # utcoffset() -> "+0900", as strftime's %z writes it
+# feedgen builds each document's tree and lxml serializes it (pretty-printed). An item becomes one feedgen
+# FeedEntry, built once per build and added to every feed it is in (its language's, its theme's): feedgen's
+# add_entry() takes an existing entry, keeps the extensions already registered on it, and rss_entry() /
+# atom_entry() read the entry without changing it, so a shared entry writes the same elements in each feed.
 
 
-def rfc822(moment: datetime) -> str:
-    """An RSS date, "Mon, 22 Jun 2020 22:00:00 +0900": English names whatever the process's locale (feedgen
-    switched the locale to C around strftime for that). Formatted by hand: cheaper than strftime per entry."""
-    offset = moment.utcoffset()
-    zone = _OFFSETS.get(offset)
-    if zone is None:
-        zone = _OFFSETS[offset] = moment.strftime("%z")
-    return (f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} {moment.year:04d} "
-            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {zone}")
+@lru_cache(maxsize=1)
+def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
+    """feedgen extensions (namespace -> feed class, entry class, atom?, rss?) that fill what feedgen lacks.
 
-
-_TEXT_SPECIAL = re.compile("[&<>\r]")
-_ATTR_SPECIAL = re.compile('[&<>"\n\r\t]')
-
-
-def xml_text(value: str) -> str:
-    """Character data escaped as libxml2 writes it: ``& < >``, and a carriage return as ``&#13;`` (a parser
-    would turn a raw one into a newline)."""
-    if len(value) < 200 and not _TEXT_SPECIAL.search(value):
-        return value   # titles, ids, URLs: one scan instead of four replaces (a body always has markup)
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-
-
-def xml_attr(value: str) -> str:
-    """An attribute value (between double quotes) escaped as libxml2 writes it: also ``"`` and the whitespace
-    a parser would normalize to spaces (tab, newline, carriage return) as character references."""
-    if not _ATTR_SPECIAL.search(value):
-        return value
-    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-            .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;"))
-
-
-@lru_cache(maxsize=4096)
-def _category_xml(category: Category) -> tuple[str, str]:
-    """A category's RSS and Atom elements (a site has a few themes and tags, repeated in every entry). Atom
-    has the term always and the label when there is one (feedgen's rule); RSS has the label."""
-    term = xml_attr(category.term)
-    atom = (f'    <category term="{term}" label="{xml_attr(category.label)}"/>\n' if category.label
-            else f'    <category term="{term}"/>\n')
-    return f"      <category>{xml_text(category.label)}</category>\n", atom
-
-
-def _empty(indent: str, tag: str, attributes: Sequence[tuple[str, str]]) -> str:
-    """An element with attributes only, each written even when empty (as feedgen set them)."""
-    written = "".join(f' {name}="{xml_attr(value)}"' for name, value in attributes)
-    return f"{indent}<{tag}{written}/>\n"
-
-
-def _html_link(href: str, lang: str) -> str:
-    """An Atom entry's link to an HTML page; our extension left out attributes without a value."""
-    if href and lang:
-        return f'    <link href="{xml_attr(href)}" rel="alternate" type="text/html" hreflang="{xml_attr(lang)}"/>\n'
-    return _empty("    ", "link", [(name, value) for name, value in (("href", href), ("rel", "alternate"),
-                                                                     ("type", "text/html"), ("hreflang", lang))
-                                    if value])
-
-
-def entry_xml(item: FeedItem) -> tuple[str, str]:
-    """The RSS ``<item>`` and the Atom ``<entry>`` of one item, indented for their place in the document.
-
-    Element order is feedgen's (with our extensions: ``xml:base``, ``dc:creator``, the hreflang links to the
-    translations before the RSS ``<link>``, Atom links complete and last, the article's own page last among
-    the alternates since feedparser takes the last one as the entry's link). The attributes that never vary
-    are written as they are; only values are escaped.
+    Made once per process: an entry shared by several feeds is registered with these classes once.
     """
-    content = xml_text(item.content_html)
-    summary = xml_text(item.summary_html) if item.summary_html else content
-    title = xml_text(item.title)
-    entry_id = xml_text(item.id)
-    author = xml_text(item.author) if item.author else ""
-    enclosure = item.enclosure
-    base = f' xml:base="{xml_attr(item.url)}"' if item.url else ""
-    published = item.published
+    from feedgen.ext.base import BaseEntryExtension, BaseExtension
+    from feedgen.util import xml_elem
 
-    rss = [f"    <item{base}>\n"]
-    if title:
-        rss.append(f"      <title>{title}</title>\n")
-    translations = [f'      <atom:link rel="alternate" type="text/html" hreflang="{xml_attr(lang)}" '
-                    f'href="{xml_attr(other)}"/>\n' for lang, other in item.translations]
-    if item.url:
-        rss += translations
-        rss.append(f"      <link>{xml_text(item.url)}</link>\n")
-    if summary:
-        rss.append(f"      <description>{summary}</description>\n      <content:encoded>{content}</content:encoded>\n")
-    else:   # no summary and no body: feedgen wrote the (empty) content as the description
-        rss.append(f"      <description>{content}</description>\n")
-    if entry_id:
-        rss.append(f'      <guid isPermaLink="false">{entry_id}</guid>\n')
-    categories = [_category_xml(category) for category in item.categories]
-    rss += [pair[0] for pair in categories]
-    if enclosure:
-        rss.append(f'      <enclosure url="{xml_attr(enclosure.url)}" length="{enclosure.length}" '
-                   f'type="{xml_attr(enclosure.media_type)}"/>\n')
-    rss.append(f"      <pubDate>{rfc822(published)}</pubDate>\n")
-    if author:
-        rss.append(f"      <dc:creator>{author}</dc:creator>\n")
-    if not item.url:
-        rss += translations
-    rss.append("    </item>\n")
+    class RssNamespaces(BaseExtension):  # type: ignore[misc]
+        def extend_ns(self) -> dict[str, str]:
+            return {"dc": DC_NS}
 
-    atom = [f"  <entry{base}>\n    <id>{entry_id}</id>\n    <title>{title}</title>\n"
-            f"    <updated>{item.updated.isoformat()}</updated>\n"]
-    if author:
-        atom.append(f"    <author>\n      <name>{author}</name>\n    </author>\n")
-    atom.append(f'    <content type="html">{content}</content>\n' if content else '    <content type="html"/>\n')
-    atom.append(f'    <summary type="html">{summary}</summary>\n' if summary else '    <summary type="html"/>\n')
-    atom += [pair[1] for pair in categories]
-    atom.append(f"    <published>{published.isoformat()}</published>\n")
-    atom += [_html_link(other, lang) for lang, other in item.translations]
-    atom.append(_html_link(item.url, item.lang))
-    if enclosure:
-        atom.append(_empty("    ", "link", [(name, value) for name, value in (
-            ("href", enclosure.url), ("rel", "enclosure"), ("type", enclosure.media_type),
-            ("length", str(enclosure.length))) if value]))
-    atom.append("  </entry>\n")
-    return "".join(rss), "".join(atom)
+    class RssItemExtras(BaseEntryExtension):  # type: ignore[misc]
+        """dc:creator (RSS has no author name without an email address) and hreflang links to translations."""
+
+        def __init__(self) -> None:
+            self.creator: str | None = None
+            self.translations: tuple[tuple[str, str], ...] = ()
+            self.base: str | None = None
+
+        def extend_rss(self, entry: Any) -> Any:
+            if self.base:
+                entry.set(XML_BASE, self.base)
+            if self.creator:
+                xml_elem(f"{{{DC_NS}}}creator", entry).text = self.creator
+            # Before the item's own <link>: feedparser takes the last HTML alternate as the item's link.
+            own_link = entry.find("link")
+            for lang, url in self.translations:
+                element = xml_elem(f"{{{ATOM_NS}}}link", entry, rel="alternate", type="text/html", hreflang=lang,
+                                   href=url)
+                if own_link is not None:
+                    own_link.addprevious(element)
+            return entry
+
+    class AtomNamespaces(BaseExtension):  # type: ignore[misc]
+        def extend_ns(self) -> dict[str, str]:
+            return {}
+
+    class AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
+        """Writes the entry's <link> elements again, complete and in reading order.
+
+        feedgen 1.0's FeedEntry.atom_entry() rebinds its loop variable to the new element before reading the
+        link's attributes, so every entry <link> comes out with an href only (all "alternate", the enclosure
+        included). The order is kept: the article's own page last, since feedparser (like feedgen's RSS)
+        takes the last HTML alternate as the entry's link.
+        """
+
+        def __init__(self) -> None:
+            self.links: list[dict[str, str]] = []
+            self.base: str | None = None
+
+        def extend_atom(self, entry: Any) -> Any:
+            if self.base:
+                entry.set(XML_BASE, self.base)
+            for element in entry.findall("link"):
+                entry.remove(element)
+            for link in self.links:
+                xml_elem("link", entry, **{k: v for k, v in link.items() if v})
+            return entry
+
+    return {
+        "publisher_rss": (RssNamespaces, RssItemExtras, False, True),
+        "publisher_atom": (AtomNamespaces, AtomEntryLinks, True, False),
+    }
+
+
+def feed_entry(item: FeedItem) -> Any:
+    """One item as a feedgen ``FeedEntry`` with our extensions, ready to be added to any number of feeds."""
+    from feedgen.entry import FeedEntry
+
+    entry = FeedEntry()
+    for namespace, (_, entry_extension, atom, rss) in _feedgen_extensions().items():
+        entry.register_extension(namespace, entry_extension, atom=atom, rss=rss)
+    entry.id(item.id)
+    entry.title(item.title)
+    # Order matters: summary() first fills RSS <description>; content() then adds <content:encoded>.
+    entry.summary(item.summary_html or item.content_html, type="html")
+    entry.content(item.content_html, type="html")
+    if item.author:
+        entry.author({"name": item.author})
+    own = {"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang}
+    others = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
+              for lang, url in item.translations]
+    enclosure = [{"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
+                  "length": str(item.enclosure.length)}] if item.enclosure else []
+    # The article's own page last: feedgen's RSS <link> and feedparser's entry link are the last alternate.
+    links = [*others, own, *enclosure]
+    entry.link([dict(link) for link in links])
+    entry.publisher_atom.links = links
+    if item.categories:
+        entry.category([{"term": c.term, "label": c.label} for c in item.categories])
+    entry.published(item.published)
+    entry.updated(item.updated)
+    # Relative links and images in a body resolve against the article's page, as on the page itself.
+    entry.publisher_rss.base = entry.publisher_atom.base = item.url
+    entry.publisher_rss.creator = item.author
+    entry.publisher_rss.translations = item.translations
+    return entry
 
 
 def render_rss_and_atom(
@@ -402,54 +375,48 @@ def render_rss_and_atom(
     items: Sequence[FeedItem],
     other_languages: Mapping[str, FeedSpec] | None = None,
     *,
-    entries: Callable[[FeedItem], tuple[str, str]] = entry_xml,
+    entries: Callable[[FeedItem], Any] = feed_entry,
 ) -> tuple[bytes, bytes]:
-    """The RSS 2.0 and Atom documents of one feed.
+    """The RSS 2.0 and Atom documents of one feed, from one feedgen generator (entries are built once).
 
     ``items`` must already be newest first and cut to the maximum; ``other_languages`` maps a language to
-    the same feed in that language, linked with hreflang. ``entries`` gives an item's two entries
-    (``entry_xml``; ``SiteFeeds`` passes one that keeps them for the other feeds the item is in).
+    the same feed in that language, linked with hreflang. ``entries`` gives an item's feedgen entry
+    (``feed_entry``; ``SiteFeeds`` passes one that keeps it for the other feeds the item is in).
     """
+    from feedgen.feed import FeedGenerator
+
     other_languages = other_languages or {}
-    title = xml_text(xml_safe(spec.title))
-    description = xml_text(xml_safe(spec.description or spec.title))   # RSS requires a description
-    lang = xml_safe(spec.lang)
-    home = spec.home_url
+
+    fg = FeedGenerator()
+    for namespace, (feed_ext, entry_ext, atom, rss) in _feedgen_extensions().items():
+        fg.register_extension(namespace, feed_ext, entry_ext, atom=atom, rss=rss)
+    fg.id(spec.url("atom"))
+    fg.title(spec.title)
+    fg.subtitle(spec.description or spec.title)   # RSS requires a description
+    fg.language(spec.lang)
+    fg.author({"name": spec.title})               # Atom requires an author; entries without one inherit the site
+    fg.generator("publisher")
     updated = feed_updated(items)
-    pairs = [entries(item) for item in items]
+    fg.updated(updated)
+    fg.lastBuildDate(updated)
 
-    rss = [XML_DECLARATION,
-           f'<rss xmlns:dc="{DC_NS}" xmlns:atom="{ATOM_NS}" xmlns:content="http://purl.org/rss/1.0/modules/content/"'
-           ' version="2.0">\n',
-           "  <channel>\n",
-           f"    <title>{title}</title>\n",
-           f"    <link>{xml_text(home)}</link>\n",   # the channel link: the HTML page
-           f"    <description>{description}</description>\n",
-           _empty("    ", "atom:link", (("href", spec.url("rss")), ("rel", "self"), ("type", MEDIA_TYPES["rss"]))),
-           f"    <docs>{RSS_DOCS}</docs>\n",
-           f"    <generator>{GENERATOR}</generator>\n",
-           f"    <language>{xml_text(lang)}</language>\n",
-           f"    <lastBuildDate>{rfc822(updated)}</lastBuildDate>\n"]
-    rss += [pair[0] for pair in pairs]
-    rss.append("  </channel>\n</rss>\n")
+    def set_links(fmt: str) -> None:
+        # Fresh dicts each time (feedgen fills defaults in place). The HTML page comes last because feedgen
+        # takes the RSS channel <link> from the last alternate link.
+        links = [{"href": other.url(fmt), "rel": "alternate", "type": MEDIA_TYPES[fmt], "hreflang": lang}
+                 for lang, other in other_languages.items()]
+        links.append({"href": spec.url(fmt), "rel": "self", "type": MEDIA_TYPES[fmt]})
+        links.append({"href": spec.home_url, "rel": "alternate", "type": "text/html", "hreflang": spec.lang})
+        fg.link(links, replace=True)
 
-    # Atom requires an author; entries without one inherit the site. The HTML page is the last link.
-    atom = [XML_DECLARATION,
-            f'<feed xmlns="{ATOM_NS}" xml:lang="{xml_attr(lang)}">\n',
-            f"  <id>{xml_text(spec.url('atom'))}</id>\n",
-            f"  <title>{title}</title>\n",
-            f"  <updated>{updated.isoformat()}</updated>\n",
-            f"  <author>\n    <name>{title}</name>\n  </author>\n"]
-    atom += [_empty("  ", "link", (("href", other.url("atom")), ("rel", "alternate"), ("type", MEDIA_TYPES["atom"]),
-                                   ("hreflang", xml_safe(other_lang))))
-             for other_lang, other in other_languages.items()]
-    atom += [_empty("  ", "link", (("href", spec.url("atom")), ("rel", "self"), ("type", MEDIA_TYPES["atom"]))),
-             _empty("  ", "link", (("href", home), ("rel", "alternate"), ("type", "text/html"), ("hreflang", lang))),
-             f"  <generator>{GENERATOR}</generator>\n",
-             f"  <subtitle>{description}</subtitle>\n"]
-    atom += [pair[1] for pair in pairs]
-    atom.append("</feed>\n")
-    return "".join(rss).encode("utf-8"), "".join(atom).encode("utf-8")
+    for item in items:
+        # An entry made elsewhere keeps its extensions (add_entry's registration raises ImportError, caught).
+        fg.add_entry(entries(item), order="append")
+    set_links("rss")
+    rss = fg.rss_str(pretty=True)
+    set_links("atom")
+    atom = fg.atom_str(pretty=True)
+    return rss, atom
 
 
 # --- JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) -------------------------------------------------

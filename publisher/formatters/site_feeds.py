@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, FeedSpec, entry_xml, image_enclosure,
+from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, FeedSpec, feed_entry, image_enclosure,
                                         make_item, plain_summary, render_json_feed, render_opml, render_rss_and_atom,
                                         tag_uri, xml_safe)
 from publisher.formatters.pages import article_page, index_page, site_files
@@ -188,7 +188,7 @@ class SiteFeeds:
         for articles in self.by_lang.values():
             articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
         self._items: dict[tuple[str, str], FeedItem] = {}
-        self._entries: dict[tuple[str, str], tuple[str, str]] = {}
+        self._entries: dict[tuple[str, str], Any] = {}   # feedgen FeedEntry objects, shared by the feeds
         self._labels: dict[tuple[str, str], str] = {}
         self.bodies = BodyRenderer(cache)
 
@@ -241,13 +241,13 @@ class SiteFeeds:
             label = self._labels[(theme, lang)] = theme_label(theme, lang, self.site)
         return label
 
-    def entry_xml(self, item: FeedItem) -> tuple[str, str]:
-        """An item's RSS and Atom entries, formatted once for every feed it is in (its language's, its theme's)."""
+    def feed_entry(self, item: FeedItem) -> Any:
+        """An item's feedgen entry, built once for every feed it is in (its language's, its theme's)."""
         key = (item.slug, item.lang)
-        entries = self._entries.get(key)
-        if entries is None:
-            entries = self._entries[key] = entry_xml(item)
-        return entries
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = feed_entry(item)
+        return entry
 
     def _prefetch(self, articles: Iterable[Article]) -> None:
         """One cache look-up for the bodies (and summaries' plain texts) of the articles about to become items."""
@@ -274,7 +274,7 @@ class SiteFeeds:
         items = [self.item(article) for article in entries]
         others = {lang: self.spec(lang, spec.theme) for lang in self.languages
                   if lang != spec.lang and (spec.theme is None or spec.theme in self.themes[lang])}
-        rss, atom = render_rss_and_atom(spec, items, others, entries=self.entry_xml)
+        rss, atom = render_rss_and_atom(spec, items, others, entries=self.feed_entry)
         files = [OutputFile(spec.path("rss"), rss, MEDIA_TYPES["rss"], spec.lang, len(items)),
                  OutputFile(spec.path("atom"), atom, MEDIA_TYPES["atom"], spec.lang, len(items))]
         if "json" in spec.formats:
