@@ -40,3 +40,29 @@ def test_every_document_is_what_lxml_would_write(site: Site, cli, write_article)
     assert hostile.title == title
     assert [tag.term for tag in hostile.tags] == ["a&b \"<c>\"", "tab\tnl"]
     assert hostile.enclosures[0].href == "https://cdn.example.org/x?a=1&b=<2>.jpg"
+
+
+def test_an_entry_shared_by_the_language_and_theme_feeds_writes_what_a_fresh_one_writes(site: Site) -> None:
+    from publisher.article import load_library
+    from publisher.formatters.feeds import feed_entry, render_rss_and_atom
+    from publisher.formatters.site_feeds import SiteFeeds
+
+    feeds = SiteFeeds(site, load_library(site).articles())
+    lang = "en"
+    theme = sorted(feeds.themes[lang])[0]
+    whole, themed = feeds.spec(lang), feeds.spec(lang, theme)
+    first = {output.path: output.content for output in feeds.feed_files(whole)}
+    again = {output.path: output.content for output in feeds.feed_files(themed)}
+    in_theme = feeds.entries(themed)
+    assert in_theme and {(a.slug, a.lang) for a in in_theme} <= {(a.slug, a.lang) for a in feeds.entries(whole)}
+    # One FeedEntry per version, the same object in both feeds.
+    shared = [feeds.feed_entry(feeds.item(article)) for article in in_theme]
+    assert all(entry is feeds._entries[(a.slug, a.lang)] for entry, a in zip(shared, in_theme))
+    # Written a second time (and for the theme), a shared entry gives the bytes of entries made for that feed.
+    for spec, written in ((whole, first), (themed, again)):
+        items = [feeds.item(article) for article in feeds.entries(spec)]
+        others = {other: feeds.spec(other, spec.theme) for other in feeds.languages
+                  if other != lang and (spec.theme is None or spec.theme in feeds.themes[other])}
+        rss, atom = render_rss_and_atom(spec, items, others, entries=feed_entry)
+        assert (rss, atom) == (written[spec.path("rss")], written[spec.path("atom")])
+        assert render_rss_and_atom(spec, items, others, entries=feeds.feed_entry) == (rss, atom)
