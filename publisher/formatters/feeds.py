@@ -357,7 +357,9 @@ def feed_entry(item: FeedItem) -> Any:
                   "length": str(item.enclosure.length)}] if item.enclosure else []
     # The article's own page last: feedgen's RSS <link> and feedparser's entry link are the last alternate.
     links = [*others, own, *enclosure]
-    entry.link([dict(link) for link in links])
+    # feedgen takes the RSS <link> and <enclosure> from these; the Atom links are all written again by
+    # AtomEntryLinks and the RSS hreflang links by RssItemExtras, so the translations need not go through it.
+    entry.link([dict(link) for link in (own, *enclosure)])
     entry.publisher_atom.links = links
     if item.categories:
         entry.category([{"term": c.term, "label": c.label} for c in item.categories])
