@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -127,9 +128,14 @@ def tag_uri(base_url: str, article: Article) -> str:
     The caller keeps the first one it hands out (see ``FeedsChannel``), so a later edit of the date or a move
     of the site to another host does not make readers see the article as new.
     """
-    host = urlsplit(base_url).hostname or "localhost"
+    host = _host(base_url)
     day = article.date.date().isoformat()   # the day as written in the article, in its own time zone
     return f"tag:{host},{day}:{article.lang}/{article.slug}"
+
+
+@lru_cache(maxsize=16)
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or "localhost"
 
 
 def image_enclosure(article: Article, site: Site) -> Enclosure | None:
@@ -169,7 +175,15 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def xml_safe(text: str) -> str:
     """``text`` without the characters that XML 1.0 forbids; everything else is kept."""
-    return _NOT_XML.sub("", text)
+    # A printable string holds none of them (they are all control, surrogate or unassigned code points), and
+    # isprintable() is a quick scan that stops at the first newline of a body: most fields skip the regex.
+    return text if text.isprintable() else _NOT_XML.sub("", text)
+
+
+@lru_cache(maxsize=4096)
+def _category(term: str, label: str) -> Category:
+    """A theme or tag as a category, made XML-safe once: a site has a few of them and 20,000 entries."""
+    return Category(term=xml_safe(term), label=xml_safe(label))
 
 
 def make_item(
@@ -181,14 +195,15 @@ def make_item(
     notice: str | None = None,
     theme_label: str | None = None,
     render_markdown: Callable[[str], str] | None = None,
+    summary_text: Callable[[str], str] | None = None,
 ) -> FeedItem:
     """Collect what the feeds need from one article version (the body is rendered and sanitized once here).
 
     ``render_markdown`` turns Markdown into sanitized HTML; default ``publisher.markup.markdown_to_html``
     (``SiteFeeds`` passes its ``BodyRenderer``, backed by the cache that survives between builds).
+    ``summary_text`` gives a summary's plain text from its Markdown (default ``plain_summary`` over
+    ``render_markdown``; ``SiteFeeds`` passes ``BodyRenderer.plain_text``, cached the same way).
     """
-    from publisher.markup import html_to_text
-
     render: Callable[[str], str]
     if render_markdown is None:
         from publisher.markup import markdown_to_html
@@ -198,14 +213,19 @@ def make_item(
         render = render_markdown
     categories: list[Category] = []
     if article.theme:
-        categories.append(Category(term=xml_safe(article.theme_slug or article.theme),
-                                   label=xml_safe(theme_label or article.theme)))
-    categories.extend(Category(term=xml_safe(tag), label=xml_safe(tag)) for tag in article.tags)
+        categories.append(_category(article.theme_slug or article.theme, theme_label or article.theme))
+    categories.extend(_category(tag, tag) for tag in article.tags)
     body_html = xml_safe(render(article.body))
     if notice:
         # The notice leads the content so a reader sees it before the translated text, in every format.
         body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
     summary_html = xml_safe(render(article.summary)) if article.summary else ""
+    if not article.summary:
+        text = ""
+    elif summary_text is None:
+        text = plain_summary(summary_html)
+    else:
+        text = summary_text(article.summary)
     published = article.date
     return FeedItem(
         id=item_id,
@@ -213,8 +233,7 @@ def make_item(
         slug=article.slug,
         url=article.url,
         title=xml_safe(article.title),
-        # Plain text from the sanitized HTML, so Markdown marks and stripped markup never reach JSON readers.
-        summary_text=" ".join(html_to_text(summary_html).split()),
+        summary_text=text,
         summary_html=summary_html,
         content_html=body_html,
         author=xml_safe(article.author) if article.author else None,
@@ -229,16 +248,33 @@ def make_item(
     )
 
 
+def plain_summary(summary_html: str) -> str:
+    """A summary's plain text from its sanitized (and XML-safe) HTML, on one line, so Markdown marks and
+    stripped markup never reach JSON readers."""
+    from publisher.markup import html_to_text
+
+    return " ".join(html_to_text(summary_html).split())
+
+
 def feed_updated(items: Sequence[FeedItem]) -> datetime:
     """The newest change among the items: derived from content, never the clock, so unchanged feeds stay unchanged."""
     return max((item.updated for item in items), default=EMPTY_FEED_DATE)
 
 
 # --- RSS 2.0 and Atom (feedgen) ----------------------------------------------------------------------------
+#
+# feedgen builds each document's tree and lxml serializes it (pretty-printed). An item becomes one feedgen
+# FeedEntry, built once per build and added to every feed it is in (its language's, its theme's): feedgen's
+# add_entry() takes an existing entry, keeps the extensions already registered on it, and rss_entry() /
+# atom_entry() read the entry without changing it, so a shared entry writes the same elements in each feed.
 
 
+@lru_cache(maxsize=1)
 def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
-    """feedgen extensions (namespace -> feed class, entry class, atom?, rss?) that fill what feedgen lacks."""
+    """feedgen extensions (namespace -> feed class, entry class, atom?, rss?) that fill what feedgen lacks.
+
+    Made once per process: an entry shared by several feeds is registered with these classes once.
+    """
     from feedgen.ext.base import BaseEntryExtension, BaseExtension
     from feedgen.util import xml_elem
 
@@ -300,13 +336,54 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
     }
 
 
+def feed_entry(item: FeedItem) -> Any:
+    """One item as a feedgen ``FeedEntry`` with our extensions, ready to be added to any number of feeds."""
+    from feedgen.entry import FeedEntry
+
+    entry = FeedEntry()
+    for namespace, (_, entry_extension, atom, rss) in _feedgen_extensions().items():
+        entry.register_extension(namespace, entry_extension, atom=atom, rss=rss)
+    entry.id(item.id)
+    entry.title(item.title)
+    # Order matters: summary() first fills RSS <description>; content() then adds <content:encoded>.
+    entry.summary(item.summary_html or item.content_html, type="html")
+    entry.content(item.content_html, type="html")
+    if item.author:
+        entry.author({"name": item.author})
+    own = {"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang}
+    others = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
+              for lang, url in item.translations]
+    enclosure = [{"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
+                  "length": str(item.enclosure.length)}] if item.enclosure else []
+    # The article's own page last: feedgen's RSS <link> and feedparser's entry link are the last alternate.
+    links = [*others, own, *enclosure]
+    # feedgen takes the RSS <link> and <enclosure> from these; the Atom links are all written again by
+    # AtomEntryLinks and the RSS hreflang links by RssItemExtras, so the translations need not go through it.
+    entry.link([dict(link) for link in (own, *enclosure)])
+    entry.publisher_atom.links = links
+    if item.categories:
+        entry.category([{"term": c.term, "label": c.label} for c in item.categories])
+    entry.published(item.published)
+    entry.updated(item.updated)
+    # Relative links and images in a body resolve against the article's page, as on the page itself.
+    entry.publisher_rss.base = entry.publisher_atom.base = item.url
+    entry.publisher_rss.creator = item.author
+    entry.publisher_rss.translations = item.translations
+    return entry
+
+
 def render_rss_and_atom(
-    spec: FeedSpec, items: Sequence[FeedItem], other_languages: Mapping[str, FeedSpec] | None = None
+    spec: FeedSpec,
+    items: Sequence[FeedItem],
+    other_languages: Mapping[str, FeedSpec] | None = None,
+    *,
+    entries: Callable[[FeedItem], Any] = feed_entry,
 ) -> tuple[bytes, bytes]:
     """The RSS 2.0 and Atom documents of one feed, from one feedgen generator (entries are built once).
 
     ``items`` must already be newest first and cut to the maximum; ``other_languages`` maps a language to
-    the same feed in that language, linked with hreflang.
+    the same feed in that language, linked with hreflang. ``entries`` gives an item's feedgen entry
+    (``feed_entry``; ``SiteFeeds`` passes one that keeps it for the other feeds the item is in).
     """
     from feedgen.feed import FeedGenerator
 
@@ -335,31 +412,8 @@ def render_rss_and_atom(
         fg.link(links, replace=True)
 
     for item in items:
-        entry = fg.add_entry(order="append")
-        entry.id(item.id)
-        entry.title(item.title)
-        # Order matters: summary() first fills RSS <description>; content() then adds <content:encoded>.
-        entry.summary(item.summary_html or item.content_html, type="html")
-        entry.content(item.content_html, type="html")
-        if item.author:
-            entry.author({"name": item.author})
-        own = {"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang}
-        others = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
-                  for lang, url in item.translations]
-        enclosure = [{"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
-                      "length": str(item.enclosure.length)}] if item.enclosure else []
-        # The article's own page last: feedgen's RSS <link> and feedparser's entry link are the last alternate.
-        links = [*others, own, *enclosure]
-        entry.link([dict(link) for link in links])
-        entry.publisher_atom.links = links
-        if item.categories:
-            entry.category([{"term": c.term, "label": c.label} for c in item.categories])
-        entry.published(item.published)
-        entry.updated(item.updated)
-        # Relative links and images in a body resolve against the article's page, as on the page itself.
-        entry.publisher_rss.base = entry.publisher_atom.base = item.url
-        entry.publisher_rss.creator = item.author
-        entry.publisher_rss.translations = item.translations
+        # An entry made elsewhere keeps its extensions (add_entry's registration raises ImportError, caught).
+        fg.add_entry(entries(item), order="append")
     set_links("rss")
     rss = fg.rss_str(pretty=True)
     set_links("atom")
@@ -382,49 +436,57 @@ def json_feed_document(spec: FeedSpec, items: Sequence[FeedItem]) -> dict[str, A
     if spec.description:
         document["description"] = spec.description
     document["authors"] = [{"name": spec.title, "url": spec.home_url}]
-    entries: list[dict[str, Any]] = []
-    for item in items:
-        entry: dict[str, Any] = {
-            "id": item.id,
-            "url": item.url,
-            "title": item.title,
-            "content_html": item.content_html,
-        }
-        if item.summary_text:
-            entry["summary"] = item.summary_text
-        if item.enclosure and item.enclosure.media_type.startswith("image/"):
-            entry["image"] = item.enclosure.url
-        entry["date_published"] = item.published.isoformat()
-        entry["date_modified"] = item.updated.isoformat()
-        if item.author:
-            entry["authors"] = [{"name": item.author}]
-        if item.categories:
-            entry["tags"] = [c.label for c in item.categories]
-        entry["language"] = item.lang
-        if item.enclosure:
-            attachment: dict[str, Any] = {"url": item.enclosure.url, "mime_type": item.enclosure.media_type}
-            if item.image_alt:
-                attachment["title"] = item.image_alt
-            if item.enclosure.length:
-                attachment["size_in_bytes"] = item.enclosure.length
-            entry["attachments"] = [attachment]
-        # Custom keys start with an underscore (JSON Feed 1.1 "Extensions").
-        extension: dict[str, Any] = {"machine_translation": item.machine_translated}
-        if item.translations:
-            extension["translations"] = [{"language": lang, "url": url} for lang, url in item.translations]
-        entry["_publisher"] = extension
-        entries.append(entry)
-    document["items"] = entries
+    document["items"] = [json_feed_item(item) for item in items]
     return document
 
 
-def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
-    """The JSON Feed file: UTF-8, Korean kept readable (no \\u escapes), stable key order.
+def json_feed_item(item: FeedItem) -> dict[str, Any]:
+    """One item of the JSON Feed (``json_feed_document``'s ``items``)."""
+    entry: dict[str, Any] = {
+        "id": item.id,
+        "url": item.url,
+        "title": item.title,
+        "content_html": item.content_html,
+    }
+    if item.summary_text:
+        entry["summary"] = item.summary_text
+    if item.enclosure and item.enclosure.media_type.startswith("image/"):
+        entry["image"] = item.enclosure.url
+    entry["date_published"] = item.published.isoformat()
+    entry["date_modified"] = item.updated.isoformat()
+    if item.author:
+        entry["authors"] = [{"name": item.author}]
+    if item.categories:
+        entry["tags"] = [c.label for c in item.categories]
+    entry["language"] = item.lang
+    if item.enclosure:
+        attachment: dict[str, Any] = {"url": item.enclosure.url, "mime_type": item.enclosure.media_type}
+        if item.image_alt:
+            attachment["title"] = item.image_alt
+        if item.enclosure.length:
+            attachment["size_in_bytes"] = item.enclosure.length
+        entry["attachments"] = [attachment]
+    # Custom keys start with an underscore (JSON Feed 1.1 "Extensions").
+    extension: dict[str, Any] = {"machine_translation": item.machine_translated}
+    if item.translations:
+        extension["translations"] = [{"language": lang, "url": url} for lang, url in item.translations]
+    entry["_publisher"] = extension
+    return entry
 
-    Compact on purpose: ``indent`` makes json fall back to its pure-Python encoder, half the speed.
+
+def render_json_feed(spec: FeedSpec, items: Sequence[FeedItem]) -> bytes:
+    """The JSON Feed file: UTF-8, Korean kept readable (no \\u escapes), stable key order; exactly
+    ``json.dumps(json_feed_document(spec, items))`` with these options.
+
+    Compact on purpose: ``indent`` makes json fall back to its pure-Python encoder, half the speed. Each item is
+    encoded as soon as it is made (JSON is written part by part the same way), so its dicts die young: holding
+    20,000 items' dicts until one dumps() made the garbage collector walk them again and again.
     """
-    text = json.dumps(json_feed_document(spec, items), ensure_ascii=False, separators=(",", ":"))
-    return (text + "\n").encode("utf-8")
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    head = encode(json_feed_document(spec, []))
+    assert head.endswith("[]}")   # "items" is the document's last key
+    body = ",".join([encode(json_feed_item(item)) for item in items])
+    return f"{head[:-2]}{body}]}}\n".encode("utf-8")
 
 
 # --- OPML --------------------------------------------------------------------------------------------------

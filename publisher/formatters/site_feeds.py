@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, FeedSpec, image_enclosure, make_item,
-                                        render_json_feed, render_opml, render_rss_and_atom, tag_uri)
+from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, FeedSpec, feed_entry, image_enclosure,
+                                        make_item, plain_summary, render_json_feed, render_opml, render_rss_and_atom,
+                                        tag_uri, xml_safe)
 from publisher.formatters.pages import article_page, index_page, site_files
 
 if TYPE_CHECKING:
@@ -52,37 +54,69 @@ class BodyRenderer:
         self.used: set[str] = set()
         self.known: dict[str, str] = {}
         self.new: dict[str, str] = {}
-        self._renderer: str | None = None
+        self._seeds: dict[str, Any] = {}
+        # Markdown -> its key, per kind: a feed asks for a body in the prefetch and again for the item, and a
+        # text's hash is cached on the str object, so the second look-up costs nothing next to a blake2b.
+        self._keys: dict[str, dict[str, str]] = {"html": {}, "text": {}}
+
+    def _key(self, kind: str, markdown: str) -> str:
+        keys = self._keys[kind]
+        key = keys.get(markdown)
+        if key is None:
+            seed = self._seeds.get(kind)
+            if seed is None:
+                import hashlib
+
+                seed = self._seeds[kind] = hashlib.blake2b(renderer_fingerprint(kind).encode("ascii"),
+                                                           digest_size=16)
+            digest = seed.copy()
+            digest.update(markdown.encode("utf-8"))
+            key = keys[markdown] = digest.hexdigest()
+        return key
 
     def key(self, markdown: str) -> str:
-        import hashlib
+        """The cache key of ``markdown``'s sanitized HTML."""
+        return self._key("html", markdown)
 
-        if self._renderer is None:
-            self._renderer = renderer_fingerprint()
-        digest = hashlib.blake2b(self._renderer.encode("ascii"), digest_size=16)
-        digest.update(markdown.encode("utf-8"))
-        return digest.hexdigest()
+    def text_key(self, markdown: str) -> str:
+        """The cache key of the plain text of ``markdown`` (a summary, for JSON Feed and page descriptions)."""
+        return self._key("text", markdown)
 
-    def prefetch(self, markdowns: Iterable[str]) -> None:
-        """Read the cached bodies of ``markdowns`` in one look-up (a feed's entries), before rendering them."""
+    def prefetch(self, markdowns: Iterable[str], texts: Iterable[str] = ()) -> None:
+        """Read the cached bodies of ``markdowns`` and the plain texts of ``texts`` (a feed's entries and their
+        summaries) in one look-up, before rendering them."""
         if self.cache is None:
             return
-        keys = [key for key in (self.key(text) for text in markdowns) if key not in self.known]
+        wanted = [self.key(text) for text in markdowns] + [self.text_key(text) for text in texts]
+        keys = [key for key in wanted if key not in self.known]
         if keys:
             self.known.update(self.cache.get_many(keys))
 
+    def _lookup(self, key: str) -> str | None:
+        self.used.add(key)
+        found = self.known.get(key)
+        if found is None and self.cache is not None:
+            found = self.cache.get_many([key]).get(key)
+            if found is not None:
+                self.known[key] = found
+        return found
+
     def __call__(self, markdown: str) -> str:
         key = self.key(markdown)
-        self.used.add(key)
-        html_text = self.known.get(key)
-        if html_text is None and self.cache is not None:
-            html_text = self.cache.get_many([key]).get(key)
+        html_text = self._lookup(key)
         if html_text is None:
             from publisher.markup import markdown_to_html
 
-            html_text = self.new[key] = markdown_to_html(markdown)
-        self.known[key] = html_text
+            html_text = self.known[key] = self.new[key] = markdown_to_html(markdown)
         return html_text
+
+    def plain_text(self, markdown: str) -> str:
+        """``publisher.formatters.feeds.plain_summary`` of ``markdown`` rendered, kept like the bodies."""
+        key = self.text_key(markdown)
+        text = self._lookup(key)
+        if text is None:
+            text = self.known[key] = self.new[key] = plain_summary(xml_safe(self(markdown)))
+        return text
 
     def save(self, *, prune: bool) -> None:
         """Store the bodies rendered this time; ``prune`` (after a full build) drops those no longer used."""
@@ -94,14 +128,19 @@ class BodyRenderer:
         self.new.clear()
 
 
-def renderer_fingerprint() -> str:
-    """What the rendered HTML depends on besides the Markdown: the markup module and its two libraries."""
+@lru_cache(maxsize=2)
+def renderer_fingerprint(kind: str = "html") -> str:
+    """What the rendered HTML depends on besides the Markdown: the markup module and its two libraries; for a
+    summary's plain text (``kind="text"``), also the feeds module (``xml_safe``, ``plain_summary``)."""
     import hashlib
     from importlib.metadata import PackageNotFoundError, version
 
+    import publisher.formatters.feeds
     import publisher.markup
 
     digest = hashlib.blake2b(Path(publisher.markup.__file__).read_bytes(), digest_size=16)
+    if kind == "text":
+        digest.update(b"text\0" + Path(publisher.formatters.feeds.__file__).read_bytes())
     for package in ("markdown-it-py", "nh3"):
         try:
             digest.update(version(package).encode())
@@ -133,7 +172,8 @@ class SiteFeeds:
         self.site = site
         self.languages: tuple[str, ...] = tuple(site.languages)
         self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
-        self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(site.url, article))
+        base_url = site.url   # a property read from the settings: once, not once per article
+        self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(base_url, article))
         self.versions: dict[str, dict[str, Article]] = {}
         self.by_lang: dict[str, list[Article]] = {lang: [] for lang in self.languages}
         # theme slug -> theme as written (the English key that the catalogs translate), per language
@@ -148,6 +188,8 @@ class SiteFeeds:
         for articles in self.by_lang.values():
             articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
         self._items: dict[tuple[str, str], FeedItem] = {}
+        self._entries: dict[tuple[str, str], Any] = {}   # feedgen FeedEntry objects, shared by the feeds
+        self._labels: dict[tuple[str, str], str] = {}
         self.bodies = BodyRenderer(cache)
 
     # --- feeds ---------------------------------------------------------------------------------------------
@@ -174,29 +216,50 @@ class SiteFeeds:
 
     def item(self, article: Article) -> FeedItem:
         key = (article.slug, article.lang)
-        if key not in self._items:
-            from publisher.i18n import machine_notice, theme_label
+        item = self._items.get(key)
+        if item is None:
+            from publisher.i18n import machine_notice
 
-            self._items[key] = make_item(
+            item = self._items[key] = make_item(
                 article,
                 item_id=self.item_id(article),
                 translations=[(other.lang, other.url) for other in self.translations(article)],
-                enclosure=image_enclosure(article, self.site),
+                enclosure=image_enclosure(article, self.site) if article.image else None,
                 notice=machine_notice(article, self.site),
-                theme_label=theme_label(article.theme, article.lang, self.site) if article.theme else None,
+                theme_label=self._theme_label(article.theme, article.lang) if article.theme else None,
                 render_markdown=self.bodies,
+                summary_text=self.bodies.plain_text,
             )
-        return self._items[key]
+        return item
+
+    def _theme_label(self, theme: str, lang: str) -> str:
+        """``publisher.i18n.theme_label``, asked once per theme and language rather than once per article."""
+        label = self._labels.get((theme, lang))
+        if label is None:
+            from publisher.i18n import theme_label
+
+            label = self._labels[(theme, lang)] = theme_label(theme, lang, self.site)
+        return label
+
+    def feed_entry(self, item: FeedItem) -> Any:
+        """An item's feedgen entry, built once for every feed it is in (its language's, its theme's)."""
+        key = (item.slug, item.lang)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = feed_entry(item)
+        return entry
 
     def _prefetch(self, articles: Iterable[Article]) -> None:
-        """One cache look-up for the bodies of the articles about to become items."""
+        """One cache look-up for the bodies (and summaries' plain texts) of the articles about to become items."""
         texts: list[str] = []
+        summaries: list[str] = []
         for article in articles:
             if (article.slug, article.lang) not in self._items:
                 texts.append(article.body)
                 if article.summary:
                     texts.append(article.summary)
-        self.bodies.prefetch(texts)
+                    summaries.append(article.summary)
+        self.bodies.prefetch(texts, summaries)
 
     def entries(self, spec: FeedSpec) -> list[Article]:
         """The versions in a feed, newest first, at most ``max_items``."""
@@ -211,7 +274,7 @@ class SiteFeeds:
         items = [self.item(article) for article in entries]
         others = {lang: self.spec(lang, spec.theme) for lang in self.languages
                   if lang != spec.lang and (spec.theme is None or spec.theme in self.themes[lang])}
-        rss, atom = render_rss_and_atom(spec, items, others)
+        rss, atom = render_rss_and_atom(spec, items, others, entries=self.feed_entry)
         files = [OutputFile(spec.path("rss"), rss, MEDIA_TYPES["rss"], spec.lang, len(items)),
                  OutputFile(spec.path("atom"), atom, MEDIA_TYPES["atom"], spec.lang, len(items))]
         if "json" in spec.formats:

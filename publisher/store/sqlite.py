@@ -1411,12 +1411,22 @@ class SqliteFeedCache(_CacheFile):
     SCHEMA = ("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)",)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(keys))
+        if len(wanted) >= 2000:
+            # A feed of every article asks for most of the cache: one pass over the table reads a row in 40% of
+            # the time of an IN look-up (a search of the key index, then of the table, per key).
+            db = self._connection()
+            (stored,) = db.execute("SELECT count(*) FROM bodies").fetchone()
+            if 2 * len(wanted) >= stored:
+                asked = set(wanted)
+                return {key: html for key, html in db.execute("SELECT key, html FROM bodies").fetchall()
+                        if key in asked}
         found: dict[str, str] = {}
-        for chunk in _chunks(list(dict.fromkeys(keys)), 900):
-            rows = self._connection().execute(
+        for chunk in _chunks(wanted, 900):
+            # fetchall: one call for the chunk, not the error-mapping cursor's __next__ per row
+            found.update(self._connection().execute(
                 f"SELECT key, html FROM bodies WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            )
-            found.update((row[0], row[1]) for row in rows)
+            ).fetchall())
         return found
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> None:
@@ -1427,12 +1437,14 @@ class SqliteFeedCache(_CacheFile):
             self._connection().executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?)", entries)
 
     def keep_only(self, keys: Iterable[str]) -> None:
+        # The stale keys are found in Python and only they are deleted: after a full build they are a handful,
+        # while a temporary table of every key kept cost 0.5 s on a site of 20,000 versions.
+        kept = set(keys)
         db = self._connection()
         with transaction(db):
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS used (key TEXT PRIMARY KEY)")
-            db.execute("DELETE FROM used")
-            db.executemany("INSERT OR IGNORE INTO used VALUES (?)", ((key,) for key in keys))
-            db.execute("DELETE FROM bodies WHERE key NOT IN (SELECT key FROM used)")
+            stale = [(key,) for (key,) in db.execute("SELECT key FROM bodies").fetchall() if key not in kept]
+            if stale:
+                db.executemany("DELETE FROM bodies WHERE key = ?", stale)
 
 
 # --- the content index -------------------------------------------------------------------------------------

@@ -378,3 +378,31 @@ def test_a_failed_republish_keeps_the_entry_id_handed_out_first(site: Site, writ
     entry = next(e for e in feedparser.parse((site.public_dir / "en/atom.xml").read_bytes()).entries
                  if e.link.endswith("/en/kept/"))
     assert entry.id == guid == site.ledger().get(key).detail["guid"]
+
+
+def test_a_warm_build_renders_nothing_the_cache_holds_summary_texts_included(tmp_path: Path) -> None:
+    from publisher.formatters.feeds import plain_summary, xml_safe
+    from publisher.formatters.site_feeds import BodyRenderer
+    from publisher.markup import markdown_to_html
+    from publisher.store.sqlite import SqliteFeedCache
+
+    body, summary = "## Title\n\nA *body* & more.\n", "A **summary** with\x0b a tab & <b>markup</b>"
+    cache = SqliteFeedCache(tmp_path / "feed-bodies.sqlite")
+    first = BodyRenderer(cache)
+    html, text = first(body), first.plain_text(summary)
+    assert (html, text) == (markdown_to_html(body), plain_summary(xml_safe(markdown_to_html(summary))))
+    assert text == "A summary with a tab & markup"
+    first.save(prune=True)
+    cache.close()
+
+    cache = SqliteFeedCache(tmp_path / "feed-bodies.sqlite")
+    warm = BodyRenderer(cache)
+    warm.prefetch([body, summary], [summary])   # one look-up for the feed's bodies and summaries' texts
+    assert (warm(body), warm.plain_text(summary)) == (html, text)
+    assert warm.new == {}                        # nothing rendered again
+    assert warm.used == {warm.key(body), warm.text_key(summary)}
+    assert warm.text_key(summary) != warm.key(summary)   # the text and the HTML of one Markdown are two entries
+    warm.save(prune=True)                        # a full build keeps what it used, the texts included
+    assert set(cache.get_many([warm.key(body), warm.text_key(summary), warm.key(summary)])) == {
+        warm.key(body), warm.text_key(summary)}
+    cache.close()

@@ -65,6 +65,12 @@ def test_the_feed_cache_keeps_puts_prunes_and_survives_damage(tmp_path: Path) ->
     assert again.get_many(["b"]) == {}      # a damaged cache starts again, it is only a cache
     again.put_many([("b", "<p>B</p>")])
     assert again.get_many(["b"]) == {"b": "<p>B</p>"}
+    # Asked for most of what it holds (a feed of every article), it reads the table in one pass: the same answer.
+    again.put_many((f"k{n}", f"<p>{n}</p>") for n in range(3000))
+    asked = [f"k{n}" for n in range(0, 3000, 3)] + [f"k{n}" for n in range(1, 3000, 3)] + ["missing", "k5"]
+    assert again.get_many(asked) == {key: f"<p>{key[1:]}</p>" for key in asked if key != "missing"}
+    again.keep_only(["b", "k7"])
+    assert again.get_many(["b", "k7", "k8"]) == {"b": "<p>B</p>", "k7": "<p>7</p>"}
     again.close()
 
 
