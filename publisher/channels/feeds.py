@@ -141,13 +141,47 @@ class EntryIds:
     """Which article versions are in the feeds, and the entry id each was given, as the pipeline hands them over.
 
     The id is the one recorded at first publication (``first_details``), else the one of a delivered row,
-    else a new tag: URI; so it never changes once handed out.
+    else a new tag: URI; so it never changes once handed out. Read lazily: ``versions`` from an index alone,
+    the ids of only the versions asked for (``prefetch``: a publish renders about a hundred items of 20,000),
+    or of all at once (``load_all``: a full build renders every page).
     """
 
     def __init__(self, site_url: str, published: PublishedVersions | None) -> None:
         self.site_url = site_url
-        self.sent: dict[tuple[str, str], dict[str, Any]] = published.published(CHANNEL) if published else {}
-        self.first: dict[tuple[str, str], dict[str, Any]] = published.first_details(CHANNEL) if published else {}
+        self.store = published
+        self._versions: set[tuple[str, str]] | None = None if published else set()
+        self._ids: dict[tuple[str, str], str | None] = {}
+        self._all = published is None
+
+    @property
+    def versions(self) -> set[tuple[str, str]]:
+        """The (slug, lang) of every version with a delivered row."""
+        if self._versions is None:
+            assert self.store is not None
+            self._versions = self.store.published_versions(CHANNEL)
+        return self._versions
+
+    def load_all(self) -> None:
+        """Every version's id, in two passes over the channel's rows (cheaper than per version for all)."""
+        if self._all or self.store is None:
+            return
+        sent = self.store.published(CHANNEL)
+        first = self.store.first_details(CHANNEL)
+        self._versions = set(sent)
+        self._ids = {key: _guid(first.get(key), sent.get(key)) for key in {*sent, *first}}
+        self._all = True
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Read the ids of ``keys`` not known yet, in one look-up."""
+        if self._all or self.store is None:
+            return
+        wanted = [key for key in keys if key not in self._ids]
+        if not wanted:
+            return
+        found = self.store.version_details(CHANNEL, wanted)
+        for key in wanted:
+            first, sent = found.get(key, (None, None))
+            self._ids[key] = _guid(first, sent)
 
     def guid(self, article: Article) -> str:
         from publisher.formatters.feeds import tag_uri
@@ -156,10 +190,16 @@ class EntryIds:
 
     def guid_of(self, key: tuple[str, str]) -> str | None:
         """The id recorded for (slug, lang), if any."""
-        for detail in (self.first.get(key), self.sent.get(key)):
-            if detail and detail.get("guid"):
-                return str(detail["guid"])
-        return None
+        if key not in self._ids:
+            self.prefetch([key])
+        return self._ids.get(key)
+
+
+def _guid(first: dict[str, Any] | None, sent: dict[str, Any] | None) -> str | None:
+    for detail in (first, sent):
+        if detail and detail.get("guid"):
+            return str(detail["guid"])
+    return None
 
 
 class FeedsBuild:
@@ -174,6 +214,8 @@ class FeedsBuild:
         self.cache = cache
         self.full = full
         self.by_version = {(a.slug, a.lang): a for a in self.versions}
+        if full:
+            ids.load_all()   # every page is rendered: every version's id
         self._feeds: SiteFeeds | None = None
         self._files: list[OutputFile] | None = None
         self.result: BuildResult | None = None
@@ -304,11 +346,11 @@ class FeedsChannel(Channel):
         for story in self.library().stories.values():
             allowed, _ = select_versions(story, self.site.languages, self.site)
             for article in allowed.versions.values():
-                if (article.slug, article.lang) in ids.sent:
+                if (article.slug, article.lang) in ids.versions:
                     chosen[(article.slug, article.lang)] = article
         for article in including:
             chosen[(article.slug, article.lang)] = article
-        return SiteFeeds(self.site, chosen.values(), item_id=ids.guid, cache=cache)
+        return SiteFeeds(self.site, chosen.values(), item_id=ids.guid, cache=cache, prefetch_ids=ids.prefetch)
 
     @staticmethod
     def files_for(feeds: SiteFeeds, versions: Sequence[Article]) -> list[OutputFile]:
@@ -330,7 +372,7 @@ class FeedsChannel(Channel):
         for story in self.library().stories.values():
             allowed, _ = select_versions(story, self.site.languages, self.site)
             langs = [lang for lang in self.site.languages
-                     if lang in allowed.versions and (story.slug, lang) not in ids.sent]
+                     if lang in allowed.versions and (story.slug, lang) not in ids.versions]
             if langs:
                 batch.append((allowed, langs))
         return batch
@@ -367,8 +409,10 @@ class FeedsChannel(Channel):
         if not signature:                            # needs no article
             return ""
         digest = hashlib.blake2b(signature.encode("ascii"), digest_size=16)
-        for key in sorted(ids.sent):
-            digest.update(f"{key[0]}\0{key[1]}\0{ids.guid_of(key)}\n".encode())
+        # What was published: the channel's rows per state, not each version's id (ids never change once
+        # handed out, and every build that records deliveries forgets the last full build: ``forget_build``)
+        if ids.store is not None:
+            digest.update(ids.store.channel_fingerprint(CHANNEL).encode())
         names = sorted({setting.name for setting in (*all_settings(), *site_settings(self.site.languages))})
         digest.update(json.dumps([(name, self.site.config.raw(name)) for name in names]).encode())
         digest.update(files_signature(_build_inputs(self.site)).encode("utf-8", "surrogateescape"))

@@ -129,8 +129,11 @@ class SiteFeeds:
         item_id: Callable[[Article], str] | None = None,
         max_items: int | None = None,
         cache: RenderCache | None = None,
+        prefetch_ids: Callable[[list[tuple[str, str]]], None] | None = None,
     ) -> None:
         self.site = site
+        # read the ids of the versions about to become items at once (``item_id`` is asked one by one)
+        self.prefetch_ids = prefetch_ids
         self.languages: tuple[str, ...] = tuple(site.languages)
         self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
         self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(site.url, article))
@@ -191,12 +194,16 @@ class SiteFeeds:
     def _prefetch(self, articles: Iterable[Article]) -> None:
         """One cache look-up for the bodies of the articles about to become items."""
         texts: list[str] = []
+        keys: list[tuple[str, str]] = []
         for article in articles:
             if (article.slug, article.lang) not in self._items:
+                keys.append((article.slug, article.lang))
                 texts.append(article.body)
                 if article.summary:
                     texts.append(article.summary)
         self.bodies.prefetch(texts)
+        if self.prefetch_ids is not None and keys:
+            self.prefetch_ids(keys)
 
     def entries(self, spec: FeedSpec) -> list[Article]:
         """The versions in a feed, newest first, at most ``max_items``."""

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import JOB_STATES, Clock, IndexedFile, Job, Mark, format_time, utc_now
+from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, Job, Mark, format_time,
+                                        pick_version_details, utc_now)
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -573,6 +574,23 @@ class SqliteLedger:
     def first_details(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
         return self._first_per_version(lambda last_id: _details_sql(channel, last_id, 1000))
 
+    def published_versions(self, channel: str) -> set[tuple[str, str]]:
+        return {(row[0], row[1]) for row in self.conn.execute(*_published_versions_sql(channel))}
+
+    def version_details(
+        self, channel: str, versions: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        # Each version's few rows through the unique key's prefix (article, lang, channel); the oldest row with
+        # a detail and the oldest sent row picked here, in id order, as first_details and published do.
+        rows: list[tuple[int, str, str, str, str | None]] = []
+        for chunk in _chunks(list(dict.fromkeys(versions)), 300):
+            rows += self.conn.execute(*_version_details_sql(channel, chunk)).fetchall()
+        return pick_version_details(rows)
+
+    def channel_fingerprint(self, channel: str) -> str:
+        rows = self.conn.execute(*_fingerprint_sql(channel)).fetchall()
+        return ";".join(f"{row[0]}={row[1]}/{row[2]}" for row in rows)
+
     def _first_per_version(
         self, query: Callable[[int], tuple[str, list[Any]]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
@@ -608,6 +626,9 @@ class SqliteLedger:
             "articles (all)": _articles_sql(None),
             "published": _published_sql("feeds", 0, 1000),
             "first_details": _details_sql("feeds", 0, 1000),
+            "published_versions": _published_versions_sql("feeds"),
+            "version_details": _version_details_sql("feeds", [("article", "en"), ("other", "ko")]),
+            "channel_fingerprint": _fingerprint_sql("feeds"),
         }
         for article, channel, lang in itertools.product(("article", None), ("channel", None), ("en", None)):
             name = f"article={article} channel={channel} lang={lang}"
@@ -726,6 +747,25 @@ def _details_sql(channel: str, last_id: int, limit: int) -> tuple[str, list[Any]
     return ("SELECT id, article, lang, detail FROM deliveries INDEXED BY deliveries_with_detail "
             "WHERE channel = ? AND detail NOT IN ('', '{}') AND id > ? ORDER BY id LIMIT ?",
             [channel, last_id, limit])
+
+
+def _published_versions_sql(channel: str) -> tuple[str, list[Any]]:
+    # (channel, state, article, lang) holds every column: an index range, in index order, so no DISTINCT sort
+    return ("SELECT DISTINCT article, lang FROM deliveries INDEXED BY deliveries_channel_versions "
+            "WHERE channel = ? AND state = 'sent'", [channel])
+
+
+def _version_details_sql(channel: str, versions: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    # A join with the VALUES list (as get_many): SQLite then probes the unique index per version.
+    return ("WITH v(article, lang) AS (VALUES " + ", ".join(["(?, ?)"] * len(versions)) + ") "
+            "SELECT deliveries.id, deliveries.article, deliveries.lang, deliveries.state, deliveries.detail "
+            "FROM v JOIN deliveries ON deliveries.article = v.article AND deliveries.lang = v.lang "
+            "AND deliveries.channel = ?", [value for version in versions for value in version] + [channel])
+
+
+def _fingerprint_sql(channel: str) -> tuple[str, list[Any]]:
+    return ("SELECT state, COUNT(*), MAX(id) FROM deliveries INDEXED BY deliveries_channel_versions "
+            "WHERE channel = ? GROUP BY state", [channel])
 
 
 def _filter(
