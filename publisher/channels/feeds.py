@@ -26,7 +26,7 @@ from publisher.delivery import Attempt, DeliveryReport, LockRequest, Outcome, Re
 from publisher.errors import PublisherError
 
 if TYPE_CHECKING:
-    from publisher.article import Article, Library, Story
+    from publisher.article import Article, Library, Listed, Story
     from publisher.config import Config
     from publisher.delivery import PublishedVersions, RenderCache
     from publisher.formatters.site_feeds import OutputFile, SiteFeeds
@@ -338,19 +338,28 @@ class FeedsChannel(Channel):
     def site_feeds_for(self, ids: EntryIds, including: Iterable[Article] = (), *,
                        cache: RenderCache | None = None) -> SiteFeeds:
         """``site_feeds`` from what was already read. The publishing rule for translations is applied again, so
-        turning machine translations off takes them out of the feeds at the next build."""
-        from publisher.formatters.site_feeds import SiteFeeds
-        from publisher.translate.policy import select_versions
+        turning machine translations off takes them out of the feeds at the next build.
 
-        chosen: dict[tuple[str, str], Article] = {}
-        for story in self.library().stories.values():
-            allowed, _ = select_versions(story, self.site.languages, self.site)
-            for article in allowed.versions.values():
-                if (article.slug, article.lang) in ids.versions:
-                    chosen[(article.slug, article.lang)] = article
+        The other versions come from the site's ``Catalog`` (unchanged files as the content index lists them,
+        no body read); only those rendered in full (a feed's newest entries, the pages rewritten) are made whole.
+        """
+        from publisher.formatters.site_feeds import SiteFeeds
+        from publisher.translate.policy import may_publish
+
+        catalog = self.site.catalog()
+        allow_machine = bool(self.site.config.get("PUBLISHER_ALLOW_MACHINE_TRANSLATION"))
+        published = ids.versions
+        languages = self.site.languages
+        chosen: dict[tuple[str, str], Listed] = {}
+        for slug, versions in catalog.stories.items():
+            for lang in languages:
+                version = versions.get(lang)
+                if version is not None and (slug, lang) in published and may_publish(version, allow_machine):
+                    chosen[(slug, lang)] = version
         for article in including:
             chosen[(article.slug, article.lang)] = article
-        return SiteFeeds(self.site, chosen.values(), item_id=ids.guid, cache=cache, prefetch_ids=ids.prefetch)
+        return SiteFeeds(self.site, chosen.values(), item_id=ids.guid, cache=cache, prefetch_ids=ids.prefetch,
+                         full_articles=catalog.full)
 
     @staticmethod
     def files_for(feeds: SiteFeeds, versions: Sequence[Article]) -> list[OutputFile]:

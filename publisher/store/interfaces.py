@@ -316,6 +316,29 @@ class IndexedFile:
     context: str
     fields: str
     body: str
+    entry: IndexEntry | None = None   # written with the file; read back by ``entries`` only
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What lists a content file without reading it: the fields an index page, a feed's choice of entries and
+    the OPML list use (``publisher.article.ArticleEntry``), each a column, so reading 20,000 of them decodes no
+    JSON (``date``: ``ISO|zone|fold`` in a named zone, else ISO 8601 with its offset)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    context: str
+    slug: str
+    lang: str
+    title: str
+    date: str
+    summary: str
+    theme: str | None
+    url: str
+    status: str
+    source_lang: str | None
+    model: str | None
 
 
 class ContentIndex(Protocol):
@@ -323,6 +346,10 @@ class ContentIndex(Protocol):
     only time (a cache, like ``FeedCache``)."""
 
     def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
+        ...
+
+    def entries(self) -> list[IndexEntry]:
+        """Every file's ``IndexEntry`` (no body, no front matter): what a publish lists the site from."""
         ...
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:

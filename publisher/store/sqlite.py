@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, Job, Mark, format_time,
+from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, IndexEntry, Job, Mark, format_time,
                                         pick_version_details, utc_now)
 
 if TYPE_CHECKING:
@@ -1370,27 +1370,43 @@ class SqliteFeedCache(_CacheFile):
 
 
 class SqliteContentIndex(_CacheFile):
-    """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``)."""
+    """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``).
 
-    SCHEMA = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, fields TEXT NOT NULL, body TEXT NOT NULL)",)
+    ``files`` was the table before the entry columns: dropped, so such a cache is filled again, once."""
+
+    _ENTRY_COLUMNS = "slug, lang, title, date, summary, theme, url, status, source_lang, model"
+    SCHEMA = ("DROP TABLE IF EXISTS files",
+              "CREATE TABLE IF NOT EXISTS indexed (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, fields TEXT NOT NULL, body TEXT NOT NULL, "
+              "slug TEXT, lang TEXT, title TEXT, date TEXT, summary TEXT, theme TEXT, url TEXT, status TEXT, "
+              "source_lang TEXT, model TEXT)")
 
     def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
         found: dict[str, IndexedFile] = {}
         for chunk in _chunks(list(dict.fromkeys(paths)), 900):
             rows = self._connection().execute(
-                "SELECT path, size, mtime_ns, context, fields, body FROM files "
+                "SELECT path, size, mtime_ns, context, fields, body FROM indexed "
                 f"WHERE path IN ({','.join('?' * len(chunk))})", chunk)
             found.update((row[0], IndexedFile(*row)) for row in rows)
         return found
 
+    def entries(self) -> list[IndexEntry]:
+        return [IndexEntry(*row) for row in self._connection().execute(
+            f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM indexed WHERE slug IS NOT NULL")]
+
     def put_many(self, entries: Iterable[IndexedFile]) -> None:
-        rows = [(e.path, e.size, e.mtime_ns, e.context, e.fields, e.body) for e in entries]
+        rows = []
+        for e in entries:
+            listed = e.entry
+            rows.append((e.path, e.size, e.mtime_ns, e.context, e.fields, e.body, *(
+                (listed.slug, listed.lang, listed.title, listed.date, listed.summary, listed.theme, listed.url,
+                 listed.status, listed.source_lang, listed.model) if listed is not None else (None,) * 10)))
         if not rows:
             return
         db = self._connection()
         with transaction(db):
-            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           rows)
 
     def keep_only(self, paths: Iterable[str]) -> None:
         db = self._connection()
@@ -1398,7 +1414,7 @@ class SqliteContentIndex(_CacheFile):
             db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (path TEXT PRIMARY KEY)")
             db.execute("DELETE FROM kept")
             db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", ((path,) for path in paths))
-            db.execute("DELETE FROM files WHERE path NOT IN (SELECT path FROM kept)")
+            db.execute("DELETE FROM indexed WHERE path NOT IN (SELECT path FROM kept)")
 
 
 if TYPE_CHECKING:

@@ -94,9 +94,13 @@ def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site:
     age(site)
     assert cli("feeds", "build", "--all").exit_code == 0
     loads: list[int] = []
+    listings: list[int] = []
     sweeps: list[Path] = []
     real_load, real_sweep = article_module.load_library, fsutil.sweep_temporary_files
+    real_catalog = article_module.load_catalog
     monkeypatch.setattr(article_module, "load_library", lambda s, *listing: loads.append(1) or real_load(s, *listing))
+    monkeypatch.setattr(article_module, "load_catalog",
+                        lambda s, *listing: listings.append(1) or real_catalog(s, *listing))
     monkeypatch.setattr(fsutil, "sweep_temporary_files", lambda folder: sweeps.append(Path(folder)) or
                         real_sweep(folder))
     path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
@@ -105,7 +109,9 @@ def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site:
     reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])
 
     assert {r.state for r in reports} == {"sent"}
-    assert len(loads) == 1        # the stories, the feeds' other articles and the pages: one read of content/
+    # the stories, the feeds' other articles and the pages: one listing of content/, and no article made whole
+    # but those rendered in full (the library is never loaded)
+    assert len(listings) == 1 and loads == []
     assert sweeps == []           # the last build finished: no walk of public/ for the temporary files it left
     assert not (site.state_dir / "feeds-writing").exists()
 
@@ -127,21 +133,25 @@ def test_a_rebuild_with_nothing_changed_lists_content_and_loads_no_article(site:
     assert cli("feeds", "build").exit_code == 0
     assert cli("feeds", "build", "--all").exit_code == 0
     assert cli("feeds", "build").exit_code == 0   # the build key remembered
-    loads: list[int] = []
-    real_load = article_module.load_library
-    monkeypatch.setattr(article_module, "load_library", lambda s, *listing: loads.append(1) or real_load(s, *listing))
+    loads: list[str] = []
+    real_load, real_catalog = article_module.load_library, article_module.load_catalog
+    monkeypatch.setattr(article_module, "load_library",
+                        lambda s, *listing: loads.append("library") or real_load(s, *listing))
+    monkeypatch.setattr(article_module, "load_catalog",
+                        lambda s, *listing: loads.append("catalog") or real_catalog(s, *listing))
     before = {p: p.read_bytes() for p in site.public_dir.rglob("*") if p.is_file()}
 
     result = pipeline.build_feeds(site)
 
     assert loads == [] and result.written == [] and sorted(result.unchanged) == sorted(
         p.relative_to(site.public_dir).as_posix() for p in before)
-    # An edited file changes the listing's signature: the library is loaded and the build renders again.
+    # An edited file changes the listing's signature: content/ is read once and the build renders again.
     edited = next(site.content_dir.rglob("*.en.md"))
     edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
     age(site)
     result = pipeline.build_feeds(site)
-    assert loads == [1] and result.written
+    assert loads == ["catalog"] and edited.relative_to(site.content_dir).as_posix().split(".")[0] in " ".join(
+        result.written)
 
 
 def test_an_unchanged_file_comes_back_from_the_index_equal_to_a_parse(site: Site, opened) -> None:
@@ -293,8 +303,8 @@ def test_a_run_collects_garbage_less_often_and_restores_the_threshold(site: Site
     age(site)
     before = gc.get_threshold()
     during: list[tuple[int, ...]] = []
-    real_load = article_module.load_library
-    monkeypatch.setattr(article_module, "load_library",
+    real_load = article_module.load_catalog
+    monkeypatch.setattr(article_module, "load_catalog",
                         lambda s, *listing: during.append(gc.get_threshold()) or real_load(s, *listing))
     pipeline.build_feeds(site)
     assert during == [(max(before[0], pipeline.RUN_GC_THRESHOLD), *before[1:])]
