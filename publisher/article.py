@@ -637,6 +637,7 @@ def list_content(site: Site) -> ContentListing:
     signature = hashlib.blake2b(context.encode("utf-8"), digest_size=16)
     racy = False
     files: list[tuple[str, int, int]] = []
+    lines: list[str] = []   # hashed at once: one update, not one per file
     for name, dirent in _scan_content(site.content_dir):
         try:
             stat = dirent.stat()
@@ -644,9 +645,11 @@ def list_content(site: Site) -> ContentListing:
             files.append((name, -1, -1))   # load_article says what is wrong with it
             racy = True
             continue
-        signature.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        racy = racy or stat.st_mtime_ns >= trusted_before
-        files.append((name, stat.st_size, stat.st_mtime_ns))
+        size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        lines.append(f"{name}\0{size}\0{mtime_ns}\n")
+        racy = racy or mtime_ns >= trusted_before
+        files.append((name, size, mtime_ns))
+    signature.update("".join(lines).encode("utf-8", "surrogateescape"))
     return ContentListing(files, "" if racy else signature.hexdigest(), trusted_before)
 
 

@@ -154,7 +154,8 @@ class SiteFeeds:
             if article.theme and article.theme_slug:
                 self.themes[article.lang].setdefault(article.theme_slug, article.theme)
         for articles in self.by_lang.values():
-            articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
+            # the instant as a number: the same order as the aware datetimes, without a UTC offset per compare
+            articles.sort(key=lambda a: (a.date.timestamp(), a.slug), reverse=True)
         self._items: dict[tuple[str, str], FeedItem] = {}
         self.bodies = BodyRenderer(cache)
 

@@ -575,7 +575,7 @@ class SqliteLedger:
         return self._first_per_version(lambda last_id: _details_sql(channel, last_id, 1000))
 
     def published_versions(self, channel: str) -> set[tuple[str, str]]:
-        return {(row[0], row[1]) for row in self.conn.execute(*_published_versions_sql(channel))}
+        return {(row[0], row[1]) for row in self.conn.execute(*_published_versions_sql(channel)).fetchall()}
 
     def version_details(
         self, channel: str, versions: Iterable[tuple[str, str]]
@@ -1372,41 +1372,47 @@ class SqliteFeedCache(_CacheFile):
 class SqliteContentIndex(_CacheFile):
     """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``).
 
-    ``files`` was the table before the entry columns: dropped, so such a cache is filled again, once."""
+    Two tables: ``listed`` (what lists a file: its key, size, time and ``IndexEntry`` columns, a few hundred
+    bytes a row) and ``parsed`` (its front matter and body). Listing every file (``entries``) reads only the
+    first, a tenth of the file, never a body. ``files`` was the one table before: dropped, so such a cache is
+    filled again, once."""
 
     _ENTRY_COLUMNS = "slug, lang, title, date, summary, theme, url, status, source_lang, model"
     SCHEMA = ("DROP TABLE IF EXISTS files",
-              "CREATE TABLE IF NOT EXISTS indexed (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, fields TEXT NOT NULL, body TEXT NOT NULL, "
-              "slug TEXT, lang TEXT, title TEXT, date TEXT, summary TEXT, theme TEXT, url TEXT, status TEXT, "
-              "source_lang TEXT, model TEXT)")
+              "CREATE TABLE IF NOT EXISTS listed (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, slug TEXT, lang TEXT, title TEXT, date TEXT, "
+              "summary TEXT, theme TEXT, url TEXT, status TEXT, source_lang TEXT, model TEXT)",
+              "CREATE TABLE IF NOT EXISTS parsed (path TEXT PRIMARY KEY, fields TEXT NOT NULL, body TEXT NOT NULL)")
 
     def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
         found: dict[str, IndexedFile] = {}
         for chunk in _chunks(list(dict.fromkeys(paths)), 900):
             rows = self._connection().execute(
-                "SELECT path, size, mtime_ns, context, fields, body FROM indexed "
-                f"WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+                "SELECT listed.path, size, mtime_ns, context, fields, body FROM listed JOIN parsed USING (path) "
+                f"WHERE listed.path IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             found.update((row[0], IndexedFile(*row)) for row in rows)
         return found
 
     def entries(self) -> list[IndexEntry]:
-        return [IndexEntry(*row) for row in self._connection().execute(
-            f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM indexed WHERE slug IS NOT NULL")]
+        rows = self._connection().execute(
+            f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM listed WHERE slug IS NOT NULL"
+        ).fetchall()
+        return [IndexEntry(*row) for row in rows]
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:
-        rows = []
+        listed, parsed = [], []
         for e in entries:
-            listed = e.entry
-            rows.append((e.path, e.size, e.mtime_ns, e.context, e.fields, e.body, *(
-                (listed.slug, listed.lang, listed.title, listed.date, listed.summary, listed.theme, listed.url,
-                 listed.status, listed.source_lang, listed.model) if listed is not None else (None,) * 10)))
-        if not rows:
+            entry = e.entry
+            listed.append((e.path, e.size, e.mtime_ns, e.context, *(
+                (entry.slug, entry.lang, entry.title, entry.date, entry.summary, entry.theme, entry.url,
+                 entry.status, entry.source_lang, entry.model) if entry is not None else (None,) * 10)))
+            parsed.append((e.path, e.fields, e.body))
+        if not listed:
             return
         db = self._connection()
         with transaction(db):
-            db.executemany("INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           rows)
+            db.executemany(f"INSERT OR REPLACE INTO listed VALUES ({', '.join('?' * 14)})", listed)
+            db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?)", parsed)
 
     def keep_only(self, paths: Iterable[str]) -> None:
         db = self._connection()
@@ -1414,7 +1420,8 @@ class SqliteContentIndex(_CacheFile):
             db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (path TEXT PRIMARY KEY)")
             db.execute("DELETE FROM kept")
             db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", ((path,) for path in paths))
-            db.execute("DELETE FROM indexed WHERE path NOT IN (SELECT path FROM kept)")
+            db.execute("DELETE FROM listed WHERE path NOT IN (SELECT path FROM kept)")
+            db.execute("DELETE FROM parsed WHERE path NOT IN (SELECT path FROM kept)")
 
 
 if TYPE_CHECKING:
