@@ -309,3 +309,73 @@ def test_a_run_collects_garbage_less_often_and_restores_the_threshold(site: Site
     pipeline.build_feeds(site)
     assert during == [(max(before[0], pipeline.RUN_GC_THRESHOLD), *before[1:])]
     assert gc.get_threshold() == before
+
+
+LISTED_FIELDS = ("slug", "lang", "title", "date", "summary", "theme", "url", "translation", "path", "theme_slug",
+                 "is_machine_translation")
+
+
+def test_the_catalog_lists_every_file_from_the_index_as_a_parse_would(site: Site, opened) -> None:
+    age(site)
+    parsed = {a.path: a for a in load_library(site).articles()}
+    new_process()
+    seen = opened()
+    catalog = article_module.load_catalog(site)
+    listed = list(catalog.listed())
+    assert content_opened(site, seen) == set()
+    assert all(isinstance(v, article_module.ArticleEntry) for v in listed)   # none read: no body
+    assert {v.path: tuple(getattr(v, name) for name in LISTED_FIELDS) for v in listed} == {
+        path: tuple(getattr(a, name) for name in LISTED_FIELDS) for path, a in parsed.items()}
+    assert {type(v.date.tzinfo) for v in listed} == {type(a.date.tzinfo) for a in parsed.values()}
+    # Made whole, each is the Article a parse gives, body and all; the story order is the library's.
+    assert catalog.full(listed) == [parsed[v.path] for v in listed]
+    assert [s.slug for s in catalog.library().stories.values()] == list(load_library(site).stories)
+    assert content_opened(site, seen) == set()
+
+
+def test_publishing_one_article_makes_whole_only_the_articles_it_renders(site: Site, cli, write_article,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher import pipeline
+
+    for n in range(8):
+        write_article(f"2023-old-{n}", "en", f"Old story {n}.\n", title=f"Old story {n}", date=f"2023-01-0{n + 1}")
+    age(site)
+    site = set_settings(site, FEED_MAX_ITEMS="2")
+    assert cli("feeds", "build", "--all").exit_code == 0
+    new_process()
+    whole: list[str] = []
+    real = article_module.article_from_fields
+    monkeypatch.setattr(article_module, "article_from_fields",
+                        lambda fields, body, path, s: whole.append(path.name) or real(fields, body, path, s))
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
+                         theme="A theme of its own")
+
+    reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])
+
+    assert {r.state for r in reports} == {"sent"}
+    # The language's feed holds the new article and one other: that one is the only other made whole (its
+    # body is in the feed); the index page lists every English article from the index alone.
+    assert len(whole) == 1 and whole[0].endswith(".en.md")
+    index = (site.public_dir / "en" / "index.html").read_text(encoding="utf-8")
+    assert index.count('<article class="summary"') == len(load_library(site).articles("en"))
+    assert "Old story 0" in index and "A new report" in index
+    feed = feedparser.parse((site.public_dir / "en" / "rss.xml").read_bytes())
+    assert [entry.title for entry in feed.entries][0] == "A new report" and len(feed.entries) == 2
+    site.close()
+
+
+def test_a_file_changed_since_it_was_indexed_is_listed_as_it_is_now(site: Site, cli, write_article) -> None:
+    from publisher import pipeline
+
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    new_process()
+    other = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    text = other.read_text(encoding="utf-8")
+    assert "Regional Knowledge Forum" in text.split("---")[1]   # in the front matter: the title
+    other.write_text(text.replace("Regional Knowledge Forum", "Regional Edited Forum"), encoding="utf-8")
+    os.utime(other, (AN_HOUR_AGO + 60, AN_HOUR_AGO + 60))
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30")
+
+    assert {r.state for r in pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])} == {"sent"}
+    assert "Regional Edited Forum" in (site.public_dir / "en" / "index.html").read_text(encoding="utf-8")
