@@ -186,8 +186,8 @@ class SiteFeeds:
     def _make_whole(self, versions: Iterable[Listed]) -> None:
         wanted = [v for v in versions if (v.slug, v.lang) not in self._whole]
         if wanted:
-            for article in self.full_articles(wanted):
-                self._whole[(article.slug, article.lang)] = article
+            for listed, article in zip(wanted, self.full_articles(wanted)):
+                self._whole[(listed.slug, listed.lang)] = article
 
     def translations(self, article: Listed) -> list[Listed]:
         """The other published versions of the same story, in site language order."""
