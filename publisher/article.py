@@ -130,6 +130,8 @@ class ArticleEntry(NamedTuple):
     url: str
     translation: TranslationInfo
     file: str                          # the path, as listed
+    size: int                          # and the size and modification time it had (those of its index entry)
+    mtime_ns: int
 
     @property
     def path(self) -> Path:
@@ -508,11 +510,14 @@ _PARSED: dict[str, tuple[int, int, str, Article]] = {}
 
 
 def index_context(site: Site) -> str:
-    """What parsing a file depends on besides its bytes: the site's URL, languages and time zone, and this parser."""
+    """What parsing a file depends on besides its bytes: the site's URL, languages and time zone, and this parser
+    (a digest of them: the index keeps it with each of 20,000 entries)."""
+    import hashlib
     import json
 
-    return json.dumps([site.url, site.url_for("xx", "slug"), list(site.known_languages), str(site.timezone),
-                       _parser_version()])
+    described = json.dumps([site.url, site.url_for("xx", "slug"), list(site.known_languages), str(site.timezone),
+                            _parser_version()])
+    return hashlib.blake2b(described.encode("utf-8"), digest_size=12).hexdigest()
 
 
 _PARSER_VERSION: list[str] = []
@@ -750,7 +755,8 @@ def _listed(entry: IndexEntry, file: str) -> ArticleEntry | None:
     except (ValueError, TypeError, KeyError):
         return None
     return ArticleEntry(entry.slug, entry.lang, entry.title, date, entry.summary, entry.theme, entry.url,
-                        _translation_info(entry.status, entry.source_lang, entry.model), file)
+                        _translation_info(entry.status, entry.source_lang, entry.model), file, entry.size,
+                        entry.mtime_ns)
 
 
 class Catalog:
@@ -762,13 +768,11 @@ class Catalog:
     ``stories``: slug -> lang -> version, in the order ``load_library`` groups them (a slug given twice in one
     language is the same ``ContentError``)."""
 
-    def __init__(self, site: Site, listed: Sequence[Listed], *, signature: str = "",
-                 stats: Mapping[str, tuple[int, int]] | None = None, trusted_before: int = 0,
+    def __init__(self, site: Site, listed: Sequence[Listed], *, signature: str = "", trusted_before: int = 0,
                  files: Sequence[str] | None = None) -> None:
         self.site = site
         self.signature = signature
         self.stories: dict[str, dict[str, Listed]] = {}
-        self._stats = dict(stats or {})
         self._trusted_before = trusted_before
         self._full: dict[str, Article] = {}
         # each version by the path it was listed at (``files``, in the same order), else made when asked
@@ -806,7 +810,7 @@ class Catalog:
             index.close()
         for entry in entries:
             indexed = found.get(keys[entry.file])
-            size, mtime_ns = self._stats.get(entry.file, (-1, -1))
+            size, mtime_ns = entry.size, entry.mtime_ns
             article = None
             if indexed is not None and (indexed.size, indexed.mtime_ns, indexed.context) == (size, mtime_ns, context):
                 article = article_from_fields(indexed.fields, indexed.body, entry.path, self.site)
@@ -918,7 +922,6 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
                 index.close()
     names = [name for (name, _, _), version in zip(listing.files, found) if version is not None]
     return Catalog(site, [version for version in found if version is not None], signature=listing.signature,
-                   stats={name: (size, mtime_ns) for name, size, mtime_ns in listing.files},
                    trusted_before=trusted_before, files=names)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from publisher.delivery import Delivery, DeliveryKey
 
@@ -319,11 +319,11 @@ class IndexedFile:
     entry: IndexEntry | None = None   # written with the file; read back by ``entries`` only
 
 
-@dataclass(frozen=True)
-class IndexEntry:
+class IndexEntry(NamedTuple):
     """What lists a content file without reading it: the fields an index page, a feed's choice of entries and
     the OPML list use (``publisher.article.ArticleEntry``), each a column, so reading 20,000 of them decodes no
-    JSON (``date``: ``ISO|zone|fold`` in a named zone, else ISO 8601 with its offset)."""
+    JSON (``date``: ``ISO|zone|fold`` in a named zone, else ISO 8601 with its offset). A named tuple, made
+    20,000 times a publish."""
 
     path: str
     size: int

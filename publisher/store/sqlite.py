@@ -1397,7 +1397,7 @@ class SqliteContentIndex(_CacheFile):
         rows = self._connection().execute(
             f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM listed WHERE slug IS NOT NULL"
         ).fetchall()
-        return [IndexEntry(*row) for row in rows]
+        return [IndexEntry._make(row) for row in rows]
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:
         listed, parsed = [], []
