@@ -793,7 +793,15 @@ class Catalog:
         missing = [v for v in chosen if isinstance(v, ArticleEntry) and v.file not in self._full]
         if missing:
             self._resolve(missing)
-        return [v if isinstance(v, Article) else self._full[v.file] for v in chosen]   # type: ignore[attr-defined]
+        whole: list[Article] = []
+        for version in chosen:
+            if isinstance(version, ArticleEntry):
+                whole.append(self._full[version.file])
+            elif isinstance(version, Article):
+                whole.append(version)
+            else:
+                raise TypeError(f"not a version this catalog lists: {version!r}")
+        return whole
 
     def _resolve(self, entries: list[ArticleEntry]) -> None:
         from publisher.errors import StorageError
