@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date as date_type
 from datetime import datetime, time, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from publisher.errors import ContentError, NotFound, PublisherError
 
 if TYPE_CHECKING:
     from publisher.site import Site
-    from publisher.store import ContentIndex
+    from publisher.store import ContentIndex, IndexEntry
 
 TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
 MANDATORY_PROPERTIES = ("title", "date")
@@ -89,6 +89,61 @@ class Article:
 
     def with_changes(self, **changes: Any) -> Article:
         return replace(self, **changes)
+
+
+class Listed(Protocol):
+    """What lists an article version without its body: an ``Article``, or the ``ArticleEntry`` the content index
+    gives for an unchanged file (index pages, which versions a feed holds, the OPML list, language links)."""
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def lang(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def date(self) -> datetime: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def theme(self) -> str | None: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def translation(self) -> TranslationInfo: ...
+    @property
+    def theme_slug(self) -> str | None: ...
+    @property
+    def is_machine_translation(self) -> bool: ...
+
+
+class ArticleEntry(NamedTuple):
+    """An unchanged content file as the content index lists it: its ``Listed`` fields, no body (a named tuple:
+    a publish makes 20,000 of them). ``Catalog.full`` gives the whole ``Article``."""
+
+    slug: str
+    lang: str
+    title: str
+    date: datetime
+    summary: str
+    theme: str | None
+    url: str
+    translation: TranslationInfo
+    file: str                          # the path, as listed
+    size: int                          # and the size and modification time it had (those of its index entry)
+    mtime_ns: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
+
+    @property
+    def theme_slug(self) -> str | None:
+        return _theme_slug(self.theme) if self.theme else None
+
+    @property
+    def is_machine_translation(self) -> bool:
+        return self.translation.status == "machine"
 
 
 @dataclass
@@ -455,11 +510,14 @@ _PARSED: dict[str, tuple[int, int, str, Article]] = {}
 
 
 def index_context(site: Site) -> str:
-    """What parsing a file depends on besides its bytes: the site's URL, languages and time zone, and this parser."""
+    """What parsing a file depends on besides its bytes: the site's URL, languages and time zone, and this parser
+    (a digest of them: the index keeps it with each of 20,000 entries)."""
+    import hashlib
     import json
 
-    return json.dumps([site.url, site.url_for("xx", "slug"), list(site.known_languages), str(site.timezone),
-                       _parser_version()])
+    described = json.dumps([site.url, site.url_for("xx", "slug"), list(site.known_languages), str(site.timezone),
+                            _parser_version()])
+    return hashlib.blake2b(described.encode("utf-8"), digest_size=12).hexdigest()
 
 
 _PARSER_VERSION: list[str] = []
@@ -584,6 +642,7 @@ def list_content(site: Site) -> ContentListing:
     signature = hashlib.blake2b(context.encode("utf-8"), digest_size=16)
     racy = False
     files: list[tuple[str, int, int]] = []
+    lines: list[str] = []   # hashed at once: one update, not one per file
     for name, dirent in _scan_content(site.content_dir):
         try:
             stat = dirent.stat()
@@ -591,9 +650,11 @@ def list_content(site: Site) -> ContentListing:
             files.append((name, -1, -1))   # load_article says what is wrong with it
             racy = True
             continue
-        signature.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        racy = racy or stat.st_mtime_ns >= trusted_before
-        files.append((name, stat.st_size, stat.st_mtime_ns))
+        size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        lines.append(f"{name}\0{size}\0{mtime_ns}\n")
+        racy = racy or mtime_ns >= trusted_before
+        files.append((name, size, mtime_ns))
+    signature.update("".join(lines).encode("utf-8", "surrogateescape"))
     return ContentListing(files, "" if racy else signature.hexdigest(), trusted_before)
 
 
@@ -639,7 +700,8 @@ def load_library(site: Site, listing: ContentListing | None = None) -> Library:
                     if fields is not None:
                         from publisher.store import IndexedFile
 
-                        fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body))
+                        fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body,
+                                                 _index_entry(key, size, mtime_ns, context, article)))
                 if key and mtime_ns < trusted_before:
                     _PARSED[names[position]] = (size, mtime_ns, context, article)   # str(path): 15 us
                 found[position] = article
@@ -659,6 +721,218 @@ def load_library(site: Site, listing: ContentListing | None = None) -> Library:
                    signature=listing.signature)
 
 
+# --- the site listed from the index: what a publish reads ---------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _translation_info(status: str, source_lang: str | None, model: str | None) -> TranslationInfo:
+    return TranslationInfo(status, source_lang, model)   # a site has a few kinds: one object each
+
+
+def _index_entry(key: str, size: int, mtime_ns: int, context: str, article: Article) -> IndexEntry | None:
+    """The index's listing of a parsed file (None when its date cannot be kept: such a file is parsed again)."""
+    import json
+
+    from publisher.store import IndexEntry
+
+    date = _moment(article.date)
+    if date is None:
+        return None
+    # "ISO|zone key|fold" for a named zone, else the ISO time with its offset: no JSON to decode 20,000 times
+    text = f"{date[0]}|{date[1]}|{date[2]}" if date[1] is not None else str(date[0])
+    tr = article.translation
+    return IndexEntry(key, size, mtime_ns, context, article.slug, article.lang, article.title, text,
+                      article.summary, article.theme, article.url, tr.status, tr.source_lang, tr.model)
+
+
+def _listed(entry: IndexEntry, file: str) -> ArticleEntry | None:
+    try:
+        if "|" in entry.date:
+            moment, zone, fold = entry.date.split("|")
+            date = _from_moment([moment, zone, int(fold)])
+        else:
+            date = datetime.fromisoformat(entry.date)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return ArticleEntry(entry.slug, entry.lang, entry.title, date, entry.summary, entry.theme, entry.url,
+                        _translation_info(entry.status, entry.source_lang, entry.model), file, entry.size,
+                        entry.mtime_ns)
+
+
+class Catalog:
+    """Every content file of a site, listed: parsed ``Article``s for the files this process read, and
+    ``ArticleEntry``s (no body) for those the content index had unchanged. What a publish of one article needs of
+    the other 20,000 versions (which are published where, their titles and dates); ``full`` makes the whole
+    ``Article`` of only the versions rendered in full (a feed's newest entries, the pages rewritten).
+
+    ``stories``: slug -> lang -> version, in the order ``load_library`` groups them (a slug given twice in one
+    language is the same ``ContentError``)."""
+
+    def __init__(self, site: Site, listed: Sequence[Listed], *, signature: str = "", trusted_before: int = 0,
+                 files: Sequence[str] | None = None) -> None:
+        self.site = site
+        self.signature = signature
+        self.stories: dict[str, dict[str, Listed]] = {}
+        self._trusted_before = trusted_before
+        self._full: dict[str, Article] = {}
+        # each version by the path it was listed at (``files``, in the same order), else made when asked
+        self._files = files
+        self._by_file: dict[str, Listed] | None = None
+        self._listed = listed
+        for version in listed:
+            versions = self.stories.setdefault(version.slug, {})
+            if version.lang in versions:
+                raise ContentError(_path_of(version), "slug", f"duplicate slug {version.slug!r} in {version.lang!r}: "
+                                   f"also used by {_path_of(versions[version.lang])}")
+            versions[version.lang] = version
+
+    def full(self, versions: Iterable[Listed]) -> list[Article]:
+        """The whole ``Article`` of each version (from the index, one look-up for all; a file whose entry no
+        longer reads, or whose local image is gone, is parsed, and says what is wrong with it)."""
+        chosen = list(versions)
+        missing = [v for v in chosen if isinstance(v, ArticleEntry) and v.file not in self._full]
+        if missing:
+            self._resolve(missing)
+        whole: list[Article] = []
+        for version in chosen:
+            if isinstance(version, ArticleEntry):
+                whole.append(self._full[version.file])
+            elif isinstance(version, Article):
+                whole.append(version)
+            else:
+                raise TypeError(f"not a version this catalog lists: {version!r}")
+        return whole
+
+    def _resolve(self, entries: list[ArticleEntry]) -> None:
+        from publisher.errors import StorageError
+
+        prefix = f"{self.site.content_dir}{os.sep}"
+        context = index_context(self.site)
+        keys = {entry.file: _relative_key(prefix, entry.file) for entry in entries}
+        index = _open_index(self.site)
+        try:
+            found = index.get_many(key for key in keys.values() if key)
+        except (StorageError, OSError):
+            found = {}
+        finally:
+            index.close()
+        for entry in entries:
+            indexed = found.get(keys[entry.file])
+            size, mtime_ns = entry.size, entry.mtime_ns
+            article = None
+            if indexed is not None and (indexed.size, indexed.mtime_ns, indexed.context) == (size, mtime_ns, context):
+                article = article_from_fields(indexed.fields, indexed.body, entry.path, self.site)
+            if article is None:
+                article = load_article(entry.path, self.site)
+            if 0 <= mtime_ns < self._trusted_before:
+                _PARSED[entry.file] = (size, mtime_ns, context, article)
+            self._full[entry.file] = article
+
+    def story(self, slug: str) -> Story:
+        """The story of ``slug`` with its whole Articles (NotFound without one)."""
+        return self.full_stories([slug])[0]
+
+    def full_stories(self, slugs: Iterable[str]) -> list[Story]:
+        """The stories of ``slugs``, their versions made whole in one look-up."""
+        wanted = list(dict.fromkeys(slugs))
+        for slug in wanted:
+            if slug not in self.stories:
+                raise NotFound(f"no article with slug {slug!r}")
+        self.full(v for slug in wanted for v in self.stories[slug].values())
+        return [Story(slug, dict(zip(self.stories[slug], self.full(self.stories[slug].values()))))
+                for slug in wanted]
+
+    def library(self) -> Library:
+        """Every version made whole: the ``Library`` these files give."""
+        return Library({story.slug: story for story in self.full_stories(self.stories)}, signature=self.signature)
+
+    def listed(self) -> Iterator[Listed]:
+        for versions in self.stories.values():
+            yield from versions.values()
+
+    def at(self, path: str) -> Listed | None:
+        """The version listed at ``path`` (as ``str(Path)`` gives it), if any."""
+        if self._by_file is None:
+            names = self._files if self._files is not None else [str(_path_of(v)) for v in self._listed]
+            self._by_file = dict(zip(names, self._listed))
+        return self._by_file.get(path)
+
+
+def _path_of(version: Listed) -> Path | None:
+    return version.path if isinstance(version, (Article, ArticleEntry)) else None
+
+
+def catalog_of(site: Site, library: Library) -> Catalog:
+    """The ``Catalog`` of a library already loaded (every version whole)."""
+    catalog = Catalog(site, [v for story in library.stories.values() for v in story.versions.values()],
+                      signature=library.signature)
+    return catalog
+
+
+def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
+    """Every file of ``content/`` (those of ``listing``, default a new one), each as this process parsed it,
+    else as the content index lists it when unchanged (no body read), else parsed (and indexed)."""
+    from publisher.errors import StorageError
+
+    if listing is None:
+        listing = list_content(site)
+    prefix = f"{site.content_dir}{os.sep}"
+    context = index_context(site)
+    trusted_before = listing.trusted_before
+    found: list[Listed | None] = []
+    misses: list[int] = []
+    for position, (name, size, mtime_ns) in enumerate(listing.files):
+        known = _PARSED.get(name)
+        if size >= 0 and known is not None and known[:3] == (size, mtime_ns, context) \
+                and _image_still_there(known[3], site):
+            found.append(known[3])
+        else:
+            found.append(None)
+            misses.append(position)
+    if misses:
+        index: ContentIndex | None = _open_index(site)
+        try:
+            try:
+                indexed = {entry.path: entry for entry in index.entries()} if index is not None else {}
+            except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
+                index, indexed = None, {}
+            fresh = []
+            for position in misses:
+                name, size, mtime_ns = listing.files[position]
+                key = _relative_key(prefix, name) if size >= 0 else ""
+                entry = indexed.get(key) if key else None
+                listed: Listed | None = None
+                if entry is not None and (entry.size, entry.mtime_ns, entry.context) == (size, mtime_ns, context):
+                    listed = _listed(entry, name)
+                if listed is None:
+                    article = load_article(Path(name), site)
+                    if key and mtime_ns < trusted_before:
+                        fields = article_fields(article)
+                        if fields is not None:
+                            from publisher.store import IndexedFile
+
+                            fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body,
+                                                     _index_entry(key, size, mtime_ns, context, article)))
+                        _PARSED[name] = (size, mtime_ns, context, article)
+                    listed = article
+                found[position] = listed
+            if index is not None and fresh:
+                try:
+                    index.put_many(fresh)
+                    # forget the files deleted since (their entries would only take room), when there are any
+                    present = {_relative_key(prefix, name) for name, _, _ in listing.files}
+                    if not present.issuperset(indexed):
+                        index.keep_only(key for key in present if key)
+                except (StorageError, OSError):
+                    pass   # a cache that cannot be written costs time next run, nothing else
+        finally:
+            if index is not None:
+                index.close()
+    names = [name for (name, _, _), version in zip(listing.files, found) if version is not None]
+    return Catalog(site, [version for version in found if version is not None], signature=listing.signature,
+                   trusted_before=trusted_before, files=names)
+
+
 def _relative_key(prefix: str, text: str) -> str:
     """The path ``text`` relative to ``prefix`` (``content/`` and a separator), POSIX; "" outside it (a string
     prefix: ``Path.relative_to`` costs 20 us a file)."""
@@ -672,19 +946,18 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
 
     No paths means every article in ``content/``; a relative path is tried against the site folder too.
     """
-    library = site.articles()
-    # every file under content/ was just loaded; only a file outside it is read again
-    by_path = {str(a.path): a for s in library.stories.values() for a in s.versions.values() if a.path is not None}
+    catalog = site.catalog()
+    # every file under content/ was just listed; only a file outside it is read again
     content_dir = site.content_dir.resolve()
 
-    def known(file: Path) -> Article | None:
-        found = by_path.get(str(file))
+    def known(file: Path) -> Listed | None:
+        found = catalog.at(str(file))
         if found is None:
             resolved = file.resolve()
             if resolved.is_relative_to(content_dir):
-                found = by_path.get(str(site.content_dir / resolved.relative_to(content_dir)))
+                found = catalog.at(str(site.content_dir / resolved.relative_to(content_dir)))
         return found
-    chosen: dict[str, Story] = {}
+    chosen: dict[str, Story | None] = {}   # None: the story is the catalog's, made whole below
     for raw in paths or [site.content_dir]:
         path = Path(raw)
         if not path.exists() and not path.is_absolute() and (site.root / path).exists():
@@ -698,9 +971,13 @@ def load_stories(paths: list[Path], site: Site) -> list[Story]:
         else:
             raise NotFound(f"{path}: file not found")
         for file in files:
-            article = known(file) or load_article(file, site)
-            chosen[article.slug] = library.stories.get(article.slug) or Story(article.slug, {article.lang: article})
-    return list(chosen.values())
+            listed = known(file)
+            if listed is not None or (article := load_article(file, site)).slug in catalog.stories:
+                chosen[listed.slug if listed is not None else article.slug] = None
+            else:
+                chosen[article.slug] = Story(article.slug, {article.lang: article})
+    whole = {story.slug: story for story in catalog.full_stories(slug for slug, s in chosen.items() if s is None)}
+    return [story if story is not None else whole[slug] for slug, story in chosen.items()]
 
 
 # --- writing ----------------------------------------------------------------------------------------------

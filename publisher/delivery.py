@@ -313,6 +313,22 @@ class PublishedVersions(Protocol):
         """``(slug, lang)`` -> the detail of the oldest row of ``channel`` in any state (ids fixed at first use)."""
         ...
 
+    def published_versions(self, channel: str) -> set[tuple[str, str]]:
+        """The ``(slug, lang)`` of ``published``, without their details: read from an index alone."""
+        ...
+
+    def version_details(
+        self, channel: str, versions: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        """For each of ``versions`` that has rows of ``channel``: (its ``first_details`` entry, its ``published``
+        entry), None where it has none; looked up per version, so publishing one article reads a few rows."""
+        ...
+
+    def channel_fingerprint(self, channel: str) -> str:
+        """A value that changes when a row of ``channel`` is added or changes state: its rows per state and last
+        id (a build made from those rows is still current while it is equal)."""
+        ...
+
 
 class SendRates(Protocol):
     """Token buckets shared by every process on the site's database (a transport's rate for all workers

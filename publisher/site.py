@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     import jinja2
 
-    from publisher.article import ContentListing, Library
+    from publisher.article import Catalog, ContentListing, Library
     from publisher.i18n import UIStrings
     from publisher.store import FeedCache, Ledger, Store
     from publisher.subscribers import Subscribers
@@ -53,6 +53,7 @@ class Site:
         self._store: Store | None = None
         self._content_view: list[Library] | None = None   # inside one_content_view(): the library, once read
         self._content_listing: ContentListing | None = None   # inside one_content_view(): the files, once listed
+        self._catalog: Catalog | None = None   # inside one_content_view(): the files, listed from the index
 
     @classmethod
     def discover(cls, path: Path | str | None = None) -> Site:
@@ -268,10 +269,29 @@ class Site:
 
         if self._content_view is not None:
             if not self._content_view:
-                self.content_signature()
-                self._content_view.append(load_library(self, self._content_listing))
+                if self._catalog is not None:   # listed already: the same files, made whole
+                    self._content_view.append(self._catalog.library())
+                else:
+                    self.content_signature()
+                    self._content_view.append(load_library(self, self._content_listing))
             return self._content_view[0]
         return load_library(self)
+
+    def catalog(self) -> Catalog:
+        """Every content file listed, unchanged ones from the content index without their bodies
+        (``publisher.article.Catalog``): what a publish reads of the other articles. Inside
+        ``one_content_view()``, one per run (of the library when ``articles()`` was read first)."""
+        from publisher.article import catalog_of, load_catalog
+
+        if self._content_view is None:
+            return load_catalog(self)
+        if self._catalog is None:
+            if self._content_view:
+                self._catalog = catalog_of(self, self._content_view[0])
+            else:
+                self.content_signature()
+                self._catalog = load_catalog(self, self._content_listing)
+        return self._catalog
 
     def content_signature(self) -> str:
         """The signature ``articles()`` would give (of the files' paths, sizes and modification times; "" when
@@ -298,6 +318,7 @@ class Site:
         finally:
             self._content_view = None
             self._content_listing = None
+            self._catalog = None
 
     @cached_property
     def ui(self) -> UIStrings:

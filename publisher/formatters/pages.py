@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from publisher.formatters.feeds import FILENAMES, FORMAT_NAMES, MEDIA_TYPES, OPML_FILENAME, FeedSpec
 
 if TYPE_CHECKING:
     from markupsafe import Markup
 
-    from publisher.article import Article
+    from publisher.article import Article, Listed
     from publisher.formatters.site_feeds import SiteFeeds
     from publisher.site import Site
 
@@ -44,7 +45,7 @@ class IndexRow(NamedTuple):
     10,000 articles calls no function per article in its template (each call through jinja costs ~10 us); a
     named tuple, not a frozen dataclass, as it is made 10,000 times."""
 
-    article: Article
+    article: Listed                   # the version as listed (``articles`` has the whole Articles)
     lang: str
     slug: str
     title: Markup
@@ -145,7 +146,8 @@ def index_page(feeds: SiteFeeds, lang: str) -> bytes:
     return render_page(
         site, "feeds/index.html.j2",
         lang=lang, title=site.title(lang), description=site.description(lang),
-        canonical=f"{site.url}/{lang}/", articles=articles, rows=index_rows(articles, lang, site),
+        canonical=f"{site.url}/{lang}/", articles=WholeArticles(articles, feeds.full_articles),
+        rows=index_rows(articles, lang, site),
         feeds=feed_links(feeds, lang, 0), theme_feeds=theme_links(feeds, lang), languages=languages,
         opml=PageLink(href=f"{site.url}/{OPML_FILENAME}", title="OPML", type=MEDIA_TYPES["opml"],
                       relative=f"../{OPML_FILENAME}"),
@@ -153,7 +155,7 @@ def index_page(feeds: SiteFeeds, lang: str) -> bytes:
     )
 
 
-def index_rows(articles: list[Article], lang: str, site: Site) -> list[IndexRow]:
+def index_rows(articles: Sequence[Listed], lang: str, site: Site) -> list[IndexRow]:
     """The rows of a ``lang`` index page: what the template printed per article, computed once per distinct
     theme and day (an index page has thousands of articles and few of either)."""
     from publisher.i18n import format_date, gettext, theme_label
@@ -171,6 +173,37 @@ def index_rows(articles: list[Article], lang: str, site: Site) -> list[IndexRow]
             machine if article.is_machine_translation else "",
             keep_words(article.summary, lang) if article.summary else ""))
     return rows
+
+
+class WholeArticles(Sequence["Article"]):
+    """The index page's ``articles``, for a site's own template: the whole Articles (body, tags, image...),
+    made whole only when a template reads them (the packaged one reads ``rows``, which need no body)."""
+
+    def __init__(self, listed: Sequence[Listed], full: Callable[[Sequence[Listed]], list[Article]]) -> None:
+        self._listed = listed
+        self._full = full
+        self._whole: list[Article] | None = None
+
+    def _all(self) -> list[Article]:
+        if self._whole is None:
+            self._whole = self._full(self._listed)
+        return self._whole
+
+    def __len__(self) -> int:
+        return len(self._listed)
+
+    @overload
+    def __getitem__(self, index: int) -> Article: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Article]: ...
+
+    def __getitem__(self, index: int | slice) -> Article | Sequence[Article]:
+        if isinstance(index, slice):
+            return self._full(self._listed[index]) if self._whole is None else self._whole[index]
+        return self._all()[index] if self._whole is not None else self._full([self._listed[index]])[0]
+
+    def __iter__(self) -> Iterator[Article]:
+        return iter(self._all())
 
 
 def article_page(feeds: SiteFeeds, article: Article) -> bytes:

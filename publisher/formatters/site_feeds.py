@@ -8,7 +8,7 @@ builds through a ``publisher.delivery.RenderCache`` (``BodyRenderer``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +20,7 @@ from publisher.formatters.feeds import (MEDIA_TYPES, OPML_FILENAME, FeedItem, Fe
 from publisher.formatters.pages import article_page, index_page, site_files
 
 if TYPE_CHECKING:
-    from publisher.article import Article
+    from publisher.article import Article, Listed
     from publisher.delivery import RenderCache
     from publisher.site import Site
 
@@ -156,26 +156,34 @@ class SiteFeeds:
     """Renders a site's feeds, OPML list, index pages and article pages from its published article versions.
 
     ``published`` holds every version that may appear (the pipeline's machine-translation rule already
-    applied); ``item_id`` gives each version its stable feed id. Items are made lazily, so a site with
+    applied): whole ``Article``s, or listings of them (``publisher.article.Listed``: an index entry without
+    its body) that ``full`` makes whole when one is rendered in full (``full_articles``, e.g.
+    ``Catalog.full``); ``item_id`` gives each version its stable feed id. Items are made lazily, so a site with
     10,000 articles renders only the bodies that land in a feed or on a page being rebuilt.
     """
 
     def __init__(
         self,
         site: Site,
-        published: Iterable[Article],
+        published: Iterable[Listed],
         *,
         item_id: Callable[[Article], str] | None = None,
         max_items: int | None = None,
         cache: RenderCache | None = None,
+        prefetch_ids: Callable[[list[tuple[str, str]]], None] | None = None,
+        full_articles: Callable[[Sequence[Listed]], list[Article]] | None = None,
     ) -> None:
         self.site = site
+        self.full_articles = full_articles or _already_whole
+        self._whole: dict[tuple[str, str], Article] = {}
+        # read the ids of the versions about to become items at once (``item_id`` is asked one by one)
+        self.prefetch_ids = prefetch_ids
         self.languages: tuple[str, ...] = tuple(site.languages)
         self.max_items = max_items if max_items is not None else int(site.config.get("FEED_MAX_ITEMS"))
         base_url = site.url   # a property read from the settings: once, not once per article
         self.item_id: Callable[[Article], str] = item_id or (lambda article: tag_uri(base_url, article))
-        self.versions: dict[str, dict[str, Article]] = {}
-        self.by_lang: dict[str, list[Article]] = {lang: [] for lang in self.languages}
+        self.versions: dict[str, dict[str, Listed]] = {}
+        self.by_lang: dict[str, list[Listed]] = {lang: [] for lang in self.languages}
         # theme slug -> theme as written (the English key that the catalogs translate), per language
         self.themes: dict[str, dict[str, str]] = {lang: {} for lang in self.languages}
         for article in published:
@@ -186,7 +194,8 @@ class SiteFeeds:
             if article.theme and article.theme_slug:
                 self.themes[article.lang].setdefault(article.theme_slug, article.theme)
         for articles in self.by_lang.values():
-            articles.sort(key=lambda a: (a.date, a.slug), reverse=True)
+            # the instant as a number: the same order as the aware datetimes, without a UTC offset per compare
+            articles.sort(key=lambda a: (a.date.timestamp(), a.slug), reverse=True)
         self._items: dict[tuple[str, str], FeedItem] = {}
         self._entries: dict[tuple[str, str], Any] = {}   # feedgen FeedEntry objects, shared by the feeds
         self._labels: dict[tuple[str, str], str] = {}
@@ -209,17 +218,31 @@ class SiteFeeds:
         return [spec for lang in self.languages
                 for spec in [self.spec(lang)] + [self.spec(lang, theme) for theme in sorted(self.themes[lang])]]
 
-    def translations(self, article: Article) -> list[Article]:
+    def full(self, article: Listed) -> Article:
+        """The whole Article of a version (its body, tags, image...)."""
+        key = (article.slug, article.lang)
+        if key not in self._whole:
+            self._make_whole([article])
+        return self._whole[key]
+
+    def _make_whole(self, versions: Iterable[Listed]) -> None:
+        wanted = [v for v in versions if (v.slug, v.lang) not in self._whole]
+        if wanted:
+            for listed, article in zip(wanted, self.full_articles(wanted)):
+                self._whole[(listed.slug, listed.lang)] = article
+
+    def translations(self, article: Listed) -> list[Listed]:
         """The other published versions of the same story, in site language order."""
         versions = self.versions.get(article.slug, {})
         return [versions[lang] for lang in self.languages if lang != article.lang and lang in versions]
 
-    def item(self, article: Article) -> FeedItem:
-        key = (article.slug, article.lang)
+    def item(self, listed: Listed) -> FeedItem:
+        key = (listed.slug, listed.lang)
         item = self._items.get(key)
         if item is None:
             from publisher.i18n import machine_notice
 
+            article = self.full(listed)
             item = self._items[key] = make_item(
                 article,
                 item_id=self.item_id(article),
@@ -249,19 +272,25 @@ class SiteFeeds:
             entry = self._entries[key] = feed_entry(item)
         return entry
 
-    def _prefetch(self, articles: Iterable[Article]) -> None:
-        """One cache look-up for the bodies (and summaries' plain texts) of the articles about to become items."""
+    def _prefetch(self, listed: Iterable[Listed]) -> None:
+        """The articles about to become items made whole, and their bodies (and summaries' plain texts) read
+        from the cache, each in one look-up."""
+        pending = [v for v in listed if (v.slug, v.lang) not in self._items]
+        self._make_whole(pending)
         texts: list[str] = []
         summaries: list[str] = []
-        for article in articles:
-            if (article.slug, article.lang) not in self._items:
-                texts.append(article.body)
-                if article.summary:
-                    texts.append(article.summary)
-                    summaries.append(article.summary)
+        keys: list[tuple[str, str]] = []
+        for article in (self._whole[(v.slug, v.lang)] for v in pending):
+            keys.append((article.slug, article.lang))
+            texts.append(article.body)
+            if article.summary:
+                texts.append(article.summary)
+                summaries.append(article.summary)
         self.bodies.prefetch(texts, summaries)
+        if self.prefetch_ids is not None and keys:
+            self.prefetch_ids(keys)
 
-    def entries(self, spec: FeedSpec) -> list[Article]:
+    def entries(self, spec: FeedSpec) -> list[Listed]:
         """The versions in a feed, newest first, at most ``max_items``."""
         articles = self.by_lang.get(spec.lang, [])
         if spec.theme:
@@ -292,8 +321,8 @@ class SiteFeeds:
         return OutputFile(f"{lang}/index.html", index_page(self, lang), MEDIA_TYPES["html"], lang,
                           len(self.by_lang.get(lang, [])))
 
-    def article_file(self, article: Article) -> OutputFile:
-        return OutputFile(f"{article.lang}/{article.slug}/index.html", article_page(self, article),
+    def article_file(self, article: Listed) -> OutputFile:
+        return OutputFile(f"{article.lang}/{article.slug}/index.html", article_page(self, self.full(article)),
                           MEDIA_TYPES["html"], article.lang)
 
     # --- everything ----------------------------------------------------------------------------------------
@@ -342,6 +371,16 @@ class SiteFeeds:
                 copies[enclosure.public_path] = OutputFile(
                     enclosure.public_path, enclosure.copy_from.read_bytes(), enclosure.media_type, item.lang)
         return [copies[path] for path in sorted(copies)]
+
+
+def _already_whole(versions: Sequence[Listed]) -> list[Article]:
+    """Without ``full_articles``, every version given must be a whole Article."""
+    from publisher.article import Article
+
+    whole = [v for v in versions if isinstance(v, Article)]
+    if len(whole) != len(versions):
+        raise TypeError("SiteFeeds was given listings without a way to make them whole (full_articles)")
+    return whole
 
 
 __all__ = ["BodyRenderer", "OutputFile", "SiteFeeds", "renderer_fingerprint"]

@@ -16,6 +16,7 @@ from publisher.store.interfaces import (
     Clock,
     ContentIndex,
     FeedCache,
+    IndexEntry,
     IndexedFile,
     Job,
     Jobs,
@@ -91,6 +92,7 @@ def open_content_index(state_dir: Path) -> ContentIndex:
 
 
 __all__ = [
-    "Clock", "ContentIndex", "FeedCache", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits", "Store", "TokenBuckets",
+    "Clock", "ContentIndex", "FeedCache", "IndexEntry", "IndexedFile", "Job", "Jobs", "Ledger", "Mark", "RateLimits",
+    "Store", "TokenBuckets",
     "SubscriberStore", "TranslationMemory", "dialect", "format_time", "open_content_index", "open_store", "utc_now",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from publisher.delivery import Delivery, DeliveryKey, Lease
 
@@ -29,6 +30,24 @@ def format_time(moment: datetime) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def pick_version_details(
+    rows: Iterable[Sequence[Any]]
+) -> dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """(id, article, lang, state, detail) rows -> per version (the oldest row's non-empty detail, the oldest sent
+    row's detail or {}): the rules of ``PublishedVersions.first_details`` and ``published`` over a few versions'
+    rows (``version_details`` of both stores)."""
+    found: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+    for _, article, lang, state, detail in sorted(rows, key=lambda row: int(row[0])):
+        first, sent = found.get((article, lang), (None, None))
+        if first is None and detail not in (None, "", "{}"):
+            first = json.loads(detail)
+        if sent is None and state == "sent":
+            sent = json.loads(detail or "{}")
+        found[(article, lang)] = (first, sent)
+    return found
+
 
 
 class Ledger(Protocol):
@@ -143,6 +162,23 @@ class Ledger(Protocol):
 
     def first_details(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
         """``(slug, lang)`` -> the detail of the first row of ``channel`` with a non-empty detail, any state."""
+        ...
+
+    def published_versions(self, channel: str) -> set[tuple[str, str]]:
+        """The ``(slug, lang)`` of ``published`` without their details, from the index on (channel, state,
+        article, lang) alone."""
+        ...
+
+    def version_details(
+        self, channel: str, versions: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        """``first_details`` and ``published`` of ``versions`` only (``pick_version_details``), each version's
+        rows found through the unique key's prefix: publishing one article reads a few rows, not the channel's."""
+        ...
+
+    def channel_fingerprint(self, channel: str) -> str:
+        """The channel's rows per state and the last id of each: it changes when a row is added or changes
+        state (the feeds build's key)."""
         ...
 
 
@@ -302,6 +338,29 @@ class IndexedFile:
     context: str
     fields: str
     body: str
+    entry: IndexEntry | None = None   # written with the file; read back by ``entries`` only
+
+
+class IndexEntry(NamedTuple):
+    """What lists a content file without reading it: the fields an index page, a feed's choice of entries and
+    the OPML list use (``publisher.article.ArticleEntry``), each a column, so reading 20,000 of them decodes no
+    JSON (``date``: ``ISO|zone|fold`` in a named zone, else ISO 8601 with its offset). A named tuple, made
+    20,000 times a publish."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    context: str
+    slug: str
+    lang: str
+    title: str
+    date: str
+    summary: str
+    theme: str | None
+    url: str
+    status: str
+    source_lang: str | None
+    model: str | None
 
 
 class ContentIndex(Protocol):
@@ -309,6 +368,10 @@ class ContentIndex(Protocol):
     only time (a cache, like ``FeedCache``)."""
 
     def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
+        ...
+
+    def entries(self) -> list[IndexEntry]:
+        """Every file's ``IndexEntry`` (no body, no front matter): what a publish lists the site from."""
         ...
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import ConnectionLost, DatabaseUnreachable, LockBusy, PublisherError, StorageError
 from publisher.settings import redact_database_url, redact_secret_text
-from publisher.store.interfaces import JOB_STATES, Clock, Job, Mark, format_time, take_tokens, utc_now
+from publisher.store.interfaces import (JOB_STATES, Clock, Job, Mark, format_time, pick_version_details, take_tokens,
+                                        utc_now)
 
 if TYPE_CHECKING:
     import psycopg
@@ -795,6 +796,30 @@ class PostgresLedger:
         return self._first_per_version(
             "SELECT id, article, lang, detail FROM deliveries WHERE channel = %s AND detail NOT IN ('', '{}')"
             " AND id > %s ORDER BY id LIMIT %s", channel)
+
+    def published_versions(self, channel: str) -> set[tuple[str, str]]:
+        # an index-only scan of deliveries_channel_versions
+        return {(row["article"], row["lang"]) for row in self.store.execute(
+            "SELECT DISTINCT article, lang FROM deliveries WHERE channel = %s AND state = 'sent'", (channel,))}
+
+    def version_details(
+        self, channel: str, versions: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        # Each version's few rows through the unique key's prefix (article, lang, channel).
+        wanted = list(dict.fromkeys(versions))
+        rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(wanted):
+            found = self.store.execute(
+                "SELECT d.id, d.article, d.lang, d.state, d.detail FROM unnest(%s::text[], %s::text[]) AS"
+                " v(article, lang) JOIN deliveries d ON d.article = v.article AND d.lang = v.lang AND d.channel = %s",
+                ([article for article, _ in chunk], [lang for _, lang in chunk], channel)).fetchall()
+            rows += [(row["id"], row["article"], row["lang"], row["state"], row["detail"]) for row in found]
+        return pick_version_details(rows)
+
+    def channel_fingerprint(self, channel: str) -> str:
+        rows = self.store.execute("SELECT state, COUNT(*) AS n, MAX(id) AS last FROM deliveries WHERE channel = %s"
+                                  " GROUP BY state ORDER BY state", (channel,)).fetchall()
+        return ";".join(f"{row['state']}={row['n']}/{row['last']}" for row in rows)
 
     def _first_per_version(self, sql: str, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
         # In id order, the first row of each version wins; only the first row's detail is decoded.

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, Job, Mark, format_time, take_tokens,
-                                        utc_now)
+from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, IndexEntry, Job, Mark, format_time,
+                                        pick_version_details, take_tokens, utc_now)
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -611,6 +611,23 @@ class SqliteLedger:
     def first_details(self, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
         return self._first_per_version(lambda last_id: _details_sql(channel, last_id, 1000))
 
+    def published_versions(self, channel: str) -> set[tuple[str, str]]:
+        return {(row[0], row[1]) for row in self.conn.execute(*_published_versions_sql(channel)).fetchall()}
+
+    def version_details(
+        self, channel: str, versions: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        # Each version's few rows through the unique key's prefix (article, lang, channel); the oldest row with
+        # a detail and the oldest sent row picked here, in id order, as first_details and published do.
+        rows: list[tuple[int, str, str, str, str | None]] = []
+        for chunk in _chunks(list(dict.fromkeys(versions)), 300):
+            rows += self.conn.execute(*_version_details_sql(channel, chunk)).fetchall()
+        return pick_version_details(rows)
+
+    def channel_fingerprint(self, channel: str) -> str:
+        rows = self.conn.execute(*_fingerprint_sql(channel)).fetchall()
+        return ";".join(f"{row[0]}={row[1]}/{row[2]}" for row in rows)
+
     def _first_per_version(
         self, query: Callable[[int], tuple[str, list[Any]]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
@@ -651,6 +668,9 @@ class SqliteLedger:
             "articles (all)": _articles_sql(None),
             "published": _published_sql("feeds", 0, 1000),
             "first_details": _details_sql("feeds", 0, 1000),
+            "published_versions": _published_versions_sql("feeds"),
+            "version_details": _version_details_sql("feeds", [("article", "en"), ("other", "ko")]),
+            "channel_fingerprint": _fingerprint_sql("feeds"),
         }
         for article, channel, lang in itertools.product(("article", None), ("channel", None), ("en", None)):
             name = f"article={article} channel={channel} lang={lang}"
@@ -800,6 +820,25 @@ def _details_sql(channel: str, last_id: int, limit: int) -> tuple[str, list[Any]
     return ("SELECT id, article, lang, detail FROM deliveries INDEXED BY deliveries_with_detail "
             "WHERE channel = ? AND detail NOT IN ('', '{}') AND id > ? ORDER BY id LIMIT ?",
             [channel, last_id, limit])
+
+
+def _published_versions_sql(channel: str) -> tuple[str, list[Any]]:
+    # (channel, state, article, lang) holds every column: an index range, in index order, so no DISTINCT sort
+    return ("SELECT DISTINCT article, lang FROM deliveries INDEXED BY deliveries_channel_versions "
+            "WHERE channel = ? AND state = 'sent'", [channel])
+
+
+def _version_details_sql(channel: str, versions: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    # A join with the VALUES list (as get_many): SQLite then probes the unique index per version.
+    return ("WITH v(article, lang) AS (VALUES " + ", ".join(["(?, ?)"] * len(versions)) + ") "
+            "SELECT deliveries.id, deliveries.article, deliveries.lang, deliveries.state, deliveries.detail "
+            "FROM v JOIN deliveries ON deliveries.article = v.article AND deliveries.lang = v.lang "
+            "AND deliveries.channel = ?", [value for version in versions for value in version] + [channel])
+
+
+def _fingerprint_sql(channel: str) -> tuple[str, list[Any]]:
+    return ("SELECT state, COUNT(*), MAX(id) FROM deliveries INDEXED BY deliveries_channel_versions "
+            "WHERE channel = ? GROUP BY state", [channel])
 
 
 def _filter(
@@ -1451,27 +1490,49 @@ class SqliteFeedCache(_CacheFile):
 
 
 class SqliteContentIndex(_CacheFile):
-    """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``)."""
+    """Parsed content files in a SQLite file of their own (``publisher.store.ContentIndex``).
 
-    SCHEMA = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, fields TEXT NOT NULL, body TEXT NOT NULL)",)
+    Two tables: ``listed`` (what lists a file: its key, size, time and ``IndexEntry`` columns, a few hundred
+    bytes a row) and ``parsed`` (its front matter and body). Listing every file (``entries``) reads only the
+    first, a tenth of the file, never a body. ``files`` was the one table before: dropped, so such a cache is
+    filled again, once."""
+
+    _ENTRY_COLUMNS = "slug, lang, title, date, summary, theme, url, status, source_lang, model"
+    SCHEMA = ("DROP TABLE IF EXISTS files",
+              "CREATE TABLE IF NOT EXISTS listed (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+              "mtime_ns INTEGER NOT NULL, context TEXT NOT NULL, slug TEXT, lang TEXT, title TEXT, date TEXT, "
+              "summary TEXT, theme TEXT, url TEXT, status TEXT, source_lang TEXT, model TEXT)",
+              "CREATE TABLE IF NOT EXISTS parsed (path TEXT PRIMARY KEY, fields TEXT NOT NULL, body TEXT NOT NULL)")
 
     def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
         found: dict[str, IndexedFile] = {}
         for chunk in _chunks(list(dict.fromkeys(paths)), 900):
             rows = self._connection().execute(
-                "SELECT path, size, mtime_ns, context, fields, body FROM files "
-                f"WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+                "SELECT listed.path, size, mtime_ns, context, fields, body FROM listed JOIN parsed USING (path) "
+                f"WHERE listed.path IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             found.update((row[0], IndexedFile(*row)) for row in rows)
         return found
 
+    def entries(self) -> list[IndexEntry]:
+        rows = self._connection().execute(
+            f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM listed WHERE slug IS NOT NULL"
+        ).fetchall()
+        return [IndexEntry._make(row) for row in rows]
+
     def put_many(self, entries: Iterable[IndexedFile]) -> None:
-        rows = [(e.path, e.size, e.mtime_ns, e.context, e.fields, e.body) for e in entries]
-        if not rows:
+        listed, parsed = [], []
+        for e in entries:
+            entry = e.entry
+            listed.append((e.path, e.size, e.mtime_ns, e.context, *(
+                (entry.slug, entry.lang, entry.title, entry.date, entry.summary, entry.theme, entry.url,
+                 entry.status, entry.source_lang, entry.model) if entry is not None else (None,) * 10)))
+            parsed.append((e.path, e.fields, e.body))
+        if not listed:
             return
         db = self._connection()
         with transaction(db):
-            db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(f"INSERT OR REPLACE INTO listed VALUES ({', '.join('?' * 14)})", listed)
+            db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?)", parsed)
 
     def keep_only(self, paths: Iterable[str]) -> None:
         db = self._connection()
@@ -1479,7 +1540,8 @@ class SqliteContentIndex(_CacheFile):
             db.execute("CREATE TEMP TABLE IF NOT EXISTS kept (path TEXT PRIMARY KEY)")
             db.execute("DELETE FROM kept")
             db.executemany("INSERT OR IGNORE INTO kept VALUES (?)", ((path,) for path in paths))
-            db.execute("DELETE FROM files WHERE path NOT IN (SELECT path FROM kept)")
+            db.execute("DELETE FROM listed WHERE path NOT IN (SELECT path FROM kept)")
+            db.execute("DELETE FROM parsed WHERE path NOT IN (SELECT path FROM kept)")
 
 
 if TYPE_CHECKING:

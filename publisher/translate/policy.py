@@ -10,6 +10,7 @@ from publisher.delivery import DeliveryReport
 from publisher.translate.workflow import is_stale
 
 if TYPE_CHECKING:
+    from publisher.article import Listed
     from publisher.site import Site
 
 
@@ -45,7 +46,7 @@ def select_versions(
                    else "machine translations are not published")
             notes.append(DeliveryReport(story.slug, lang, "-", "-", "skipped",
                                         f"no {lang} version ({how}); run: publisher translate {source} --to {lang}"))
-        elif article.is_machine_translation and not allow_machine:
+        elif not may_publish(article, allow_machine):
             notes.append(DeliveryReport(
                 story.slug, lang, "-", "-", "skipped",
                 f"machine translation not published; review it (publisher review {article.path}) "
@@ -64,6 +65,13 @@ def select_versions(
                     f"since; update it, or re-translate: publisher translate {story.original.path} --to {lang} "
                     f"--force"))
     return Story(story.slug, kept), notes
+
+
+def may_publish(version: Listed, allow_machine: bool) -> bool:
+    """Whether ``select_versions`` keeps a version that exists when not publishing (a feeds build, the review
+    page): every one but a machine translation while those are not published. It reads only what the content
+    index lists, so a publish decides it for 20,000 versions without loading them."""
+    return allow_machine or not version.is_machine_translation
 
 
 def _missing_version(

@@ -182,7 +182,8 @@ def test_an_old_postgresql_database_keeps_its_bounced_addresses_through_the_alte
                      " '2026-01-02T00:00:00.000+00:00'), ('a@example.org', 'a@example.org', 'en', 'active',"
                      " '2026-01-01T00:00:00.000+00:00', '2026-01-01T00:00:00.000+00:00')")
     store = open_store(postgres_url, state_dir=tmp_path)
-    assert store.migrate()[:1] == ["0040_suppression"]   # (and any later migration after it)
+    applied = store.migrate()   # 0040, then any later migration
+    assert applied[0] == "0040_suppression" and all(name > "0040" for name in applied)
     bounced = store.subscribers.get("b@example.org")
     assert bounced is not None and bounced.status == "bounced"
     assert bounced.status_reason == "refused at RCPT TO"

@@ -94,9 +94,13 @@ def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site:
     age(site)
     assert cli("feeds", "build", "--all").exit_code == 0
     loads: list[int] = []
+    listings: list[int] = []
     sweeps: list[Path] = []
     real_load, real_sweep = article_module.load_library, fsutil.sweep_temporary_files
+    real_catalog = article_module.load_catalog
     monkeypatch.setattr(article_module, "load_library", lambda s, *listing: loads.append(1) or real_load(s, *listing))
+    monkeypatch.setattr(article_module, "load_catalog",
+                        lambda s, *listing: listings.append(1) or real_catalog(s, *listing))
     monkeypatch.setattr(fsutil, "sweep_temporary_files", lambda folder: sweeps.append(Path(folder)) or
                         real_sweep(folder))
     path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
@@ -105,7 +109,9 @@ def test_one_publish_lists_and_loads_content_once_and_does_not_walk_public(site:
     reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])
 
     assert {r.state for r in reports} == {"sent"}
-    assert len(loads) == 1        # the stories, the feeds' other articles and the pages: one read of content/
+    # the stories, the feeds' other articles and the pages: one listing of content/, and no article made whole
+    # but those rendered in full (the library is never loaded)
+    assert len(listings) == 1 and loads == []
     assert sweeps == []           # the last build finished: no walk of public/ for the temporary files it left
     assert not (site.state_dir / "feeds-writing").exists()
 
@@ -127,21 +133,25 @@ def test_a_rebuild_with_nothing_changed_lists_content_and_loads_no_article(site:
     assert cli("feeds", "build").exit_code == 0
     assert cli("feeds", "build", "--all").exit_code == 0
     assert cli("feeds", "build").exit_code == 0   # the build key remembered
-    loads: list[int] = []
-    real_load = article_module.load_library
-    monkeypatch.setattr(article_module, "load_library", lambda s, *listing: loads.append(1) or real_load(s, *listing))
+    loads: list[str] = []
+    real_load, real_catalog = article_module.load_library, article_module.load_catalog
+    monkeypatch.setattr(article_module, "load_library",
+                        lambda s, *listing: loads.append("library") or real_load(s, *listing))
+    monkeypatch.setattr(article_module, "load_catalog",
+                        lambda s, *listing: loads.append("catalog") or real_catalog(s, *listing))
     before = {p: p.read_bytes() for p in site.public_dir.rglob("*") if p.is_file()}
 
     result = pipeline.build_feeds(site)
 
     assert loads == [] and result.written == [] and sorted(result.unchanged) == sorted(
         p.relative_to(site.public_dir).as_posix() for p in before)
-    # An edited file changes the listing's signature: the library is loaded and the build renders again.
+    # An edited file changes the listing's signature: content/ is read once and the build renders again.
     edited = next(site.content_dir.rglob("*.en.md"))
     edited.write_text(edited.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
     age(site)
     result = pipeline.build_feeds(site)
-    assert loads == [1] and result.written
+    assert loads == ["catalog"] and edited.relative_to(site.content_dir).as_posix().split(".")[0] in " ".join(
+        result.written)
 
 
 def test_an_unchanged_file_comes_back_from_the_index_equal_to_a_parse(site: Site, opened) -> None:
@@ -293,9 +303,79 @@ def test_a_run_collects_garbage_less_often_and_restores_the_threshold(site: Site
     age(site)
     before = gc.get_threshold()
     during: list[tuple[int, ...]] = []
-    real_load = article_module.load_library
-    monkeypatch.setattr(article_module, "load_library",
+    real_load = article_module.load_catalog
+    monkeypatch.setattr(article_module, "load_catalog",
                         lambda s, *listing: during.append(gc.get_threshold()) or real_load(s, *listing))
     pipeline.build_feeds(site)
     assert during == [(max(before[0], pipeline.RUN_GC_THRESHOLD), *before[1:])]
     assert gc.get_threshold() == before
+
+
+LISTED_FIELDS = ("slug", "lang", "title", "date", "summary", "theme", "url", "translation", "path", "theme_slug",
+                 "is_machine_translation")
+
+
+def test_the_catalog_lists_every_file_from_the_index_as_a_parse_would(site: Site, opened) -> None:
+    age(site)
+    parsed = {a.path: a for a in load_library(site).articles()}
+    new_process()
+    seen = opened()
+    catalog = article_module.load_catalog(site)
+    listed = list(catalog.listed())
+    assert content_opened(site, seen) == set()
+    assert all(isinstance(v, article_module.ArticleEntry) for v in listed)   # none read: no body
+    assert {v.path: tuple(getattr(v, name) for name in LISTED_FIELDS) for v in listed} == {
+        path: tuple(getattr(a, name) for name in LISTED_FIELDS) for path, a in parsed.items()}
+    assert {type(v.date.tzinfo) for v in listed} == {type(a.date.tzinfo) for a in parsed.values()}
+    # Made whole, each is the Article a parse gives, body and all; the story order is the library's.
+    assert catalog.full(listed) == [parsed[v.path] for v in listed]
+    assert [s.slug for s in catalog.library().stories.values()] == list(load_library(site).stories)
+    assert content_opened(site, seen) == set()
+
+
+def test_publishing_one_article_makes_whole_only_the_articles_it_renders(site: Site, cli, write_article,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher import pipeline
+
+    for n in range(8):
+        write_article(f"2023-old-{n}", "en", f"Old story {n}.\n", title=f"Old story {n}", date=f"2023-01-0{n + 1}")
+    age(site)
+    site = set_settings(site, FEED_MAX_ITEMS="2")
+    assert cli("feeds", "build", "--all").exit_code == 0
+    new_process()
+    whole: list[str] = []
+    real = article_module.article_from_fields
+    monkeypatch.setattr(article_module, "article_from_fields",
+                        lambda fields, body, path, s: whole.append(path.name) or real(fields, body, path, s))
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30",
+                         theme="A theme of its own")
+
+    reports = pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])
+
+    assert {r.state for r in reports} == {"sent"}
+    # The language's feed holds the new article and one other: that one is the only other made whole (its
+    # body is in the feed); the index page lists every English article from the index alone.
+    assert len(whole) == 1 and whole[0].endswith(".en.md")
+    index = (site.public_dir / "en" / "index.html").read_text(encoding="utf-8")
+    assert index.count('<article class="summary"') == len(load_library(site).articles("en"))
+    assert "Old story 0" in index and "A new report" in index
+    feed = feedparser.parse((site.public_dir / "en" / "rss.xml").read_bytes())
+    assert [entry.title for entry in feed.entries][0] == "A new report" and len(feed.entries) == 2
+    site.close()
+
+
+def test_a_file_changed_since_it_was_indexed_is_listed_as_it_is_now(site: Site, cli, write_article) -> None:
+    from publisher import pipeline
+
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    new_process()
+    other = site.content_dir / "2024-sdg16-knowledge-forum.en.md"
+    text = other.read_text(encoding="utf-8")
+    assert "Regional Knowledge Forum" in text.split("---")[1]   # in the front matter: the title
+    other.write_text(text.replace("Regional Knowledge Forum", "Regional Edited Forum"), encoding="utf-8")
+    os.utime(other, (AN_HOUR_AGO + 60, AN_HOUR_AGO + 60))
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30")
+
+    assert {r.state for r in pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])} == {"sent"}
+    assert "Regional Edited Forum" in (site.public_dir / "en" / "index.html").read_text(encoding="utf-8")

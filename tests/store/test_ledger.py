@@ -146,6 +146,20 @@ def test_published_and_first_details_for_the_feeds(site: Site) -> None:
     assert ledger.published(feed) == {("story", "en"): {"guid": "urn:1"}, ("other", "en"): {}}
     assert ledger.first_details(feed) == {("story", "en"): {"guid": "urn:1"}, ("story", "ko"): {"guid": "urn:2"}}
     assert ledger.published("mastodon") == {} and ledger.first_details("mastodon") == {}
+    # The same, per version and from the index alone (what a publish of one article reads).
+    assert ledger.published_versions(feed) == {("story", "en"), ("other", "en")}
+    assert ledger.published_versions("mastodon") == set()
+    assert ledger.version_details(feed, [("story", "en"), ("story", "ko"), ("other", "en"), ("absent", "en")]) == {
+        ("story", "en"): ({"guid": "urn:1"}, {"guid": "urn:1"}), ("story", "ko"): ({"guid": "urn:2"}, None),
+        ("other", "en"): (None, {})}
+    # The fingerprint moves when a row is added or changes state, not when nothing does.
+    before = ledger.channel_fingerprint(feed)
+    assert before == ledger.channel_fingerprint(feed) and before != ledger.channel_fingerprint("mastodon")
+    ledger.mark(DeliveryKey("story", "ko", feed, "ko/feed.xml"), "sent")
+    changed = ledger.channel_fingerprint(feed)
+    assert changed != before
+    ledger.mark(DeliveryKey("third", "ko", feed, "ko/feed.xml"), "pending")
+    assert ledger.channel_fingerprint(feed) != changed
 
 
 @pytest.mark.sqlite_only

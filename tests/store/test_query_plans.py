@@ -48,7 +48,7 @@ def test_every_ledger_query_uses_an_index_without_sorting(tmp_path: Path, filled
         fill(store.ledger)
     plans = store.ledger.query_plans()
     assert {"get", "get_many", "begin", "begin_many", "mark", "mark_many", "ensure_pending", "published",
-            "first_details", "articles"} <= set(plans)
+            "first_details", "articles", "published_versions", "version_details", "channel_fingerprint"} <= set(plans)
     assert {name.split()[0] for name in plans} >= {"rows", "counts", "summary"}
     assert problems(plans) == []
 
@@ -80,6 +80,9 @@ def test_every_statement_the_ledger_really_runs_is_planned_without_scan_or_sort(
     list(ledger.articles(5))
     ledger.published("feeds")
     ledger.first_details("feeds")
+    ledger.published_versions("feeds")
+    ledger.version_details("feeds", [("story-1", "en"), ("story-2", "ko"), ("absent", "en")])
+    ledger.channel_fingerprint("feeds")
     ledger.conn.set_trace_callback(None)
     statements = list(dict.fromkeys(sql for sql in traced if "deliveries" in sql and "EXPLAIN" not in sql
                                     and not sql.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))))
