@@ -557,10 +557,17 @@ class SqliteLedger:
         for one in states:
             _check_state(one)
 
-        def stream(one: str) -> Iterator[tuple[int, Delivery]]:
+        def stream(one: str, channel: str | None) -> Iterator[tuple[int, Delivery]]:
             return self._pages(lambda last_id: _rows_sql(article, channel, one, lang, last_id, batch_size))
 
-        for _, delivery in heapq.merge(*(stream(one) for one in states), key=lambda pair: pair[0]):
+        if article is None and channel is None:
+            # No (state) index to write on every delivery: a state's rows are one id-ordered range of
+            # (state, channel) per channel, merged; the channels found by a few index seeks.
+            streams = [stream(one, found) for one in states
+                       for (found,) in self.conn.execute(*_channels_sql(one)).fetchall()]
+        else:
+            streams = [stream(one, channel) for one in states]
+        for _, delivery in heapq.merge(*streams, key=lambda pair: pair[0]):
             yield delivery
 
     def _pages(self, query: Callable[[int], tuple[str, list[Any]]]) -> Iterator[tuple[int, Delivery]]:
@@ -661,6 +668,7 @@ class SqliteLedger:
             "claim_many": _claim_many_sql([(key, None), (two[1], None)], Lease("w", datetime.now().astimezone()),
                                           "now"),
             "renew": _renew_sql("w", "now"),
+            "channels": _channels_sql("failed"),
             **{f"claim_queued {i}": (sql, [*params, 100])
                for i, (sql, params) in enumerate(_queued_sql("article", "email", "now"))},
             "rows": _rows_sql(None, None, None, None, 0, 1000),
@@ -674,7 +682,8 @@ class SqliteLedger:
         }
         for article, channel, lang in itertools.product(("article", None), ("channel", None), ("en", None)):
             name = f"article={article} channel={channel} lang={lang}"
-            statements[f"rows {name}"] = _rows_sql(article, channel, "failed", lang, 0, 1000)
+            # rows of a state with neither article nor channel run once per channel (rows)
+            statements[f"rows {name}"] = _rows_sql(article, channel or "channel", "failed", lang, 0, 1000)
             statements[f"counts {name}"] = _count_sql(article, channel, "failed", lang)
             if article is not None:
                 statements[f"summary {name}"] = _summary_sql(article, channel)
@@ -741,7 +750,7 @@ def _queued_sql(article: str, channel: str, now: str) -> list[tuple[str, list[An
 
 
 def _renew_sql(worker: str, until: str) -> tuple[str, list[Any]]:
-    return ("UPDATE deliveries INDEXED BY deliveries_state SET lease_until = ? WHERE state = 'in_flight'"
+    return ("UPDATE deliveries INDEXED BY deliveries_state_channel SET lease_until = ? WHERE state = 'in_flight'"
             " AND worker = ?", [until, worker])
 
 
@@ -779,9 +788,7 @@ def _index_for(article: str | None, channel: str | None) -> str:
     """The index whose prefix (state, then the most selective filter) serves a query of one state by id."""
     if article is not None:
         return "deliveries_state_article"
-    if channel is not None:
-        return "deliveries_state_channel"
-    return "deliveries_state"
+    return "deliveries_state_channel"   # with no channel, its prefix (state) still serves a count
 
 
 def _rows_sql(article: str | None, channel: str | None, state: str | None, lang: str | None, last_id: int,
@@ -790,6 +797,16 @@ def _rows_sql(article: str | None, channel: str | None, state: str | None, lang:
     index = "" if state is None else f" INDEXED BY {_index_for(article, channel)}"
     return (f"SELECT {_COLUMNS} FROM deliveries{index} WHERE id > ?{where} ORDER BY id LIMIT ?",
             [last_id, *params, limit])
+
+
+def _channels_sql(state: str) -> tuple[str, list[Any]]:
+    """The channels that have rows in ``state``: one seek of (state, channel) per channel, not a read of the
+    state's rows."""
+    return ("WITH RECURSIVE c(channel) AS ("
+            "SELECT MIN(channel) FROM deliveries INDEXED BY deliveries_state_channel WHERE state = ? UNION ALL "
+            "SELECT (SELECT MIN(channel) FROM deliveries INDEXED BY deliveries_state_channel"
+            " WHERE state = ? AND channel > c.channel) FROM c WHERE c.channel IS NOT NULL) "
+            "SELECT channel FROM c WHERE channel IS NOT NULL", [state, state])
 
 
 def _count_sql(article: str | None, channel: str | None, state: str, lang: str | None) -> tuple[str, list[Any]]:
