@@ -7,3 +7,6 @@ DROP INDEX IF EXISTS deliveries_state;
 -- them, and a write of `state` no longer touches this index.
 DROP INDEX IF EXISTS deliveries_by_target;
 CREATE INDEX IF NOT EXISTS deliveries_target_channel ON deliveries (target, channel);
+-- (state, article) goes too: an article's rows of one state are read per channel and language from
+-- (article, channel, lang, state), which `status` needs anyway: each an id-ordered range, merged.
+DROP INDEX IF EXISTS deliveries_state_article;
