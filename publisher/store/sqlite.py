@@ -561,16 +561,18 @@ class SqliteLedger:
         for one in states:
             _check_state(one)
 
-        def stream(one: str, channel: str | None) -> Iterator[tuple[int, Delivery]]:
+        def stream_of(article: str | None, one: str, channel: str | None,
+                      lang: str | None) -> Iterator[tuple[int, Delivery]]:
             return self._pages(lambda last_id: _rows_sql(article, channel, one, lang, last_id, batch_size))
+
+        def stream(one: str, channel: str | None) -> Iterator[tuple[int, Delivery]]:
+            return stream_of(article, one, channel, lang)
 
         if article is not None:
             # No (state, article) index to write on every delivery: an article's rows of a state are one
             # id-ordered range of (article, channel, lang, state) per channel and language, merged.
             groups = self._groups(article, channel, lang)
-            streams = [self._pages(lambda last_id, one=one, c=c, g=g: _rows_sql(article, c, one, g, last_id,
-                                                                                batch_size))
-                       for one in states for c, g in groups]
+            streams = [stream_of(article, one, c, g) for one in states for c, g in groups]
         elif channel is None:
             # No (state) index either: a state's rows are one id-ordered range of (state, channel) per
             # channel, merged; the channels found by a few index seeks.
