@@ -338,6 +338,7 @@ def main() -> None:
     parser.add_argument("--send", help=argparse.SUPPRESS)
     parser.add_argument("--src", help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--make-site", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
         run_sink(args.sink, args.latency, args.pipelining)
@@ -348,6 +349,13 @@ def main() -> None:
             for name in [m for m in sys.modules if m == "publisher" or m.startswith("publisher.")]:
                 del sys.modules[name]
         publisher_send(Path(args.send), args.profile_to)
+        return
+    if args.make_site:   # the site of another tree (--before), made and migrated by that tree's own code
+        sys.path.insert(0, args.src)
+        for name in [m for m in sys.modules if m == "publisher" or m.startswith("publisher.")]:
+            del sys.modules[name]
+        made = json.loads(args.make_site)
+        make_site(Path(made.pop("folder")), **made)
         return
 
     latencies = [float(x) for x in args.latencies.split(",")]
@@ -376,7 +384,13 @@ def main() -> None:
                                       args.before_connections))
                     for label, src, connections in trees:
                         run += 1
-                        root = make_site(Path(folder), args.n, port, connections, f"site{run}", verp=args.verp)
+                        if src is None:
+                            root = make_site(Path(folder), args.n, port, connections, f"site{run}", verp=args.verp)
+                        else:   # its database made by its own migrations: an older tree may not know ours
+                            root = Path(folder) / f"site{run}"
+                            subprocess.run([sys.executable, __file__, "--src", str(src), "--make-site", json.dumps(
+                                {"folder": folder, "n": args.n, "port": port, "connections": connections,
+                                 "name": f"site{run}", "verp": args.verp})], check=True)
                         profile = None
                         if args.profile is not None:
                             profile = args.profile / f"{'before' if src else 'new'}-{latency:g}ms-" \

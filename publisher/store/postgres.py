@@ -532,6 +532,13 @@ _CLAIM_QUEUED = (
     " old.lease_until, old.lease_exclusive")
 
 
+# The channels that have rows in one state: one seek of (state, channel, id) per channel.
+_CHANNELS_OF_STATE = (
+    "WITH RECURSIVE c(channel) AS (SELECT MIN(channel) FROM deliveries WHERE state = %s UNION ALL"
+    " SELECT (SELECT MIN(channel) FROM deliveries WHERE state = %s AND channel > c.channel) FROM c"
+    " WHERE c.channel IS NOT NULL) SELECT channel FROM c WHERE channel IS NOT NULL")
+
+
 def _check_state(state: str) -> None:
     if state not in STATES:
         raise ValueError(f"unknown delivery state {state!r}")
@@ -735,7 +742,13 @@ class PostgresLedger:
         states = list(STATES) if state is None else [state] if isinstance(state, str) else list(dict.fromkeys(state))
         for one in states:
             _check_state(one)
-        streams = (self._pages(article, channel, one, lang, batch_size) for one in states)
+        if article is None and channel is None:
+            # No (state, id) index to write on every delivery: a state's rows are one id-ordered range of
+            # (state, channel, id) per channel, merged; the channels found by a few index seeks.
+            streams = [self._pages(article, row["channel"], one, lang, batch_size) for one in states
+                       for row in self.store.execute(_CHANNELS_OF_STATE, (one, one)).fetchall()]
+        else:
+            streams = [self._pages(article, channel, one, lang, batch_size) for one in states]
         for _, delivery in heapq.merge(*streams, key=lambda pair: pair[0]):
             yield delivery
 

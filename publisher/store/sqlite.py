@@ -473,12 +473,16 @@ class SqliteLedger:
         found: list[Delivery] = []
         ids: list[int] = []
         with self.store.transaction():   # BEGIN IMMEDIATE: two workers never both read the same rows free
-            for sql, params in _queued_sql(article, channel, format_time(now)):
+            langs = [lang for _, lang in self._groups(article, channel, None)]
+            for state in ("in_flight", "pending"):   # leases that ran out first, then pending; each by id
                 if len(found) >= limit:
                     break
-                for row in self.conn.execute(sql, [*params, limit - len(found)]).fetchall():
-                    ids.append(int(row["id"]))
-                    found.append(_delivery(row))
+                # one id-ordered range of (article, channel, lang, state) per language, merged
+                rows = sorted((row for lang in langs for row in self.conn.execute(
+                    *_queued_sql(article, channel, lang, state, format_time(now), limit - len(found))).fetchall()),
+                    key=lambda row: int(row["id"]))[:limit - len(found)]
+                ids += [int(row["id"]) for row in rows]
+                found += [_delivery(row) for row in rows]
             for chunk in _chunks(ids):
                 self.conn.execute(
                     f"UPDATE deliveries SET state = 'in_flight', attempts = attempts + 1, worker = ?, lease_until = ?,"
@@ -557,11 +561,34 @@ class SqliteLedger:
         for one in states:
             _check_state(one)
 
-        def stream(one: str) -> Iterator[tuple[int, Delivery]]:
+        def stream_of(article: str | None, one: str, channel: str | None,
+                      lang: str | None) -> Iterator[tuple[int, Delivery]]:
             return self._pages(lambda last_id: _rows_sql(article, channel, one, lang, last_id, batch_size))
 
-        for _, delivery in heapq.merge(*(stream(one) for one in states), key=lambda pair: pair[0]):
+        def stream(one: str, channel: str | None) -> Iterator[tuple[int, Delivery]]:
+            return stream_of(article, one, channel, lang)
+
+        if article is not None:
+            # No (state, article) index to write on every delivery: an article's rows of a state are one
+            # id-ordered range of (article, channel, lang, state) per channel and language, merged.
+            groups = self._groups(article, channel, lang)
+            streams = [stream_of(article, one, c, g) for one in states for c, g in groups]
+        elif channel is None:
+            # No (state) index either: a state's rows are one id-ordered range of (state, channel) per
+            # channel, merged; the channels found by a few index seeks.
+            streams = [stream(one, found) for one in states
+                       for (found,) in self.conn.execute(*_channels_sql(one)).fetchall()]
+        else:
+            streams = [stream(one, channel) for one in states]
+        for _, delivery in heapq.merge(*streams, key=lambda pair: pair[0]):
             yield delivery
+
+    def _groups(self, article: str, channel: str | None, lang: str | None) -> list[tuple[str, str]]:
+        """The (channel, language) pairs of an article's rows (those given, else found by index seeks)."""
+        channels = [channel] if channel is not None else [
+            row[0] for row in self.conn.execute(*_article_channels_sql(article)).fetchall()]
+        return [(one, found) for one in channels for found in ([lang] if lang is not None else [
+            row[0] for row in self.conn.execute(*_article_langs_sql(article, one)).fetchall()])]
 
     def _pages(self, query: Callable[[int], tuple[str, list[Any]]]) -> Iterator[tuple[int, Delivery]]:
         """Rows in id order, one short query per page (keyset on id), so no read stays open between pages."""
@@ -582,6 +609,10 @@ class SqliteLedger:
         wanted = STATES if states is None else tuple(states)
         for state in wanted:
             _check_state(state)
+        if article is not None:   # per channel and language of the article, each an exact covered range
+            groups = self._groups(article, channel, lang)
+            return {state: sum(int(self.conn.execute(*_count_sql(article, c, state, g)).fetchone()[0])
+                               for c, g in groups) for state in wanted}
         return {state: int(self.conn.execute(*_count_sql(article, channel, state, lang)).fetchone()[0])
                 for state in wanted}
 
@@ -661,8 +692,11 @@ class SqliteLedger:
             "claim_many": _claim_many_sql([(key, None), (two[1], None)], Lease("w", datetime.now().astimezone()),
                                           "now"),
             "renew": _renew_sql("w", "now"),
-            **{f"claim_queued {i}": (sql, [*params, 100])
-               for i, (sql, params) in enumerate(_queued_sql("article", "email", "now"))},
+            "channels": _channels_sql("failed"),
+            **{f"claim_queued {state}": _queued_sql("article", "email", "en", state, "now", 100)
+               for state in ("in_flight", "pending")},
+            "article channels": _article_channels_sql("article"),
+            "article langs": _article_langs_sql("article", "channel"),
             "rows": _rows_sql(None, None, None, None, 0, 1000),
             "articles": _articles_sql(20),
             "articles (all)": _articles_sql(None),
@@ -674,8 +708,12 @@ class SqliteLedger:
         }
         for article, channel, lang in itertools.product(("article", None), ("channel", None), ("en", None)):
             name = f"article={article} channel={channel} lang={lang}"
-            statements[f"rows {name}"] = _rows_sql(article, channel, "failed", lang, 0, 1000)
-            statements[f"counts {name}"] = _count_sql(article, channel, "failed", lang)
+            # rows of a state with neither article nor channel run once per channel (rows)
+            # (and those of an article once per channel and language)
+            statements[f"rows {name}"] = _rows_sql(article, channel or "channel", "failed",
+                                                   lang if article is None else "en", 0, 1000)
+            statements[f"counts {name}"] = _count_sql(article, channel if article is None else "channel", "failed",
+                                                      lang if article is None else "en")
             if article is not None:
                 statements[f"summary {name}"] = _summary_sql(article, channel)
         return {name: [row[3] for row in self.conn.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
@@ -730,18 +768,40 @@ def _claim_many_sql(claims: Sequence[tuple[DeliveryKey, Delivery | None]], lease
             [*params, lease.worker, format_time(lease.until), int(lease.exclusive), now])
 
 
-def _queued_sql(article: str, channel: str, now: str) -> list[tuple[str, list[Any]]]:
-    """The shared queue's reads, in the order it takes rows: leases that ran out, then pending (each
-    ``... LIMIT ?``, the limit bound last)."""
-    head = f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_state_article WHERE state = ? AND article = ?" \
-           " AND channel = ?"
-    return [(head + " AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?",
-             ["in_flight", article, channel, now]),
-            (head + " ORDER BY id LIMIT ?", ["pending", article, channel])]
+def _queued_sql(article: str, channel: str, lang: str, state: str, now: str, limit: int) -> tuple[str, list[Any]]:
+    """The shared queue's read of one language's rows in one state: in_flight ones whose lease ran out, or
+    pending ones; by id."""
+    head = f"SELECT {_COLUMNS} FROM deliveries INDEXED BY deliveries_article_summary WHERE article = ?" \
+           " AND channel = ? AND lang = ? AND state = ?"
+    if state == "in_flight":
+        # "id > 0" makes the id part of the index range: with a filter on the rows and few rows in its
+        # estimate, SQLite would otherwise sort them rather than read them in id order
+        return (head + " AND id > 0 AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?",
+                [article, channel, lang, state, now, limit])
+    return head + " ORDER BY id LIMIT ?", [article, channel, lang, state, limit]
+
+
+def _article_channels_sql(article: str) -> tuple[str, list[Any]]:
+    """An article's channels: one seek of (article, channel, ...) per channel."""
+    return ("WITH RECURSIVE c(v) AS ("
+            "SELECT MIN(channel) FROM deliveries INDEXED BY deliveries_article_summary WHERE article = ? UNION ALL "
+            "SELECT (SELECT MIN(channel) FROM deliveries INDEXED BY deliveries_article_summary"
+            " WHERE article = ? AND channel > c.v) FROM c WHERE c.v IS NOT NULL) "
+            "SELECT v FROM c WHERE v IS NOT NULL", [article, article])
+
+
+def _article_langs_sql(article: str, channel: str) -> tuple[str, list[Any]]:
+    """The languages of an article's rows of one channel: one seek of (article, channel, lang, ...) each."""
+    return ("WITH RECURSIVE c(v) AS ("
+            "SELECT MIN(lang) FROM deliveries INDEXED BY deliveries_article_summary WHERE article = ?"
+            " AND channel = ? UNION ALL "
+            "SELECT (SELECT MIN(lang) FROM deliveries INDEXED BY deliveries_article_summary"
+            " WHERE article = ? AND channel = ? AND lang > c.v) FROM c WHERE c.v IS NOT NULL) "
+            "SELECT v FROM c WHERE v IS NOT NULL", [article, channel, article, channel])
 
 
 def _renew_sql(worker: str, until: str) -> tuple[str, list[Any]]:
-    return ("UPDATE deliveries INDEXED BY deliveries_state SET lease_until = ? WHERE state = 'in_flight'"
+    return ("UPDATE deliveries INDEXED BY deliveries_state_channel SET lease_until = ? WHERE state = 'in_flight'"
             " AND worker = ?", [until, worker])
 
 
@@ -776,12 +836,11 @@ _ENSURE_PENDING_SQL = ("INSERT INTO deliveries (article, lang, channel, target, 
 
 
 def _index_for(article: str | None, channel: str | None) -> str:
-    """The index whose prefix (state, then the most selective filter) serves a query of one state by id."""
+    """The index whose equalities serve a query of one state by id: (article, channel, lang, state) for an
+    article's rows (asked per channel and language), else (state, channel)."""
     if article is not None:
-        return "deliveries_state_article"
-    if channel is not None:
-        return "deliveries_state_channel"
-    return "deliveries_state"
+        return "deliveries_article_summary"
+    return "deliveries_state_channel"   # with no channel, its prefix (state) still serves a count
 
 
 def _rows_sql(article: str | None, channel: str | None, state: str | None, lang: str | None, last_id: int,
@@ -790,6 +849,16 @@ def _rows_sql(article: str | None, channel: str | None, state: str | None, lang:
     index = "" if state is None else f" INDEXED BY {_index_for(article, channel)}"
     return (f"SELECT {_COLUMNS} FROM deliveries{index} WHERE id > ?{where} ORDER BY id LIMIT ?",
             [last_id, *params, limit])
+
+
+def _channels_sql(state: str) -> tuple[str, list[Any]]:
+    """The channels that have rows in ``state``: one seek of (state, channel) per channel, not a read of the
+    state's rows."""
+    return ("WITH RECURSIVE c(channel) AS ("
+            "SELECT MIN(channel) FROM deliveries INDEXED BY deliveries_state_channel WHERE state = ? UNION ALL "
+            "SELECT (SELECT MIN(channel) FROM deliveries INDEXED BY deliveries_state_channel"
+            " WHERE state = ? AND channel > c.channel) FROM c WHERE c.channel IS NOT NULL) "
+            "SELECT channel FROM c WHERE channel IS NOT NULL", [state, state])
 
 
 def _count_sql(article: str | None, channel: str | None, state: str, lang: str | None) -> tuple[str, list[Any]]:

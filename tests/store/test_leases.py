@@ -149,3 +149,23 @@ def test_subscribers_fetched_by_their_stored_addresses_skip_the_parse(site: Site
     assert sorted(found) == [f"reader{i}@example.org" for i in range(3)]
     assert {s.email for s in found.values()} == set(stored)
     assert found == subscribers.get_many(stored)
+
+
+def test_a_bulletin_of_two_languages_is_claimed_in_the_order_its_rows_were_made(site: Site) -> None:
+    # SQLite reads each language's rows on its own and merges them: the claim still takes the oldest first,
+    # expired leases before pending rows, and never more than asked.
+    mixed = [DeliveryKey(ARTICLE, ("en", "ko", "ko")[i % 3], "email", f"reader{i:04d}@example.org")
+             for i in range(12)]
+    ledger = site.ledger()
+    ledger.ensure_pending(mixed)
+    ledger.ensure_pending([DeliveryKey(ARTICLE, "en", "x", "account"), DeliveryKey("other", "ko", "email", "a")])
+    first = ledger.claim_queued(ARTICLE, "email", lease("dead", T0, 60), T0, 4)
+    assert [row.key for row in first] == mixed[:4]
+    later = T0 + timedelta(seconds=61)
+    taken = ledger.claim_queued(ARTICLE, "email", lease("heir", later), later, 6)
+    assert [row.key for row in taken] == mixed[:6]
+    assert [row.state for row in taken] == ["in_flight"] * 4 + ["pending"] * 2
+    rest = ledger.claim_queued(ARTICLE, "email", lease("heir", later), later, 100)
+    assert [row.key for row in rest] == mixed[6:]
+    assert ledger.counts(ARTICLE, "email", states=["in_flight", "pending"]) == {"in_flight": 12, "pending": 0}
+    assert ledger.counts(ARTICLE, states=["pending"]) == {"pending": 1}

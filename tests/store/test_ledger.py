@@ -185,3 +185,23 @@ def test_many_processes_opening_a_new_database_at_once(tmp_path) -> None:  # noq
         for thread in threads:
             thread.join()
         assert not errors, errors
+
+
+def test_rows_and_counts_of_a_state_across_every_channel_come_in_id_order(site: Site) -> None:
+    # No index on the state alone: a state's rows are read per channel and merged, so the order across
+    # channels, a language filter, several states and a channel with no row in that state are all checked.
+    ledger = site.ledger()
+    keys = [DeliveryKey(f"story-{n % 4}", ("en", "ko")[n % 2], ("x", "email", "feeds", "bluesky")[n % 3],
+                        f"t{n}") for n in range(40)]
+    ledger.ensure_pending(keys)
+    states = ["sent" if n % 5 else "failed" for n in range(40)]
+    ledger.mark_many([(key, state, None, None, None, None) for key, state in zip(keys, states)])
+    assert [r.key for r in ledger.rows(state="sent", batch_size=3)] == \
+        [key for key, state in zip(keys, states) if state == "sent"]
+    assert [r.key for r in ledger.rows(state="failed", lang="ko", batch_size=2)] == \
+        [key for key, state in zip(keys, states) if state == "failed" and key.lang == "ko"]
+    assert [r.key for r in ledger.rows(state=("failed", "sent"), batch_size=4)] == keys
+    assert list(ledger.rows(state="in_flight")) == []
+    assert ledger.counts(states=["sent", "failed", "pending"]) == {"sent": 32, "failed": 8, "pending": 0}
+    assert ledger.counts(lang="en", states=["failed"]) == {"failed": sum(
+        1 for key, state in zip(keys, states) if state == "failed" and key.lang == "en")}
