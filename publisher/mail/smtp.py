@@ -319,19 +319,25 @@ class SmtpSender:
         ``gather_share`` of `capacity`, or as many as are still outstanding if fewer, or whatever came within
         ``gather_seconds`` of the first; the caller then takes the rest with ``timeout=0``."""
         with self._ready:
-            if not self._done:
+            if timeout is None:
+                # Full: wait for one, then for the batch, also when a few were ready already (a caller that
+                # came back after them would otherwise take those few alone).
+                if not self._done:
+                    self._wanted = 1
+                    self._ready.wait_for(self._gathered)
+                batch = min(max(1, int(self.capacity * self.gather_share)), self._outstanding)
+                if batch > len(self._done) and not self._failed:
+                    self._wanted = batch
+                    self._ready.wait_for(self._gathered, self.gather_seconds)
+                self._wanted = 0
+            elif not self._done:
                 if timeout == 0:
                     return None
                 self._wanted = 1
                 self._ready.wait_for(self._gathered, timeout)
-                if self._done and timeout is None:
-                    batch = min(max(1, int(self.capacity * self.gather_share)), self._outstanding)
-                    if batch > len(self._done):
-                        self._wanted = batch
-                        self._ready.wait_for(self._gathered, self.gather_seconds)
                 self._wanted = 0
-                if not self._done:
-                    return None
+            if not self._done:
+                return None
             item = self._done.popleft()
         if isinstance(item, BaseException):
             raise item
