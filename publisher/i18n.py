@@ -175,7 +175,7 @@ def _date_locale(lang: str) -> str:
     return DATE_LOCALES.get(lang, lang.replace("-", "_"))
 
 
-def format_date(value: datetime, lang: str, format: str = "long") -> str:
+def format_date(value: date, lang: str, format: str = "long") -> str:
     """A date as readers of ``lang`` write it: "28 June 2024" / "2024년 6월 28일"."""
     return _format_day(value.date() if isinstance(value, datetime) else value, lang, format)
 
