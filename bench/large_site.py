@@ -10,6 +10,8 @@ first build is timed too, for scale; then, each as its own process, as a person 
 - ``publisher publish --channel feeds content/new-N.en.md``: one new article (goal <= 1.0 s, <= 5% of the build);
 - ``publisher feeds build``: a rebuild with nothing changed (goal <= 0.5 s);
 - ``publisher status`` (goal <= 0.3 s).
+With ``--existing`` no cold build is made: the publish's share is of the ``feeds build`` after the publishes, which
+renders and writes every page and feed (a warm full build: the body cache filled); the line says which build.
 Baselines, same run: ``python -c pass`` (a process's floor), ``python -c "import publisher.cli"`` (this
 package's start-up), and feedgen writing the RSS and Atom feeds that publishing one article rewrites (the
 language's 50 newest entries, bodies pre-rendered): the least work a publish can do. Prints best-of-``--repeat``
@@ -120,6 +122,7 @@ def main() -> int:
         root = Path(tmp.name) / "site"
     try:
         build = float("nan")
+        build_kind = "cold: every body rendered, ledger filled"
         if not args.existing:
             began = time.perf_counter()
             generate(root, args.stories)
@@ -137,6 +140,11 @@ def main() -> int:
         print(f"feeds build after the publishes (renders every page): {after:.1f} s")
         figures["rebuild, nothing changed"] = min(run(root, "feeds", "build") for _ in range(args.repeat))
         figures["publisher status"] = min(run(root, "status") for _ in range(args.repeat))
+        if args.existing:
+            # no cold build in this run: the build after the publishes renders and writes every page and feed
+            # (a full build, warm: the body cache filled), so the share below is of a build timed in this run
+            build = after
+            build_kind = "warm: the feeds build after the publishes, every page rendered, body cache filled"
         floor = min(python("pass") for _ in range(args.repeat))
         startup = min(python("import publisher.cli") for _ in range(args.repeat))
         feedgen = min(feedgen_baseline(args.stories) for _ in range(args.repeat))
@@ -152,9 +160,10 @@ def main() -> int:
     for name, seconds in figures.items():
         print(f"| {name} | {TODAY[name]} | {seconds:.2f} s | <= {GOALS[name]} s | {seconds / floor:.1f}x | "
               f"{seconds / floor_plus:.1f}x |")
-    print(f"| full build (feeds build --all) | {TODAY['full build (feeds build --all)']} | {build:.1f} s | | | |")
-    share = figures["publish one new article"] / build if build == build else 0.0   # nan: not built this run
-    print(f"\npublish one = {100 * share:.1f}% of the full build (goal <= 5%)")
+    print(f"| full build ({build_kind.split(':')[0]}) | {TODAY['full build (feeds build --all)']} "
+          f"(cold) | {build:.1f} s | | | |")
+    share = figures["publish one new article"] / build
+    print(f"\npublish one = {100 * share:.1f}% of the full build measured in this run ({build_kind}; goal <= 5%)")
     ok = (figures["publish one new article"] <= GOALS["publish one new article"] and share <= 0.05
           and figures["rebuild, nothing changed"] <= GOALS["rebuild, nothing changed"])
     print(f"publish and rebuild goals: {'met' if ok else 'NOT met'}")

@@ -20,30 +20,86 @@ if TYPE_CHECKING:
     from publisher.site import Site
 
 
-def _read_catalogs(root: Path, lang: str) -> dict[str, str]:
-    from babel.messages.pofile import read_po
-
-    from publisher.errors import ContentError
-
+def _read_catalogs(root: Path, lang: str, cache: Path | None = None) -> dict[str, str]:
+    """The messages of every ``root/<lang>/LC_MESSAGES/*.po``; with ``cache`` (a site's ``.publisher/cache``),
+    each file's messages are kept there and read back while its size and modification time are unchanged."""
     messages: dict[str, str] = {}
     folder = root / lang / "LC_MESSAGES"
     if not folder.is_dir():
         return messages
     for po_path in sorted(folder.glob("*.po")):
+        messages.update(_po_messages(po_path, lang, cache))
+    return messages
+
+
+# What a cached catalog holds; another value (a change to the rule below) makes every entry stale.
+_PO_CACHE_FORMAT = "po-messages 1: id -> string, not fuzzy, not plural"
+
+
+def _po_messages(po_path: Path, lang: str, cache: Path | None) -> dict[str, str]:
+    # Parsing the catalogs with Babel (and importing its .po reader) is a twentieth of publishing one article
+    # into a large site; the messages are kept as JSON, keyed by the file's path, size and modification time
+    # (not kept while the file is recent enough to change again within the same mtime, as the content index).
+    import json
+    import os
+    import time
+
+    entry: Path | None = None
+    stamp: list[object] = []
+    if cache is not None:
+        import hashlib
+
         try:
-            with po_path.open("rb") as handle:
-                catalog = read_po(handle, locale=lang)
-        except Exception as exc:  # Babel raises several types for a broken catalog
-            raise ContentError(po_path, None, f"invalid gettext catalog: {exc}") from None
-        for message in catalog:
-            if message.id and message.string and not message.fuzzy and isinstance(message.id, str):
-                messages[message.id] = str(message.string)
+            stat = po_path.stat()
+        except OSError:
+            stat = None
+        if stat is not None:
+            import babel
+
+            stamp = [_PO_CACHE_FORMAT, babel.__version__, lang, str(po_path), stat.st_size, stat.st_mtime_ns]
+            name = hashlib.blake2b(f"{po_path}|{lang}".encode("utf-8", "surrogateescape"), digest_size=12)
+            entry = cache / "ui-strings" / f"{name.hexdigest()}.json"
+            try:
+                kept = json.loads(entry.read_text(encoding="utf-8"))
+                if kept.get("stamp") == stamp and isinstance(kept.get("messages"), dict):
+                    return dict(kept["messages"])
+            except (OSError, ValueError, AttributeError):
+                pass   # no entry, or one that does not read: the file is parsed
+            if stat.st_mtime_ns >= time.time_ns() - 2_000_000_000:
+                entry = None   # too recent to trust its mtime
+    messages = _parse_po(po_path, lang)
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            partial = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps({"stamp": stamp, "messages": messages}, ensure_ascii=False),
+                               encoding="utf-8")
+            os.replace(partial, entry)
+        except OSError:
+            pass   # a cache that cannot be written costs time next run, nothing else
+    return messages
+
+
+def _parse_po(po_path: Path, lang: str) -> dict[str, str]:
+    from babel.messages.pofile import read_po
+
+    from publisher.errors import ContentError
+
+    try:
+        with po_path.open("rb") as handle:
+            catalog = read_po(handle, locale=lang)
+    except Exception as exc:  # Babel raises several types for a broken catalog
+        raise ContentError(po_path, None, f"invalid gettext catalog: {exc}") from None
+    messages: dict[str, str] = {}
+    for message in catalog:
+        if message.id and message.string and not message.fuzzy and isinstance(message.id, str):
+            messages[message.id] = str(message.string)
     return messages
 
 
 @lru_cache(maxsize=16)
-def _packaged(lang: str) -> dict[str, str]:
-    return _read_catalogs(locales_dir(), lang)
+def _packaged(lang: str, cache: Path | None = None) -> dict[str, str]:
+    return _read_catalogs(locales_dir(), lang, cache)
 
 
 def _languages_in(root: Path) -> set[str]:
@@ -70,13 +126,14 @@ class UIStrings:
 
     def __init__(self, site: Site | None = None) -> None:
         self._site_root = site.locales_dir if site is not None else None
+        self._parsed_cache = site.state_dir / "cache" if site is not None else None
         self._cache: dict[str, dict[str, str]] = {}
 
     def catalog(self, lang: str) -> dict[str, str]:
         if lang not in self._cache:
-            merged = dict(_packaged(lang))
+            merged = dict(_packaged(lang, self._parsed_cache))
             if self._site_root is not None and self._site_root.is_dir():
-                merged.update(_read_catalogs(self._site_root, lang))
+                merged.update(_read_catalogs(self._site_root, lang, self._parsed_cache))
             self._cache[lang] = merged
         return self._cache[lang]
 
@@ -118,7 +175,7 @@ def _date_locale(lang: str) -> str:
     return DATE_LOCALES.get(lang, lang.replace("-", "_"))
 
 
-def format_date(value: datetime, lang: str, format: str = "long") -> str:
+def format_date(value: date, lang: str, format: str = "long") -> str:
     """A date as readers of ``lang`` write it: "28 June 2024" / "2024년 6월 28일"."""
     return _format_day(value.date() if isinstance(value, datetime) else value, lang, format)
 

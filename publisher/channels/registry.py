@@ -22,14 +22,15 @@ def get_channel_classes() -> dict[str, type[Channel]]:
     from publisher.channels.base import Channel
 
     declared: dict[str, str] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    points = list(entry_points(group=ENTRY_POINT_GROUP))   # one scan of the installed distributions (~10 ms)
+    for ep in points:
         # the same distribution can be seen twice on sys.path (an editable install); only a different
         # target under one name is a conflict
         if ep.name in declared and declared[ep.name] != ep.value:
             raise ChannelError(f"channel {ep.name!r} is registered twice: by {declared[ep.name]} and {ep.value}")
         declared[ep.name] = ep.value
     classes: dict[str, type[Channel]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in points:
         if ep.name in classes:
             continue
         try:

@@ -21,7 +21,6 @@ post) and ``TELEGRAM_CHAT_ID_<LANG>`` for each of the site's languages (``PUBLIS
 from __future__ import annotations
 
 import html
-import logging
 import re
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -137,17 +136,13 @@ def split_caption(text: str, rule: LengthRule) -> tuple[str, str]:
     return caption, text[len(caption):].strip()
 
 
-class _MaskBotToken(logging.Filter):
-    """httpx logs each request's URL at INFO; a Bot API URL holds the token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/bot" in message:
-            record.msg, record.args = _TOKEN_IN_URL.sub("/bot<token>/", message), ()
-        return True
-
-
-_MASK = _MaskBotToken()
+def _mask_bot_token(record: Any) -> bool:
+    """A ``logging`` filter: httpx logs each request's URL at INFO; a Bot API URL holds the token. (A function,
+    so this module does not import ``logging`` until a client is made: a feeds-only publish loads every channel.)"""
+    message = record.getMessage()
+    if "/bot" in message:
+        record.msg, record.args = _TOKEN_IN_URL.sub("/bot<token>/", message), ()
+    return True
 
 
 class BotClient:
@@ -155,11 +150,13 @@ class BotClient:
 
     def __init__(self, token: str, *, timeout: float, transport: httpx.BaseTransport | None,
                  clock: Callable[[], float], base_url: str = BOT_API_URL) -> None:
+        import logging
+
         import httpx
 
         logger = logging.getLogger("httpx")
-        if _MASK not in logger.filters:
-            logger.addFilter(_MASK)
+        if _mask_bot_token not in logger.filters:
+            logger.addFilter(_mask_bot_token)
         self.clock = clock
         self._http = httpx.Client(base_url=f"{base_url.rstrip('/')}/bot{token}/", timeout=timeout,
                                   transport=transport)
