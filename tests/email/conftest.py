@@ -184,6 +184,16 @@ def smtp_site(site: Site, smtp_server: SmtpServer) -> Iterator[Site]:
     wired.close()
 
 
+def add_subscribers(site: Site, count: int) -> set[str]:
+    """``count`` active readers, reader000@example.org on, one in three Korean (the rest English), in one
+    transaction; their addresses."""
+    subscribers = site.subscribers()
+    with site.store().transaction():
+        for i in range(count):
+            subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
+    return {f"reader{i:03d}@example.org" for i in range(count)}
+
+
 def story_for(site: Site, slug: str) -> Any:
     from publisher.article import load_stories
 

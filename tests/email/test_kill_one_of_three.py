@@ -18,7 +18,7 @@ import pytest
 
 from publisher.site import Site
 from tests.databases import execute
-from tests.email.conftest import SmtpServer
+from tests.email.conftest import SmtpServer, add_subscribers
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.parametrize("smtp_server", [{"pipelining": True}],
                                                                   indirect=True)]
@@ -52,11 +52,7 @@ def wait_for(condition: Callable[[], bool], workers: list[subprocess.Popen[str]]
 
 
 def test_kill_9_of_one_of_three_workers_mid_bulletin(smtp_site: Site, smtp_server: SmtpServer) -> None:
-    subscribers = smtp_site.subscribers()
-    with smtp_site.store().transaction():
-        for i in range(READERS):
-            subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
-    everyone = {f"reader{i:03d}@example.org" for i in range(READERS)}
+    everyone = add_subscribers(smtp_site, READERS)
     queued = subprocess.run([sys.executable, "-m", "publisher", "--site", str(smtp_site.root), "publish",
                              f"content/{SLUG}.en.md", f"content/{SLUG}.ko.md", "--channel", "email", "--queue"],
                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200", **FAST})

@@ -17,7 +17,7 @@ import pytest
 
 from publisher.site import Site
 from tests.databases import restart_server, server_stopped, server_url
-from tests.email.conftest import SmtpServer
+from tests.email.conftest import SmtpServer, add_subscribers
 
 SLUG = "2025-public-service-day"
 READERS = 240
@@ -36,10 +36,7 @@ def start_worker(site: Site, *args: str, env: dict[str, str] | None = None) -> s
 def bulletin_job(site: Site) -> Any:
     from publisher.scheduler import schedule_publish
 
-    subscribers = site.subscribers()
-    with site.store().transaction():
-        for i in range(READERS):
-            subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
+    add_subscribers(site, READERS)
     due = datetime.now(timezone.utc) + timedelta(seconds=1)
     job, _ = schedule_publish(site, [f"content/{SLUG}.en.md", f"content/{SLUG}.ko.md"], due, channels=["email"])
     return job

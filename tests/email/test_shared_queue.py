@@ -19,20 +19,12 @@ from publisher import pipeline
 from publisher.site import Site
 from publisher.worker import JobRun, Worker
 from tests.databases import execute
-from tests.email.conftest import SmtpServer
+from tests.email.conftest import SmtpServer, add_subscribers
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.parametrize("smtp_server", [{}], indirect=True)]
 
 SLUG = "2025-public-service-day"
 ARTICLE = f"content/{SLUG}.en.md"
-
-
-def add_subscribers(site: Site, count: int) -> set[str]:
-    subscribers = site.subscribers()
-    with site.store().transaction():
-        for i in range(count):
-            subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
-    return {f"reader{i:03d}@example.org" for i in range(count)}
 
 
 def gate(server: SmtpServer) -> threading.Event:

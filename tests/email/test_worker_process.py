@@ -15,7 +15,7 @@ import pytest
 
 from publisher import pipeline
 from publisher.site import Site
-from tests.email.conftest import SmtpServer
+from tests.email.conftest import SmtpServer, add_subscribers
 
 pytestmark = pytest.mark.both_databases
 
@@ -28,14 +28,6 @@ def start_worker(site: Site, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-m", "publisher", "--site", str(site.root), "worker", "--poll", "0.2", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
     )
-
-
-def add_subscribers(site: Site, count: int) -> set[str]:
-    subscribers = site.subscribers()
-    with site.store().transaction():
-        for i in range(count):
-            subscribers.add(f"reader{i:03d}@example.org", lang="ko" if i % 3 == 0 else "en")
-    return {f"reader{i:03d}@example.org" for i in range(count)}
 
 
 def embargo(site: Site, moment: datetime) -> list:
