@@ -538,9 +538,13 @@ def again_if_lost(unit: Callable[[], _T]) -> _T:
 
 def _now(ctx: ChannelContext) -> datetime:
     """The run's time, by the context's clock (tests inject it), as leases compare it."""
+    return _utc(ctx.clock())
+
+
+def _utc(seconds: float) -> datetime:
     from datetime import timezone
 
-    return datetime.fromtimestamp(ctx.clock(), timezone.utc)
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 class _Leases:
@@ -603,9 +607,12 @@ class QueueRun:
 
     results: list[Result]
     reports: list[DeliveryReport]
-    sent: int
     finished: bool
     stopped: DeliveryReport | None = None
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for r in self.results if r.outcome is not None and r.outcome.state == "sent")
 
 
 @_one_content_view
@@ -706,7 +713,6 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     ``stopping()``, or the channel stops the run). Other workers do the same at the same time: the claims
     never overlap, and the leases keep a live worker's rows its own."""
     import time
-    from datetime import timezone
 
     from publisher.article import load_stories
 
@@ -715,11 +721,11 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     ledger = site.ledger()
     left = ledger.counts(article, channel, states=("pending", "in_flight"))
     if not left["pending"]:   # a cheap look first: a worker polling a bulletin others finish renders nothing
-        now = datetime.fromtimestamp((clock or time.time)(), timezone.utc)
+        now = _utc((clock or time.time)())
         mine = Lease(worker or "?", now)
         if not any(not row.leased_elsewhere(mine, now)
                    for row in ledger.rows(article=article, channel=channel, state="in_flight")):
-            return QueueRun([], [], 0, finished=not left["in_flight"])
+            return QueueRun([], [], finished=not left["in_flight"])
     stories = [story for story in load_stories(list(paths), site) if story.slug == article]
     batch, _ = choose_versions(site, stories, langs or site.languages, options)
     [chosen] = channels_for(site, [channel])
@@ -732,9 +738,8 @@ def send_queue(site: Site, paths: Sequence[Path], *, article: str, channel: str 
     results = _send_queued(site, chosen, renditions, ctx, article, size, stopping) if renditions else []
     left = ledger.counts(article, chosen.name, states=("pending", "in_flight"))
     stopped = _halted(chosen, results)
-    return QueueRun(results, chosen.report(results, ctx) + stopped,
-                    sum(1 for r in results if r.outcome is not None and r.outcome.state == "sent"),
-                    finished=not any(left.values()), stopped=stopped[0] if stopped else None)
+    return QueueRun(results, chosen.report(results, ctx) + stopped, finished=not any(left.values()),
+                    stopped=stopped[0] if stopped else None)
 
 
 def _send_queued(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,

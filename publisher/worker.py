@@ -259,15 +259,17 @@ class Worker:
         if self.stopping.is_set():
             self.jobs.release(job.id, self.owner)
             return JobRun(job, "released", "the worker was asked to stop before it started")
+        from publisher.pipeline import again_if_lost
+
         with _LeaseKeeper(self, job):
             run = self._run_resuming(job)
         if run.outcome == "retry":   # at the platform's reset time when it gave one, else after the backoff
             due = self.retry.due(self.clock(), run.retry_at, job.attempts)
-            kept = _again_if_lost(lambda: self.jobs.retry(job.id, self.owner, due, run.note))
+            kept = again_if_lost(lambda: self.jobs.retry(job.id, self.owner, due, run.note))
             run.note = f"{run.note}; tried again at {scheduler.show_time(due, self.site.timezone)}"
         else:
-            kept = _again_if_lost(lambda: self.jobs.finish(job.id, self.owner,
-                                                           error=run.note if run.outcome == "failed" else None))
+            kept = again_if_lost(lambda: self.jobs.finish(job.id, self.owner,
+                                                          error=run.note if run.outcome == "failed" else None))
         if not kept:
             run.outcome, run.note = "lost", "its lease ran out and another worker took it over"
         self._say(run)
@@ -417,12 +419,6 @@ class Worker:
             style = {"failed": "red", "retry": "yellow", "lost": "yellow", "shared": "dim"}.get(run.outcome, "")
             self.console.print(f"job {run.job.id} ({run.job.kind}, due {scheduler.show_time(run.job.due_at, self.site.timezone)}): "
                                f"{run.outcome}" + (f": {run.note}" if run.note else ""), style=style, markup=False)
-
-
-def _again_if_lost(unit: Callable[[], bool]) -> bool:
-    from publisher.pipeline import again_if_lost
-
-    return again_if_lost(unit)
 
 
 def _with_payload(job: Job, payload: dict[str, Any]) -> Job:
