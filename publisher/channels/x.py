@@ -22,6 +22,7 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
+    json_or_none,
     network_failure,
 )
 from publisher.settings import Setting
@@ -243,10 +244,7 @@ def _http_reason(response: requests.Response | None) -> str:
     """X's answer on one line ("403 Forbidden - ..."), from its JSON problem details when it gave them."""
     if response is None:
         return "no answer"
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     detail = (body.get("detail") or body.get("title")) if isinstance(body, dict) else None
     said = f"{response.status_code} {response.reason or ''}".strip()
     return f"{said} - {detail}" if detail else said
