@@ -29,7 +29,6 @@ from publisher.channels.social import (
     graph_answer,
     send_request,
 )
-from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -193,16 +192,9 @@ class FacebookChannel(SocialChannel):
 
     def warnings(self) -> list[str]:
         """The Graph API version in use, when over a year old (Meta keeps each about two)."""
-        from publisher.channels.api_versions import age_warning, graph_release, today
+        from publisher.channels.api_versions import graph_release
 
-        try:
-            if not (self.config.is_set("FACEBOOK_GRAPH_VERSION") or self.is_configured()):
-                return []  # a channel not in use has no version to grow old
-            version = str(self.option("FACEBOOK_GRAPH_VERSION"))
-        except ConfigError:  # check() reports the bad value
-            return []
-        warning = age_warning(GRAPH_VERSION, version, graph_release(version), today(self.clock))
-        return [warning] if warning else []
+        return self.version_warnings(GRAPH_VERSION, graph_release)
 
     def fallback_description(self) -> str:
         return "JSON files in outbox/facebook/ (set FACEBOOK_PAGE_ID and FACEBOOK_PAGE_ACCESS_TOKEN to post)"

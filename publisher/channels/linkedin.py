@@ -40,7 +40,6 @@ from publisher.channels.social import (
     retry_after_wait,
     send_request,
 )
-from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -259,16 +258,9 @@ class LinkedInChannel(SocialChannel):
 
     def warnings(self) -> list[str]:
         """The LinkedIn-Version in use, when over a year old: LinkedIn retires versions about then."""
-        from publisher.channels.api_versions import age_warning, linkedin_release, today
+        from publisher.channels.api_versions import linkedin_release
 
-        try:
-            if not (self.config.is_set("LINKEDIN_API_VERSION") or self.is_configured()):
-                return []  # a channel not in use has no version to grow old
-            version = str(self.option("LINKEDIN_API_VERSION"))
-        except ConfigError:  # check() reports the bad value
-            return []
-        warning = age_warning(LINKEDIN_VERSION, version, linkedin_release(version), today(self.clock))
-        return [warning] if warning else []
+        return self.version_warnings(LINKEDIN_VERSION, linkedin_release)
 
     def fallback_description(self) -> str:
         return ("JSON files in outbox/linkedin/ (set LINKEDIN_ORGANIZATION_URN and LINKEDIN_ACCESS_TOKEN to post)")

@@ -47,7 +47,11 @@ from publisher.errors import ChannelError, ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
+    from datetime import date
+
     import requests
+
+    from publisher.channels.api_versions import PinnedVersion
 
     from publisher.article import Article, Story
     from publisher.delivery import DeliveryKey
@@ -691,6 +695,21 @@ class SocialChannel(Channel):
         return None
 
     # --- helpers for platforms -----------------------------------------------------------------------
+    def version_warnings(self, pinned: PinnedVersion, released: Callable[[str], date | None]) -> list[str]:
+        """The warning for the API version of ``pinned``'s setting in use, when over a year old (``released``:
+        a version's release date, where known); none for a channel not in use or a bad value (``check``
+        reports it)."""
+        from publisher.channels.api_versions import age_warning, today
+
+        try:
+            if not (self.config.is_set(pinned.setting) or self.is_configured()):
+                return []  # a channel not in use has no version to grow old
+            version = str(self.option(pinned.setting))
+        except ConfigError:  # check() reports the bad value
+            return []
+        warning = age_warning(pinned, version, released(version), today(self.clock))
+        return [warning] if warning else []
+
     @property
     def http_timeout(self) -> float:
         """Seconds to wait for an answer (``SOCIAL_HTTP_TIMEOUT``); a later answer leaves the post unconfirmed."""
