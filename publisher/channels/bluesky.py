@@ -260,8 +260,6 @@ class BlueskyChannel(SocialChannel):
 
     name: ClassVar[str] = "bluesky"
     title: ClassVar[str] = "Bluesky"
-    setting_prefix: ClassVar[str] = "BLUESKY"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = BLUESKY_CREDENTIALS
     settings = AccountSettings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky", (
         Setting("BLUESKY_SERVICE_URL", "Address of the account's PDS (its server). Accounts on Bluesky's own "
                 "servers use the default.", default=DEFAULT_SERVICE_URL, parse=parse_url),

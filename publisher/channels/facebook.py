@@ -178,8 +178,6 @@ class FacebookChannel(SocialChannel):
 
     name: ClassVar[str] = "facebook"
     title: ClassVar[str] = "Facebook Page"
-    setting_prefix: ClassVar[str] = "FACEBOOK"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = FACEBOOK_CREDENTIALS
     settings = AccountSettings("FACEBOOK", FACEBOOK_CREDENTIALS, "Facebook Page", (
         Setting("FACEBOOK_GRAPH_VERSION", "Graph API version to call, e.g. v24.0 (Meta retires each version "
                 "about two years after its release).", default=DEFAULT_GRAPH_VERSION, parse=parse_graph_version),

@@ -243,8 +243,6 @@ class LinkedInChannel(SocialChannel):
 
     name: ClassVar[str] = "linkedin"
     title: ClassVar[str] = "LinkedIn organization"
-    setting_prefix: ClassVar[str] = "LINKEDIN"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = LINKEDIN_CREDENTIALS
     settings = AccountSettings("LINKEDIN", LINKEDIN_CREDENTIALS, "LinkedIn", (
         Setting("LINKEDIN_API_VERSION", "LinkedIn API version (YYYYMM) sent as the LinkedIn-Version header; "
                 "LinkedIn retires each version about a year after its release.",

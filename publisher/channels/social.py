@@ -362,6 +362,7 @@ class SocialPayload:
 class SocialChannel(Channel):
     """A social network: posts per language to the account of that language, one delivery per account."""
 
+    #: taken from the class's ``settings = AccountSettings(prefix, fields, ...)`` where it has one
     setting_prefix: ClassVar[str] = ""  # "X", "MASTODON"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
     in_doubt: ClassVar[Literal["resend", "verify"]] = "verify"
@@ -379,6 +380,9 @@ class SocialChannel(Channel):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("settings")
+        if isinstance(declared, AccountSettings):  # the prefix and fields are said once, there
+            cls.setting_prefix, cls.credential_fields = declared.prefix, declared.fields
         if cls.credential_fields and "required" not in cls.__dict__:
             cls.required = cls._declared_required()
 

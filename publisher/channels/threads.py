@@ -165,8 +165,6 @@ class ThreadsChannel(SocialChannel):
 
     name: ClassVar[str] = "threads"
     title: ClassVar[str] = "Threads"
-    setting_prefix: ClassVar[str] = "THREADS"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = THREADS_CREDENTIALS
     settings = AccountSettings("THREADS", THREADS_CREDENTIALS, "Threads", (
         Setting("THREADS_API_VERSION", "Threads API version to call.", default=DEFAULT_API_VERSION,
                 parse=parse_api_version),

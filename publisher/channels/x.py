@@ -123,8 +123,6 @@ class XChannel(SocialChannel):
 
     name: ClassVar[str] = "x"
     title: ClassVar[str] = "X (Twitter)"
-    setting_prefix: ClassVar[str] = "X"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = X_CREDENTIALS
     settings = AccountSettings("X", X_CREDENTIALS, "X", (
         Setting("X_LONG_TEXT", "What to do with a post over 280 weighted characters (Hangul counts 2): "
                 "'shorten' it (at the last whole sentence that fits), or post it as a numbered 'thread' "
