@@ -289,8 +289,8 @@ def retry_after_wait(headers: Any, now: float, default: float = DEFAULT_RATE_LIM
     return default if wait is None else wait
 
 
-def send_request(session: requests.Session, method: str, url: str, action: str, *, timeout: float, may_have_posted: bool,
-                 **kwargs: Any) -> requests.Response:
+def send_request(session: requests.Session, method: str, url: str, action: str, *, timeout: float,
+                 may_have_posted: bool, **kwargs: Any) -> requests.Response:
     """``session.request`` (a ``requests.Session``), a network error raised as ``network_failure`` says."""
     import requests
 
