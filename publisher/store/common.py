@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from publisher.delivery import Delivery, DeliveryKey
 from publisher.errors import PublisherError
-from publisher.store.interfaces import Job
+from publisher.store.interfaces import JOB_STATES, Job
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
@@ -103,6 +103,15 @@ def moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def job_states(states: Iterable[str] | None) -> list[str]:
+    """The job states asked for (every one for None), each checked."""
+    wanted = list(states) if states is not None else list(JOB_STATES)
+    for state in wanted:
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown job state {state!r}")
+    return wanted
+
+
 def job_from_row(row: Row) -> Job:
     return Job(id=int(row["id"]), kind=row["kind"], key=row["key"], payload=json.loads(row["payload"] or "{}"),
                due_at=datetime.fromisoformat(row["due_at"]), state=row["state"], lease_owner=row["lease_owner"],
@@ -112,4 +121,4 @@ def job_from_row(row: Row) -> Job:
 
 
 __all__ = ["Row", "delivery_from_row", "first_detail_per_version", "first_of_each_key",
-           "job_from_row", "migration_files", "moment", "subscriber_from_row"]
+           "job_from_row", "job_states", "migration_files", "moment", "subscriber_from_row"]

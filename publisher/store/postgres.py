@@ -31,11 +31,11 @@ from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import ConnectionLost, DatabaseUnreachable, LockBusy, PublisherError, StorageError
 from publisher.settings import redact_database_url, redact_secret_text
 from publisher.store.common import delivery_from_row as _delivery
-from publisher.store.common import first_detail_per_version, first_of_each_key, migration_files
+from publisher.store.common import first_detail_per_version, first_of_each_key, job_states, migration_files
 from publisher.store.common import job_from_row as _job
 from publisher.store.common import moment as _moment
 from publisher.store.common import subscriber_from_row as _subscriber
-from publisher.store.interfaces import (JOB_STATES, Clock, Job, Mark, format_time, pick_version_details, take_tokens,
+from publisher.store.interfaces import (Clock, Job, Mark, format_time, pick_version_details, take_tokens,
                                         utc_now)
 
 if TYPE_CHECKING:
@@ -1313,10 +1313,7 @@ class PostgresJobs:
         return _job(row) if row is not None else None
 
     def list(self, states: Iterable[str] | None = None, kind: str | None = None) -> list[Job]:
-        wanted = list(states) if states is not None else list(JOB_STATES)
-        for state in wanted:
-            if state not in JOB_STATES:
-                raise ValueError(f"unknown job state {state!r}")
+        wanted = job_states(states)
         sql = "SELECT * FROM jobs WHERE state = ANY(%s::text[])"
         values: list[Any] = [wanted]
         if kind is not None:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import PublisherError, StorageError
 from publisher.store.common import delivery_from_row as _delivery
-from publisher.store.common import first_detail_per_version, first_of_each_key, migration_files
+from publisher.store.common import first_detail_per_version, first_of_each_key, job_states, migration_files
 from publisher.store.common import job_from_row as _job
 from publisher.store.common import moment as _moment
 from publisher.store.common import subscriber_from_row as _subscriber
-from publisher.store.interfaces import (JOB_STATES, Clock, IndexedFile, IndexEntry, Job, Mark, format_time,
+from publisher.store.interfaces import (Clock, IndexedFile, IndexEntry, Job, Mark, format_time,
                                         pick_version_details, take_tokens, utc_now)
 
 if TYPE_CHECKING:
@@ -1387,10 +1387,7 @@ class SqliteJobs:
         return _job(row) if row is not None else None
 
     def list(self, states: Iterable[str] | None = None, kind: str | None = None) -> list[Job]:
-        wanted = list(states) if states is not None else list(JOB_STATES)
-        for state in wanted:
-            if state not in JOB_STATES:
-                raise ValueError(f"unknown job state {state!r}")
+        wanted = job_states(states)
         sql = f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(wanted))})"
         values: list[Any] = list(wanted)
         if kind is not None:
