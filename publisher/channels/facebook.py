@@ -27,6 +27,7 @@ from publisher.channels.social import (
     SocialAccount,
     SocialChannel,
     graph_answer,
+    graph_version,
     send_request,
 )
 from publisher.settings import Setting
@@ -50,10 +51,7 @@ RECENT_POSTS_LOOKED_AT = 25
 
 
 def parse_graph_version(text: str) -> str:
-    value = text.strip()
-    if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
-        raise ValueError(f"expected a Graph API version such as {DEFAULT_GRAPH_VERSION}, got {text!r}")
-    return value
+    return graph_version(text, "Graph API", DEFAULT_GRAPH_VERSION)
 
 
 def parse_page_id(text: str) -> str:

@@ -300,6 +300,14 @@ def send_request(session: requests.Session, method: str, url: str, action: str, 
         raise network_failure(exc, action, may_have_posted=may_have_posted) from None
 
 
+def graph_version(text: str, api: str, example: str) -> str:
+    """A Meta Graph API version setting (``v24.0``) checked, for the ``api`` named in the error: "Graph API"."""
+    value = text.strip()
+    if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
+        raise ValueError(f"expected a {api} version such as {example}, got {text!r}")
+    return value
+
+
 GRAPH_RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # Meta's app, user, Page (account) and action throttling
 
 
@@ -789,6 +797,6 @@ __all__ = [
     "PostNotSent",
     "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPayload", "SocialPostError",
     "GRAPH_RATE_LIMIT_CODES", "account_setting", "account_settings", "card_title", "default_languages",
-    "graph_answer", "idempotency_key", "json_or_none", "language_name", "network_failure", "refused",
+    "graph_answer", "graph_version", "idempotency_key", "json_or_none", "language_name", "network_failure", "refused",
     "retry_after_wait", "send_request",
 ]

@@ -31,6 +31,7 @@ from publisher.channels.social import (
     SocialPayload,
     SocialPostError,
     graph_answer,
+    graph_version,
     retry_after_wait,
     send_request,
 )
@@ -62,10 +63,7 @@ def parse_user_id(text: str) -> str:
 
 
 def parse_api_version(text: str) -> str:
-    value = text.strip()
-    if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
-        raise ValueError(f"expected a Threads API version such as {DEFAULT_API_VERSION}, got {text!r}")
-    return value
+    return graph_version(text, "Threads API", DEFAULT_API_VERSION)
 
 
 THREADS_CREDENTIALS = (
