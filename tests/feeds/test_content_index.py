@@ -379,3 +379,29 @@ def test_a_file_changed_since_it_was_indexed_is_listed_as_it_is_now(site: Site, 
 
     assert {r.state for r in pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])} == {"sent"}
     assert "Regional Edited Forum" in (site.public_dir / "en" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_listing_finds_and_stats_the_files_as_rglob_and_path_stat_do(site: Site) -> None:
+    """``list_content`` stats each file relative to its folder's descriptor: the same files, in the same order,
+    with the sizes and times ``Path.stat`` gives (symbolic links followed, a linked folder not entered, a
+    dangling link listed as unreadable)."""
+    from publisher.article import content_files, list_content
+
+    content = site.content_dir
+    (content / "2025" / "deep").mkdir(parents=True)
+    (content / "2025" / "deep" / "a-b.en.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    (content / "2025" / "z.en.md").write_text("---\ntitle: z\n---\n", encoding="utf-8")
+    (content / ".hidden.en.md").write_text("x", encoding="utf-8")
+    (content / "linked.en.md").symlink_to(content / "2025" / "z.en.md")
+    (content / "dangling.en.md").symlink_to(content / "gone.en.md")
+    (content / "folder-link").symlink_to(content / "2025", target_is_directory=True)
+    listing = list_content(site)
+    expected = sorted((p for p in content.rglob("*.md") if not p.name.startswith(".")), key=lambda p: p.parts)
+    assert [name for name, _, _ in listing.files] == [str(p) for p in expected] == [str(p) for p in content_files(site)]
+    for name, size, mtime_ns in listing.files:
+        if name.endswith("dangling.en.md"):
+            assert (size, mtime_ns) == (-1, -1)
+        else:
+            stat = Path(name).stat()
+            assert (size, mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert listing.signature == ""   # an unreadable file: nothing to trust
