@@ -405,3 +405,41 @@ def test_the_listing_finds_and_stats_the_files_as_rglob_and_path_stat_do(site: S
             stat = Path(name).stat()
             assert (size, mtime_ns) == (stat.st_size, stat.st_mtime_ns)
     assert listing.signature == ""   # an unreadable file: nothing to trust
+
+
+# The packaged index loop as it was: every field printed through jinja's autoescape, by attribute. A site's own
+# template may still be written so; its page must be the same bytes as the packaged template's.
+ESCAPING_LOOP = """{% for row in rows %}
+<article class="summary" lang="{{ row.lang }}">
+<h2><a href="{{ row.slug }}/">{{ row.title }}</a></h2>
+<p class="meta"><time datetime="{{ row.datetime }}">{{ row.date }}</time>{% if row.theme is not none %} · {{ row.theme }}{% endif %}{% if row.machine %} · {{ row.machine }}{% endif %}</p>
+{% if row.summary %}<p>{{ row.summary }}</p>{% endif %}
+</article>
+{% else %}
+<p>{{ _("No articles yet.") }}</p>
+{% endfor %}
+"""
+
+
+def test_the_index_rows_print_escaped_as_an_autoescaping_loop_over_their_fields(site: Site, cli,
+                                                                                 write_article) -> None:
+    import re
+
+    from publisher.resources import templates_dir
+
+    write_article("2026-ampersand", "en", "Body.\n", title='R&D <b>"quoted"</b> & \'more\'', date="2026-11-30",
+                  summary="A < B & C > D \"E\"", theme="Capacity Development")
+    write_article("2026-ampersand", "ko", "본문.\n", title="연구·개발 (R&D)는 <중요>", date="2026-11-30",
+                  summary="“따옴표”와 & 기호", theme="Capacity Development",
+                  translation={"status": "reviewed", "source": "en"})
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    packaged = {lang: (site.public_dir / lang / "index.html").read_bytes() for lang in ("en", "ko")}
+    assert b"R&amp;D &lt;b&gt;&#34;quoted&#34;&lt;/b&gt; &amp; &#39;more&#39;" in packaged["en"]
+    source = (templates_dir() / "feeds" / "index.html.j2").read_text(encoding="utf-8")
+    own = re.sub(r"\{# rows:.*?\{% endautoescape %\}\n", lambda _: ESCAPING_LOOP, source, flags=re.S)
+    assert own != source and "autoescape" not in own
+    (site.root / "templates" / "feeds").mkdir(parents=True, exist_ok=True)
+    (site.root / "templates" / "feeds" / "index.html.j2").write_text(own, encoding="utf-8")
+    assert cli("feeds", "build", "--all").exit_code == 0
+    assert {lang: (site.public_dir / lang / "index.html").read_bytes() for lang in ("en", "ko")} == packaged
