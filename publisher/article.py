@@ -938,9 +938,12 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
             except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
                 index, indexed = None, {}
             fresh = []
+            keys: list[str] = []   # of every file missed (all of them in a new process), for keep_only below
             for position in misses:
                 name, size, mtime_ns = listing.files[position]
-                key = _relative_key(prefix, name) if size >= 0 else ""
+                key = _relative_key(prefix, name)
+                keys.append(key)
+                key = key if size >= 0 else ""
                 entry = indexed.get(key) if key else None
                 listed: Listed | None = None
                 if entry is not None and (entry.size, entry.mtime_ns, entry.context) == (size, mtime_ns, context):
@@ -961,7 +964,8 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
                 try:
                     index.put_many(fresh)
                     # forget the files deleted since (their entries would only take room), when there are any
-                    present = {_relative_key(prefix, name) for name, _, _ in listing.files}
+                    present = {_relative_key(prefix, name) for name, _, _ in listing.files} \
+                        if len(misses) < len(listing.files) else set(keys)
                     if not present.issuperset(indexed):
                         index.keep_only(key for key in present if key)
                 except (StorageError, OSError):
