@@ -443,3 +443,50 @@ def test_the_index_rows_print_escaped_as_an_autoescaping_loop_over_their_fields(
     (site.root / "templates" / "feeds" / "index.html.j2").write_text(own, encoding="utf-8")
     assert cli("feeds", "build", "--all").exit_code == 0
     assert {lang: (site.public_dir / lang / "index.html").read_bytes() for lang in ("en", "ko")} == packaged
+
+
+def test_a_run_keeps_the_catalog_from_the_collector_and_gives_it_back(site: Site, write_article,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing and catalog of a run are frozen once read (``gc.freeze``: the collector never walks their
+    20,000 entries again and again), no collection runs while they are read, and the run's end unfreezes them.
+    A process that froze objects of its own before the run keeps them frozen, and the run freezes nothing."""
+    import gc
+
+    from publisher import pipeline
+
+    age(site)
+    seen: list[tuple[bool, int]] = []
+    real_load = article_module.load_catalog
+
+    def load(s: Site, *listing: Any) -> Any:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return real_load(s, *listing)
+
+    real_feeds = FeedsChannel.site_feeds_for
+
+    def feeds(self: FeedsChannel, *args: Any, **kwargs: Any) -> Any:
+        made = real_feeds(self, *args, **kwargs)
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return made
+
+    monkeypatch.setattr(article_module, "load_catalog", load)
+    monkeypatch.setattr(FeedsChannel, "site_feeds_for", feeds)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30")
+    pipeline.publish(site, [path], channels=["feeds"])
+    assert len(seen) == 2
+    assert seen[0] == (False, 0)                     # read with no collection, nothing frozen yet
+    assert seen[1][0] is True and seen[1][1] > 0     # then frozen, collections back on
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+    seen.clear()
+    gc.freeze()
+    try:
+        own = gc.get_freeze_count()
+        pipeline.publish(site, [path], channels=["feeds"])
+        # nothing more frozen by the run, nothing of the process's unfrozen (the count only falls as frozen
+        # objects are freed)
+        assert len(seen) == 2 and all(enabled and count <= own for enabled, count in seen)
+        assert 0 < gc.get_freeze_count() <= own
+    finally:
+        gc.unfreeze()
