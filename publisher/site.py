@@ -54,6 +54,7 @@ class Site:
         self._content_view: list[Library] | None = None   # inside one_content_view(): the library, once read
         self._content_listing: ContentListing | None = None   # inside one_content_view(): the files, once listed
         self._catalog: Catalog | None = None   # inside one_content_view(): the files, listed from the index
+        self._freezing = False   # inside one_content_view(): what lives until the run ends is frozen (gc)
 
     @classmethod
     def discover(cls, path: Path | str | None = None) -> Site:
@@ -289,9 +290,32 @@ class Site:
             if self._content_view:
                 self._catalog = catalog_of(self, self._content_view[0])
             else:
-                self.content_signature()
-                self._catalog = load_catalog(self, self._content_listing)
+                with self.kept_for_the_run():
+                    self.content_signature()
+                    self._catalog = load_catalog(self, self._content_listing)
         return self._catalog
+
+    @contextmanager
+    def kept_for_the_run(self) -> Iterator[None]:
+        """What the block makes lives until the run ends (the listing, the catalog's 20,000 entries): the
+        garbage collector is kept from walking it, over and over, while the run goes on. Collections wait
+        during the block; then what it left is frozen (``gc.freeze``: never walked) until the run's
+        ``one_content_view`` ends and unfreezes it. Only a run that found nothing frozen does so (a process
+        that freezes for its own reasons keeps them); nothing is kept out of memory: refcounts still free
+        what the run drops, and a cycle among what was frozen is collected after the run."""
+        import gc
+
+        if not self._freezing:
+            yield
+            return
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
 
     def content_signature(self) -> str:
         """The signature ``articles()`` would give (of the files' paths, sizes and modification times; "" when
@@ -309,16 +333,22 @@ class Site:
     def one_content_view(self) -> Iterator[None]:
         """Within this block every ``articles()`` returns the library read by the first: one run (a publish, a
         build) sees one set of files, read once, even when several of its steps ask for it."""
+        import gc
+
         if self._content_view is not None:    # nested: the outer block's view
             yield
             return
         self._content_view = []
+        self._freezing = gc.get_freeze_count() == 0   # see kept_for_the_run
         try:
             yield
         finally:
             self._content_view = None
             self._content_listing = None
             self._catalog = None
+            if self._freezing:
+                self._freezing = False
+                gc.unfreeze()
 
     @cached_property
     def ui(self) -> UIStrings:

@@ -89,3 +89,29 @@ def test_a_broken_plugin_names_itself(plugin_path: Path) -> None:
     install_plugin(plugin_path, "pigeon = pigeon_channel:NoSuchClass")
     with pytest.raises(ChannelError, match=r"channel 'pigeon' \(pigeon_channel:NoSuchClass\) cannot be loaded"):
         registry.get_channel_classes()
+
+
+def test_a_channel_module_is_imported_only_when_that_channel_is_used(tmp_path: Path) -> None:
+    """A feeds-only publish imports the feeds channel, not the eight others (nor their clients' modules)."""
+    code = textwrap.dedent(f"""
+        import sys
+        from publisher.channels.registry import channel_names, get_channel
+        from publisher.site import Site
+        names = channel_names()
+        assert get_channel("feeds", Site({str(tmp_path)!r})).name == "feeds"
+        print(len(names), sorted(m for m in sys.modules if m.startswith("publisher.channels.")))
+    """)
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split(" ", 1) == ["9", "['publisher.channels.base', 'publisher.channels.feeds', "
+                                              "'publisher.channels.registry']\n"]
+
+
+def test_a_broken_plugin_does_not_stop_a_run_of_another_channel(plugin_path: Path,
+                                                                 cli: Callable[..., Result]) -> None:
+    install_plugin(plugin_path, "pigeon = pigeon_channel:NoSuchClass")
+    done = cli("publish", "content/2024-unpsf-incheon.en.md", "--channel", "feeds")
+    assert done.exit_code == 0, done.output
+    every = cli("publish", "content/2024-unpsf-incheon.en.md")   # every channel: the plugin is loaded, and named
+    assert every.exit_code == 2 and "channel 'pigeon' (pigeon_channel:NoSuchClass) cannot be loaded" in every.output

@@ -41,19 +41,23 @@ class PageLink:
 
 
 class IndexRow(NamedTuple):
-    """One article as an index page lists it, every field ready to print: ``title`` and ``summary`` already
-    HTML (``keep_words``), ``theme`` translated (None without one), ``machine`` the "Machine translation" label or "". A page of
-    10,000 articles calls no function per article in its template (each call through jinja costs ~10 us); a
-    named tuple, not a frozen dataclass, as it is made 10,000 times."""
+    """One article as an index page lists it, every field ready to print as HTML, escaped: ``title`` and
+    ``summary`` through ``keep_words``, ``theme`` translated (None without one), ``machine`` the "Machine
+    translation" label or "", ``date`` as the page's language writes it; ``lang``, ``slug`` and ``datetime``
+    (ISO 8601) hold nothing to escape (a slug is ``SLUG_RE``'s letters, digits and hyphens). The packaged
+    template prints them as they are (no escape per field: 8 calls of 10,000 rows); a site's own template
+    that escapes them gets the same text. A page of 10,000 articles calls no function per article in its
+    template (each call through jinja costs ~10 us); a named tuple, not a frozen dataclass, as it is made
+    10,000 times, and in this field order (the template unpacks it)."""
 
     article: Listed                   # the version as listed (``articles`` has the whole Articles)
-    lang: str
-    slug: str
+    lang: Markup | str
+    slug: Markup | str
     title: Markup
     datetime: str                     # ISO 8601, for <time datetime>
-    date: str                         # as readers of the page's language write it
-    theme: str | None                 # None: the article has no theme
-    machine: str
+    date: Markup                      # as readers of the page's language write it
+    theme: Markup | None              # None: the article has no theme
+    machine: Markup | str
     summary: Markup | str
 
 
@@ -157,34 +161,46 @@ def index_page(feeds: SiteFeeds, lang: str) -> bytes:
 
 
 def index_rows(articles: Sequence[Listed], lang: str, site: Site) -> list[IndexRow]:
-    """The rows of a ``lang`` index page: what the template printed per article, computed once per distinct
-    theme and day (an index page has thousands of articles and few of either)."""
+    """The rows of a ``lang`` index page: what the template printed per article, escaped, computed once per
+    distinct theme and day (an index page has thousands of articles and few of either)."""
     from markupsafe import escape
 
+    from publisher.article import SLUG_RE
     from publisher.i18n import format_date, gettext, theme_label
 
-    themes: dict[str, str] = {}
-    days: dict[date, str] = {}
-    machine = gettext(lang, "Machine translation", site)
+    themes: dict[str, Markup] = {}
+    days: dict[date, Markup] = {}
+    machine = escape(gettext(lang, "Machine translation", site))
+    langs: dict[str, Markup] = {}
     # keep_words of a language other than Korean is the text escaped (its function call and import per field
     # were a third of the rows' time); Korean wraps its punctuated words
     words: Callable[[Any], Markup] = escape if lang != "ko" else (lambda text: keep_words(text, "ko"))
+    safe_slug = SLUG_RE.match
+    make = tuple.__new__   # IndexRow(...) without its Python-level __new__, 10,000 times
     rows: list[IndexRow] = []
     append = rows.append
     for article in articles:
         theme = article.theme
-        if theme and theme not in themes:
-            themes[theme] = theme_label(theme, lang, site)
+        label = None
+        if theme:
+            label = themes.get(theme)
+            if label is None:
+                label = themes[theme] = escape(theme_label(theme, lang, site))
         when = article.date
         day = when.date()
         shown = days.get(day)
         if shown is None:
-            shown = days[day] = format_date(day, lang)
+            shown = days[day] = escape(format_date(day, lang))
+        version_lang = article.lang
+        shown_lang = langs.get(version_lang)
+        if shown_lang is None:
+            shown_lang = langs[version_lang] = escape(version_lang)
+        slug = article.slug
         summary = article.summary
-        append(IndexRow(
-            article, article.lang, article.slug, words(article.title), when.isoformat(), shown,
-            themes[theme] if theme else None, machine if article.translation.status == "machine" else "",
-            words(summary) if summary else ""))
+        append(make(IndexRow, (
+            article, shown_lang, slug if safe_slug(slug) else escape(slug), words(article.title),
+            when.isoformat(), shown, label, machine if article.translation.status == "machine" else "",
+            words(summary) if summary else "")))
     return rows
 
 

@@ -379,3 +379,114 @@ def test_a_file_changed_since_it_was_indexed_is_listed_as_it_is_now(site: Site, 
 
     assert {r.state for r in pipeline.publish(site, [path], channels=[FeedsChannel(site)], langs=["en"])} == {"sent"}
     assert "Regional Edited Forum" in (site.public_dir / "en" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_listing_finds_and_stats_the_files_as_rglob_and_path_stat_do(site: Site) -> None:
+    """``list_content`` stats each file relative to its folder's descriptor: the same files, in the same order,
+    with the sizes and times ``Path.stat`` gives (symbolic links followed, a linked folder not entered, a
+    dangling link listed as unreadable)."""
+    from publisher.article import content_files, list_content
+
+    content = site.content_dir
+    (content / "2025" / "deep").mkdir(parents=True)
+    (content / "2025" / "deep" / "a-b.en.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    (content / "2025" / "z.en.md").write_text("---\ntitle: z\n---\n", encoding="utf-8")
+    (content / ".hidden.en.md").write_text("x", encoding="utf-8")
+    (content / "linked.en.md").symlink_to(content / "2025" / "z.en.md")
+    (content / "dangling.en.md").symlink_to(content / "gone.en.md")
+    (content / "folder-link").symlink_to(content / "2025", target_is_directory=True)
+    listing = list_content(site)
+    expected = sorted((p for p in content.rglob("*.md") if not p.name.startswith(".")), key=lambda p: p.parts)
+    assert [name for name, _, _ in listing.files] == [str(p) for p in expected] == [str(p) for p in content_files(site)]
+    for name, size, mtime_ns in listing.files:
+        if name.endswith("dangling.en.md"):
+            assert (size, mtime_ns) == (-1, -1)
+        else:
+            stat = Path(name).stat()
+            assert (size, mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    assert listing.signature == ""   # an unreadable file: nothing to trust
+
+
+# The packaged index loop as it was: every field printed through jinja's autoescape, by attribute. A site's own
+# template may still be written so; its page must be the same bytes as the packaged template's.
+ESCAPING_LOOP = """{% for row in rows %}
+<article class="summary" lang="{{ row.lang }}">
+<h2><a href="{{ row.slug }}/">{{ row.title }}</a></h2>
+<p class="meta"><time datetime="{{ row.datetime }}">{{ row.date }}</time>{% if row.theme is not none %} · {{ row.theme }}{% endif %}{% if row.machine %} · {{ row.machine }}{% endif %}</p>
+{% if row.summary %}<p>{{ row.summary }}</p>{% endif %}
+</article>
+{% else %}
+<p>{{ _("No articles yet.") }}</p>
+{% endfor %}
+"""
+
+
+def test_the_index_rows_print_escaped_as_an_autoescaping_loop_over_their_fields(site: Site, cli,
+                                                                                 write_article) -> None:
+    import re
+
+    from publisher.resources import templates_dir
+
+    write_article("2026-ampersand", "en", "Body.\n", title='R&D <b>"quoted"</b> & \'more\'', date="2026-11-30",
+                  summary="A < B & C > D \"E\"", theme="Capacity Development")
+    write_article("2026-ampersand", "ko", "본문.\n", title="연구·개발 (R&D)는 <중요>", date="2026-11-30",
+                  summary="“따옴표”와 & 기호", theme="Capacity Development",
+                  translation={"status": "reviewed", "source": "en"})
+    age(site)
+    assert cli("feeds", "build", "--all").exit_code == 0
+    packaged = {lang: (site.public_dir / lang / "index.html").read_bytes() for lang in ("en", "ko")}
+    assert b"R&amp;D &lt;b&gt;&#34;quoted&#34;&lt;/b&gt; &amp; &#39;more&#39;" in packaged["en"]
+    source = (templates_dir() / "feeds" / "index.html.j2").read_text(encoding="utf-8")
+    own = re.sub(r"\{# rows:.*?\{% endautoescape %\}\n", lambda _: ESCAPING_LOOP, source, flags=re.S)
+    assert own != source and "autoescape" not in own
+    (site.root / "templates" / "feeds").mkdir(parents=True, exist_ok=True)
+    (site.root / "templates" / "feeds" / "index.html.j2").write_text(own, encoding="utf-8")
+    assert cli("feeds", "build", "--all").exit_code == 0
+    assert {lang: (site.public_dir / lang / "index.html").read_bytes() for lang in ("en", "ko")} == packaged
+
+
+def test_a_run_keeps_the_catalog_from_the_collector_and_gives_it_back(site: Site, write_article,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing and catalog of a run are frozen once read (``gc.freeze``: the collector never walks their
+    20,000 entries again and again), no collection runs while they are read, and the run's end unfreezes them.
+    A process that froze objects of its own before the run keeps them frozen, and the run freezes nothing."""
+    import gc
+
+    from publisher import pipeline
+
+    age(site)
+    seen: list[tuple[bool, int]] = []
+    real_load = article_module.load_catalog
+
+    def load(s: Site, *listing: Any) -> Any:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return real_load(s, *listing)
+
+    real_feeds = FeedsChannel.site_feeds_for
+
+    def feeds(self: FeedsChannel, *args: Any, **kwargs: Any) -> Any:
+        made = real_feeds(self, *args, **kwargs)
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return made
+
+    monkeypatch.setattr(article_module, "load_catalog", load)
+    monkeypatch.setattr(FeedsChannel, "site_feeds_for", feeds)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    path = write_article("2026-new-report", "en", "The new report.\n", title="A new report", date="2026-11-30")
+    pipeline.publish(site, [path], channels=["feeds"])
+    assert len(seen) == 2
+    assert seen[0] == (False, 0)                     # read with no collection, nothing frozen yet
+    assert seen[1][0] is True and seen[1][1] > 0     # then frozen, collections back on
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+    seen.clear()
+    gc.freeze()
+    try:
+        own = gc.get_freeze_count()
+        pipeline.publish(site, [path], channels=["feeds"])
+        # nothing more frozen by the run, nothing of the process's unfrozen (the count only falls as frozen
+        # objects are freed)
+        assert len(seen) == 2 and all(enabled and count <= own for enabled, count in seen)
+        assert 0 < gc.get_freeze_count() <= own
+    finally:
+        gc.unfreeze()
