@@ -2,7 +2,8 @@
 without PIPELINING offered, against smtplib sending one message in a loop.
 
 Usage: python bench/email.py [--n 3000] [--connections N] [--latencies 0,5,20] [--sinks 2]
-                             [--before /work/main] [--profile folder] [--verp]
+                             [--before /tmp/main-tree ...] [--repeat K] [--offer both|yes|no]
+                             [--profile folder] [--verp]
 
 Every send goes to a discarding SMTP sink: aiosmtpd's SMTP protocol in separate processes sharing one port
 (SO_REUSEPORT), with a lean DATA handler that reads the message in one call and throws it away. Each reply
@@ -159,6 +160,18 @@ def start_sinks(count: int, latency_ms: float, pipelining: bool) -> tuple[int, l
     for sink in sinks:
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
     return port, sinks
+
+
+def sink_cpu(sinks: list[subprocess.Popen[str]]) -> float:
+    """CPU seconds (user + system) the sink processes have used so far (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    for sink in sinks:
+        try:
+            fields = Path(f"/proc/{sink.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def stop_sinks(sinks: list[subprocess.Popen[str]]) -> None:
@@ -325,9 +338,15 @@ def main() -> None:
     parser.add_argument("--latencies", default="0,5,20", help="reply latencies of the sinks in ms (default 0,5,20)")
     parser.add_argument("--baseline-n", type=int, default=3000, help="most messages the baseline sends")
     parser.add_argument("--sinks", type=int, default=2, help="sink processes sharing the port (default 2)")
-    parser.add_argument("--before", type=Path, default=None,
-                        help="also run the publisher source tree at this path (e.g. the main branch) for comparison")
-    parser.add_argument("--before-connections", type=int, default=4, help="SMTP_CONNECTIONS for --before")
+    parser.add_argument("--before", type=Path, action="append", default=[],
+                        help="also run the publisher source tree at this path (e.g. a `git archive` of the main "
+                             "branch) for comparison, right after this tree at each latency; may be given again")
+    parser.add_argument("--before-connections", type=int, default=None,
+                        help="SMTP_CONNECTIONS for --before (default: that tree's default)")
+    parser.add_argument("--offer", choices=("both", "yes", "no"), default="both",
+                        help="run with PIPELINING offered (yes), not offered (no) or both (default)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each tree this many times at each latency, interleaved (default 1)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a pyinstrument profile of each publisher run into this folder")
     parser.add_argument("--verp", action="store_true",
@@ -367,7 +386,7 @@ def main() -> None:
         run = 0
         for latency in latencies:
             base_rate = None
-            for offered in (False, True):
+            for offered in [o for o in (False, True) if args.offer in ("both", "yes" if o else "no")]:
                 port, sinks = start_sinks(args.sinks, latency, offered)
                 try:
                     if base_rate is None:   # smtplib never pipelines: one baseline per latency
@@ -379,10 +398,10 @@ def main() -> None:
                         figures.append(f"{latency:g} ms: smtplib baseline {base_rate:,.1f} msg/s ({base_sent:,} sent)")
                     trees: list[tuple[str, Path | None, int | None]] = [
                         (f"publisher, {args.connections or 'default'} connections", None, args.connections)]
-                    if args.before is not None:
-                        trees.append((f"before (--before), {args.before_connections} connections", args.before,
-                                      args.before_connections))
-                    for label, src, connections in trees:
+                    for before in args.before:
+                        trees.append((f"{before} (--before), {args.before_connections or 'default'} connections",
+                                      before, args.before_connections))
+                    for label, src, connections in trees * args.repeat:   # interleaved: new, before, new, before...
                         run += 1
                         if src is None:
                             root = make_site(Path(folder), args.n, port, connections, f"site{run}", verp=args.verp)
@@ -393,9 +412,11 @@ def main() -> None:
                                  "name": f"site{run}", "verp": args.verp})], check=True)
                         profile = None
                         if args.profile is not None:
-                            profile = args.profile / f"{'before' if src else 'new'}-{latency:g}ms-" \
+                            profile = args.profile / f"{run}-{'before' if src else 'new'}-{latency:g}ms-" \
                                                      f"{'pipelining' if offered else 'plain'}.txt"
+                        sink_before = sink_cpu(sinks)
                         result = run_publisher(root, src, profile)
+                        sink_us = (sink_cpu(sinks) - sink_before) / max(int(result["sent"]), 1) * 1e6  # type: ignore[call-overload]
                         sent = int(result["sent"])  # type: ignore[call-overload]
                         rate = sent / float(result["seconds"])  # type: ignore[arg-type]
                         cpu_us = float(result["cpu"]) / max(sent, 1) * 1e6  # type: ignore[arg-type]
@@ -405,14 +426,16 @@ def main() -> None:
                         main_us = float(result.get("main_cpu", 0.0)) / max(sent, 1) * 1e6  # type: ignore[arg-type]
                         main_sending = float(result.get("main_sending_cpu", 0.0))  # type: ignore[arg-type]
                         main_sending_us = main_sending / max(sent, 1) * 1e6
-                        rows.setdefault(label, {})[(latency, offered)] = f"{rate:,.0f} ({rate / base_rate:.1f})"
+                        cell = rows.setdefault(label, {}).get((latency, offered))
+                        rows[label][(latency, offered)] = (cell + ", " if cell else "") + \
+                            f"{rate:,.0f} ({rate / base_rate:.1f})"
                         figures.append(f"{latency:g} ms, PIPELINING {'offered' if offered else 'not offered'}, "
                                        f"{label}: {rate:,.0f} msg/s, {sent:,} sent of {args.n:,}, "
                                        f"client CPU {cpu_us:,.0f} us/msg ({sending_us:,.0f} us/msg after the "
                                        f"{startup:.1f} s of start-up: {main_sending_us:,.0f} on the pipeline's "
                                        f"thread, {sending_us - main_sending_us:,.0f} on the SMTP loop's; "
                                        f"{main_us:,.0f} us/msg on the pipeline's thread, start-up included), "
-                                       f"peak {peak:.0f} MB, load {os.getloadavg()[0]:.1f}")
+                                       f"peak {peak:.0f} MB; the sinks' CPU {sink_us:,.0f} us/msg; load {os.getloadavg()[0]:.1f}")
                         print(figures[-1], flush=True)
                 finally:
                     stop_sinks(sinks)
