@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -391,13 +392,13 @@ class SqliteStore:
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        key=DeliveryKey(row["article"], row["lang"], row["channel"], row["target"]),
-        state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
-        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
-        updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
-        worker=row["worker"], lease_until=row["lease_until"], lease_exclusive=bool(row["lease_exclusive"]),
-    )
+    # A row of _COLUMNS, unpacked in their order (a look-up by name costs as much as the rest: a bulletin reads
+    # every recipient's row back after adding it); an empty detail is not parsed.
+    (_, article, lang, channel, target, state, remote_id, remote_url, attempts, last_error, detail, created_at,
+     updated_at, worker, lease_until, lease_exclusive) = row
+    return Delivery(DeliveryKey(article, lang, channel, target), state, remote_id, remote_url, attempts, last_error,
+                    created_at, updated_at, {} if not detail or detail == "{}" else json.loads(detail),
+                    worker, lease_until, bool(lease_exclusive))
 
 
 def _check_state(state: str) -> None:
@@ -949,20 +950,23 @@ _SUBSCRIBER_COLUMNS = ("id, email, name, lang, status, themes, created_at, confi
 
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
-    from datetime import datetime
+    # A row ending in _SUBSCRIBER_COLUMNS, unpacked in their order: a bulletin reads every subscriber, and the
+    # look-ups by name (and an import per row) took more than half of this.
+    *_, id_, email, name, lang, status, themes, created_at, confirmed_at, updated_at, status_reason, status_at = row
+    return _subscriber_class()(
+        email, name, lang, status, [theme for theme in themes.split(",") if theme] if themes else [],
+        _from_iso(created_at), _from_iso(confirmed_at) if confirmed_at else None, _from_iso(updated_at),
+        status_reason, _from_iso(status_at) if status_at else None, id_)
 
+
+_from_iso = datetime.fromisoformat
+
+
+@functools.cache
+def _subscriber_class() -> type[Subscriber]:
     from publisher.subscribers import Subscriber
 
-    return Subscriber(
-        email=row["email"], name=row["name"], lang=row["lang"], status=row["status"],
-        themes=[theme for theme in row["themes"].split(",") if theme],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        confirmed_at=datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None,
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        status_reason=row["status_reason"],
-        status_at=datetime.fromisoformat(row["status_at"]) if row["status_at"] else None,
-        id=row["id"],
-    )
+    return Subscriber
 
 
 class SqliteSubscribers:
