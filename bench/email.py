@@ -58,7 +58,9 @@ def run_sink(port: int, latency_ms: float, pipelining: bool) -> None:
     """Serve SMTP on 127.0.0.1:port (shared with the other sink processes) and discard every message.
 
     ``latency_ms``: each reply leaves that long after its command arrived, as over a link with that round trip:
-    replies to commands that arrived together (pipelined) leave together, not one delay after another.
+    replies to commands that arrived together (pipelined) leave together, not one delay after another, and in
+    one write, as an MTA's do (Postfix flushes its replies once it has read every command that came in): the
+    replies due at the same moment (at 0 ms, those of one read) are joined, not sent a segment each.
     ``pipelining``: PIPELINING is offered in the EHLO reply (aiosmtpd reads pipelined commands in order anyway).
     """
     import asyncio
@@ -72,41 +74,67 @@ def run_sink(port: int, latency_ms: float, pipelining: bool) -> None:
         line_length_limit = 1 << 22
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            # asyncio reads a stream socket 256 KiB at a time: a new bytes object that size per read (above
+            # malloc's mmap threshold) costs the sink more than the rest of a reply; 64 KiB reads are plenty.
+            if hasattr(transport, "max_size"):
+                transport.max_size = 1 << 16  # type: ignore[attr-defined]
             super().connection_made(transport)
             loop = asyncio.get_running_loop()
-            self._read_at = loop.time()
+            self._arrived = self._read_at = loop.time()   # the last bytes' arrival; the command's
             self._last_write = 0.0
+            self._out: list[tuple[float, bytes]] = []   # replies not yet written: (when due, bytes)
+            self._flushing = False
             reader = self._reader
             readuntil, readline = reader.readuntil, reader.readline
 
+            # A command arrived with the bytes that ended it: commands that came in one segment (pipelined)
+            # share the moment, so their replies are due together.
             async def timed_readuntil(separator: bytes = b"\n") -> bytes:
                 line = await readuntil(separator)
-                self._read_at = loop.time()
+                self._read_at = self._arrived
                 return line
 
             async def timed_readline() -> bytes:
                 line = await readline()
-                self._read_at = loop.time()
+                self._read_at = self._arrived
                 return line
 
             reader.readuntil = timed_readuntil  # type: ignore[method-assign]
             reader.readline = timed_readline  # type: ignore[method-assign]
 
+        def data_received(self, data: bytes) -> None:
+            self._arrived = asyncio.get_running_loop().time()
+            super().data_received(data)
+
         async def push(self, status: str | bytes) -> None:
             data = (status.encode("utf-8") if isinstance(status, str) else status) + b"\r\n"
-            if not delay:
-                self._writer.write(data)
-                return
             loop = asyncio.get_running_loop()
-            # In order, and never before its command's arrival + the latency. Strictly later than the last one:
-            # asyncio's timer heap does not keep the order of timers due at the same moment.
-            when = max(self._read_at + delay, self._last_write + 1e-6)
+            # In order, and never before its command's arrival + the latency (at 0 ms: once the commands read
+            # so far are answered).
+            when = max(self._read_at + delay, self._last_write)
             self._last_write = when
-            loop.call_at(when, self._write, data)
+            self._out.append((when, data))
+            if not self._flushing:
+                self._flushing = True
+                if delay:
+                    loop.call_at(when, self._flush)
+                else:
+                    loop.call_soon(self._flush)
 
-        def _write(self, data: bytes) -> None:
-            if not self._writer.is_closing():
-                self._writer.write(data)
+        def _flush(self) -> None:
+            """Write every reply now due in one write; wait for the next one's moment if any is left."""
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            due = 0
+            while due < len(self._out) and self._out[due][0] <= now:
+                due += 1
+            if due and not self._writer.is_closing():
+                self._writer.write(b"".join(data for _, data in self._out[:due]))
+            del self._out[:due]
+            if self._out:
+                loop.call_at(self._out[0][0], self._flush)
+            else:
+                self._flushing = False
 
         async def smtp_EHLO(self, hostname: str) -> None:
             if not pipelining:
