@@ -70,6 +70,16 @@ def _json(body: bytes) -> Any:
 # --- Mailgun -----------------------------------------------------------------------------------------------
 
 
+def _check_fresh(timestamp: str, now: float) -> None:
+    """Refuse a signed post whose timestamp (Unix seconds) is more than ``MAX_AGE`` away from ``now``."""
+    try:
+        age = abs(now - float(timestamp))
+    except ValueError:
+        raise Refused(403, "the timestamp is not a number") from None
+    if age > MAX_AGE:
+        raise Refused(403, f"the timestamp is {age:.0f} s away from now (more than {MAX_AGE}): stale or replayed")
+
+
 def mailgun_events(body: bytes, key: str, *, now: float) -> list[Event]:
     """The event of a Mailgun webhook body, once its signature is verified (``Refused`` otherwise)."""
     data = _json(body)
@@ -80,12 +90,7 @@ def mailgun_events(body: bytes, key: str, *, now: float) -> list[Event]:
     expected = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
     if not token or not hmac.compare_digest(expected, given):
         raise Refused(403, "the signature does not verify")
-    try:
-        age = abs(now - float(timestamp))
-    except ValueError:
-        raise Refused(403, "the timestamp is not a number") from None
-    if age > MAX_AGE:
-        raise Refused(403, f"the timestamp is {age:.0f} s away from now (more than {MAX_AGE}): stale or replayed")
+    _check_fresh(timestamp, now)
     event = data.get("event-data")
     if not isinstance(event, dict):
         raise Refused(400, "no event-data object")
@@ -182,12 +187,7 @@ def check_sendgrid_signature(body: bytes, public_key: str, signature: str | None
 
     if not signature or not timestamp:
         raise Refused(403, "no signature or timestamp header")
-    try:
-        age = abs(now - float(timestamp))
-    except ValueError:
-        raise Refused(403, "the timestamp is not a number") from None
-    if age > MAX_AGE:
-        raise Refused(403, f"the timestamp is {age:.0f} s away from now (more than {MAX_AGE}): stale or replayed")
+    _check_fresh(timestamp, now)
     try:
         key = load_der_public_key(base64.b64decode(public_key))
         raw_signature = base64.b64decode(signature, validate=True)

@@ -28,7 +28,9 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
+    card_title,
     network_failure,
+    refused,
 )
 from publisher.settings import Setting, parse_url
 
@@ -112,12 +114,6 @@ def shrink_thumbnail(data: bytes, limit: int = THUMBNAIL_MAX_BYTES) -> bytes | N
 def post_web_url(handle: str, uri: str) -> str:
     """The bsky.app address of a post, from its at:// URI."""
     return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
-
-
-def _card_title(article: Article) -> str:
-    from publisher.formatters.social import strip_controls
-
-    return strip_controls(article.title)
 
 
 def _card_description(article: Article) -> str:
@@ -243,13 +239,9 @@ class _atproto_errors:  # noqa: N801 - used as a ``with`` block, like contextlib
         if isinstance(exc, RequestErrorBase):
             status = exc.response.status_code if exc.response is not None else None
             if status is None:  # the transport failed: did the request leave?
-                failure = network_failure(exc, self.action)
-                if isinstance(failure, OutcomeUnknown) and not self.may_have_posted:
-                    failure = PostNotSent(str(failure))
-                raise failure from None
-            if status >= 500 and self.may_have_posted:
-                raise OutcomeUnknown(f"could not {self.action}: Bluesky answered {exc}; the post may exist") from None
-            raise PostNotSent(f"could not {self.action}: Bluesky answered {exc}") from None
+                raise network_failure(exc, self.action, may_have_posted=self.may_have_posted) from None
+            raise refused(status, self.action, f"Bluesky answered {exc}",
+                          may_have_posted=self.may_have_posted) from None
         if isinstance(exc, AtProtocolError):
             raise PostNotSent(f"could not {self.action}: {exc}") from None
         return False
@@ -268,8 +260,6 @@ class BlueskyChannel(SocialChannel):
 
     name: ClassVar[str] = "bluesky"
     title: ClassVar[str] = "Bluesky"
-    setting_prefix: ClassVar[str] = "BLUESKY"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = BLUESKY_CREDENTIALS
     settings = AccountSettings("BLUESKY", BLUESKY_CREDENTIALS, "Bluesky", (
         Setting("BLUESKY_SERVICE_URL", "Address of the account's PDS (its server). Accounts on Bluesky's own "
                 "servers use the default.", default=DEFAULT_SERVICE_URL, parse=parse_url),
@@ -331,7 +321,7 @@ class BlueskyChannel(SocialChannel):
             if small is not None:
                 thumb = client.upload_thumbnail(small)
         return models.AppBskyEmbedExternal.Main(external=models.AppBskyEmbedExternal.External(
-            uri=article.url, title=_card_title(article), description=_card_description(article), thumb=thumb,
+            uri=article.url, title=card_title(article), description=_card_description(article), thumb=thumb,
         ))
 
     def _record_key(self, attempt: Attempt, idempotency_key: str) -> tuple[str, bool]:

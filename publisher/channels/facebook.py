@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from publisher.channels.api_versions import GRAPH_VERSION
 from publisher.channels.social import (
+    DEFAULT_RATE_LIMIT_WAIT,
     AccountSettings,
     CredentialField,
-    DuplicatePost,
     OutcomeUnknown,
     PostNotSent,
-    RateLimited,
     RemotePost,
     SocialAccount,
     SocialChannel,
-    network_failure,
+    graph_answer,
+    graph_version,
+    send_request,
 )
-from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -46,17 +46,12 @@ GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_VERSION = GRAPH_VERSION.version  # pinned, with the day it was last checked, in api_versions
 FACEBOOK_MESSAGE_LIMIT = 63_206  # characters; a Page post is never near it, but nothing longer is sent
 FACEBOOK_IMAGE_MAX_BYTES = 10 * 1024 * 1024 - 1  # the Photo reference: a static image under 10 MB
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # app, user, Page and action throttling
 DUPLICATE_STATUS_CODE = 506
-DEFAULT_RATE_LIMIT_WAIT = 60.0
 RECENT_POSTS_LOOKED_AT = 25
 
 
 def parse_graph_version(text: str) -> str:
-    value = text.strip()
-    if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
-        raise ValueError(f"expected a Graph API version such as {DEFAULT_GRAPH_VERSION}, got {text!r}")
-    return value
+    return graph_version(text, "Graph API", DEFAULT_GRAPH_VERSION)
 
 
 def parse_page_id(text: str) -> str:
@@ -137,40 +132,12 @@ class GraphClient:
         return posts
 
     def _call(self, method: str, edge: str, action: str, **kwargs: Any) -> dict[str, Any]:
-        import requests
-
         posting = method == "POST"
-        try:
-            response = self._session.request(method, f"{self._base}/{self.page_id}/{edge}",
-                                             timeout=self._timeout, **kwargs)
-        except requests.RequestException as exc:
-            failure = network_failure(exc, action)
-            if isinstance(failure, OutcomeUnknown) and not posting:
-                failure = PostNotSent(str(failure))
-            raise failure from None
-        return self._answer(response, action, posting=posting)
-
-    def _answer(self, response: requests.Response, action: str, *, posting: bool) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.ok and isinstance(body, dict) and "error" not in body:
-            return body
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        code = error.get("code")
-        said = f"Facebook answered {response.status_code}: {error.get('message') or response.reason or 'no reason'}"
-        if code is not None:
-            said += f" (code {code})"
-        if response.status_code == 429 or code in RATE_LIMIT_CODES:
-            now = self.clock()
-            raise RateLimited(said, reset_at=now + _rate_limit_wait(response, now))
-        if posting and code == DUPLICATE_STATUS_CODE:
-            raise DuplicatePost(said)
-        if response.status_code >= 500 and posting:
-            # Facebook may have stored the post before failing: only a look at the Page can tell
-            raise OutcomeUnknown(f"could not {action}: {said}; the post may exist")
-        raise PostNotSent(f"could not {action}: {said}")
+        response = send_request(self._session, method, f"{self._base}/{self.page_id}/{edge}", action,
+                                timeout=self._timeout, may_have_posted=posting, **kwargs)
+        # Facebook may have stored a post before failing with a 5xx: only a look at the Page can tell
+        return graph_answer(response, "Facebook", action, posting=posting, clock=self.clock,
+                            rate_limit_wait=_rate_limit_wait, duplicate_code=DUPLICATE_STATUS_CODE)
 
 
 def _rate_limit_wait(response: requests.Response, now: float) -> float:
@@ -209,8 +176,6 @@ class FacebookChannel(SocialChannel):
 
     name: ClassVar[str] = "facebook"
     title: ClassVar[str] = "Facebook Page"
-    setting_prefix: ClassVar[str] = "FACEBOOK"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = FACEBOOK_CREDENTIALS
     settings = AccountSettings("FACEBOOK", FACEBOOK_CREDENTIALS, "Facebook Page", (
         Setting("FACEBOOK_GRAPH_VERSION", "Graph API version to call, e.g. v24.0 (Meta retires each version "
                 "about two years after its release).", default=DEFAULT_GRAPH_VERSION, parse=parse_graph_version),
@@ -223,16 +188,9 @@ class FacebookChannel(SocialChannel):
 
     def warnings(self) -> list[str]:
         """The Graph API version in use, when over a year old (Meta keeps each about two)."""
-        from publisher.channels.api_versions import age_warning, graph_release, today
+        from publisher.channels.api_versions import graph_release
 
-        try:
-            if not (self.config.is_set("FACEBOOK_GRAPH_VERSION") or self.is_configured()):
-                return []  # a channel not in use has no version to grow old
-            version = str(self.option("FACEBOOK_GRAPH_VERSION"))
-        except ConfigError:  # check() reports the bad value
-            return []
-        warning = age_warning(GRAPH_VERSION, version, graph_release(version), today(self.clock))
-        return [warning] if warning else []
+        return self.version_warnings(GRAPH_VERSION, graph_release)
 
     def fallback_description(self) -> str:
         return "JSON files in outbox/facebook/ (set FACEBOOK_PAGE_ID and FACEBOOK_PAGE_ACCESS_TOKEN to post)"

@@ -34,9 +34,12 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
-    network_failure,
+    card_title,
+    json_or_none,
+    refused,
+    retry_after_wait,
+    send_request,
 )
-from publisher.errors import ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
@@ -52,7 +55,6 @@ API_URL = "https://api.linkedin.com/rest"
 DEFAULT_LINKEDIN_VERSION = LINKEDIN_VERSION.version  # pinned, with the day it was last checked, in api_versions
 RESTLI_PROTOCOL_VERSION = "2.0.0"
 COMMENTARY_LIMIT = 3000
-DEFAULT_RATE_LIMIT_WAIT = 60.0
 RECENT_POSTS_LOOKED_AT = 20
 
 # Every character the little text format reserves; each must be backslash-escaped to stay plain text.
@@ -190,32 +192,24 @@ class LinkedInClient:
 
     def _call(self, method: str, url: str, action: str, *, unavailable_on: int | None = None,
               **kwargs: Any) -> requests.Response | None:
-        import requests
-
         posting = method == "POST"
-        try:
-            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
-        except requests.RequestException as exc:
-            failure = network_failure(exc, action)
-            if isinstance(failure, OutcomeUnknown) and not posting:
-                failure = PostNotSent(str(failure))
-            raise failure from None
+        response = send_request(self._session, method, url, action, timeout=self._timeout,
+                                may_have_posted=posting, **kwargs)
         if response.ok:
             return response
         if response.status_code == unavailable_on:
             return None
         said = f"LinkedIn answered {response.status_code}: {_error_message(response)}"
         if response.status_code == 429:
+            # LinkedIn seldom says when its limits reset: wait a bounded default, then try again
             now = self.clock()
-            raise RateLimited(said, reset_at=now + _retry_after(response, now))
+            raise RateLimited(said, reset_at=now + retry_after_wait(response.headers, now))
         duplicate_of = _DUPLICATE.search(said) if posting and response.status_code == 422 else None
         if duplicate_of:
             # "Content is a duplicate of urn:li:share:...": LinkedIn already has this post, and says which
             urn = duplicate_of.group(1)
             raise DuplicatePost(said, existing=RemotePost(urn, post_url(urn)))
-        if response.status_code >= 500 and posting:
-            raise OutcomeUnknown(f"could not {action}: {said}; the post may exist")
-        raise PostNotSent(f"could not {action}: {said}")
+        raise refused(response.status_code, action, said, may_have_posted=posting)
 
 
 def post_payload(author: str, commentary: str, *, url: str, title: str, description: str,
@@ -238,21 +232,10 @@ def post_payload(author: str, commentary: str, *, url: str, title: str, descript
 
 
 def _error_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     if isinstance(body, dict) and body.get("message"):
         return str(body["message"])
     return response.reason or "no reason"
-
-
-def _retry_after(response: requests.Response, now: float) -> float:
-    from publisher.http_retry import retry_after
-
-    wait = retry_after(response.headers.get("Retry-After"), now)
-    # LinkedIn seldom says when its limits reset: wait a bounded default, then try again
-    return DEFAULT_RATE_LIMIT_WAIT if wait is None else wait
 
 
 class LinkedInChannel(SocialChannel):
@@ -260,8 +243,6 @@ class LinkedInChannel(SocialChannel):
 
     name: ClassVar[str] = "linkedin"
     title: ClassVar[str] = "LinkedIn organization"
-    setting_prefix: ClassVar[str] = "LINKEDIN"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = LINKEDIN_CREDENTIALS
     settings = AccountSettings("LINKEDIN", LINKEDIN_CREDENTIALS, "LinkedIn", (
         Setting("LINKEDIN_API_VERSION", "LinkedIn API version (YYYYMM) sent as the LinkedIn-Version header; "
                 "LinkedIn retires each version about a year after its release.",
@@ -275,16 +256,9 @@ class LinkedInChannel(SocialChannel):
 
     def warnings(self) -> list[str]:
         """The LinkedIn-Version in use, when over a year old: LinkedIn retires versions about then."""
-        from publisher.channels.api_versions import age_warning, linkedin_release, today
+        from publisher.channels.api_versions import linkedin_release
 
-        try:
-            if not (self.config.is_set("LINKEDIN_API_VERSION") or self.is_configured()):
-                return []  # a channel not in use has no version to grow old
-            version = str(self.option("LINKEDIN_API_VERSION"))
-        except ConfigError:  # check() reports the bad value
-            return []
-        warning = age_warning(LINKEDIN_VERSION, version, linkedin_release(version), today(self.clock))
-        return [warning] if warning else []
+        return self.version_warnings(LINKEDIN_VERSION, linkedin_release)
 
     def fallback_description(self) -> str:
         return ("JSON files in outbox/linkedin/ (set LINKEDIN_ORGANIZATION_URN and LINKEDIN_ACCESS_TOKEN to post)")
@@ -297,7 +271,7 @@ class LinkedInChannel(SocialChannel):
              idempotency_key: str, attempt: Attempt) -> RemotePost:
         image = self.load_image(article)
         thumbnail = client.upload_image(image.data, image.filename) if image is not None else None
-        return client.publish(little_commentary(post.text), url=article.url, title=_card_title(article),
+        return client.publish(little_commentary(post.text), url=article.url, title=card_title(article),
                               description=_card_description(article), thumbnail=thumbnail,
                               thumbnail_alt=image.alt if image is not None else None)
 
@@ -308,16 +282,10 @@ class LinkedInChannel(SocialChannel):
         payload = super().outbox_payload(article, posts)
         payload["requests"] = [
             post_payload("<LINKEDIN_ORGANIZATION_URN>", little_commentary(post.text), url=article.url,
-                         title=_card_title(article), description=_card_description(article))
+                         title=card_title(article), description=_card_description(article))
             for post in posts
         ]
         return payload
-
-
-def _card_title(article: Article) -> str:
-    from publisher.formatters.social import strip_controls
-
-    return strip_controls(article.title)
 
 
 def _card_description(article: Article) -> str:

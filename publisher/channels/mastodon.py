@@ -48,8 +48,6 @@ class MastodonChannel(SocialChannel):
 
     name: ClassVar[str] = "mastodon"
     title: ClassVar[str] = "Mastodon"
-    setting_prefix: ClassVar[str] = "MASTODON"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = MASTODON_CREDENTIALS
     settings = AccountSettings("MASTODON", MASTODON_CREDENTIALS, "Mastodon", (
         Setting("MASTODON_MAX_CHARACTERS", "Longest post the instance accepts. Default: asked from the instance "
                 "(its max_characters) when posting, 500 in previews.", parse=parse_positive_int),

@@ -47,6 +47,12 @@ from publisher.errors import ChannelError, ConfigError
 from publisher.settings import Setting
 
 if TYPE_CHECKING:
+    from datetime import date
+
+    import requests
+
+    from publisher.channels.api_versions import PinnedVersion
+
     from publisher.article import Article, Story
     from publisher.delivery import DeliveryKey
     from publisher.formatters.social import LengthRule, LongTextMode, PostText
@@ -217,9 +223,19 @@ def _comparable_text(text: str) -> str:
     return " ".join(re.sub(r"[…\s]+", " ", text).split()).casefold()
 
 
-def network_failure(exc: BaseException, action: str = "post") -> SocialPostError:
+def network_failure(exc: BaseException, action: str = "post", *, may_have_posted: bool = True) -> SocialPostError:
     """A network error from requests or httpx as ``PostNotSent`` (the request never left: no connection,
-    TLS refused, connect timeout) or ``OutcomeUnknown`` (it may have arrived: read timeout, dropped connection)."""
+    TLS refused, connect timeout) or ``OutcomeUnknown`` (it may have arrived: read timeout, dropped connection).
+
+    A call that cannot have made a post (a lookup, an upload, a login: ``may_have_posted=False``) is never
+    ``OutcomeUnknown``: what would be is ``PostNotSent`` with the same message."""
+    failure = _network_failure(exc, action)
+    if isinstance(failure, OutcomeUnknown) and not may_have_posted:
+        return PostNotSent(str(failure))
+    return failure
+
+
+def _network_failure(exc: BaseException, action: str) -> SocialPostError:
     never_left: list[type[BaseException]] = []
     try:
         import requests
@@ -246,6 +262,83 @@ def network_failure(exc: BaseException, action: str = "post") -> SocialPostError
             return NoConnection(f"could not {action}: no connection ({type(current).__name__})")
         pending += [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
     return OutcomeUnknown(f"no answer to the {action} ({type(exc).__name__}); it may have been made")
+
+
+def refused(status: int, action: str, said: str, *, may_have_posted: bool) -> SocialPostError:
+    """A platform's error answer (``said``: "X answered 503: ...") to ``action``: a 5xx to a call that may have
+    made a post is ``OutcomeUnknown`` (the platform may have stored it before failing), anything else
+    ``PostNotSent``."""
+    if status >= 500 and may_have_posted:
+        return OutcomeUnknown(f"could not {action}: {said}; the post may exist")
+    return PostNotSent(f"could not {action}: {said}")
+
+
+def json_or_none(response: Any) -> Any:
+    """A requests or httpx response's JSON body, or None when it has none (or not JSON)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def retry_after_wait(headers: Any, now: float, default: float = DEFAULT_RATE_LIMIT_WAIT) -> float:
+    """Seconds to wait after a 429: its ``Retry-After`` header, else ``default``."""
+    from publisher.http_retry import retry_after
+
+    wait = retry_after(headers.get("Retry-After"), now)
+    return default if wait is None else wait
+
+
+def send_request(session: requests.Session, method: str, url: str, action: str, *, timeout: float,
+                 may_have_posted: bool, **kwargs: Any) -> requests.Response:
+    """``session.request`` (a ``requests.Session``), a network error raised as ``network_failure`` says."""
+    import requests
+
+    try:
+        return session.request(method, url, timeout=timeout, **kwargs)
+    except requests.RequestException as exc:
+        raise network_failure(exc, action, may_have_posted=may_have_posted) from None
+
+
+def graph_version(text: str, api: str, example: str) -> str:
+    """A Meta Graph API version setting (``v24.0``) checked, for the ``api`` named in the error: "Graph API"."""
+    value = text.strip()
+    if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
+        raise ValueError(f"expected a {api} version such as {example}, got {text!r}")
+    return value
+
+
+GRAPH_RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # Meta's app, user, Page (account) and action throttling
+
+
+def graph_answer(response: Any, platform: str, action: str, *, posting: bool, clock: Callable[[], float],
+                 rate_limit_wait: Callable[[Any, float], float], duplicate_code: int | None = None) -> dict[str, Any]:
+    """The body of an answer from one of Meta's Graph APIs (Facebook's, Threads'), or what its error means
+    raised: throttling (429, or a code of ``GRAPH_RATE_LIMIT_CODES``) as ``RateLimited`` after
+    ``rate_limit_wait(response, now)`` seconds, ``duplicate_code`` to a post as ``DuplicatePost``, the rest as
+    ``refused`` says."""
+    body = json_or_none(response)
+    if response.ok and isinstance(body, dict) and "error" not in body:
+        return body
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    said = f"{platform} answered {response.status_code}: {error.get('message') or response.reason or 'no reason'}"
+    if code is not None:
+        said += f" (code {code})"
+    if response.status_code == 429 or code in GRAPH_RATE_LIMIT_CODES:
+        now = clock()
+        raise RateLimited(said, reset_at=now + rate_limit_wait(response, now))
+    if posting and duplicate_code is not None and code == duplicate_code:
+        raise DuplicatePost(said)
+    raise refused(response.status_code, action, said, may_have_posted=posting)
+
+
+def card_title(article: Article) -> str:
+    """The title of an article's link card: the article's, without control characters."""
+    from publisher.formatters.social import strip_controls
+
+    return strip_controls(article.title)
 
 
 @dataclass(frozen=True)
@@ -277,6 +370,7 @@ class SocialPayload:
 class SocialChannel(Channel):
     """A social network: posts per language to the account of that language, one delivery per account."""
 
+    #: taken from the class's ``settings = AccountSettings(prefix, fields, ...)`` where it has one
     setting_prefix: ClassVar[str] = ""  # "X", "MASTODON"
     credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
     in_doubt: ClassVar[Literal["resend", "verify"]] = "verify"
@@ -294,6 +388,9 @@ class SocialChannel(Channel):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("settings")
+        if isinstance(declared, AccountSettings):  # the prefix and fields are said once, there
+            cls.setting_prefix, cls.credential_fields = declared.prefix, declared.fields
         if cls.credential_fields and "required" not in cls.__dict__:
             cls.required = cls._declared_required()
 
@@ -610,6 +707,21 @@ class SocialChannel(Channel):
         return None
 
     # --- helpers for platforms -----------------------------------------------------------------------
+    def version_warnings(self, pinned: PinnedVersion, released: Callable[[str], date | None]) -> list[str]:
+        """The warning for the API version of ``pinned``'s setting in use, when over a year old (``released``:
+        a version's release date, where known); none for a channel not in use or a bad value (``check``
+        reports it)."""
+        from publisher.channels.api_versions import age_warning, today
+
+        try:
+            if not (self.config.is_set(pinned.setting) or self.is_configured()):
+                return []  # a channel not in use has no version to grow old
+            version = str(self.option(pinned.setting))
+        except ConfigError:  # check() reports the bad value
+            return []
+        warning = age_warning(pinned, version, released(version), today(self.clock))
+        return [warning] if warning else []
+
     @property
     def http_timeout(self) -> float:
         """Seconds to wait for an answer (``SOCIAL_HTTP_TIMEOUT``); a later answer leaves the post unconfirmed."""
@@ -684,6 +796,7 @@ __all__ = [
     "AccountSettings", "CredentialField", "DuplicatePost", "LocalImage", "NoConnection", "OutcomeUnknown",
     "PostNotSent",
     "RateLimited", "RemotePost", "SocialAccount", "SocialChannel", "SocialPayload", "SocialPostError",
-    "account_setting", "account_settings", "default_languages", "idempotency_key", "language_name",
-    "network_failure",
+    "GRAPH_RATE_LIMIT_CODES", "account_setting", "account_settings", "card_title", "default_languages",
+    "graph_answer", "graph_version", "idempotency_key", "json_or_none", "language_name", "network_failure", "refused",
+    "retry_after_wait", "send_request",
 ]

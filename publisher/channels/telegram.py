@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from publisher.channels.social import (
     DEFAULT_ACCOUNT,
-    OutcomeUnknown,
     PostNotSent,
     RateLimited,
     RemotePost,
@@ -35,8 +34,10 @@ from publisher.channels.social import (
     SocialChannel,
     SocialPayload,
     default_languages,
+    json_or_none,
     language_name,
     network_failure,
+    refused,
 )
 from publisher.errors import ConfigError
 from publisher.settings import Setting
@@ -189,10 +190,7 @@ class BotClient:
             response = self._http.post(method, **kwargs)
         except httpx.HTTPError as exc:
             raise network_failure(exc, action) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_or_none(response)
         if isinstance(body, dict) and body.get("ok") and isinstance(body.get("result"), dict):
             return dict(body["result"])
         body = body if isinstance(body, dict) else {}
@@ -200,9 +198,7 @@ class BotClient:
         said = f"Telegram answered {code}: {body.get('description') or response.reason_phrase or 'no reason'}"
         if code == 429 or response.status_code == 429:
             raise RateLimited(said, reset_at=self.clock() + self._retry_after(response, body))
-        if response.status_code >= 500:
-            raise OutcomeUnknown(f"could not {action}: {said}; the post may exist")
-        raise PostNotSent(f"could not {action}: {said}")
+        raise refused(response.status_code, action, said, may_have_posted=True)
 
     def _retry_after(self, response: httpx.Response, body: dict[str, Any]) -> float:
         from publisher.http_retry import rate_limit_wait, retry_after

@@ -25,21 +25,21 @@ from publisher.channels.social import (
     CredentialField,
     OutcomeUnknown,
     PostNotSent,
-    RateLimited,
     RemotePost,
     SocialAccount,
     SocialChannel,
     SocialPayload,
     SocialPostError,
-    network_failure,
+    graph_answer,
+    graph_version,
+    retry_after_wait,
+    send_request,
 )
 from publisher.delivery import Outcome
 from publisher.settings import Setting
 
 if TYPE_CHECKING:  # requests is imported only when a post is made
     from collections.abc import Callable, Sequence
-
-    import requests
 
     from publisher.article import Article
     from publisher.channels.base import ChannelContext
@@ -48,8 +48,6 @@ if TYPE_CHECKING:  # requests is imported only when a post is made
 
 GRAPH_URL = "https://graph.threads.net"
 DEFAULT_API_VERSION = "v1.0"  # the only Threads API version in the docs read on 2026-12-01
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})  # app, user, account and action throttling, as on Facebook
-DEFAULT_RATE_LIMIT_WAIT = 60.0
 DEFAULT_POST_QUOTA = 250  # posts per 24 hours, when the limit endpoint does not say
 DEFAULT_REPLY_QUOTA = 1000  # replies per 24 hours
 RECENT_POSTS_LOOKED_AT = 25
@@ -65,10 +63,7 @@ def parse_user_id(text: str) -> str:
 
 
 def parse_api_version(text: str) -> str:
-    value = text.strip()
-    if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
-        raise ValueError(f"expected a Threads API version such as {DEFAULT_API_VERSION}, got {text!r}")
-    return value
+    return graph_version(text, "Threads API", DEFAULT_API_VERSION)
 
 
 THREADS_CREDENTIALS = (
@@ -156,39 +151,11 @@ class ThreadsClient:
 
     # --- the call --------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, action: str, *, posting: bool = False, **kwargs: Any) -> dict[str, Any]:
-        import requests
-
-        try:
-            response = self._session.request(method, f"{self._base}/{path}", timeout=self._timeout, **kwargs)
-        except requests.RequestException as exc:
-            failure = network_failure(exc, action)
-            if isinstance(failure, OutcomeUnknown) and not posting:
-                failure = PostNotSent(str(failure))  # only threads_publish can have made a post
-            raise failure from None
-        return self._answer(response, action, posting=posting)
-
-    def _answer(self, response: requests.Response, action: str, *, posting: bool) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.ok and isinstance(body, dict) and "error" not in body:
-            return body
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        error = error if isinstance(error, dict) else {}
-        code = error.get("code")
-        said = f"Threads answered {response.status_code}: {error.get('message') or response.reason or 'no reason'}"
-        if code is not None:
-            said += f" (code {code})"
-        if response.status_code == 429 or code in RATE_LIMIT_CODES:
-            from publisher.http_retry import retry_after
-
-            now = self.clock()
-            wait = retry_after(response.headers.get("Retry-After"), now)
-            raise RateLimited(said, reset_at=now + (DEFAULT_RATE_LIMIT_WAIT if wait is None else wait))
-        if response.status_code >= 500 and posting:
-            raise OutcomeUnknown(f"could not {action}: {said}; the post may exist")
-        raise PostNotSent(f"could not {action}: {said}")
+        # only threads_publish can have made a post
+        response = send_request(self._session, method, f"{self._base}/{path}", action, timeout=self._timeout,
+                                may_have_posted=posting, **kwargs)
+        return graph_answer(response, "Threads", action, posting=posting, clock=self.clock,
+                            rate_limit_wait=lambda answer, now: retry_after_wait(answer.headers, now))
 
 
 class ThreadsChannel(SocialChannel):
@@ -196,8 +163,6 @@ class ThreadsChannel(SocialChannel):
 
     name: ClassVar[str] = "threads"
     title: ClassVar[str] = "Threads"
-    setting_prefix: ClassVar[str] = "THREADS"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = THREADS_CREDENTIALS
     settings = AccountSettings("THREADS", THREADS_CREDENTIALS, "Threads", (
         Setting("THREADS_API_VERSION", "Threads API version to call.", default=DEFAULT_API_VERSION,
                 parse=parse_api_version),

@@ -22,6 +22,7 @@ from publisher.channels.social import (
     RemotePost,
     SocialAccount,
     SocialChannel,
+    json_or_none,
     network_failure,
 )
 from publisher.settings import Setting
@@ -122,8 +123,6 @@ class XChannel(SocialChannel):
 
     name: ClassVar[str] = "x"
     title: ClassVar[str] = "X (Twitter)"
-    setting_prefix: ClassVar[str] = "X"
-    credential_fields: ClassVar[tuple[CredentialField, ...]] = X_CREDENTIALS
     settings = AccountSettings("X", X_CREDENTIALS, "X", (
         Setting("X_LONG_TEXT", "What to do with a post over 280 weighted characters (Hangul counts 2): "
                 "'shorten' it (at the last whole sentence that fits), or post it as a numbered 'thread' "
@@ -243,10 +242,7 @@ def _http_reason(response: requests.Response | None) -> str:
     """X's answer on one line ("403 Forbidden - ..."), from its JSON problem details when it gave them."""
     if response is None:
         return "no answer"
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
+    body = json_or_none(response)
     detail = (body.get("detail") or body.get("title")) if isinstance(body, dict) else None
     said = f"{response.status_code} {response.reason or ''}".strip()
     return f"{said} - {detail}" if detail else said

@@ -463,13 +463,7 @@ def postmark_message(data: bytes, stream: str) -> dict[str, Any]:
 
 
 def _postmark_error(response: httpx.Response) -> str:
-    try:
-        found = response.json()
-    except ValueError:
-        return _short(response.text)
-    if isinstance(found, dict) and "Message" in found:
-        return f"{found.get('ErrorCode')} {' '.join(str(found['Message']).split())}"
-    return _short(response.text)
+    return _answer_error(response, "Message", code_field="ErrorCode")
 
 
 @dataclass
@@ -519,12 +513,19 @@ class MailgunTransport(_HttpTransport):
 
 
 def _mailgun_error(response: httpx.Response) -> str:
+    return _answer_error(response, "message")
+
+
+def _answer_error(response: httpx.Response, field: str, *, code_field: str | None = None) -> str:
+    """The error a provider's JSON answer gives in ``field`` (after its ``code_field``, if named), on one line;
+    else the body, shortened."""
     try:
         found = response.json()
     except ValueError:
         return _short(response.text)
-    if isinstance(found, dict) and "message" in found:
-        return " ".join(str(found["message"]).split())
+    if isinstance(found, dict) and field in found:
+        message = " ".join(str(found[field]).split())
+        return f"{found.get(code_field)} {message}" if code_field is not None else message
     return _short(response.text)
 
 

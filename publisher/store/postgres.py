@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,8 +30,13 @@ from typing import TYPE_CHECKING, Any
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import ConnectionLost, DatabaseUnreachable, LockBusy, PublisherError, StorageError
 from publisher.settings import redact_database_url, redact_secret_text
-from publisher.store.interfaces import (BULK_CHANNEL, JOB_STATES, Clock, Job, Mark, format_time,
-                                        pick_version_details, take_tokens, utc_now)
+from publisher.store.common import delivery_from_row as _delivery
+from publisher.store.common import first_detail_per_version, first_of_each_key, job_states, migration_files
+from publisher.store.common import job_from_row as _job
+from publisher.store.common import moment as _moment
+from publisher.store.common import subscriber_from_row as _subscriber
+from publisher.store.interfaces import (BULK_CHANNEL, Clock, Job, Mark, format_time, pick_version_details,
+                                        take_tokens, utc_now)
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,7 +46,6 @@ if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations" / "postgresql"
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Keys per statement of the bulk helpers (each column goes as one array parameter, so this bounds only the
 # size of one statement, not a parameter count).
 _CHUNK = 5000
@@ -109,15 +112,7 @@ def _translated(url: str) -> Iterator[None]:
 
 def migrations() -> list[tuple[int, str, Path]]:
     """``(version, name, path)`` of every PostgreSQL migration, in order."""
-    found = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        match = _NAME.match(path.name)
-        if match:
-            found.append((int(match[1]), path.stem, path))
-    versions = [v for v, _, _ in found]
-    if len(versions) != len(set(versions)):
-        raise PublisherError(f"{MIGRATIONS_DIR}: two migrations share a number")
-    return found
+    return migration_files(MIGRATIONS_DIR)
 
 
 def lock_key(namespace: str, name: str) -> int:
@@ -510,16 +505,6 @@ _KEYS = "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(article, la
 _MATCH_KEY = "d.article = k.article AND d.lang = k.lang AND d.channel = k.channel AND d.target = k.target"
 
 
-def _delivery(row: Mapping[str, Any]) -> Delivery:
-    return Delivery(
-        key=DeliveryKey(row["article"], row["lang"], row["channel"], row["target"]),
-        state=row["state"], remote_id=row["remote_id"], remote_url=row["remote_url"],
-        attempts=row["attempts"], last_error=row["last_error"], created_at=row["created_at"],
-        updated_at=row["updated_at"], detail=json.loads(row["detail"] or "{}"),
-        worker=row["worker"], lease_until=row["lease_until"], lease_exclusive=bool(row["lease_exclusive"]),
-    )
-
-
 # The shared queue's claim: the rows of one bulletin in one state (and, for in_flight, whose lease ran out),
 # by id, locked as they are read and skipping those another worker has locked; returned as they were before.
 _CLAIM_QUEUED = (
@@ -844,39 +829,14 @@ class PostgresLedger:
         return ";".join(f"{row['state']}={row['n']}/{row['last']}" for row in rows)
 
     def _first_per_version(self, sql: str, channel: str) -> dict[tuple[str, str], dict[str, Any]]:
-        # In id order, the first row of each version wins; only the first row's detail is decoded.
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        last_id = 0
-        while True:
-            rows = self.store.execute(sql, (channel, last_id, 1000)).fetchall()
-            for row in rows:
-                version = (row["article"], row["lang"])
-                if version not in found:
-                    found[version] = json.loads(row["detail"] or "{}")
-            if not rows:
-                return found
-            last_id = int(rows[-1]["id"])
+        # In id order, the first row of each version wins.
+        return first_detail_per_version(lambda last_id: self.store.execute(sql, (channel, last_id, 1000)).fetchall())
 
 
 # --- subscribers -------------------------------------------------------------------------------------------
 
 _SUBSCRIBER_COLUMNS = ("id, email, name, lang, status, themes, created_at, confirmed_at, updated_at, status_reason,"
                        " status_at")
-
-
-def _subscriber(row: Mapping[str, Any]) -> Subscriber:
-    from publisher.subscribers import Subscriber
-
-    return Subscriber(
-        email=row["email"], name=row["name"], lang=row["lang"], status=row["status"],
-        themes=[theme for theme in row["themes"].split(",") if theme],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        confirmed_at=datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None,
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        status_reason=row["status_reason"],
-        status_at=datetime.fromisoformat(row["status_at"]) if row["status_at"] else None,
-        id=int(row["id"]),
-    )
 
 
 def _subscriber_filters(status: str | None, lang: str | None, theme: str | None) -> tuple[str, list[Any]]:
@@ -931,13 +891,7 @@ class PostgresSubscribers:
 
     def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
                      confirmed: bool) -> tuple[int, int, list[int]]:
-        first: dict[str, int] = {}
-        repeated: list[int] = []
-        for index, (_, key, _, _) in enumerate(rows):
-            if key in first:
-                repeated.append(index)
-            else:
-                first[key] = index
+        first, repeated = first_of_each_key(rows)
         if not first:
             return 0, 0, repeated
         now = self.store.now()
@@ -1231,18 +1185,6 @@ class PostgresTokenBuckets:
 # --- the job queue ----------------------------------------------------------------------------------------
 
 
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def _job(row: Mapping[str, Any]) -> Job:
-    return Job(id=int(row["id"]), kind=row["kind"], key=row["key"], payload=json.loads(row["payload"] or "{}"),
-               due_at=datetime.fromisoformat(row["due_at"]), state=row["state"], lease_owner=row["lease_owner"],
-               lease_until=_moment(row["lease_until"]), attempts=row["attempts"], last_error=row["last_error"],
-               late_ok=bool(row["late_ok"]), created_at=_moment(row["created_at"]),
-               updated_at=_moment(row["updated_at"]))
-
-
 def _in(values: Sequence[str] | None) -> tuple[str, list[Any]]:
     """`` AND kind = ANY(...)`` for ``values`` (None or empty: no filter)."""
     return (" AND kind = ANY(%s::text[])", [list(values)]) if values else ("", [])
@@ -1380,10 +1322,7 @@ class PostgresJobs:
         return _job(row) if row is not None else None
 
     def list(self, states: Iterable[str] | None = None, kind: str | None = None) -> list[Job]:
-        wanted = list(states) if states is not None else list(JOB_STATES)
-        for state in wanted:
-            if state not in JOB_STATES:
-                raise ValueError(f"unknown job state {state!r}")
+        wanted = job_states(states)
         sql = "SELECT * FROM jobs WHERE state = ANY(%s::text[])"
         values: list[Any] = [wanted]
         if kind is not None:

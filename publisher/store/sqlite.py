@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import json
@@ -17,14 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from publisher.delivery import STATES, Delivery, DeliveryKey, Lease
 from publisher.errors import PublisherError, StorageError
-from publisher.store.interfaces import (BULK_CHANNEL, JOB_STATES, Clock, IndexedFile, IndexEntry, Job, Mark,
+from publisher.store.common import delivery_from_row as _delivery
+from publisher.store.common import first_detail_per_version, first_of_each_key, job_states, migration_files
+from publisher.store.common import job_from_row as _job
+from publisher.store.common import moment as _moment
+from publisher.store.common import subscriber_from_row as _subscriber
+from publisher.store.interfaces import (BULK_CHANNEL, Clock, IndexedFile, IndexEntry, Job, Mark,
                                         format_time, pick_version_details, take_tokens, utc_now)
 
 if TYPE_CHECKING:
     from publisher.subscribers import Subscriber
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations" / "sqlite"
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Rows per multi-row statement: far below SQLite's limit on bound parameters (32766; 999 in old builds).
 _CHUNK = 100
 
@@ -172,15 +175,7 @@ def _rollback(conn: sqlite3.Connection, statement: str = "ROLLBACK") -> None:
 
 def migrations() -> list[tuple[int, str, Path]]:
     """``(version, name, path)`` of every SQLite migration, in order."""
-    found = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        match = _NAME.match(path.name)
-        if match:
-            found.append((int(match[1]), path.stem, path))
-    versions = [v for v, _, _ in found]
-    if len(versions) != len(set(versions)):
-        raise PublisherError(f"{MIGRATIONS_DIR}: two migrations share a number")
-    return found
+    return migration_files(MIGRATIONS_DIR)
 
 
 def connect(
@@ -389,16 +384,6 @@ class SqliteStore:
 
 
 # --- the ledger --------------------------------------------------------------------------------------------
-
-
-def _delivery(row: sqlite3.Row) -> Delivery:
-    # A row of _COLUMNS, unpacked in their order (a look-up by name costs as much as the rest: a bulletin reads
-    # every recipient's row back after adding it); an empty detail is not parsed.
-    (_, article, lang, channel, target, state, remote_id, remote_url, attempts, last_error, detail, created_at,
-     updated_at, worker, lease_until, lease_exclusive) = row
-    return Delivery(DeliveryKey(article, lang, channel, target), state, remote_id, remote_url, attempts, last_error,
-                    created_at, updated_at, {} if not detail or detail == "{}" else json.loads(detail),
-                    worker, lease_until, bool(lease_exclusive))
 
 
 def _check_state(state: str) -> None:
@@ -663,19 +648,8 @@ class SqliteLedger:
     def _first_per_version(
         self, query: Callable[[int], tuple[str, list[Any]]]
     ) -> dict[tuple[str, str], dict[str, Any]]:
-        # In id order, the first row of each version wins: no GROUP BY, so no sort; only the first row's
-        # detail is decoded.
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        last_id = 0
-        while True:
-            rows = self.conn.execute(*query(last_id)).fetchall()
-            for row in rows:
-                version = (row["article"], row["lang"])
-                if version not in found:
-                    found[version] = json.loads(row["detail"] or "{}")
-            if not rows:
-                return found
-            last_id = rows[-1]["id"]
+        # In id order, the first row of each version wins: no GROUP BY, so no sort.
+        return first_detail_per_version(lambda last_id: self.conn.execute(*query(last_id)).fetchall())
 
     def query_plans(self) -> dict[str, list[str]]:
         """``EXPLAIN QUERY PLAN`` of every statement the ledger runs, built as the methods build them (with
@@ -949,26 +923,6 @@ _SUBSCRIBER_COLUMNS = ("id, email, name, lang, status, themes, created_at, confi
                        " status_at")
 
 
-def _subscriber(row: sqlite3.Row) -> Subscriber:
-    # A row ending in _SUBSCRIBER_COLUMNS, unpacked in their order: a bulletin reads every subscriber, and the
-    # look-ups by name (and an import per row) took more than half of this.
-    *_, id_, email, name, lang, status, themes, created_at, confirmed_at, updated_at, status_reason, status_at = row
-    return _subscriber_class()(
-        email, name, lang, status, [theme for theme in themes.split(",") if theme] if themes else [],
-        _from_iso(created_at), _from_iso(confirmed_at) if confirmed_at else None, _from_iso(updated_at),
-        status_reason, _from_iso(status_at) if status_at else None, id_)
-
-
-_from_iso = datetime.fromisoformat
-
-
-@functools.cache
-def _subscriber_class() -> type[Subscriber]:
-    from publisher.subscribers import Subscriber
-
-    return Subscriber
-
-
 class SqliteSubscribers:
     """The ``subscribers`` table (``publisher.store.SubscriberStore``); themes are kept comma-separated."""
 
@@ -1013,13 +967,8 @@ class SqliteSubscribers:
 
     def import_batch(self, rows: Sequence[tuple[str, str, str | None, str]], *, status: str,
                      confirmed: bool) -> tuple[int, int, list[int]]:
-        first: dict[str, int] = {}   # within this batch only: its memory is the batch's, not the file's
-        repeated: list[int] = []
-        for index, (_, key, _, _) in enumerate(rows):
-            if key in first:
-                repeated.append(index)
-            else:
-                first[key] = index
+        # ``first``: within this batch only: its memory is the batch's, not the file's
+        first, repeated = first_of_each_key(rows)
         if not first:
             return 0, 0, repeated
         now = self.store.now()
@@ -1330,19 +1279,6 @@ class SqliteTokenBuckets:
 # --- the job queue ----------------------------------------------------------------------------------------
 
 
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-def _job(row: sqlite3.Row) -> Job:
-    due = datetime.fromisoformat(row["due_at"])
-    return Job(id=row["id"], kind=row["kind"], key=row["key"], payload=json.loads(row["payload"] or "{}"),
-               due_at=due, state=row["state"], lease_owner=row["lease_owner"],
-               lease_until=_moment(row["lease_until"]), attempts=row["attempts"], last_error=row["last_error"],
-               late_ok=bool(row["late_ok"]), created_at=_moment(row["created_at"]),
-               updated_at=_moment(row["updated_at"]))
-
-
 class SqliteJobs:
     """The ``jobs`` table (``publisher.store.Jobs``).
 
@@ -1468,10 +1404,7 @@ class SqliteJobs:
         return _job(row) if row is not None else None
 
     def list(self, states: Iterable[str] | None = None, kind: str | None = None) -> list[Job]:
-        wanted = list(states) if states is not None else list(JOB_STATES)
-        for state in wanted:
-            if state not in JOB_STATES:
-                raise ValueError(f"unknown job state {state!r}")
+        wanted = job_states(states)
         sql = f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(wanted))})"
         values: list[Any] = list(wanted)
         if kind is not None:

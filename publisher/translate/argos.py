@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.packages import ModelPackage
-from publisher.translate.threads import MAX_BATCH_TOKENS, resolve_threads
+from publisher.translate.threads import MAX_BATCH_TOKENS, CT2Options
 
 if TYPE_CHECKING:
     import ctranslate2  # ships no type hints: its classes are Any to mypy
@@ -77,7 +77,7 @@ def _load(package: ModelPackage, mtime: float, threads: int,
     return translator, tokenizer
 
 
-class ArgosTranslator(Translator):
+class ArgosTranslator(Translator, CT2Options):
     """Translate with an installed Argos package: tokenize, CTranslate2 beam search, detokenize."""
 
     name = "argos"
@@ -85,16 +85,10 @@ class ArgosTranslator(Translator):
     def __init__(self, package: ModelPackage, *, beam_size: int = 4, max_tokens: int = 256,
                  threads: int | None = None, replicas: int = 1, max_batch_size: int = MAX_BATCH_TOKENS,
                  batch_type: str = "tokens") -> None:
-        super().__init__(package.from_code, package.to_code)
+        Translator.__init__(self, package.from_code, package.to_code)
+        CT2Options.__init__(self, beam_size=beam_size, max_tokens=max_tokens, threads=threads, replicas=replicas,
+                            max_batch_size=max_batch_size, batch_type=batch_type)
         self.package = package
-        self.beam_size = beam_size
-        self.max_tokens = max_tokens
-        # None: chosen from the cores and the load when the model is first used (publisher.translate.threads);
-        # 0: CTranslate2's own default (the benchmark compares with it)
-        self.threads = threads
-        self.replicas = replicas
-        self.max_batch_size = max_batch_size
-        self.batch_type = batch_type
 
     @property
     def model_id(self) -> str:
@@ -102,10 +96,9 @@ class ArgosTranslator(Translator):
 
     def _model(self) -> tuple[ctranslate2.Translator, _Tokenizer]:
         mtime = (self.package.model_dir / "model.bin").stat().st_mtime
-        if self.threads is None:
-            self.threads = resolve_threads(0)   # once: a translator keeps one loaded model
+        threads = self.load_threads()
         with _load_lock:
-            return _load(self.package, mtime, self.threads, self.replicas)
+            return _load(self.package, mtime, threads, self.replicas)
 
     def translate_batch(self, sentences: Sequence[str]) -> list[str]:
         if not sentences:

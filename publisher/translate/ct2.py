@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.ct2models import NLLB_CODES, CT2Model
-from publisher.translate.threads import MAX_BATCH_TOKENS, resolve_threads
+from publisher.translate.threads import MAX_BATCH_TOKENS, CT2Options
 
 if TYPE_CHECKING:
     import ctranslate2
@@ -43,23 +43,17 @@ def _load(path: Path, source_spm: Path, target_spm: Path, mtime: float, threads:
     return translator, source, target
 
 
-class CT2FolderTranslator(Translator):
+class CT2FolderTranslator(Translator, CT2Options):
     """Translate with an installed Marian or NLLB folder: tokenize, CTranslate2 beam search, detokenize."""
 
     def __init__(self, model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = 4,
                  max_tokens: int = 256, threads: int | None = None, replicas: int = 1,
                  max_batch_size: int = MAX_BATCH_TOKENS, batch_type: str = "tokens") -> None:
-        super().__init__(source_lang, target_lang)
+        Translator.__init__(self, source_lang, target_lang)
+        CT2Options.__init__(self, beam_size=beam_size, max_tokens=max_tokens, threads=threads, replicas=replicas,
+                            max_batch_size=max_batch_size, batch_type=batch_type)
         self.model = model
         self.name = model.kind
-        self.beam_size = beam_size
-        self.max_tokens = max_tokens
-        # None: chosen from the cores and the load when the model is first used (publisher.translate.threads);
-        # 0: CTranslate2's own default (the benchmark compares with it)
-        self.threads = threads
-        self.replicas = replicas
-        self.max_batch_size = max_batch_size
-        self.batch_type = batch_type
 
     @property
     def model_id(self) -> str:
@@ -69,10 +63,9 @@ class CT2FolderTranslator(Translator):
                                sentencepiece.SentencePieceProcessor]:
         source_spm, target_spm = self.model.sentencepiece_paths
         mtime = (self.model.path / "model.bin").stat().st_mtime
-        if self.threads is None:
-            self.threads = resolve_threads(0)   # once: a translator keeps one loaded model
+        threads = self.load_threads()
         with _load_lock:
-            return _load(self.model.path, source_spm, target_spm, mtime, self.threads, self.replicas)
+            return _load(self.model.path, source_spm, target_spm, mtime, threads, self.replicas)
 
     @abstractmethod
     def _source_tokens(self, pieces: list[str]) -> list[str]:

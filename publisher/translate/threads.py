@@ -65,3 +65,26 @@ def auto_threads() -> int:
 def resolve_threads(setting: int) -> int:
     """PUBLISHER_TRANSLATION_THREADS's number, or for ``auto`` (0) the process's choice (``auto_threads``)."""
     return setting if setting > 0 else auto_threads()
+
+
+class CT2Options:
+    """How a CTranslate2 backend (Argos's packages, the Marian and NLLB folders) runs its model, besides the
+    model itself: the beam search, the threads it is loaded with, and how its sentences are batched."""
+
+    def __init__(self, *, beam_size: int = 4, max_tokens: int = 256, threads: int | None = None,
+                 replicas: int = 1, max_batch_size: int = MAX_BATCH_TOKENS, batch_type: str = "tokens") -> None:
+        self.beam_size = beam_size
+        self.max_tokens = max_tokens
+        # None: chosen from the cores and the load when the model is first used (``resolve_threads``);
+        # 0: CTranslate2's own default (the benchmark compares with it)
+        self.threads = threads
+        self.replicas = replicas
+        self.max_batch_size = max_batch_size
+        self.batch_type = batch_type
+
+    def load_threads(self) -> int:
+        """The intra threads to load the model with, chosen on first use and then kept (a translator keeps
+        one loaded model)."""
+        if self.threads is None:
+            self.threads = resolve_threads(0)
+        return self.threads
