@@ -45,8 +45,9 @@ _TIMED_OUT = "no reply: TimeoutError"
 
 # What one read of the socket may take. A buffered protocol reads into this buffer, kept for the connection: a
 # plain Protocol gets a new bytes object per read, which asyncio allocates at 256 KiB (above malloc's mmap
-# threshold: a mmap and a munmap for every reply, ~16 us each, most of the loop's reading).
-READ_BUFFER = 1 << 16
+# threshold: a mmap and a munmap for every reply, ~16 us each, most of the loop's reading). 16 KiB holds
+# hundreds of replies (a longer line is read in several), and 50 connections keep 0.8 MB of them.
+READ_BUFFER = 1 << 14
 
 
 class _SmtpProtocol(asyncio.BufferedProtocol):
