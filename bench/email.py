@@ -2,7 +2,8 @@
 without PIPELINING offered, against smtplib sending one message in a loop.
 
 Usage: python bench/email.py [--n 3000] [--connections N] [--latencies 0,5,20] [--sinks 2]
-                             [--before /work/main] [--profile folder] [--verp]
+                             [--before /tmp/main-tree ...] [--repeat K] [--offer both|yes|no]
+                             [--profile folder] [--verp]
 
 Every send goes to a discarding SMTP sink: aiosmtpd's SMTP protocol in separate processes sharing one port
 (SO_REUSEPORT), with a lean DATA handler that reads the message in one call and throws it away. Each reply
@@ -57,7 +58,9 @@ def run_sink(port: int, latency_ms: float, pipelining: bool) -> None:
     """Serve SMTP on 127.0.0.1:port (shared with the other sink processes) and discard every message.
 
     ``latency_ms``: each reply leaves that long after its command arrived, as over a link with that round trip:
-    replies to commands that arrived together (pipelined) leave together, not one delay after another.
+    replies to commands that arrived together (pipelined) leave together, not one delay after another, and in
+    one write, as an MTA's do (Postfix flushes its replies once it has read every command that came in): the
+    replies due at the same moment (at 0 ms, those of one read) are joined, not sent a segment each.
     ``pipelining``: PIPELINING is offered in the EHLO reply (aiosmtpd reads pipelined commands in order anyway).
     """
     import asyncio
@@ -71,41 +74,67 @@ def run_sink(port: int, latency_ms: float, pipelining: bool) -> None:
         line_length_limit = 1 << 22
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            # asyncio reads a stream socket 256 KiB at a time: a new bytes object that size per read (above
+            # malloc's mmap threshold) costs the sink more than the rest of a reply; 64 KiB reads are plenty.
+            if hasattr(transport, "max_size"):
+                transport.max_size = 1 << 16  # type: ignore[attr-defined]
             super().connection_made(transport)
             loop = asyncio.get_running_loop()
-            self._read_at = loop.time()
+            self._arrived = self._read_at = loop.time()   # the last bytes' arrival; the command's
             self._last_write = 0.0
+            self._out: list[tuple[float, bytes]] = []   # replies not yet written: (when due, bytes)
+            self._flushing = False
             reader = self._reader
             readuntil, readline = reader.readuntil, reader.readline
 
+            # A command arrived with the bytes that ended it: commands that came in one segment (pipelined)
+            # share the moment, so their replies are due together.
             async def timed_readuntil(separator: bytes = b"\n") -> bytes:
                 line = await readuntil(separator)
-                self._read_at = loop.time()
+                self._read_at = self._arrived
                 return line
 
             async def timed_readline() -> bytes:
                 line = await readline()
-                self._read_at = loop.time()
+                self._read_at = self._arrived
                 return line
 
             reader.readuntil = timed_readuntil  # type: ignore[method-assign]
             reader.readline = timed_readline  # type: ignore[method-assign]
 
+        def data_received(self, data: bytes) -> None:
+            self._arrived = asyncio.get_running_loop().time()
+            super().data_received(data)
+
         async def push(self, status: str | bytes) -> None:
             data = (status.encode("utf-8") if isinstance(status, str) else status) + b"\r\n"
-            if not delay:
-                self._writer.write(data)
-                return
             loop = asyncio.get_running_loop()
-            # In order, and never before its command's arrival + the latency. Strictly later than the last one:
-            # asyncio's timer heap does not keep the order of timers due at the same moment.
-            when = max(self._read_at + delay, self._last_write + 1e-6)
+            # In order, and never before its command's arrival + the latency (at 0 ms: once the commands read
+            # so far are answered).
+            when = max(self._read_at + delay, self._last_write)
             self._last_write = when
-            loop.call_at(when, self._write, data)
+            self._out.append((when, data))
+            if not self._flushing:
+                self._flushing = True
+                if delay:
+                    loop.call_at(when, self._flush)
+                else:
+                    loop.call_soon(self._flush)
 
-        def _write(self, data: bytes) -> None:
-            if not self._writer.is_closing():
-                self._writer.write(data)
+        def _flush(self) -> None:
+            """Write every reply now due in one write; wait for the next one's moment if any is left."""
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            due = 0
+            while due < len(self._out) and self._out[due][0] <= now:
+                due += 1
+            if due and not self._writer.is_closing():
+                self._writer.write(b"".join(data for _, data in self._out[:due]))
+            del self._out[:due]
+            if self._out:
+                loop.call_at(self._out[0][0], self._flush)
+            else:
+                self._flushing = False
 
         async def smtp_EHLO(self, hostname: str) -> None:
             if not pipelining:
@@ -159,6 +188,18 @@ def start_sinks(count: int, latency_ms: float, pipelining: bool) -> tuple[int, l
     for sink in sinks:
         assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
     return port, sinks
+
+
+def sink_cpu(sinks: list[subprocess.Popen[str]]) -> float:
+    """CPU seconds (user + system) the sink processes have used so far (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    for sink in sinks:
+        try:
+            fields = Path(f"/proc/{sink.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def stop_sinks(sinks: list[subprocess.Popen[str]]) -> None:
@@ -325,9 +366,15 @@ def main() -> None:
     parser.add_argument("--latencies", default="0,5,20", help="reply latencies of the sinks in ms (default 0,5,20)")
     parser.add_argument("--baseline-n", type=int, default=3000, help="most messages the baseline sends")
     parser.add_argument("--sinks", type=int, default=2, help="sink processes sharing the port (default 2)")
-    parser.add_argument("--before", type=Path, default=None,
-                        help="also run the publisher source tree at this path (e.g. the main branch) for comparison")
-    parser.add_argument("--before-connections", type=int, default=4, help="SMTP_CONNECTIONS for --before")
+    parser.add_argument("--before", type=Path, action="append", default=[],
+                        help="also run the publisher source tree at this path (e.g. a `git archive` of the main "
+                             "branch) for comparison, right after this tree at each latency; may be given again")
+    parser.add_argument("--before-connections", type=int, default=None,
+                        help="SMTP_CONNECTIONS for --before (default: that tree's default)")
+    parser.add_argument("--offer", choices=("both", "yes", "no"), default="both",
+                        help="run with PIPELINING offered (yes), not offered (no) or both (default)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each tree this many times at each latency, interleaved (default 1)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a pyinstrument profile of each publisher run into this folder")
     parser.add_argument("--verp", action="store_true",
@@ -367,7 +414,7 @@ def main() -> None:
         run = 0
         for latency in latencies:
             base_rate = None
-            for offered in (False, True):
+            for offered in [o for o in (False, True) if args.offer in ("both", "yes" if o else "no")]:
                 port, sinks = start_sinks(args.sinks, latency, offered)
                 try:
                     if base_rate is None:   # smtplib never pipelines: one baseline per latency
@@ -379,10 +426,10 @@ def main() -> None:
                         figures.append(f"{latency:g} ms: smtplib baseline {base_rate:,.1f} msg/s ({base_sent:,} sent)")
                     trees: list[tuple[str, Path | None, int | None]] = [
                         (f"publisher, {args.connections or 'default'} connections", None, args.connections)]
-                    if args.before is not None:
-                        trees.append((f"before (--before), {args.before_connections} connections", args.before,
-                                      args.before_connections))
-                    for label, src, connections in trees:
+                    for before in args.before:
+                        trees.append((f"{before} (--before), {args.before_connections or 'default'} connections",
+                                      before, args.before_connections))
+                    for label, src, connections in trees * args.repeat:   # interleaved: new, before, new, before...
                         run += 1
                         if src is None:
                             root = make_site(Path(folder), args.n, port, connections, f"site{run}", verp=args.verp)
@@ -393,9 +440,11 @@ def main() -> None:
                                  "name": f"site{run}", "verp": args.verp})], check=True)
                         profile = None
                         if args.profile is not None:
-                            profile = args.profile / f"{'before' if src else 'new'}-{latency:g}ms-" \
+                            profile = args.profile / f"{run}-{'before' if src else 'new'}-{latency:g}ms-" \
                                                      f"{'pipelining' if offered else 'plain'}.txt"
+                        sink_before = sink_cpu(sinks)
                         result = run_publisher(root, src, profile)
+                        sink_us = (sink_cpu(sinks) - sink_before) / max(int(result["sent"]), 1) * 1e6  # type: ignore[call-overload]
                         sent = int(result["sent"])  # type: ignore[call-overload]
                         rate = sent / float(result["seconds"])  # type: ignore[arg-type]
                         cpu_us = float(result["cpu"]) / max(sent, 1) * 1e6  # type: ignore[arg-type]
@@ -405,14 +454,16 @@ def main() -> None:
                         main_us = float(result.get("main_cpu", 0.0)) / max(sent, 1) * 1e6  # type: ignore[arg-type]
                         main_sending = float(result.get("main_sending_cpu", 0.0))  # type: ignore[arg-type]
                         main_sending_us = main_sending / max(sent, 1) * 1e6
-                        rows.setdefault(label, {})[(latency, offered)] = f"{rate:,.0f} ({rate / base_rate:.1f})"
+                        cell = rows.setdefault(label, {}).get((latency, offered))
+                        rows[label][(latency, offered)] = (cell + ", " if cell else "") + \
+                            f"{rate:,.0f} ({rate / base_rate:.1f})"
                         figures.append(f"{latency:g} ms, PIPELINING {'offered' if offered else 'not offered'}, "
                                        f"{label}: {rate:,.0f} msg/s, {sent:,} sent of {args.n:,}, "
                                        f"client CPU {cpu_us:,.0f} us/msg ({sending_us:,.0f} us/msg after the "
                                        f"{startup:.1f} s of start-up: {main_sending_us:,.0f} on the pipeline's "
                                        f"thread, {sending_us - main_sending_us:,.0f} on the SMTP loop's; "
                                        f"{main_us:,.0f} us/msg on the pipeline's thread, start-up included), "
-                                       f"peak {peak:.0f} MB, load {os.getloadavg()[0]:.1f}")
+                                       f"peak {peak:.0f} MB; the sinks' CPU {sink_us:,.0f} us/msg; load {os.getloadavg()[0]:.1f}")
                         print(figures[-1], flush=True)
                 finally:
                     stop_sinks(sinks)

@@ -426,7 +426,9 @@ def decide(channel: Channel, row: Delivery | None, planned: Planned, ctx: Channe
         return "already_sent"
     if planned.skip is not None or planned.rendition is None:
         return "skipped"
-    if row is not None and not channel.idempotent and row.leased_elsewhere(ctx.lease, _now(ctx)):
+    # (the clock read only for a row in flight: a bulletin decides every recipient's row, most of them pending)
+    if state == "in_flight" and not channel.idempotent and row is not None \
+            and row.leased_elsewhere(ctx.lease, _now(ctx)):
         return "leased"   # its worker is alive and sending it: neither ours nor in doubt
     if state in ("in_flight", "unconfirmed") and not channel.idempotent:
         if channel.in_doubt == "resend":

@@ -55,6 +55,8 @@ class Verp:
         self.clock = clock
         self._prefix = f"{self.local.lower()}+"
         self._key: bytes | None = None          # the signature's key, derived once (one address per reader)
+        self._digest: Callable[[bytes, bytes, str], bytes] | None = None   # hmac.digest, once imported
+        self._base32: Callable[[bytes], str] | None = None                 # tokens.base32_start, likewise
         self._day: tuple[int, str] = (-1, "")   # the day last used, and its base 36
 
     @classmethod
@@ -109,11 +111,13 @@ class Verp:
         return found
 
     def _sign(self, ids: str, email: str) -> str:
-        """``tokens.short_signature(site, "bounce", "<ids>.<address>")``, with the key kept."""
-        import hmac
+        """``tokens.short_signature(site, "bounce", "<ids>.<address>")``, with the key kept (and the functions:
+        an import statement per reader costs as much as the HMAC)."""
+        if self._key is None or self._digest is None or self._base32 is None:
+            import hmac
 
-        from publisher.tokens import _short_key, base32_start
+            from publisher.tokens import _short_key, base32_start
 
-        if self._key is None:
             self._key = _short_key(PURPOSE, self.site.secret_key)
-        return base32_start(hmac.digest(self._key, f"{ids}.{email.lower()}".encode("utf-8"), "sha256"))
+            self._digest, self._base32 = hmac.digest, base32_start
+        return self._base32(self._digest(self._key, f"{ids}.{email.lower()}".encode("utf-8"), "sha256"))

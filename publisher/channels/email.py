@@ -7,8 +7,9 @@ The pipeline keeps the "never twice" rule (``publisher/pipeline.py``); what this
 * ``in_doubt = "resend"``: a recipient left ``in_flight`` by a crash gets the bulletin again (a reader would
   rather get it twice than never) and is reported as a possible duplicate, as is a message re-sent after a
   connection was lost once the whole message had left;
-* the sending session (``open``) keeps at most ``SMTP_CONNECTIONS`` x ``SMTP_MESSAGES_PER_CONNECTION`` recipients
-  in flight (its ``capacity``; ``SMTP_CONNECTIONS`` when the server does not offer PIPELINING),
+* the sending session (``open``) keeps at most ``SMTP_CONNECTIONS`` x (``SMTP_MESSAGES_PER_CONNECTION`` + 1)
+  recipients in flight (its ``capacity``: those on the wire and one per connection claimed ahead, waiting for
+  it; ``SMTP_CONNECTIONS`` x 2 when the server does not offer PIPELINING),
   so a crash or ``kill -9`` leaves at most that many in doubt, paced to ``SMTP_RATE_PER_SECOND`` (a rate every
   worker shares, through a token bucket in the database: ``ctx.rates``, bucket ``rate_bucket()``); a 5xx about
   the recipient is a permanent failure (a 550/551/553 to RCPT also marks the address bounced);
@@ -352,8 +353,8 @@ class EmailChannel(Channel):
     # --- sending ----------------------------------------------------------------------------------------------
 
     def open(self, renditions: Sequence[Rendition], ctx: ChannelContext) -> BulletinSender:
-        """A session over the SMTP sender (SMTP_CONNECTIONS x SMTP_MESSAGES_PER_CONNECTION in flight with
-        PIPELINING, SMTP_CONNECTIONS without), an ESP's API (``publisher/mail/esp.py``) or the Maildir (one)."""
+        """A session over the SMTP sender (SMTP_CONNECTIONS x (SMTP_MESSAGES_PER_CONNECTION + 1) in flight with
+        PIPELINING, SMTP_CONNECTIONS x 2 without), an ESP's API (``publisher/mail/esp.py``) or the Maildir (one)."""
         from publisher.mail.maildir import MaildirTransport
         from publisher.mail.message import MessageBuilder
         from publisher.mail.settings import SMTP_MESSAGES_PER_CONNECTION

@@ -16,7 +16,8 @@ SMTP_SECURITY = Setting("SMTP_SECURITY", "How the connection is protected: start
                         default="starttls", choices=("starttls", "ssl", "none"))
 SMTP_CONNECTIONS = Setting("SMTP_CONNECTIONS", "Most SMTP connections open at once (opened as the run needs them; "
                            "50 suits an ESP such as Amazon SES or Postmark; lower it to 2-4 for a strict relay). "
-                           "The most recipients in doubt after a crash is this times SMTP_MESSAGES_PER_CONNECTION.",
+                           "The most recipients in doubt after a crash is this times (SMTP_MESSAGES_PER_CONNECTION + 1): "
+                           "one more per connection is claimed ahead, waiting for it.",
                            default=50, parse=parse_positive_int)
 SMTP_MESSAGES_PER_CONNECTION = Setting(
     "SMTP_MESSAGES_PER_CONNECTION", "Messages in flight on one connection when the server offers PIPELINING: 2 "

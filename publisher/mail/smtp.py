@@ -205,12 +205,17 @@ class SmtpSender:
 
     Use as a context manager. `submit()` never blocks and `next_outcome()` waits for the next outcome (a caller
     that is full, for a batch of them: see `gather_share`), so the pipeline's synchronous session keeps
-    working; the caller keeps at most `capacity` jobs outstanding: `connections`, times `depth` (2) when the
-    server offers PIPELINING (RFC 2920), where the next message's MAIL FROM, RCPT TO and DATA ride in the same
-    write as the previous message's body and every reply is checked in order. Without PIPELINING each command
-    waits for its reply (depth 1). Connections are opened as the jobs need them, so a short list never opens
-    fifty. `build(job) -> (bytes, Message-ID)` makes each message on the loop's thread. `breaker` failures in a
-    row (0: never) halt the sender; so does a refusal of the sender (see the module docstring).
+    working; the caller keeps at most `capacity` jobs outstanding: `connections` times the messages on one
+    connection's wire plus `reserve` (1) waiting for it. On the wire: `depth` (2) when the server offers
+    PIPELINING (RFC 2920), where the next message's MAIL FROM, RCPT TO and DATA ride in the same write as the
+    previous message's body and every reply is checked in order; 1 without it (each command waits for its
+    reply). The reserve is claimed ahead: a connection whose message was just answered finds the next one
+    waiting instead of sending a body alone (a round trip more) or standing idle while the pipeline's thread
+    marks a batch of outcomes and claims the next. So a crash leaves at most `capacity` in doubt:
+    ``connections x (depth + reserve)``, 150 at the defaults (2 x connections without PIPELINING).
+    Connections are opened as the jobs need them, so a short list never opens fifty. `build(job) -> (bytes,
+    Message-ID)` makes each message on the loop's thread. `breaker` failures in a row (0: never) halt the
+    sender; so does a refusal of the sender (see the module docstring).
     """
 
     server: SmtpServer
@@ -220,6 +225,7 @@ class SmtpSender:
     sleep: Callable[[float], None] = time.sleep     # the 4xx backoff; tests pass one that only records
     breaker: int = 5
     depth: int = 2                                   # messages in flight on one connection with PIPELINING
+    reserve: int = 1                                 # messages per connection claimed ahead, waiting for one
     # `build`'s message already as the DATA body (what `dot_stuffed` makes of it), when the builder can make
     # it for less: MessageBuilder stuffs the parts every recipient shares once per bulletin.
     build_data: Callable[[SendJob], tuple[bytes, str]] | None = None
@@ -250,7 +256,7 @@ class SmtpSender:
         self._pipelining = False
         self._hostname = "localhost"
         self._tls: ssl.SSLContext | None = None
-        self.capacity = self.connections
+        self.capacity = self.connections * (1 + max(0, self.reserve))
 
     @property
     def halted(self) -> str | None:
@@ -279,7 +285,8 @@ class SmtpSender:
             self._shut_down()
             raise
         self._pipelining = probe.pipelining
-        self.capacity = self.connections * (max(1, self.depth) if self._pipelining else 1)
+        wire = max(1, self.depth) if self._pipelining else 1
+        self.capacity = self.connections * (wire + max(0, self.reserve))
         asyncio.run_coroutine_threadsafe(self._start(probe), loop).result()
         return self
 

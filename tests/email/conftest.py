@@ -90,10 +90,16 @@ class SmtpServer:
     pipelining: bool = False
 
     @property
-    def capacity_per_connection(self) -> int:
-        """Messages the sender keeps in flight on one connection to this server (SMTP_MESSAGES_PER_CONNECTION's
+    def wire_per_connection(self) -> int:
+        """Messages the sender keeps on one connection's wire to this server (SMTP_MESSAGES_PER_CONNECTION's
         default 2 with PIPELINING, else 1)."""
         return 2 if self.pipelining else 1
+
+    @property
+    def capacity_per_connection(self) -> int:
+        """Recipients the sender holds in flight per connection to this server, so at most in doubt after a
+        crash: those on the wire and one claimed ahead, waiting for the connection (SmtpSender.reserve)."""
+        return self.wire_per_connection + 1
 
 
 def pipelining_smtp_class() -> Any:

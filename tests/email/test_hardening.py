@@ -367,7 +367,7 @@ def test_the_breaker_counts_4xx_answers_across_connections(smtp_site: Site, smtp
 
     assert reports[-1].state == "stopped"
     assert "451 4.7.1 Greylisted, try again later (at DATA)" in reports[-1].note
-    in_flight = 3 * smtp_server.capacity_per_connection         # SMTP_CONNECTIONS=3, 2 each with PIPELINING
+    in_flight = 3 * smtp_server.wire_per_connection             # SMTP_CONNECTIONS=3, 2 each with PIPELINING
     assert sum(smtp_server.handler.deferred.values()) < 5 + in_flight   # the breaker's 5, and what was in flight
     # One recipient may have run its whole ladder (4 tries) before the 5th failure in a row: failed, not for
     # good (a later run tries again); nobody else did.

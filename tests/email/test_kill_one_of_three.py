@@ -73,7 +73,7 @@ def test_kill_9_of_one_of_three_workers_mid_bulletin(smtp_site: Site, smtp_serve
     victim.wait()
     in_flight = {target for target, state, worker, _ in rows(smtp_site) if mark in worker and state == "in_flight"}
     # Its claimed batch, and what its connections still had of the batch before (claimed as the last of it went
-    # out): SMTP_CONNECTIONS=3 x 2 messages each with PIPELINING.
+    # out): SMTP_CONNECTIONS=3 x (2 messages each with PIPELINING + 1 claimed ahead).
     assert 0 < len(in_flight) <= BATCH + 3 * smtp_server.capacity_per_connection
     assert sum(smtp_server.handler.received().values()) < READERS, "the bulletin was over before the kill"
 

@@ -44,10 +44,10 @@ def gate(server: SmtpServer) -> threading.Event:
 class WorkerThread(threading.Thread):
     """``publisher worker --until-idle`` on a thread, on a Site (and database connection) of its own."""
 
-    def __init__(self, site: Site, batch_size: int = 5) -> None:
+    def __init__(self, site: Site, batch_size: int = 5, poll: float = 0.05) -> None:
         super().__init__(daemon=True)
         self.site = Site(site.root)
-        self.worker = Worker(self.site, poll=0.05, batch_size=batch_size)
+        self.worker = Worker(self.site, poll=poll, batch_size=batch_size)
         self.runs: list[JobRun] = []
         self.error: BaseException | None = None
 
@@ -258,7 +258,10 @@ def test_cancelling_the_queued_job_stops_the_workers_and_leaves_the_rest_pending
     assert cli("publish", ARTICLE, "--channel", "email", "--queue").exit_code == 0
     [job] = smtp_site.store().jobs.list(["pending"], kind="send")
     opened = gate(smtp_server)
-    worker = WorkerThread(smtp_site, batch_size=6)
+    # The worker looks the job up once per poll interval: with 0.05 s, a sender that sends the 30 within one
+    # interval of its last look (one message per connection claimed ahead, no wait at each batch) never sees
+    # the cancel. Poll 0: it looks at every turn of its loop, so the first outcome after the cancel stops it.
+    worker = WorkerThread(smtp_site, batch_size=6, poll=0.0)
     worker.start()
     wait_for(lambda: bool(holders(smtp_site)), "the worker claims a batch")
     assert cli("schedule", "cancel", str(job.id)).exit_code == 0

@@ -94,7 +94,8 @@ def test_kill_9_of_the_worker_mid_bulletin_then_a_restart_loses_and_skips_nothin
     assert set(received) == everyone                              # nobody skipped
     twice = {address for address, count in received.items() if count > 1}
     # At most those in flight at the kill: every connection's messages claimed and not yet marked (two each
-    # with PIPELINING, SMTP_MESSAGES_PER_CONNECTION), whose final dot the server may have answered.
+    # with PIPELINING, SMTP_MESSAGES_PER_CONNECTION, and one claimed ahead), whose final dot the server may
+    # have answered.
     in_flight = CONNECTIONS * smtp_server.capacity_per_connection
     assert max(received.values()) <= 2 and len(twice) <= in_flight
     done = smtp_site.store().jobs.get(job.id)
