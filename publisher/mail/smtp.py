@@ -256,7 +256,12 @@ class SmtpSender:
         self._pipelining = False
         self._hostname = "localhost"
         self._tls: ssl.SSLContext | None = None
-        self.capacity = self.connections * (1 + max(0, self.reserve))
+        self.capacity = self._capacity(pipelining=False)
+
+    def _capacity(self, pipelining: bool) -> int:
+        """Jobs the caller may keep outstanding: per connection, those on its wire plus the reserve."""
+        wire = max(1, self.depth) if pipelining else 1
+        return self.connections * (wire + max(0, self.reserve))
 
     @property
     def halted(self) -> str | None:
@@ -285,8 +290,7 @@ class SmtpSender:
             self._shut_down()
             raise
         self._pipelining = probe.pipelining
-        wire = max(1, self.depth) if self._pipelining else 1
-        self.capacity = self.connections * (wire + max(0, self.reserve))
+        self.capacity = self._capacity(self._pipelining)
         asyncio.run_coroutine_threadsafe(self._start(probe), loop).result()
         return self
 
