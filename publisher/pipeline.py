@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from publisher.channels.base import Channel, ChannelContext, Decision, Result, iter_batches
+from publisher.channels.base import Channel, ChannelContext, Decision, Result, Results, iter_batches
 from publisher.delivery import (Attempt, Delivery, DeliveryReport, Lease, LockRequest, LookupFailed,
                                 LookupUnsupported, Outcome, Planned, Rendition)
 
@@ -454,7 +454,7 @@ def plan(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: Cha
     return results
 
 
-def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> list[Result]:
+def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext) -> Results:
     """Claim, send and mark every delivery the renditions make, at most ``sender.capacity`` in flight.
 
     The outcomes that arrived together and the attempts about to start are written in one transaction, so a
@@ -462,7 +462,7 @@ def send_all(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx:
     """
     ledger = site.ledger()
     audience = site.subscribers()
-    results: list[Result] = []
+    results = Results(channel.tally)   # a bulletin's recipients as counts: memory flat in the audience
     with _Leases(site, ctx) as leases, channel.open(renditions, ctx) as sender, \
             _progress(channel, renditions, ctx) as advance:
         todo = _attempts(site, channel, renditions, ctx, results, advance)
@@ -914,7 +914,7 @@ def _schedule_retries(site: Site, channel: Channel, batch: Batch, results: Seque
 
 
 def _attempts(site: Site, channel: Channel, renditions: Sequence[Rendition], ctx: ChannelContext,
-              results: list[Result], advance: Any) -> Iterator[Attempt]:
+              results: Results | list[Result], advance: Any) -> Iterator[Attempt]:
     """The attempts to make, in plan order, decided from the ledger one batch of planned deliveries at a time;
     every other decision becomes a result (and a ``skipped`` row) at once."""
     ledger = site.ledger()

@@ -11,9 +11,9 @@ the ``ChannelContext``, through the protocols of ``publisher.delivery``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from publisher.delivery import (Attempt, Audience, Clock, DeliveryKey, DeliveryReport, Found, Lease, LockRequest,
                                 LookupUnsupported, Outcome, Planned, PublishedVersions, RenderCache, Rendition,
@@ -75,6 +75,53 @@ class Result:
             return self.outcome.state
         return {"already_sent": "sent", "in_doubt": "unconfirmed", "verify": "unconfirmed",
                 "skipped": "skipped", "not_retried": "failed", "leased": "in_flight"}.get(self.decision, "pending")
+
+
+class Results(Sequence[Result]):
+    """What one channel's run did, in the order it happened. Where the channel says a result only counts
+    (``Channel.tally``: a bulletin's recipients), the first of those alike stands for all of them, so a run to
+    200,000 subscribers keeps a few results and their counts, not 200,000 (memory flat in the audience)."""
+
+    def __init__(self, tally: Callable[[Result], Hashable | None]) -> None:
+        self._tally = tally
+        self._items: list[Result | list[Any]] = []   # a result, or [the first of those alike, how many]
+        self._alike: dict[Hashable, list[Any]] = {}
+        self._len = 0
+
+    def append(self, result: Result) -> None:
+        self._len += 1
+        key = self._tally(result)
+        if key is None:
+            self._items.append(result)
+        elif (slot := self._alike.get(key)) is not None:
+            slot[1] += 1
+        else:
+            self._alike[key] = slot = [result, 1]
+            self._items.append(slot)
+
+    def __iter__(self) -> Iterator[Result]:
+        for item in self._items:
+            if isinstance(item, Result):
+                yield item
+            else:
+                for _ in range(item[1]):
+                    yield item[0]
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def kept(self) -> int:
+        """How many results are held (the others are counted against one alike)."""
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Result: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Result]: ...
+
+    def __getitem__(self, index: int | slice) -> Result | Sequence[Result]:
+        return list(self)[index]
 
 
 class Sender:
@@ -243,6 +290,11 @@ class Channel:
             return result.previous_url
         return f"{self.name}:{result.key.target}"
 
+    def tally(self, result: Result) -> Hashable | None:
+        """What of ``result`` the report uses, where only that counts (``Results``); None: keep it whole (every
+        delivery a line of its own, the default)."""
+        return None
+
     def report(self, results: Sequence[Result], ctx: ChannelContext) -> list[DeliveryReport]:
         """The lines of the ``publish`` table for this channel's results: one per delivery by default."""
         reports = []
@@ -274,5 +326,5 @@ def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-__all__ = ["Channel", "ChannelContext", "Decision", "DeliveryReport", "Result", "Rendition", "Sender",
+__all__ = ["Channel", "ChannelContext", "Decision", "DeliveryReport", "Result", "Results", "Rendition", "Sender",
            "done_before", "iter_batches"]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -403,6 +403,17 @@ class EmailChannel(Channel):
         return "email:maildir"
 
     # --- the report -------------------------------------------------------------------------------------------
+
+    def tally(self, result: Result) -> Hashable | None:
+        """A recipient's result counts, it is not a line of its own: what ``report`` reads of it (a halt, with
+        its time to retry, is kept whole)."""
+        outcome = result.outcome
+        if outcome is None:
+            return result.key.article, result.key.lang, result.decision, result.previous_state
+        if outcome.halt:
+            return None
+        return (result.key.article, result.key.lang, result.decision, result.previous_state, outcome.state,
+                outcome.possible_duplicate, outcome.bounced, outcome.error)
 
     def report(self, results: Sequence[Result], ctx: ChannelContext) -> list[DeliveryReport]:
         """One line per bulletin and subscriber language: how many were sent, skipped, failed and why."""
