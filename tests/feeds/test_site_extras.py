@@ -183,3 +183,34 @@ def test_keep_words_holds_a_punctuated_korean_word_together() -> None:
     assert keep_words(html, "en") == html                               # only Korean
     # Plain text (a title) is escaped first: its markup stays text.
     assert keep_words("센터(UNPOG)는 <b>", "ko") == Markup('<span class="nobr">센터(UNPOG)는</span> &lt;b&gt;')
+
+
+def test_keep_words_possessive_pattern_matches_as_the_backtracking_one_did(site: Site) -> None:
+    """The possessive pattern (no backtracking) wraps exactly the words the plain pattern wrapped, and an index
+    row's title or summary (plain text) is what keep_words gives."""
+    import random
+    import re
+    from datetime import datetime, timezone
+
+    from markupsafe import Markup
+
+    from publisher.article import Article
+    from publisher.formatters.pages import _NOBR, _PUNCTUATED_HANGUL, index_rows, keep_words
+
+    backtracking = re.compile(r"(?<!\S)(?=[^\s<>]*[\uac00-\ud7a3])(?=[^\s<>]*[^\s<>\w])[^\s<>]{2,24}(?!\S)")
+    rnd = random.Random(18)
+    alphabet = "가나한글 \t\n<>()“”·.,a1_&;#'\"\u00a0\u3000é"
+    texts = ["센터(UNPOG)는", "아시아·태평양", "것”이라고", "(" + "가" * 23 + ")", "(" + "가" * 30 + ")는", "a(b)c 가"]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
+    wrapped = 0
+    for text in texts:
+        expected = backtracking.sub(_NOBR, text)
+        assert _PUNCTUATED_HANGUL.sub(_NOBR, text) == expected, text
+        wrapped += expected != text
+    assert wrapped > 1000   # the random texts do have words to wrap
+
+    article = Article(slug="s", lang="ko", title="센터(UNPOG)는 <b> “공공기관”", summary="강화”를 주제로",
+                      date=datetime(2024, 5, 1, tzinfo=timezone.utc), body="")
+    row = index_rows([article], "ko", site)[0]
+    assert (row.title, row.summary) == (keep_words(article.title, "ko"), keep_words(article.summary, "ko"))
+    assert row.title == Markup('<span class="nobr">센터(UNPOG)는</span> &lt;b&gt; <span class="nobr">“공공기관”</span>')
