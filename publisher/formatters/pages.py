@@ -174,15 +174,20 @@ def index_rows(articles: Sequence[Listed], lang: str, site: Site) -> list[IndexR
     langs: dict[str, Markup] = {}
     # keep_words of a language other than Korean is the text escaped (its function call and import per field
     # were a third of the rows' time); Korean wraps its punctuated words, a plain text (no tag once escaped) in
-    # one substitution, without keep_words' call and import per field
+    # one substitution, without keep_words' call and import per field, and none without punctuation
     words: Callable[[Any], Markup] = escape
     if lang == "ko":
-        nobr = _PUNCTUATED_HANGUL.sub
+        punctuated = _PUNCTUATION.search
+        nobr = _PUNCTUATED_HANGUL.subn
 
         def words(text: Any) -> Markup:
             if isinstance(text, Markup):
                 return keep_words(text, "ko")
-            return Markup(nobr(_NOBR, str(escape(text))))
+            escaped = escape(text)
+            if punctuated(escaped) is None:
+                return escaped
+            wrapped, count = nobr(_nobr, escaped)
+            return Markup(wrapped) if count else escaped
     safe_slug = SLUG_RE.match
     make = tuple.__new__   # IndexRow(...) without its Python-level __new__, 10,000 times
     rows: list[IndexRow] = []
@@ -284,8 +289,13 @@ _TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
 # next character would be no space either): the same matches in half the time of the backtracking pattern.
 _PUNCTUATED_HANGUL = re.compile(
     r"(?<!\S)(?=[^\s<>\uac00-\ud7a3]*+[\uac00-\ud7a3])(?=\w*+[^\s<>\w])[^\s<>]{2,24}+(?!\S)")
+_PUNCTUATION = re.compile(r"[^\s\w]")   # a text without any has no word to wrap
 _VERBATIM = ("pre", "code", "script", "style", "textarea")
-_NOBR = r'<span class="nobr">\g<0></span>'
+
+
+def _nobr(word: re.Match[str]) -> str:
+    # a function, not the template r'...\g<0>...': re.sub parses a template at each call (in Python)
+    return f'<span class="nobr">{word[0]}</span>'
 
 
 def keep_words(html_text: Any, lang: str) -> Markup:
@@ -298,7 +308,7 @@ def keep_words(html_text: Any, lang: str) -> Markup:
         return html_text if isinstance(html_text, Markup) else escape(html_text)
     source = str(html_text) if isinstance(html_text, Markup) else str(escape(html_text))
     if "<" not in source:   # no tag (plain text, as index pages' titles and summaries): one run of text
-        return Markup(_PUNCTUATED_HANGUL.sub(_NOBR, source))
+        return Markup(_PUNCTUATED_HANGUL.sub(_nobr, source))
     parts = _TAG_OR_TEXT.split(source)
     verbatim = 0
     for index, part in enumerate(parts):
@@ -308,7 +318,7 @@ def keep_words(html_text: Any, lang: str) -> Markup:
                 verbatim += -1 if part.startswith("</") else 1
             continue
         if verbatim <= 0 and part:
-            parts[index] = _PUNCTUATED_HANGUL.sub(_NOBR, part)
+            parts[index] = _PUNCTUATED_HANGUL.sub(_nobr, part)
     return Markup("".join(parts))
 
 
