@@ -1543,8 +1543,8 @@ class SqliteContentIndex(_CacheFile):
         rows = self._connection().execute(
             f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM listed WHERE slug IS NOT NULL"
         ).fetchall()
-        make = IndexEntry._make
-        return {row[0]: make(row) for row in rows}   # one pass: each row made and keyed
+        make = tuple.__new__   # IndexEntry._make without its Python-level call, 20,000 times
+        return {row[0]: make(IndexEntry, row) for row in rows}   # one pass: each row made and keyed
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:
         listed, parsed = [], []
