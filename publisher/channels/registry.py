@@ -28,8 +28,8 @@ _declared: dict[str, EntryPoint] | None = None
 _loaded: dict[str, type[Channel]] = {}
 
 # importlib.metadata's reading of an entry point's value: "module", "module:attr" or "module:attr [extras]"
-_TARGET = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
-_DIST_FOLDER = re.compile(r"(?P<name>[^-]+)(-[^/]*)?\.(dist-info|egg-info)$", re.IGNORECASE)
+# (compiled when a channel is first loaded, not at import)
+_TARGET = r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class EntryPoint:
         """The object the value names, its module imported now."""
         import importlib
 
-        match = _TARGET.match(self.value)
+        match = re.match(_TARGET, self.value)
         if match is None:
             raise ValueError(f"not an entry point target: {self.value!r}")
         loaded = importlib.import_module(match.group("module"))
@@ -72,10 +72,11 @@ def _group_entry_points(group: str) -> list[EntryPoint]:
         except OSError:   # a path entry that is no folder (or gone)
             continue
         for folder in names:
-            match = _DIST_FOLDER.match(folder)
-            if match is None:
+            stem, ext = os.path.splitext(folder)
+            if ext.lower() not in (".dist-info", ".egg-info"):
                 continue
-            dist = re.sub(r"[-_.]+", "_", match.group("name")).lower()
+            # the distribution's name as importlib.metadata normalises it: before the first "-" of the stem
+            dist = re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()
             if dist in seen:
                 continue
             seen.add(dist)
