@@ -16,7 +16,7 @@ from publisher.errors import ContentError, NotFound, PublisherError
 
 if TYPE_CHECKING:
     from publisher.site import Site
-    from publisher.store import ContentIndex, IndexEntry
+    from publisher.store import ContentIndex, IndexedFile, IndexEntry
 
 TRANSLATION_STATUSES = ("original", "human", "machine", "reviewed")
 MANDATORY_PROPERTIES = ("title", "date")
@@ -912,7 +912,8 @@ def catalog_of(site: Site, library: Library) -> Catalog:
 
 def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
     """Every file of ``content/`` (those of ``listing``, default a new one), each as this process parsed it,
-    else as the content index lists it when unchanged (no body read), else parsed (and indexed)."""
+    else as the content index lists it when unchanged (no body read), else parsed (and indexed). One pass over
+    the files: the index is read at the first file this process has not parsed (every file, in a new one)."""
     from publisher.errors import StorageError
 
     if listing is None:
@@ -920,62 +921,73 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
     prefix = f"{site.content_dir}{os.sep}"
     context = index_context(site)
     trusted_before = listing.trusted_before
-    found: list[Listed | None] = []
-    misses: list[int] = []
-    for position, (name, size, mtime_ns) in enumerate(listing.files):
-        known = _PARSED.get(name)
-        if size >= 0 and known is not None and known[:3] == (size, mtime_ns, context) \
-                and _image_still_there(known[3], site):
-            found.append(known[3])
-        else:
-            found.append(None)
-            misses.append(position)
-    if misses:
-        index: ContentIndex | None = _open_index(site)
-        try:
-            try:
-                indexed = {entry.path: entry for entry in index.entries()} if index is not None else {}
-            except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
-                index, indexed = None, {}
-            fresh = []
-            keys: list[str] = []   # of every file missed (all of them in a new process), for keep_only below
-            for position in misses:
-                name, size, mtime_ns = listing.files[position]
-                key = _relative_key(prefix, name)
-                keys.append(key)
-                key = key if size >= 0 else ""
-                entry = indexed.get(key) if key else None
-                listed: Listed | None = None
-                if entry is not None and (entry.size, entry.mtime_ns, entry.context) == (size, mtime_ns, context):
-                    listed = _listed(entry, name)
-                if listed is None:
-                    article = load_article(Path(name), site)
-                    if key and mtime_ns < trusted_before:
-                        fields = article_fields(article)
-                        if fields is not None:
-                            from publisher.store import IndexedFile
-
-                            fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body,
-                                                     _index_entry(key, size, mtime_ns, context, article)))
-                        _PARSED[name] = (size, mtime_ns, context, article)
-                    listed = article
-                found[position] = listed
-            if index is not None and fresh:
+    versions: list[Listed] = []
+    names: list[str] = []
+    fresh: list[IndexedFile] = []
+    index: ContentIndex | None = None
+    indexed: dict[str, IndexEntry] | None = None   # None: not read yet
+    parsed = _PARSED.get
+    cut = len(prefix)
+    slash = os.sep == "/"
+    looked_up = in_index = 0   # files looked up in the index, and found there
+    try:
+        for name, size, mtime_ns in listing.files:
+            known = parsed(name)
+            if size >= 0 and known is not None and known[:3] == (size, mtime_ns, context) \
+                    and _image_still_there(known[3], site):
+                versions.append(known[3])
+                names.append(name)
+                continue
+            if indexed is None:
+                index = _open_index(site)
                 try:
-                    index.put_many(fresh)
-                    # forget the files deleted since (their entries would only take room), when there are any
-                    present = {_relative_key(prefix, name) for name, _, _ in listing.files} \
-                        if len(misses) < len(listing.files) else set(keys)
-                    if not present.issuperset(indexed):
-                        index.keep_only(key for key in present if key)
-                except (StorageError, OSError):
-                    pass   # a cache that cannot be written costs time next run, nothing else
-        finally:
-            if index is not None:
-                index.close()
-    names = [name for (name, _, _), version in zip(listing.files, found) if version is not None]
-    return Catalog(site, [version for version in found if version is not None], signature=listing.signature,
-                   trusted_before=trusted_before, files=names)
+                    indexed = index.entries()
+                except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
+                    index, indexed = None, {}
+            looked_up += 1
+            # _relative_key(prefix, name), without its call 20,000 times
+            key = (name[cut:] if slash else name[cut:].replace(os.sep, "/")) \
+                if size >= 0 and name.startswith(prefix) else ""
+            entry = indexed.get(key) if key else None
+            listed: Listed | None = None
+            if entry is not None:
+                in_index += 1
+                if entry.size == size and entry.mtime_ns == mtime_ns and entry.context == context:
+                    listed = _listed(entry, name)
+            if listed is None:
+                article = load_article(Path(name), site)
+                if key and mtime_ns < trusted_before:
+                    fields = article_fields(article)
+                    if fields is not None:
+                        from publisher.store import IndexedFile
+
+                        fresh.append(IndexedFile(key, size, mtime_ns, context, fields, article.body,
+                                                 _index_entry(key, size, mtime_ns, context, article)))
+                    _PARSED[name] = (size, mtime_ns, context, article)
+                listed = article
+            versions.append(listed)
+            names.append(name)
+        if index is not None and fresh:
+            try:
+                index.put_many(fresh)
+                # forget the files deleted since (their entries would only take room), when there are any: when
+                # every file was looked up, an entry no file found is one (a path is one file's key)
+                if looked_up == len(listing.files):
+                    stale = in_index < len(indexed or ())
+                    present = None
+                else:
+                    present = {_relative_key(prefix, name) for name, _, _ in listing.files}
+                    stale = not present.issuperset(indexed or ())
+                if stale:
+                    if present is None:
+                        present = {_relative_key(prefix, name) for name, _, _ in listing.files}
+                    index.keep_only(key for key in present if key)
+            except (StorageError, OSError):
+                pass   # a cache that cannot be written costs time next run, nothing else
+    finally:
+        if index is not None:
+            index.close()
+    return Catalog(site, versions, signature=listing.signature, trusted_before=trusted_before, files=names)
 
 
 def _relative_key(prefix: str, text: str) -> str:

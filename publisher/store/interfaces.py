@@ -376,8 +376,9 @@ class ContentIndex(Protocol):
     def get_many(self, paths: Iterable[str]) -> dict[str, IndexedFile]:
         ...
 
-    def entries(self) -> list[IndexEntry]:
-        """Every file's ``IndexEntry`` (no body, no front matter): what a publish lists the site from."""
+    def entries(self) -> dict[str, IndexEntry]:
+        """Every file's ``IndexEntry`` (no body, no front matter) by its path: what a publish lists the site
+        from."""
         ...
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:

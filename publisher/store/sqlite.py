@@ -1539,11 +1539,12 @@ class SqliteContentIndex(_CacheFile):
             found.update((row[0], IndexedFile(*row)) for row in rows)
         return found
 
-    def entries(self) -> list[IndexEntry]:
+    def entries(self) -> dict[str, IndexEntry]:
         rows = self._connection().execute(
             f"SELECT path, size, mtime_ns, context, {self._ENTRY_COLUMNS} FROM listed WHERE slug IS NOT NULL"
         ).fetchall()
-        return [IndexEntry._make(row) for row in rows]
+        make = tuple.__new__   # IndexEntry._make without its Python-level call, 20,000 times
+        return {row[0]: make(IndexEntry, row) for row in rows}   # one pass: each row made and keyed
 
     def put_many(self, entries: Iterable[IndexedFile]) -> None:
         listed, parsed = [], []

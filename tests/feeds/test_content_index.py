@@ -490,3 +490,48 @@ def test_a_run_keeps_the_catalog_from_the_collector_and_gives_it_back(site: Site
         assert 0 < gc.get_freeze_count() <= own
     finally:
         gc.unfreeze()
+
+
+def test_the_catalog_forgets_a_deleted_file_in_the_index_only_when_one_was_deleted(
+        site: Site, write_article, monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_catalog, writing a newly indexed file, drops the entries of files deleted since, and asks the index
+    to prune nothing when none was (every file found its entry: no entry is left over)."""
+    from publisher.article import load_catalog
+    from publisher.store import open_content_index
+    from publisher.store.sqlite import SqliteContentIndex
+
+    pruned: list[int] = []
+    real = SqliteContentIndex.keep_only
+
+    def counting(self: SqliteContentIndex, paths: Any) -> None:
+        pruned.append(1)
+        real(self, paths)
+
+    monkeypatch.setattr(SqliteContentIndex, "keep_only", counting)
+
+    def indexed() -> set[str]:
+        index = open_content_index(site.state_dir)
+        try:
+            return set(index.entries())
+        finally:
+            index.close()
+
+    age(site)
+    load_catalog(site)
+    before = indexed()
+    assert "2025-public-service-day.en.md" in before
+    write_article("new-one", "en", title="New one", date="2026-01-01T09:00:00+09:00")
+    age(site)
+    new_process()
+    load_catalog(site)                          # one new file indexed, none deleted: nothing to prune
+    assert indexed() == before | {"new-one.en.md"} and pruned == []
+    for path in site.content_dir.glob("2025-public-service-day.*.md"):
+        path.unlink()
+    write_article("new-two", "en", title="New two", date="2026-01-02T09:00:00+09:00")
+    age(site)
+    new_process()
+    catalog = load_catalog(site)
+    assert "2025-public-service-day" not in catalog.stories and "new-two" in catalog.stories
+    assert pruned == [1]
+    assert indexed() == {key for key in before if not key.startswith("2025-public-service-day.")} | {
+        "new-one.en.md", "new-two.en.md"}

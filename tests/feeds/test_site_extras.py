@@ -183,3 +183,38 @@ def test_keep_words_holds_a_punctuated_korean_word_together() -> None:
     assert keep_words(html, "en") == html                               # only Korean
     # Plain text (a title) is escaped first: its markup stays text.
     assert keep_words("센터(UNPOG)는 <b>", "ko") == Markup('<span class="nobr">센터(UNPOG)는</span> &lt;b&gt;')
+
+
+def test_keep_words_possessive_pattern_matches_as_the_backtracking_one_did(site: Site) -> None:
+    """The possessive pattern (no backtracking) wraps exactly the words the plain pattern wrapped, and an index
+    row's title or summary (plain text) is what keep_words gives."""
+    import random
+    import re
+    from datetime import datetime, timezone
+
+    from markupsafe import Markup
+
+    from publisher.article import Article
+    from publisher.formatters.pages import _PUNCTUATED_HANGUL, _nobr, index_rows, keep_words
+
+    backtracking = re.compile(r"(?<!\S)(?=[^\s<>]*[\uac00-\ud7a3])(?=[^\s<>]*[^\s<>\w])[^\s<>]{2,24}(?!\S)")
+    rnd = random.Random(18)
+    alphabet = "가나한글 \t\n<>()“”·.,a1_&;#'\"\u00a0\u3000é"
+    texts = ["센터(UNPOG)는", "아시아·태평양", "것”이라고", "(" + "가" * 23 + ")", "(" + "가" * 30 + ")는", "a(b)c 가"]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20000)]
+    wrapped = 0
+    for text in texts:
+        expected = backtracking.sub(r'<span class="nobr">\g<0></span>', text)
+        assert _PUNCTUATED_HANGUL.sub(_nobr, text) == expected, text
+        wrapped += expected != text
+    assert wrapped > 1000   # the random texts do have words to wrap
+
+    article = Article(slug="s", lang="ko", title="센터(UNPOG)는 <b> “공공기관”", summary="강화”를 주제로",
+                      date=datetime(2024, 5, 1, tzinfo=timezone.utc), body="")
+    plain = Article(slug="t", lang="ko", title="공공기관 강화 주제", summary="(UNPOG) 센터 a-b",
+                    date=datetime(2024, 5, 1, tzinfo=timezone.utc), body="")
+    rows = index_rows([article, plain], "ko", site)
+    for version, row in zip((article, plain), rows):
+        assert (row.title, row.summary) == (keep_words(version.title, "ko"), keep_words(version.summary, "ko"))
+    row = rows[0]
+    assert row.title == Markup('<span class="nobr">센터(UNPOG)는</span> &lt;b&gt; <span class="nobr">“공공기관”</span>')

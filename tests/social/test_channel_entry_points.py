@@ -29,10 +29,10 @@ def installed(tmp_path: Path) -> Iterator[dict[str, str]]:
     lines = "".join(f"{name} = {target}\n" for name, target in points.items())
     (dist / "entry_points.txt").write_text(f"[publisher.channels]\n{lines}", encoding="utf-8")
     sys.path.insert(0, str(tmp_path))
-    registry.get_channel_classes.cache_clear()
+    registry.forget_channels()
     yield points
     sys.path.remove(str(tmp_path))
-    registry.get_channel_classes.cache_clear()
+    registry.forget_channels()
 
 
 def test_threads_and_telegram_are_entry_points_listed_after_linkedin(installed: dict[str, str]) -> None:

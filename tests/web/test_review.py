@@ -122,11 +122,11 @@ def broken_plugin(tmp_path: Path) -> Iterator[None]:
     (dist / "entry_points.txt").write_text("[publisher.channels]\nbroken = broken_channel:BrokenChannel\n",
                                            encoding="utf-8")
     sys.path.insert(0, str(folder))
-    registry.get_channel_classes.cache_clear()
+    registry.forget_channels()
     yield
     sys.path.remove(str(folder))
     sys.modules.pop("broken_channel", None)
-    registry.get_channel_classes.cache_clear()
+    registry.forget_channels()
 
 
 def test_a_broken_channel_is_shown_and_the_others_still_render(broken_plugin: None, client) -> None:
