@@ -287,14 +287,15 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
             return {"dc": DC_NS}
 
     class RssItemExtras(BaseEntryExtension):  # type: ignore[misc]
-        """The item's links, all at once: its <link> and <enclosure> where feedgen would write them (after the
-        <title>; before the <pubDate>), without FeedEntry.link(), which checks and copies every link dict (a
-        tenth of a warm build); hreflang links to translations; dc:creator (RSS has no author name without an
-        email address)."""
+        """The item's links and categories, all at once: its <link>, <category>s and <enclosure> where feedgen
+        would write them (after the <title>; before the <pubDate>), without FeedEntry.link() and .category(),
+        which check and copy every dict given (ensure_format: a tenth of a warm build); hreflang links to
+        translations; dc:creator (RSS has no author name without an email address)."""
 
         def __init__(self) -> None:
             self.link: str | None = None
             self.enclosure: Enclosure | None = None
+            self.categories: tuple[Category, ...] = ()
             self.creator: str | None = None
             self.translations: tuple[tuple[str, str], ...] = ()
             self.base: str | None = None
@@ -311,12 +312,16 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
                     title.addnext(own_link)
                 else:
                     entry.insert(0, own_link)
+            published = entry.find("pubDate")
+            later = [xml_elem("category", entry) for _ in self.categories]
+            for element, category in zip(later, self.categories):
+                element.text = category.label   # feedgen's RSS category: the Atom label
             if self.enclosure is not None:
-                enclosure = xml_elem("enclosure", entry, url=self.enclosure.url, length=str(self.enclosure.length),
-                                     type=self.enclosure.media_type)
-                published = entry.find("pubDate")
-                if published is not None:
-                    published.addprevious(enclosure)
+                later.append(xml_elem("enclosure", entry, url=self.enclosure.url,
+                                      length=str(self.enclosure.length), type=self.enclosure.media_type))
+            if published is not None:
+                for element in later:
+                    published.addprevious(element)
             if self.creator:
                 xml_elem(f"{{{DC_NS}}}creator", entry).text = self.creator
             # Before the item's own <link>: feedparser takes the last HTML alternate as the item's link.
@@ -332,9 +337,10 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
             return {}
 
     class AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
-        """Writes the entry's <link> elements, complete and in reading order.
+        """Writes the entry's <author> and <category>s where feedgen would (after <updated>; before
+        <published>), and its <link> elements, complete and in reading order.
 
-        Not FeedEntry.link(): besides its cost (see RssItemExtras), feedgen 1.0's FeedEntry.atom_entry()
+        Not FeedEntry.author(), .category() and .link(): besides their cost (see RssItemExtras), feedgen 1.0's FeedEntry.atom_entry()
         rebinds its loop variable to the new element before reading the link's attributes, so every entry
         <link> would come out with an href only (all "alternate", the enclosure included). The order is kept:
         the article's own page last, since feedparser (like feedgen's RSS) takes the last HTML alternate as the
@@ -344,10 +350,25 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
         def __init__(self) -> None:
             self.links: list[dict[str, str]] = []
             self.base: str | None = None
+            self.author: str | None = None
+            self.categories: tuple[Category, ...] = ()
 
         def extend_atom(self, entry: Any) -> Any:
             if self.base:
                 entry.set(XML_BASE, self.base)
+            if self.author:
+                author = xml_elem("author", entry)
+                xml_elem("name", author).text = self.author
+                updated = entry.find("updated")
+                if updated is not None:
+                    updated.addnext(author)
+            if self.categories:
+                published = entry.find("published")
+                for category in self.categories:
+                    element = (xml_elem("category", entry, term=category.term, label=category.label)
+                               if category.label else xml_elem("category", entry, term=category.term))
+                    if published is not None:
+                        published.addprevious(element)
             for link in self.links:
                 xml_elem("link", entry, **{k: v for k, v in link.items() if v})
             return entry
@@ -370,8 +391,6 @@ def feed_entry(item: FeedItem) -> Any:
     # Order matters: summary() first fills RSS <description>; content() then adds <content:encoded>.
     entry.summary(item.summary_html or item.content_html, type="html")
     entry.content(item.content_html, type="html")
-    if item.author:
-        entry.author({"name": item.author})
     own = {"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang}
     others = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
               for lang, url in item.translations]
@@ -382,8 +401,8 @@ def feed_entry(item: FeedItem) -> Any:
     entry.publisher_atom.links = [*others, own, *enclosure]
     entry.publisher_rss.link = item.url
     entry.publisher_rss.enclosure = item.enclosure
-    if item.categories:
-        entry.category([{"term": c.term, "label": c.label} for c in item.categories])
+    entry.publisher_rss.categories = entry.publisher_atom.categories = item.categories
+    entry.publisher_atom.author = item.author
     entry.published(item.published)
     entry.updated(item.updated)
     # Relative links and images in a body resolve against the article's page, as on the page itself.
