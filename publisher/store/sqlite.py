@@ -1492,9 +1492,9 @@ class SqliteFeedCache(_CacheFile):
     (``publisher.formatters.site_feeds.BodyRenderer.xml_html``); a file of another format is emptied on open.
     64 KiB pages: a body is a few KiB, so most rows fit in one page and a whole-table read touches fewer pages.
 
-    Once a look-up has read the whole table (it asked for at least half of it: a feed of every article, or the
-    table was nearly empty, as on a first build), the table stays in memory until the next write, and every
-    later look-up is answered from it instead of one query each. A key is a hash of what its value was rendered
+    Once a look-up has read the whole table (it asked for 2,000 keys or more and at least half of the table: a
+    feed of every article, or a first build's), the table stays in memory until the next write, and every later
+    look-up (the other feeds of the build, a body asked for alone) is answered from it instead of a query each. A key is a hash of what its value was rendered
     from, so another process's writes in the meantime can only add keys, which a look-up then misses: the body is
     rendered again, the same.
     """
@@ -1512,13 +1512,14 @@ class SqliteFeedCache(_CacheFile):
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(keys))
         table = self._table
-        if table is None and wanted:
+        if table is None and len(wanted) >= 2000:
+            # A feed of every article asks for most of the cache: one pass over the table reads a row in 40% of
+            # the time of an IN look-up (a search of the key index, then of the table, per key). Not counted for
+            # fewer keys (a publish's feeds of 50 entries): count(*) walks a whole index.
             db = self._connection()
             if self._stored is None:
                 (self._stored,) = db.execute("SELECT count(*) FROM bodies").fetchone()
             if 2 * len(wanted) >= self._stored:
-                # One pass over the table reads a row in 40% of the time of an IN look-up (a search of the key
-                # index, then of the table, per key).
                 table = self._table = dict(db.execute("SELECT key, html FROM bodies").fetchall())
         if table is not None:
             return {key: table[key] for key in wanted if key in table}

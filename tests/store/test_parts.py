@@ -99,8 +99,9 @@ def test_a_feed_cache_of_another_format_is_emptied_and_made_with_64_kib_pages(tm
 @pytest.mark.sqlite_only
 def test_the_feed_cache_table_read_whole_is_kept_until_the_next_write(tmp_path: Path) -> None:
     cache = SqliteFeedCache(tmp_path / "feed-bodies.sqlite")
-    cache.put_many((f"k{n}", f"<p>{n}</p>") for n in range(10))
-    assert cache.get_many([f"k{n}" for n in range(6)] + ["missing"]) == {f"k{n}": f"<p>{n}</p>" for n in range(6)}
+    cache.put_many((f"k{n}", f"<p>{n}</p>") for n in range(3000))
+    asked = [f"k{n}" for n in range(8, 3000)] + ["missing"]   # 2,000 keys or more, half the table: read whole
+    assert cache.get_many(asked) == {key: f"<p>{key[1:]}</p>" for key in asked[:-1]}
     cache._connection().execute("DELETE FROM bodies WHERE key = 'k7'")   # behind its back
     assert cache.get_many(["k7"]) == {"k7": "<p>7</p>"}   # answered from the table read once, not a query
     cache.put_many([("new", "<p>new</p>")])              # a write: the table is read again when next asked
