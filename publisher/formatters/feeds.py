@@ -195,14 +195,17 @@ def make_item(
     notice: str | None = None,
     theme_label: str | None = None,
     render_markdown: Callable[[str], str] | None = None,
+    render_xml: Callable[[str], str] | None = None,
     summary_text: Callable[[str], str] | None = None,
 ) -> FeedItem:
     """Collect what the feeds need from one article version (the body is rendered and sanitized once here).
 
     ``render_markdown`` turns Markdown into sanitized HTML; default ``publisher.markup.markdown_to_html``
     (``SiteFeeds`` passes its ``BodyRenderer``, backed by the cache that survives between builds).
-    ``summary_text`` gives a summary's plain text from its Markdown (default ``plain_summary`` over
-    ``render_markdown``; ``SiteFeeds`` passes ``BodyRenderer.plain_text``, cached the same way).
+    ``render_xml`` gives that HTML made XML-safe (default ``xml_safe`` over ``render_markdown``; ``SiteFeeds``
+    passes ``BodyRenderer.xml_html``, cached the same way). ``summary_text`` gives a summary's plain text from
+    its Markdown (default ``plain_summary`` over ``render_markdown``; ``SiteFeeds`` passes
+    ``BodyRenderer.plain_text``, cached the same way).
     """
     render: Callable[[str], str]
     if render_markdown is None:
@@ -211,15 +214,16 @@ def make_item(
         render = markdown_to_html
     else:
         render = render_markdown
+    safe_html: Callable[[str], str] = render_xml or (lambda markdown: xml_safe(render(markdown)))
     categories: list[Category] = []
     if article.theme:
         categories.append(_category(article.theme_slug or article.theme, theme_label or article.theme))
     categories.extend(_category(tag, tag) for tag in article.tags)
-    body_html = xml_safe(render(article.body))
+    body_html = safe_html(article.body)
     if notice:
         # The notice leads the content so a reader sees it before the translated text, in every format.
         body_html = f'<p><em>{html.escape(notice)}</em></p>\n{body_html}'
-    summary_html = xml_safe(render(article.summary)) if article.summary else ""
+    summary_html = safe_html(article.summary) if article.summary else ""
     if not article.summary:
         text = ""
     elif summary_text is None:
@@ -283,9 +287,15 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
             return {"dc": DC_NS}
 
     class RssItemExtras(BaseEntryExtension):  # type: ignore[misc]
-        """dc:creator (RSS has no author name without an email address) and hreflang links to translations."""
+        """The item's links and categories, all at once: its <link>, <category>s and <enclosure> where feedgen
+        would write them (after the <title>; before the <pubDate>), without FeedEntry.link() and .category(),
+        which check and copy every dict given (ensure_format: a tenth of a warm build); hreflang links to
+        translations; dc:creator (RSS has no author name without an email address)."""
 
         def __init__(self) -> None:
+            self.link: str | None = None
+            self.enclosure: Enclosure | None = None
+            self.categories: tuple[Category, ...] = ()
             self.creator: str | None = None
             self.translations: tuple[tuple[str, str], ...] = ()
             self.base: str | None = None
@@ -293,10 +303,28 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
         def extend_rss(self, entry: Any) -> Any:
             if self.base:
                 entry.set(XML_BASE, self.base)
+            own_link = None
+            if self.link:
+                own_link = xml_elem("link", entry)
+                own_link.text = self.link
+                title = entry.find("title")
+                if title is not None:
+                    title.addnext(own_link)
+                else:
+                    entry.insert(0, own_link)
+            published = entry.find("pubDate")
+            later = [xml_elem("category", entry) for _ in self.categories]
+            for element, category in zip(later, self.categories):
+                element.text = category.label   # feedgen's RSS category: the Atom label
+            if self.enclosure is not None:
+                later.append(xml_elem("enclosure", entry, url=self.enclosure.url,
+                                      length=str(self.enclosure.length), type=self.enclosure.media_type))
+            if published is not None:
+                for element in later:
+                    published.addprevious(element)
             if self.creator:
                 xml_elem(f"{{{DC_NS}}}creator", entry).text = self.creator
             # Before the item's own <link>: feedparser takes the last HTML alternate as the item's link.
-            own_link = entry.find("link")
             for lang, url in self.translations:
                 element = xml_elem(f"{{{ATOM_NS}}}link", entry, rel="alternate", type="text/html", hreflang=lang,
                                    href=url)
@@ -309,23 +337,38 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
             return {}
 
     class AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
-        """Writes the entry's <link> elements again, complete and in reading order.
+        """Writes the entry's <author> and <category>s where feedgen would (after <updated>; before
+        <published>), and its <link> elements, complete and in reading order.
 
-        feedgen 1.0's FeedEntry.atom_entry() rebinds its loop variable to the new element before reading the
-        link's attributes, so every entry <link> comes out with an href only (all "alternate", the enclosure
-        included). The order is kept: the article's own page last, since feedparser (like feedgen's RSS)
-        takes the last HTML alternate as the entry's link.
+        Not FeedEntry.author(), .category() and .link(): besides their cost (see RssItemExtras), feedgen 1.0's FeedEntry.atom_entry()
+        rebinds its loop variable to the new element before reading the link's attributes, so every entry
+        <link> would come out with an href only (all "alternate", the enclosure included). The order is kept:
+        the article's own page last, since feedparser (like feedgen's RSS) takes the last HTML alternate as the
+        entry's link.
         """
 
         def __init__(self) -> None:
             self.links: list[dict[str, str]] = []
             self.base: str | None = None
+            self.author: str | None = None
+            self.categories: tuple[Category, ...] = ()
 
         def extend_atom(self, entry: Any) -> Any:
             if self.base:
                 entry.set(XML_BASE, self.base)
-            for element in entry.findall("link"):
-                entry.remove(element)
+            if self.author:
+                author = xml_elem("author", entry)
+                xml_elem("name", author).text = self.author
+                updated = entry.find("updated")
+                if updated is not None:
+                    updated.addnext(author)
+            if self.categories:
+                published = entry.find("published")
+                for category in self.categories:
+                    element = (xml_elem("category", entry, term=category.term, label=category.label)
+                               if category.label else xml_elem("category", entry, term=category.term))
+                    if published is not None:
+                        published.addprevious(element)
             for link in self.links:
                 xml_elem("link", entry, **{k: v for k, v in link.items() if v})
             return entry
@@ -348,21 +391,18 @@ def feed_entry(item: FeedItem) -> Any:
     # Order matters: summary() first fills RSS <description>; content() then adds <content:encoded>.
     entry.summary(item.summary_html or item.content_html, type="html")
     entry.content(item.content_html, type="html")
-    if item.author:
-        entry.author({"name": item.author})
     own = {"href": item.url, "rel": "alternate", "type": "text/html", "hreflang": item.lang}
     others = [{"href": url, "rel": "alternate", "type": "text/html", "hreflang": lang}
               for lang, url in item.translations]
     enclosure = [{"href": item.enclosure.url, "rel": "enclosure", "type": item.enclosure.media_type,
                   "length": str(item.enclosure.length)}] if item.enclosure else []
-    # The article's own page last: feedgen's RSS <link> and feedparser's entry link are the last alternate.
-    links = [*others, own, *enclosure]
-    # feedgen takes the RSS <link> and <enclosure> from these; the Atom links are all written again by
-    # AtomEntryLinks and the RSS hreflang links by RssItemExtras, so the translations need not go through it.
-    entry.link([dict(link) for link in (own, *enclosure)])
-    entry.publisher_atom.links = links
-    if item.categories:
-        entry.category([{"term": c.term, "label": c.label} for c in item.categories])
+    # The article's own page last: feedparser's entry link is the last alternate.
+    # Our extensions write every link (not FeedEntry.link()): the Atom ones AtomEntryLinks, RSS RssItemExtras.
+    entry.publisher_atom.links = [*others, own, *enclosure]
+    entry.publisher_rss.link = item.url
+    entry.publisher_rss.enclosure = item.enclosure
+    entry.publisher_rss.categories = entry.publisher_atom.categories = item.categories
+    entry.publisher_atom.author = item.author
     entry.published(item.published)
     entry.updated(item.updated)
     # Relative links and images in a body resolve against the article's page, as on the page itself.

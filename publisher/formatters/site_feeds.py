@@ -82,12 +82,21 @@ class BodyRenderer:
         """The cache key of the plain text of ``markdown`` (a summary, for JSON Feed and page descriptions)."""
         return self._key("text", markdown)
 
-    def prefetch(self, markdowns: Iterable[str], texts: Iterable[str] = ()) -> None:
-        """Read the cached bodies of ``markdowns`` and the plain texts of ``texts`` (a feed's entries and their
-        summaries) in one look-up, before rendering them."""
+    def xml_key(self, markdown: str) -> str:
+        """The cache key of ``markdown``'s sanitized HTML made XML-safe (``xml_html``): the HTML's key and a
+        fingerprint of the feeds module (``xml_safe``)."""
+        suffix = self._seeds.get("xml")
+        if suffix is None:
+            suffix = self._seeds["xml"] = "x" + renderer_fingerprint("text")[:8]
+        return self._key("html", markdown) + str(suffix)
+
+    def prefetch(self, markdowns: Iterable[str], texts: Iterable[str] = (), xml: Iterable[str] = ()) -> None:
+        """Read the cached bodies of ``markdowns``, the plain texts of ``texts`` and the XML-safe bodies of
+        ``xml`` (a feed's entries and their summaries) in one look-up, before rendering them."""
         if self.cache is None:
             return
-        wanted = [self.key(text) for text in markdowns] + [self.text_key(text) for text in texts]
+        wanted = ([self.key(text) for text in markdowns] + [self.text_key(text) for text in texts]
+                  + [self.xml_key(text) for text in xml])
         keys = [key for key in wanted if key not in self.known]
         if keys:
             self.known.update(self.cache.get_many(keys))
@@ -110,12 +119,30 @@ class BodyRenderer:
             html_text = self.known[key] = self.new[key] = markdown_to_html(markdown)
         return html_text
 
+    def xml_html(self, markdown: str) -> str:
+        """``publisher.formatters.feeds.xml_safe`` of ``markdown`` rendered, what a feed carries, kept like the
+        bodies so that a warm build does not scan every body again for characters XML forbids.
+
+        Most bodies have none: then the entry holds "" (the XML-safe body is the HTML itself, read from its own
+        entry), so the cache does not hold each body twice."""
+        key = self.xml_key(markdown)
+        safe = self._lookup(key)
+        if safe is None:
+            html_text = self(markdown)
+            safe = xml_safe(html_text)
+            self.known[key] = self.new[key] = "" if safe == html_text else safe
+            return safe
+        if not safe:
+            return self(markdown)
+        self.used.add(self.key(markdown))   # the HTML too is kept: the article's page shows it
+        return safe
+
     def plain_text(self, markdown: str) -> str:
         """``publisher.formatters.feeds.plain_summary`` of ``markdown`` rendered, kept like the bodies."""
         key = self.text_key(markdown)
         text = self._lookup(key)
         if text is None:
-            text = self.known[key] = self.new[key] = plain_summary(xml_safe(self(markdown)))
+            text = self.known[key] = self.new[key] = plain_summary(self.xml_html(markdown))
         return text
 
     def save(self, *, prune: bool) -> None:
@@ -260,6 +287,7 @@ class SiteFeeds:
                 notice=machine_notice(article, self.site),
                 theme_label=self._theme_label(article.theme, article.lang) if article.theme else None,
                 render_markdown=self.bodies,
+                render_xml=self.bodies.xml_html,
                 summary_text=self.bodies.plain_text,
             )
         return item
@@ -295,7 +323,7 @@ class SiteFeeds:
             if article.summary:
                 texts.append(article.summary)
                 summaries.append(article.summary)
-        self.bodies.prefetch(texts, summaries)
+        self.bodies.prefetch(texts, summaries, texts)
         if self.prefetch_ids is not None and keys:
             self.prefetch_ids(keys)
 

@@ -1434,9 +1434,16 @@ class SqliteJobs:
 
 
 class _CacheFile:
-    """A SQLite file that only holds a cache: opened on first use; a damaged file is deleted and started again."""
+    """A SQLite file that only holds a cache: opened on first use; a damaged file is deleted and started again.
+
+    A subclass with a ``VERSION`` (its format, kept in ``PRAGMA user_version``) drops the tables of a file
+    written in another format (``DROP``) and makes them again, so an old cache is discarded, never misread;
+    ``PAGE_SIZE`` is then the new file's page size."""
 
     SCHEMA: tuple[str, ...] = ()
+    VERSION: int | None = None
+    DROP: tuple[str, ...] = ()
+    PAGE_SIZE: int | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -1457,6 +1464,14 @@ class _CacheFile:
     def _open(self) -> sqlite3.Connection:
         db = _open(self.path, timeout=30, isolation_level=None)
         try:
+            if self.VERSION is not None and db.execute("PRAGMA user_version").fetchone()[0] != self.VERSION:
+                for table in self.DROP:
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
+                if self.PAGE_SIZE is not None:
+                    # takes effect on a new file, or (rollback journal, not WAL) at the VACUUM that follows
+                    db.execute(f"PRAGMA page_size = {int(self.PAGE_SIZE)}")
+                    db.execute("VACUUM")
+                db.execute(f"PRAGMA user_version = {int(self.VERSION)}")
             for statement in self.SCHEMA:
                 db.execute(statement)
         except BaseException:
@@ -1471,21 +1486,43 @@ class _CacheFile:
 
 
 class SqliteFeedCache(_CacheFile):
-    """Rendered bodies in a SQLite file of their own (``publisher.store.FeedCache``)."""
+    """Rendered bodies in a SQLite file of their own (``publisher.store.FeedCache``).
 
+    Format 2 (``PRAGMA user_version``) holds, besides each rendered body and summary text, the XML-safe body
+    (``publisher.formatters.site_feeds.BodyRenderer.xml_html``); a file of another format is emptied on open.
+    64 KiB pages: a body is a few KiB, so most rows fit in one page and a whole-table read touches fewer pages.
+
+    Once a look-up has read the whole table (it asked for 2,000 keys or more and at least half of the table: a
+    feed of every article, or a first build's), the table stays in memory until the next write, and every later
+    look-up (the other feeds of the build, a body asked for alone) is answered from it instead of a query each. A key is a hash of what its value was rendered
+    from, so another process's writes in the meantime can only add keys, which a look-up then misses: the body is
+    rendered again, the same.
+    """
+
+    VERSION = 2
+    DROP = ("bodies",)
+    PAGE_SIZE = 65536
     SCHEMA = ("CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)",)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._table: dict[str, str] | None = None   # every row, after a look-up read them all
+        self._stored: int | None = None             # the row count, counted once until the next write
 
     def get_many(self, keys: Iterable[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(keys))
-        if len(wanted) >= 2000:
+        table = self._table
+        if table is None and len(wanted) >= 2000:
             # A feed of every article asks for most of the cache: one pass over the table reads a row in 40% of
-            # the time of an IN look-up (a search of the key index, then of the table, per key).
+            # the time of an IN look-up (a search of the key index, then of the table, per key). Not counted for
+            # fewer keys (a publish's feeds of 50 entries): count(*) walks a whole index.
             db = self._connection()
-            (stored,) = db.execute("SELECT count(*) FROM bodies").fetchone()
-            if 2 * len(wanted) >= stored:
-                asked = set(wanted)
-                return {key: html for key, html in db.execute("SELECT key, html FROM bodies").fetchall()
-                        if key in asked}
+            if self._stored is None:
+                (self._stored,) = db.execute("SELECT count(*) FROM bodies").fetchone()
+            if 2 * len(wanted) >= self._stored:
+                table = self._table = dict(db.execute("SELECT key, html FROM bodies").fetchall())
+        if table is not None:
+            return {key: table[key] for key in wanted if key in table}
         found: dict[str, str] = {}
         for chunk in _chunks(wanted, 900):
             # fetchall: one call for the chunk, not the error-mapping cursor's __next__ per row
@@ -1494,10 +1531,14 @@ class SqliteFeedCache(_CacheFile):
             ).fetchall())
         return found
 
+    def _forget(self) -> None:
+        self._table = self._stored = None
+
     def put_many(self, items: Iterable[tuple[str, str]]) -> None:
         entries = list(items)
         if not entries:
             return
+        self._forget()
         with transaction(self._connection()):
             self._connection().executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?)", entries)
 
@@ -1505,11 +1546,16 @@ class SqliteFeedCache(_CacheFile):
         # The stale keys are found in Python and only they are deleted: after a full build they are a handful,
         # while a temporary table of every key kept cost 0.5 s on a site of 20,000 versions.
         kept = set(keys)
+        self._forget()
         db = self._connection()
         with transaction(db):
             stale = [(key,) for (key,) in db.execute("SELECT key FROM bodies").fetchall() if key not in kept]
             if stale:
                 db.executemany("DELETE FROM bodies WHERE key = ?", stale)
+
+    def close(self) -> None:
+        self._forget()
+        super().close()
 
 
 # --- the content index -------------------------------------------------------------------------------------

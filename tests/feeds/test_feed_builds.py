@@ -406,3 +406,32 @@ def test_a_warm_build_renders_nothing_the_cache_holds_summary_texts_included(tmp
     assert set(cache.get_many([warm.key(body), warm.text_key(summary), warm.key(summary)])) == {
         warm.key(body), warm.text_key(summary)}
     cache.close()
+
+
+def test_the_xml_safe_bodies_are_cached_once_and_only_when_they_differ(tmp_path: Path) -> None:
+    from publisher.formatters.feeds import xml_safe
+    from publisher.formatters.site_feeds import BodyRenderer
+    from publisher.markup import markdown_to_html
+    from publisher.store.sqlite import SqliteFeedCache
+
+    clean, dirty = "A *clean* body.\n\nTwo paragraphs.\n", "A body with\x0b a vertical tab.\n"
+    cache = SqliteFeedCache(tmp_path / "feed-bodies.sqlite")
+    first = BodyRenderer(cache)
+    assert first.xml_html(clean) == markdown_to_html(clean)
+    assert first.xml_html(dirty) == xml_safe(markdown_to_html(dirty)) != markdown_to_html(dirty)
+    # the clean body's XML-safe entry says "the same as the HTML" rather than holding it twice
+    assert first.new[first.xml_key(clean)] == ""
+    assert first.new[first.xml_key(dirty)] == xml_safe(markdown_to_html(dirty))
+    first.save(prune=True)
+    cache.close()
+
+    cache = SqliteFeedCache(tmp_path / "feed-bodies.sqlite")
+    warm = BodyRenderer(cache)
+    warm.prefetch([clean, dirty], xml=[clean, dirty])
+    assert (warm.xml_html(clean), warm.xml_html(dirty)) == (first.xml_html(clean), first.xml_html(dirty))
+    assert warm.new == {}
+    # the HTML is kept too (the article's page shows it), even where the XML-safe body did not need it
+    assert warm.used == {warm.key(clean), warm.xml_key(clean), warm.key(dirty), warm.xml_key(dirty)}
+    warm.save(prune=True)
+    assert len(cache.get_many(warm.used)) == 4
+    cache.close()

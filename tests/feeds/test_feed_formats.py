@@ -138,6 +138,20 @@ def test_image_enclosure_has_the_real_length_and_type(site: Site, cli) -> None:
     assert (site.public_dir / "images" / "unpsf-2024.png").read_bytes() == image.read_bytes()
 
 
+def test_an_rss_item_has_its_links_where_feedgen_writes_them(site: Site, cli) -> None:
+    # Our extension writes <link> and <enclosure> (not FeedEntry.link()): in feedgen's places, translations first.
+    build_all(cli)
+    tree = etree.fromstring((site.public_dir / "en" / "rss.xml").read_bytes())
+    item = next(i for i in tree.iter("item") if "2024-unpsf-incheon" in i.findtext("link"))
+    tags = [etree.QName(child).localname for child in item]
+    assert tags[:4] == ["title", "link", "link", "description"]   # atom:link to the translation, then <link>
+    assert item[1].tag == f"{ATOM}link" and item[1].get("hreflang") == "ko"
+    assert tags[tags.index("enclosure") + 1] == "pubDate"
+    assert tags[-1] == "creator"
+    enclosure = item.find("enclosure")
+    assert list(enclosure.attrib) == ["url", "length", "type"]
+
+
 def test_remote_image_gets_length_zero_and_a_guessed_type(site: Site, cli, write_article) -> None:
     write_article("remote-photo", "en", title="Remote photo", date="2030-01-01T09:00:00+09:00",
                   image={"src": "https://example.org/photos/a.jpg", "alt": "A photo"})

@@ -74,6 +74,43 @@ def test_the_feed_cache_keeps_puts_prunes_and_survives_damage(tmp_path: Path) ->
     again.close()
 
 
+@pytest.mark.sqlite_only   # a local cache file on either database
+def test_a_feed_cache_of_another_format_is_emptied_and_made_with_64_kib_pages(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "feed-bodies.sqlite"
+    with sqlite3.connect(path) as db:   # format 1: no user_version, 4 KiB pages
+        db.execute("CREATE TABLE bodies (key TEXT PRIMARY KEY, html TEXT NOT NULL)")
+        db.execute("INSERT INTO bodies VALUES ('a', '<p>old</p>')")
+    db.close()
+    cache = SqliteFeedCache(path)
+    assert cache.get_many(["a"]) == {}                 # discarded, not misread
+    cache.put_many([("a", "<p>A</p>")])
+    cache.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SqliteFeedCache.VERSION,)
+    assert db.execute("PRAGMA page_size").fetchone() == (65536,)
+    db.close()
+    again = SqliteFeedCache(path)                      # the current format is kept as it is
+    assert again.get_many(["a"]) == {"a": "<p>A</p>"}
+    again.close()
+
+
+@pytest.mark.sqlite_only
+def test_the_feed_cache_table_read_whole_is_kept_until_the_next_write(tmp_path: Path) -> None:
+    cache = SqliteFeedCache(tmp_path / "feed-bodies.sqlite")
+    cache.put_many((f"k{n}", f"<p>{n}</p>") for n in range(3000))
+    asked = [f"k{n}" for n in range(8, 3000)] + ["missing"]   # 2,000 keys or more, half the table: read whole
+    assert cache.get_many(asked) == {key: f"<p>{key[1:]}</p>" for key in asked[:-1]}
+    cache._connection().execute("DELETE FROM bodies WHERE key = 'k7'")   # behind its back
+    assert cache.get_many(["k7"]) == {"k7": "<p>7</p>"}   # answered from the table read once, not a query
+    cache.put_many([("new", "<p>new</p>")])              # a write: the table is read again when next asked
+    assert cache.get_many(["k7", "new", "k8"]) == {"new": "<p>new</p>", "k8": "<p>8</p>"}
+    cache.keep_only(["k1"])
+    assert cache.get_many(["k1", "k8", "new"]) == {"k1": "<p>1</p>"}
+    cache.close()
+
+
 def test_the_translation_memory_remembers_counts_hits_and_forgets(site: Site) -> None:
     memory = site.store().translation_memory
     memory.remember("argos:en-ko@1", "en", "ko", {"Hello.": "안녕하세요.", "Bye.": "안녕."})
