@@ -453,28 +453,47 @@ class _ImportBatch:
         self.filename = filename
         self.email_at, self.name_at, self.lang_at = email_at, name_at, lang_at
         self.check_dns, self.resolver = check_dns, resolver
+        from email_validator import EmailNotValidError, validate_email
+
+        self.validate, self.invalid = validate_email, EmailNotValidError
+        self.options: dict[str, Any] = ({"check_deliverability": True, "dns_resolver": resolver} if check_dns
+                                        else {"check_deliverability": False})
+        self.languages = frozenset(subscribers.languages)   # an empty cell is not one: normalize_lang decides
         self.rows: list[tuple[str, str, str | None, str]] = []
         self.lines: list[int] = []
         self.rejected: list[tuple[int, str]] = []
 
     def add(self, cells: list[str], line: int) -> None:
-        if not any(cell.strip() for cell in cells):
+        # The common row (a valid address, a known language) costs little beyond email-validator's own parse:
+        # the messages of a bad row come from the normalize_* functions, called again for that row only.
+        address = (cells[self.email_at] if self.email_at < len(cells) else "").strip()
+        if not address and not any(cell.strip() for cell in cells):
             return
-        where = f"{self.filename}:{line}"
         try:
             if len(cells) > self.width:
-                raise InputError(where, f"{len(cells)} fields, the header has {self.width}")
-            address = normalize_email(_cell(cells, self.email_at), where=f"{where}: email",
-                                      check_dns=self.check_dns, dns_resolver=self.resolver)
-            lang = normalize_lang(_cell(cells, self.lang_at), where=f"{where}: language",
-                                  languages=self.subscribers.languages)
+                raise InputError(f"{self.filename}:{line}", f"{len(cells)} fields, the header has {self.width}")
+            try:
+                address = self.validate(address, **self.options).normalized if address else self._email(address, line)
+            except self.invalid:
+                address = self._email(address, line)
+            cell = _cell(cells, self.lang_at)
+            lang = cell.strip().lower()
+            if lang not in self.languages:
+                lang = normalize_lang(cell, where=f"{self.filename}:{line}: language",
+                                      languages=self.subscribers.languages)
         except InputError as error:
             self.rejected.append((line, str(error)))
             return
-        self.rows.append((address, address.lower(), normalize_name(_cell(cells, self.name_at)), lang))
+        name = _cell(cells, self.name_at)
+        self.rows.append((address, address.lower(), normalize_name(name) if name else None, lang))
         self.lines.append(line)
         if len(self.rows) >= self.size:
             self.flush()
+
+    def _email(self, address: str, line: int) -> str:
+        """The InputError ``normalize_email`` raises for this rejected address."""
+        return normalize_email(address, where=f"{self.filename}:{line}: email", check_dns=self.check_dns,
+                               dns_resolver=self.resolver)
 
     def flush(self) -> None:
         report = self.report

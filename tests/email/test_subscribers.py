@@ -333,3 +333,20 @@ def test_a_row_repeated_in_the_file_is_told_from_one_already_on_the_list(site: S
     again = subscribers.import_csv(path)   # the addresses met by the last import are forgotten
     assert (again.added, again.already_present, len(again.rejected)) == (0, 2, 2)
     assert list(subscribers.added_by(again)) == []
+
+
+def test_import_checks_each_cell_of_a_row_and_names_the_first_problem(site: Site, tmp_path: Path) -> None:
+    # The common row takes a short path (issue 18); every other kind of row is reported as before.
+    path = write_csv(tmp_path / "edge.csv", 'email,name,language\n,Nobody,en\n a@example.org ,A, FR \n , ,\n'
+                     'b@example.org,B,en,extra\nc@example.org,,KO\nx@,X,en\nd@Example.ORG,"D\nTwo",\n,,\n'
+                     'e@example.org\n')
+    report = site.subscribers().import_csv(path)
+
+    assert report.rejected == [
+        "edge.csv:2: email: is empty",
+        "edge.csv:3: language: ' FR ' is not one of en, ko",
+        "edge.csv:5: 4 fields, the header has 3",
+        "edge.csv:7: email: 'x@' is not a valid address (There must be something after the @-sign.)",
+    ]
+    assert [(s.email, s.name, s.lang) for s in site.subscribers().iter_all()] == [
+        ("c@example.org", None, "ko"), ("d@example.org", "D Two", "en"), ("e@example.org", None, "en")]
