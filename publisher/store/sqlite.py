@@ -1494,9 +1494,9 @@ class SqliteFeedCache(_CacheFile):
 
     Once a look-up has read the whole table (it asked for 2,000 keys or more and at least half of the table: a
     feed of every article, or a first build's), the table stays in memory until the next write, and every later
-    look-up (the other feeds of the build, a body asked for alone) is answered from it instead of a query each. A key is a hash of what its value was rendered
-    from, so another process's writes in the meantime can only add keys, which a look-up then misses: the body is
-    rendered again, the same.
+    look-up (the other feeds of the build, a body asked for alone) is answered from it instead of a query each. A
+    key is a hash of what its value was rendered from, so another process's writes in the meantime can only add
+    keys, which a look-up then misses: the body is rendered again, the same.
     """
 
     VERSION = 2
