@@ -927,8 +927,6 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
     index: ContentIndex | None = None
     indexed: dict[str, IndexEntry] | None = None   # None: not read yet
     parsed = _PARSED.get
-    cut = len(prefix)
-    slash = os.sep == "/"
     looked_up = in_index = 0   # files looked up in the index, and found there
     try:
         for name, size, mtime_ns in listing.files:
@@ -945,9 +943,7 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
                 except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
                     index, indexed = None, {}
             looked_up += 1
-            # _relative_key(prefix, name), without its call 20,000 times
-            key = (name[cut:] if slash else name[cut:].replace(os.sep, "/")) \
-                if size >= 0 and name.startswith(prefix) else ""
+            key = _relative_key(prefix, name) if size >= 0 else ""
             entry = indexed.get(key) if key else None
             listed: Listed | None = None
             if entry is not None:
@@ -972,16 +968,10 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
                 index.put_many(fresh)
                 # forget the files deleted since (their entries would only take room), when there are any: when
                 # every file was looked up, an entry no file found is one (a path is one file's key)
-                if looked_up == len(listing.files):
-                    stale = in_index < len(indexed or ())
-                    present = None
-                else:
-                    present = {_relative_key(prefix, name) for name, _, _ in listing.files}
-                    stale = not present.issuperset(indexed or ())
-                if stale:
-                    if present is None:
-                        present = {_relative_key(prefix, name) for name, _, _ in listing.files}
-                    index.keep_only(key for key in present if key)
+                present = {_relative_key(prefix, name) for name, _, _ in listing.files} \
+                    if looked_up < len(listing.files) else None
+                if (in_index < len(indexed or ())) if present is None else not present.issuperset(indexed or ()):
+                    index.keep_only(key for name, _, _ in listing.files if (key := _relative_key(prefix, name)))
             except (StorageError, OSError):
                 pass   # a cache that cannot be written costs time next run, nothing else
     finally:
