@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +85,11 @@ class BodyRenderer:
     def xml_key(self, markdown: str) -> str:
         """The cache key of ``markdown``'s sanitized HTML made XML-safe (``xml_html``): the HTML's key and a
         fingerprint of the feeds module (``xml_safe``)."""
-        suffix = self._seeds.get("xml")
-        if suffix is None:
-            suffix = self._seeds["xml"] = "x" + renderer_fingerprint("text")[:8]
-        return self._key("html", markdown) + str(suffix)
+        return self.key(markdown) + self._xml_suffix
+
+    @cached_property
+    def _xml_suffix(self) -> str:
+        return "x" + renderer_fingerprint("text")[:8]
 
     def prefetch(self, markdowns: Iterable[str], texts: Iterable[str] = (), xml: Iterable[str] = ()) -> None:
         """Read the cached bodies of ``markdowns``, the plain texts of ``texts`` and the XML-safe bodies of
