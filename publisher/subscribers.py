@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import csv
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from publisher.errors import InputError
 
 if TYPE_CHECKING:
+    from email_validator import EmailNotValidError, ValidatedEmail
+
     from publisher.store import SubscriberStore
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained", "suppressed")
@@ -62,14 +65,23 @@ class ImportReport:
     through: int = 0
 
 
+@functools.cache
+def _email_validator() -> tuple[Callable[..., ValidatedEmail], type[EmailNotValidError]]:
+    """email-validator's ``validate_email`` and its error, imported on first use (not at the CLI's start-up)
+    and bound once: an ``import`` statement per address cost an import-system call each (a second a million
+    rows of ``subscribers import``)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    return validate_email, EmailNotValidError
+
+
 def normalize_email(address: str, where: str = "email", *, check_dns: bool = False,
                     dns_resolver: Any = None) -> str:
     """The address as email-validator normalizes it (domain lower-cased, IDNA); InputError if invalid.
 
     Only the syntax is checked, unless ``check_dns``: deliverability needs DNS, and the tool works offline.
     """
-    from email_validator import EmailNotValidError, validate_email  # cached after the first call
-
+    validate_email, EmailNotValidError = _email_validator()
     candidate = (address or "").strip()
     if not candidate:
         raise InputError(where, "is empty")
@@ -453,47 +465,28 @@ class _ImportBatch:
         self.filename = filename
         self.email_at, self.name_at, self.lang_at = email_at, name_at, lang_at
         self.check_dns, self.resolver = check_dns, resolver
-        from email_validator import EmailNotValidError, validate_email
-
-        self.validate, self.invalid = validate_email, EmailNotValidError
-        self.options: dict[str, Any] = ({"check_deliverability": True, "dns_resolver": resolver} if check_dns
-                                        else {"check_deliverability": False})
-        self.languages = frozenset(subscribers.languages)   # an empty cell is not one: normalize_lang decides
         self.rows: list[tuple[str, str, str | None, str]] = []
         self.lines: list[int] = []
         self.rejected: list[tuple[int, str]] = []
 
     def add(self, cells: list[str], line: int) -> None:
-        # The common row (a valid address, a known language) costs little beyond email-validator's own parse:
-        # the messages of a bad row come from the normalize_* functions, called again for that row only.
-        address = (cells[self.email_at] if self.email_at < len(cells) else "").strip()
-        if not address and not any(cell.strip() for cell in cells):
+        if not any(cell.strip() for cell in cells):
             return
+        where = f"{self.filename}:{line}"
         try:
             if len(cells) > self.width:
-                raise InputError(f"{self.filename}:{line}", f"{len(cells)} fields, the header has {self.width}")
-            try:
-                address = self.validate(address, **self.options).normalized if address else self._email(address, line)
-            except self.invalid:
-                address = self._email(address, line)
-            cell = _cell(cells, self.lang_at)
-            lang = cell.strip().lower()
-            if lang not in self.languages:
-                lang = normalize_lang(cell, where=f"{self.filename}:{line}: language",
-                                      languages=self.subscribers.languages)
+                raise InputError(where, f"{len(cells)} fields, the header has {self.width}")
+            address = normalize_email(_cell(cells, self.email_at), where=f"{where}: email",
+                                      check_dns=self.check_dns, dns_resolver=self.resolver)
+            lang = normalize_lang(_cell(cells, self.lang_at), where=f"{where}: language",
+                                  languages=self.subscribers.languages)
         except InputError as error:
             self.rejected.append((line, str(error)))
             return
-        name = _cell(cells, self.name_at)
-        self.rows.append((address, address.lower(), normalize_name(name) if name else None, lang))
+        self.rows.append((address, address.lower(), normalize_name(_cell(cells, self.name_at)), lang))
         self.lines.append(line)
         if len(self.rows) >= self.size:
             self.flush()
-
-    def _email(self, address: str, line: int) -> str:
-        """The InputError ``normalize_email`` raises for this rejected address."""
-        return normalize_email(address, where=f"{self.filename}:{line}: email", check_dns=self.check_dns,
-                               dns_resolver=self.resolver)
 
     def flush(self) -> None:
         report = self.report
