@@ -108,59 +108,6 @@ def test_a_channel_module_is_imported_only_when_that_channel_is_used(tmp_path: P
                                               "'publisher.channels.registry']\n"]
 
 
-def test_entry_points_are_read_from_entry_points_txt_as_importlib_metadata_reads_them(tmp_path: Path) -> None:
-    """The registry reads each distribution's entry_points.txt itself: the same entry points as
-    importlib.metadata finds (comments, extras, an egg-info, other groups; a distribution seen again further
-    down sys.path is the first one's), without importing it."""
-    from importlib.metadata import entry_points
-
-    first, second = tmp_path / "first", tmp_path / "second"
-    for folder, dist, text in (
-            (first, "publisher_pigeon-0.1.dist-info",
-             "# a comment\n[console_scripts]\npigeon = pigeon_channel:main\n\n[publisher.channels]\n"
-             "# another comment\npigeon = pigeon_channel:PigeonChannel [fast]\n  dove=pigeon_channel:Dove\n"),
-            (first, "Publisher.Owl.egg-info", "[publisher.channels]\nowl = owl_channel\n"),
-            (first, "no_entry_points-1.0.dist-info", None),
-            (second, "Publisher.Pigeon-0.2.dist-info", "[publisher.channels]\nraven = raven_channel:Raven\n")):
-        (folder / dist).mkdir(parents=True)
-        if text is not None:
-            (folder / dist / "entry_points.txt").write_text(text, encoding="utf-8")
-    sys.path[:0] = [str(first), str(second)]
-    try:
-        ours = {(ep.name, ep.value) for ep in registry._group_entry_points("publisher.channels")}
-        theirs = {(ep.name, ep.value) for ep in entry_points(group="publisher.channels")}
-    finally:
-        sys.path.remove(str(first))
-        sys.path.remove(str(second))
-    assert ours == theirs
-    assert {("pigeon", "pigeon_channel:PigeonChannel [fast]"), ("dove", "pigeon_channel:Dove"),
-            ("owl", "owl_channel")} <= ours
-    assert ("feeds", "publisher.channels.feeds:FeedsChannel") in ours    # the installed publisher's
-    assert ("raven", "raven_channel:Raven") not in ours   # publisher-pigeon 0.2: shadowed by 0.1 (names normalised)
-    assert registry.EntryPoint("x", "textwrap:TextWrapper.wrap [extra]").load() is textwrap.TextWrapper.wrap
-
-
-def test_a_feeds_publish_imports_no_importlib_metadata(site_dir: Path) -> None:
-    """The registry reads entry_points.txt itself and the body cache's fingerprint takes the libraries'
-    ``__version__``: a publish does not import importlib.metadata (~13 ms)."""
-    import subprocess
-
-    code = textwrap.dedent(f"""
-        import runpy, sys
-        sys.argv = ["publisher", "--site", {str(site_dir)!r}, "publish", "--channel", "feeds",
-                    "content/2024-unpsf-incheon.en.md"]
-        try:
-            runpy.run_module("publisher", run_name="__main__")
-        except SystemExit as stop:
-            assert not stop.code, stop.code
-        print("importlib.metadata" in sys.modules)
-    """)
-    project = Path(__file__).resolve().parent.parent   # first on the path: this checkout's publisher
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=project)
-    assert done.stdout.splitlines()[-1] == "False", done.stdout + done.stderr
-    assert (site_dir / "public" / "en" / "2024-unpsf-incheon" / "index.html").is_file()
-
-
 def test_a_broken_plugin_does_not_stop_a_run_of_another_channel(plugin_path: Path,
                                                                  cli: Callable[..., Result]) -> None:
     install_plugin(plugin_path, "pigeon = pigeon_channel:NoSuchClass")

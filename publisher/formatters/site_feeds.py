@@ -158,14 +158,10 @@ class BodyRenderer:
 
 @lru_cache(maxsize=2)
 def renderer_fingerprint(kind: str = "html") -> str:
-    """What the rendered HTML depends on besides the Markdown: the markup module and its two libraries (their
-    ``__version__``, the version they are installed as: no ``importlib.metadata`` to import and no METADATA
-    file to parse, as the body being published imports them anyway); for a summary's plain text
-    (``kind="text"``), also the feeds module (``xml_safe``, ``plain_summary``)."""
+    """What the rendered HTML depends on besides the Markdown: the markup module and its two libraries; for a
+    summary's plain text (``kind="text"``), also the feeds module (``xml_safe``, ``plain_summary``)."""
     import hashlib
-
-    import markdown_it
-    import nh3
+    from importlib.metadata import PackageNotFoundError, version
 
     import publisher.formatters.feeds
     import publisher.markup
@@ -173,16 +169,11 @@ def renderer_fingerprint(kind: str = "html") -> str:
     digest = hashlib.blake2b(Path(publisher.markup.__file__).read_bytes(), digest_size=16)
     if kind == "text":
         digest.update(b"text\0" + Path(publisher.formatters.feeds.__file__).read_bytes())
-    for package, module in (("markdown-it-py", markdown_it), ("nh3", nh3)):
-        version = getattr(module, "__version__", None)
-        if not isinstance(version, str):   # a release without the attribute: its installed metadata
-            from importlib.metadata import PackageNotFoundError, version as installed
-
-            try:
-                version = installed(package)
-            except PackageNotFoundError:
-                continue
-        digest.update(version.encode())
+    for package in ("markdown-it-py", "nh3"):
+        try:
+            digest.update(version(package).encode())
+        except PackageNotFoundError:
+            pass
     return digest.hexdigest()
 
 
