@@ -173,21 +173,8 @@ def index_rows(articles: Sequence[Listed], lang: str, site: Site) -> list[IndexR
     machine = escape(gettext(lang, "Machine translation", site))
     langs: dict[str, Markup] = {}
     # keep_words of a language other than Korean is the text escaped (its function call and import per field
-    # were a third of the rows' time); Korean wraps its punctuated words, a plain text (no tag once escaped) in
-    # one substitution, without keep_words' call and import per field, and none without punctuation
-    words: Callable[[Any], Markup] = escape
-    if lang == "ko":
-        punctuated = _PUNCTUATION.search
-        nobr = _PUNCTUATED_HANGUL.subn
-
-        def words(text: Any) -> Markup:
-            if isinstance(text, Markup):
-                return keep_words(text, "ko")
-            escaped = escape(text)
-            if punctuated(escaped) is None:
-                return escaped
-            wrapped, count = nobr(_nobr, escaped)
-            return Markup(wrapped) if count else escaped
+    # were a third of the rows' time); Korean wraps its punctuated words
+    words: Callable[[Any], Markup] = escape if lang != "ko" else (lambda text: keep_words(text, "ko"))
     safe_slug = SLUG_RE.match
     make = tuple.__new__   # IndexRow(...) without its Python-level __new__, 10,000 times
     rows: list[IndexRow] = []
@@ -308,6 +295,8 @@ def keep_words(html_text: Any, lang: str) -> Markup:
         return html_text if isinstance(html_text, Markup) else escape(html_text)
     source = str(html_text) if isinstance(html_text, Markup) else str(escape(html_text))
     if "<" not in source:   # no tag (plain text, as index pages' titles and summaries): one run of text
+        if _PUNCTUATION.search(source) is None:   # no punctuation, no word to wrap
+            return Markup(source)
         return Markup(_PUNCTUATED_HANGUL.sub(_nobr, source))
     parts = _TAG_OR_TEXT.split(source)
     verbatim = 0
