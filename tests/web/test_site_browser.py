@@ -127,10 +127,24 @@ def tour(driver: Any, site: Site, base: str, lang: str, folder: Path, look: Call
     def click(selector: str) -> None:
         old = driver.find_element(By.TAG_NAME, "html")
         driver.find_element(By.CSS_SELECTOR, selector).click()
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+        def gone(_: object) -> bool:
+            """The old page's root is stale: selenium's staleness_of, except that Chromium, asked about a node
+            while the next page replaces the document, may answer "Node with given id does not belong to the
+            document" (an inspector error, not a stale-element one): that node is gone too."""
+            try:
+                old.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:
+                if "does not belong to the document" not in (exc.msg or ""):
+                    raise
+                return True
+            return False
+
+        WebDriverWait(driver, 30).until(gone)
 
     at("index", f"{base}/{lang}/")
     at("article", f"{base}/{lang}/{SLUG}/")
