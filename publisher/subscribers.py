@@ -65,14 +65,39 @@ class ImportReport:
     through: int = 0
 
 
+#: Distinct domains whose email-validator check is kept (``_check_each_domain_once``)
+DOMAIN_CHECKS_KEPT = 4096
+
+
 @functools.cache
 def _email_validator() -> tuple[Callable[..., ValidatedEmail], type[EmailNotValidError]]:
     """email-validator's ``validate_email`` and its error, imported on first use (not at the CLI's start-up)
     and bound once: an ``import`` statement per address cost an import-system call each (a second a million
-    rows of ``subscribers import``)."""
+    rows of ``subscribers import``). Its domain check is made once per distinct domain from then on."""
+    import sys
+
     from email_validator import EmailNotValidError, validate_email
 
+    _check_each_domain_once(sys.modules["email_validator.validate_email"])
     return validate_email, EmailNotValidError
+
+
+def _check_each_domain_once(module: Any) -> None:
+    """Keep email-validator's check of a domain for the next address at that domain.
+
+    ``validate_email`` checks the part after the @ of every address (the IDNA/UTS-46 mapping, then the rules for
+    labels and the top-level domain): about 60% of its time for an address at a plain ASCII domain, and a list
+    holds many addresses at few domains. That check depends on the domain's text and two flags only, so the last
+    ``DOMAIN_CHECKS_KEPT`` valid domains keep their result: ``validate_email`` calls the check by its name in its
+    own module, where this puts a cached copy (the result, a dict, is only read there). A domain that fails
+    raises, which is never cached: it is checked again each time, with the same message. If an email-validator
+    release renames the function, addresses are checked as before, only slower (a test then fails, so the speed
+    is not lost unseen).
+    """
+    check = getattr(module, "validate_email_domain_name", None)
+    if check is None or hasattr(check, "cache_info"):
+        return
+    module.validate_email_domain_name = functools.lru_cache(maxsize=DOMAIN_CHECKS_KEPT)(check)
 
 
 def normalize_email(address: str, where: str = "email", *, check_dns: bool = False,

@@ -319,6 +319,54 @@ def test_import_memory_stays_flat_in_the_number_of_rows(site: Site, tmp_path: Pa
     assert large < small * 2, (small, large)
 
 
+# Domains valid and not, as email-validator tells them: case, IDNA, a trailing dot, a literal, bad labels
+DOMAINS = ["unpog.org", "UNPOG.Org", "agency.go.kr", "행정안전부.한국", "münchen.de", "xn--mnchen-3ya.de", "example.com.",
+           "-bad.org", "a..b", "localhost", "invalid", "x" * 64 + ".com", "[127.0.0.1]", "under_score.org", ""]
+
+
+def test_a_domain_checked_once_gives_the_same_answer_as_a_check_each_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """email-validator's domain check is kept per domain (issue 18: ~60% of its time); every address gets the
+    answer, normalized form or error message, that the check made afresh gives."""
+    import sys
+
+    from publisher.subscribers import _email_validator, normalize_email
+
+    _email_validator()
+    module = sys.modules["email_validator.validate_email"]
+    kept = module.validate_email_domain_name
+    assert hasattr(kept, "cache_info"), "email-validator's domain check is no longer kept: did it rename it?"
+
+    def answers() -> list[str]:
+        results = []
+        for address in (f"{local}@{domain}" for domain in DOMAINS for local in ("reader", "Second.Reader", "김")):
+            try:
+                results.append(normalize_email(address))
+            except InputError as error:
+                results.append(str(error))
+        return results
+
+    kept.cache_clear()
+    first, again = answers(), answers()   # the second time from the kept checks
+    assert kept.cache_info().hits > 0
+    monkeypatch.setattr(module, "validate_email_domain_name", kept.__wrapped__)
+    assert first == again == answers()
+    assert "reader@münchen.de" in first and "reader@unpog.org" in first
+    assert any("-bad.org" in answer and "not a valid address" in answer for answer in first)
+
+
+def test_an_import_checks_each_domain_once(site: Site, tmp_path: Path) -> None:
+    import sys
+
+    path = tmp_path / "three-domains.csv"
+    path.write_text("email,name,language\n" + "".join(f"reader{n}@agency{n % 3}.go.kr,,en\n" for n in range(300)),
+                    encoding="utf-8")
+    kept = sys.modules["email_validator.validate_email"].validate_email_domain_name
+    kept.cache_clear()
+    assert site.subscribers().import_csv(path).added == 300
+    assert (kept.cache_info().misses, kept.cache_info().hits) == (3, 297)
+
+
 def test_a_row_repeated_in_the_file_is_told_from_one_already_on_the_list(site: Site, tmp_path: Path) -> None:
     subscribers = site.subscribers()
     subscribers.add("old@example.org", lang="en")
