@@ -336,8 +336,10 @@ TRANSLATION_SETTINGS: tuple[Setting, ...] = (
             "Address of the Argos package index that `publisher models install FROM TO` downloads from. "
             "Default: Argos Translate's own index."),
     Setting("PUBLISHER_TRANSLATION_BEAM_SIZE",
-            "Beam size of the translation search: larger is slower and usually a little better.",
-            default=4, parse=parse_positive_int),
+            "Beam size of the translation search: larger is slower and usually a little better; 1 is greedy. "
+            "Default 2 (CTranslate2's; argostranslate uses 4): compare on your own sentences with "
+            "`publisher models evaluate --beam-size 2 --beam-size 4`.",
+            default=2, parse=parse_positive_int),
     Setting("PUBLISHER_TRANSLATION_MAX_TOKENS",
             "Longest translation of one sentence, in model tokens: bounds the time a runaway sentence takes.",
             default=256, parse=parse_positive_int),

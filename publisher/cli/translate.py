@@ -112,24 +112,30 @@ def install_model(ctx: click.Context, pair: tuple[str, ...], archive: Path | Non
               help="Language of the reference column.")
 @click.option("--model", "names", multiple=True, metavar="NAME",
               help="A model to score (repeat to compare; default: the one the settings choose).")
+@click.option("--beam-size", "beam_sizes", multiple=True, type=click.IntRange(min=1), metavar="N",
+              help="Beam size to search with (repeat to compare, e.g. --beam-size 2 --beam-size 4; "
+                   "default: PUBLISHER_TRANSLATION_BEAM_SIZE).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the hypotheses, one a line (FILE.<model>.txt for each of several models).")
+              help="Write the hypotheses, one a line (FILE.<model>.txt for each of several models, "
+                   "FILE.<model>.beam<N>.txt for several beam sizes).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model (JSON Lines).")
 @click.pass_context
 def evaluate_models(ctx: click.Context, tsv: Path, source_lang: str, target_lang: str, names: tuple[str, ...],
-                    out: Path | None, as_json: bool) -> None:
+                    beam_sizes: tuple[int, ...], out: Path | None, as_json: bool) -> None:
     """Score models against human translations: chrF2 and BLEU (sacrebleu), glossary terms, sentences per second.
 
     TSV is UTF-8, tab-separated: a header row naming the language columns (e.g. en<TAB>ko), or column 1
     the source and column 2 the reference; lines starting with # are comments. The translation memory
-    is not used: the scores are the model's own.
+    is not used: the scores are the model's own. Several --beam-size values score each model at each, to
+    weigh a wider search's quality against its time (sentences/s) on your own sentences.
     """
     from publisher.translate.evaluate import bleu_tokenizer, evaluate
 
     if source_lang == target_lang:
         raise click.UsageError("--from and --to must differ")
     site = get_site(ctx)
-    results = evaluate(site, tsv, source_lang, target_lang, list(names) or None, out=out)
+    results = evaluate(site, tsv, source_lang, target_lang, list(names) or None, beam_sizes=list(beam_sizes),
+                       out=out)
     if as_json:
         echo_json_lines(result.as_dict() for result in results)
         return
@@ -138,20 +144,20 @@ def evaluate_models(ctx: click.Context, tsv: Path, source_lang: str, target_lang
     tokenizer, why = bleu_tokenizer(target_lang)
     first = results[0]
     table = Table(title=f"{tsv}: {first.sentences} sentences, {source_lang}->{target_lang}")
-    for column in ("model", "chrF2", "BLEU", "glossary terms", "repaired", "sentences/s", "model id"):
+    for column in ("model", "beam", "chrF2", "BLEU", "glossary terms", "repaired", "sentences/s", "model id"):
         table.add_column(column, overflow="fold")
     for result in results:
         rate = result.glossary_hit_rate
         glossary = f"{result.glossary_hits}/{result.glossary_terms}" + (f" ({rate:.0%})" if rate is not None else "")
-        table.add_row(result.name, f"{result.chrf:.2f}", f"{result.bleu:.2f}", glossary, str(result.repaired),
-                      f"{result.sentences_per_second:.1f}", result.model_id)
+        table.add_row(result.name, str(result.beam_size), f"{result.chrf:.2f}", f"{result.bleu:.2f}", glossary,
+                      str(result.repaired), f"{result.sentences_per_second:.1f}", result.model_id)
     console().print(table)
     click.echo(f"BLEU tokenizer: {tokenizer} ({why})")
     click.echo(f"chrF2 signature: {first.chrf_signature}")
     click.echo(f"BLEU signature: {first.bleu_signature}")
     for result in results:
         if result.out is not None:
-            click.echo(f"Wrote {result.out} ({result.name})")
+            click.echo(f"Wrote {result.out} ({result.name}, beam {result.beam_size})")
 
 
 @click.command()

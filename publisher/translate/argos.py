@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.packages import ModelPackage
-from publisher.translate.threads import MAX_BATCH_TOKENS, CT2Options
+from publisher.translate.threads import DEFAULT_BEAM_SIZE, MAX_BATCH_TOKENS, CT2Options
 
 if TYPE_CHECKING:
     import ctranslate2  # ships no type hints: its classes are Any to mypy
@@ -82,7 +82,7 @@ class ArgosTranslator(Translator, CT2Options):
 
     name = "argos"
 
-    def __init__(self, package: ModelPackage, *, beam_size: int = 4, max_tokens: int = 256,
+    def __init__(self, package: ModelPackage, *, beam_size: int = DEFAULT_BEAM_SIZE, max_tokens: int = 256,
                  threads: int | None = None, replicas: int = 1, max_batch_size: int = MAX_BATCH_TOKENS,
                  batch_type: str = "tokens") -> None:
         Translator.__init__(self, package.from_code, package.to_code)
@@ -111,7 +111,7 @@ class ArgosTranslator(Translator, CT2Options):
             target_prefix=[[prefix]] * len(tokens) if prefix else None,
             beam_size=self.beam_size,
             max_decoding_length=self.max_tokens,
-            # Same search settings as argostranslate's packaged path, so the output matches it.
+            # argostranslate's length penalty and unknown-token replacement (its beam is 4, ours 2: threads.py)
             length_penalty=0.2,
             replace_unknowns=True,
             # CTranslate2 sorts the sentences by length and decodes them in batches of this many tokens.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from publisher.translate.base import Translator
 from publisher.translate.ct2models import NLLB_CODES, CT2Model
-from publisher.translate.threads import MAX_BATCH_TOKENS, CT2Options
+from publisher.translate.threads import DEFAULT_BEAM_SIZE, MAX_BATCH_TOKENS, CT2Options
 
 if TYPE_CHECKING:
     import ctranslate2
@@ -46,7 +46,7 @@ def _load(path: Path, source_spm: Path, target_spm: Path, mtime: float, threads:
 class CT2FolderTranslator(Translator, CT2Options):
     """Translate with an installed Marian or NLLB folder: tokenize, CTranslate2 beam search, detokenize."""
 
-    def __init__(self, model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = 4,
+    def __init__(self, model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = DEFAULT_BEAM_SIZE,
                  max_tokens: int = 256, threads: int | None = None, replicas: int = 1,
                  max_batch_size: int = MAX_BATCH_TOKENS, batch_type: str = "tokens") -> None:
         Translator.__init__(self, source_lang, target_lang)
@@ -132,7 +132,7 @@ class NllbTranslator(CT2FolderTranslator):
         return NLLB_CODES[self.target_lang]
 
 
-def translator_for(model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = 4,
+def translator_for(model: CT2Model, source_lang: str, target_lang: str, *, beam_size: int = DEFAULT_BEAM_SIZE,
                    max_tokens: int = 256, threads: int | None = None) -> CT2FolderTranslator:
     cls = MarianTranslator if model.kind == "marian" else NllbTranslator
     return cls(model, source_lang, target_lang, beam_size=beam_size, max_tokens=max_tokens, threads=threads)

@@ -91,10 +91,11 @@ def bleu_tokenizer(target_lang: str) -> tuple[str, str]:
 
 @dataclass
 class Evaluation:
-    """One model's scores on one file."""
+    """One model's scores on one file, at one beam size."""
 
     name: str
     model_id: str
+    beam_size: int
     source_lang: str
     target_lang: str
     hypotheses: list[str]
@@ -124,7 +125,8 @@ class Evaluation:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "model": self.name, "model_id": self.model_id, "from": self.source_lang, "to": self.target_lang,
+            "model": self.name, "model_id": self.model_id, "beam_size": self.beam_size,
+            "from": self.source_lang, "to": self.target_lang,
             "sentences": self.sentences, "chrf": round(self.chrf, 2), "bleu": round(self.bleu, 2),
             "bleu_tokenizer": self.bleu_tokenizer, "chrf_signature": self.chrf_signature,
             "bleu_signature": self.bleu_signature, "glossary_terms": self.glossary_terms,
@@ -174,14 +176,18 @@ def glossary_hits(pairs: list[SentencePair], hypotheses: list[str], glossary: Gl
     return terms, hits
 
 
-def out_path(out: Path, name: str, several: bool) -> Path:
-    """Where a model's hypotheses go: ``--out`` itself, or ``hyp.<model>.txt`` beside it when several are compared."""
+def out_path(out: Path, name: str, several: bool, beam_size: int | None = None) -> Path:
+    """Where a model's hypotheses go: ``--out`` itself, or ``hyp.<model>.txt`` beside it when several are compared
+    (``hyp.<model>.beam<N>.txt`` when several beam sizes are)."""
+    if beam_size is not None:
+        name = f"{name}.beam{beam_size}"
     return out.with_name(f"{out.stem}.{name}{out.suffix}") if several else out
 
 
 def evaluate(site: Site, path: Path, source_lang: str, target_lang: str, names: list[str] | None = None,
-             *, out: Path | None = None) -> list[Evaluation]:
-    """Score each named model (default: the one the settings choose) on the pairs of ``path``."""
+             *, beam_sizes: list[int] | None = None, out: Path | None = None) -> list[Evaluation]:
+    """Score each named model (default: the one the settings choose) on the pairs of ``path``, at each of
+    ``beam_sizes`` (default: PUBLISHER_TRANSLATION_BEAM_SIZE's)."""
     from publisher.translate.glossary import Glossary
     from publisher.translate.packages import require_extra
     from publisher.translate.registry import chosen_name, get_translator
@@ -190,10 +196,13 @@ def evaluate(site: Site, path: Path, source_lang: str, target_lang: str, names: 
     pairs = read_pairs(path, source_lang, target_lang)
     glossary = Glossary.load(site)
     chosen = names or [chosen_name(site, source_lang, target_lang)]
-    translators = [(name, get_translator(site, source_lang, target_lang, name)) for name in dict.fromkeys(chosen)]
+    beams: list[int | None] = list(dict.fromkeys(beam_sizes)) if beam_sizes else [None]
+    configured = int(site.config.get("PUBLISHER_TRANSLATION_BEAM_SIZE"))
+    translators = [(name, beam, get_translator(site, source_lang, target_lang, name, beam_size=beam))
+                   for name in dict.fromkeys(chosen) for beam in beams]
     references = [pair.reference for pair in pairs]
     results = []
-    for name, translator in translators:
+    for name, beam, translator in translators:
         started = time.perf_counter()
         translator.translate_batch(["."])   # loads the model: timed apart from the translation
         load_seconds = time.perf_counter() - started
@@ -204,12 +213,12 @@ def evaluate(site: Site, path: Path, source_lang: str, target_lang: str, names: 
         terms, hits = glossary_hits(pairs, hypotheses, glossary, source_lang, target_lang)
         written = None
         if out is not None:
-            written = out_path(out, name, len(translators) > 1)
+            written = out_path(out, name, len(translators) > 1, beam if len(beams) > 1 else None)
             try:
                 written.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
             except OSError as exc:
                 raise InputError(str(written), f"cannot be written ({exc.strerror})") from None
-        results.append(Evaluation(name, translator.model_id, source_lang, target_lang, hypotheses, chrf, bleu,
-                                  tokenizer, chrf_signature, bleu_signature, terms, hits, repaired, seconds,
-                                  load_seconds, written))
+        results.append(Evaluation(name, translator.model_id, beam or configured, source_lang, target_lang,
+                                  hypotheses, chrf, bleu, tokenizer, chrf_signature, bleu_signature, terms, hits,
+                                  repaired, seconds, load_seconds, written))
     return results

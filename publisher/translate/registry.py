@@ -72,15 +72,17 @@ def all_models(site: Site) -> list[ModelRow]:
     return rows
 
 
-def get_translator(site: Site, source_lang: str, target_lang: str, name: str | None = None) -> Translator:
-    """The backend for a pair: ``name``, else the one the settings choose; one line when it is not installed."""
+def get_translator(site: Site, source_lang: str, target_lang: str, name: str | None = None, *,
+                   beam_size: int | None = None) -> Translator:
+    """The backend for a pair: ``name``, else the one the settings choose; one line when it is not installed.
+    ``beam_size`` replaces PUBLISHER_TRANSLATION_BEAM_SIZE (``models evaluate --beam-size``)."""
     from publisher.translate.argos import ArgosTranslator
     from publisher.translate.ct2 import translator_for
     from publisher.translate.ct2models import find_model, models_dir
     from publisher.translate.packages import find_package, packages_dir, require_extra
 
     config = site.config
-    beam_size = int(config.get("PUBLISHER_TRANSLATION_BEAM_SIZE"))
+    beam_size = beam_size or int(config.get("PUBLISHER_TRANSLATION_BEAM_SIZE"))
     max_tokens = int(config.get("PUBLISHER_TRANSLATION_MAX_TOKENS"))
     # 0 (auto): the translator picks its threads from the cores and the load when it loads the model
     threads = int(config.get("PUBLISHER_TRANSLATION_THREADS")) or None

@@ -255,7 +255,54 @@ def test_evaluate_prints_one_table_with_the_tokenizer_and_signatures(cli: Cli, b
     assert both_shapes[1] in result.output and "4 sentences, en->ko" in result.output
     assert "BLEU tokenizer: char (ko-mecab is not installed" in result.output or "BLEU tokenizer: ko-mecab" in result.output
     assert "chrF2 signature: nrefs:1|" in result.output and "BLEU signature: nrefs:1|" in result.output
-    assert f"Wrote {out} ({both_shapes[1]})" in result.output
+    assert f"Wrote {out} ({both_shapes[1]}, beam 2)" in result.output
+
+
+def test_evaluate_scores_a_model_at_each_beam_size_given(cli: Cli, site: Site, both_shapes: list[str],
+                                                         eval_tsv: Path, tmp_path: Path) -> None:
+    """``--beam-size`` repeated: one row per model and beam, each with the hypotheses of a search that wide."""
+    from publisher.translate.evaluate import read_pairs, translate_pairs
+    from publisher.translate.glossary import Glossary
+    from publisher.translate.registry import get_translator
+
+    out = tmp_path / "hyp.txt"
+    result = cli("models", "evaluate", str(eval_tsv), "--from", "en", "--to", "ko", "--model", both_shapes[0],
+                 "--beam-size", "1", "--beam-size", "4", "--out", str(out), "--json")
+
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["model"], r["beam_size"]) for r in records] == [(both_shapes[0], 1), (both_shapes[0], 4)]
+    written = {r["beam_size"]: Path(r["out"]).read_text(encoding="utf-8").splitlines() for r in records}
+    assert Path(records[0]["out"]).name == f"hyp.{both_shapes[0]}.beam1.txt"
+    pairs, glossary = read_pairs(eval_tsv, "en", "ko"), Glossary.load(site)
+    for beam, hypotheses in written.items():
+        translator = get_translator(site, "en", "ko", both_shapes[0], beam_size=beam)
+        assert translator.beam_size == beam   # type: ignore[attr-defined]
+        assert hypotheses == translate_pairs(pairs, translator, glossary)[0]
+    assert written[1] != written[4]   # the two searches found different translations: the beam reached the model
+
+
+def test_the_beam_size_is_ctranslate2s_2_unless_set(cli: Cli, site: Site, both_shapes: list[str],
+                                                   eval_tsv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from publisher.settings import TRANSLATION_SETTINGS
+    from publisher.translate.registry import get_translator
+    from publisher.translate.threads import DEFAULT_BEAM_SIZE
+
+    [setting] = [s for s in TRANSLATION_SETTINGS if s.name == "PUBLISHER_TRANSLATION_BEAM_SIZE"]
+    assert DEFAULT_BEAM_SIZE == 2 == setting.default   # the translators' own default is the setting's
+    assert get_translator(site, "en", "ko", both_shapes[0]).beam_size == 2   # type: ignore[attr-defined]
+    [record] = [json.loads(line) for line in cli("models", "evaluate", str(eval_tsv), "--from", "en", "--to", "ko",
+                                                 "--model", both_shapes[0], "--json").output.splitlines()]
+    assert record["beam_size"] == 2
+    monkeypatch.setenv("PUBLISHER_TRANSLATION_BEAM_SIZE", "4")
+    configured = Site(site.root)
+    try:
+        assert get_translator(configured, "en", "ko", both_shapes[0]).beam_size == 4   # type: ignore[attr-defined]
+    finally:
+        configured.close()
+    [record] = [json.loads(line) for line in cli("models", "evaluate", str(eval_tsv), "--from", "en", "--to", "ko",
+                                                 "--model", both_shapes[0], "--json").output.splitlines()]
+    assert record["beam_size"] == 4
 
 
 def test_evaluate_without_a_model_option_uses_the_settings_choice(cli: Cli, models_dir: Path,
