@@ -87,7 +87,8 @@ def _check_each_domain_once(module: Any) -> None:
 
     ``validate_email`` checks the part after the @ of every address (the IDNA/UTS-46 mapping, then the rules for
     labels and the top-level domain): about 60% of its time for an address at a plain ASCII domain, and a list
-    holds many addresses at few domains. That check depends on the domain's text and two flags only, so the last
+    holds many addresses at few domains. That check depends on the domain's text and two flags only (and on
+    email-validator's module-level lists, which publisher leaves as they are), so the last
     ``DOMAIN_CHECKS_KEPT`` valid domains keep their result: ``validate_email`` calls the check by its name in its
     own module, where this puts a cached copy (the result, a dict, is only read there). A domain that fails
     raises, which is never cached: it is checked again each time, with the same message. If an email-validator
