@@ -1,9 +1,8 @@
 """The channel registry: every channel, built-in or third-party, comes from the ``publisher.channels`` entry points.
 
 The entry points are scanned once per process (two channels with one name fail there, at startup); a channel's
-module is imported when that channel is used
-(``get_channel``), so a feeds-only publish imports no social network's module, and every one of them only when
-a run asks for all channels (``get_channel_classes``).
+module is imported when that channel is used (``get_channel``), so a feeds-only publish imports no social
+network's module, and every one of them only when a run asks for all channels (``get_channel_classes``).
 """
 
 from __future__ import annotations

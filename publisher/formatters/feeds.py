@@ -340,11 +340,11 @@ def _feedgen_extensions() -> dict[str, tuple[type, type, bool, bool]]:
         """Writes the entry's <author> and <category>s where feedgen would (after <updated>; before
         <published>), and its <link> elements, complete and in reading order.
 
-        Not FeedEntry.author(), .category() and .link(): besides their cost (see RssItemExtras), feedgen 1.0's FeedEntry.atom_entry()
-        rebinds its loop variable to the new element before reading the link's attributes, so every entry
-        <link> would come out with an href only (all "alternate", the enclosure included). The order is kept:
-        the article's own page last, since feedparser (like feedgen's RSS) takes the last HTML alternate as the
-        entry's link.
+        Not FeedEntry.author(), .category() and .link(): besides their cost (see RssItemExtras), feedgen 1.0's
+        FeedEntry.atom_entry() rebinds its loop variable to the new element before reading the link's attributes,
+        so every entry <link> would come out with an href only (all "alternate", the enclosure included). The
+        order is kept: the article's own page last, since feedparser (like feedgen's RSS) takes the last HTML
+        alternate as the entry's link.
         """
 
         def __init__(self) -> None:
