@@ -927,7 +927,6 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
     index: ContentIndex | None = None
     indexed: dict[str, IndexEntry] | None = None   # None: not read yet
     parsed = _PARSED.get
-    looked_up = in_index = 0   # files looked up in the index, and found there
     try:
         for name, size, mtime_ns in listing.files:
             known = parsed(name)
@@ -942,14 +941,11 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
                     indexed = index.entries()
                 except (StorageError, OSError):   # a cache that cannot be read: every file is parsed
                     index, indexed = None, {}
-            looked_up += 1
             key = _relative_key(prefix, name) if size >= 0 else ""
             entry = indexed.get(key) if key else None
             listed: Listed | None = None
-            if entry is not None:
-                in_index += 1
-                if entry.size == size and entry.mtime_ns == mtime_ns and entry.context == context:
-                    listed = _listed(entry, name)
+            if entry is not None and (entry.size, entry.mtime_ns, entry.context) == (size, mtime_ns, context):
+                listed = _listed(entry, name)
             if listed is None:
                 article = load_article(Path(name), site)
                 if key and mtime_ns < trusted_before:
@@ -966,12 +962,10 @@ def load_catalog(site: Site, listing: ContentListing | None = None) -> Catalog:
         if index is not None and fresh:
             try:
                 index.put_many(fresh)
-                # forget the files deleted since (their entries would only take room), when there are any: when
-                # every file was looked up, an entry no file found is one (a path is one file's key)
-                present = {_relative_key(prefix, name) for name, _, _ in listing.files} \
-                    if looked_up < len(listing.files) else None
-                if (in_index < len(indexed or ())) if present is None else not present.issuperset(indexed or ()):
-                    index.keep_only(key for name, _, _ in listing.files if (key := _relative_key(prefix, name)))
+                # forget the files deleted since (their entries would only take room), when there are any
+                present = {_relative_key(prefix, name) for name, _, _ in listing.files} - {""}
+                if not present.issuperset(indexed or ()):
+                    index.keep_only(present)
             except (StorageError, OSError):
                 pass   # a cache that cannot be written costs time next run, nothing else
     finally:
