@@ -96,9 +96,8 @@ def _check_each_domain_once(module: Any) -> None:
     is not lost unseen).
     """
     check = getattr(module, "validate_email_domain_name", None)
-    if check is None or hasattr(check, "cache_info"):
-        return
-    module.validate_email_domain_name = functools.lru_cache(maxsize=DOMAIN_CHECKS_KEPT)(check)
+    if check is not None:   # called once per process (``_email_validator``): never wraps its own copy
+        module.validate_email_domain_name = functools.lru_cache(maxsize=DOMAIN_CHECKS_KEPT)(check)
 
 
 def normalize_email(address: str, where: str = "email", *, check_dns: bool = False,
