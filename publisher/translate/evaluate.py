@@ -196,8 +196,7 @@ def evaluate(site: Site, path: Path, source_lang: str, target_lang: str, names: 
     pairs = read_pairs(path, source_lang, target_lang)
     glossary = Glossary.load(site)
     chosen = names or [chosen_name(site, source_lang, target_lang)]
-    beams: list[int | None] = list(dict.fromkeys(beam_sizes)) if beam_sizes else [None]
-    configured = int(site.config.get("PUBLISHER_TRANSLATION_BEAM_SIZE"))
+    beams = list(dict.fromkeys(beam_sizes or [int(site.config.get("PUBLISHER_TRANSLATION_BEAM_SIZE"))]))
     translators = [(name, beam, get_translator(site, source_lang, target_lang, name, beam_size=beam))
                    for name in dict.fromkeys(chosen) for beam in beams]
     references = [pair.reference for pair in pairs]
@@ -218,7 +217,7 @@ def evaluate(site: Site, path: Path, source_lang: str, target_lang: str, names: 
                 written.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
             except OSError as exc:
                 raise InputError(str(written), f"cannot be written ({exc.strerror})") from None
-        results.append(Evaluation(name, translator.model_id, beam or configured, source_lang, target_lang,
+        results.append(Evaluation(name, translator.model_id, beam, source_lang, target_lang,
                                   hypotheses, chrf, bleu, tokenizer, chrf_signature, bleu_signature, terms, hits,
                                   repaired, seconds, load_seconds, written))
     return results
